@@ -1,0 +1,47 @@
+# FastImage API — `make run` starts the service on local defaults, `make test`
+# runs every test. Both find or start PostgreSQL themselves (.ci/ensure-postgres);
+# DATABASE_URL / TEST_DATABASE_URL override that.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: run test lint generate check-generate bench build
+
+## run: start the service on local defaults (migrations applied at start)
+run:
+	@url="$${DATABASE_URL:-$$(.ci/ensure-postgres fastimage)}"; \
+	DATABASE_URL="$$url" $(GO) run -ldflags "$(LDFLAGS)" ./cmd/fastimage serve --migrate
+
+## test: vet, format check, then every test against a real PostgreSQL
+test: lint
+	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
+	echo "testing against $$url"; \
+	start=$$(date +%s); \
+	TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 15m ./...; \
+	echo "make test: all packages passed in $$(( $$(date +%s) - start ))s"
+
+lint:
+	@$(GO) vet ./...
+	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
+
+## generate: rerun gqlgen after editing schema.graphqls
+generate:
+	$(GO) tool gqlgen generate --config gqlgen.yml
+
+## check-generate: fail if `make generate` would change a file (CI)
+check-generate: generate
+	@if [ -n "$$(git status --porcelain -- graph schema.graphqls gqlgen.yml)" ]; then \
+		echo "make generate changed files; run it and commit the result:"; \
+		git status --porcelain -- graph; exit 1; fi
+
+## bench: run the benchmarks and print their figures
+bench:
+	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
+	TEST_DATABASE_URL="$$url" $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+
+## build: the binary in bin/
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/fastimage ./cmd/fastimage

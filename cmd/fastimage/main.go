@@ -1,0 +1,200 @@
+// Command fastimage is the FastImage API service: one binary with the
+// subcommands serve, migrate and version. Run `fastimage help` for usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/fastimage/api/internal/config"
+	"github.com/fastimage/api/internal/db"
+	"github.com/fastimage/api/internal/logging"
+	"github.com/fastimage/api/internal/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+const usage = `fastimage — the FastImage API service
+
+Usage:
+  fastimage serve [flags]            run the HTTP API (see fastimage serve --help)
+  fastimage migrate up|down|status   apply, roll back (development only) or list migrations
+  fastimage version                  print the version
+
+Every flag has an environment variable of the same meaning; the flag wins.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one subcommand and returns the process exit code: 0 on
+// success, 2 for bad usage or settings, 1 for any other failure.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = migrate(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, buildVersion())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "fastimage: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var settings *config.Error
+	switch {
+	case err == nil, config.IsHelp(err):
+		return 0
+	case errors.As(err, &settings):
+		fmt.Fprintf(stderr, "fastimage %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "fastimage %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := config.ParseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := logging.New(stderr, cfg.Log)
+	bdb, err := db.Open(ctx, cfg.DB, "fastimage-serve")
+	if err != nil {
+		return err
+	}
+	defer bdb.Close()
+	migrator, err := db.NewMigrator(bdb)
+	if err != nil {
+		return err
+	}
+	if cfg.Migrate {
+		applied, err := migrator.Up(ctx)
+		if err != nil {
+			return fmt.Errorf("apply migrations: %w", err)
+		}
+		if len(applied) > 0 {
+			log.Info("applied migrations", "migrations", applied)
+		}
+	} else {
+		pending, err := migrator.Pending(ctx)
+		if err != nil {
+			return err
+		}
+		if len(pending) > 0 {
+			return fmt.Errorf("the database has %d pending migration(s): %s.\nApply them with `fastimage migrate up`, or start with --migrate (MIGRATE=true)",
+				len(pending), strings.Join(pending, ", "))
+		}
+	}
+
+	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: migrator, Log: log, Version: buildVersion()})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	base := "http://" + ln.Addr().String()
+	log.Info("FastImage API listening",
+		"addr", ln.Addr().String(), "version", buildVersion(), "env", string(cfg.Env),
+		"graphql", base+"/graphql", "graphiql", base+"/graphiql", "ready", base+"/readyz", "public_url", cfg.PublicURL.String())
+	fmt.Fprintf(stdout, "FastImage API is up.\n  GraphQL:  %[1]s/graphql\n  GraphiQL: %[1]s/graphiql\n  Ready:    %[1]s/readyz\n  Metrics:  %[1]s/metrics\n", base)
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, rest, err := config.ParseMigrate(args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 || (rest[0] != "up" && rest[0] != "down" && rest[0] != "status") {
+		return &config.Error{Problems: []string{"say what to do: fastimage migrate up | down | status"}}
+	}
+	if rest[0] == "down" && cfg.Env == config.Production {
+		return &config.Error{Problems: []string{"migrations are forward-only in production: write a new migration that undoes the change instead of `migrate down`"}}
+	}
+	bdb, err := db.Open(ctx, cfg.DB, "fastimage-migrate")
+	if err != nil {
+		return err
+	}
+	defer bdb.Close()
+	m, err := db.NewMigrator(bdb)
+	if err != nil {
+		return err
+	}
+	switch rest[0] {
+	case "up":
+		applied, err := m.Up(ctx)
+		for _, name := range applied {
+			fmt.Fprintln(stdout, "applied", name)
+		}
+		if err != nil {
+			return err
+		}
+		if len(applied) == 0 {
+			fmt.Fprintln(stdout, "nothing to apply: the database is up to date")
+		}
+	case "down":
+		undone, err := m.Down(ctx)
+		for _, name := range undone {
+			fmt.Fprintln(stdout, "rolled back", name)
+		}
+		if err != nil {
+			return err
+		}
+		if len(undone) == 0 {
+			fmt.Fprintln(stdout, "nothing to roll back")
+		}
+	case "status":
+		status, err := m.Status(ctx)
+		if err != nil {
+			return err
+		}
+		for _, s := range status {
+			state := "pending"
+			if s.Applied {
+				state = "applied"
+			}
+			fmt.Fprintf(stdout, "%-8s %s\n", state, s.Name)
+		}
+	}
+	return nil
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return "dev"
+}
+

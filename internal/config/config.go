@@ -1,0 +1,296 @@
+// Package config reads the service's settings from command-line flags with
+// environment-variable fallbacks, validates them all at once, and documents
+// every one in --help. It is the only place that reads the environment.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environment names the kind of deployment. Production forbids reversing
+// migrations.
+type Environment string
+
+// The environments the service knows.
+const (
+	Development Environment = "development"
+	Production  Environment = "production"
+)
+
+// DB holds the database settings shared by every subcommand.
+type DB struct {
+	URL              string
+	MaxOpenConns     int
+	MaxIdleConns     int
+	ConnMaxLifetime  time.Duration
+	StatementTimeout time.Duration
+}
+
+// Log holds the logging settings.
+type Log struct {
+	Level  slog.Level
+	Format string // "auto", "json" or "text"
+}
+
+// Serve holds the settings of `fastimage serve`.
+type Serve struct {
+	Env             Environment
+	DB              DB
+	Log             Log
+	HTTPAddr        string
+	PublicURL       *url.URL
+	AllowedOrigins  []string // always includes the public URL's origin
+	Migrate         bool
+	ShutdownTimeout time.Duration
+
+	MaxBodyBytes       int64
+	MaxUploadBytes     int64
+	MaxQueryComplexity int
+	MaxQueryDepth      int
+
+	WSInitTimeout  time.Duration
+	WSWriteTimeout time.Duration
+	WSPingInterval time.Duration
+	WSMaxMessage   int64
+}
+
+// Migrate holds the settings of `fastimage migrate`.
+type Migrate struct {
+	Env Environment
+	DB  DB
+	Log Log
+}
+
+// DefaultDatabaseURL is the local database `make run` prepares.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/fastimage?sslmode=disable"
+
+// set registers flags whose defaults come from the environment, and collects
+// a problem for each environment value that does not parse, so that one run
+// reports every bad setting at once.
+type set struct {
+	fs       *flag.FlagSet
+	problems []string
+}
+
+func newSet(name string, out io.Writer) *set {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return &set{fs: fs}
+}
+
+func usage(env, help string) string {
+	return fmt.Sprintf("%s (env %s)", help, env)
+}
+
+func (s *set) str(p *string, name, env, def, help string) {
+	if v, ok := os.LookupEnv(env); ok {
+		def = v
+	}
+	s.fs.StringVar(p, name, def, usage(env, help))
+}
+
+func (s *set) bool(p *bool, name, env string, def bool, help string) {
+	if v, ok := os.LookupEnv(env); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.problems = append(s.problems, fmt.Sprintf("%s=%q is not true or false", env, v))
+		} else {
+			def = b
+		}
+	}
+	s.fs.BoolVar(p, name, def, usage(env, help))
+}
+
+func (s *set) int(p *int, name, env string, def int, help string) {
+	if v, ok := os.LookupEnv(env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			s.problems = append(s.problems, fmt.Sprintf("%s=%q is not a whole number", env, v))
+		} else {
+			def = n
+		}
+	}
+	s.fs.IntVar(p, name, def, usage(env, help))
+}
+
+func (s *set) int64(p *int64, name, env string, def int64, help string) {
+	if v, ok := os.LookupEnv(env); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			s.problems = append(s.problems, fmt.Sprintf("%s=%q is not a whole number", env, v))
+		} else {
+			def = n
+		}
+	}
+	s.fs.Int64Var(p, name, def, usage(env, help))
+}
+
+func (s *set) duration(p *time.Duration, name, env string, def time.Duration, help string) {
+	if v, ok := os.LookupEnv(env); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			s.problems = append(s.problems, fmt.Sprintf("%s=%q is not a duration such as 30s or 5m", env, v))
+		} else {
+			def = d
+		}
+	}
+	s.fs.DurationVar(p, name, def, usage(env, help))
+}
+
+// parse parses args and returns every problem found so far, or flag.ErrHelp.
+func (s *set) parse(args []string) error {
+	if err := s.fs.Parse(args); err != nil {
+		return err
+	}
+	if s.fs.NArg() > 0 {
+		s.problems = append(s.problems, fmt.Sprintf("unexpected argument %q", s.fs.Arg(0)))
+	}
+	return nil
+}
+
+func (s *set) check(ok bool, format string, args ...any) {
+	if !ok {
+		s.problems = append(s.problems, fmt.Sprintf(format, args...))
+	}
+}
+
+func (s *set) err() error {
+	if len(s.problems) == 0 {
+		return nil
+	}
+	return &Error{Problems: s.problems}
+}
+
+// Error lists every invalid setting found.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	return "invalid settings:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+type common struct {
+	env       string
+	logLevel  string
+	logFormat string
+}
+
+func (s *set) common(c *common, db *DB) {
+	s.str(&c.env, "env", "APP_ENV", string(Development), "deployment kind: development or production (production refuses 'migrate down')")
+	s.str(&db.URL, "database-url", "DATABASE_URL", DefaultDatabaseURL, "PostgreSQL URL; use sslmode=verify-full in production")
+	s.int(&db.MaxOpenConns, "db-max-open-conns", "DB_MAX_OPEN_CONNS", 20, "largest number of open database connections per process")
+	s.int(&db.MaxIdleConns, "db-max-idle-conns", "DB_MAX_IDLE_CONNS", 10, "idle database connections kept per process")
+	s.duration(&db.ConnMaxLifetime, "db-conn-max-lifetime", "DB_CONN_MAX_LIFETIME", 30*time.Minute, "a database connection is replaced after this long")
+	s.duration(&db.StatementTimeout, "db-statement-timeout", "DB_STATEMENT_TIMEOUT", 15*time.Second, "Postgres cancels any statement running longer")
+	s.str(&c.logLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	s.str(&c.logFormat, "log-format", "LOG_FORMAT", "auto", "json, text, or auto (JSON unless stderr is a terminal)")
+}
+
+func (s *set) finishCommon(c *common, db *DB, env *Environment, lg *Log) {
+	*env = Environment(c.env)
+	s.check(*env == Development || *env == Production, "--env / APP_ENV must be development or production, not %q", c.env)
+	if u, err := url.Parse(db.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		s.problems = append(s.problems, "--database-url / DATABASE_URL must look like postgres://user@host:5432/dbname")
+	}
+	s.check(db.MaxOpenConns >= 1 && db.MaxOpenConns <= 1000, "--db-max-open-conns must be between 1 and 1000, not %d", db.MaxOpenConns)
+	s.check(db.MaxIdleConns >= 0 && db.MaxIdleConns <= db.MaxOpenConns, "--db-max-idle-conns must be between 0 and --db-max-open-conns, not %d", db.MaxIdleConns)
+	s.check(db.ConnMaxLifetime >= time.Minute, "--db-conn-max-lifetime must be at least 1m")
+	s.check(db.StatementTimeout >= 100*time.Millisecond && db.StatementTimeout <= 10*time.Minute, "--db-statement-timeout must be between 100ms and 10m")
+	if err := lg.Level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		s.problems = append(s.problems, fmt.Sprintf("--log-level / LOG_LEVEL must be debug, info, warn or error, not %q", c.logLevel))
+	}
+	lg.Format = c.logFormat
+	s.check(c.logFormat == "auto" || c.logFormat == "json" || c.logFormat == "text", "--log-format / LOG_FORMAT must be auto, json or text, not %q", c.logFormat)
+}
+
+// ParseServe reads the settings of `serve` from args and the environment.
+// It returns flag.ErrHelp after printing help to out, and an *Error listing
+// every bad value otherwise.
+func ParseServe(args []string, out io.Writer) (*Serve, error) {
+	var (
+		cfg     Serve
+		c       common
+		public  string
+		origins string
+	)
+	s := newSet("fastimage serve", out)
+	s.common(&c, &cfg.DB)
+	s.str(&cfg.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:8080", "address the HTTP server listens on")
+	s.str(&public, "public-url", "PUBLIC_URL", "http://localhost:8080", "URL users reach the service at; used in links and as an allowed origin")
+	s.str(&origins, "allowed-origins", "ALLOWED_ORIGINS", "", "comma-separated extra origins allowed for browsers and WebSocket upgrades")
+	s.bool(&cfg.Migrate, "migrate", "MIGRATE", false, "apply pending migrations at start (otherwise refuse to start while any are pending)")
+	s.duration(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "longest wait for in-flight requests when stopping")
+	s.int64(&cfg.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", 1<<20, "largest accepted body of a JSON GraphQL request, in bytes")
+	s.int64(&cfg.MaxUploadBytes, "max-upload-bytes", "MAX_UPLOAD_BYTES", 20<<20, "largest accepted multipart upload, in bytes")
+	s.int(&cfg.MaxQueryComplexity, "max-query-complexity", "MAX_QUERY_COMPLEXITY", 1000, "largest computed cost of one GraphQL operation")
+	s.int(&cfg.MaxQueryDepth, "max-query-depth", "MAX_QUERY_DEPTH", 12, "deepest selection nesting of one GraphQL operation (introspection not counted)")
+	s.duration(&cfg.WSInitTimeout, "ws-init-timeout", "WS_INIT_TIMEOUT", 10*time.Second, "a WebSocket that sends no connection_init within this is closed")
+	s.duration(&cfg.WSWriteTimeout, "ws-write-timeout", "WS_WRITE_TIMEOUT", 10*time.Second, "a WebSocket whose client does not take a message within this is closed")
+	s.duration(&cfg.WSPingInterval, "ws-ping-interval", "WS_PING_INTERVAL", 25*time.Second, "WebSocket ping period; a client silent for two periods is closed")
+	s.int64(&cfg.WSMaxMessage, "ws-max-message-bytes", "WS_MAX_MESSAGE_BYTES", 64<<10, "largest WebSocket message accepted from a client, in bytes")
+	if err := s.parse(args); err != nil {
+		return nil, err
+	}
+	s.finishCommon(&c, &cfg.DB, &cfg.Env, &cfg.Log)
+
+	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
+		s.problems = append(s.problems, fmt.Sprintf("--http-addr / HTTP_ADDR must be host:port, not %q", cfg.HTTPAddr))
+	}
+	u, err := url.Parse(public)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		s.problems = append(s.problems, fmt.Sprintf("--public-url / PUBLIC_URL must be an http(s) origin such as https://fastimage.example, not %q", public))
+	} else {
+		cfg.PublicURL = u
+		cfg.AllowedOrigins = append(cfg.AllowedOrigins, u.Scheme+"://"+u.Host)
+	}
+	for _, o := range strings.Split(origins, ",") {
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		if o == "" {
+			continue
+		}
+		ou, err := url.Parse(o)
+		if err != nil || (ou.Scheme != "http" && ou.Scheme != "https") || ou.Host == "" || ou.Path != "" {
+			s.problems = append(s.problems, fmt.Sprintf("--allowed-origins / ALLOWED_ORIGINS entry %q is not an origin such as https://app.example", o))
+			continue
+		}
+		cfg.AllowedOrigins = append(cfg.AllowedOrigins, ou.Scheme+"://"+ou.Host)
+	}
+	s.check(cfg.ShutdownTimeout >= time.Second && cfg.ShutdownTimeout <= 5*time.Minute, "--shutdown-timeout must be between 1s and 5m")
+	s.check(cfg.MaxBodyBytes >= 1<<10 && cfg.MaxBodyBytes <= 64<<20, "--max-body-bytes must be between 1024 and 67108864")
+	s.check(cfg.MaxUploadBytes >= 1<<10 && cfg.MaxUploadBytes <= 1<<30, "--max-upload-bytes must be between 1024 and 1073741824")
+	s.check(cfg.MaxQueryComplexity >= 10, "--max-query-complexity must be at least 10")
+	s.check(cfg.MaxQueryDepth >= 3 && cfg.MaxQueryDepth <= 50, "--max-query-depth must be between 3 and 50")
+	s.check(cfg.WSInitTimeout >= 100*time.Millisecond, "--ws-init-timeout must be at least 100ms")
+	s.check(cfg.WSWriteTimeout >= 100*time.Millisecond, "--ws-write-timeout must be at least 100ms")
+	s.check(cfg.WSPingInterval >= 100*time.Millisecond, "--ws-ping-interval must be at least 100ms")
+	s.check(cfg.WSMaxMessage >= 1<<10, "--ws-max-message-bytes must be at least 1024")
+	return &cfg, s.err()
+}
+
+// ParseMigrate reads the settings of `migrate` from args and the environment
+// and returns the remaining arguments (the migrate action).
+func ParseMigrate(args []string, out io.Writer) (*Migrate, []string, error) {
+	var (
+		cfg Migrate
+		c   common
+	)
+	s := newSet("fastimage migrate up|down|status", out)
+	s.common(&c, &cfg.DB)
+	if err := s.fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	s.finishCommon(&c, &cfg.DB, &cfg.Env, &cfg.Log)
+	return &cfg, s.fs.Args(), s.err()
+}
+
+// IsHelp reports whether err asks for help rather than signals a problem.
+func IsHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }

@@ -1,0 +1,39 @@
+package dbtest_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/fastimage/api/internal/db/dbtest"
+)
+
+func TestCloneIsMigratedAndPrivate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, b := dbtest.New(t), dbtest.New(t)
+	var id string
+	if err := a.NewRaw("SELECT uuidv7()::text").Scan(ctx, &id); err != nil {
+		t.Fatalf("clone has no migrations applied: %v", err)
+	}
+	if _, err := a.ExecContext(ctx, "CREATE TABLE only_in_a (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	var seen bool
+	if err := b.NewRaw("SELECT to_regclass('only_in_a') IS NOT NULL").Scan(ctx, &seen); err != nil {
+		t.Fatal(err)
+	}
+	if seen {
+		t.Fatal("a table made in one test database is visible in another")
+	}
+}
+
+// BenchmarkCloneDatabase measures one CREATE DATABASE … TEMPLATE plus its
+// DROP: what every test that needs Postgres pays.
+func BenchmarkCloneDatabase(b *testing.B) {
+	for b.Loop() {
+		_, drop := dbtest.Clone(b)
+		if err := drop(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/fastimage/api/graph"
+)
+
+const (
+	queryCacheSize = 1000
+	// parserTokenLimit bounds the work of parsing one document, before any
+	// limit on the parsed operation can apply.
+	parserTokenLimit = 15_000
+	sseKeepAlive     = 15 * time.Second
+)
+
+// graphqlHandler builds the GraphQL endpoint from explicit parts: our
+// HTTP transport (GET and POST per the GraphQL-over-HTTP specification),
+// multipart uploads, SSE, and WebSocket on gorilla with both subprotocols.
+func (s *Server) graphqlHandler() http.Handler {
+	es := graph.NewExecutableSchema(graph.Config{Resolvers: s.newResolver()})
+	h := handler.New(es)
+
+	readLimit := s.cfg.WSMaxMessage
+	h.AddTransport(transport.Websocket{
+		Implementation: s.ws,
+		InitTimeout:    s.cfg.WSInitTimeout,
+		// graphql-ws (legacy) clients expect "ka" messages; graphql-transport-ws
+		// clients get protocol pings. Dead peers are found by the adapter's
+		// WebSocket-level ping/pong on both.
+		KeepAlivePingInterval: s.cfg.WSPingInterval,
+		PingPongInterval:      s.cfg.WSPingInterval,
+		MissingPongOk:         true,
+		PayloadReadLimit:      &readLimit,
+		InitFunc: func(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			return s.endOnShutdown(ctx), nil, nil
+		},
+	})
+	h.AddTransport(sseTransport{SSE: transport.SSE{KeepAlivePingInterval: sseKeepAlive}, streams: s.streams})
+	h.AddTransport(transport.MultipartForm{MaxUploadSize: s.cfg.MaxUploadBytes, MaxMemory: 1 << 20})
+	h.AddTransport(httpTransport{})
+
+	h.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
+	h.SetParserTokenLimit(parserTokenLimit)
+	h.Use(extension.Introspection{})
+	h.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
+	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth})
+	h.AroundOperations(s.countSubscriptions)
+	h.SetErrorPresenter(presentError(s.log))
+	h.SetRecoverFunc(recoverPanic(s.log))
+	return h
+}
+
+// endOnShutdown returns ctx, cancelled when the server starts shutting down.
+func (s *Server) endOnShutdown(ctx context.Context) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.streams, cancel)
+	context.AfterFunc(ctx, func() { stop() })
+	return ctx
+}
+
+// sseTransport is gqlgen's SSE transport with streams that end at shutdown.
+type sseTransport struct {
+	transport.SSE
+	streams context.Context
+}
+
+func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(t.streams, cancel)
+	defer stop()
+	t.SSE.Do(w, r.WithContext(ctx), exec)
+}
+
+// countSubscriptions keeps the active-subscriptions gauge: up when one
+// starts, down when its stream ends (the transports read it to the end).
+func (s *Server) countSubscriptions(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	if graphql.GetOperationContext(ctx).Operation.Operation != ast.Subscription {
+		return next(ctx)
+	}
+	s.subscriptions.Add(1)
+	var once sync.Once
+	responses := next(ctx)
+	return func(ctx context.Context) *graphql.Response {
+		resp := responses(ctx)
+		if resp == nil {
+			once.Do(func() { s.subscriptions.Add(-1) })
+		}
+		return resp
+	}
+}
+
+func graphiqlHandler() http.Handler {
+	return playground.Handler("FastImage API", "/graphql", playground.WithGraphiqlEnablePluginExplorer(true))
+}

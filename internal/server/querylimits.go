@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"strings"
+
+	"github.com/99designs/gqlgen/complexity"
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/fastimage/api/internal/apperr"
+)
+
+// queryLimits refuses operations that nest too deep or cost too much before
+// anything executes, and records the cost so that it can be reported in
+// extensions.cost of every response.
+type queryLimits struct {
+	maxComplexity int
+	maxDepth      int
+	es            graphql.ExecutableSchema
+}
+
+// queryCost is what extensions.cost reports.
+type queryCost struct {
+	Complexity int `json:"complexity"`
+	Limit      int `json:"limit"`
+	Depth      int `json:"depth"`
+	DepthLimit int `json:"depthLimit"`
+}
+
+const queryLimitsName = "QueryLimits"
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+	graphql.ResponseInterceptor
+} = (*queryLimits)(nil)
+
+func (q *queryLimits) ExtensionName() string { return queryLimitsName }
+
+func (q *queryLimits) Validate(es graphql.ExecutableSchema) error {
+	q.es = es
+	return nil
+}
+
+func (q *queryLimits) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
+	cost := &queryCost{
+		Complexity: complexity.Calculate(ctx, q.es, opCtx.Operation, opCtx.Variables),
+		Limit:      q.maxComplexity,
+		Depth:      selectionDepth(opCtx.Operation.SelectionSet),
+		DepthLimit: q.maxDepth,
+	}
+	opCtx.Stats.SetExtension(queryLimitsName, cost)
+	if cost.Depth > q.maxDepth {
+		err := gqlerror.Errorf("This operation nests fields %d levels deep; the limit is %d. Select fewer nested fields, or split it into several operations.", cost.Depth, q.maxDepth)
+		errcode.Set(err, string(apperr.QueryTooDeep))
+		return err
+	}
+	if cost.Complexity > q.maxComplexity {
+		err := gqlerror.Errorf("This operation costs %d; the limit is %d. Ask for fewer fields or smaller pages (first), or split it into several operations.", cost.Complexity, q.maxComplexity)
+		errcode.Set(err, string(apperr.QueryTooComplex))
+		return err
+	}
+	return nil
+}
+
+func (q *queryLimits) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	if opCtx := graphql.GetOperationContext(ctx); opCtx != nil {
+		if cost, ok := opCtx.Stats.GetExtension(queryLimitsName).(*queryCost); ok {
+			graphql.RegisterExtension(ctx, "cost", cost)
+		}
+	}
+	return next(ctx)
+}
+
+// selectionDepth is the deepest nesting of fields in set. Introspection
+// fields do not count: tools such as GraphiQL must always be able to read the
+// schema. Fragment cycles were already refused by validation.
+func selectionDepth(set ast.SelectionSet) int {
+	deepest := 0
+	for _, sel := range set {
+		d := 0
+		switch s := sel.(type) {
+		case *ast.Field:
+			if strings.HasPrefix(s.Name, "__") {
+				continue
+			}
+			d = 1 + selectionDepth(s.SelectionSet)
+		case *ast.InlineFragment:
+			d = selectionDepth(s.SelectionSet)
+		case *ast.FragmentSpread:
+			if s.Definition != nil {
+				d = selectionDepth(s.Definition.SelectionSet)
+			}
+		}
+		deepest = max(deepest, d)
+	}
+	return deepest
+}

@@ -1,0 +1,171 @@
+// Package server is the HTTP face of the service: the router and its
+// middleware (request id, logging, metrics, recovery, CORS, body caps), the
+// GraphQL handler with its transports (HTTP, WebSocket, SSE), health checks,
+// metrics and the GraphiQL page, and graceful shutdown.
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/graph"
+	"github.com/fastimage/api/graph/model"
+	"github.com/fastimage/api/internal/config"
+	"github.com/fastimage/api/internal/db"
+	"github.com/fastimage/api/internal/metrics"
+)
+
+// Deps are what the server needs from its caller.
+type Deps struct {
+	Config   *config.Serve
+	DB       *bun.DB
+	Migrator *db.Migrator
+	Log      *slog.Logger
+	Version  string
+}
+
+// Server serves the API.
+type Server struct {
+	cfg      *config.Serve
+	db       *bun.DB
+	migrator *db.Migrator
+	log      *slog.Logger
+	version  string
+
+	metrics       *metrics.Registry
+	requests      *metrics.CounterVec
+	latency       *metrics.HistogramVec
+	subscriptions *metrics.Gauge
+
+	origins *originList
+	ws      *wsAcceptor
+	handler http.Handler
+
+	// streams ends SSE streams at shutdown; WebSockets are closed through ws.
+	streams     context.Context
+	stopStreams context.CancelFunc
+}
+
+// New builds the server and its routes.
+func New(d Deps) *Server {
+	s := &Server{
+		cfg:      d.Config,
+		db:       d.DB,
+		migrator: d.Migrator,
+		log:      d.Log,
+		version:  d.Version,
+		metrics:  metrics.NewRegistry(),
+		origins:  newOriginList(d.Config.AllowedOrigins),
+	}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
+	s.requests = s.metrics.Counter("fastimage_http_requests_total", "HTTP requests by route, method and status.", "route", "method", "status")
+	s.latency = s.metrics.Histogram("fastimage_http_request_duration_seconds", "Time to answer HTTP requests (streams excluded).", metrics.DefaultLatencyBuckets, "route", "method")
+	wsOpen := s.metrics.Gauge("fastimage_websocket_connections", "Open WebSocket connections.")
+	s.subscriptions = s.metrics.Gauge("fastimage_graphql_active_subscriptions", "GraphQL subscriptions running now, over WebSocket or SSE.")
+	s.registerDBStats()
+	s.ws = newWSAcceptor(s.origins, d.Config.WSWriteTimeout, d.Config.WSPingInterval, wsOpen, d.Log)
+	s.handler = s.routes()
+	return s
+}
+
+// Handler returns the root HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern, route string, h http.Handler) {
+		mux.Handle(pattern, s.observe(route, h))
+	}
+	handle("/graphql", "/graphql", s.cors(s.checkUpgradeOrigin(s.limitBody(s.graphqlHandler()))))
+	handle("GET /graphiql", "/graphiql", graphiqlHandler())
+	handle("GET /healthz", "/healthz", http.HandlerFunc(s.healthz))
+	handle("GET /readyz", "/readyz", http.HandlerFunc(s.readyz))
+	handle("GET /metrics", "/metrics", s.metrics.Handler())
+	handle("GET /{$}", "/", http.HandlerFunc(s.index))
+	handle("/", "other", http.HandlerFunc(notFound))
+	return s.recoverHTTP(s.withRequestID(securityHeaders(mux)))
+}
+
+func (s *Server) newResolver() *graph.Resolver {
+	return &graph.Resolver{
+		ServerInfo: &model.ServerInfo{
+			Version: s.version,
+			Integrations: &model.Integrations{
+				// Each integration reports itself here as its issue lands.
+				Storage:    &model.Integration{},
+				AiProvider: &model.Integration{},
+				Payments:   &model.Integration{},
+				Email:      &model.Integration{},
+				Captcha:    &model.Integration{},
+				Analytics:  &model.Integration{},
+			},
+			Limits: &model.Limits{
+				MaxUploadBytes:     int(s.cfg.MaxUploadBytes),
+				MaxRequestBytes:    int(s.cfg.MaxBodyBytes),
+				MaxQueryComplexity: s.cfg.MaxQueryComplexity,
+				MaxQueryDepth:      s.cfg.MaxQueryDepth,
+			},
+		},
+		Nodes: map[string]graph.NodeFetcher{},
+	}
+}
+
+func (s *Server) registerDBStats() {
+	if s.db == nil {
+		return
+	}
+	stat := func(f func(st sql.DBStats) float64) func() float64 {
+		return func() float64 { return f(s.db.Stats()) }
+	}
+	s.metrics.GaugeFunc("fastimage_db_open_connections", "Open database connections.", stat(func(st sql.DBStats) float64 { return float64(st.OpenConnections) }))
+	s.metrics.GaugeFunc("fastimage_db_in_use_connections", "Database connections in use.", stat(func(st sql.DBStats) float64 { return float64(st.InUse) }))
+	s.metrics.GaugeFunc("fastimage_db_idle_connections", "Idle database connections.", stat(func(st sql.DBStats) float64 { return float64(st.Idle) }))
+	s.metrics.GaugeFunc("fastimage_db_max_open_connections", "Largest number of database connections allowed.", stat(func(st sql.DBStats) float64 { return float64(st.MaxOpenConnections) }))
+	s.metrics.CounterFunc("fastimage_db_wait_count_total", "Times a request waited for a free database connection.", stat(func(st sql.DBStats) float64 { return float64(st.WaitCount) }))
+	s.metrics.CounterFunc("fastimage_db_wait_seconds_total", "Time spent waiting for a free database connection.", stat(func(st sql.DBStats) float64 { return st.WaitDuration.Seconds() }))
+}
+
+// Serve answers requests on ln until ctx ends, then shuts down gracefully:
+// it stops accepting, closes WebSockets with 1001 and ends SSE streams, and
+// waits for in-flight requests up to the shutdown timeout.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(s.ws.closeAll)
+	s.stopStreams()
+	err := srv.Shutdown(shutdownCtx)
+	wg.Wait()
+	if err != nil {
+		_ = srv.Close()
+		return errors.Join(errors.New("requests still running at the shutdown timeout were cut off"), err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
