@@ -16,8 +16,8 @@ import (
 
 // presentError is the one place that turns errors into what GraphQL clients
 // see. An *apperr.Error shows its code and message. Errors gqlgen raises about
-// the request itself (parse, validation, limits) keep their message and get a
-// code. Anything else is a fault of ours: the client sees INTERNAL with the
+// the request itself (parse, validation, limits) keep their message and code,
+// or get BAD_REQUEST. Anything else is a fault of ours: the client sees INTERNAL with the
 // request id, and the cause goes to the log.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
@@ -32,13 +32,11 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			gerr.Extensions = ext
 			return gerr
 		}
+		if _, coded := gerr.Extensions["code"]; coded {
+			return gerr // gqlgen's own parse, validation and limit errors
+		}
 		if gerr.Err == nil && len(gerr.Path) == 0 {
-			if gerr.Extensions == nil {
-				gerr.Extensions = map[string]any{}
-			}
-			if _, ok := gerr.Extensions["code"]; !ok {
-				gerr.Extensions["code"] = string(apperr.BadRequest)
-			}
+			gerr.Extensions = map[string]any{"code": string(apperr.BadRequest)}
 			return gerr
 		}
 		id := logging.RequestID(ctx)

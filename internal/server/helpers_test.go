@@ -1,0 +1,249 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/fastimage/api/internal/config"
+	"github.com/fastimage/api/internal/db"
+	"github.com/fastimage/api/internal/db/dbtest"
+	"github.com/fastimage/api/internal/server"
+)
+
+const testOrigin = "http://localhost:8080"
+
+// testConfig is what `fastimage serve` would use by default, with short
+// WebSocket timings so that tests finish quickly.
+func testConfig() *config.Serve {
+	public, _ := url.Parse(testOrigin)
+	return &config.Serve{
+		Env:                config.Development,
+		HTTPAddr:           "127.0.0.1:0",
+		PublicURL:          public,
+		AllowedOrigins:     []string{testOrigin, "https://partner.example"},
+		ShutdownTimeout:    5 * time.Second,
+		MaxBodyBytes:       64 << 10,
+		MaxUploadBytes:     1 << 20,
+		MaxQueryComplexity: 1000,
+		MaxQueryDepth:      12,
+		WSInitTimeout:      2 * time.Second,
+		WSWriteTimeout:     2 * time.Second,
+		WSPingInterval:     5 * time.Second,
+		WSMaxMessage:       64 << 10,
+	}
+}
+
+type testServer struct {
+	URL  string
+	stop func() error // shuts down as SIGTERM would; safe to call twice
+}
+
+// start runs a server over a fresh migrated database; it stops with the
+// test, gracefully, through the same path SIGTERM takes.
+func start(t *testing.T, cfg *config.Serve) *testServer {
+	t.Helper()
+	return startWithDB(t, cfg, dbtest.NewURL(t))
+}
+
+func startWithDB(t *testing.T, cfg *config.Serve, dbURL string) *testServer {
+	t.Helper()
+	return startWithListener(t, cfg, dbURL, func(ln net.Listener) net.Listener { return ln })
+}
+
+func startWithListener(t *testing.T, cfg *config.Serve, dbURL string, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	bdb, err := db.Open(ctx, dbtest.Config(dbURL), "server-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := db.NewMigrator(bdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: m, Log: log, Version: "test-1"})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln = wrap(ln)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	var (
+		once    sync.Once
+		stopErr error
+	)
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			stopErr = <-done
+			bdb.Close()
+		})
+		return stopErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("server did not shut down cleanly: %v", err)
+		}
+	})
+	return &testServer{URL: "http://" + addr, stop: stop}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// gqlResponse is a GraphQL response as clients see it.
+type gqlResponse struct {
+	Data       json.RawMessage `json:"data"`
+	Errors     []gqlError      `json:"errors"`
+	Extensions map[string]any  `json:"extensions"`
+	HasData    bool            `json:"-"`
+}
+
+type gqlError struct {
+	Message    string         `json:"message"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+func (r gqlResponse) code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// post sends body to /graphql and decodes the answer.
+func post(t *testing.T, baseURL, accept, contentType, body string) (*http.Response, gqlResponse) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, baseURL+"/graphql", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) (*http.Response, gqlResponse) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out gqlResponse
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("response is not JSON (status %d): %s", resp.StatusCode, raw)
+	}
+	var keys map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &keys)
+	_, out.HasData = keys["data"]
+	return resp, out
+}
+
+func query(t *testing.T, baseURL, q string) gqlResponse {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"query": q})
+	resp, out := post(t, baseURL, "", "application/json", string(b))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d for %s", resp.StatusCode, q)
+	}
+	return out
+}
+
+// wsDial opens a WebSocket to /graphql with one subprotocol.
+func wsDial(t *testing.T, baseURL, subprotocol, origin string) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{subprotocol}, HandshakeTimeout: 5 * time.Second}
+	h := http.Header{}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	c, resp, err := d.Dial("ws"+strings.TrimPrefix(baseURL, "http")+"/graphql", h)
+	if c != nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, resp, err
+}
+
+type wsMessage struct {
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+func wsSend(t *testing.T, c *websocket.Conn, m wsMessage) {
+	t.Helper()
+	if err := c.WriteJSON(m); err != nil {
+		t.Fatalf("websocket write: %v", err)
+	}
+}
+
+// wsNext reads the next message that is not a keep-alive or ping.
+func wsNext(t *testing.T, c *websocket.Conn, timeout time.Duration) wsMessage {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	for {
+		var m wsMessage
+		if err := c.ReadJSON(&m); err != nil {
+			t.Fatalf("websocket read: %v", err)
+		}
+		switch m.Type {
+		case "ka", "ping", "pong":
+			continue
+		}
+		return m
+	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+
+// emptyDB returns a fresh database with no migrations applied.
+func emptyDB(t *testing.T) string { return dbtest.NewEmptyURL(t) }
+
+// smallBuffers makes every accepted connection's kernel send buffer tiny, as
+// on a slow mobile link, so that a client that stops reading blocks the
+// server's writes within a few messages instead of megabytes.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
+}
