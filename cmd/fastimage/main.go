@@ -197,4 +197,3 @@ func buildVersion() string {
 	}
 	return "dev"
 }
-

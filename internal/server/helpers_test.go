@@ -231,7 +231,6 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
-
 // emptyDB returns a fresh database with no migrations applied.
 func emptyDB(t *testing.T) string { return dbtest.NewEmptyURL(t) }
 

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fastimage/api/internal/db"
+	"github.com/fastimage/api/internal/db/dbtest"
+)
+
+// binary is the fastimage command built once for the tests that run it as a
+// real process.
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+func build(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "fastimage-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "fastimage")
+		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binary = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v\n%s", buildErr, binary)
+	}
+	return binary
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary != "" {
+		os.RemoveAll(filepath.Dir(binary))
+	}
+	os.Exit(code)
+}
+
+type process struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *bytes.Buffer
+}
+
+// startServe runs `fastimage serve` with args and waits for it to print its
+// address.
+func startServe(t *testing.T, dbURL string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(build(t), append([]string{"serve", "--http-addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_FORMAT=json")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, stderr: &bytes.Buffer{}}
+	cmd.Stderr = &syncWriter{w: p.stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		re := regexp.MustCompile(`GraphQL:\s+(http://\S+)/graphql`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+		close(found)
+	}()
+	select {
+	case u, ok := <-found:
+		if !ok {
+			t.Fatalf("serve exited before listening; stderr:\n%s", p.stderr)
+		}
+		p.url = u
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not start; stderr:\n%s", p.stderr)
+	}
+	return p
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// Two replicas started together against one new database: the migrations
+// are applied once, both become ready, and both stop cleanly on SIGTERM.
+func TestTwoReplicasMigrateOnce(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.NewEmptyURL(t)
+	build(t)
+	var (
+		wg    sync.WaitGroup
+		procs [2]*process
+	)
+	for i := range procs {
+		wg.Go(func() { procs[i] = startServe(t, dbURL, "--migrate") })
+	}
+	wg.Wait()
+	for _, p := range procs {
+		resp, err := http.Get(p.url + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("replica %s not ready: %d", p.url, resp.StatusCode)
+		}
+	}
+
+	bdb, err := db.Open(context.Background(), dbtest.Config(dbURL), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	var rows int
+	if err := bdb.NewRaw("SELECT count(*) FROM bun_migrations").Scan(context.Background(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := db.NewMigrator(bdb)
+	status, _ := m.Status(context.Background())
+	if rows != len(status) {
+		t.Fatalf("bun_migrations has %d rows for %d migrations: applied more than once", rows, len(status))
+	}
+	applied := 0
+	for _, p := range procs {
+		if strings.Contains(p.stderr.String(), `"msg":"applied migrations"`) {
+			applied++
+		}
+	}
+	if applied != 1 {
+		t.Errorf("%d replicas report applying migrations, want exactly 1", applied)
+	}
+
+	for _, p := range procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range procs {
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("replica exited with %v after SIGTERM; stderr:\n%s", err, p.stderr)
+			}
+		case <-time.After(25 * time.Second):
+			t.Fatal("replica did not stop within the shutdown timeout")
+		}
+	}
+}
+
+func TestServeRefusesPendingMigrations(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--database-url", dbtest.NewEmptyURL(t)}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "pending migration") || !strings.Contains(stderr.String(), "_foundation") {
+		t.Fatalf("exit %d, stderr %q; want 1 and the pending migrations named", code, stderr.String())
+	}
+}
+
+func TestBadSettingsAreAllReported(t *testing.T) {
+	t.Setenv("HTTP_ADDR", "nonsense")
+	t.Setenv("DB_STATEMENT_TIMEOUT", "soon")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--public-url", "ftp://x", "--max-query-depth", "1"}, &stdout, &stderr)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	for _, want := range []string{"HTTP_ADDR", "DB_STATEMENT_TIMEOUT", "PUBLIC_URL", "--max-query-depth"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not name %s:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestServeHelpListsEverySetting(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"serve", "--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, env := range []string{"DATABASE_URL", "HTTP_ADDR", "PUBLIC_URL", "ALLOWED_ORIGINS", "MIGRATE", "DB_STATEMENT_TIMEOUT", "DB_MAX_OPEN_CONNS"} {
+		if !strings.Contains(stderr.String(), "env "+env) {
+			t.Errorf("serve --help does not document %s", env)
+		}
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.NewEmptyURL(t)
+	runOK := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), append([]string{"migrate", "--database-url", dbURL}, args...), &stdout, &stderr); code != 0 {
+			t.Fatalf("migrate %v: exit %d: %s", args, code, stderr.String())
+		}
+		return stdout.String()
+	}
+	if out := runOK("status"); !strings.Contains(out, "pending") {
+		t.Errorf("status on a new database: %q", out)
+	}
+	if out := runOK("up"); !strings.Contains(out, "applied") {
+		t.Errorf("up: %q", out)
+	}
+	if out := runOK("status"); strings.Contains(out, "pending") {
+		t.Errorf("status after up: %q", out)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"migrate", "--env", "production", "--database-url", dbURL, "down"}, &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "forward-only") {
+		t.Errorf("down in production: exit %d, %q; want refused", code, stderr.String())
+	}
+	if out := runOK("down"); !strings.Contains(out, "rolled back") {
+		t.Errorf("down in development: %q", out)
+	}
+}
