@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -60,7 +59,7 @@ func TestMain(m *testing.M) {
 type process struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *bytes.Buffer
+	stderr *logBuffer
 }
 
 // startServe runs `fastimage serve` with args and waits for it to print its
@@ -73,8 +72,8 @@ func startServe(t *testing.T, dbURL string, args ...string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, stderr: &bytes.Buffer{}}
-	cmd.Stderr = &syncWriter{w: p.stderr}
+	p := &process{cmd: cmd, stderr: &logBuffer{}}
+	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -105,15 +104,22 @@ func startServe(t *testing.T, dbURL string, args ...string) *process {
 	return p
 }
 
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// logBuffer collects a process's stderr while the test reads it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // Two replicas started together against one new database: the migrations
