@@ -43,9 +43,6 @@ func (s *Server) graphqlHandler() http.Handler {
 		PingPongInterval:      s.cfg.WSPingInterval,
 		MissingPongOk:         true,
 		PayloadReadLimit:      &readLimit,
-		InitFunc: func(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			return s.endOnShutdown(ctx), nil, nil
-		},
 	})
 	h.AddTransport(sseTransport{SSE: transport.SSE{KeepAlivePingInterval: sseKeepAlive}, streams: s.streams})
 	h.AddTransport(transport.MultipartForm{MaxUploadSize: s.cfg.MaxUploadBytes, MaxMemory: 1 << 20})
@@ -60,14 +57,6 @@ func (s *Server) graphqlHandler() http.Handler {
 	h.SetErrorPresenter(presentError(s.log))
 	h.SetRecoverFunc(recoverPanic(s.log))
 	return h
-}
-
-// endOnShutdown returns ctx, cancelled when the server starts shutting down.
-func (s *Server) endOnShutdown(ctx context.Context) context.Context {
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.streams, cancel)
-	context.AfterFunc(ctx, func() { stop() })
-	return ctx
 }
 
 // sseTransport is gqlgen's SSE transport with streams that end at shutdown.

@@ -51,17 +51,17 @@ type testServer struct {
 
 // start runs a server over a fresh migrated database; it stops with the
 // test, gracefully, through the same path SIGTERM takes.
-func start(t *testing.T, cfg *config.Serve) *testServer {
+func start(t testing.TB, cfg *config.Serve) *testServer {
 	t.Helper()
 	return startWithDB(t, cfg, dbtest.NewURL(t))
 }
 
-func startWithDB(t *testing.T, cfg *config.Serve, dbURL string) *testServer {
+func startWithDB(t testing.TB, cfg *config.Serve, dbURL string) *testServer {
 	t.Helper()
 	return startWithListener(t, cfg, dbURL, func(ln net.Listener) net.Listener { return ln })
 }
 
-func startWithListener(t *testing.T, cfg *config.Serve, dbURL string, wrap func(net.Listener) net.Listener) *testServer {
+func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(net.Listener) net.Listener) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	bdb, err := db.Open(ctx, dbtest.Config(dbURL), "server-test")
@@ -105,7 +105,7 @@ func startWithListener(t *testing.T, cfg *config.Serve, dbURL string, wrap func(
 	return &testServer{URL: "http://" + addr, stop: stop}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -155,12 +154,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(s.ws.closeAll)
+	s.ws.closeAll()
 	s.stopStreams()
-	err := srv.Shutdown(shutdownCtx)
-	wg.Wait()
-	if err != nil {
+	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()
 		return errors.Join(errors.New("requests still running at the shutdown timeout were cut off"), err)
 	}

@@ -313,3 +313,67 @@ func TestShutdownClosesWebSocketsWithGoingAway(t *testing.T) {
 		t.Fatal("shutdown did not finish within its timeout")
 	}
 }
+
+// A peer that stops answering WebSocket pings is closed, on either
+// subprotocol, even while it still holds the TCP connection open.
+func TestWebSocketWithoutPongsIsClosed(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.WSPingInterval = 200 * time.Millisecond
+	s := start(t, cfg)
+	for _, proto := range []string{"graphql-ws", "graphql-transport-ws"} {
+		c, _, err := wsDial(t, s.URL, proto, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetPingHandler(func(string) error { return nil }) // never pong
+		wsSend(t, c, wsMessage{Type: "connection_init"})
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatalf("%s: a peer that never pongs was still open after 5s", proto)
+				}
+				break
+			}
+		}
+		if time.Since(start) > 3*time.Second {
+			t.Errorf("%s: closed only after %v", proto, time.Since(start))
+		}
+	}
+}
+
+func TestWebSocketMessageSizeLimit(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.WSMaxMessage = 2048
+	s := start(t, cfg)
+	c, _, err := wsDial(t, s.URL, "graphql-transport-ws", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsSend(t, c, wsMessage{Type: "connection_init"})
+	wsNext(t, c, 5*time.Second)
+	huge := `subscription { heartbeat { seq } } # ` + strings.Repeat("x", 4096)
+	// The server may close before the whole message is written, so the write
+	// itself may fail; what matters is that the server ends the socket.
+	_ = c.WriteJSON(wsMessage{ID: "1", Type: "subscribe", Payload: mustJSON(map[string]any{"query": huge})})
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the socket stayed open after an oversized message")
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && ce.Code != websocket.CloseMessageTooBig {
+			t.Fatalf("oversized message: closed with %d, want 1009", ce.Code)
+		}
+		return
+	}
+}
