@@ -6,31 +6,57 @@ package graph
 
 import (
 	"context"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/fastimage/api/graph/model"
+	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/relay"
 )
 
 const (
-	maxNodes       = 100
-	minHeartbeatMs = 250
-	maxHeartbeatMs = 60_000
+	maxNodes        = 100
+	minHeartbeatMs  = 250
+	maxHeartbeatMs  = 60_000
+	defaultPageSize = 20
+	maxPageSize     = 100
 )
 
 // NodeFetcher loads the object of one GraphQL type by its key for node(id:),
 // returning nil when it does not exist or the caller may not see it.
-type NodeFetcher func(ctx context.Context, key string) (model.Node, error)
+type NodeFetcher func(ctx context.Context, key string) (relay.Node, error)
+
+// SessionCookies sets and clears the browser's session cookie on the
+// current HTTP response; on transports without one it does nothing.
+type SessionCookies interface {
+	Set(ctx context.Context, token string, expires time.Time)
+	Clear(ctx context.Context)
+}
 
 // Resolver is the root resolver; its fields are what the resolvers call.
 type Resolver struct {
 	// ServerInfo is what serverInfo answers; it is fixed at start.
 	ServerInfo *model.ServerInfo
+	Accounts   *account.Service
+	Cookies    SessionCookies
 	// Nodes maps a GraphQL type name to its fetcher, for node(id:) and
-	// nodes(ids:). Each domain adds its types as it arrives.
+	// nodes(ids:); NewResolver registers the types of every domain.
 	Nodes map[string]NodeFetcher
 }
 
-func (r *Resolver) node(ctx context.Context, id string) (model.Node, error) {
+// NewResolver returns the root resolver with the node fetchers registered.
+func NewResolver(info *model.ServerInfo, accounts *account.Service, cookies SessionCookies) *Resolver {
+	r := &Resolver{ServerInfo: info, Accounts: accounts, Cookies: cookies}
+	r.Nodes = map[string]NodeFetcher{
+		"User":    r.fetchUser,
+		"Session": r.fetchSession,
+	}
+	return r
+}
+
+func (r *Resolver) node(ctx context.Context, id string) (relay.Node, error) {
 	typ, key, err := relay.ParseID(id)
 	if err != nil {
 		return nil, err
@@ -40,4 +66,83 @@ func (r *Resolver) node(ctx context.Context, id string) (model.Node, error) {
 		return nil, nil
 	}
 	return fetch(ctx, key)
+}
+
+func (r *Resolver) fetchUser(ctx context.Context, key string) (relay.Node, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(key)
+	if err != nil {
+		return nil, nil
+	}
+	users, err := r.Accounts.UsersByIDs(ctx, v, []uuid.UUID{id})
+	if err != nil || len(users) == 0 {
+		return nil, err
+	}
+	return &users[0], nil
+}
+
+func (r *Resolver) fetchSession(ctx context.Context, key string) (relay.Node, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := r.Accounts.Sessions(ctx, v.User.ID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range sessions {
+		if sessions[i].ID.String() == key {
+			return &sessions[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// uuidOf returns the key of a global id of type typ as a UUID.
+// Returns NOT_FOUND for an id of another type or a malformed key.
+func uuidOf(id, typ string) (uuid.UUID, error) {
+	key, err := relay.KeyOf(id, typ)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	u, err := uuid.Parse(key)
+	if err != nil {
+		return uuid.Nil, apperr.Errorf(apperr.NotFound, "No %s has this id.", typ)
+	}
+	return u, nil
+}
+
+// ownAccount lets a field of a user through only for that user themself.
+// Returns UNAUTHENTICATED or FORBIDDEN.
+func ownAccount(ctx context.Context, u *account.User) (*account.Viewer, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.User.ID != u.ID {
+		return nil, apperr.Errorf(apperr.Forbidden, "Only the account's owner may see this.")
+	}
+	return v, nil
+}
+
+// pageSize validates a connection's `first`.
+// Returns VALIDATION.
+func pageSize(first *int) (int, error) {
+	if first == nil {
+		return defaultPageSize, nil
+	}
+	if *first < 1 || *first > maxPageSize {
+		return 0, apperr.Errorf(apperr.Validation, "first must be between 1 and %d; you gave %d.", maxPageSize, *first).With("field", "first")
+	}
+	return *first, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

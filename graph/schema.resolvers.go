@@ -7,23 +7,209 @@ package graph
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/fastimage/api/graph/model"
+	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/relay"
+	"github.com/google/uuid"
 )
 
+// SignUp is the resolver for the signUp field.
+func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) (*model.SignUpPayload, error) {
+	err := r.Accounts.SignUp(ctx, account.SignUpInput{Email: input.Email, Name: input.Name, Password: input.Password, CaptchaToken: deref(input.CaptchaToken)})
+	if err != nil {
+		return nil, err
+	}
+	return &model.SignUpPayload{Message: "Check your inbox: we sent a link to confirm your address."}, nil
+}
+
+// VerifyEmail is the resolver for the verifyEmail field.
+func (r *mutationResolver) VerifyEmail(ctx context.Context, input model.VerifyEmailInput) (*model.VerifyEmailPayload, error) {
+	u, err := r.Accounts.VerifyEmail(ctx, input.Token)
+	if err != nil {
+		return nil, err
+	}
+	return &model.VerifyEmailPayload{User: u}, nil
+}
+
+// ResendVerification is the resolver for the resendVerification field.
+func (r *mutationResolver) ResendVerification(ctx context.Context, input model.ResendVerificationInput) (*model.MessagePayload, error) {
+	if err := r.Accounts.ResendVerification(ctx, deref(input.Email)); err != nil {
+		return nil, err
+	}
+	return &model.MessagePayload{Message: "If that address has an unverified account, a new link is on its way."}, nil
+}
+
+// SignIn is the resolver for the signIn field.
+func (r *mutationResolver) SignIn(ctx context.Context, input model.SignInInput) (*model.SignInPayload, error) {
+	in, err := r.Accounts.SignIn(ctx, account.SignInInput{Email: input.Email, Password: input.Password, CaptchaToken: deref(input.CaptchaToken)})
+	if err != nil {
+		return nil, err
+	}
+	r.Cookies.Set(ctx, in.Token, in.Session.ExpiresAt)
+	return &model.SignInPayload{Token: in.Token, Session: in.Session, User: in.User}, nil
+}
+
+// SignOut is the resolver for the signOut field.
+func (r *mutationResolver) SignOut(ctx context.Context, input *model.SignOutInput) (*model.SignOutPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Accounts.SignOut(ctx, v); err != nil {
+		return nil, err
+	}
+	r.Cookies.Clear(ctx)
+	out := &model.SignOutPayload{}
+	if input != nil {
+		out.ClientMutationID = input.ClientMutationID
+	}
+	return out, nil
+}
+
+// RevokeSession is the resolver for the revokeSession field.
+func (r *mutationResolver) RevokeSession(ctx context.Context, input model.RevokeSessionInput) (*model.RevokeSessionPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuidOf(input.SessionID, "Session")
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Accounts.RevokeSession(ctx, v, id); err != nil {
+		return nil, err
+	}
+	return &model.RevokeSessionPayload{RevokedSessionID: input.SessionID}, nil
+}
+
+// RevokeOtherSessions is the resolver for the revokeOtherSessions field.
+func (r *mutationResolver) RevokeOtherSessions(ctx context.Context, input *model.RevokeOtherSessionsInput) (*model.RevokeOtherSessionsPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := r.Accounts.RevokeOtherSessions(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.RevokeOtherSessionsPayload{RevokedCount: n}
+	if input != nil {
+		out.ClientMutationID = input.ClientMutationID
+	}
+	return out, nil
+}
+
+// ChangePassword is the resolver for the changePassword field.
+func (r *mutationResolver) ChangePassword(ctx context.Context, input model.ChangePasswordInput) (*model.UserPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Accounts.ChangePassword(ctx, v, input.CurrentPassword, input.NewPassword); err != nil {
+		return nil, err
+	}
+	return &model.UserPayload{User: v.User}, nil
+}
+
+// RequestPasswordReset is the resolver for the requestPasswordReset field.
+func (r *mutationResolver) RequestPasswordReset(ctx context.Context, input model.RequestPasswordResetInput) (*model.MessagePayload, error) {
+	if err := r.Accounts.RequestPasswordReset(ctx, input.Email); err != nil {
+		return nil, err
+	}
+	return &model.MessagePayload{Message: "If that address has an account, a reset link is on its way. It works for one hour."}, nil
+}
+
+// ResetPassword is the resolver for the resetPassword field.
+func (r *mutationResolver) ResetPassword(ctx context.Context, input model.ResetPasswordInput) (*model.MessagePayload, error) {
+	if err := r.Accounts.ResetPassword(ctx, input.Token, input.NewPassword); err != nil {
+		return nil, err
+	}
+	return &model.MessagePayload{Message: "Your password is changed and every session was signed out. Sign in with the new password."}, nil
+}
+
+// ChangeEmail is the resolver for the changeEmail field.
+func (r *mutationResolver) ChangeEmail(ctx context.Context, input model.ChangeEmailInput) (*model.MessagePayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Accounts.ChangeEmail(ctx, v, input.NewEmail, input.Password); err != nil {
+		return nil, err
+	}
+	return &model.MessagePayload{Message: "We sent a confirmation link to the new address. Your email changes when you open it."}, nil
+}
+
+// ConfirmEmailChange is the resolver for the confirmEmailChange field.
+func (r *mutationResolver) ConfirmEmailChange(ctx context.Context, input model.ConfirmEmailChangeInput) (*model.UserPayload, error) {
+	u, err := r.Accounts.ConfirmEmailChange(ctx, input.Token)
+	if err != nil {
+		return nil, err
+	}
+	return &model.UserPayload{User: u}, nil
+}
+
+// UpdateProfile is the resolver for the updateProfile field.
+func (r *mutationResolver) UpdateProfile(ctx context.Context, input model.UpdateProfileInput) (*model.UserPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := r.Accounts.UpdateProfile(ctx, v, input.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &model.UserPayload{User: u}, nil
+}
+
+// SuspendUser is the resolver for the suspendUser field.
+func (r *mutationResolver) SuspendUser(ctx context.Context, input model.SuspendUserInput) (*model.UserPayload, error) {
+	v, err := account.RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuidOf(input.UserID, "User")
+	if err != nil {
+		return nil, err
+	}
+	u, err := r.Accounts.Suspend(ctx, v, id, input.Reason)
+	if err != nil {
+		return nil, err
+	}
+	return &model.UserPayload{User: u}, nil
+}
+
+// UnsuspendUser is the resolver for the unsuspendUser field.
+func (r *mutationResolver) UnsuspendUser(ctx context.Context, input model.UnsuspendUserInput) (*model.UserPayload, error) {
+	v, err := account.RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuidOf(input.UserID, "User")
+	if err != nil {
+		return nil, err
+	}
+	u, err := r.Accounts.Unsuspend(ctx, v, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.UserPayload{User: u}, nil
+}
+
 // Node is the resolver for the node field.
-func (r *queryResolver) Node(ctx context.Context, id string) (model.Node, error) {
+func (r *queryResolver) Node(ctx context.Context, id string) (relay.Node, error) {
 	return r.node(ctx, id)
 }
 
 // Nodes is the resolver for the nodes field.
-func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]model.Node, error) {
+func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]relay.Node, error) {
 	if len(ids) > maxNodes {
 		return nil, apperr.Errorf(apperr.Validation, "Ask for at most %d ids at once; you asked for %d.", maxNodes, len(ids))
 	}
-	out := make([]model.Node, len(ids))
+	out := make([]relay.Node, len(ids))
 	for i, id := range ids {
 		n, err := r.node(ctx, id)
 		if err != nil {
@@ -37,6 +223,31 @@ func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]model.Node, 
 // ServerInfo is the resolver for the serverInfo field.
 func (r *queryResolver) ServerInfo(ctx context.Context) (*model.ServerInfo, error) {
 	return r.Resolver.ServerInfo, nil
+}
+
+// Viewer is the resolver for the viewer field.
+func (r *queryResolver) Viewer(ctx context.Context) (*account.User, error) {
+	v, err := account.Optional(ctx)
+	if err != nil || v == nil {
+		return nil, err
+	}
+	return v.User, nil
+}
+
+// ID is the resolver for the id field.
+func (r *securityEventResolver) ID(ctx context.Context, obj *account.SecurityEvent) (string, error) {
+	return relay.ID("SecurityEvent", obj.ID.String()), nil
+}
+
+// ID is the resolver for the id field.
+func (r *sessionResolver) ID(ctx context.Context, obj *account.Session) (string, error) {
+	return relay.ID("Session", obj.ID.String()), nil
+}
+
+// Current is the resolver for the current field.
+func (r *sessionResolver) Current(ctx context.Context, obj *account.Session) (bool, error) {
+	v, _ := account.Optional(ctx)
+	return v != nil && v.Session.ID == obj.ID, nil
 }
 
 // Heartbeat is the resolver for the heartbeat field.
@@ -69,13 +280,93 @@ func (r *subscriptionResolver) Heartbeat(ctx context.Context, intervalMs *int) (
 	return ch, nil
 }
 
+// ID is the resolver for the id field.
+func (r *userResolver) ID(ctx context.Context, obj *account.User) (string, error) {
+	return relay.ID("User", obj.ID.String()), nil
+}
+
+// Role is the resolver for the role field.
+func (r *userResolver) Role(ctx context.Context, obj *account.User) (model.Role, error) {
+	return model.Role(strings.ToUpper(obj.Role)), nil
+}
+
+// Status is the resolver for the status field.
+func (r *userResolver) Status(ctx context.Context, obj *account.User) (model.UserStatus, error) {
+	return model.UserStatus(strings.ToUpper(obj.Status)), nil
+}
+
+// Sessions is the resolver for the sessions field.
+func (r *userResolver) Sessions(ctx context.Context, obj *account.User) ([]*account.Session, error) {
+	if _, err := ownAccount(ctx, obj); err != nil {
+		return nil, err
+	}
+	sessions, err := r.Accounts.Sessions(ctx, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*account.Session, len(sessions))
+	for i := range sessions {
+		out[i] = &sessions[i]
+	}
+	return out, nil
+}
+
+// SecurityEvents is the resolver for the securityEvents field.
+func (r *userResolver) SecurityEvents(ctx context.Context, obj *account.User, first *int, after *string) (*model.SecurityEventConnection, error) {
+	if _, err := ownAccount(ctx, obj); err != nil {
+		return nil, err
+	}
+	n, err := pageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	var cursor *uuid.UUID
+	if after != nil {
+		id, err := uuidOf(*after, "SecurityEvent")
+		if err != nil {
+			return nil, err
+		}
+		cursor = &id
+	}
+	page, err := r.Accounts.SecurityEvents(ctx, obj.ID, n, cursor)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.SecurityEventConnection{TotalCount: page.TotalCount, PageInfo: &model.PageInfo{HasNextPage: page.HasNext, HasPreviousPage: after != nil}}
+	for i := range page.Events {
+		ev := &page.Events[i]
+		conn.Edges = append(conn.Edges, &model.SecurityEventEdge{Cursor: relay.ID("SecurityEvent", ev.ID.String()), Node: ev})
+	}
+	if len(conn.Edges) > 0 {
+		conn.PageInfo.StartCursor = &conn.Edges[0].Cursor
+		conn.PageInfo.EndCursor = &conn.Edges[len(conn.Edges)-1].Cursor
+	}
+	return conn, nil
+}
+
+// Mutation returns MutationResolver implementation.
+func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
+
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
+
+// SecurityEvent returns SecurityEventResolver implementation.
+func (r *Resolver) SecurityEvent() SecurityEventResolver { return &securityEventResolver{r} }
+
+// Session returns SessionResolver implementation.
+func (r *Resolver) Session() SessionResolver { return &sessionResolver{r} }
 
 // Subscription returns SubscriptionResolver implementation.
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
+// User returns UserResolver implementation.
+func (r *Resolver) User() UserResolver { return &userResolver{r} }
+
 type (
-	queryResolver        struct{ *Resolver }
-	subscriptionResolver struct{ *Resolver }
+	mutationResolver      struct{ *Resolver }
+	queryResolver         struct{ *Resolver }
+	securityEventResolver struct{ *Resolver }
+	sessionResolver       struct{ *Resolver }
+	subscriptionResolver  struct{ *Resolver }
+	userResolver          struct{ *Resolver }
 )

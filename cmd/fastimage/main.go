@@ -14,9 +14,15 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/captcha"
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/logging"
+	"github.com/fastimage/api/internal/mail"
+	"github.com/fastimage/api/internal/password"
 	"github.com/fastimage/api/internal/server"
 )
 
@@ -108,7 +114,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: migrator, Log: log, Version: buildVersion()})
+	mailer, outbox, err := newMailer(cfg, bdb)
+	if err != nil {
+		return err
+	}
+	verifier, err := newCaptcha(cfg)
+	if err != nil {
+		return err
+	}
+	accounts := account.New(bdb, accountConfig(cfg), mailer, verifier, log)
+	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: migrator, Log: log, Version: buildVersion(), Accounts: accounts, Outbox: outbox})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -182,6 +197,53 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return nil
+}
+
+// newMailer returns the SMTP mailer when SMTP_URL is set, else the local
+// outbox (returned too, for its development page).
+func newMailer(cfg *config.Serve, bdb *bun.DB) (mail.Mailer, *mail.Outbox, error) {
+	if cfg.Mail.SMTPURL == "" {
+		if cfg.Env == config.Production {
+			return nil, nil, &config.Error{Problems: []string{"SMTP_URL is required in production: without it no email would reach users"}}
+		}
+		o := mail.NewOutbox(bdb)
+		return o, o, nil
+	}
+	sc, err := mail.ParseSMTPURL(cfg.Mail.SMTPURL)
+	if err != nil {
+		return nil, nil, &config.Error{Problems: []string{"--smtp-url / SMTP_URL: " + err.Error()}}
+	}
+	m, err := mail.NewSMTP(sc)
+	if err != nil {
+		return nil, nil, &config.Error{Problems: []string{"--smtp-url / SMTP_URL: " + err.Error()}}
+	}
+	return m, nil, nil
+}
+
+func newCaptcha(cfg *config.Serve) (captcha.Verifier, error) {
+	c := cfg.Captcha
+	if c.Provider == "" {
+		return nil, nil
+	}
+	v, err := captcha.New(captcha.Config{
+		Provider: captcha.Provider(c.Provider), Secret: c.Secret, SiteKey: c.SiteKey,
+		VerifyURL: c.VerifyURL, Hostnames: c.Hostnames, Timeout: c.Timeout,
+	})
+	if err != nil {
+		return nil, &config.Error{Problems: []string{"CAPTCHA settings: " + err.Error()}}
+	}
+	return v, nil
+}
+
+func accountConfig(cfg *config.Serve) account.Config {
+	return account.Config{
+		PublicURL:           cfg.PublicURL,
+		SessionIdleTimeout:  cfg.Accounts.SessionIdleTimeout,
+		SessionLifetime:     cfg.Accounts.SessionLifetime,
+		VerifyTokenTTL:      cfg.Accounts.VerifyLinkTTL,
+		EmailChangeTokenTTL: cfg.Accounts.EmailChangeLinkTTL,
+		Password:            password.DefaultParams,
+	}
 }
 
 func buildVersion() string {

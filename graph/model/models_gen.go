@@ -3,13 +3,35 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
+
+	"github.com/fastimage/api/internal/account"
 )
 
-// An object with a globally unique, opaque id. Fetch any such object again with
-// `node(id:)`; never parse an id, its format may change.
-type Node interface {
-	IsNode()
+// Input of changeEmail.
+type ChangeEmailInput struct {
+	// The address to move to.
+	NewEmail string `json:"newEmail"`
+	// Your password, to prove it is you.
+	Password string `json:"password"`
+}
+
+// Input of changePassword.
+type ChangePasswordInput struct {
+	// Your password now.
+	CurrentPassword string `json:"currentPassword"`
+	// The new password: 8 to 128 characters, not a common one.
+	NewPassword string `json:"newPassword"`
+}
+
+// Input of confirmEmailChange.
+type ConfirmEmailChangeInput struct {
+	// The token from the link sent to the new address.
+	Token string `json:"token"`
 }
 
 // One tick of the heartbeat subscription.
@@ -57,6 +79,15 @@ type Limits struct {
 	MaxQueryDepth int `json:"maxQueryDepth"`
 }
 
+// A result that only says what happens next.
+type MessagePayload struct {
+	// A sentence for the user.
+	Message string `json:"message"`
+}
+
+type Mutation struct {
+}
+
 // Where a Relay connection page starts and ends, for paging with `first`/`after`.
 type PageInfo struct {
 	// True when more items follow this page.
@@ -72,6 +103,70 @@ type PageInfo struct {
 type Query struct {
 }
 
+// Input of requestPasswordReset.
+type RequestPasswordResetInput struct {
+	// The account's email address.
+	Email string `json:"email"`
+}
+
+// Input of resendVerification.
+type ResendVerificationInput struct {
+	// The address to send to when not signed in.
+	Email *string `json:"email,omitempty"`
+}
+
+// Input of resetPassword.
+type ResetPasswordInput struct {
+	// The token from the emailed link.
+	Token string `json:"token"`
+	// The new password: 8 to 128 characters, not a common one.
+	NewPassword string `json:"newPassword"`
+}
+
+// Input of revokeOtherSessions.
+type RevokeOtherSessionsInput struct {
+	// Echoed back, for clients that track their mutations.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// Result of revokeOtherSessions.
+type RevokeOtherSessionsPayload struct {
+	// How many sessions ended.
+	RevokedCount int `json:"revokedCount"`
+	// Echo of the input's clientMutationId.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// Input of revokeSession.
+type RevokeSessionInput struct {
+	// The id of one of your sessions.
+	SessionID string `json:"sessionId"`
+}
+
+// Result of revokeSession.
+type RevokeSessionPayload struct {
+	// The id of the session that ended.
+	RevokedSessionID string `json:"revokedSessionId"`
+}
+
+// A page of security events.
+type SecurityEventConnection struct {
+	// The events of this page.
+	Edges []*SecurityEventEdge `json:"edges"`
+	// Where this page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many events the account has in all.
+	TotalCount int `json:"totalCount"`
+}
+
+// A security event and its cursor.
+type SecurityEventEdge struct {
+	// Pass as `after` to continue after this event.
+	Cursor string `json:"cursor"`
+	// The event.
+	Node *account.SecurityEvent `json:"node"`
+}
+
 // Facts about this server that clients may use to adapt.
 type ServerInfo struct {
 	// The server's version, e.g. a release tag or commit.
@@ -82,5 +177,209 @@ type ServerInfo struct {
 	Limits *Limits `json:"limits"`
 }
 
+// Input of signIn.
+type SignInInput struct {
+	// The account's email address.
+	Email string `json:"email"`
+	// The account's password.
+	Password string `json:"password"`
+	// A CAPTCHA token, needed after repeated failures when CAPTCHA is enabled.
+	CaptchaToken *string `json:"captchaToken,omitempty"`
+}
+
+// Result of signIn.
+type SignInPayload struct {
+	// The session token: send it as `Authorization: Bearer <token>` or in connection_init. Browsers get it as a cookie too. Shown once.
+	Token string `json:"token"`
+	// The new session.
+	Session *account.Session `json:"session"`
+	// The signed-in user.
+	User *account.User `json:"user"`
+}
+
+// Input of signOut.
+type SignOutInput struct {
+	// Echoed back, for clients that track their mutations.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// Result of signOut.
+type SignOutPayload struct {
+	// Echo of the input's clientMutationId.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// Input of signUp.
+type SignUpInput struct {
+	// The email address to sign in with.
+	Email string `json:"email"`
+	// A display name (at most 100 characters); may be empty.
+	Name string `json:"name"`
+	// 8 to 128 characters; common passwords and your email are refused.
+	Password string `json:"password"`
+	// The CAPTCHA token, required when serverInfo.integrations.captcha is enabled.
+	CaptchaToken *string `json:"captchaToken,omitempty"`
+}
+
+// Result of signUp.
+type SignUpPayload struct {
+	// What to do next (check your inbox).
+	Message string `json:"message"`
+}
+
 type Subscription struct {
+}
+
+// Input of suspendUser.
+type SuspendUserInput struct {
+	// The user to suspend.
+	UserID string `json:"userId"`
+	// Why, for the record (1 to 500 characters).
+	Reason string `json:"reason"`
+}
+
+// Input of unsuspendUser.
+type UnsuspendUserInput struct {
+	// The user to let back in.
+	UserID string `json:"userId"`
+}
+
+// Input of updateProfile.
+type UpdateProfileInput struct {
+	// The new display name (at most 100 characters).
+	Name string `json:"name"`
+}
+
+// A result that returns the user as they are now.
+type UserPayload struct {
+	// The user after the change.
+	User *account.User `json:"user"`
+}
+
+// Input of verifyEmail.
+type VerifyEmailInput struct {
+	// The token from the emailed link.
+	Token string `json:"token"`
+}
+
+// Result of verifyEmail.
+type VerifyEmailPayload struct {
+	// The verified user.
+	User *account.User `json:"user"`
+}
+
+// What a user may do.
+type Role string
+
+const (
+	// An ordinary user.
+	RoleUser Role = "USER"
+	// An operator who may suspend users.
+	RoleAdmin Role = "ADMIN"
+)
+
+var AllRole = []Role{
+	RoleUser,
+	RoleAdmin,
+}
+
+func (e Role) IsValid() bool {
+	switch e {
+	case RoleUser, RoleAdmin:
+		return true
+	}
+	return false
+}
+
+func (e Role) String() string {
+	return string(e)
+}
+
+func (e *Role) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = Role(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid Role", str)
+	}
+	return nil
+}
+
+func (e Role) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *Role) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e Role) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Whether an account may be used.
+type UserStatus string
+
+const (
+	// In use.
+	UserStatusActive UserStatus = "ACTIVE"
+	// Stopped by an admin; every request gets ACCOUNT_SUSPENDED.
+	UserStatusSuspended UserStatus = "SUSPENDED"
+)
+
+var AllUserStatus = []UserStatus{
+	UserStatusActive,
+	UserStatusSuspended,
+}
+
+func (e UserStatus) IsValid() bool {
+	switch e {
+	case UserStatusActive, UserStatusSuspended:
+		return true
+	}
+	return false
+}
+
+func (e UserStatus) String() string {
+	return string(e)
+}
+
+func (e *UserStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = UserStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid UserStatus", str)
+	}
+	return nil
+}
+
+func (e UserStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *UserStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e UserStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

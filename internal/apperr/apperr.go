@@ -28,6 +28,17 @@ const (
 	Conflict        Code = "CONFLICT"
 	Unavailable     Code = "UNAVAILABLE"
 	Internal        Code = "INTERNAL"
+
+	// Accounts.
+	InvalidCredentials Code = "INVALID_CREDENTIALS"
+	EmailNotVerified   Code = "EMAIL_NOT_VERIFIED"
+	AccountSuspended   Code = "ACCOUNT_SUSPENDED"
+	PasswordWeak       Code = "PASSWORD_WEAK"
+	TokenInvalid       Code = "TOKEN_INVALID"
+	TokenExpired       Code = "TOKEN_EXPIRED"
+	TokenUsed          Code = "TOKEN_USED"
+	CaptchaRequired    Code = "CAPTCHA_REQUIRED"
+	CaptchaFailed      Code = "CAPTCHA_FAILED"
 )
 
 // Error is a failure a user may see. Message is written for people; Fields

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -62,6 +63,38 @@ type Serve struct {
 	WSWriteTimeout time.Duration
 	WSPingInterval time.Duration
 	WSMaxMessage   int64
+
+	Accounts Accounts
+	Mail     Mail
+	Captcha  Captcha
+	// TrustedProxies are the networks whose X-Forwarded-For is believed when
+	// working out the client IP.
+	TrustedProxies []netip.Prefix
+}
+
+// Accounts holds the session and link lifetimes.
+type Accounts struct {
+	SessionIdleTimeout time.Duration
+	SessionLifetime    time.Duration
+	SessionRecheck     time.Duration
+	VerifyLinkTTL      time.Duration
+	EmailChangeLinkTTL time.Duration
+}
+
+// Mail holds the outgoing email settings; an empty SMTPURL keeps mail in the
+// local outbox.
+type Mail struct {
+	SMTPURL string
+}
+
+// Captcha holds the CAPTCHA settings; an empty Provider turns CAPTCHA off.
+type Captcha struct {
+	Provider  string
+	Secret    string
+	SiteKey   string
+	Hostnames []string
+	VerifyURL string
+	Timeout   time.Duration
 }
 
 // Migrate holds the settings of `fastimage migrate`.
@@ -80,6 +113,7 @@ const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/fastimage?sslmode
 type set struct {
 	fs       *flag.FlagSet
 	problems []string
+	secrets  []secretSetting
 }
 
 func newSet(name string, out io.Writer) *set {
@@ -97,6 +131,26 @@ func (s *set) str(p *string, name, env, def, help string) {
 		def = v
 	}
 	s.fs.StringVar(p, name, def, usage(env, help))
+}
+
+// secret registers a setting that may hold a credential: --help shows only
+// the built-in default, never the environment's value, and the environment
+// is read after parsing.
+func (s *set) secret(p *string, name, env, def, help string) {
+	s.fs.StringVar(p, name, "", usage(env, help)+secretDefault(def))
+	s.secrets = append(s.secrets, secretSetting{p: p, name: name, env: env, def: def})
+}
+
+func secretDefault(def string) string {
+	if def == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (default %q)", def)
+}
+
+type secretSetting struct {
+	p              *string
+	name, env, def string
 }
 
 func (s *set) bool(p *bool, name, env string, def bool, help string) {
@@ -152,10 +206,24 @@ func (s *set) parse(args []string) error {
 	if err := s.fs.Parse(args); err != nil {
 		return err
 	}
+	s.fillSecrets()
 	if s.fs.NArg() > 0 {
 		s.problems = append(s.problems, fmt.Sprintf("unexpected argument %q", s.fs.Arg(0)))
 	}
 	return nil
+}
+
+func (s *set) fillSecrets() {
+	for _, sec := range s.secrets {
+		if *sec.p != "" {
+			continue
+		}
+		if v, ok := os.LookupEnv(sec.env); ok {
+			*sec.p = v
+		} else {
+			*sec.p = sec.def
+		}
+	}
 }
 
 func (s *set) check(ok bool, format string, args ...any) {
@@ -186,7 +254,7 @@ type common struct {
 
 func (s *set) common(c *common, db *DB) {
 	s.str(&c.env, "env", "APP_ENV", string(Development), "deployment kind: development or production (production refuses 'migrate down')")
-	s.str(&db.URL, "database-url", "DATABASE_URL", DefaultDatabaseURL, "PostgreSQL URL; use sslmode=verify-full in production")
+	s.secret(&db.URL, "database-url", "DATABASE_URL", DefaultDatabaseURL, "PostgreSQL URL; use sslmode=verify-full in production")
 	s.int(&db.MaxOpenConns, "db-max-open-conns", "DB_MAX_OPEN_CONNS", 20, "largest number of open database connections per process")
 	s.int(&db.MaxIdleConns, "db-max-idle-conns", "DB_MAX_IDLE_CONNS", 10, "idle database connections kept per process")
 	s.duration(&db.ConnMaxLifetime, "db-conn-max-lifetime", "DB_CONN_MAX_LIFETIME", 30*time.Minute, "a database connection is replaced after this long")
@@ -237,10 +305,47 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.WSWriteTimeout, "ws-write-timeout", "WS_WRITE_TIMEOUT", 10*time.Second, "a WebSocket whose client does not take a message within this is closed")
 	s.duration(&cfg.WSPingInterval, "ws-ping-interval", "WS_PING_INTERVAL", 25*time.Second, "WebSocket ping period; a client silent for two periods is closed")
 	s.int64(&cfg.WSMaxMessage, "ws-max-message-bytes", "WS_MAX_MESSAGE_BYTES", 64<<10, "largest WebSocket message accepted from a client, in bytes")
+	var proxies, captchaHosts string
+	s.duration(&cfg.Accounts.SessionIdleTimeout, "session-idle-timeout", "SESSION_IDLE_TIMEOUT", 7*24*time.Hour, "a session unused this long ends")
+	s.duration(&cfg.Accounts.SessionLifetime, "session-lifetime", "SESSION_LIFETIME", 30*24*time.Hour, "every session ends this long after sign-in")
+	s.duration(&cfg.Accounts.SessionRecheck, "session-recheck", "SESSION_RECHECK_INTERVAL", 3*time.Second, "how often open subscriptions check that their session still works")
+	s.duration(&cfg.Accounts.VerifyLinkTTL, "verify-link-ttl", "VERIFY_LINK_TTL", 48*time.Hour, "how long an email verification link works")
+	s.duration(&cfg.Accounts.EmailChangeLinkTTL, "email-change-link-ttl", "EMAIL_CHANGE_LINK_TTL", 24*time.Hour, "how long an email change confirmation link works")
+	s.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For is believed")
+	s.secret(&cfg.Mail.SMTPURL, "smtp-url", "SMTP_URL", "", "SMTP server for outgoing mail, e.g. smtp://user:pass@host:587?from=FastImage%20%3Cno-reply@example.com%3E; empty keeps mail in the local outbox (shown at /dev/outbox in development)")
+	s.str(&cfg.Captcha.Provider, "captcha-provider", "CAPTCHA_PROVIDER", "", "turnstile or hcaptcha; empty turns CAPTCHA off")
+	s.secret(&cfg.Captcha.Secret, "captcha-secret", "CAPTCHA_SECRET", "", "the CAPTCHA provider's secret key")
+	s.str(&cfg.Captcha.SiteKey, "captcha-site-key", "CAPTCHA_SITE_KEY", "", "the CAPTCHA site key (required for hcaptcha; shown to the editor)")
+	s.str(&captchaHosts, "captcha-hostnames", "CAPTCHA_HOSTNAMES", "", "comma-separated hostnames a solved CAPTCHA may come from (default: the public URL's host)")
+	s.str(&cfg.Captcha.VerifyURL, "captcha-verify-url", "CAPTCHA_VERIFY_URL", "", "override of the provider's verify endpoint")
+	s.duration(&cfg.Captcha.Timeout, "captcha-timeout", "CAPTCHA_TIMEOUT", 5*time.Second, "longest wait for the CAPTCHA provider; a slower answer fails closed")
 	if err := s.parse(args); err != nil {
 		return nil, err
 	}
 	s.finishCommon(&c, &cfg.DB, &cfg.Env, &cfg.Log)
+	for _, p := range splitList(proxies) {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				s.problems = append(s.problems, fmt.Sprintf("--trusted-proxies / TRUSTED_PROXIES entry %q is not an IP or CIDR", p))
+				continue
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, prefix.Masked())
+	}
+	cfg.Captcha.Hostnames = splitList(captchaHosts)
+	a := cfg.Accounts
+	s.check(a.SessionIdleTimeout >= time.Minute, "--session-idle-timeout must be at least 1m")
+	s.check(a.SessionLifetime >= a.SessionIdleTimeout, "--session-lifetime must be at least --session-idle-timeout")
+	s.check(a.SessionRecheck >= 100*time.Millisecond && a.SessionRecheck <= time.Minute, "--session-recheck must be between 100ms and 1m")
+	s.check(a.VerifyLinkTTL >= 10*time.Minute, "--verify-link-ttl must be at least 10m")
+	s.check(a.EmailChangeLinkTTL >= 10*time.Minute, "--email-change-link-ttl must be at least 10m")
+	s.check(cfg.Captcha.Provider == "" || cfg.Captcha.Provider == "turnstile" || cfg.Captcha.Provider == "hcaptcha",
+		"--captcha-provider / CAPTCHA_PROVIDER must be turnstile, hcaptcha or empty, not %q", cfg.Captcha.Provider)
+	s.check(cfg.Captcha.Provider == "" || cfg.Captcha.Secret != "", "CAPTCHA_SECRET is required when CAPTCHA_PROVIDER is set")
+	s.check(cfg.Captcha.Timeout >= 100*time.Millisecond, "--captcha-timeout must be at least 100ms")
 
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		s.problems = append(s.problems, fmt.Sprintf("--http-addr / HTTP_ADDR must be host:port, not %q", cfg.HTTPAddr))
@@ -251,12 +356,12 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	} else {
 		cfg.PublicURL = u
 		cfg.AllowedOrigins = append(cfg.AllowedOrigins, u.Scheme+"://"+u.Host)
-	}
-	for _, o := range strings.Split(origins, ",") {
-		o = strings.TrimRight(strings.TrimSpace(o), "/")
-		if o == "" {
-			continue
+		if len(cfg.Captcha.Hostnames) == 0 {
+			cfg.Captcha.Hostnames = []string{u.Hostname()}
 		}
+	}
+	for _, o := range splitList(origins) {
+		o = strings.TrimRight(o, "/")
 		ou, err := url.Parse(o)
 		if err != nil || (ou.Scheme != "http" && ou.Scheme != "https") || ou.Host == "" || ou.Path != "" {
 			s.problems = append(s.problems, fmt.Sprintf("--allowed-origins / ALLOWED_ORIGINS entry %q is not an origin such as https://app.example", o))
@@ -288,9 +393,20 @@ func ParseMigrate(args []string, out io.Writer) (*Migrate, []string, error) {
 	if err := s.fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
+	s.fillSecrets()
 	s.finishCommon(&c, &cfg.DB, &cfg.Env, &cfg.Log)
 	return &cfg, s.fs.Args(), s.err()
 }
 
 // IsHelp reports whether err asks for help rather than signals a problem.
 func IsHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}

@@ -48,3 +48,8 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// Node is any object the API can fetch by its global id. The GraphQL layer
+// binds its Node interface to this, so that domain types need no marker
+// method.
+type Node interface{}

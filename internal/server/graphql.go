@@ -29,7 +29,7 @@ const (
 // HTTP transport (GET and POST per the GraphQL-over-HTTP specification),
 // multipart uploads, SSE, and WebSocket on gorilla with both subprotocols.
 func (s *Server) graphqlHandler() http.Handler {
-	es := graph.NewExecutableSchema(graph.Config{Resolvers: s.newResolver()})
+	es := graph.NewExecutableSchema(graph.Config{Resolvers: graph.NewResolver(s.serverInfo(), s.accounts, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})})
 	h := handler.New(es)
 
 	readLimit := s.cfg.WSMaxMessage
@@ -43,8 +43,9 @@ func (s *Server) graphqlHandler() http.Handler {
 		PingPongInterval:      s.cfg.WSPingInterval,
 		MissingPongOk:         true,
 		PayloadReadLimit:      &readLimit,
+		InitFunc:              s.wsInit,
 	})
-	h.AddTransport(sseTransport{SSE: transport.SSE{KeepAlivePingInterval: sseKeepAlive}, streams: s.streams})
+	h.AddTransport(sseTransport{SSE: transport.SSE{KeepAlivePingInterval: sseKeepAlive}, streams: s.streams, watch: s.watchSession})
 	h.AddTransport(transport.MultipartForm{MaxUploadSize: s.cfg.MaxUploadBytes, MaxMemory: 1 << 20})
 	h.AddTransport(httpTransport{})
 
@@ -59,14 +60,16 @@ func (s *Server) graphqlHandler() http.Handler {
 	return h
 }
 
-// sseTransport is gqlgen's SSE transport with streams that end at shutdown.
+// sseTransport is gqlgen's SSE transport with streams that end at shutdown
+// or when the viewer's session stops working.
 type sseTransport struct {
 	transport.SSE
 	streams context.Context
+	watch   func(context.Context) context.Context
 }
 
 func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := context.WithCancel(t.watch(r.Context()))
 	defer cancel()
 	stop := context.AfterFunc(t.streams, cancel)
 	defer stop()

@@ -15,9 +15,15 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/captcha"
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/db/dbtest"
+	"github.com/fastimage/api/internal/mail"
+	"github.com/fastimage/api/internal/password"
 	"github.com/fastimage/api/internal/server"
 )
 
@@ -41,12 +47,21 @@ func testConfig() *config.Serve {
 		WSWriteTimeout:     2 * time.Second,
 		WSPingInterval:     5 * time.Second,
 		WSMaxMessage:       64 << 10,
+		Accounts: config.Accounts{
+			SessionIdleTimeout: time.Hour,
+			SessionLifetime:    24 * time.Hour,
+			SessionRecheck:     200 * time.Millisecond,
+			VerifyLinkTTL:      time.Hour,
+			EmailChangeLinkTTL: time.Hour,
+		},
 	}
 }
 
 type testServer struct {
-	URL  string
-	stop func() error // shuts down as SIGTERM would; safe to call twice
+	URL    string
+	stop   func() error // shuts down as SIGTERM would; safe to call twice
+	db     *bun.DB
+	outbox *mail.Outbox
 }
 
 // start runs a server over a fresh migrated database; it stops with the
@@ -76,7 +91,16 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: m, Log: log, Version: "test-1"})
+	outbox := mail.NewOutbox(bdb)
+	accounts := account.New(bdb, account.Config{
+		PublicURL:           cfg.PublicURL,
+		SessionIdleTimeout:  cfg.Accounts.SessionIdleTimeout,
+		SessionLifetime:     cfg.Accounts.SessionLifetime,
+		VerifyTokenTTL:      cfg.Accounts.VerifyLinkTTL,
+		EmailChangeTokenTTL: cfg.Accounts.EmailChangeLinkTTL,
+		Password:            password.DefaultParams,
+	}, outbox, captchaFor(t, cfg), log)
+	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: m, Log: log, Version: "test-1", Accounts: accounts, Outbox: outbox})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +126,7 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 			t.Errorf("server did not shut down cleanly: %v", err)
 		}
 	})
-	return &testServer{URL: "http://" + addr, stop: stop}
+	return &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox}
 }
 
 type testWriter struct{ t testing.TB }
@@ -245,4 +269,20 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 		_ = tc.SetWriteBuffer(4096)
 	}
 	return c, err
+}
+
+// captchaFor builds the verifier cfg asks for (nil when CAPTCHA is off).
+func captchaFor(t testing.TB, cfg *config.Serve) captcha.Verifier {
+	t.Helper()
+	if cfg.Captcha.Provider == "" {
+		return nil
+	}
+	v, err := captcha.New(captcha.Config{
+		Provider: captcha.Provider(cfg.Captcha.Provider), Secret: cfg.Captcha.Secret, SiteKey: cfg.Captcha.SiteKey,
+		VerifyURL: cfg.Captcha.VerifyURL, Hostnames: cfg.Captcha.Hostnames, Timeout: cfg.Captcha.Timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

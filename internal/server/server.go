@@ -15,10 +15,11 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/fastimage/api/graph"
 	"github.com/fastimage/api/graph/model"
+	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/db"
+	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/metrics"
 )
 
@@ -29,6 +30,9 @@ type Deps struct {
 	Migrator *db.Migrator
 	Log      *slog.Logger
 	Version  string
+	Accounts *account.Service
+	// Outbox, when mail stays local, is listed at /dev/outbox in development.
+	Outbox *mail.Outbox
 }
 
 // Server serves the API.
@@ -38,6 +42,8 @@ type Server struct {
 	migrator *db.Migrator
 	log      *slog.Logger
 	version  string
+	accounts *account.Service
+	outbox   *mail.Outbox
 
 	metrics       *metrics.Registry
 	requests      *metrics.CounterVec
@@ -61,6 +67,8 @@ func New(d Deps) *Server {
 		migrator: d.Migrator,
 		log:      d.Log,
 		version:  d.Version,
+		accounts: d.Accounts,
+		outbox:   d.Outbox,
 		metrics:  metrics.NewRegistry(),
 		origins:  newOriginList(d.Config.AllowedOrigins),
 	}
@@ -83,7 +91,13 @@ func (s *Server) routes() http.Handler {
 	handle := func(pattern, route string, h http.Handler) {
 		mux.Handle(pattern, s.observe(route, h))
 	}
-	handle("/graphql", "/graphql", s.cors(s.checkUpgradeOrigin(s.limitBody(s.graphqlHandler()))))
+	handle("/graphql", "/graphql", s.cors(s.checkUpgradeOrigin(s.limitBody(s.authenticate(s.graphqlHandler())))))
+	handle("GET /verify-email", "/verify-email", linkPage(verifyEmailPage))
+	handle("GET /reset-password", "/reset-password", linkPage(resetPasswordPage))
+	handle("GET /confirm-email", "/confirm-email", linkPage(confirmEmailPage))
+	if s.cfg.Env == config.Development && s.outbox != nil {
+		handle("GET /dev/outbox", "/dev/outbox", http.HandlerFunc(s.devOutbox))
+	}
 	handle("GET /graphiql", "/graphiql", graphiqlHandler())
 	handle("GET /healthz", "/healthz", http.HandlerFunc(s.healthz))
 	handle("GET /readyz", "/readyz", http.HandlerFunc(s.readyz))
@@ -93,29 +107,36 @@ func (s *Server) routes() http.Handler {
 	return s.recoverHTTP(s.withRequestID(securityHeaders(mux)))
 }
 
-func (s *Server) newResolver() *graph.Resolver {
-	return &graph.Resolver{
-		ServerInfo: &model.ServerInfo{
-			Version: s.version,
-			Integrations: &model.Integrations{
-				// Each integration reports itself here as its issue lands.
-				Storage:    &model.Integration{},
-				AiProvider: &model.Integration{},
-				Payments:   &model.Integration{},
-				Email:      &model.Integration{},
-				Captcha:    &model.Integration{},
-				Analytics:  &model.Integration{},
-			},
-			Limits: &model.Limits{
-				MaxUploadBytes:     int(s.cfg.MaxUploadBytes),
-				MaxRequestBytes:    int(s.cfg.MaxBodyBytes),
-				MaxQueryComplexity: s.cfg.MaxQueryComplexity,
-				MaxQueryDepth:      s.cfg.MaxQueryDepth,
-			},
+func (s *Server) serverInfo() *model.ServerInfo {
+	captcha := &model.Integration{}
+	if s.cfg.Captcha.Provider != "" {
+		captcha = &model.Integration{Enabled: true, Provider: &s.cfg.Captcha.Provider}
+	}
+	email := &model.Integration{Enabled: true, Provider: ptr("outbox")}
+	if s.outbox == nil {
+		email.Provider = ptr("smtp")
+	}
+	return &model.ServerInfo{
+		Version: s.version,
+		Integrations: &model.Integrations{
+			// Each integration reports itself here as its issue lands.
+			Storage:    &model.Integration{},
+			AiProvider: &model.Integration{},
+			Payments:   &model.Integration{},
+			Email:      email,
+			Captcha:    captcha,
+			Analytics:  &model.Integration{},
 		},
-		Nodes: map[string]graph.NodeFetcher{},
+		Limits: &model.Limits{
+			MaxUploadBytes:     int(s.cfg.MaxUploadBytes),
+			MaxRequestBytes:    int(s.cfg.MaxBodyBytes),
+			MaxQueryComplexity: s.cfg.MaxQueryComplexity,
+			MaxQueryDepth:      s.cfg.MaxQueryDepth,
+		},
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func (s *Server) registerDBStats() {
 	if s.db == nil {

@@ -1,0 +1,96 @@
+package account
+
+import (
+	"context"
+
+	"github.com/fastimage/api/internal/apperr"
+)
+
+// Client is who is calling, as far as the network tells: the client IP (after
+// trusted proxies) and the user agent.
+type Client struct {
+	IP        string
+	UserAgent string
+}
+
+type clientKey struct{}
+
+// WithClient returns ctx carrying the caller's network identity.
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClientFrom returns the caller's network identity (empty when unknown).
+func ClientFrom(ctx context.Context) Client {
+	c, _ := ctx.Value(clientKey{}).(Client)
+	return c
+}
+
+// Viewer is the signed-in caller: the user and the session they came with.
+type Viewer struct {
+	User    *User
+	Session *Session
+}
+
+type authKey struct{}
+
+type auth struct {
+	viewer *Viewer
+	err    error // why presented credentials were refused
+}
+
+// WithAuth returns ctx carrying the result of authenticating the request: a
+// viewer, or the error that presented credentials met (nil, nil when none
+// were presented).
+func WithAuth(ctx context.Context, v *Viewer, err error) context.Context {
+	return context.WithValue(ctx, authKey{}, auth{viewer: v, err: err})
+}
+
+// Optional returns the signed-in viewer or nil for an anonymous caller.
+// Returns the credentials' error (UNAUTHENTICATED, ACCOUNT_SUSPENDED) when the
+// caller presented a session that no longer works: such a caller must learn
+// that, not be quietly treated as anonymous.
+func Optional(ctx context.Context) (*Viewer, error) {
+	a, _ := ctx.Value(authKey{}).(auth)
+	return a.viewer, a.err
+}
+
+// Require returns the signed-in viewer.
+// Returns UNAUTHENTICATED or ACCOUNT_SUSPENDED otherwise.
+func Require(ctx context.Context) (*Viewer, error) {
+	v, err := Optional(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, apperr.Errorf(apperr.Unauthenticated, "Sign in first.")
+	}
+	return v, nil
+}
+
+// RequireVerified returns the signed-in viewer whose email is verified: the
+// check every flow that touches credits, generation or payment makes.
+// Returns UNAUTHENTICATED, ACCOUNT_SUSPENDED or EMAIL_NOT_VERIFIED.
+func RequireVerified(ctx context.Context) (*Viewer, error) {
+	v, err := Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !v.User.EmailVerified() {
+		return nil, apperr.Errorf(apperr.EmailNotVerified, "Verify your email address first: open the link we sent to %s, or ask for a new one.", v.User.Email)
+	}
+	return v, nil
+}
+
+// RequireAdmin returns the signed-in viewer if they are an admin.
+// Returns UNAUTHENTICATED, ACCOUNT_SUSPENDED or FORBIDDEN.
+func RequireAdmin(ctx context.Context) (*Viewer, error) {
+	v, err := Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.User.Role != RoleAdmin {
+		return nil, apperr.Errorf(apperr.Forbidden, "Only administrators may do this.")
+	}
+	return v, nil
+}

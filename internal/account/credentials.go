@@ -1,0 +1,221 @@
+package account
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/password"
+)
+
+// ChangePassword replaces the viewer's password after checking the current
+// one, and signs out every other session.
+// Returns INVALID_CREDENTIALS or PASSWORD_WEAK.
+func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next string) error {
+	ok, err := password.Verify(current, v.User.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("verify password: %w", err)
+	}
+	if !ok {
+		s.recordBestEffort(ctx, &v.User.ID, &v.Session.ID, EventSignInFailed, map[string]any{"during": "change password"})
+		return apperr.Errorf(apperr.InvalidCredentials, "Your current password is wrong.").With("field", "currentPassword")
+	}
+	if err := checkPassword(next, v.User.Email); err != nil {
+		return err
+	}
+	hash, err := password.Hash(next, s.cfg.Password)
+	if err != nil {
+		return fmt.Errorf("hash password: %w", err)
+	}
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewUpdate().Model((*User)(nil)).Set("password_hash = ?", hash).Set("updated_at = now()").
+			Where("id = ?", v.User.ID).Exec(ctx); err != nil {
+			return fmt.Errorf("update password: %w", err)
+		}
+		if _, err := revokeOthers(ctx, tx, v.User.ID, &v.Session.ID, "password changed"); err != nil {
+			return err
+		}
+		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventPasswordChanged, nil)
+	})
+	if err != nil {
+		return err
+	}
+	v.User.PasswordHash = hash
+	return s.send(ctx, passwordChangedMessage(v.User.Email))
+}
+
+// RequestPasswordReset emails a one-hour, single-use reset link to the
+// account of email, if there is one; the answer is the same either way.
+// Returns VALIDATION or RATE_LIMITED.
+func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	if err := s.take(ctx, nil, "reset-ip:"+ClientFrom(ctx).IP, s.cfg.Limits.ResetsPerIP); err != nil {
+		return err
+	}
+	if err := s.take(ctx, nil, "mail:"+email, s.cfg.Limits.EmailsPerAddress...); err != nil {
+		return err
+	}
+	var msg mailMessage
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var u User
+		err := tx.NewSelect().Model(&u).Where("email = ? AND status = ?", email, StatusActive).Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("find user: %w", err)
+		}
+		token, err := createEmailToken(ctx, tx, u.ID, "password_reset", nil, resetTokenTTL)
+		if err != nil {
+			return err
+		}
+		msg = s.resetMessage(email, token)
+		return record(ctx, tx, &u.ID, nil, EventResetRequested, nil)
+	})
+	if err != nil {
+		return err
+	}
+	return s.send(ctx, msg)
+}
+
+// ResetPassword sets a new password with an emailed reset token, signs out
+// every session, and does not sign in. A token works once, however many
+// requests race with it.
+// Returns TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_USED or PASSWORD_WEAK.
+func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
+	// Check the password against the policy before spending the token, so a
+	// weak choice can be corrected with the same link.
+	var userID uuid.UUID
+	var email string
+	err := s.db.NewSelect().ColumnExpr("u.id, u.email").TableExpr("email_tokens AS t").Join("JOIN users AS u ON u.id = t.user_id").
+		Where("t.token_hash = ? AND t.kind = 'password_reset'", hashToken(token)).Scan(ctx, &userID, &email)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("find reset token: %w", err)
+	}
+	if err == nil {
+		if err := checkPassword(next, email); err != nil {
+			return err
+		}
+	}
+	hash, err := password.Hash(next, s.cfg.Password)
+	if err != nil {
+		return fmt.Errorf("hash password: %w", err)
+	}
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		t, err := consumeEmailToken(ctx, tx, "password_reset", token)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.NewUpdate().Model((*User)(nil)).Set("password_hash = ?", hash).Set("updated_at = now()").
+			Where("id = ?", t.UserID).Exec(ctx); err != nil {
+			return fmt.Errorf("update password: %w", err)
+		}
+		if _, err := revokeOthers(ctx, tx, t.UserID, nil, "password reset"); err != nil {
+			return err
+		}
+		return record(ctx, tx, &t.UserID, nil, EventResetCompleted, nil)
+	})
+}
+
+// ChangeEmail asks to move the viewer's account to newEmail: the new address
+// gets a confirmation link and the old one a notice; nothing changes until the
+// link is used.
+// Returns VALIDATION, INVALID_CREDENTIALS, CONFLICT or RATE_LIMITED.
+func (s *Service) ChangeEmail(ctx context.Context, v *Viewer, newEmail, pw string) error {
+	newEmail, err := NormalizeEmail(newEmail)
+	if err != nil {
+		return err
+	}
+	ok, err := password.Verify(pw, v.User.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("verify password: %w", err)
+	}
+	if !ok {
+		return apperr.Errorf(apperr.InvalidCredentials, "Your password is wrong.").With("field", "password")
+	}
+	if newEmail == v.User.Email {
+		return apperr.Errorf(apperr.Validation, "That is already your email address.").With("field", "newEmail")
+	}
+	if err := s.take(ctx, &v.User.ID, "mail:"+newEmail, s.cfg.Limits.EmailsPerAddress...); err != nil {
+		return err
+	}
+	var token string
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if token, err = createEmailToken(ctx, tx, v.User.ID, "email_change", &newEmail, s.cfg.EmailChangeTokenTTL); err != nil {
+			return err
+		}
+		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventEmailChangeAsked, nil)
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.send(ctx, s.emailChangeMessage(newEmail, token)); err != nil {
+		return err
+	}
+	return s.send(ctx, emailChangeNoticeMessage(v.User.Email, newEmail))
+}
+
+// ConfirmEmailChange applies an email change with the link sent to the new
+// address.
+// Returns TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_USED or CONFLICT when the
+// address was taken meanwhile.
+func (s *Service) ConfirmEmailChange(ctx context.Context, token string) (*User, error) {
+	var u User
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		t, err := consumeEmailToken(ctx, tx, "email_change", token)
+		if err != nil {
+			return err
+		}
+		var taken bool
+		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?)", *t.NewEmail).Scan(ctx, &taken); err != nil {
+			return err
+		}
+		if taken {
+			return apperr.Errorf(apperr.Conflict, "Another account uses that address now; the change was not made.")
+		}
+		var old string
+		if err := tx.NewSelect().Model((*User)(nil)).Column("email").Where("id = ?", t.UserID).Scan(ctx, &old); err != nil {
+			return err
+		}
+		if err := tx.NewUpdate().Model(&u).Set("email = ?", *t.NewEmail).
+			Set("email_verified_at = now()").Set("updated_at = now()").
+			Where("id = ?", t.UserID).Returning("*").Scan(ctx); err != nil {
+			return fmt.Errorf("change email: %w", err)
+		}
+		return record(ctx, tx, &u.ID, nil, EventEmailChanged, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// UpdateProfile sets the viewer's display name.
+// Returns VALIDATION.
+func (s *Service) UpdateProfile(ctx context.Context, v *Viewer, name string) (*User, error) {
+	name, err := normalizeName(name)
+	if err != nil {
+		return nil, err
+	}
+	var u User
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewUpdate().Model(&u).Set("name = ?", name).Set("updated_at = now()").
+			Where("id = ?", v.User.ID).Returning("*").Scan(ctx); err != nil {
+			return fmt.Errorf("update profile: %w", err)
+		}
+		return record(ctx, tx, &u.ID, &v.Session.ID, EventProfileUpdated, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}

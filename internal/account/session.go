@@ -1,0 +1,283 @@
+package account
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/password"
+)
+
+// SignInInput is what a returning user gives.
+type SignInInput struct {
+	Email        string
+	Password     string
+	CaptchaToken string
+}
+
+// SignedIn is a new session and the secret token that stands for it; the
+// token is shown once and never stored.
+type SignedIn struct {
+	Token   string
+	Session *Session
+	User    *User
+}
+
+// lastSeenGranularity bounds writes: a session's last_seen_at is moved at
+// most once a minute, not on every request.
+const lastSeenGranularity = time.Minute
+
+// SignIn checks an email and password and opens a session. Unknown emails
+// and wrong passwords get the same INVALID_CREDENTIALS in about the same
+// time. After repeated failures for one (email, IP) a CAPTCHA is required
+// (CAPTCHA_REQUIRED / CAPTCHA_FAILED) or, without CAPTCHA, the pair is
+// blocked for a while (RATE_LIMITED).
+// Returns VALIDATION, INVALID_CREDENTIALS, ACCOUNT_SUSPENDED, RATE_LIMITED,
+// CAPTCHA_REQUIRED or CAPTCHA_FAILED.
+func (s *Service) SignIn(ctx context.Context, in SignInInput) (*SignedIn, error) {
+	email, err := NormalizeEmail(in.Email)
+	if err != nil {
+		return nil, apperr.Errorf(apperr.InvalidCredentials, "The email or password is wrong.")
+	}
+	client := ClientFrom(ctx)
+	failKey := "signin-fail:" + email + "|" + client.IP
+	d, err := s.limiter.Check(ctx, failKey, s.cfg.Limits.SignInFailures)
+	if err != nil {
+		return nil, err
+	}
+	if !d.Allowed {
+		if s.captcha == nil {
+			s.recordBestEffort(ctx, nil, nil, EventRateLimited, map[string]any{"limit": "signin-fail"})
+			return nil, rateLimited(d)
+		}
+		if in.CaptchaToken == "" {
+			return nil, apperr.Errorf(apperr.CaptchaRequired, "Too many failed attempts: complete the CAPTCHA to sign in.")
+		}
+		if err := s.checkCaptcha(ctx, in.CaptchaToken, actionSignIn, nil); err != nil {
+			return nil, err
+		}
+	}
+
+	var u User
+	err = s.db.NewSelect().Model(&u).Where("email = ?", email).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		password.DummyVerify(in.Password)
+		return nil, s.signInFailed(ctx, nil, failKey)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find user: %w", err)
+	}
+	ok, err := password.Verify(in.Password, u.PasswordHash)
+	if err != nil {
+		return nil, fmt.Errorf("verify password of %s: %w", u.ID, err)
+	}
+	if !ok {
+		return nil, s.signInFailed(ctx, &u.ID, failKey)
+	}
+	switch u.Status {
+	case StatusSuspended:
+		return nil, suspendedError()
+	case StatusDeleted:
+		return nil, s.signInFailed(ctx, nil, failKey)
+	}
+	if err := s.limiter.Reset(ctx, failKey); err != nil {
+		return nil, err
+	}
+	s.upgradeHash(ctx, &u, in.Password)
+
+	token, hash := newToken()
+	now := time.Now()
+	sess := &Session{UserID: u.ID, TokenHash: hash, IP: client.IP, UserAgent: truncate(client.UserAgent, 512), ExpiresAt: now.Add(s.cfg.SessionLifetime)}
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(sess).Returning("*").Exec(ctx); err != nil {
+			return fmt.Errorf("insert session: %w", err)
+		}
+		return record(ctx, tx, &u.ID, &sess.ID, EventSignIn, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &SignedIn{Token: token, Session: sess, User: &u}, nil
+}
+
+func (s *Service) signInFailed(ctx context.Context, userID *uuid.UUID, failKey string) error {
+	if err := s.limiter.Record(ctx, failKey); err != nil {
+		return err
+	}
+	s.recordBestEffort(ctx, userID, nil, EventSignInFailed, nil)
+	return apperr.Errorf(apperr.InvalidCredentials, "The email or password is wrong.")
+}
+
+// upgradeHash re-hashes a correct password whose stored hash has older
+// parameters. A failure only leaves the old hash in place.
+func (s *Service) upgradeHash(ctx context.Context, u *User, pw string) {
+	if !password.NeedsRehash(u.PasswordHash, s.cfg.Password) {
+		return
+	}
+	hash, err := password.Hash(pw, s.cfg.Password)
+	if err == nil {
+		_, err = s.db.NewUpdate().Model(u).Set("password_hash = ?", hash).Where("id = ? AND password_hash = ?", u.ID, u.PasswordHash).Exec(ctx)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "password hash upgrade failed", "user_id", u.ID, "err", err)
+		return
+	}
+	u.PasswordHash = hash
+	s.recordBestEffort(ctx, &u.ID, nil, EventPasswordRehashed, nil)
+}
+
+func suspendedError() error {
+	return apperr.Errorf(apperr.AccountSuspended, "This account is suspended. Contact support if you think this is a mistake.")
+}
+
+func sessionEnded() error {
+	return apperr.Errorf(apperr.Unauthenticated, "Your session has ended. Sign in again.")
+}
+
+// Authenticate returns the viewer a session token stands for.
+// Returns UNAUTHENTICATED for an unknown, revoked, expired or idle session
+// and ACCOUNT_SUSPENDED for a suspended user's.
+func (s *Service) Authenticate(ctx context.Context, token string) (*Viewer, error) {
+	if !validTokenShape(token) {
+		return nil, sessionEnded()
+	}
+	hash := hashToken(token)
+	var sess Session
+	err := s.db.NewSelect().Model(&sess).Relation("User").Where("session.token_hash = ?", hash).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, sessionEnded()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	u := sess.User
+	if subtle.ConstantTimeCompare(sess.TokenHash, hash) != 1 {
+		return nil, sessionEnded()
+	}
+	if u.Status == StatusSuspended {
+		return nil, suspendedError()
+	}
+	now := time.Now()
+	if sess.RevokedAt != nil || u.Status != StatusActive || !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) > s.cfg.SessionIdleTimeout {
+		return nil, sessionEnded()
+	}
+	if now.Sub(sess.LastSeenAt) > lastSeenGranularity {
+		if _, err := s.db.NewUpdate().Model((*Session)(nil)).Set("last_seen_at = now()").Where("id = ?", sess.ID).Exec(ctx); err != nil {
+			s.log.WarnContext(ctx, "could not touch session", "err", err)
+		}
+		sess.LastSeenAt = now
+	}
+	return &Viewer{User: u, Session: &sess}, nil
+}
+
+// StillValid reports whether a viewer's session still works, for long-lived
+// connections that authenticated once.
+// Returns UNAUTHENTICATED or ACCOUNT_SUSPENDED when it does not.
+func (s *Service) StillValid(ctx context.Context, v *Viewer) error {
+	var st struct {
+		RevokedAt  *time.Time
+		ExpiresAt  time.Time
+		LastSeenAt time.Time
+		Status     string
+	}
+	err := s.db.NewSelect().ColumnExpr("s.revoked_at, s.expires_at, s.last_seen_at, u.status").
+		TableExpr("sessions AS s").Join("JOIN users AS u ON u.id = s.user_id").
+		Where("s.id = ?", v.Session.ID).Scan(ctx, &st.RevokedAt, &st.ExpiresAt, &st.LastSeenAt, &st.Status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sessionEnded()
+	}
+	if err != nil {
+		return fmt.Errorf("check session: %w", err)
+	}
+	if st.Status == StatusSuspended {
+		return suspendedError()
+	}
+	if st.RevokedAt != nil || st.Status != StatusActive || !time.Now().Before(st.ExpiresAt) {
+		return sessionEnded()
+	}
+	return nil
+}
+
+// SignOut ends the viewer's current session.
+func (s *Service) SignOut(ctx context.Context, v *Viewer) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewUpdate().Model((*Session)(nil)).Set("revoked_at = now()").Set("revoked_reason = 'signed out'").
+			Where("id = ? AND revoked_at IS NULL", v.Session.ID).Exec(ctx); err != nil {
+			return fmt.Errorf("sign out: %w", err)
+		}
+		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventSignOut, nil)
+	})
+}
+
+// Sessions lists the user's sessions that still work, newest first.
+func (s *Service) Sessions(ctx context.Context, userID uuid.UUID) ([]Session, error) {
+	var out []Session
+	err := s.db.NewSelect().Model(&out).
+		Where("user_id = ? AND revoked_at IS NULL AND expires_at > now() AND last_seen_at > now() - ?::interval",
+			userID, fmt.Sprintf("%d seconds", int(s.cfg.SessionIdleTimeout.Seconds()))).
+		Order("created_at DESC").Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeSession ends one of the viewer's sessions.
+// Returns NOT_FOUND for a session that is not theirs or no longer works.
+func (s *Service) RevokeSession(ctx context.Context, v *Viewer, sessionID uuid.UUID) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Model((*Session)(nil)).
+			Set("revoked_at = now()").Set("revoked_reason = 'revoked by user'").
+			Where("id = ? AND user_id = ? AND revoked_at IS NULL", sessionID, v.User.ID).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("revoke session: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return apperr.Errorf(apperr.NotFound, "No such session.")
+		}
+		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventSessionRevoked, map[string]any{"sessionId": sessionID.String()})
+	})
+}
+
+// RevokeOtherSessions ends every session of the viewer but the current one
+// and returns how many ended.
+func (s *Service) RevokeOtherSessions(ctx context.Context, v *Viewer) (int, error) {
+	var n int
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if n, err = revokeOthers(ctx, tx, v.User.ID, &v.Session.ID, "revoked by user"); err != nil {
+			return err
+		}
+		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventSessionRevoked, map[string]any{"others": n})
+	})
+	return n, err
+}
+
+// revokeOthers ends every session of userID except keep (nil: all of them).
+func revokeOthers(ctx context.Context, tx bun.IDB, userID uuid.UUID, keep *uuid.UUID, reason string) (int, error) {
+	q := tx.NewUpdate().Model((*Session)(nil)).Set("revoked_at = now()").Set("revoked_reason = ?", reason).
+		Where("user_id = ? AND revoked_at IS NULL", userID)
+	if keep != nil {
+		q = q.Where("id <> ?", *keep)
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("revoke sessions: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,133 @@
+// Package ratelimit counts events per key in sliding windows kept in
+// Postgres, so that every replica sees the same counts.
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Window allows at most Max events per key within Period.
+type Window struct {
+	Max    int
+	Period time.Duration
+}
+
+// Limiter counts events in the rate_events table.
+type Limiter struct {
+	db  *bun.DB
+	now func() time.Time
+}
+
+// New returns a Limiter on db.
+func New(db *bun.DB) *Limiter { return &Limiter{db: db, now: time.Now} }
+
+// Decision says whether an event may happen and, if not, when it may.
+type Decision struct {
+	Allowed    bool
+	RetryAfter time.Duration
+}
+
+// RetryAfterSeconds rounds RetryAfter up to whole seconds, at least 1.
+func (d Decision) RetryAfterSeconds() int {
+	return max(1, int(math.Ceil(d.RetryAfter.Seconds())))
+}
+
+// Take records one event for key if every window allows it. Concurrent
+// takers of one key are serialised by a transaction-scoped advisory lock, so
+// a limit of N lets exactly N through however many replicas ask at once.
+func (l *Limiter) Take(ctx context.Context, key string, windows ...Window) (Decision, error) {
+	var d Decision
+	err := l.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", lockKey(key)); err != nil {
+			return err
+		}
+		var err error
+		if d, err = check(ctx, tx, key, windows); err != nil || !d.Allowed {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO rate_events (key) VALUES (?)", key)
+		return err
+	})
+	if err != nil {
+		return Decision{}, fmt.Errorf("rate limit %s: %w", key, err)
+	}
+	return d, nil
+}
+
+// Check reports whether one more event for key would be allowed, without
+// recording one.
+func (l *Limiter) Check(ctx context.Context, key string, windows ...Window) (Decision, error) {
+	d, err := check(ctx, l.db, key, windows)
+	if err != nil {
+		return Decision{}, fmt.Errorf("rate limit %s: %w", key, err)
+	}
+	return d, nil
+}
+
+// Record adds one event for key unconditionally (e.g. a failed sign-in).
+func (l *Limiter) Record(ctx context.Context, key string) error {
+	if _, err := l.db.ExecContext(ctx, "INSERT INTO rate_events (key) VALUES (?)", key); err != nil {
+		return fmt.Errorf("rate limit %s: %w", key, err)
+	}
+	return nil
+}
+
+// Reset forgets every event of key (e.g. failures after a good sign-in).
+func (l *Limiter) Reset(ctx context.Context, key string) error {
+	if _, err := l.db.ExecContext(ctx, "DELETE FROM rate_events WHERE key = ?", key); err != nil {
+		return fmt.Errorf("rate limit %s: %w", key, err)
+	}
+	return nil
+}
+
+// Sweep deletes events older than maxAge, the longest window in use.
+func (l *Limiter) Sweep(ctx context.Context, maxAge time.Duration) (int64, error) {
+	res, err := l.db.ExecContext(ctx, "DELETE FROM rate_events WHERE at < clock_timestamp() - ?::interval", fmt.Sprintf("%d milliseconds", maxAge.Milliseconds()))
+	if err != nil {
+		return 0, fmt.Errorf("sweep rate events: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+func check(ctx context.Context, idb bun.IDB, key string, windows []Window) (Decision, error) {
+	d := Decision{Allowed: true}
+	for _, w := range windows {
+		var (
+			count  int
+			oldest time.Time
+			nowDB  time.Time
+		)
+		// The oldest event inside the window tells when a slot frees up.
+		err := idb.NewRaw(`
+			SELECT count(*), coalesce(min(at), clock_timestamp()), clock_timestamp()
+			FROM rate_events WHERE key = ? AND at > clock_timestamp() - ?::interval`,
+			key, fmt.Sprintf("%d milliseconds", w.Period.Milliseconds())).
+			Scan(ctx, &count, &oldest, &nowDB)
+		if err != nil {
+			return Decision{}, err
+		}
+		if count >= w.Max {
+			// With Max events in the window, the next is allowed once the
+			// (count-Max+1)-th oldest leaves it; for the usual count == Max
+			// that is the oldest.
+			retry := oldest.Add(w.Period).Sub(nowDB)
+			if !d.Allowed {
+				retry = max(retry, d.RetryAfter)
+			}
+			d = Decision{Allowed: false, RetryAfter: max(retry, time.Second)}
+		}
+	}
+	return d, nil
+}
+
+func lockKey(key string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("ratelimit:" + key))
+	return int64(h.Sum64())
+}

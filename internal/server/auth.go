@@ -1,0 +1,174 @@
+package server
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/apperr"
+)
+
+// sessionCookie is the browser's session cookie.
+const sessionCookie = "fastimage_session"
+
+// authenticate works out who is calling: the client IP and user agent, and
+// the viewer of a session token sent as `Authorization: Bearer` or in the
+// session cookie. A request that presents a token that no longer works still
+// proceeds (it may be signing in again); resolvers that need a viewer get the
+// token's error.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := account.WithClient(r.Context(), account.Client{IP: s.clientIP(r), UserAgent: r.UserAgent()})
+		if r.Header.Get("Upgrade") == "" {
+			ctx = context.WithValue(ctx, responseWriterKey{}, w)
+		}
+		token, err := bearerOrCookie(r)
+		var viewer *account.Viewer
+		if err == nil && token != "" {
+			viewer, err = s.accounts.Authenticate(ctx, token)
+		}
+		ctx = account.WithAuth(ctx, viewer, err)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func bearerOrCookie(r *http.Request) (string, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, token, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			return "", apperr.Errorf(apperr.Unauthenticated, "Send the session token as `Authorization: Bearer <token>`.")
+		}
+		return strings.TrimSpace(token), nil
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		return c.Value, nil
+	}
+	return "", nil
+}
+
+// clientIP is the address of the client: the peer, or, when the peer is a
+// trusted proxy, the right-most X-Forwarded-For entry that is not itself a
+// trusted proxy. Entries a client wrote itself sit further left and are
+// never believed.
+func (s *Server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	if !s.trusted(peer) {
+		return peer.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		addr, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		addr = addr.Unmap()
+		if !s.trusted(addr) {
+			return addr.String()
+		}
+		peer = addr
+	}
+	return peer.String()
+}
+
+func (s *Server) trusted(addr netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+type responseWriterKey struct{}
+
+// cookieJar sets the session cookie on the HTTP response of the request in
+// ctx; it implements graph.SessionCookies.
+type cookieJar struct{ secure bool }
+
+func (j cookieJar) Set(ctx context.Context, token string, expires time.Time) {
+	if w, ok := ctx.Value(responseWriterKey{}).(http.ResponseWriter); ok {
+		http.SetCookie(w, &http.Cookie{
+			Name: sessionCookie, Value: token, Path: "/", Expires: expires,
+			HttpOnly: true, Secure: j.secure, SameSite: http.SameSiteLaxMode,
+		})
+	}
+}
+
+func (j cookieJar) Clear(ctx context.Context) {
+	if w, ok := ctx.Value(responseWriterKey{}).(http.ResponseWriter); ok {
+		http.SetCookie(w, &http.Cookie{
+			Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+			HttpOnly: true, Secure: j.secure, SameSite: http.SameSiteLaxMode,
+		})
+	}
+}
+
+// wsInit authenticates a WebSocket from its connection_init payload
+// ({"token": "…"} or {"Authorization": "Bearer …"}), falling back to what the
+// upgrade request carried (cookie or header). A token that does not work
+// refuses the connection with close code 4401.
+func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	token := payload.GetString("token")
+	if token == "" {
+		if scheme, t, ok := strings.Cut(payload.Authorization(), " "); ok && strings.EqualFold(scheme, "Bearer") {
+			token = strings.TrimSpace(t)
+		}
+	}
+	if token != "" {
+		v, err := s.accounts.Authenticate(ctx, token)
+		if err != nil {
+			return transport.WithWebsocketCloseCode(ctx, 4401), nil, err
+		}
+		ctx = account.WithAuth(ctx, v, nil)
+	}
+	return s.watchSession(ctx), nil, nil
+}
+
+// watchSession returns ctx, ended soon after the viewer's session stops
+// working (signed out, revoked, expired, suspended), so that long-lived
+// subscriptions do not outlive it. Anonymous contexts are returned as they
+// are.
+func (s *Server) watchSession(ctx context.Context) context.Context {
+	v, _ := account.Optional(ctx)
+	if v == nil {
+		return ctx
+	}
+	ctx = transport.AppendCloseReason(ctx, "Your session has ended. Sign in again.")
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer cancel()
+		t := time.NewTicker(s.cfg.Accounts.SessionRecheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				err := s.accounts.StillValid(ctx, v)
+				if err == nil {
+					continue
+				}
+				if apperr.CodeOf(err) == apperr.Internal {
+					s.log.WarnContext(ctx, "could not recheck session", "err", err)
+					continue
+				}
+				return
+			}
+		}
+	}()
+	return ctx
+}
