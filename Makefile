@@ -24,7 +24,7 @@ test: lint
 
 lint:
 	@$(GO) vet ./...
-	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@bad=$$(gofmt -l .); \
 	if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
 
 ## generate: rerun gqlgen after editing schema.graphqls

@@ -65,6 +65,9 @@ type Session struct {
 	RevokedReason *string    `bun:"revoked_reason"`
 
 	User *User `bun:"rel:belongs-to,join:user_id=id"`
+	// New marks the session SignIn just opened: the request that opened it
+	// did not come with it, yet it is that client's current session.
+	New bool `bun:"-"`
 }
 
 // Config holds the account rules that are settings.

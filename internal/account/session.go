@@ -94,7 +94,7 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (*SignedIn, error)
 
 	token, hash := newToken()
 	now := time.Now()
-	sess := &Session{UserID: u.ID, TokenHash: hash, IP: client.IP, UserAgent: truncate(client.UserAgent, 512), ExpiresAt: now.Add(s.cfg.SessionLifetime)}
+	sess := &Session{UserID: u.ID, TokenHash: hash, IP: client.IP, UserAgent: truncate(client.UserAgent, 512), ExpiresAt: now.Add(s.cfg.SessionLifetime), New: true}
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(sess).Returning("*").Exec(ctx); err != nil {
 			return fmt.Errorf("insert session: %w", err)

@@ -19,8 +19,7 @@ import (
 	"github.com/fastimage/api/internal/apperr"
 )
 
-// Failed is the code of every refusal Verify returns. It lives here until
-// the lead moves it beside the other codes in apperr.
+// Failed is the code of every refusal Verify returns.
 const Failed = apperr.CaptchaFailed
 
 // Provider names a CAPTCHA service.

@@ -28,7 +28,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if r.Header.Get("Upgrade") == "" {
 			ctx = context.WithValue(ctx, responseWriterKey{}, w)
 		}
-		token, err := bearerOrCookie(r)
+		token, err := s.bearerOrCookie(r)
 		var viewer *account.Viewer
 		if err == nil && token != "" {
 			viewer, err = s.accounts.Authenticate(ctx, token)
@@ -38,7 +38,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-func bearerOrCookie(r *http.Request) (string, error) {
+// bearerOrCookie returns the session token a request presents. A cookie
+// counts only when the request does not come from a foreign page: browsers
+// attach cookies to cross-site requests that a hostile page can forge.
+func (s *Server) bearerOrCookie(r *http.Request) (string, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, token, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
@@ -46,7 +49,7 @@ func bearerOrCookie(r *http.Request) (string, error) {
 		}
 		return strings.TrimSpace(token), nil
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil {
+	if c, err := r.Cookie(sessionCookie); err == nil && s.origins.allows(r.Header.Get("Origin")) {
 		return c.Value, nil
 	}
 	return "", nil

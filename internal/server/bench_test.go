@@ -51,3 +51,33 @@ func BenchmarkGraphQLQueryParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSignIn measures a successful sign-in through the API (argon2id
+// verify, session insert, security event), and the two failures that must
+// cost about the same: a wrong password and an unknown email.
+func BenchmarkSignIn(b *testing.B) {
+	s := start(b, testConfig())
+	mustSignUp(b, s, "bench@example.com")
+	cases := []struct{ name, email, password, wantCode string }{
+		{"ok", "bench@example.com", goodPassword, ""},
+		{"wrong-password", "bench@example.com", "not the password", "INVALID_CREDENTIALS"},
+		{"unknown-email", "nobody@example.com", "not the password", "INVALID_CREDENTIALS"},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			c := s.client(b)
+			for b.Loop() {
+				if tc.wantCode != "" {
+					// Stay under the failed-sign-in block.
+					b.StopTimer()
+					s.forgetRateLimits(b)
+					b.StartTimer()
+				}
+				out := c.do(signInMutation, map[string]any{"email": tc.email, "password": tc.password})
+				if out.code() != tc.wantCode {
+					b.Fatalf("got %q, want %q", out.code(), tc.wantCode)
+				}
+			}
+		})
+	}
+}

@@ -58,10 +58,30 @@ func testConfig() *config.Serve {
 }
 
 type testServer struct {
-	URL    string
-	stop   func() error // shuts down as SIGTERM would; safe to call twice
-	db     *bun.DB
-	outbox *mail.Outbox
+	URL     string
+	stop    func() error // shuts down as SIGTERM would; safe to call twice
+	db      *bun.DB
+	outbox  *mail.Outbox
+	logs    *logBuffer
+	secrets *secretSet
+}
+
+// logBuffer collects log output written from many goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // start runs a server over a fresh migrated database; it stops with the
@@ -87,10 +107,14 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Every line the server logs is kept, so that tests can check that no
+	// secret ever reaches the log.
+	logs := &logBuffer{}
+	var out io.Writer = logs
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		out = io.MultiWriter(logs, &testWriter{t})
 	}
+	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	outbox := mail.NewOutbox(bdb)
 	accounts := account.New(bdb, account.Config{
 		PublicURL:           cfg.PublicURL,
@@ -121,12 +145,14 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		})
 		return stopErr
 	}
+	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}}
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("server did not shut down cleanly: %v", err)
 		}
+		ts.secrets.checkLogs(t, logs.String())
 	})
-	return &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox}
+	return ts
 }
 
 type testWriter struct{ t testing.TB }
@@ -171,7 +197,7 @@ func post(t *testing.T, baseURL, accept, contentType, body string) (*http.Respon
 	return do(t, req)
 }
 
-func do(t *testing.T, req *http.Request) (*http.Response, gqlResponse) {
+func do(t testing.TB, req *http.Request) (*http.Response, gqlResponse) {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,0 +1,148 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// turnstile is an httptest peer that speaks Cloudflare Turnstile's siteverify
+// API: "good-<action>" tokens pass for that action, "slow" never answers in
+// time, anything else fails.
+func turnstile(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("secret") != "test-secret" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		token := r.PostForm.Get("response")
+		if token == "slow" {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		resp := map[string]any{"success": false, "error-codes": []string{"invalid-input-response"}}
+		if action, ok := map[string]string{"good-signup": "signup", "good-signin": "signin"}[token]; ok {
+			resp = map[string]any{"success": true, "hostname": "localhost", "action": action, "challenge_ts": time.Now().Format(time.RFC3339)}
+		}
+		json.NewEncoder(w).Encode(resp)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestCaptcha(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Captcha.Provider = "turnstile"
+	cfg.Captcha.Secret = "test-secret"
+	cfg.Captcha.Hostnames = []string{"localhost"}
+	cfg.Captcha.VerifyURL = turnstile(t)
+	cfg.Captcha.Timeout = 300 * time.Millisecond
+	s := start(t, cfg)
+	c := s.client(t)
+
+	var info struct {
+		ServerInfo struct {
+			Integrations struct {
+				Captcha struct {
+					Enabled  bool
+					Provider string
+				}
+			}
+		}
+	}
+	c.must(`{ serverInfo { integrations { captcha { enabled provider } } } }`, nil, &info)
+	if got := info.ServerInfo.Integrations.Captcha; !got.Enabled || got.Provider != "turnstile" {
+		t.Errorf("serverInfo captcha = %+v", got)
+	}
+
+	vars := func(token string) map[string]any {
+		return map[string]any{"email": "human@example.com", "password": goodPassword, "captcha": token}
+	}
+	c.fails("CAPTCHA_FAILED", signUpMutation, vars(""))
+	c.fails("CAPTCHA_FAILED", signUpMutation, vars("forged"))
+	c.fails("CAPTCHA_FAILED", signUpMutation, vars("good-signin")) // the wrong action
+	started := time.Now()
+	c.fails("CAPTCHA_FAILED", signUpMutation, vars("slow"))
+	if waited := time.Since(started); waited > 3*time.Second {
+		t.Errorf("a verifier that does not answer held the request %v", waited)
+	}
+	c.must(signUpMutation, vars("good-signup"), nil)
+	c.must(verifyMutation, map[string]any{"token": s.linkToken(t, "human@example.com", "verify_email")}, nil)
+
+	// Sign-in needs no CAPTCHA until five failures, then it does.
+	for range 5 {
+		c.fails("INVALID_CREDENTIALS", signInMutation, map[string]any{"email": "human@example.com", "password": "wrong guess!"})
+	}
+	c.fails("CAPTCHA_REQUIRED", signInMutation, map[string]any{"email": "human@example.com", "password": goodPassword})
+	c.fails("CAPTCHA_FAILED", signInMutation, map[string]any{"email": "human@example.com", "password": goodPassword, "captcha": "forged"})
+	c.must(signInMutation, map[string]any{"email": "human@example.com", "password": goodPassword, "captcha": "good-signin"}, nil)
+
+	var failed int
+	s.db.NewRaw("SELECT count(*) FROM security_events WHERE kind = 'CAPTCHA_FAILED'").Scan(t.Context(), &failed)
+	if failed < 5 {
+		t.Errorf("%d CAPTCHA failures recorded, want at least 5", failed)
+	}
+}
+
+func TestTrustedProxyForwardedFor(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	s := start(t, cfg)
+	c := s.client(t)
+	// The client wrote the first entry itself; the proxy appended the real one.
+	c.header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.9")
+	c.must(signUpMutation, map[string]any{"email": "proxied@example.com", "password": goodPassword}, nil)
+	var ip string
+	s.db.NewRaw("SELECT ip FROM security_events WHERE kind = 'SIGN_UP'").Scan(t.Context(), &ip)
+	if ip != "203.0.113.9" {
+		t.Errorf("client IP behind a trusted proxy = %q, want 203.0.113.9", ip)
+	}
+}
+
+func TestSessionIdleAndLifetime(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	idle, _ := mustSignUp(t, s, "idle@example.com")
+	old, _ := signIn(t, s, "idle@example.com", goodPassword)
+	fresh, _ := signIn(t, s, "idle@example.com", goodPassword)
+	ctx := t.Context()
+	s.db.ExecContext(ctx, "UPDATE sessions SET last_seen_at = now() - interval '2 hours' WHERE token_hash = sha256(?::bytea)", idle.token)
+	s.db.ExecContext(ctx, "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE token_hash = sha256(?::bytea)", old.token)
+	idle.fails("UNAUTHENTICATED", viewerQuery, nil)
+	old.fails("UNAUTHENTICATED", viewerQuery, nil)
+	fresh.must(viewerQuery, nil, nil)
+}
+
+func TestDevOutboxPageOnlyInDevelopment(t *testing.T) {
+	t.Parallel()
+	dev := start(t, testConfig())
+	mustSignUp(t, dev, "outbox@example.com")
+	resp, err := http.Get(dev.URL + "/dev/outbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("development /dev/outbox: %d", resp.StatusCode)
+	}
+	prodCfg := testConfig()
+	prodCfg.Env = "production"
+	prod := start(t, prodCfg)
+	resp, err = http.Get(prod.URL + "/dev/outbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("production /dev/outbox: %d, want 404", resp.StatusCode)
+	}
+}
