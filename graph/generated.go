@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/relay"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -31,6 +32,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	CreditEntry() CreditEntryResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	SecurityEvent() SecurityEventResolver
@@ -43,6 +45,39 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AdjustCreditsPayload struct {
+		Credits func(childComplexity int) int
+		Entry   func(childComplexity int) int
+	}
+
+	CreditEntry struct {
+		Amount       func(childComplexity int) int
+		BalanceAfter func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Kind         func(childComplexity int) int
+		LotExpiresAt func(childComplexity int) int
+		Reason       func(childComplexity int) int
+		Reference    func(childComplexity int) int
+	}
+
+	CreditEntryConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	CreditEntryEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	Credits struct {
+		Available func(childComplexity int) int
+		Balance   func(childComplexity int) int
+		Held      func(childComplexity int) int
+	}
+
 	Heartbeat struct {
 		Seq        func(childComplexity int) int
 		ServerTime func(childComplexity int) int
@@ -74,6 +109,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AdjustCredits        func(childComplexity int, input model.AdjustCreditsInput) int
 		ChangeEmail          func(childComplexity int, input model.ChangeEmailInput) int
 		ChangePassword       func(childComplexity int, input model.ChangePasswordInput) int
 		ConfirmEmailChange   func(childComplexity int, input model.ConfirmEmailChangeInput) int
@@ -169,6 +205,8 @@ type ComplexityRoot struct {
 
 	User struct {
 		CreatedAt      func(childComplexity int) int
+		CreditEntries  func(childComplexity int, first *int, after *string) int
+		Credits        func(childComplexity int) int
 		Email          func(childComplexity int) int
 		EmailVerified  func(childComplexity int) int
 		ID             func(childComplexity int) int
@@ -192,6 +230,12 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type CreditEntryResolver interface {
+	ID(ctx context.Context, obj *credit.Entry) (string, error)
+	Kind(ctx context.Context, obj *credit.Entry) (model.CreditEntryKind, error)
+
+	Reference(ctx context.Context, obj *credit.Entry) (relay.Node, error)
+}
 type MutationResolver interface {
 	SignUp(ctx context.Context, input model.SignUpInput) (*model.SignUpPayload, error)
 	VerifyEmail(ctx context.Context, input model.VerifyEmailInput) (*model.VerifyEmailPayload, error)
@@ -208,6 +252,7 @@ type MutationResolver interface {
 	UpdateProfile(ctx context.Context, input model.UpdateProfileInput) (*model.UserPayload, error)
 	SuspendUser(ctx context.Context, input model.SuspendUserInput) (*model.UserPayload, error)
 	UnsuspendUser(ctx context.Context, input model.UnsuspendUserInput) (*model.UserPayload, error)
+	AdjustCredits(ctx context.Context, input model.AdjustCreditsInput) (*model.AdjustCreditsPayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (relay.Node, error)
@@ -233,6 +278,8 @@ type UserResolver interface {
 	Status(ctx context.Context, obj *account.User) (model.UserStatus, error)
 
 	Sessions(ctx context.Context, obj *account.User) ([]*account.Session, error)
+	Credits(ctx context.Context, obj *account.User) (*credit.Balance, error)
+	CreditEntries(ctx context.Context, obj *account.User, first *int, after *string) (*model.CreditEntryConnection, error)
 	SecurityEvents(ctx context.Context, obj *account.User, first *int, after *string) (*model.SecurityEventConnection, error)
 }
 
@@ -253,6 +300,119 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AdjustCreditsPayload.credits":
+		if e.ComplexityRoot.AdjustCreditsPayload.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AdjustCreditsPayload.Credits(childComplexity), true
+	case "AdjustCreditsPayload.entry":
+		if e.ComplexityRoot.AdjustCreditsPayload.Entry == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AdjustCreditsPayload.Entry(childComplexity), true
+
+	case "CreditEntry.amount":
+		if e.ComplexityRoot.CreditEntry.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntry.Amount(childComplexity), true
+	case "CreditEntry.balanceAfter":
+		if e.ComplexityRoot.CreditEntry.BalanceAfter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntry.BalanceAfter(childComplexity), true
+	case "CreditEntry.createdAt":
+		if e.ComplexityRoot.CreditEntry.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntry.CreatedAt(childComplexity), true
+	case "CreditEntry.id":
+		if e.ComplexityRoot.CreditEntry.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntry.ID(childComplexity), true
+	case "CreditEntry.kind":
+		if e.ComplexityRoot.CreditEntry.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntry.Kind(childComplexity), true
+	case "CreditEntry.expiresAt":
+		if e.ComplexityRoot.CreditEntry.LotExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntry.LotExpiresAt(childComplexity), true
+	case "CreditEntry.reason":
+		if e.ComplexityRoot.CreditEntry.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntry.Reason(childComplexity), true
+	case "CreditEntry.reference":
+		if e.ComplexityRoot.CreditEntry.Reference == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntry.Reference(childComplexity), true
+
+	case "CreditEntryConnection.edges":
+		if e.ComplexityRoot.CreditEntryConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntryConnection.Edges(childComplexity), true
+	case "CreditEntryConnection.pageInfo":
+		if e.ComplexityRoot.CreditEntryConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntryConnection.PageInfo(childComplexity), true
+	case "CreditEntryConnection.totalCount":
+		if e.ComplexityRoot.CreditEntryConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntryConnection.TotalCount(childComplexity), true
+
+	case "CreditEntryEdge.cursor":
+		if e.ComplexityRoot.CreditEntryEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntryEdge.Cursor(childComplexity), true
+	case "CreditEntryEdge.node":
+		if e.ComplexityRoot.CreditEntryEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditEntryEdge.Node(childComplexity), true
+
+	case "Credits.available":
+		if e.ComplexityRoot.Credits.Available == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credits.Available(childComplexity), true
+	case "Credits.balance":
+		if e.ComplexityRoot.Credits.Balance == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credits.Balance(childComplexity), true
+	case "Credits.held":
+		if e.ComplexityRoot.Credits.Held == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Credits.Held(childComplexity), true
 
 	case "Heartbeat.seq":
 		if e.ComplexityRoot.Heartbeat.Seq == nil {
@@ -349,6 +509,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MessagePayload.Message(childComplexity), true
 
+	case "Mutation.adjustCredits":
+		if e.ComplexityRoot.Mutation.AdjustCredits == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_adjustCredits_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AdjustCredits(childComplexity, args["input"].(model.AdjustCreditsInput)), true
 	case "Mutation.changeEmail":
 		if e.ComplexityRoot.Mutation.ChangeEmail == nil {
 			break
@@ -771,6 +942,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.CreatedAt(childComplexity), true
+	case "User.creditEntries":
+		if e.ComplexityRoot.User.CreditEntries == nil {
+			break
+		}
+
+		args, err := ec.field_User_creditEntries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.CreditEntries(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "User.credits":
+		if e.ComplexityRoot.User.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Credits(childComplexity), true
 	case "User.email":
 		if e.ComplexityRoot.User.Email == nil {
 			break
@@ -848,6 +1036,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AdjustCreditsInput", ec.unmarshalInputAdjustCreditsInput),
 			graphql.NewInputUnmarshaler("ChangeEmailInput", ec.unmarshalInputChangeEmailInput),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
 			graphql.NewInputUnmarshaler("ConfirmEmailChangeInput", ec.unmarshalInputConfirmEmailChangeInput),
@@ -1071,6 +1260,11 @@ type Mutation {
   suspendUser(input: SuspendUserInput!): UserPayload!
   "Admins only: lifts a suspension. Errors: FORBIDDEN, NOT_FOUND."
   unsuspendUser(input: UnsuspendUserInput!): UserPayload!
+  """
+  Admins only: adds (positive) or removes (negative) credits with a reason for
+  the record. Errors: FORBIDDEN, NOT_FOUND, VALIDATION, INSUFFICIENT_CREDITS.
+  """
+  adjustCredits(input: AdjustCreditsInput!): AdjustCreditsPayload!
 }
 
 type Subscription {
@@ -1156,6 +1350,10 @@ type User implements Node {
   createdAt: DateTime!
   "The user's sessions that still work, newest first. Only for your own account."
   sessions: [Session!]!
+  "The account's credits. Only for your own account (and admins)."
+  credits: Credits!
+  "The credits ledger, newest first: every change with its reason. Only for your own account (and admins)."
+  creditEntries("Page size, 1 to 100." first: Int = 20, "Cursor of the last entry of the previous page." after: String): CreditEntryConnection!
   "The account's security record, newest first. Only for your own account."
   securityEvents("Page size, 1 to 100." first: Int = 20, "Cursor of the last event of the previous page." after: String): SecurityEventConnection!
 }
@@ -1387,6 +1585,92 @@ input UnsuspendUserInput {
   "The user to let back in."
   userId: ID!
 }
+
+"A user's credits."
+type Credits {
+  "Posted credits."
+  balance: Int!
+  "What may be spent now: balance minus held."
+  available: Int!
+  "Set aside for work in progress (captured when it succeeds, released when it fails)."
+  held: Int!
+}
+
+"Why credits moved."
+enum CreditEntryKind {
+  "The bonus for verifying your email."
+  SIGNUP_BONUS
+  "A credit pack you bought."
+  PURCHASE
+  "Your subscription's credits for a period."
+  SUBSCRIPTION_GRANT
+  "Spent on a generation."
+  SPEND
+  "Given back."
+  REFUND
+  "Changed by support, with a reason."
+  ADJUSTMENT
+  "Unused credits whose lot expired."
+  EXPIRY
+  "Taken back after a refunded or disputed payment."
+  CLAWBACK
+}
+
+"One change of a user's credits. Entries never change once written."
+type CreditEntry implements Node {
+  "The entry's global id."
+  id: ID!
+  "Why the credits moved."
+  kind: CreditEntryKind!
+  "Credits in (positive) or out (negative)."
+  amount: Int!
+  "The balance right after this entry."
+  balanceAfter: Int!
+  "What caused it (a Generation or a Purchase) when the API can show it."
+  reference: Node
+  "For grants: when the credits they brought expire; null when they never do."
+  expiresAt: DateTime
+  "For adjustments: why."
+  reason: String
+  "When it was posted."
+  createdAt: DateTime!
+}
+
+"A page of credit entries."
+type CreditEntryConnection {
+  "The entries of this page."
+  edges: [CreditEntryEdge!]!
+  "Where this page sits."
+  pageInfo: PageInfo!
+  "How many entries the account has in all."
+  totalCount: Int!
+}
+
+"A credit entry and its cursor."
+type CreditEntryEdge {
+  "Pass as ` + "`" + `after` + "`" + ` to continue after this entry."
+  cursor: String!
+  "The entry."
+  node: CreditEntry!
+}
+
+"Input of adjustCredits."
+input AdjustCreditsInput {
+  "The user whose credits change."
+  userId: ID!
+  "Credits to add (positive) or remove (negative)."
+  amount: Int!
+  "Why, for the record (1 to 500 characters)."
+  reason: String!
+}
+
+"Result of adjustCredits."
+type AdjustCreditsPayload {
+  "The entry written."
+  entry: CreditEntry!
+  "The user's credits after it."
+  credits: Credits!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1394,6 +1678,72 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_AdjustCreditsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "entry":
+		return ec.fieldContext_AdjustCreditsPayload_entry(ctx, field)
+	case "credits":
+		return ec.fieldContext_AdjustCreditsPayload_credits(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AdjustCreditsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CreditEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CreditEntry_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_CreditEntry_kind(ctx, field)
+	case "amount":
+		return ec.fieldContext_CreditEntry_amount(ctx, field)
+	case "balanceAfter":
+		return ec.fieldContext_CreditEntry_balanceAfter(ctx, field)
+	case "reference":
+		return ec.fieldContext_CreditEntry_reference(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_CreditEntry_expiresAt(ctx, field)
+	case "reason":
+		return ec.fieldContext_CreditEntry_reason(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_CreditEntry_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreditEntry", field.Name)
+}
+
+func (ec *executionContext) childFields_CreditEntryConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_CreditEntryConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_CreditEntryConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_CreditEntryConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreditEntryConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_CreditEntryEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_CreditEntryEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_CreditEntryEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreditEntryEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Credits(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "balance":
+		return ec.fieldContext_Credits_balance(ctx, field)
+	case "available":
+		return ec.fieldContext_Credits_available(ctx, field)
+	case "held":
+		return ec.fieldContext_Credits_held(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Credits", field.Name)
+}
 
 func (ec *executionContext) childFields_Heartbeat(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -1603,6 +1953,10 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_createdAt(ctx, field)
 	case "sessions":
 		return ec.fieldContext_User_sessions(ctx, field)
+	case "credits":
+		return ec.fieldContext_User_credits(ctx, field)
+	case "creditEntries":
+		return ec.fieldContext_User_creditEntries(ctx, field)
 	case "securityEvents":
 		return ec.fieldContext_User_securityEvents(ctx, field)
 	}
@@ -1740,6 +2094,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 // endregion ************************** internal!.gotpl ***************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) field_Mutation_adjustCredits_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AdjustCreditsInput, error) {
+			return ec.unmarshalNAdjustCreditsInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐAdjustCreditsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_changeEmail_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -2007,6 +2375,28 @@ func (ec *executionContext) field_Subscription_heartbeat_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_User_creditEntries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_User_securityEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2102,6 +2492,474 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _AdjustCreditsPayload_entry(ctx context.Context, field graphql.CollectedField, obj *model.AdjustCreditsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AdjustCreditsPayload_entry(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entry, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *credit.Entry) graphql.Marshaler {
+			return ec.marshalNCreditEntry2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐEntry(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AdjustCreditsPayload_entry(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AdjustCreditsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreditEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AdjustCreditsPayload_credits(ctx context.Context, field graphql.CollectedField, obj *model.AdjustCreditsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AdjustCreditsPayload_credits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *credit.Balance) graphql.Marshaler {
+			return ec.marshalNCredits2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐBalance(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AdjustCreditsPayload_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AdjustCreditsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Credits(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreditEntry_id(ctx context.Context, field graphql.CollectedField, obj *credit.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntry_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CreditEntry().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntry_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditEntry", field, true, true, "ID")
+}
+
+func (ec *executionContext) _CreditEntry_kind(ctx context.Context, field graphql.CollectedField, obj *credit.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntry_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CreditEntry().Kind(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CreditEntryKind) graphql.Marshaler {
+			return ec.marshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntry_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditEntry", field, true, true, "CreditEntryKind")
+}
+
+func (ec *executionContext) _CreditEntry_amount(ctx context.Context, field graphql.CollectedField, obj *credit.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntry_amount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntry_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditEntry", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditEntry_balanceAfter(ctx context.Context, field graphql.CollectedField, obj *credit.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntry_balanceAfter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BalanceAfter, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntry_balanceAfter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditEntry", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditEntry_reference(ctx context.Context, field graphql.CollectedField, obj *credit.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntry_reference(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CreditEntry().Reference(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v relay.Node) graphql.Marshaler {
+			return ec.marshalONode2githubᚗcomᚋfastimageᚋapiᚋinternalᚋrelayᚐNode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntry_reference(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreditEntry",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreditEntry_expiresAt(ctx context.Context, field graphql.CollectedField, obj *credit.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntry_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LotExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntry_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditEntry", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _CreditEntry_reason(ctx context.Context, field graphql.CollectedField, obj *credit.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntry_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntry_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditEntry", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreditEntry_createdAt(ctx context.Context, field graphql.CollectedField, obj *credit.Entry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntry_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntry_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditEntry", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _CreditEntryConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.CreditEntryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntryConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CreditEntryEdge) graphql.Marshaler {
+			return ec.marshalNCreditEntryEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntryConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreditEntryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreditEntryEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreditEntryConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.CreditEntryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntryConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntryConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreditEntryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreditEntryConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.CreditEntryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntryConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntryConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditEntryConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditEntryEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.CreditEntryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntryEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntryEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditEntryEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreditEntryEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.CreditEntryEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditEntryEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *credit.Entry) graphql.Marshaler {
+			return ec.marshalNCreditEntry2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐEntry(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditEntryEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreditEntryEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreditEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Credits_balance(ctx context.Context, field graphql.CollectedField, obj *credit.Balance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Credits_balance(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Balance, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Credits_balance(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Credits", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Credits_available(ctx context.Context, field graphql.CollectedField, obj *credit.Balance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Credits_available(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Available, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Credits_available(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Credits", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Credits_held(ctx context.Context, field graphql.CollectedField, obj *credit.Balance) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Credits_held(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Held, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Credits_held(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Credits", field, false, false, "Int")
+}
 
 func (ec *executionContext) _Heartbeat_seq(ctx context.Context, field graphql.CollectedField, obj *model.Heartbeat) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -3156,6 +4014,50 @@ func (ec *executionContext) fieldContext_Mutation_unsuspendUser(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_unsuspendUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_adjustCredits(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_adjustCredits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AdjustCredits(ctx, fc.Args["input"].(model.AdjustCreditsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AdjustCreditsPayload) graphql.Marshaler {
+			return ec.marshalNAdjustCreditsPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐAdjustCreditsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_adjustCredits(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AdjustCreditsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_adjustCredits_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4426,6 +5328,82 @@ func (ec *executionContext) fieldContext_User_sessions(_ context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _User_credits(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_credits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Credits(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *credit.Balance) graphql.Marshaler {
+			return ec.marshalNCredits2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐBalance(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Credits(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_creditEntries(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_creditEntries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().CreditEntries(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreditEntryConnection) graphql.Marshaler {
+			return ec.marshalNCreditEntryConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_creditEntries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreditEntryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_creditEntries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _User_securityEvents(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5607,6 +6585,62 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAdjustCreditsInput(ctx context.Context, obj any) (model.AdjustCreditsInput, error) {
+	var it model.AdjustCreditsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"userId", "amount", "reason"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "userId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "amount":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("amount"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Amount = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAdjustCreditsInput unmarshals raw into the AdjustCreditsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAdjustCreditsInput(ctx context.Context, raw any) (model.AdjustCreditsInput, error) {
+	var out model.AdjustCreditsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AdjustCreditsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputChangeEmailInput(ctx context.Context, obj any) (model.ChangeEmailInput, error) {
 	var it model.ChangeEmailInput
 	if obj == nil {
@@ -6329,6 +7363,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._SecurityEvent(ctx, sel, obj)
+	case credit.Entry:
+		return ec._CreditEntry(ctx, sel, &obj)
+	case *credit.Entry:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._CreditEntry(ctx, sel, obj)
 	default:
 		if typedObj, ok := obj.(graphql.Marshaler); ok {
 			return typedObj
@@ -6341,6 +7382,239 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
+
+var adjustCreditsPayloadImplementors = []string{"AdjustCreditsPayload"}
+
+func (ec *executionContext) _AdjustCreditsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AdjustCreditsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, adjustCreditsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AdjustCreditsPayload")
+		case "entry":
+			out.Values[i] = ec._AdjustCreditsPayload_entry(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "credits":
+			out.Values[i] = ec._AdjustCreditsPayload_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var creditEntryImplementors = []string{"CreditEntry", "Node"}
+
+func (ec *executionContext) _CreditEntry(ctx context.Context, sel ast.SelectionSet, obj *credit.Entry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, creditEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreditEntry")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CreditEntry_id(ctx, field, obj)
+				})
+		case "kind":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CreditEntry_kind(ctx, field, obj)
+				})
+		case "amount":
+			out.Values[i] = ec._CreditEntry_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "balanceAfter":
+			out.Values[i] = ec._CreditEntry_balanceAfter(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reference":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CreditEntry_reference(ctx, field, obj)
+				})
+		case "expiresAt":
+			out.Values[i] = ec._CreditEntry_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reason":
+			out.Values[i] = ec._CreditEntry_reason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._CreditEntry_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var creditEntryConnectionImplementors = []string{"CreditEntryConnection"}
+
+func (ec *executionContext) _CreditEntryConnection(ctx context.Context, sel ast.SelectionSet, obj *model.CreditEntryConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, creditEntryConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreditEntryConnection")
+		case "edges":
+			out.Values[i] = ec._CreditEntryConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._CreditEntryConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._CreditEntryConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var creditEntryEdgeImplementors = []string{"CreditEntryEdge"}
+
+func (ec *executionContext) _CreditEntryEdge(ctx context.Context, sel ast.SelectionSet, obj *model.CreditEntryEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, creditEntryEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreditEntryEdge")
+		case "cursor":
+			out.Values[i] = ec._CreditEntryEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._CreditEntryEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var creditsImplementors = []string{"Credits"}
+
+func (ec *executionContext) _Credits(ctx context.Context, sel ast.SelectionSet, obj *credit.Balance) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, creditsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Credits")
+		case "balance":
+			out.Values[i] = ec._Credits_balance(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "available":
+			out.Values[i] = ec._Credits_available(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "held":
+			out.Values[i] = ec._Credits_held(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
 
 var heartbeatImplementors = []string{"Heartbeat"}
 
@@ -6677,6 +7951,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "unsuspendUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_unsuspendUser(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "adjustCredits":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_adjustCredits(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -7318,6 +8599,18 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_sessions(ctx, field, obj)
 				})
+		case "credits":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_credits(ctx, field, obj)
+				})
+		case "creditEntries":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_creditEntries(ctx, field, obj)
+				})
 		case "securityEvents":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -7769,6 +9062,19 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAdjustCreditsInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐAdjustCreditsInput(ctx context.Context, v any) (model.AdjustCreditsInput, error) {
+	res, err := ec.unmarshalInputAdjustCreditsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAdjustCreditsPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐAdjustCreditsPayload(ctx context.Context, sel ast.SelectionSet, v *model.AdjustCreditsPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AdjustCreditsPayload!")
+		return graphql.Null
+	}
+	return ec._AdjustCreditsPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -7796,6 +9102,64 @@ func (ec *executionContext) unmarshalNChangePasswordInput2githubᚗcomᚋfastima
 func (ec *executionContext) unmarshalNConfirmEmailChangeInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmEmailChangeInput(ctx context.Context, v any) (model.ConfirmEmailChangeInput, error) {
 	res, err := ec.unmarshalInputConfirmEmailChangeInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCreditEntry2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐEntry(ctx context.Context, sel ast.SelectionSet, v *credit.Entry) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreditEntry!")
+		return graphql.Null
+	}
+	return ec._CreditEntry(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCreditEntryConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryConnection(ctx context.Context, sel ast.SelectionSet, v *model.CreditEntryConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreditEntryConnection!")
+		return graphql.Null
+	}
+	return ec._CreditEntryConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCreditEntryEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CreditEntryEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCreditEntryEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCreditEntryEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryEdge(ctx context.Context, sel ast.SelectionSet, v *model.CreditEntryEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreditEntryEdge!")
+		return graphql.Null
+	}
+	return ec._CreditEntryEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryKind(ctx context.Context, v any) (model.CreditEntryKind, error) {
+	var res model.CreditEntryKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryKind(ctx context.Context, sel ast.SelectionSet, v model.CreditEntryKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNCredits2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐBalance(ctx context.Context, sel ast.SelectionSet, v *credit.Balance) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Credits!")
+		return graphql.Null
+	}
+	return ec._Credits(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNDateTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -7871,6 +9235,20 @@ func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, 
 func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.SelectionSet, v int) graphql.Marshaler {
 	_ = sel
 	res := graphql.MarshalInt(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNInt2int64(ctx context.Context, v any) (int64, error) {
+	res, err := graphql.UnmarshalInt64(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInt2int64(ctx context.Context, sel ast.SelectionSet, v int64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalInt64(v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
 	}
@@ -8316,6 +9694,24 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalODateTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalTime(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODateTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalTime(*v)
 	return res
 }
 

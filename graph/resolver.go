@@ -13,6 +13,7 @@ import (
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/relay"
 )
 
@@ -40,6 +41,7 @@ type Resolver struct {
 	// ServerInfo is what serverInfo answers; it is fixed at start.
 	ServerInfo *model.ServerInfo
 	Accounts   *account.Service
+	Ledger     *credit.Ledger
 	Cookies    SessionCookies
 	// Nodes maps a GraphQL type name to its fetcher, for node(id:) and
 	// nodes(ids:); NewResolver registers the types of every domain.
@@ -47,8 +49,8 @@ type Resolver struct {
 }
 
 // NewResolver returns the root resolver with the node fetchers registered.
-func NewResolver(info *model.ServerInfo, accounts *account.Service, cookies SessionCookies) *Resolver {
-	r := &Resolver{ServerInfo: info, Accounts: accounts, Cookies: cookies}
+func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, cookies SessionCookies) *Resolver {
+	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Cookies: cookies}
 	r.Nodes = map[string]NodeFetcher{
 		"User":    r.fetchUser,
 		"Session": r.fetchSession,
@@ -126,6 +128,43 @@ func ownAccount(ctx context.Context, u *account.User) (*account.Viewer, error) {
 		return nil, apperr.Errorf(apperr.Forbidden, "Only the account's owner may see this.")
 	}
 	return v, nil
+}
+
+// ownOrAdmin lets a field of a user through for that user and for admins.
+// Returns UNAUTHENTICATED or FORBIDDEN.
+func ownOrAdmin(ctx context.Context, u *account.User) (*account.Viewer, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.User.ID != u.ID && v.User.Role != account.RoleAdmin {
+		return nil, apperr.Errorf(apperr.Forbidden, "Only the account's owner may see this.")
+	}
+	return v, nil
+}
+
+// cursorOf decodes a connection's `after` cursor: the global id of the last
+// item of the previous page.
+// Returns VALIDATION or NOT_FOUND for a cursor of another type.
+func cursorOf(after *string, typ string) (*uuid.UUID, error) {
+	if after == nil {
+		return nil, nil
+	}
+	id, err := uuidOf(*after, typ)
+	if err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+// pageInfo describes a page of n edges in newest-first order.
+func pageInfo(hasPrevious, hasNext bool, n int, cursor func(int) string) *model.PageInfo {
+	pi := &model.PageInfo{HasNextPage: hasNext, HasPreviousPage: hasPrevious}
+	if n > 0 {
+		start, end := cursor(0), cursor(n-1)
+		pi.StartCursor, pi.EndCursor = &start, &end
+	}
+	return pi
 }
 
 // pageSize validates a connection's `first`.

@@ -13,9 +13,30 @@ import (
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/relay"
-	"github.com/google/uuid"
 )
+
+// ID is the resolver for the id field.
+func (r *creditEntryResolver) ID(ctx context.Context, obj *credit.Entry) (string, error) {
+	return relay.ID("CreditEntry", obj.ID.String()), nil
+}
+
+// Kind is the resolver for the kind field.
+func (r *creditEntryResolver) Kind(ctx context.Context, obj *credit.Entry) (model.CreditEntryKind, error) {
+	return model.CreditEntryKind(obj.Kind), nil
+}
+
+// Reference is the resolver for the reference field.
+func (r *creditEntryResolver) Reference(ctx context.Context, obj *credit.Entry) (relay.Node, error) {
+	if obj.ReferenceType == nil {
+		return nil, nil
+	}
+	if _, known := r.Nodes[*obj.ReferenceType]; !known {
+		return nil, nil
+	}
+	return r.node(ctx, relay.ID(*obj.ReferenceType, *obj.ReferenceID))
+}
 
 // SignUp is the resolver for the signUp field.
 func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) (*model.SignUpPayload, error) {
@@ -199,6 +220,27 @@ func (r *mutationResolver) UnsuspendUser(ctx context.Context, input model.Unsusp
 	return &model.UserPayload{User: u}, nil
 }
 
+// AdjustCredits is the resolver for the adjustCredits field.
+func (r *mutationResolver) AdjustCredits(ctx context.Context, input model.AdjustCreditsInput) (*model.AdjustCreditsPayload, error) {
+	v, err := account.RequireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuidOf(input.UserID, "User")
+	if err != nil {
+		return nil, err
+	}
+	e, err := r.Ledger.Adjust(ctx, v.User.ID, id, int64(input.Amount), input.Reason)
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.Ledger.BalanceOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.AdjustCreditsPayload{Entry: e, Credits: &b}, nil
+}
+
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id string) (relay.Node, error) {
 	return r.node(ctx, id)
@@ -311,6 +353,44 @@ func (r *userResolver) Sessions(ctx context.Context, obj *account.User) ([]*acco
 	return out, nil
 }
 
+// Credits is the resolver for the credits field.
+func (r *userResolver) Credits(ctx context.Context, obj *account.User) (*credit.Balance, error) {
+	if _, err := ownOrAdmin(ctx, obj); err != nil {
+		return nil, err
+	}
+	b, err := r.Ledger.BalanceOf(ctx, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// CreditEntries is the resolver for the creditEntries field.
+func (r *userResolver) CreditEntries(ctx context.Context, obj *account.User, first *int, after *string) (*model.CreditEntryConnection, error) {
+	if _, err := ownOrAdmin(ctx, obj); err != nil {
+		return nil, err
+	}
+	n, err := pageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	cursor, err := cursorOf(after, "CreditEntry")
+	if err != nil {
+		return nil, err
+	}
+	page, err := r.Ledger.Entries(ctx, obj.ID, n, cursor)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.CreditEntryConnection{TotalCount: page.TotalCount}
+	for i := range page.Entries {
+		e := &page.Entries[i]
+		conn.Edges = append(conn.Edges, &model.CreditEntryEdge{Cursor: relay.ID("CreditEntry", e.ID.String()), Node: e})
+	}
+	conn.PageInfo = pageInfo(after != nil, page.HasNext, len(conn.Edges), func(i int) string { return conn.Edges[i].Cursor })
+	return conn, nil
+}
+
 // SecurityEvents is the resolver for the securityEvents field.
 func (r *userResolver) SecurityEvents(ctx context.Context, obj *account.User, first *int, after *string) (*model.SecurityEventConnection, error) {
 	if _, err := ownAccount(ctx, obj); err != nil {
@@ -320,29 +400,25 @@ func (r *userResolver) SecurityEvents(ctx context.Context, obj *account.User, fi
 	if err != nil {
 		return nil, err
 	}
-	var cursor *uuid.UUID
-	if after != nil {
-		id, err := uuidOf(*after, "SecurityEvent")
-		if err != nil {
-			return nil, err
-		}
-		cursor = &id
+	cursor, err := cursorOf(after, "SecurityEvent")
+	if err != nil {
+		return nil, err
 	}
 	page, err := r.Accounts.SecurityEvents(ctx, obj.ID, n, cursor)
 	if err != nil {
 		return nil, err
 	}
-	conn := &model.SecurityEventConnection{TotalCount: page.TotalCount, PageInfo: &model.PageInfo{HasNextPage: page.HasNext, HasPreviousPage: after != nil}}
+	conn := &model.SecurityEventConnection{TotalCount: page.TotalCount}
 	for i := range page.Events {
 		ev := &page.Events[i]
 		conn.Edges = append(conn.Edges, &model.SecurityEventEdge{Cursor: relay.ID("SecurityEvent", ev.ID.String()), Node: ev})
 	}
-	if len(conn.Edges) > 0 {
-		conn.PageInfo.StartCursor = &conn.Edges[0].Cursor
-		conn.PageInfo.EndCursor = &conn.Edges[len(conn.Edges)-1].Cursor
-	}
+	conn.PageInfo = pageInfo(after != nil, page.HasNext, len(conn.Edges), func(i int) string { return conn.Edges[i].Cursor })
 	return conn, nil
 }
+
+// CreditEntry returns CreditEntryResolver implementation.
+func (r *Resolver) CreditEntry() CreditEntryResolver { return &creditEntryResolver{r} }
 
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
@@ -363,6 +439,7 @@ func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionRes
 func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
 type (
+	creditEntryResolver   struct{ *Resolver }
 	mutationResolver      struct{ *Resolver }
 	queryResolver         struct{ *Resolver }
 	securityEventResolver struct{ *Resolver }

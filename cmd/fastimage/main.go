@@ -14,11 +14,13 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/captcha"
 	"github.com/fastimage/api/internal/config"
+	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/logging"
 	"github.com/fastimage/api/internal/mail"
@@ -122,8 +124,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ledger := credit.New(bdb)
 	accounts := account.New(bdb, accountConfig(cfg), mailer, verifier, log)
-	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: migrator, Log: log, Version: buildVersion(), Accounts: accounts, Outbox: outbox})
+	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: migrator, Log: log, Version: buildVersion(),
+		Accounts: accounts, Ledger: ledger, Outbox: outbox})
+	sweepCtx, stopSweeping := context.WithCancel(ctx)
+	sweeping := make(chan struct{})
+	go func() {
+		defer close(sweeping)
+		ledger.RunSweeper(sweepCtx, cfg.Credits.SweepInterval, log)
+	}()
+	defer func() {
+		stopSweeping()
+		<-sweeping
+	}()
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -243,6 +257,9 @@ func accountConfig(cfg *config.Serve) account.Config {
 		VerifyTokenTTL:      cfg.Accounts.VerifyLinkTTL,
 		EmailChangeTokenTTL: cfg.Accounts.EmailChangeLinkTTL,
 		Password:            password.DefaultParams,
+		OnEmailVerified: func(ctx context.Context, tx bun.Tx, userID uuid.UUID) error {
+			return credit.GrantSignupBonus(ctx, tx, userID, cfg.Credits.SignupBonus)
+		},
 	}
 }
 

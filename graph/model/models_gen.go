@@ -10,7 +10,26 @@ import (
 	"time"
 
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/credit"
 )
+
+// Input of adjustCredits.
+type AdjustCreditsInput struct {
+	// The user whose credits change.
+	UserID string `json:"userId"`
+	// Credits to add (positive) or remove (negative).
+	Amount int `json:"amount"`
+	// Why, for the record (1 to 500 characters).
+	Reason string `json:"reason"`
+}
+
+// Result of adjustCredits.
+type AdjustCreditsPayload struct {
+	// The entry written.
+	Entry *credit.Entry `json:"entry"`
+	// The user's credits after it.
+	Credits *credit.Balance `json:"credits"`
+}
 
 // Input of changeEmail.
 type ChangeEmailInput struct {
@@ -32,6 +51,24 @@ type ChangePasswordInput struct {
 type ConfirmEmailChangeInput struct {
 	// The token from the link sent to the new address.
 	Token string `json:"token"`
+}
+
+// A page of credit entries.
+type CreditEntryConnection struct {
+	// The entries of this page.
+	Edges []*CreditEntryEdge `json:"edges"`
+	// Where this page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many entries the account has in all.
+	TotalCount int `json:"totalCount"`
+}
+
+// A credit entry and its cursor.
+type CreditEntryEdge struct {
+	// Pass as `after` to continue after this entry.
+	Cursor string `json:"cursor"`
+	// The entry.
+	Node *credit.Entry `json:"node"`
 }
 
 // One tick of the heartbeat subscription.
@@ -266,6 +303,82 @@ type VerifyEmailInput struct {
 type VerifyEmailPayload struct {
 	// The verified user.
 	User *account.User `json:"user"`
+}
+
+// Why credits moved.
+type CreditEntryKind string
+
+const (
+	// The bonus for verifying your email.
+	CreditEntryKindSignupBonus CreditEntryKind = "SIGNUP_BONUS"
+	// A credit pack you bought.
+	CreditEntryKindPurchase CreditEntryKind = "PURCHASE"
+	// Your subscription's credits for a period.
+	CreditEntryKindSubscriptionGrant CreditEntryKind = "SUBSCRIPTION_GRANT"
+	// Spent on a generation.
+	CreditEntryKindSpend CreditEntryKind = "SPEND"
+	// Given back.
+	CreditEntryKindRefund CreditEntryKind = "REFUND"
+	// Changed by support, with a reason.
+	CreditEntryKindAdjustment CreditEntryKind = "ADJUSTMENT"
+	// Unused credits whose lot expired.
+	CreditEntryKindExpiry CreditEntryKind = "EXPIRY"
+	// Taken back after a refunded or disputed payment.
+	CreditEntryKindClawback CreditEntryKind = "CLAWBACK"
+)
+
+var AllCreditEntryKind = []CreditEntryKind{
+	CreditEntryKindSignupBonus,
+	CreditEntryKindPurchase,
+	CreditEntryKindSubscriptionGrant,
+	CreditEntryKindSpend,
+	CreditEntryKindRefund,
+	CreditEntryKindAdjustment,
+	CreditEntryKindExpiry,
+	CreditEntryKindClawback,
+}
+
+func (e CreditEntryKind) IsValid() bool {
+	switch e {
+	case CreditEntryKindSignupBonus, CreditEntryKindPurchase, CreditEntryKindSubscriptionGrant, CreditEntryKindSpend, CreditEntryKindRefund, CreditEntryKindAdjustment, CreditEntryKindExpiry, CreditEntryKindClawback:
+		return true
+	}
+	return false
+}
+
+func (e CreditEntryKind) String() string {
+	return string(e)
+}
+
+func (e *CreditEntryKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CreditEntryKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CreditEntryKind", str)
+	}
+	return nil
+}
+
+func (e CreditEntryKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CreditEntryKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CreditEntryKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // What a user may do.

@@ -7,6 +7,7 @@
 package account
 
 import (
+	"context"
 	"log/slog"
 	"net/url"
 	"time"
@@ -87,6 +88,10 @@ type Config struct {
 	Password password.Params
 	// Limits are the rate limits; zero means DefaultLimits.
 	Limits Limits
+	// OnEmailVerified runs inside the transaction that first verifies a
+	// user's email (the sign-up bonus is granted there), so both happen or
+	// neither does.
+	OnEmailVerified func(ctx context.Context, tx bun.Tx, userID uuid.UUID) error
 }
 
 // Limits are the rate limits of the account flows.

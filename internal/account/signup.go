@@ -107,6 +107,11 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (*User, error) 
 			Where("id = ?", t.UserID).Returning("*").Scan(ctx); err != nil {
 			return fmt.Errorf("mark verified: %w", err)
 		}
+		if s.cfg.OnEmailVerified != nil {
+			if err := s.cfg.OnEmailVerified(ctx, tx, u.ID); err != nil {
+				return fmt.Errorf("after verification: %w", err)
+			}
+		}
 		return record(ctx, tx, &u.ID, nil, EventEmailVerified, nil)
 	})
 	if err != nil {

@@ -65,6 +65,7 @@ type Serve struct {
 	WSMaxMessage   int64
 
 	Accounts Accounts
+	Credits  Credits
 	Mail     Mail
 	Captcha  Captcha
 	// TrustedProxies are the networks whose X-Forwarded-For is believed when
@@ -79,6 +80,12 @@ type Accounts struct {
 	SessionRecheck     time.Duration
 	VerifyLinkTTL      time.Duration
 	EmailChangeLinkTTL time.Duration
+}
+
+// Credits holds the credit settings.
+type Credits struct {
+	SignupBonus   int64
+	SweepInterval time.Duration
 }
 
 // Mail holds the outgoing email settings; an empty SMTPURL keeps mail in the
@@ -311,6 +318,8 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.Accounts.SessionRecheck, "session-recheck", "SESSION_RECHECK_INTERVAL", 3*time.Second, "how often open subscriptions check that their session still works")
 	s.duration(&cfg.Accounts.VerifyLinkTTL, "verify-link-ttl", "VERIFY_LINK_TTL", 48*time.Hour, "how long an email verification link works")
 	s.duration(&cfg.Accounts.EmailChangeLinkTTL, "email-change-link-ttl", "EMAIL_CHANGE_LINK_TTL", 24*time.Hour, "how long an email change confirmation link works")
+	s.int64(&cfg.Credits.SignupBonus, "signup-bonus-credits", "SIGNUP_BONUS_CREDITS", 25, "credits granted when a user verifies their email (0: none)")
+	s.duration(&cfg.Credits.SweepInterval, "credit-sweep-interval", "CREDIT_SWEEP_INTERVAL", time.Minute, "how often expired holds are released and expired lots posted")
 	s.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For is believed")
 	s.secret(&cfg.Mail.SMTPURL, "smtp-url", "SMTP_URL", "", "SMTP server for outgoing mail, e.g. smtp://user:pass@host:587?from=FastImage%20%3Cno-reply@example.com%3E; empty keeps mail in the local outbox (shown at /dev/outbox in development)")
 	s.str(&cfg.Captcha.Provider, "captcha-provider", "CAPTCHA_PROVIDER", "", "turnstile or hcaptcha; empty turns CAPTCHA off")
@@ -345,6 +354,8 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(cfg.Captcha.Provider == "" || cfg.Captcha.Provider == "turnstile" || cfg.Captcha.Provider == "hcaptcha",
 		"--captcha-provider / CAPTCHA_PROVIDER must be turnstile, hcaptcha or empty, not %q", cfg.Captcha.Provider)
 	s.check(cfg.Captcha.Provider == "" || cfg.Captcha.Secret != "", "CAPTCHA_SECRET is required when CAPTCHA_PROVIDER is set")
+	s.check(cfg.Credits.SignupBonus >= 0 && cfg.Credits.SignupBonus <= 1_000_000, "--signup-bonus-credits must be between 0 and 1000000")
+	s.check(cfg.Credits.SweepInterval >= time.Second, "--credit-sweep-interval must be at least 1s")
 	s.check(cfg.Captcha.Timeout >= 100*time.Millisecond, "--captcha-timeout must be at least 100ms")
 
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {

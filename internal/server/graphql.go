@@ -29,7 +29,7 @@ const (
 // HTTP transport (GET and POST per the GraphQL-over-HTTP specification),
 // multipart uploads, SSE, and WebSocket on gorilla with both subprotocols.
 func (s *Server) graphqlHandler() http.Handler {
-	es := graph.NewExecutableSchema(graph.Config{Resolvers: graph.NewResolver(s.serverInfo(), s.accounts, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})})
+	es := graph.NewExecutableSchema(graph.Config{Resolvers: graph.NewResolver(s.serverInfo(), s.accounts, s.ledger, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})})
 	h := handler.New(es)
 
 	readLimit := s.cfg.WSMaxMessage

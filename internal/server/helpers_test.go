@@ -15,11 +15,13 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/captcha"
 	"github.com/fastimage/api/internal/config"
+	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/db/dbtest"
 	"github.com/fastimage/api/internal/mail"
@@ -47,6 +49,7 @@ func testConfig() *config.Serve {
 		WSWriteTimeout:     2 * time.Second,
 		WSPingInterval:     5 * time.Second,
 		WSMaxMessage:       64 << 10,
+		Credits:            config.Credits{SignupBonus: 25, SweepInterval: time.Minute},
 		Accounts: config.Accounts{
 			SessionIdleTimeout: time.Hour,
 			SessionLifetime:    24 * time.Hour,
@@ -116,6 +119,7 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 	}
 	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	outbox := mail.NewOutbox(bdb)
+	ledger := credit.New(bdb)
 	accounts := account.New(bdb, account.Config{
 		PublicURL:           cfg.PublicURL,
 		SessionIdleTimeout:  cfg.Accounts.SessionIdleTimeout,
@@ -123,8 +127,11 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		VerifyTokenTTL:      cfg.Accounts.VerifyLinkTTL,
 		EmailChangeTokenTTL: cfg.Accounts.EmailChangeLinkTTL,
 		Password:            password.DefaultParams,
+		OnEmailVerified: func(ctx context.Context, tx bun.Tx, userID uuid.UUID) error {
+			return credit.GrantSignupBonus(ctx, tx, userID, cfg.Credits.SignupBonus)
+		},
 	}, outbox, captchaFor(t, cfg), log)
-	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: m, Log: log, Version: "test-1", Accounts: accounts, Outbox: outbox})
+	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: m, Log: log, Version: "test-1", Accounts: accounts, Ledger: ledger, Outbox: outbox})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

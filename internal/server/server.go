@@ -18,6 +18,7 @@ import (
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/config"
+	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/metrics"
@@ -31,6 +32,7 @@ type Deps struct {
 	Log      *slog.Logger
 	Version  string
 	Accounts *account.Service
+	Ledger   *credit.Ledger
 	// Outbox, when mail stays local, is listed at /dev/outbox in development.
 	Outbox *mail.Outbox
 }
@@ -43,6 +45,7 @@ type Server struct {
 	log      *slog.Logger
 	version  string
 	accounts *account.Service
+	ledger   *credit.Ledger
 	outbox   *mail.Outbox
 
 	metrics       *metrics.Registry
@@ -68,6 +71,7 @@ func New(d Deps) *Server {
 		log:      d.Log,
 		version:  d.Version,
 		accounts: d.Accounts,
+		ledger:   d.Ledger,
 		outbox:   d.Outbox,
 		metrics:  metrics.NewRegistry(),
 		origins:  newOriginList(d.Config.AllowedOrigins),

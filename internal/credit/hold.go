@@ -1,0 +1,214 @@
+package credit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/apperr"
+)
+
+// Hold statuses: a hold resolves exactly once.
+const (
+	HoldHeld     = "held"
+	HoldCaptured = "captured"
+	HoldReleased = "released"
+)
+
+// Hold sets credits aside for work in progress: they stay in the balance
+// but are not available until the hold is captured or released.
+type Hold struct {
+	bun.BaseModel `bun:"table:credit_holds"`
+
+	ID             uuid.UUID  `bun:"id,pk,type:uuid,default:uuidv7()"`
+	UserID         uuid.UUID  `bun:"user_id,type:uuid"`
+	Amount         int64      `bun:"amount"`
+	Status         string     `bun:"status"`
+	CapturedAmount *int64     `bun:"captured_amount"`
+	ReferenceType  *string    `bun:"reference_type"`
+	ReferenceID    *string    `bun:"reference_id"`
+	IdempotencyKey *string    `bun:"idempotency_key"`
+	ExpiresAt      time.Time  `bun:"expires_at"`
+	ResolvedAt     *time.Time `bun:"resolved_at"`
+	CreatedAt      time.Time  `bun:"created_at,nullzero,default:now()"`
+}
+
+// HoldRequest asks to set credits aside.
+type HoldRequest struct {
+	UserID uuid.UUID
+	Amount int64
+	Ref    Ref
+	// TTL bounds the hold: the sweeper releases it after that.
+	TTL time.Duration
+	// IdempotencyKey, when set, makes the same request return the same hold.
+	IdempotencyKey string
+}
+
+// Hold sets req.Amount credits aside.
+// Returns INSUFFICIENT_CREDITS (with "available") when they do not fit.
+func (l *Ledger) Hold(ctx context.Context, req HoldRequest) (*Hold, error) {
+	var h *Hold
+	err := l.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		h, err = HoldTx(ctx, tx, req)
+		return err
+	})
+	return h, err
+}
+
+// HoldTx is Hold inside the caller's transaction (for example with the job
+// that the credits pay for).
+func HoldTx(ctx context.Context, tx bun.Tx, req HoldRequest) (*Hold, error) {
+	if req.Amount <= 0 || req.TTL <= 0 {
+		return nil, apperr.Errorf(apperr.Validation, "A hold needs a positive amount and lifetime.")
+	}
+	if req.IdempotencyKey != "" {
+		var existing Hold
+		err := tx.NewSelect().Model(&existing).Where("idempotency_key = ?", req.IdempotencyKey).Scan(ctx)
+		if err == nil {
+			return &existing, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("find hold by key: %w", err)
+		}
+	}
+	if err := ensureAccount(ctx, tx, req.UserID); err != nil {
+		return nil, err
+	}
+	res, err := tx.NewRaw(`UPDATE credit_accounts SET held = held + ?0, updated_at = now()
+		WHERE user_id = ?1 AND balance - held >= ?0`, req.Amount, req.UserID).Exec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("hold credits: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, insufficient(ctx, tx, req.UserID, req.Amount)
+	}
+	h := &Hold{UserID: req.UserID, Amount: req.Amount, Status: HoldHeld, ExpiresAt: time.Now().Add(req.TTL)}
+	if req.Ref.Type != "" {
+		h.ReferenceType, h.ReferenceID = &req.Ref.Type, &req.Ref.ID
+	}
+	if req.IdempotencyKey != "" {
+		h.IdempotencyKey = &req.IdempotencyKey
+	}
+	if _, err := tx.NewInsert().Model(h).Returning("id, created_at").Exec(ctx); err != nil {
+		return nil, fmt.Errorf("record hold: %w", err)
+	}
+	return h, nil
+}
+
+// Capture spends amount (at most what the hold holds) and frees the rest.
+// Returns NOT_FOUND, VALIDATION (amount out of range) or CONFLICT when the
+// hold was already captured or released.
+func (l *Ledger) Capture(ctx context.Context, holdID uuid.UUID, amount int64) (*Entry, error) {
+	var e *Entry
+	err := l.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		e, err = CaptureTx(ctx, tx, holdID, amount)
+		return err
+	})
+	return e, err
+}
+
+// CaptureTx is Capture inside the caller's transaction. It returns a nil
+// entry when amount is 0 (nothing was spent; the hold is freed).
+func CaptureTx(ctx context.Context, tx bun.Tx, holdID uuid.UUID, amount int64) (*Entry, error) {
+	if amount < 0 {
+		return nil, apperr.Errorf(apperr.Validation, "A capture cannot be negative.")
+	}
+	h, err := resolve(ctx, tx, holdID, HoldCaptured, &amount)
+	if err != nil {
+		return nil, err
+	}
+	if amount == 0 {
+		return nil, freeHeld(ctx, tx, h)
+	}
+	ref := Ref{Type: "CreditHold", ID: h.ID.String()}
+	if h.ReferenceType != nil {
+		ref = Ref{Type: *h.ReferenceType, ID: *h.ReferenceID}
+	}
+	return PostTx(ctx, tx, Posting{
+		UserID: h.UserID, Amount: -amount, Kind: Spend, Ref: ref,
+		IdempotencyKey: "capture:" + h.ID.String(),
+		releaseHeld:    h.Amount,
+	})
+}
+
+// Release frees a hold's credits without spending any.
+// Returns NOT_FOUND or CONFLICT when the hold was already resolved.
+func (l *Ledger) Release(ctx context.Context, holdID uuid.UUID) error {
+	return l.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return ReleaseTx(ctx, tx, holdID)
+	})
+}
+
+// ReleaseTx is Release inside the caller's transaction.
+func ReleaseTx(ctx context.Context, tx bun.Tx, holdID uuid.UUID) error {
+	h, err := resolve(ctx, tx, holdID, HoldReleased, nil)
+	if err != nil {
+		return err
+	}
+	return freeHeld(ctx, tx, h)
+}
+
+// resolve moves a held hold to status, exactly once: of several callers
+// racing, the conditional UPDATE lets one through.
+func resolve(ctx context.Context, tx bun.Tx, holdID uuid.UUID, status string, captured *int64) (*Hold, error) {
+	var h Hold
+	q := tx.NewUpdate().Model(&h).Set("status = ?", status).Set("resolved_at = now()").
+		Where("id = ? AND status = ?", holdID, HoldHeld)
+	if captured != nil {
+		q = q.Set("captured_amount = ?", *captured).Where("amount >= ?", *captured)
+	}
+	err := q.Returning("*").Scan(ctx)
+	if err == nil {
+		return &h, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("resolve hold: %w", err)
+	}
+	err = tx.NewSelect().Model(&h).Where("id = ?", holdID).Scan(ctx)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, apperr.Errorf(apperr.NotFound, "No such hold.")
+	case err != nil:
+		return nil, fmt.Errorf("inspect hold: %w", err)
+	case h.Status != HoldHeld:
+		return nil, apperr.Errorf(apperr.Conflict, "This hold was already %s.", h.Status)
+	default:
+		return nil, apperr.Errorf(apperr.Validation, "Cannot capture %d credits from a hold of %d.", *captured, h.Amount)
+	}
+}
+
+func freeHeld(ctx context.Context, tx bun.Tx, h *Hold) error {
+	if _, err := tx.NewRaw("UPDATE credit_accounts SET held = held - ?, updated_at = now() WHERE user_id = ?", h.Amount, h.UserID).Exec(ctx); err != nil {
+		return fmt.Errorf("free held credits: %w", err)
+	}
+	return nil
+}
+
+// ReleaseExpiredHolds releases every hold past its expiry (work that never
+// finished) and returns how many it released.
+func (l *Ledger) ReleaseExpiredHolds(ctx context.Context) (int, error) {
+	var ids []uuid.UUID
+	if err := l.db.NewRaw("SELECT id FROM credit_holds WHERE status = 'held' AND expires_at <= now() ORDER BY expires_at LIMIT 1000").
+		Scan(ctx, &ids); err != nil {
+		return 0, fmt.Errorf("find expired holds: %w", err)
+	}
+	released := 0
+	for _, id := range ids {
+		err := l.Release(ctx, id)
+		switch apperr.CodeOf(err) {
+		case "":
+			released++
+		case apperr.Conflict: // resolved meanwhile by its owner
+		default:
+			return released, err
+		}
+	}
+	return released, nil
+}

@@ -1,0 +1,281 @@
+package credit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/db/dbtest"
+)
+
+func newUser(t testing.TB, db *bun.DB) uuid.UUID {
+	t.Helper()
+	var id uuid.UUID
+	email := fmt.Sprintf("u%s@example.com", uuid.NewString()[:8])
+	if err := db.NewRaw("INSERT INTO users (email, password_hash) VALUES (?, 'x') RETURNING id", email).Scan(context.Background(), &id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func grant(t testing.TB, l *credit.Ledger, user uuid.UUID, amount int64, expires *time.Time) *credit.Entry {
+	t.Helper()
+	e, err := l.Post(context.Background(), credit.Posting{
+		UserID: user, Amount: amount, Kind: credit.Purchase, IdempotencyKey: uuid.NewString(), LotExpiresAt: expires,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func balance(t testing.TB, l *credit.Ledger, user uuid.UUID) credit.Balance {
+	t.Helper()
+	b, err := l.BalanceOf(context.Background(), user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParallelHoldsNeverOverdraw(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	l := credit.New(db)
+	user := newUser(t, db)
+	grant(t, l, user, 10, nil)
+
+	var ok, refused atomic.Int32
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			_, err := l.Hold(context.Background(), credit.HoldRequest{UserID: user, Amount: 1, TTL: time.Hour})
+			switch apperr.CodeOf(err) {
+			case "":
+				ok.Add(1)
+			case credit.InsufficientCredits:
+				refused.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 10 || refused.Load() != 90 {
+		t.Fatalf("%d holds succeeded, %d refused; want 10 and 90", ok.Load(), refused.Load())
+	}
+	if b := balance(t, l, user); b != (credit.Balance{Balance: 10, Held: 10, Available: 0}) {
+		t.Fatalf("balance %+v, want 10 held 10", b)
+	}
+	_, err := l.Hold(context.Background(), credit.HoldRequest{UserID: user, Amount: 1, TTL: time.Hour})
+	var ae *apperr.Error
+	if !errors.As(err, &ae) || ae.Fields["available"] != int64(0) {
+		t.Errorf("refusal does not say what is available: %v", err)
+	}
+}
+
+func TestEntriesCannotChange(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	l := credit.New(db)
+	user := newUser(t, db)
+	e := grant(t, l, user, 5, nil)
+	ctx := context.Background()
+	for _, q := range []string{
+		"UPDATE credit_entries SET amount = 500 WHERE id = ?",
+		"DELETE FROM credit_entries WHERE id = ?",
+	} {
+		if _, err := db.ExecContext(ctx, q, e.ID); err == nil {
+			t.Errorf("%q succeeded; entries must be append-only", q)
+		}
+	}
+	if _, err := db.ExecContext(ctx, "TRUNCATE credit_entries CASCADE"); err == nil {
+		t.Error("TRUNCATE succeeded")
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE credit_accounts SET balance = -1 WHERE user_id = ?", user); err == nil {
+		t.Error("a negative balance was accepted")
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE credit_accounts SET held = 6 WHERE user_id = ?", user); err == nil {
+		t.Error("held above the balance was accepted")
+	}
+}
+
+func TestSameKeyIsOneEntry(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	l := credit.New(db)
+	user := newUser(t, db)
+	p := credit.Posting{UserID: user, Amount: 7, Kind: credit.Purchase, IdempotencyKey: "purchase:cs_123", Ref: credit.Ref{Type: "Purchase", ID: "cs_123"}}
+	var wg sync.WaitGroup
+	ids := make([]uuid.UUID, 20)
+	for i := range ids {
+		wg.Go(func() {
+			e, err := l.Post(context.Background(), p)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = e.ID
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("the same key gave different entries: %v and %v", ids[0], id)
+		}
+	}
+	if b := balance(t, l, user); b.Balance != 7 {
+		t.Fatalf("balance %d after 20 postings of one key, want 7", b.Balance)
+	}
+	var n int
+	db.NewRaw("SELECT count(*) FROM credit_entries WHERE user_id = ?", user).Scan(context.Background(), &n)
+	if n != 1 {
+		t.Fatalf("%d entries, want 1", n)
+	}
+}
+
+func TestHoldResolvesExactlyOnce(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	l := credit.New(db)
+	ctx := context.Background()
+	user := newUser(t, db)
+	grant(t, l, user, 20, nil)
+
+	h, err := l.Hold(ctx, credit.HoldRequest{UserID: user, Amount: 8, TTL: time.Hour, Ref: credit.Ref{Type: "Generation", ID: "g1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Capture(ctx, h.ID, 9); apperr.CodeOf(err) != apperr.Validation {
+		t.Errorf("capture above the hold: %v, want VALIDATION", err)
+	}
+	e, err := l.Capture(ctx, h.ID, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Amount != -5 || e.Kind != credit.Spend || e.BalanceAfter != 15 || *e.ReferenceType != "Generation" {
+		t.Errorf("capture entry %+v", e)
+	}
+	if b := balance(t, l, user); b != (credit.Balance{Balance: 15, Held: 0, Available: 15}) {
+		t.Errorf("after capturing 5 of 8: %+v", b)
+	}
+	if _, err := l.Capture(ctx, h.ID, 5); apperr.CodeOf(err) != apperr.Conflict {
+		t.Errorf("second capture: %v, want CONFLICT", err)
+	}
+	if err := l.Release(ctx, h.ID); apperr.CodeOf(err) != apperr.Conflict {
+		t.Errorf("release after capture: %v, want CONFLICT", err)
+	}
+
+	h2, _ := l.Hold(ctx, credit.HoldRequest{UserID: user, Amount: 4, TTL: time.Hour})
+	if err := l.Release(ctx, h2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Capture(ctx, h2.ID, 1); apperr.CodeOf(err) != apperr.Conflict {
+		t.Errorf("capture after release: %v, want CONFLICT", err)
+	}
+
+	// Racing resolutions: one wins.
+	h3, _ := l.Hold(ctx, credit.HoldRequest{UserID: user, Amount: 3, TTL: time.Hour})
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			var err error
+			if i%2 == 0 {
+				_, err = l.Capture(ctx, h3.ID, 3)
+			} else {
+				err = l.Release(ctx, h3.ID)
+			}
+			if err == nil {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Errorf("%d resolutions of one hold succeeded, want 1", wins.Load())
+	}
+	if b := balance(t, l, user); b.Held != 0 {
+		t.Errorf("held %d after every hold resolved", b.Held)
+	}
+
+	// The sweeper releases holds whose work never finished.
+	h4, _ := l.Hold(ctx, credit.HoldRequest{UserID: user, Amount: 2, TTL: time.Millisecond})
+	time.Sleep(5 * time.Millisecond)
+	n, err := l.ReleaseExpiredHolds(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("sweeper released %d (%v), want 1", n, err)
+	}
+	if err := l.Release(ctx, h4.ID); apperr.CodeOf(err) != apperr.Conflict {
+		t.Errorf("the swept hold is still open: %v", err)
+	}
+}
+
+func TestLotsSpendFirstExpiringAndExpireOnce(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	l := credit.New(db)
+	ctx := context.Background()
+	user := newUser(t, db)
+	in := func(d time.Duration) *time.Time { x := time.Now().Add(d); return &x }
+	a := grant(t, l, user, 10, in(time.Hour))
+	never := grant(t, l, user, 10, nil)
+	c := grant(t, l, user, 5, in(10*time.Minute))
+	if a.LotExpiresAt == nil || never.LotExpiresAt != nil {
+		t.Fatalf("grant entries do not carry their lot's expiry")
+	}
+
+	h, _ := l.Hold(ctx, credit.HoldRequest{UserID: user, Amount: 12, TTL: time.Hour})
+	if _, err := l.Capture(ctx, h.ID, 12); err != nil {
+		t.Fatal(err)
+	}
+	remaining := func(lot uuid.UUID) int64 {
+		var r int64
+		db.NewRaw("SELECT remaining FROM credit_lots WHERE id = ?", lot).Scan(ctx, &r)
+		return r
+	}
+	if rc, ra, rn := remaining(*c.LotID), remaining(*a.LotID), remaining(*never.LotID); rc != 0 || ra != 3 || rn != 10 {
+		t.Fatalf("after spending 12: soonest lot %d, next %d, never-expiring %d; want 0, 3, 10", rc, ra, rn)
+	}
+
+	// Lot a (3 left) expires while 2 credits are held for running work.
+	h2, _ := l.Hold(ctx, credit.HoldRequest{UserID: user, Amount: 12, TTL: time.Hour})
+	db.ExecContext(ctx, "UPDATE credit_lots SET expires_at = now() - interval '1 second' WHERE id IN (?, ?)", *a.LotID, *c.LotID)
+	n, err := l.ExpireLots(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("expiry posted %d (%v), want 1 (only the free part of lot a)", n, err)
+	}
+	if b := balance(t, l, user); b.Balance != 12 || b.Held != 12 {
+		t.Fatalf("after a partial expiry: %+v, want balance 12 held 12", b)
+	}
+	if n, _ := l.ExpireLots(ctx); n != 0 {
+		t.Fatalf("a second expiry run posted %d, want 0", n)
+	}
+	// Once the work is done the rest of lot a expires too, once.
+	if err := l.Release(ctx, h2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := l.ExpireLots(ctx); n != 1 {
+		t.Fatalf("after the release, expiry posted %d, want 1 (lot a's last 2)", n)
+	}
+	if n, _ := l.ExpireLots(ctx); n != 0 {
+		t.Fatalf("a rerun posted %d, want 0", n)
+	}
+	if b := balance(t, l, user); b.Balance != 10 || b.Held != 0 {
+		t.Fatalf("balance %+v, want 10: only the never-expiring lot is left", b)
+	}
+	var expired int64
+	db.NewRaw("SELECT coalesce(sum(amount), 0) FROM credit_entries WHERE user_id = ? AND kind = 'EXPIRY'", user).Scan(ctx, &expired)
+	if expired != -3 {
+		t.Fatalf("expired %d credits in all, want exactly lot a's unused 3", -expired)
+	}
+}
