@@ -18,6 +18,7 @@ import (
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/relay"
+	"github.com/fastimage/api/internal/work"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -33,12 +34,14 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	CreditEntry() CreditEntryResolver
+	Image() ImageResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	SecurityEvent() SecurityEventResolver
 	Session() SessionResolver
 	Subscription() SubscriptionResolver
 	User() UserResolver
+	Work() WorkResolver
 }
 
 type DirectiveRoot struct {
@@ -48,6 +51,13 @@ type ComplexityRoot struct {
 	AdjustCreditsPayload struct {
 		Credits func(childComplexity int) int
 		Entry   func(childComplexity int) int
+	}
+
+	CreateUploadPayload struct {
+		ContentType func(childComplexity int) int
+		ExpiresAt   func(childComplexity int) int
+		UploadID    func(childComplexity int) int
+		UploadURL   func(childComplexity int) int
 	}
 
 	CreditEntry struct {
@@ -78,9 +88,27 @@ type ComplexityRoot struct {
 		Held      func(childComplexity int) int
 	}
 
+	DeleteWorksPayload struct {
+		DeletedWorkIds  func(childComplexity int) int
+		RestorableUntil func(childComplexity int) int
+	}
+
 	Heartbeat struct {
 		Seq        func(childComplexity int) int
 		ServerTime func(childComplexity int) int
+	}
+
+	Image struct {
+		Bytes        func(childComplexity int) int
+		ContentType  func(childComplexity int) int
+		Height       func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Role         func(childComplexity int) int
+		SHA256       func(childComplexity int) int
+		ThumbnailURL func(childComplexity int, size *int) int
+		URL          func(childComplexity int) int
+		URLExpiresAt func(childComplexity int) int
+		Width        func(childComplexity int) int
 	}
 
 	Integration struct {
@@ -112,10 +140,15 @@ type ComplexityRoot struct {
 		AdjustCredits        func(childComplexity int, input model.AdjustCreditsInput) int
 		ChangeEmail          func(childComplexity int, input model.ChangeEmailInput) int
 		ChangePassword       func(childComplexity int, input model.ChangePasswordInput) int
+		CompleteUpload       func(childComplexity int, input model.CompleteUploadInput) int
 		ConfirmEmailChange   func(childComplexity int, input model.ConfirmEmailChangeInput) int
+		CreateUpload         func(childComplexity int, input model.CreateUploadInput) int
+		DeleteWorks          func(childComplexity int, input model.DeleteWorksInput) int
+		RenameWork           func(childComplexity int, input model.RenameWorkInput) int
 		RequestPasswordReset func(childComplexity int, input model.RequestPasswordResetInput) int
 		ResendVerification   func(childComplexity int, input model.ResendVerificationInput) int
 		ResetPassword        func(childComplexity int, input model.ResetPasswordInput) int
+		RestoreWorks         func(childComplexity int, input model.RestoreWorksInput) int
 		RevokeOtherSessions  func(childComplexity int, input *model.RevokeOtherSessionsInput) int
 		RevokeSession        func(childComplexity int, input model.RevokeSessionInput) int
 		SignIn               func(childComplexity int, input model.SignInInput) int
@@ -124,6 +157,7 @@ type ComplexityRoot struct {
 		SuspendUser          func(childComplexity int, input model.SuspendUserInput) int
 		UnsuspendUser        func(childComplexity int, input model.UnsuspendUserInput) int
 		UpdateProfile        func(childComplexity int, input model.UpdateProfileInput) int
+		UploadImage          func(childComplexity int, input model.UploadImageInput) int
 		VerifyEmail          func(childComplexity int, input model.VerifyEmailInput) int
 	}
 
@@ -139,6 +173,11 @@ type ComplexityRoot struct {
 		Nodes      func(childComplexity int, ids []string) int
 		ServerInfo func(childComplexity int) int
 		Viewer     func(childComplexity int) int
+		Work       func(childComplexity int, id string) int
+	}
+
+	RestoreWorksPayload struct {
+		Works func(childComplexity int) int
 	}
 
 	RevokeOtherSessionsPayload struct {
@@ -199,6 +238,11 @@ type ComplexityRoot struct {
 		Message func(childComplexity int) int
 	}
 
+	StorageUsage struct {
+		QuotaBytes func(childComplexity int) int
+		UsedBytes  func(childComplexity int) int
+	}
+
 	Subscription struct {
 		Heartbeat func(childComplexity int, intervalMs *int) int
 	}
@@ -215,6 +259,8 @@ type ComplexityRoot struct {
 		SecurityEvents func(childComplexity int, first *int, after *string) int
 		Sessions       func(childComplexity int) int
 		Status         func(childComplexity int) int
+		Storage        func(childComplexity int) int
+		Works          func(childComplexity int, first *int, after *string, filter *model.WorkFilter) int
 	}
 
 	UserPayload struct {
@@ -223,6 +269,33 @@ type ComplexityRoot struct {
 
 	VerifyEmailPayload struct {
 		User func(childComplexity int) int
+	}
+
+	Work struct {
+		CreatedAt  func(childComplexity int) int
+		ID         func(childComplexity int) int
+		Images     func(childComplexity int) int
+		Kind       func(childComplexity int) int
+		Prompt     func(childComplexity int) int
+		SourceWork func(childComplexity int) int
+		Status     func(childComplexity int) int
+		Title      func(childComplexity int) int
+		UpdatedAt  func(childComplexity int) int
+	}
+
+	WorkConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	WorkEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	WorkPayload struct {
+		Work func(childComplexity int) int
 	}
 }
 
@@ -235,6 +308,14 @@ type CreditEntryResolver interface {
 	Kind(ctx context.Context, obj *credit.Entry) (model.CreditEntryKind, error)
 
 	Reference(ctx context.Context, obj *credit.Entry) (relay.Node, error)
+}
+type ImageResolver interface {
+	ID(ctx context.Context, obj *work.Image) (string, error)
+	Role(ctx context.Context, obj *work.Image) (model.ImageRole, error)
+
+	URL(ctx context.Context, obj *work.Image) (string, error)
+	ThumbnailURL(ctx context.Context, obj *work.Image, size *int) (string, error)
+	URLExpiresAt(ctx context.Context, obj *work.Image) (*time.Time, error)
 }
 type MutationResolver interface {
 	SignUp(ctx context.Context, input model.SignUpInput) (*model.SignUpPayload, error)
@@ -253,12 +334,19 @@ type MutationResolver interface {
 	SuspendUser(ctx context.Context, input model.SuspendUserInput) (*model.UserPayload, error)
 	UnsuspendUser(ctx context.Context, input model.UnsuspendUserInput) (*model.UserPayload, error)
 	AdjustCredits(ctx context.Context, input model.AdjustCreditsInput) (*model.AdjustCreditsPayload, error)
+	UploadImage(ctx context.Context, input model.UploadImageInput) (*model.WorkPayload, error)
+	CreateUpload(ctx context.Context, input model.CreateUploadInput) (*model.CreateUploadPayload, error)
+	CompleteUpload(ctx context.Context, input model.CompleteUploadInput) (*model.WorkPayload, error)
+	RenameWork(ctx context.Context, input model.RenameWorkInput) (*model.WorkPayload, error)
+	DeleteWorks(ctx context.Context, input model.DeleteWorksInput) (*model.DeleteWorksPayload, error)
+	RestoreWorks(ctx context.Context, input model.RestoreWorksInput) (*model.RestoreWorksPayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (relay.Node, error)
 	Nodes(ctx context.Context, ids []string) ([]relay.Node, error)
 	ServerInfo(ctx context.Context) (*model.ServerInfo, error)
 	Viewer(ctx context.Context) (*account.User, error)
+	Work(ctx context.Context, id string) (*work.Work, error)
 }
 type SecurityEventResolver interface {
 	ID(ctx context.Context, obj *account.SecurityEvent) (string, error)
@@ -280,7 +368,17 @@ type UserResolver interface {
 	Sessions(ctx context.Context, obj *account.User) ([]*account.Session, error)
 	Credits(ctx context.Context, obj *account.User) (*credit.Balance, error)
 	CreditEntries(ctx context.Context, obj *account.User, first *int, after *string) (*model.CreditEntryConnection, error)
+	Works(ctx context.Context, obj *account.User, first *int, after *string, filter *model.WorkFilter) (*model.WorkConnection, error)
+	Storage(ctx context.Context, obj *account.User) (*work.Usage, error)
 	SecurityEvents(ctx context.Context, obj *account.User, first *int, after *string) (*model.SecurityEventConnection, error)
+}
+type WorkResolver interface {
+	ID(ctx context.Context, obj *work.Work) (string, error)
+	Kind(ctx context.Context, obj *work.Work) (model.WorkKind, error)
+
+	Status(ctx context.Context, obj *work.Work) (model.WorkStatus, error)
+	SourceWork(ctx context.Context, obj *work.Work) (*work.Work, error)
+	Images(ctx context.Context, obj *work.Work) ([]*work.Image, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -313,6 +411,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AdjustCreditsPayload.Entry(childComplexity), true
+
+	case "CreateUploadPayload.contentType":
+		if e.ComplexityRoot.CreateUploadPayload.ContentType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateUploadPayload.ContentType(childComplexity), true
+	case "CreateUploadPayload.expiresAt":
+		if e.ComplexityRoot.CreateUploadPayload.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateUploadPayload.ExpiresAt(childComplexity), true
+	case "CreateUploadPayload.uploadId":
+		if e.ComplexityRoot.CreateUploadPayload.UploadID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateUploadPayload.UploadID(childComplexity), true
+	case "CreateUploadPayload.uploadUrl":
+		if e.ComplexityRoot.CreateUploadPayload.UploadURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateUploadPayload.UploadURL(childComplexity), true
 
 	case "CreditEntry.amount":
 		if e.ComplexityRoot.CreditEntry.Amount == nil {
@@ -414,6 +537,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Credits.Held(childComplexity), true
 
+	case "DeleteWorksPayload.deletedWorkIds":
+		if e.ComplexityRoot.DeleteWorksPayload.DeletedWorkIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteWorksPayload.DeletedWorkIds(childComplexity), true
+	case "DeleteWorksPayload.restorableUntil":
+		if e.ComplexityRoot.DeleteWorksPayload.RestorableUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteWorksPayload.RestorableUntil(childComplexity), true
+
 	case "Heartbeat.seq":
 		if e.ComplexityRoot.Heartbeat.Seq == nil {
 			break
@@ -426,6 +562,72 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Heartbeat.ServerTime(childComplexity), true
+
+	case "Image.bytes":
+		if e.ComplexityRoot.Image.Bytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Image.Bytes(childComplexity), true
+	case "Image.contentType":
+		if e.ComplexityRoot.Image.ContentType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Image.ContentType(childComplexity), true
+	case "Image.height":
+		if e.ComplexityRoot.Image.Height == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Image.Height(childComplexity), true
+	case "Image.id":
+		if e.ComplexityRoot.Image.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Image.ID(childComplexity), true
+	case "Image.role":
+		if e.ComplexityRoot.Image.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Image.Role(childComplexity), true
+	case "Image.sha256":
+		if e.ComplexityRoot.Image.SHA256 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Image.SHA256(childComplexity), true
+	case "Image.thumbnailUrl":
+		if e.ComplexityRoot.Image.ThumbnailURL == nil {
+			break
+		}
+
+		args, err := ec.field_Image_thumbnailUrl_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Image.ThumbnailURL(childComplexity, args["size"].(*int)), true
+	case "Image.url":
+		if e.ComplexityRoot.Image.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Image.URL(childComplexity), true
+	case "Image.urlExpiresAt":
+		if e.ComplexityRoot.Image.URLExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Image.URLExpiresAt(childComplexity), true
+	case "Image.width":
+		if e.ComplexityRoot.Image.Width == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Image.Width(childComplexity), true
 
 	case "Integration.enabled":
 		if e.ComplexityRoot.Integration.Enabled == nil {
@@ -542,6 +744,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ChangePassword(childComplexity, args["input"].(model.ChangePasswordInput)), true
+	case "Mutation.completeUpload":
+		if e.ComplexityRoot.Mutation.CompleteUpload == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_completeUpload_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CompleteUpload(childComplexity, args["input"].(model.CompleteUploadInput)), true
 	case "Mutation.confirmEmailChange":
 		if e.ComplexityRoot.Mutation.ConfirmEmailChange == nil {
 			break
@@ -553,6 +766,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ConfirmEmailChange(childComplexity, args["input"].(model.ConfirmEmailChangeInput)), true
+	case "Mutation.createUpload":
+		if e.ComplexityRoot.Mutation.CreateUpload == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createUpload_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateUpload(childComplexity, args["input"].(model.CreateUploadInput)), true
+	case "Mutation.deleteWorks":
+		if e.ComplexityRoot.Mutation.DeleteWorks == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteWorks_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteWorks(childComplexity, args["input"].(model.DeleteWorksInput)), true
+	case "Mutation.renameWork":
+		if e.ComplexityRoot.Mutation.RenameWork == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_renameWork_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RenameWork(childComplexity, args["input"].(model.RenameWorkInput)), true
 	case "Mutation.requestPasswordReset":
 		if e.ComplexityRoot.Mutation.RequestPasswordReset == nil {
 			break
@@ -586,6 +832,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResetPassword(childComplexity, args["input"].(model.ResetPasswordInput)), true
+	case "Mutation.restoreWorks":
+		if e.ComplexityRoot.Mutation.RestoreWorks == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_restoreWorks_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RestoreWorks(childComplexity, args["input"].(model.RestoreWorksInput)), true
 	case "Mutation.revokeOtherSessions":
 		if e.ComplexityRoot.Mutation.RevokeOtherSessions == nil {
 			break
@@ -674,6 +931,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateProfile(childComplexity, args["input"].(model.UpdateProfileInput)), true
+	case "Mutation.uploadImage":
+		if e.ComplexityRoot.Mutation.UploadImage == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_uploadImage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UploadImage(childComplexity, args["input"].(model.UploadImageInput)), true
 	case "Mutation.verifyEmail":
 		if e.ComplexityRoot.Mutation.VerifyEmail == nil {
 			break
@@ -745,6 +1013,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Viewer(childComplexity), true
+	case "Query.work":
+		if e.ComplexityRoot.Query.Work == nil {
+			break
+		}
+
+		args, err := ec.field_Query_work_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Work(childComplexity, args["id"].(string)), true
+
+	case "RestoreWorksPayload.works":
+		if e.ComplexityRoot.RestoreWorksPayload.Works == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RestoreWorksPayload.Works(childComplexity), true
 
 	case "RevokeOtherSessionsPayload.clientMutationId":
 		if e.ComplexityRoot.RevokeOtherSessionsPayload.ClientMutationID == nil {
@@ -924,6 +1210,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SignUpPayload.Message(childComplexity), true
 
+	case "StorageUsage.quotaBytes":
+		if e.ComplexityRoot.StorageUsage.QuotaBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StorageUsage.QuotaBytes(childComplexity), true
+	case "StorageUsage.usedBytes":
+		if e.ComplexityRoot.StorageUsage.UsedBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StorageUsage.UsedBytes(childComplexity), true
+
 	case "Subscription.heartbeat":
 		if e.ComplexityRoot.Subscription.Heartbeat == nil {
 			break
@@ -1012,6 +1311,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Status(childComplexity), true
+	case "User.storage":
+		if e.ComplexityRoot.User.Storage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Storage(childComplexity), true
+	case "User.works":
+		if e.ComplexityRoot.User.Works == nil {
+			break
+		}
+
+		args, err := ec.field_User_works_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.Works(childComplexity, args["first"].(*int), args["after"].(*string), args["filter"].(*model.WorkFilter)), true
 
 	case "UserPayload.user":
 		if e.ComplexityRoot.UserPayload.User == nil {
@@ -1027,6 +1343,100 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.VerifyEmailPayload.User(childComplexity), true
 
+	case "Work.createdAt":
+		if e.ComplexityRoot.Work.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Work.CreatedAt(childComplexity), true
+	case "Work.id":
+		if e.ComplexityRoot.Work.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Work.ID(childComplexity), true
+	case "Work.images":
+		if e.ComplexityRoot.Work.Images == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Work.Images(childComplexity), true
+	case "Work.kind":
+		if e.ComplexityRoot.Work.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Work.Kind(childComplexity), true
+	case "Work.prompt":
+		if e.ComplexityRoot.Work.Prompt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Work.Prompt(childComplexity), true
+	case "Work.sourceWork":
+		if e.ComplexityRoot.Work.SourceWork == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Work.SourceWork(childComplexity), true
+	case "Work.status":
+		if e.ComplexityRoot.Work.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Work.Status(childComplexity), true
+	case "Work.title":
+		if e.ComplexityRoot.Work.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Work.Title(childComplexity), true
+	case "Work.updatedAt":
+		if e.ComplexityRoot.Work.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Work.UpdatedAt(childComplexity), true
+
+	case "WorkConnection.edges":
+		if e.ComplexityRoot.WorkConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkConnection.Edges(childComplexity), true
+	case "WorkConnection.pageInfo":
+		if e.ComplexityRoot.WorkConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkConnection.PageInfo(childComplexity), true
+	case "WorkConnection.totalCount":
+		if e.ComplexityRoot.WorkConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkConnection.TotalCount(childComplexity), true
+
+	case "WorkEdge.cursor":
+		if e.ComplexityRoot.WorkEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkEdge.Cursor(childComplexity), true
+	case "WorkEdge.node":
+		if e.ComplexityRoot.WorkEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkEdge.Node(childComplexity), true
+
+	case "WorkPayload.work":
+		if e.ComplexityRoot.WorkPayload.Work == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WorkPayload.Work(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -1039,10 +1449,15 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AdjustCreditsInput", ec.unmarshalInputAdjustCreditsInput),
 			graphql.NewInputUnmarshaler("ChangeEmailInput", ec.unmarshalInputChangeEmailInput),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
+			graphql.NewInputUnmarshaler("CompleteUploadInput", ec.unmarshalInputCompleteUploadInput),
 			graphql.NewInputUnmarshaler("ConfirmEmailChangeInput", ec.unmarshalInputConfirmEmailChangeInput),
+			graphql.NewInputUnmarshaler("CreateUploadInput", ec.unmarshalInputCreateUploadInput),
+			graphql.NewInputUnmarshaler("DeleteWorksInput", ec.unmarshalInputDeleteWorksInput),
+			graphql.NewInputUnmarshaler("RenameWorkInput", ec.unmarshalInputRenameWorkInput),
 			graphql.NewInputUnmarshaler("RequestPasswordResetInput", ec.unmarshalInputRequestPasswordResetInput),
 			graphql.NewInputUnmarshaler("ResendVerificationInput", ec.unmarshalInputResendVerificationInput),
 			graphql.NewInputUnmarshaler("ResetPasswordInput", ec.unmarshalInputResetPasswordInput),
+			graphql.NewInputUnmarshaler("RestoreWorksInput", ec.unmarshalInputRestoreWorksInput),
 			graphql.NewInputUnmarshaler("RevokeOtherSessionsInput", ec.unmarshalInputRevokeOtherSessionsInput),
 			graphql.NewInputUnmarshaler("RevokeSessionInput", ec.unmarshalInputRevokeSessionInput),
 			graphql.NewInputUnmarshaler("SignInInput", ec.unmarshalInputSignInInput),
@@ -1051,7 +1466,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("SuspendUserInput", ec.unmarshalInputSuspendUserInput),
 			graphql.NewInputUnmarshaler("UnsuspendUserInput", ec.unmarshalInputUnsuspendUserInput),
 			graphql.NewInputUnmarshaler("UpdateProfileInput", ec.unmarshalInputUpdateProfileInput),
+			graphql.NewInputUnmarshaler("UploadImageInput", ec.unmarshalInputUploadImageInput),
 			graphql.NewInputUnmarshaler("VerifyEmailInput", ec.unmarshalInputVerifyEmailInput),
+			graphql.NewInputUnmarshaler("WorkFilter", ec.unmarshalInputWorkFilter),
 		)
 	}
 	first := true
@@ -1152,6 +1569,12 @@ var sources = []*ast.Source{
 # and returns a payload; errors carry a machine code in ` + "`" + `extensions.code` + "`" + `; the
 # computed cost of each operation is reported in ` + "`" + `extensions.cost` + "`" + `.
 
+"A file sent in a multipart request (GraphQL multipart request specification)."
+scalar Upload
+
+"A count of bytes, as a JSON number (it may exceed 32 bits)."
+scalar Bytes
+
 """
 An instant in time, as an RFC 3339 string in UTC, e.g. "2026-11-27T20:51:52.123Z".
 """
@@ -1199,6 +1622,8 @@ type Query {
   an UNAUTHENTICATED or ACCOUNT_SUSPENDED error instead.
   """
   viewer: User
+  "One of your works. Errors: UNAUTHENTICATED, NOT_FOUND (also for anyone else's work)."
+  work("The work's global id." id: ID!): Work!
 }
 
 type Mutation {
@@ -1265,6 +1690,34 @@ type Mutation {
   the record. Errors: FORBIDDEN, NOT_FOUND, VALIDATION, INSUFFICIENT_CREDITS.
   """
   adjustCredits(input: AdjustCreditsInput!): AdjustCreditsPayload!
+  """
+  Uploads an image (PNG, JPEG or WebP) as a new work, through a multipart
+  request. Its metadata (EXIF, GPS position, XMP) is removed from the stored
+  copy. Errors: UNAUTHENTICATED, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE,
+  IMAGE_TOO_LARGE, INVALID_IMAGE, QUOTA_EXCEEDED, VALIDATION.
+  """
+  uploadImage(input: UploadImageInput!): WorkPayload!
+  """
+  For big files: returns a signed URL to PUT the file to (with the given
+  Content-Type), then call completeUpload. Errors: UNAUTHENTICATED,
+  UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, QUOTA_EXCEEDED, VALIDATION.
+  """
+  createUpload(input: CreateUploadInput!): CreateUploadPayload!
+  """
+  Checks what arrived at a createUpload URL exactly as uploadImage does and
+  makes it a work. Errors: as uploadImage, and NOT_FOUND.
+  """
+  completeUpload(input: CompleteUploadInput!): WorkPayload!
+  "Renames a work. Errors: UNAUTHENTICATED, NOT_FOUND, VALIDATION."
+  renameWork(input: RenameWorkInput!): WorkPayload!
+  """
+  Moves works to the bin: gone from every list at once, restorable with
+  restoreWorks until ` + "`" + `restorableUntil` + "`" + `, then erased with their images. All or
+  nothing. Errors: UNAUTHENTICATED, NOT_FOUND, VALIDATION.
+  """
+  deleteWorks(input: DeleteWorksInput!): DeleteWorksPayload!
+  "Brings works back from the bin. All or nothing. Errors: UNAUTHENTICATED, NOT_FOUND, VALIDATION."
+  restoreWorks(input: RestoreWorksInput!): RestoreWorksPayload!
 }
 
 type Subscription {
@@ -1354,6 +1807,10 @@ type User implements Node {
   credits: Credits!
   "The credits ledger, newest first: every change with its reason. Only for your own account (and admins)."
   creditEntries("Page size, 1 to 100." first: Int = 20, "Cursor of the last entry of the previous page." after: String): CreditEntryConnection!
+  "My Works, newest first. Only for your own account."
+  works("Page size, 1 to 100." first: Int = 20, "Cursor of the last work of the previous page." after: String, "Only works that match." filter: WorkFilter): WorkConnection!
+  "Storage used against the quota. Only for your own account."
+  storage: StorageUsage!
   "The account's security record, newest first. Only for your own account."
   securityEvents("Page size, 1 to 100." first: Int = 20, "Cursor of the last event of the previous page." after: String): SecurityEventConnection!
 }
@@ -1671,6 +2128,200 @@ type AdjustCreditsPayload {
   "The user's credits after it."
   credits: Credits!
 }
+
+"What a work is."
+enum WorkKind {
+  "An image you uploaded."
+  UPLOAD
+  "An image made from a prompt."
+  GENERATION
+  "An image made by editing another work."
+  EDIT
+}
+
+"Where a work stands."
+enum WorkStatus {
+  "Waiting to be made."
+  PENDING
+  "Being made."
+  PROCESSING
+  "Done; its images are available."
+  READY
+  "Could not be made."
+  FAILED
+}
+
+"What an image is to its work."
+enum ImageRole {
+  "The image a work starts from (an upload, or an edit's input)."
+  SOURCE
+  "An edit's mask."
+  MASK
+  "A result."
+  OUTPUT
+  "A partial result shown while it is made."
+  PREVIEW
+}
+
+"One item of My Works."
+type Work implements Node {
+  "The work's global id."
+  id: ID!
+  "What it is."
+  kind: WorkKind!
+  "Its title (may be empty)."
+  title: String!
+  "The prompt or edit instruction it was made from; null for uploads."
+  prompt: String
+  "Where it stands."
+  status: WorkStatus!
+  "For edits: the work it started from (null if that was deleted)."
+  sourceWork: Work
+  "Its images, in order."
+  images: [Image!]!
+  "When it was made."
+  createdAt: DateTime!
+  "When it last changed."
+  updatedAt: DateTime!
+}
+
+"A stored image of a work. URLs are signed and stop working at urlExpiresAt; ask again for fresh ones."
+type Image {
+  "The image's global id."
+  id: ID!
+  "What it is to its work."
+  role: ImageRole!
+  "Width in pixels."
+  width: Int!
+  "Height in pixels."
+  height: Int!
+  "Size of the stored file."
+  bytes: Bytes!
+  "image/png, image/jpeg or image/webp."
+  contentType: String!
+  "SHA-256 of the stored file, hex."
+  sha256: String!
+  "A signed URL of the full image."
+  url: String!
+  "A signed URL of a preview whose long side is ` + "`" + `size` + "`" + ` pixels (256 or 1024)."
+  thumbnailUrl("Long side in pixels: 256 or 1024." size: Int = 256): String!
+  "When url and thumbnailUrl stop working."
+  urlExpiresAt: DateTime!
+}
+
+"Narrows a works list."
+input WorkFilter {
+  "Only works of this kind."
+  kind: WorkKind
+  "Only works in this status."
+  status: WorkStatus
+  "Only works whose title or prompt contains this text (case-insensitive)."
+  query: String
+}
+
+"A page of works."
+type WorkConnection {
+  "The works of this page."
+  edges: [WorkEdge!]!
+  "Where this page sits."
+  pageInfo: PageInfo!
+  "How many works match in all."
+  totalCount: Int!
+}
+
+"A work and its cursor."
+type WorkEdge {
+  "Pass as ` + "`" + `after` + "`" + ` to continue after this work."
+  cursor: String!
+  "The work."
+  node: Work!
+}
+
+"Storage used against the quota."
+type StorageUsage {
+  "Bytes your works (including those in the bin) take."
+  usedBytes: Bytes!
+  "Bytes you may keep."
+  quotaBytes: Bytes!
+}
+
+"Input of uploadImage."
+input UploadImageInput {
+  "The image file."
+  file: Upload!
+  "A title (at most 200 characters)."
+  title: String
+}
+
+"A result that returns a work."
+type WorkPayload {
+  "The work."
+  work: Work!
+}
+
+"Input of createUpload."
+input CreateUploadInput {
+  "The file's name, for your records."
+  filename: String!
+  "image/png, image/jpeg or image/webp: the Content-Type the PUT must carry."
+  contentType: String!
+  "The file's size in bytes."
+  bytes: Bytes!
+  "A title (at most 200 characters)."
+  title: String
+}
+
+"Result of createUpload."
+type CreateUploadPayload {
+  "Pass to completeUpload once the PUT succeeded."
+  uploadId: ID!
+  "PUT the file here, with the Content-Type given."
+  uploadUrl: String!
+  "The Content-Type header the PUT must carry."
+  contentType: String!
+  "When uploadUrl stops working."
+  expiresAt: DateTime!
+}
+
+"Input of completeUpload."
+input CompleteUploadInput {
+  "The id createUpload returned."
+  uploadId: ID!
+}
+
+"Input of renameWork."
+input RenameWorkInput {
+  "The work to rename."
+  workId: ID!
+  "The new title (at most 200 characters)."
+  title: String!
+}
+
+"Input of deleteWorks."
+input DeleteWorksInput {
+  "1 to 100 works."
+  workIds: [ID!]!
+}
+
+"Result of deleteWorks."
+type DeleteWorksPayload {
+  "The works moved to the bin."
+  deletedWorkIds: [ID!]!
+  "Until when they can be restored."
+  restorableUntil: DateTime!
+}
+
+"Input of restoreWorks."
+input RestoreWorksInput {
+  "1 to 100 works in the bin."
+  workIds: [ID!]!
+}
+
+"Result of restoreWorks."
+type RestoreWorksPayload {
+  "The works back in My Works."
+  works: [Work!]!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1687,6 +2338,20 @@ func (ec *executionContext) childFields_AdjustCreditsPayload(ctx context.Context
 		return ec.fieldContext_AdjustCreditsPayload_credits(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AdjustCreditsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CreateUploadPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "uploadId":
+		return ec.fieldContext_CreateUploadPayload_uploadId(ctx, field)
+	case "uploadUrl":
+		return ec.fieldContext_CreateUploadPayload_uploadUrl(ctx, field)
+	case "contentType":
+		return ec.fieldContext_CreateUploadPayload_contentType(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_CreateUploadPayload_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreateUploadPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_CreditEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1745,6 +2410,16 @@ func (ec *executionContext) childFields_Credits(ctx context.Context, field graph
 	return nil, fmt.Errorf("no field named %q was found under type Credits", field.Name)
 }
 
+func (ec *executionContext) childFields_DeleteWorksPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedWorkIds":
+		return ec.fieldContext_DeleteWorksPayload_deletedWorkIds(ctx, field)
+	case "restorableUntil":
+		return ec.fieldContext_DeleteWorksPayload_restorableUntil(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeleteWorksPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Heartbeat(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "seq":
@@ -1753,6 +2428,32 @@ func (ec *executionContext) childFields_Heartbeat(ctx context.Context, field gra
 		return ec.fieldContext_Heartbeat_serverTime(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Heartbeat", field.Name)
+}
+
+func (ec *executionContext) childFields_Image(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Image_id(ctx, field)
+	case "role":
+		return ec.fieldContext_Image_role(ctx, field)
+	case "width":
+		return ec.fieldContext_Image_width(ctx, field)
+	case "height":
+		return ec.fieldContext_Image_height(ctx, field)
+	case "bytes":
+		return ec.fieldContext_Image_bytes(ctx, field)
+	case "contentType":
+		return ec.fieldContext_Image_contentType(ctx, field)
+	case "sha256":
+		return ec.fieldContext_Image_sha256(ctx, field)
+	case "url":
+		return ec.fieldContext_Image_url(ctx, field)
+	case "thumbnailUrl":
+		return ec.fieldContext_Image_thumbnailUrl(ctx, field)
+	case "urlExpiresAt":
+		return ec.fieldContext_Image_urlExpiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Image", field.Name)
 }
 
 func (ec *executionContext) childFields_Integration(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1817,6 +2518,14 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_RestoreWorksPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "works":
+		return ec.fieldContext_RestoreWorksPayload_works(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RestoreWorksPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RevokeOtherSessionsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1935,6 +2644,16 @@ func (ec *executionContext) childFields_SignUpPayload(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type SignUpPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_StorageUsage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "usedBytes":
+		return ec.fieldContext_StorageUsage_usedBytes(ctx, field)
+	case "quotaBytes":
+		return ec.fieldContext_StorageUsage_quotaBytes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StorageUsage", field.Name)
+}
+
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1957,6 +2676,10 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_credits(ctx, field)
 	case "creditEntries":
 		return ec.fieldContext_User_creditEntries(ctx, field)
+	case "works":
+		return ec.fieldContext_User_works(ctx, field)
+	case "storage":
+		return ec.fieldContext_User_storage(ctx, field)
 	case "securityEvents":
 		return ec.fieldContext_User_securityEvents(ctx, field)
 	}
@@ -1977,6 +2700,60 @@ func (ec *executionContext) childFields_VerifyEmailPayload(ctx context.Context, 
 		return ec.fieldContext_VerifyEmailPayload_user(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type VerifyEmailPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Work(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Work_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_Work_kind(ctx, field)
+	case "title":
+		return ec.fieldContext_Work_title(ctx, field)
+	case "prompt":
+		return ec.fieldContext_Work_prompt(ctx, field)
+	case "status":
+		return ec.fieldContext_Work_status(ctx, field)
+	case "sourceWork":
+		return ec.fieldContext_Work_sourceWork(ctx, field)
+	case "images":
+		return ec.fieldContext_Work_images(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Work_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Work_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Work", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_WorkConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_WorkConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_WorkConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_WorkEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_WorkEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_WorkPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "work":
+		return ec.fieldContext_WorkPayload_work(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WorkPayload", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2095,6 +2872,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Image_thumbnailUrl_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "size",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["size"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_adjustCredits_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2137,12 +2928,68 @@ func (ec *executionContext) field_Mutation_changePassword_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_completeUpload_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CompleteUploadInput, error) {
+			return ec.unmarshalNCompleteUploadInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCompleteUploadInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_confirmEmailChange_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.ConfirmEmailChangeInput, error) {
 			return ec.unmarshalNConfirmEmailChangeInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmEmailChangeInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createUpload_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateUploadInput, error) {
+			return ec.unmarshalNCreateUploadInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateUploadInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteWorks_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.DeleteWorksInput, error) {
+			return ec.unmarshalNDeleteWorksInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐDeleteWorksInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_renameWork_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RenameWorkInput, error) {
+			return ec.unmarshalNRenameWorkInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRenameWorkInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2185,6 +3032,20 @@ func (ec *executionContext) field_Mutation_resetPassword_args(ctx context.Contex
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.ResetPasswordInput, error) {
 			return ec.unmarshalNResetPasswordInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐResetPasswordInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_restoreWorks_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RestoreWorksInput, error) {
+			return ec.unmarshalNRestoreWorksInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRestoreWorksInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2305,6 +3166,20 @@ func (ec *executionContext) field_Mutation_updateProfile_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_uploadImage_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UploadImageInput, error) {
+			return ec.unmarshalNUploadImageInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐUploadImageInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_verifyEmail_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2358,6 +3233,20 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_work_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -2416,6 +3305,36 @@ func (ec *executionContext) field_User_securityEvents_args(ctx context.Context, 
 		return nil, err
 	}
 	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_User_works_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.WorkFilter, error) {
+			return ec.unmarshalOWorkFilter2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg2
 	return args, nil
 }
 
@@ -2555,6 +3474,98 @@ func (ec *executionContext) fieldContext_AdjustCreditsPayload_credits(_ context.
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _CreateUploadPayload_uploadId(ctx context.Context, field graphql.CollectedField, obj *model.CreateUploadPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateUploadPayload_uploadId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UploadID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateUploadPayload_uploadId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateUploadPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _CreateUploadPayload_uploadUrl(ctx context.Context, field graphql.CollectedField, obj *model.CreateUploadPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateUploadPayload_uploadUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UploadURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateUploadPayload_uploadUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateUploadPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreateUploadPayload_contentType(ctx context.Context, field graphql.CollectedField, obj *model.CreateUploadPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateUploadPayload_contentType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContentType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateUploadPayload_contentType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateUploadPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreateUploadPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CreateUploadPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateUploadPayload_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateUploadPayload_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateUploadPayload", field, false, false, "DateTime")
 }
 
 func (ec *executionContext) _CreditEntry_id(ctx context.Context, field graphql.CollectedField, obj *credit.Entry) (ret graphql.Marshaler) {
@@ -2961,6 +3972,52 @@ func (ec *executionContext) fieldContext_Credits_held(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Credits", field, false, false, "Int")
 }
 
+func (ec *executionContext) _DeleteWorksPayload_deletedWorkIds(ctx context.Context, field graphql.CollectedField, obj *model.DeleteWorksPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteWorksPayload_deletedWorkIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedWorkIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteWorksPayload_deletedWorkIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteWorksPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeleteWorksPayload_restorableUntil(ctx context.Context, field graphql.CollectedField, obj *model.DeleteWorksPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteWorksPayload_restorableUntil(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RestorableUntil, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteWorksPayload_restorableUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteWorksPayload", field, false, false, "DateTime")
+}
+
 func (ec *executionContext) _Heartbeat_seq(ctx context.Context, field graphql.CollectedField, obj *model.Heartbeat) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3005,6 +4062,257 @@ func (ec *executionContext) _Heartbeat_serverTime(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_Heartbeat_serverTime(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Heartbeat", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Image_id(ctx context.Context, field graphql.CollectedField, obj *work.Image) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Image_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Image().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Image_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Image", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Image_role(ctx context.Context, field graphql.CollectedField, obj *work.Image) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Image_role(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Image().Role(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ImageRole) graphql.Marshaler {
+			return ec.marshalNImageRole2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐImageRole(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Image_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Image", field, true, true, "ImageRole")
+}
+
+func (ec *executionContext) _Image_width(ctx context.Context, field graphql.CollectedField, obj *work.Image) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Image_width(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Width, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Image_width(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Image", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Image_height(ctx context.Context, field graphql.CollectedField, obj *work.Image) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Image_height(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Height, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Image_height(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Image", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Image_bytes(ctx context.Context, field graphql.CollectedField, obj *work.Image) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Image_bytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNBytes2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Image_bytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Image", field, false, false, "Bytes")
+}
+
+func (ec *executionContext) _Image_contentType(ctx context.Context, field graphql.CollectedField, obj *work.Image) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Image_contentType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContentType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Image_contentType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Image", field, false, false, "String")
+}
+
+func (ec *executionContext) _Image_sha256(ctx context.Context, field graphql.CollectedField, obj *work.Image) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Image_sha256(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SHA256, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Image_sha256(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Image", field, false, false, "String")
+}
+
+func (ec *executionContext) _Image_url(ctx context.Context, field graphql.CollectedField, obj *work.Image) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Image_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Image().URL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Image_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Image", field, true, true, "String")
+}
+
+func (ec *executionContext) _Image_thumbnailUrl(ctx context.Context, field graphql.CollectedField, obj *work.Image) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Image_thumbnailUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Image().ThumbnailURL(ctx, obj, fc.Args["size"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Image_thumbnailUrl(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Image",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Image_thumbnailUrl_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Image_urlExpiresAt(ctx context.Context, field graphql.CollectedField, obj *work.Image) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Image_urlExpiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Image().URLExpiresAt(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Image_urlExpiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Image", field, true, true, "DateTime")
 }
 
 func (ec *executionContext) _Integration_enabled(ctx context.Context, field graphql.CollectedField, obj *model.Integration) (ret graphql.Marshaler) {
@@ -4064,6 +5372,270 @@ func (ec *executionContext) fieldContext_Mutation_adjustCredits(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_uploadImage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_uploadImage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UploadImage(ctx, fc.Args["input"].(model.UploadImageInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WorkPayload) graphql.Marshaler {
+			return ec.marshalNWorkPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_uploadImage(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_uploadImage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createUpload(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createUpload(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateUpload(ctx, fc.Args["input"].(model.CreateUploadInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateUploadPayload) graphql.Marshaler {
+			return ec.marshalNCreateUploadPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateUploadPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createUpload(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreateUploadPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createUpload_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_completeUpload(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_completeUpload(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CompleteUpload(ctx, fc.Args["input"].(model.CompleteUploadInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WorkPayload) graphql.Marshaler {
+			return ec.marshalNWorkPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_completeUpload(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_completeUpload_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_renameWork(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_renameWork(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RenameWork(ctx, fc.Args["input"].(model.RenameWorkInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WorkPayload) graphql.Marshaler {
+			return ec.marshalNWorkPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_renameWork(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_renameWork_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteWorks(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteWorks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteWorks(ctx, fc.Args["input"].(model.DeleteWorksInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeleteWorksPayload) graphql.Marshaler {
+			return ec.marshalNDeleteWorksPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐDeleteWorksPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteWorks(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeleteWorksPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteWorks_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_restoreWorks(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_restoreWorks(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RestoreWorks(ctx, fc.Args["input"].(model.RestoreWorksInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RestoreWorksPayload) graphql.Marshaler {
+			return ec.marshalNRestoreWorksPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRestoreWorksPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_restoreWorks(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RestoreWorksPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_restoreWorks_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4308,6 +5880,50 @@ func (ec *executionContext) fieldContext_Query_viewer(_ context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_work(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_work(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Work(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *work.Work) graphql.Marshaler {
+			return ec.marshalNWork2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWork(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_work(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Work(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_work_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4379,6 +5995,38 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RestoreWorksPayload_works(ctx context.Context, field graphql.CollectedField, obj *model.RestoreWorksPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RestoreWorksPayload_works(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Works, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*work.Work) graphql.Marshaler {
+			return ec.marshalNWork2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWorkᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RestoreWorksPayload_works(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RestoreWorksPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Work(ctx, field)
 		},
 	}
 	return fc, nil
@@ -5091,6 +6739,52 @@ func (ec *executionContext) fieldContext_SignUpPayload_message(_ context.Context
 	return graphql.NewScalarFieldContext("SignUpPayload", field, false, false, "String")
 }
 
+func (ec *executionContext) _StorageUsage_usedBytes(ctx context.Context, field graphql.CollectedField, obj *work.Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StorageUsage_usedBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UsedBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNBytes2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StorageUsage_usedBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StorageUsage", field, false, false, "Bytes")
+}
+
+func (ec *executionContext) _StorageUsage_quotaBytes(ctx context.Context, field graphql.CollectedField, obj *work.Usage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StorageUsage_quotaBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QuotaBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNBytes2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StorageUsage_quotaBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StorageUsage", field, false, false, "Bytes")
+}
+
 func (ec *executionContext) _Subscription_heartbeat(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -5404,6 +7098,82 @@ func (ec *executionContext) fieldContext_User_creditEntries(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _User_works(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_works(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().Works(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["filter"].(*model.WorkFilter))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WorkConnection) graphql.Marshaler {
+			return ec.marshalNWorkConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_works(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_works_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_storage(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_storage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Storage(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *work.Usage) graphql.Marshaler {
+			return ec.marshalNStorageUsage2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐUsage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_storage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StorageUsage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _User_securityEvents(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5507,6 +7277,405 @@ func (ec *executionContext) fieldContext_VerifyEmailPayload_user(_ context.Conte
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Work_id(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Work_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Work().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Work_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Work", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Work_kind(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Work_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Work().Kind(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.WorkKind) graphql.Marshaler {
+			return ec.marshalNWorkKind2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Work_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Work", field, true, true, "WorkKind")
+}
+
+func (ec *executionContext) _Work_title(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Work_title(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Title, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Work_title(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Work", field, false, false, "String")
+}
+
+func (ec *executionContext) _Work_prompt(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Work_prompt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Prompt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Work_prompt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Work", field, false, false, "String")
+}
+
+func (ec *executionContext) _Work_status(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Work_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Work().Status(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.WorkStatus) graphql.Marshaler {
+			return ec.marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Work_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Work", field, true, true, "WorkStatus")
+}
+
+func (ec *executionContext) _Work_sourceWork(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Work_sourceWork(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Work().SourceWork(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *work.Work) graphql.Marshaler {
+			return ec.marshalOWork2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWork(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Work_sourceWork(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Work",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Work(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Work_images(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Work_images(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Work().Images(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*work.Image) graphql.Marshaler {
+			return ec.marshalNImage2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐImageᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Work_images(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Work",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Image(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Work_createdAt(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Work_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Work_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Work", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Work_updatedAt(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Work_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Work_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Work", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _WorkConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.WorkConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.WorkEdge) graphql.Marshaler {
+			return ec.marshalNWorkEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WorkEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WorkConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.WorkConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WorkConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.WorkConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _WorkEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.WorkEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WorkEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _WorkEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.WorkEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *work.Work) graphql.Marshaler {
+			return ec.marshalNWork2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWork(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Work(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WorkPayload_work(ctx context.Context, field graphql.CollectedField, obj *model.WorkPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WorkPayload_work(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Work, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *work.Work) graphql.Marshaler {
+			return ec.marshalNWork2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWork(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WorkPayload_work(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WorkPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Work(ctx, field)
 		},
 	}
 	return fc, nil
@@ -6739,6 +8908,48 @@ func UnmarshalChangePasswordInput(ctx context.Context, raw any) (model.ChangePas
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCompleteUploadInput(ctx context.Context, obj any) (model.CompleteUploadInput, error) {
+	var it model.CompleteUploadInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"uploadId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "uploadId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("uploadId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UploadID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCompleteUploadInput unmarshals raw into the CompleteUploadInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCompleteUploadInput(ctx context.Context, raw any) (model.CompleteUploadInput, error) {
+	var out model.CompleteUploadInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CompleteUploadInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputConfirmEmailChangeInput(ctx context.Context, obj any) (model.ConfirmEmailChangeInput, error) {
 	var it model.ConfirmEmailChangeInput
 	if obj == nil {
@@ -6778,6 +8989,160 @@ func (ec *executionContext) unmarshalInputConfirmEmailChangeInput(ctx context.Co
 func UnmarshalConfirmEmailChangeInput(ctx context.Context, raw any) (model.ConfirmEmailChangeInput, error) {
 	var out model.ConfirmEmailChangeInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConfirmEmailChangeInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCreateUploadInput(ctx context.Context, obj any) (model.CreateUploadInput, error) {
+	var it model.CreateUploadInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"filename", "contentType", "bytes", "title"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "filename":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("filename"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Filename = data
+		case "contentType":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contentType"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContentType = data
+		case "bytes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("bytes"))
+			data, err := ec.unmarshalNBytes2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Bytes = data
+		case "title":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("title"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Title = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateUploadInput unmarshals raw into the CreateUploadInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateUploadInput(ctx context.Context, raw any) (model.CreateUploadInput, error) {
+	var out model.CreateUploadInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateUploadInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDeleteWorksInput(ctx context.Context, obj any) (model.DeleteWorksInput, error) {
+	var it model.DeleteWorksInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workIds"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workIds"))
+			data, err := ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkIds = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDeleteWorksInput unmarshals raw into the DeleteWorksInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDeleteWorksInput(ctx context.Context, raw any) (model.DeleteWorksInput, error) {
+	var out model.DeleteWorksInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DeleteWorksInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRenameWorkInput(ctx context.Context, obj any) (model.RenameWorkInput, error) {
+	var it model.RenameWorkInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workId", "title"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkID = data
+		case "title":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("title"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Title = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRenameWorkInput unmarshals raw into the RenameWorkInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRenameWorkInput(ctx context.Context, raw any) (model.RenameWorkInput, error) {
+	var out model.RenameWorkInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RenameWorkInput", raw, &out)
 	return out, err
 }
 
@@ -6911,6 +9276,48 @@ func (ec *executionContext) unmarshalInputResetPasswordInput(ctx context.Context
 func UnmarshalResetPasswordInput(ctx context.Context, raw any) (model.ResetPasswordInput, error) {
 	var out model.ResetPasswordInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ResetPasswordInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRestoreWorksInput(ctx context.Context, obj any) (model.RestoreWorksInput, error) {
+	var it model.RestoreWorksInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workIds"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workIds"))
+			data, err := ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkIds = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRestoreWorksInput unmarshals raw into the RestoreWorksInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRestoreWorksInput(ctx context.Context, raw any) (model.RestoreWorksInput, error) {
+	var out model.RestoreWorksInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RestoreWorksInput", raw, &out)
 	return out, err
 }
 
@@ -7292,6 +9699,55 @@ func UnmarshalUpdateProfileInput(ctx context.Context, raw any) (model.UpdateProf
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputUploadImageInput(ctx context.Context, obj any) (model.UploadImageInput, error) {
+	var it model.UploadImageInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"file", "title"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "file":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("file"))
+			data, err := ec.unmarshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.File = data
+		case "title":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("title"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Title = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUploadImageInput unmarshals raw into the UploadImageInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUploadImageInput(ctx context.Context, raw any) (model.UploadImageInput, error) {
+	var out model.UploadImageInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UploadImageInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputVerifyEmailInput(ctx context.Context, obj any) (model.VerifyEmailInput, error) {
 	var it model.VerifyEmailInput
 	if obj == nil {
@@ -7334,6 +9790,62 @@ func UnmarshalVerifyEmailInput(ctx context.Context, raw any) (model.VerifyEmailI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputWorkFilter(ctx context.Context, obj any) (model.WorkFilter, error) {
+	var it model.WorkFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"kind", "status", "query"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalOWorkKind2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Status = data
+		case "query":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("query"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Query = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalWorkFilter unmarshals raw into the WorkFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalWorkFilter(ctx context.Context, raw any) (model.WorkFilter, error) {
+	var out model.WorkFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "WorkFilter", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -7342,6 +9854,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 	switch obj := (obj).(type) {
 	case nil:
 		return graphql.Null
+	case work.Work:
+		return ec._Work(ctx, sel, &obj)
+	case *work.Work:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Work(ctx, sel, obj)
 	case account.User:
 		return ec._User(ctx, sel, &obj)
 	case *account.User:
@@ -7401,6 +9920,54 @@ func (ec *executionContext) _AdjustCreditsPayload(ctx context.Context, sel ast.S
 			}
 		case "credits":
 			out.Values[i] = ec._AdjustCreditsPayload_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var createUploadPayloadImplementors = []string{"CreateUploadPayload"}
+
+func (ec *executionContext) _CreateUploadPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateUploadPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, createUploadPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreateUploadPayload")
+		case "uploadId":
+			out.Values[i] = ec._CreateUploadPayload_uploadId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "uploadUrl":
+			out.Values[i] = ec._CreateUploadPayload_uploadUrl(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contentType":
+			out.Values[i] = ec._CreateUploadPayload_contentType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._CreateUploadPayload_expiresAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -7616,6 +10183,44 @@ func (ec *executionContext) _Credits(ctx context.Context, sel ast.SelectionSet, 
 	return out
 }
 
+var deleteWorksPayloadImplementors = []string{"DeleteWorksPayload"}
+
+func (ec *executionContext) _DeleteWorksPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteWorksPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deleteWorksPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeleteWorksPayload")
+		case "deletedWorkIds":
+			out.Values[i] = ec._DeleteWorksPayload_deletedWorkIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "restorableUntil":
+			out.Values[i] = ec._DeleteWorksPayload_restorableUntil(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var heartbeatImplementors = []string{"Heartbeat"}
 
 func (ec *executionContext) _Heartbeat(ctx context.Context, sel ast.SelectionSet, obj *model.Heartbeat) graphql.Marshaler {
@@ -7637,6 +10242,89 @@ func (ec *executionContext) _Heartbeat(ctx context.Context, sel ast.SelectionSet
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var imageImplementors = []string{"Image"}
+
+func (ec *executionContext) _Image(ctx context.Context, sel ast.SelectionSet, obj *work.Image) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, imageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Image")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Image_id(ctx, field, obj)
+				})
+		case "role":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Image_role(ctx, field, obj)
+				})
+		case "width":
+			out.Values[i] = ec._Image_width(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "height":
+			out.Values[i] = ec._Image_height(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "bytes":
+			out.Values[i] = ec._Image_bytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "contentType":
+			out.Values[i] = ec._Image_contentType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "sha256":
+			out.Values[i] = ec._Image_sha256(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "url":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Image_url(ctx, field, obj)
+				})
+		case "thumbnailUrl":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Image_thumbnailUrl(ctx, field, obj)
+				})
+		case "urlExpiresAt":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Image_urlExpiresAt(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7962,6 +10650,48 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "uploadImage":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_uploadImage(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createUpload":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createUpload(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "completeUpload":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_completeUpload(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "renameWork":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_renameWork(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteWorks":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteWorks(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "restoreWorks":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_restoreWorks(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -8070,6 +10800,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_viewer(ctx, field)
 				})
+		case "work":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_work(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -8083,6 +10819,39 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var restoreWorksPayloadImplementors = []string{"RestoreWorksPayload"}
+
+func (ec *executionContext) _RestoreWorksPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RestoreWorksPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, restoreWorksPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RestoreWorksPayload")
+		case "works":
+			out.Values[i] = ec._RestoreWorksPayload_works(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -8524,6 +11293,44 @@ func (ec *executionContext) _SignUpPayload(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var storageUsageImplementors = []string{"StorageUsage"}
+
+func (ec *executionContext) _StorageUsage(ctx context.Context, sel ast.SelectionSet, obj *work.Usage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, storageUsageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StorageUsage")
+		case "usedBytes":
+			out.Values[i] = ec._StorageUsage_usedBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "quotaBytes":
+			out.Values[i] = ec._StorageUsage_quotaBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -8611,6 +11418,18 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_creditEntries(ctx, field, obj)
 				})
+		case "works":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_works(ctx, field, obj)
+				})
+		case "storage":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_storage(ctx, field, obj)
+				})
 		case "securityEvents":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -8680,6 +11499,198 @@ func (ec *executionContext) _VerifyEmailPayload(ctx context.Context, sel ast.Sel
 			out.Values[i] = graphql.MarshalString("VerifyEmailPayload")
 		case "user":
 			out.Values[i] = ec._VerifyEmailPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var workImplementors = []string{"Work", "Node"}
+
+func (ec *executionContext) _Work(ctx context.Context, sel ast.SelectionSet, obj *work.Work) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Work")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Work_id(ctx, field, obj)
+				})
+		case "kind":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Work_kind(ctx, field, obj)
+				})
+		case "title":
+			out.Values[i] = ec._Work_title(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "prompt":
+			out.Values[i] = ec._Work_prompt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Work_status(ctx, field, obj)
+				})
+		case "sourceWork":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Work_sourceWork(ctx, field, obj)
+				})
+		case "images":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Work_images(ctx, field, obj)
+				})
+		case "createdAt":
+			out.Values[i] = ec._Work_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Work_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var workConnectionImplementors = []string{"WorkConnection"}
+
+func (ec *executionContext) _WorkConnection(ctx context.Context, sel ast.SelectionSet, obj *model.WorkConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WorkConnection")
+		case "edges":
+			out.Values[i] = ec._WorkConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._WorkConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._WorkConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var workEdgeImplementors = []string{"WorkEdge"}
+
+func (ec *executionContext) _WorkEdge(ctx context.Context, sel ast.SelectionSet, obj *model.WorkEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WorkEdge")
+		case "cursor":
+			out.Values[i] = ec._WorkEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._WorkEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var workPayloadImplementors = []string{"WorkPayload"}
+
+func (ec *executionContext) _WorkPayload(ctx context.Context, sel ast.SelectionSet, obj *model.WorkPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, workPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WorkPayload")
+		case "work":
+			out.Values[i] = ec._WorkPayload_work(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -9089,6 +12100,20 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) unmarshalNBytes2int64(ctx context.Context, v any) (int64, error) {
+	res, err := graphql.UnmarshalInt64(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNBytes2int64(ctx context.Context, sel ast.SelectionSet, v int64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalInt64(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Bytes!")
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNChangeEmailInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐChangeEmailInput(ctx context.Context, v any) (model.ChangeEmailInput, error) {
 	res, err := ec.unmarshalInputChangeEmailInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9099,9 +12124,27 @@ func (ec *executionContext) unmarshalNChangePasswordInput2githubᚗcomᚋfastima
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNCompleteUploadInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCompleteUploadInput(ctx context.Context, v any) (model.CompleteUploadInput, error) {
+	res, err := ec.unmarshalInputCompleteUploadInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNConfirmEmailChangeInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmEmailChangeInput(ctx context.Context, v any) (model.ConfirmEmailChangeInput, error) {
 	res, err := ec.unmarshalInputConfirmEmailChangeInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNCreateUploadInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateUploadInput(ctx context.Context, v any) (model.CreateUploadInput, error) {
+	res, err := ec.unmarshalInputCreateUploadInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCreateUploadPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateUploadPayload(ctx context.Context, sel ast.SelectionSet, v *model.CreateUploadPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreateUploadPayload!")
+		return graphql.Null
+	}
+	return ec._CreateUploadPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNCreditEntry2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐEntry(ctx context.Context, sel ast.SelectionSet, v *credit.Entry) graphql.Marshaler {
@@ -9176,6 +12219,37 @@ func (ec *executionContext) marshalNDateTime2timeᚐTime(ctx context.Context, se
 	return res
 }
 
+func (ec *executionContext) unmarshalNDateTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
+	res, err := graphql.UnmarshalTime(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDateTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DateTime!")
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalTime(*v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "DateTime!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNDeleteWorksInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐDeleteWorksInput(ctx context.Context, v any) (model.DeleteWorksInput, error) {
+	res, err := ec.unmarshalInputDeleteWorksInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDeleteWorksPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐDeleteWorksPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteWorksPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeleteWorksPayload!")
+		return graphql.Null
+	}
+	return ec._DeleteWorksPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNHeartbeat2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐHeartbeat(ctx context.Context, sel ast.SelectionSet, v *model.Heartbeat) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Heartbeat!")
@@ -9225,6 +12299,40 @@ func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNImage2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐImageᚄ(ctx context.Context, sel ast.SelectionSet, v []*work.Image) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNImage2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐImage(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNImage2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐImage(ctx context.Context, sel ast.SelectionSet, v *work.Image) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Image!")
+		return graphql.Null
+	}
+	return ec._Image(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNImageRole2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐImageRole(ctx context.Context, v any) (model.ImageRole, error) {
+	var res model.ImageRole
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNImageRole2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐImageRole(ctx context.Context, sel ast.SelectionSet, v model.ImageRole) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
@@ -9305,6 +12413,11 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋfastimageᚋapi�
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNRenameWorkInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRenameWorkInput(ctx context.Context, v any) (model.RenameWorkInput, error) {
+	res, err := ec.unmarshalInputRenameWorkInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNRequestPasswordResetInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRequestPasswordResetInput(ctx context.Context, v any) (model.RequestPasswordResetInput, error) {
 	res, err := ec.unmarshalInputRequestPasswordResetInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9318,6 +12431,19 @@ func (ec *executionContext) unmarshalNResendVerificationInput2githubᚗcomᚋfas
 func (ec *executionContext) unmarshalNResetPasswordInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐResetPasswordInput(ctx context.Context, v any) (model.ResetPasswordInput, error) {
 	res, err := ec.unmarshalInputResetPasswordInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNRestoreWorksInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRestoreWorksInput(ctx context.Context, v any) (model.RestoreWorksInput, error) {
+	res, err := ec.unmarshalInputRestoreWorksInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRestoreWorksPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRestoreWorksPayload(ctx context.Context, sel ast.SelectionSet, v *model.RestoreWorksPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RestoreWorksPayload!")
+		return graphql.Null
+	}
+	return ec._RestoreWorksPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRevokeOtherSessionsPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRevokeOtherSessionsPayload(ctx context.Context, sel ast.SelectionSet, v *model.RevokeOtherSessionsPayload) graphql.Marshaler {
@@ -9457,6 +12583,14 @@ func (ec *executionContext) marshalNSignUpPayload2ᚖgithubᚗcomᚋfastimageᚋ
 	return ec._SignUpPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNStorageUsage2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐUsage(ctx context.Context, sel ast.SelectionSet, v *work.Usage) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "StorageUsage!")
+		return graphql.Null
+	}
+	return ec._StorageUsage(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9483,6 +12617,25 @@ func (ec *executionContext) unmarshalNUnsuspendUserInput2githubᚗcomᚋfastimag
 
 func (ec *executionContext) unmarshalNUpdateProfileInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐUpdateProfileInput(ctx context.Context, v any) (model.UpdateProfileInput, error) {
 	res, err := ec.unmarshalInputUpdateProfileInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx context.Context, v any) (graphql.Upload, error) {
+	res, err := graphql.UnmarshalUpload(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUpload2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚐUpload(ctx context.Context, sel ast.SelectionSet, v graphql.Upload) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalUpload(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Upload!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNUploadImageInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐUploadImageInput(ctx context.Context, v any) (model.UploadImageInput, error) {
+	res, err := ec.unmarshalInputUploadImageInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -9523,6 +12676,90 @@ func (ec *executionContext) marshalNVerifyEmailPayload2ᚖgithubᚗcomᚋfastima
 		return graphql.Null
 	}
 	return ec._VerifyEmailPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWork2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWorkᚄ(ctx context.Context, sel ast.SelectionSet, v []*work.Work) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWork2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWork(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWork2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWork(ctx context.Context, sel ast.SelectionSet, v *work.Work) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Work!")
+		return graphql.Null
+	}
+	return ec._Work(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWorkConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkConnection(ctx context.Context, sel ast.SelectionSet, v *model.WorkConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WorkConnection!")
+		return graphql.Null
+	}
+	return ec._WorkConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWorkEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.WorkEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWorkEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWorkEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkEdge(ctx context.Context, sel ast.SelectionSet, v *model.WorkEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WorkEdge!")
+		return graphql.Null
+	}
+	return ec._WorkEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNWorkKind2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkKind(ctx context.Context, v any) (model.WorkKind, error) {
+	var res model.WorkKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNWorkKind2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkKind(ctx context.Context, sel ast.SelectionSet, v model.WorkKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNWorkPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkPayload(ctx context.Context, sel ast.SelectionSet, v *model.WorkPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WorkPayload!")
+		return graphql.Null
+	}
+	return ec._WorkPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx context.Context, v any) (model.WorkStatus, error) {
+	var res model.WorkStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx context.Context, sel ast.SelectionSet, v model.WorkStatus) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -9779,6 +13016,53 @@ func (ec *executionContext) marshalOUser2ᚖgithubᚗcomᚋfastimageᚋapiᚋint
 		return graphql.Null
 	}
 	return ec._User(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOWork2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWork(ctx context.Context, sel ast.SelectionSet, v *work.Work) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Work(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOWorkFilter2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkFilter(ctx context.Context, v any) (*model.WorkFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputWorkFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOWorkKind2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkKind(ctx context.Context, v any) (*model.WorkKind, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.WorkKind)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOWorkKind2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkKind(ctx context.Context, sel ast.SelectionSet, v *model.WorkKind) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx context.Context, v any) (*model.WorkStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.WorkStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx context.Context, sel ast.SelectionSet, v *model.WorkStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

@@ -15,6 +15,7 @@ import (
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/relay"
+	"github.com/fastimage/api/internal/work"
 )
 
 const (
@@ -42,6 +43,7 @@ type Resolver struct {
 	ServerInfo *model.ServerInfo
 	Accounts   *account.Service
 	Ledger     *credit.Ledger
+	Gallery    *work.Service
 	Cookies    SessionCookies
 	// Nodes maps a GraphQL type name to its fetcher, for node(id:) and
 	// nodes(ids:); NewResolver registers the types of every domain.
@@ -49,11 +51,12 @@ type Resolver struct {
 }
 
 // NewResolver returns the root resolver with the node fetchers registered.
-func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, cookies SessionCookies) *Resolver {
-	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Cookies: cookies}
+func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, gallery *work.Service, cookies SessionCookies) *Resolver {
+	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Gallery: gallery, Cookies: cookies}
 	r.Nodes = map[string]NodeFetcher{
 		"User":    r.fetchUser,
 		"Session": r.fetchSession,
+		"Work":    r.fetchWork,
 	}
 	return r
 }
@@ -101,6 +104,35 @@ func (r *Resolver) fetchSession(ctx context.Context, key string) (relay.Node, er
 		}
 	}
 	return nil, nil
+}
+
+func (r *Resolver) fetchWork(ctx context.Context, key string) (relay.Node, error) {
+	if _, err := account.Require(ctx); err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(key)
+	if err != nil {
+		return nil, nil
+	}
+	w, err := loadersFrom(ctx).works.Load(ctx, id)
+	if err != nil || w == nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// uuidsOf returns the keys of global ids of type typ.
+// Returns NOT_FOUND for an id of another type.
+func uuidsOf(ids []string, typ string) ([]uuid.UUID, error) {
+	out := make([]uuid.UUID, len(ids))
+	for i, id := range ids {
+		u, err := uuidOf(id, typ)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = u
+	}
+	return out, nil
 }
 
 // uuidOf returns the key of a global id of type typ as a UUID.
@@ -179,9 +211,10 @@ func pageSize(first *int) (int, error) {
 	return *first, nil
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+// deref returns *p, or def when p is nil (an argument the client left out).
+func deref[T any](p *T, def T) T {
+	if p == nil {
+		return def
 	}
-	return *s
+	return *p
 }

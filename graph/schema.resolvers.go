@@ -15,6 +15,7 @@ import (
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/relay"
+	"github.com/fastimage/api/internal/work"
 )
 
 // ID is the resolver for the id field.
@@ -38,9 +39,39 @@ func (r *creditEntryResolver) Reference(ctx context.Context, obj *credit.Entry) 
 	return r.node(ctx, relay.ID(*obj.ReferenceType, *obj.ReferenceID))
 }
 
+// ID is the resolver for the id field.
+func (r *imageResolver) ID(ctx context.Context, obj *work.Image) (string, error) {
+	return relay.ID("Image", obj.ID.String()), nil
+}
+
+// Role is the resolver for the role field.
+func (r *imageResolver) Role(ctx context.Context, obj *work.Image) (model.ImageRole, error) {
+	return model.ImageRole(strings.ToUpper(obj.Role)), nil
+}
+
+// URL is the resolver for the url field.
+func (r *imageResolver) URL(ctx context.Context, obj *work.Image) (string, error) {
+	return r.Gallery.URL(ctx, &obj.Asset, loadersFrom(ctx).urlExpires)
+}
+
+// ThumbnailURL is the resolver for the thumbnailUrl field.
+func (r *imageResolver) ThumbnailURL(ctx context.Context, obj *work.Image, size *int) (string, error) {
+	t, ok := obj.Thumbnails[deref(size, 256)]
+	if !ok {
+		return "", apperr.Errorf(apperr.Validation, "Ask for a thumbnail of size 256 or 1024.").With("field", "size")
+	}
+	return r.Gallery.URL(ctx, t, loadersFrom(ctx).urlExpires)
+}
+
+// URLExpiresAt is the resolver for the urlExpiresAt field.
+func (r *imageResolver) URLExpiresAt(ctx context.Context, obj *work.Image) (*time.Time, error) {
+	t := loadersFrom(ctx).urlExpires
+	return &t, nil
+}
+
 // SignUp is the resolver for the signUp field.
 func (r *mutationResolver) SignUp(ctx context.Context, input model.SignUpInput) (*model.SignUpPayload, error) {
-	err := r.Accounts.SignUp(ctx, account.SignUpInput{Email: input.Email, Name: input.Name, Password: input.Password, CaptchaToken: deref(input.CaptchaToken)})
+	err := r.Accounts.SignUp(ctx, account.SignUpInput{Email: input.Email, Name: input.Name, Password: input.Password, CaptchaToken: deref(input.CaptchaToken, "")})
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +89,7 @@ func (r *mutationResolver) VerifyEmail(ctx context.Context, input model.VerifyEm
 
 // ResendVerification is the resolver for the resendVerification field.
 func (r *mutationResolver) ResendVerification(ctx context.Context, input model.ResendVerificationInput) (*model.MessagePayload, error) {
-	if err := r.Accounts.ResendVerification(ctx, deref(input.Email)); err != nil {
+	if err := r.Accounts.ResendVerification(ctx, deref(input.Email, "")); err != nil {
 		return nil, err
 	}
 	return &model.MessagePayload{Message: "If that address has an unverified account, a new link is on its way."}, nil
@@ -66,7 +97,7 @@ func (r *mutationResolver) ResendVerification(ctx context.Context, input model.R
 
 // SignIn is the resolver for the signIn field.
 func (r *mutationResolver) SignIn(ctx context.Context, input model.SignInInput) (*model.SignInPayload, error) {
-	in, err := r.Accounts.SignIn(ctx, account.SignInInput{Email: input.Email, Password: input.Password, CaptchaToken: deref(input.CaptchaToken)})
+	in, err := r.Accounts.SignIn(ctx, account.SignInInput{Email: input.Email, Password: input.Password, CaptchaToken: deref(input.CaptchaToken, "")})
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +272,104 @@ func (r *mutationResolver) AdjustCredits(ctx context.Context, input model.Adjust
 	return &model.AdjustCreditsPayload{Entry: e, Credits: &b}, nil
 }
 
+// UploadImage is the resolver for the uploadImage field.
+func (r *mutationResolver) UploadImage(ctx context.Context, input model.UploadImageInput) (*model.WorkPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.Gallery.Upload(ctx, v.User.ID, work.UploadInput{File: input.File.File, Size: input.File.Size, Title: deref(input.Title, "")})
+	if err != nil {
+		return nil, err
+	}
+	return &model.WorkPayload{Work: w}, nil
+}
+
+// CreateUpload is the resolver for the createUpload field.
+func (r *mutationResolver) CreateUpload(ctx context.Context, input model.CreateUploadInput) (*model.CreateUploadPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := r.Gallery.CreateUpload(ctx, v.User.ID, input.Filename, input.ContentType, input.Bytes, deref(input.Title, ""))
+	if err != nil {
+		return nil, err
+	}
+	return &model.CreateUploadPayload{UploadID: relay.ID("Upload", u.ID.String()), UploadURL: u.URL, ContentType: u.ContentType, ExpiresAt: u.ExpiresAt}, nil
+}
+
+// CompleteUpload is the resolver for the completeUpload field.
+func (r *mutationResolver) CompleteUpload(ctx context.Context, input model.CompleteUploadInput) (*model.WorkPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuidOf(input.UploadID, "Upload")
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.Gallery.CompleteUpload(ctx, v.User.ID, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.WorkPayload{Work: w}, nil
+}
+
+// RenameWork is the resolver for the renameWork field.
+func (r *mutationResolver) RenameWork(ctx context.Context, input model.RenameWorkInput) (*model.WorkPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuidOf(input.WorkID, "Work")
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.Gallery.Rename(ctx, v.User.ID, id, input.Title)
+	if err != nil {
+		return nil, err
+	}
+	return &model.WorkPayload{Work: w}, nil
+}
+
+// DeleteWorks is the resolver for the deleteWorks field.
+func (r *mutationResolver) DeleteWorks(ctx context.Context, input model.DeleteWorksInput) (*model.DeleteWorksPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := uuidsOf(input.WorkIds, "Work")
+	if err != nil {
+		return nil, err
+	}
+	until, err := r.Gallery.Delete(ctx, v.User.ID, ids)
+	if err != nil {
+		return nil, err
+	}
+	return &model.DeleteWorksPayload{DeletedWorkIds: input.WorkIds, RestorableUntil: until}, nil
+}
+
+// RestoreWorks is the resolver for the restoreWorks field.
+func (r *mutationResolver) RestoreWorks(ctx context.Context, input model.RestoreWorksInput) (*model.RestoreWorksPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := uuidsOf(input.WorkIds, "Work")
+	if err != nil {
+		return nil, err
+	}
+	works, err := r.Gallery.Restore(ctx, v.User.ID, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*work.Work, len(works))
+	for i := range works {
+		out[i] = &works[i]
+	}
+	return &model.RestoreWorksPayload{Works: out}, nil
+}
+
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id string) (relay.Node, error) {
 	return r.node(ctx, id)
@@ -274,6 +403,19 @@ func (r *queryResolver) Viewer(ctx context.Context) (*account.User, error) {
 		return nil, err
 	}
 	return v.User, nil
+}
+
+// Work is the resolver for the work field.
+func (r *queryResolver) Work(ctx context.Context, id string) (*work.Work, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	workID, err := uuidOf(id, "Work")
+	if err != nil {
+		return nil, err
+	}
+	return r.Gallery.Get(ctx, v.User.ID, workID)
 }
 
 // ID is the resolver for the id field.
@@ -391,6 +533,54 @@ func (r *userResolver) CreditEntries(ctx context.Context, obj *account.User, fir
 	return conn, nil
 }
 
+// Works is the resolver for the works field.
+func (r *userResolver) Works(ctx context.Context, obj *account.User, first *int, after *string, filter *model.WorkFilter) (*model.WorkConnection, error) {
+	if _, err := ownAccount(ctx, obj); err != nil {
+		return nil, err
+	}
+	n, err := pageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	cursor, err := cursorOf(after, "Work")
+	if err != nil {
+		return nil, err
+	}
+	var f work.Filter
+	if filter != nil {
+		if filter.Kind != nil {
+			f.Kind = strings.ToLower(string(*filter.Kind))
+		}
+		if filter.Status != nil {
+			f.Status = strings.ToLower(string(*filter.Status))
+		}
+		f.Query = deref(filter.Query, "")
+	}
+	page, err := r.Gallery.List(ctx, obj.ID, f, n, cursor)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.WorkConnection{TotalCount: page.TotalCount}
+	for i := range page.Works {
+		w := &page.Works[i]
+		conn.Edges = append(conn.Edges, &model.WorkEdge{Cursor: relay.ID("Work", w.ID.String()), Node: w})
+	}
+	conn.PageInfo = pageInfo(after != nil, page.HasNext, len(conn.Edges), func(i int) string { return conn.Edges[i].Cursor })
+	return conn, nil
+}
+
+// Storage is the resolver for the storage field.
+func (r *userResolver) Storage(ctx context.Context, obj *account.User) (*work.Usage, error) {
+	if _, err := ownAccount(ctx, obj); err != nil {
+		return nil, err
+	}
+	u, err := r.Gallery.UsageOf(ctx, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
 // SecurityEvents is the resolver for the securityEvents field.
 func (r *userResolver) SecurityEvents(ctx context.Context, obj *account.User, first *int, after *string) (*model.SecurityEventConnection, error) {
 	if _, err := ownAccount(ctx, obj); err != nil {
@@ -417,8 +607,39 @@ func (r *userResolver) SecurityEvents(ctx context.Context, obj *account.User, fi
 	return conn, nil
 }
 
+// ID is the resolver for the id field.
+func (r *workResolver) ID(ctx context.Context, obj *work.Work) (string, error) {
+	return relay.ID("Work", obj.ID.String()), nil
+}
+
+// Kind is the resolver for the kind field.
+func (r *workResolver) Kind(ctx context.Context, obj *work.Work) (model.WorkKind, error) {
+	return model.WorkKind(strings.ToUpper(obj.Kind)), nil
+}
+
+// Status is the resolver for the status field.
+func (r *workResolver) Status(ctx context.Context, obj *work.Work) (model.WorkStatus, error) {
+	return model.WorkStatus(strings.ToUpper(obj.Status)), nil
+}
+
+// SourceWork is the resolver for the sourceWork field.
+func (r *workResolver) SourceWork(ctx context.Context, obj *work.Work) (*work.Work, error) {
+	if obj.SourceWorkID == nil {
+		return nil, nil
+	}
+	return loadersFrom(ctx).works.Load(ctx, *obj.SourceWorkID)
+}
+
+// Images is the resolver for the images field.
+func (r *workResolver) Images(ctx context.Context, obj *work.Work) ([]*work.Image, error) {
+	return loadersFrom(ctx).images.Load(ctx, obj.ID)
+}
+
 // CreditEntry returns CreditEntryResolver implementation.
 func (r *Resolver) CreditEntry() CreditEntryResolver { return &creditEntryResolver{r} }
+
+// Image returns ImageResolver implementation.
+func (r *Resolver) Image() ImageResolver { return &imageResolver{r} }
 
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
@@ -438,12 +659,17 @@ func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionRes
 // User returns UserResolver implementation.
 func (r *Resolver) User() UserResolver { return &userResolver{r} }
 
+// Work returns WorkResolver implementation.
+func (r *Resolver) Work() WorkResolver { return &workResolver{r} }
+
 type (
 	creditEntryResolver   struct{ *Resolver }
+	imageResolver         struct{ *Resolver }
 	mutationResolver      struct{ *Resolver }
 	queryResolver         struct{ *Resolver }
 	securityEventResolver struct{ *Resolver }
 	sessionResolver       struct{ *Resolver }
 	subscriptionResolver  struct{ *Resolver }
 	userResolver          struct{ *Resolver }
+	workResolver          struct{ *Resolver }
 )

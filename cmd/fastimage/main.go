@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -25,7 +27,9 @@ import (
 	"github.com/fastimage/api/internal/logging"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/password"
+	"github.com/fastimage/api/internal/ratelimit"
 	"github.com/fastimage/api/internal/server"
+	"github.com/fastimage/api/internal/work"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -125,14 +129,39 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ledger := credit.New(bdb)
+	limiter := ratelimit.New(bdb)
+	bucket, localBucket, err := newBucket(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if c, ok := bucket.(io.Closer); ok {
+		defer c.Close()
+	}
+	gallery := work.New(bdb, bucket, work.Config{
+		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
+		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention,
+	})
+	var blobs http.Handler
+	if localBucket != nil {
+		blobs = localBucket.Handler()
+	}
 	accounts := account.New(bdb, accountConfig(cfg), mailer, verifier, log)
 	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: migrator, Log: log, Version: buildVersion(),
-		Accounts: accounts, Ledger: ledger, Outbox: outbox})
+		Accounts: accounts, Ledger: ledger, Gallery: gallery, Blobs: blobs, Outbox: outbox})
 	sweepCtx, stopSweeping := context.WithCancel(ctx)
 	sweeping := make(chan struct{})
 	go func() {
 		defer close(sweeping)
-		ledger.RunSweeper(sweepCtx, cfg.Credits.SweepInterval, log)
+		runMaintenance(sweepCtx, cfg.MaintenanceInterval, log,
+			task{"release expired credit holds", ledger.ReleaseExpiredHolds},
+			task{"expire credit lots", ledger.ExpireLots},
+			task{"purge deleted works", gallery.Purge},
+			task{"clean stale uploads", gallery.CleanStaleUploads},
+			task{"sweep rate-limit events", func(ctx context.Context) (int, error) {
+				n, err := limiter.Sweep(ctx, 24*time.Hour)
+				return int(n), err
+			}},
+		)
 	}()
 	defer func() {
 		stopSweeping()

@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/work"
 )
 
 // Input of adjustCredits.
@@ -47,10 +49,40 @@ type ChangePasswordInput struct {
 	NewPassword string `json:"newPassword"`
 }
 
+// Input of completeUpload.
+type CompleteUploadInput struct {
+	// The id createUpload returned.
+	UploadID string `json:"uploadId"`
+}
+
 // Input of confirmEmailChange.
 type ConfirmEmailChangeInput struct {
 	// The token from the link sent to the new address.
 	Token string `json:"token"`
+}
+
+// Input of createUpload.
+type CreateUploadInput struct {
+	// The file's name, for your records.
+	Filename string `json:"filename"`
+	// image/png, image/jpeg or image/webp: the Content-Type the PUT must carry.
+	ContentType string `json:"contentType"`
+	// The file's size in bytes.
+	Bytes int64 `json:"bytes"`
+	// A title (at most 200 characters).
+	Title *string `json:"title,omitempty"`
+}
+
+// Result of createUpload.
+type CreateUploadPayload struct {
+	// Pass to completeUpload once the PUT succeeded.
+	UploadID string `json:"uploadId"`
+	// PUT the file here, with the Content-Type given.
+	UploadURL string `json:"uploadUrl"`
+	// The Content-Type header the PUT must carry.
+	ContentType string `json:"contentType"`
+	// When uploadUrl stops working.
+	ExpiresAt time.Time `json:"expiresAt"`
 }
 
 // A page of credit entries.
@@ -69,6 +101,20 @@ type CreditEntryEdge struct {
 	Cursor string `json:"cursor"`
 	// The entry.
 	Node *credit.Entry `json:"node"`
+}
+
+// Input of deleteWorks.
+type DeleteWorksInput struct {
+	// 1 to 100 works.
+	WorkIds []string `json:"workIds"`
+}
+
+// Result of deleteWorks.
+type DeleteWorksPayload struct {
+	// The works moved to the bin.
+	DeletedWorkIds []string `json:"deletedWorkIds"`
+	// Until when they can be restored.
+	RestorableUntil time.Time `json:"restorableUntil"`
 }
 
 // One tick of the heartbeat subscription.
@@ -140,6 +186,14 @@ type PageInfo struct {
 type Query struct {
 }
 
+// Input of renameWork.
+type RenameWorkInput struct {
+	// The work to rename.
+	WorkID string `json:"workId"`
+	// The new title (at most 200 characters).
+	Title string `json:"title"`
+}
+
 // Input of requestPasswordReset.
 type RequestPasswordResetInput struct {
 	// The account's email address.
@@ -158,6 +212,18 @@ type ResetPasswordInput struct {
 	Token string `json:"token"`
 	// The new password: 8 to 128 characters, not a common one.
 	NewPassword string `json:"newPassword"`
+}
+
+// Input of restoreWorks.
+type RestoreWorksInput struct {
+	// 1 to 100 works in the bin.
+	WorkIds []string `json:"workIds"`
+}
+
+// Result of restoreWorks.
+type RestoreWorksPayload struct {
+	// The works back in My Works.
+	Works []*work.Work `json:"works"`
 }
 
 // Input of revokeOtherSessions.
@@ -287,6 +353,14 @@ type UpdateProfileInput struct {
 	Name string `json:"name"`
 }
 
+// Input of uploadImage.
+type UploadImageInput struct {
+	// The image file.
+	File graphql.Upload `json:"file"`
+	// A title (at most 200 characters).
+	Title *string `json:"title,omitempty"`
+}
+
 // A result that returns the user as they are now.
 type UserPayload struct {
 	// The user after the change.
@@ -303,6 +377,40 @@ type VerifyEmailInput struct {
 type VerifyEmailPayload struct {
 	// The verified user.
 	User *account.User `json:"user"`
+}
+
+// A page of works.
+type WorkConnection struct {
+	// The works of this page.
+	Edges []*WorkEdge `json:"edges"`
+	// Where this page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many works match in all.
+	TotalCount int `json:"totalCount"`
+}
+
+// A work and its cursor.
+type WorkEdge struct {
+	// Pass as `after` to continue after this work.
+	Cursor string `json:"cursor"`
+	// The work.
+	Node *work.Work `json:"node"`
+}
+
+// Narrows a works list.
+type WorkFilter struct {
+	// Only works of this kind.
+	Kind *WorkKind `json:"kind,omitempty"`
+	// Only works in this status.
+	Status *WorkStatus `json:"status,omitempty"`
+	// Only works whose title or prompt contains this text (case-insensitive).
+	Query *string `json:"query,omitempty"`
+}
+
+// A result that returns a work.
+type WorkPayload struct {
+	// The work.
+	Work *work.Work `json:"work"`
 }
 
 // Why credits moved.
@@ -376,6 +484,70 @@ func (e *CreditEntryKind) UnmarshalJSON(b []byte) error {
 }
 
 func (e CreditEntryKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What an image is to its work.
+type ImageRole string
+
+const (
+	// The image a work starts from (an upload, or an edit's input).
+	ImageRoleSource ImageRole = "SOURCE"
+	// An edit's mask.
+	ImageRoleMask ImageRole = "MASK"
+	// A result.
+	ImageRoleOutput ImageRole = "OUTPUT"
+	// A partial result shown while it is made.
+	ImageRolePreview ImageRole = "PREVIEW"
+)
+
+var AllImageRole = []ImageRole{
+	ImageRoleSource,
+	ImageRoleMask,
+	ImageRoleOutput,
+	ImageRolePreview,
+}
+
+func (e ImageRole) IsValid() bool {
+	switch e {
+	case ImageRoleSource, ImageRoleMask, ImageRoleOutput, ImageRolePreview:
+		return true
+	}
+	return false
+}
+
+func (e ImageRole) String() string {
+	return string(e)
+}
+
+func (e *ImageRole) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ImageRole(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ImageRole", str)
+	}
+	return nil
+}
+
+func (e ImageRole) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ImageRole) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ImageRole) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -492,6 +664,131 @@ func (e *UserStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e UserStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a work is.
+type WorkKind string
+
+const (
+	// An image you uploaded.
+	WorkKindUpload WorkKind = "UPLOAD"
+	// An image made from a prompt.
+	WorkKindGeneration WorkKind = "GENERATION"
+	// An image made by editing another work.
+	WorkKindEdit WorkKind = "EDIT"
+)
+
+var AllWorkKind = []WorkKind{
+	WorkKindUpload,
+	WorkKindGeneration,
+	WorkKindEdit,
+}
+
+func (e WorkKind) IsValid() bool {
+	switch e {
+	case WorkKindUpload, WorkKindGeneration, WorkKindEdit:
+		return true
+	}
+	return false
+}
+
+func (e WorkKind) String() string {
+	return string(e)
+}
+
+func (e *WorkKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WorkKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WorkKind", str)
+	}
+	return nil
+}
+
+func (e WorkKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WorkKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WorkKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a work stands.
+type WorkStatus string
+
+const (
+	// Waiting to be made.
+	WorkStatusPending WorkStatus = "PENDING"
+	// Being made.
+	WorkStatusProcessing WorkStatus = "PROCESSING"
+	// Done; its images are available.
+	WorkStatusReady WorkStatus = "READY"
+	// Could not be made.
+	WorkStatusFailed WorkStatus = "FAILED"
+)
+
+var AllWorkStatus = []WorkStatus{
+	WorkStatusPending,
+	WorkStatusProcessing,
+	WorkStatusReady,
+	WorkStatusFailed,
+}
+
+func (e WorkStatus) IsValid() bool {
+	switch e {
+	case WorkStatusPending, WorkStatusProcessing, WorkStatusReady, WorkStatusFailed:
+		return true
+	}
+	return false
+}
+
+func (e WorkStatus) String() string {
+	return string(e)
+}
+
+func (e *WorkStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = WorkStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid WorkStatus", str)
+	}
+	return nil
+}
+
+func (e WorkStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *WorkStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e WorkStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -64,8 +64,15 @@ type Serve struct {
 	WSPingInterval time.Duration
 	WSMaxMessage   int64
 
+	// MaintenanceInterval is how often the periodic jobs run: releasing
+	// expired credit holds, expiring lots, purging the bin, sweeping old
+	// rate-limit events.
+	MaintenanceInterval time.Duration
+
 	Accounts Accounts
 	Credits  Credits
+	Storage  Storage
+	Works    Works
 	Mail     Mail
 	Captcha  Captcha
 	// TrustedProxies are the networks whose X-Forwarded-For is believed when
@@ -84,8 +91,27 @@ type Accounts struct {
 
 // Credits holds the credit settings.
 type Credits struct {
-	SignupBonus   int64
-	SweepInterval time.Duration
+	SignupBonus int64
+}
+
+// Storage holds where blobs live.
+type Storage struct {
+	Backend    string // "local" or "gcs"
+	Dir        string
+	SigningKey string
+	GCSBucket  string
+	// GCSCredentialsFile is a service-account JSON key used to sign URLs;
+	// without it URLs are signed through IAM signBlob as GCSSignerEmail.
+	GCSCredentialsFile string
+	GCSSignerEmail     string
+}
+
+// Works holds the My Works settings.
+type Works struct {
+	MaxPixels  int64
+	QuotaBytes int64
+	URLTTL     time.Duration
+	Retention  time.Duration
 }
 
 // Mail holds the outgoing email settings; an empty SMTPURL keeps mail in the
@@ -319,7 +345,17 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.Accounts.VerifyLinkTTL, "verify-link-ttl", "VERIFY_LINK_TTL", 48*time.Hour, "how long an email verification link works")
 	s.duration(&cfg.Accounts.EmailChangeLinkTTL, "email-change-link-ttl", "EMAIL_CHANGE_LINK_TTL", 24*time.Hour, "how long an email change confirmation link works")
 	s.int64(&cfg.Credits.SignupBonus, "signup-bonus-credits", "SIGNUP_BONUS_CREDITS", 25, "credits granted when a user verifies their email (0: none)")
-	s.duration(&cfg.Credits.SweepInterval, "credit-sweep-interval", "CREDIT_SWEEP_INTERVAL", time.Minute, "how often expired holds are released and expired lots posted")
+	s.duration(&cfg.MaintenanceInterval, "maintenance-interval", "MAINTENANCE_INTERVAL", time.Minute, "how often periodic jobs run (expired credit holds and lots, purging deleted works, old rate-limit events)")
+	s.str(&cfg.Storage.Backend, "storage-backend", "STORAGE_BACKEND", "local", "where images are stored: local (a folder, served at /blobs/) or gcs")
+	s.str(&cfg.Storage.Dir, "storage-dir", "STORAGE_DIR", ".data/blobs", "the folder of the local storage backend")
+	s.secret(&cfg.Storage.SigningKey, "storage-signing-key", "STORAGE_SIGNING_KEY", "", "secret that signs local storage URLs (at least 32 characters; required in production; in development one is kept in the storage folder)")
+	s.str(&cfg.Storage.GCSBucket, "gcs-bucket", "GCS_BUCKET", "", "the Google Cloud Storage bucket (with --storage-backend gcs)")
+	s.str(&cfg.Storage.GCSCredentialsFile, "gcs-credentials-file", "GCS_CREDENTIALS_FILE", "", "service-account JSON key for the GCS client and URL signing (default: the environment's credentials, signing through IAM)")
+	s.str(&cfg.Storage.GCSSignerEmail, "gcs-signer-email", "GCS_SIGNER_EMAIL", "", "service account that signs URLs through IAM signBlob when no key file is given")
+	s.int64(&cfg.Works.MaxPixels, "max-image-pixels", "MAX_IMAGE_PIXELS", 40_000_000, "largest image accepted, in pixels (checked from the header, before decoding)")
+	s.int64(&cfg.Works.QuotaBytes, "storage-quota-bytes", "STORAGE_QUOTA_BYTES", 5<<30, "bytes each user may keep")
+	s.duration(&cfg.Works.URLTTL, "signed-url-ttl", "SIGNED_URL_TTL", time.Hour, "how long signed image URLs work (at least)")
+	s.duration(&cfg.Works.Retention, "works-retention", "WORKS_RETENTION", 7*24*time.Hour, "how long deleted works stay restorable before they are erased")
 	s.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For is believed")
 	s.secret(&cfg.Mail.SMTPURL, "smtp-url", "SMTP_URL", "", "SMTP server for outgoing mail, e.g. smtp://user:pass@host:587?from=FastImage%20%3Cno-reply@example.com%3E; empty keeps mail in the local outbox (shown at /dev/outbox in development)")
 	s.str(&cfg.Captcha.Provider, "captcha-provider", "CAPTCHA_PROVIDER", "", "turnstile or hcaptcha; empty turns CAPTCHA off")
@@ -355,7 +391,21 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 		"--captcha-provider / CAPTCHA_PROVIDER must be turnstile, hcaptcha or empty, not %q", cfg.Captcha.Provider)
 	s.check(cfg.Captcha.Provider == "" || cfg.Captcha.Secret != "", "CAPTCHA_SECRET is required when CAPTCHA_PROVIDER is set")
 	s.check(cfg.Credits.SignupBonus >= 0 && cfg.Credits.SignupBonus <= 1_000_000, "--signup-bonus-credits must be between 0 and 1000000")
-	s.check(cfg.Credits.SweepInterval >= time.Second, "--credit-sweep-interval must be at least 1s")
+	s.check(cfg.MaintenanceInterval >= time.Second, "--maintenance-interval must be at least 1s")
+	switch cfg.Storage.Backend {
+	case "local":
+		s.check(cfg.Storage.Dir != "", "--storage-dir / STORAGE_DIR must name a folder")
+		s.check(cfg.Storage.SigningKey == "" || len(cfg.Storage.SigningKey) >= 32, "STORAGE_SIGNING_KEY must be at least 32 characters")
+		s.check(cfg.Env != Production || cfg.Storage.SigningKey != "", "STORAGE_SIGNING_KEY is required in production with local storage")
+	case "gcs":
+		s.check(cfg.Storage.GCSBucket != "", "GCS_BUCKET is required with --storage-backend gcs")
+	default:
+		s.problems = append(s.problems, fmt.Sprintf("--storage-backend / STORAGE_BACKEND must be local or gcs, not %q", cfg.Storage.Backend))
+	}
+	s.check(cfg.Works.MaxPixels >= 1_000_000, "--max-image-pixels must be at least 1000000")
+	s.check(cfg.Works.QuotaBytes >= cfg.MaxUploadBytes, "--storage-quota-bytes must be at least --max-upload-bytes")
+	s.check(cfg.Works.URLTTL >= time.Minute && cfg.Works.URLTTL <= 7*24*time.Hour, "--signed-url-ttl must be between 1m and 168h")
+	s.check(cfg.Works.Retention >= time.Hour, "--works-retention must be at least 1h")
 	s.check(cfg.Captcha.Timeout >= 100*time.Millisecond, "--captcha-timeout must be at least 100ms")
 
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {

@@ -13,7 +13,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -278,29 +277,4 @@ func GrantSignupBonus(ctx context.Context, tx bun.Tx, userID uuid.UUID, amount i
 		IdempotencyKey: "signup-bonus:" + userID.String(),
 	})
 	return err
-}
-
-// RunSweeper releases expired holds and expires lots every interval until
-// ctx ends. Every replica may run it: both steps are safe to repeat and to
-// run at once.
-func (l *Ledger) RunSweeper(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if n, err := l.ReleaseExpiredHolds(ctx); err != nil {
-			log.ErrorContext(ctx, "release expired holds", "err", err)
-		} else if n > 0 {
-			log.InfoContext(ctx, "released expired holds", "count", n)
-		}
-		if n, err := l.ExpireLots(ctx); err != nil {
-			log.ErrorContext(ctx, "expire lots", "err", err)
-		} else if n > 0 {
-			log.InfoContext(ctx, "expired credit lots", "count", n)
-		}
-	}
 }

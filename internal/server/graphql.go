@@ -29,7 +29,8 @@ const (
 // HTTP transport (GET and POST per the GraphQL-over-HTTP specification),
 // multipart uploads, SSE, and WebSocket on gorilla with both subprotocols.
 func (s *Server) graphqlHandler() http.Handler {
-	es := graph.NewExecutableSchema(graph.Config{Resolvers: graph.NewResolver(s.serverInfo(), s.accounts, s.ledger, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})})
+	resolver := graph.NewResolver(s.serverInfo(), s.accounts, s.ledger, s.gallery, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})
+	es := graph.NewExecutableSchema(graph.Config{Resolvers: resolver})
 	h := handler.New(es)
 
 	readLimit := s.cfg.WSMaxMessage
@@ -55,6 +56,7 @@ func (s *Server) graphqlHandler() http.Handler {
 	h.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
 	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth})
 	h.AroundOperations(s.countSubscriptions)
+	h.AroundOperations(resolver.WithLoaders)
 	h.SetErrorPresenter(presentError(s.log))
 	h.SetRecoverFunc(recoverPanic(s.log))
 	return h

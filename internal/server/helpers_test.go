@@ -27,6 +27,8 @@ import (
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/password"
 	"github.com/fastimage/api/internal/server"
+	"github.com/fastimage/api/internal/storage/local"
+	"github.com/fastimage/api/internal/work"
 )
 
 const testOrigin = "http://localhost:8080"
@@ -36,20 +38,24 @@ const testOrigin = "http://localhost:8080"
 func testConfig() *config.Serve {
 	public, _ := url.Parse(testOrigin)
 	return &config.Serve{
-		Env:                config.Development,
-		HTTPAddr:           "127.0.0.1:0",
-		PublicURL:          public,
-		AllowedOrigins:     []string{testOrigin, "https://partner.example"},
-		ShutdownTimeout:    5 * time.Second,
-		MaxBodyBytes:       64 << 10,
-		MaxUploadBytes:     1 << 20,
-		MaxQueryComplexity: 1000,
-		MaxQueryDepth:      12,
-		WSInitTimeout:      2 * time.Second,
-		WSWriteTimeout:     2 * time.Second,
-		WSPingInterval:     5 * time.Second,
-		WSMaxMessage:       64 << 10,
-		Credits:            config.Credits{SignupBonus: 25, SweepInterval: time.Minute},
+		Env:                 config.Development,
+		HTTPAddr:            "127.0.0.1:0",
+		PublicURL:           public,
+		AllowedOrigins:      []string{testOrigin, "https://partner.example"},
+		ShutdownTimeout:     5 * time.Second,
+		MaxBodyBytes:        64 << 10,
+		MaxUploadBytes:      1 << 20,
+		MaxQueryComplexity:  1000,
+		MaxQueryDepth:       12,
+		WSInitTimeout:       2 * time.Second,
+		WSWriteTimeout:      2 * time.Second,
+		WSPingInterval:      5 * time.Second,
+		WSMaxMessage:        64 << 10,
+		Credits:             config.Credits{SignupBonus: 25},
+		MaintenanceInterval: time.Minute,
+		Works: config.Works{
+			MaxPixels: 40_000_000, QuotaBytes: 50 << 20, URLTTL: time.Hour, Retention: 7 * 24 * time.Hour,
+		},
 		Accounts: config.Accounts{
 			SessionIdleTimeout: time.Hour,
 			SessionLifetime:    24 * time.Hour,
@@ -67,6 +73,8 @@ type testServer struct {
 	outbox  *mail.Outbox
 	logs    *logBuffer
 	secrets *secretSet
+	gallery *work.Service
+	bucket  *local.Bucket
 }
 
 // logBuffer collects log output written from many goroutines.
@@ -131,11 +139,24 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 			return credit.GrantSignupBonus(ctx, tx, userID, cfg.Credits.SignupBonus)
 		},
 	}, outbox, captchaFor(t, cfg), log)
-	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: m, Log: log, Version: "test-1", Accounts: accounts, Ledger: ledger, Outbox: outbox})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Blobs live in a folder of the test's, served by this server.
+	bucket, err := local.New(local.Config{
+		Dir: t.TempDir(), SigningKey: []byte("test-signing-key-0123456789abcdef"),
+		BaseURL: "http://" + ln.Addr().String() + "/blobs", MaxPutBytes: cfg.MaxUploadBytes,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gallery := work.New(bdb, bucket, work.Config{
+		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
+		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention,
+	})
+	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: m, Log: log, Version: "test-1",
+		Accounts: accounts, Ledger: ledger, Gallery: gallery, Blobs: bucket.Handler(), Outbox: outbox})
 	addr := ln.Addr().String()
 	ln = wrap(ln)
 	done := make(chan error, 1)
@@ -152,7 +173,7 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		})
 		return stopErr
 	}
-	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}}
+	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}, gallery: gallery, bucket: bucket}
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("server did not shut down cleanly: %v", err)

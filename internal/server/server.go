@@ -22,6 +22,7 @@ import (
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/metrics"
+	"github.com/fastimage/api/internal/work"
 )
 
 // Deps are what the server needs from its caller.
@@ -33,6 +34,10 @@ type Deps struct {
 	Version  string
 	Accounts *account.Service
 	Ledger   *credit.Ledger
+	Gallery  *work.Service
+	// Blobs serves the local storage backend's signed URLs at /blobs/; nil
+	// with GCS, whose URLs point at Google.
+	Blobs http.Handler
 	// Outbox, when mail stays local, is listed at /dev/outbox in development.
 	Outbox *mail.Outbox
 }
@@ -46,6 +51,8 @@ type Server struct {
 	version  string
 	accounts *account.Service
 	ledger   *credit.Ledger
+	gallery  *work.Service
+	blobs    http.Handler
 	outbox   *mail.Outbox
 
 	metrics       *metrics.Registry
@@ -72,6 +79,8 @@ func New(d Deps) *Server {
 		version:  d.Version,
 		accounts: d.Accounts,
 		ledger:   d.Ledger,
+		gallery:  d.Gallery,
+		blobs:    d.Blobs,
 		outbox:   d.Outbox,
 		metrics:  metrics.NewRegistry(),
 		origins:  newOriginList(d.Config.AllowedOrigins),
@@ -99,6 +108,9 @@ func (s *Server) routes() http.Handler {
 	handle("GET /verify-email", "/verify-email", linkPage(verifyEmailPage))
 	handle("GET /reset-password", "/reset-password", linkPage(resetPasswordPage))
 	handle("GET /confirm-email", "/confirm-email", linkPage(confirmEmailPage))
+	if s.blobs != nil {
+		handle("/blobs/", "/blobs", s.blobs)
+	}
 	if s.cfg.Env == config.Development && s.outbox != nil {
 		handle("GET /dev/outbox", "/dev/outbox", http.HandlerFunc(s.devOutbox))
 	}
@@ -116,6 +128,10 @@ func (s *Server) serverInfo() *model.ServerInfo {
 	if s.cfg.Captcha.Provider != "" {
 		captcha = &model.Integration{Enabled: true, Provider: &s.cfg.Captcha.Provider}
 	}
+	storage := &model.Integration{}
+	if s.gallery != nil {
+		storage = &model.Integration{Enabled: true, Provider: ptr(s.gallery.Bucket().Name())}
+	}
 	email := &model.Integration{Enabled: true, Provider: ptr("outbox")}
 	if s.outbox == nil {
 		email.Provider = ptr("smtp")
@@ -124,7 +140,7 @@ func (s *Server) serverInfo() *model.ServerInfo {
 		Version: s.version,
 		Integrations: &model.Integrations{
 			// Each integration reports itself here as its issue lands.
-			Storage:    &model.Integration{},
+			Storage:    storage,
 			AiProvider: &model.Integration{},
 			Payments:   &model.Integration{},
 			Email:      email,

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/fastimage/api/internal/config"
+	"github.com/fastimage/api/internal/storage"
+	"github.com/fastimage/api/internal/storage/gcs"
+	"github.com/fastimage/api/internal/storage/local"
+)
+
+// newBucket opens the configured storage backend. The local backend returns
+// itself as well, so that the server can serve its signed URLs.
+func newBucket(ctx context.Context, cfg *config.Serve, log *slog.Logger) (storage.Bucket, *local.Bucket, error) {
+	switch cfg.Storage.Backend {
+	case "gcs":
+		b, err := newGCSBucket(ctx, cfg.Storage)
+		return b, nil, err
+	default:
+		key, err := localSigningKey(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		b, err := local.New(local.Config{
+			Dir:         cfg.Storage.Dir,
+			SigningKey:  key,
+			BaseURL:     strings.TrimRight(cfg.PublicURL.String(), "/") + "/blobs",
+			MaxPutBytes: cfg.MaxUploadBytes,
+			Log:         log,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("local storage in %s: %w", cfg.Storage.Dir, err)
+		}
+		return b, b, nil
+	}
+}
+
+// localSigningKey is STORAGE_SIGNING_KEY, or in development a key kept in
+// the storage folder, so that URLs survive restarts and replicas sharing the
+// folder agree.
+func localSigningKey(cfg *config.Serve) ([]byte, error) {
+	if cfg.Storage.SigningKey != "" {
+		return []byte(cfg.Storage.SigningKey), nil
+	}
+	path := filepath.Join(cfg.Storage.Dir, "signing-key")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b, nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(cfg.Storage.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", cfg.Storage.Dir, err)
+	}
+	var raw [32]byte
+	_, _ = rand.Read(raw[:])
+	key := []byte(hex.EncodeToString(raw[:]))
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return key, nil
+}
+
+func newGCSBucket(ctx context.Context, s config.Storage) (*gcs.Bucket, error) {
+	b, err := gcs.New(ctx, gcs.Config{Bucket: s.GCSBucket, SigningKeyFile: s.GCSCredentialsFile, SignerEmail: s.GCSSignerEmail})
+	if err != nil {
+		return nil, fmt.Errorf("GCS bucket %s: %w", s.GCSBucket, err)
+	}
+	return b, nil
+}

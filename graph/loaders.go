@@ -1,0 +1,88 @@
+package graph
+
+import (
+	"context"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
+	"github.com/vikstrous/dataloadgen"
+
+	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/work"
+)
+
+// Loader settings: a short wait gathers the sibling fields gqlgen resolves
+// concurrently; a cap keeps one batch's SQL bounded.
+const (
+	loaderWait  = 2 * time.Millisecond
+	loaderBatch = 500
+)
+
+// loaders batch the nested fields of one operation into one query per kind,
+// whatever the page size. They are made fresh for every operation (a
+// subscription's operations included), so nothing is cached across them.
+type loaders struct {
+	images *dataloadgen.Loader[uuid.UUID, []*work.Image]
+	works  *dataloadgen.Loader[uuid.UUID, *work.Work]
+	// urlExpires is when the image URLs of this operation expire: one value
+	// for the whole response, so every url agrees with its urlExpiresAt.
+	urlExpires time.Time
+}
+
+type loadersKey struct{}
+
+// WithLoaders is gqlgen operation middleware that gives each operation its
+// own loaders.
+func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	l := &loaders{
+		images: dataloadgen.NewMappedLoader(r.fetchImages, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)),
+		works:  dataloadgen.NewMappedLoader(r.fetchWorks, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)),
+	}
+	if r.Gallery != nil {
+		l.urlExpires = r.Gallery.URLExpiry(time.Now())
+	}
+	return next(context.WithValue(ctx, loadersKey{}, l))
+}
+
+func loadersFrom(ctx context.Context) *loaders {
+	return ctx.Value(loadersKey{}).(*loaders)
+}
+
+func (r *Resolver) fetchImages(ctx context.Context, workIDs []uuid.UUID) (map[uuid.UUID][]*work.Image, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	found, err := r.Gallery.ImagesByWorkIDs(ctx, v.User.ID, workIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range workIDs {
+		if _, ok := found[id]; !ok {
+			found[id] = []*work.Image{} // a work without images yet
+		}
+	}
+	return found, nil
+}
+
+func (r *Resolver) fetchWorks(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*work.Work, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	works, err := r.Gallery.WorksByIDs(ctx, v.User.ID, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uuid.UUID]*work.Work, len(ids))
+	for i := range works {
+		out[works[i].ID] = &works[i]
+	}
+	for _, id := range ids {
+		if _, ok := out[id]; !ok {
+			out[id] = nil // not the viewer's, deleted or gone
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,137 @@
+package imaging
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"slices"
+
+	"golang.org/x/image/draw"
+)
+
+// ThumbnailQuality is the JPEG quality of opaque thumbnails.
+const ThumbnailQuality = 85
+
+// Thumb is one encoded preview.
+type Thumb struct {
+	// ContentType is JPEG for an opaque image and PNG for one with
+	// transparency, which JPEG cannot hold.
+	ContentType string
+	Width       int
+	Height      int
+	Data        []byte
+}
+
+// Thumbnail is Thumbnails with one size.
+func Thumbnail(r io.Reader, maxSide int) (Thumb, error) {
+	thumbs, err := Thumbnails(r, maxSide)
+	if err != nil {
+		return Thumb{}, err
+	}
+	return thumbs[0], nil
+}
+
+// Thumbnails decodes the image in r once and returns, for each of sizes in
+// order, a preview whose long side is at most that many pixels. The aspect
+// ratio is kept and an image is never enlarged: one already small enough is
+// re-encoded at its own size. Scaling uses Catmull-Rom; each preview is
+// scaled from the next larger one, which looks the same and saves scaling the
+// full image again.
+//
+// Thumbnails reads the header first and refuses images over
+// DefaultMaxPixels, so it is safe even on an upload that has not been through
+// Process. It does not apply EXIF orientation (Process drops EXIF and reports
+// it in Info.Orientation) and the previews carry no colour profile. Animated
+// WebP is not supported by the decoder and fails as InvalidImage.
+//
+// Returns UnsupportedMediaType, ImageTooLarge, or InvalidImage if the image
+// cannot be decoded.
+func Thumbnails(r io.Reader, sizes ...int) ([]Thumb, error) {
+	if len(sizes) == 0 {
+		return nil, errors.New("imaging: Thumbnails needs at least one size")
+	}
+	for _, s := range sizes {
+		if s <= 0 {
+			return nil, fmt.Errorf("imaging: thumbnail size %d is not positive", s)
+		}
+	}
+	hdr, replay, err := probe(r, DefaultMaxPixels)
+	if err != nil {
+		return nil, err
+	}
+	src := &errReader{r: replay}
+	img, err := codecFor(hdr.ContentType).decode(src)
+	if err != nil {
+		return nil, src.explain(err)
+	}
+	opaque := isOpaque(img)
+
+	// Largest first, so that each scaling starts from the smallest image that
+	// is still at least as large as the target.
+	order := make([]int, len(sizes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
+
+	thumbs := make([]Thumb, len(sizes))
+	from := img
+	for _, i := range order {
+		b := img.Bounds()
+		w, h := fit(b.Dx(), b.Dy(), sizes[i])
+		scaled := img
+		if w != b.Dx() || h != b.Dy() {
+			dst := image.NewRGBA(image.Rect(0, 0, w, h))
+			draw.CatmullRom.Scale(dst, dst.Bounds(), from, from.Bounds(), draw.Src, nil)
+			scaled, from = dst, dst
+		}
+		t, err := encodeThumb(scaled, opaque)
+		if err != nil {
+			return nil, err
+		}
+		thumbs[i] = t
+	}
+	return thumbs, nil
+}
+
+// fit returns the size of a width × height image scaled so that its long side
+// is at most maxSide, rounding the short side and never going below 1 pixel.
+func fit(width, height, maxSide int) (int, int) {
+	long := max(width, height)
+	if long <= maxSide {
+		return width, height
+	}
+	scale := func(n int) int { return max(1, (n*maxSide+long/2)/long) }
+	return scale(width), scale(height)
+}
+
+// isOpaque reports whether every pixel of img is fully opaque. Every image
+// type the decoders return can answer; anything else is assumed to have
+// transparency, which costs a PNG instead of a JPEG but loses nothing.
+func isOpaque(img image.Image) bool {
+	o, ok := img.(interface{ Opaque() bool })
+	return ok && o.Opaque()
+}
+
+func encodeThumb(img image.Image, opaque bool) (Thumb, error) {
+	var buf bytes.Buffer
+	t := Thumb{Width: img.Bounds().Dx(), Height: img.Bounds().Dy()}
+	if opaque {
+		t.ContentType = JPEG
+		if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: ThumbnailQuality}); err != nil {
+			return Thumb{}, fmt.Errorf("encode JPEG thumbnail: %w", err)
+		}
+	} else {
+		t.ContentType = PNG
+		if err := png.Encode(&buf, img); err != nil {
+			return Thumb{}, fmt.Errorf("encode PNG thumbnail: %w", err)
+		}
+	}
+	t.Data = buf.Bytes()
+	return t, nil
+}

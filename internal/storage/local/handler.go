@@ -1,0 +1,160 @@
+package local
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/storage"
+)
+
+// Handler serves the URLs SignedURL makes. Mount it at BaseURL's path with a
+// trailing slash, e.g. mux.Handle("/blobs/", b.Handler()); it takes the key
+// from the request path after that prefix itself, so no http.StripPrefix.
+//
+// GET and HEAD serve the object (ranges and conditional requests included)
+// with Cache-Control private for the rest of the URL's life. PUT streams
+// the body into the object; its Content-Type must be the signed one and its
+// size at most MaxPutBytes (413 beyond). A bad, expired or tampered URL gets
+// 403, a missing object 404 and other methods 405, each with a
+// GraphQL-shaped JSON error body.
+func (b *Bucket) Handler() http.Handler {
+	return http.HandlerFunc(b.serve)
+}
+
+func (b *Bucket) serve(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, PUT")
+		writeError(w, http.StatusMethodNotAllowed, apperr.BadRequest, "Signed links accept only GET, HEAD and PUT.")
+		return
+	}
+	key, ok := strings.CutPrefix(r.URL.Path, b.basePath)
+	if !ok {
+		writeError(w, http.StatusNotFound, apperr.NotFound, "Nothing is stored at this link.")
+		return
+	}
+	g, aerr := b.verify(r.Method, key, r.URL.Query())
+	if aerr != nil {
+		writeError(w, http.StatusForbidden, aerr.Code, aerr.Message)
+		return
+	}
+	if !storage.ValidKey(key) {
+		// Only reachable with our own signature over a bad key, which
+		// SignedURL never makes; refuse all the same.
+		writeError(w, http.StatusNotFound, apperr.NotFound, "Nothing is stored at this link.")
+		return
+	}
+	if r.Method == http.MethodPut {
+		b.serveUpload(w, r, key, g)
+		return
+	}
+	b.serveDownload(w, r, key, g)
+}
+
+func (b *Bucket) serveDownload(w http.ResponseWriter, r *http.Request, key string, g grant) {
+	f, info, err := b.open(key)
+	if errors.Is(err, storage.ErrNotFound) {
+		writeError(w, http.StatusNotFound, apperr.NotFound, "Nothing is stored at this link.")
+		return
+	}
+	if err != nil {
+		b.fail(w, r, key, err)
+		return
+	}
+	defer f.Close()
+
+	h := w.Header()
+	h.Set("Content-Type", info.ContentType)
+	h.Set("ETag", info.ETag)
+	// A browser may keep the object as long as the URL would fetch it again,
+	// and no longer: after that the holder has to ask for a new URL.
+	h.Set("Cache-Control", fmt.Sprintf("private, max-age=%d", int64(max(g.expires.Sub(b.now()), 0)/time.Second)))
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Blobs are served from the API's own origin; should one ever be HTML or
+	// SVG, it must not run script there.
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	http.ServeContent(w, r, "", info.Updated, f)
+}
+
+func (b *Bucket) serveUpload(w http.ResponseWriter, r *http.Request, key string, g grant) {
+	if got := r.Header.Get("Content-Type"); got != g.contentType {
+		writeError(w, http.StatusForbidden, apperr.Forbidden, fmt.Sprintf("This link accepts only uploads of type %s.", g.contentType))
+		return
+	}
+	if r.ContentLength > b.maxPutBytes {
+		b.tooLarge(w)
+		return
+	}
+	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, b.maxPutBytes)}
+	info, err := b.Put(r.Context(), key, body, storage.PutOptions{ContentType: g.contentType})
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(body.err, &tooBig):
+		b.tooLarge(w)
+		return
+	case body.err != nil:
+		writeError(w, http.StatusBadRequest, apperr.BadRequest, "The upload was cut short; please try again.")
+		return
+	case r.Context().Err() != nil:
+		return // the client went away: no one is left to answer, nothing to log
+	case err != nil:
+		b.fail(w, r, key, err)
+		return
+	}
+	w.Header().Set("ETag", info.ETag)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (b *Bucket) tooLarge(w http.ResponseWriter) {
+	writeError(w, http.StatusRequestEntityTooLarge, apperr.PayloadTooLarge, fmt.Sprintf("Uploads are limited to %d bytes.", b.maxPutBytes))
+}
+
+// fail answers a failure of ours: the client sees INTERNAL, the log the
+// cause (with the request id the logger takes from the context).
+func (b *Bucket) fail(w http.ResponseWriter, r *http.Request, key string, err error) {
+	b.log.ErrorContext(r.Context(), "local storage: serving a signed URL", "method", r.Method, "key", key, "err", err)
+	writeError(w, http.StatusInternalServerError, apperr.Internal, "Something went wrong on our side. Please try again.")
+}
+
+// bodyReader remembers the error reading the request body gave, so that a
+// client's fault (too large, cut short) can be told from a disk's.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// errorBody is the GraphQL error shape every client of the API already
+// parses.
+type errorBody struct {
+	Errors []errorEntry `json:"errors"`
+}
+
+type errorEntry struct {
+	Message    string         `json:"message"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+func writeError(w http.ResponseWriter, status int, code apperr.Code, message string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Errors: []errorEntry{{Message: message, Extensions: map[string]any{"code": code}}}})
+}

@@ -1,0 +1,139 @@
+package work
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// Filter narrows a works list.
+type Filter struct {
+	Kind   string // "" for any
+	Status string // "" for any
+	// Query matches title or prompt, case-insensitively.
+	Query string
+}
+
+// Page is one page of works, newest first.
+type Page struct {
+	Works      []Work
+	HasNext    bool
+	TotalCount int
+}
+
+// List returns up to first of the user's works (not deleted) older than
+// after (nil: the newest), newest first, with the total that match.
+func (s *Service) List(ctx context.Context, userID uuid.UUID, f Filter, first int, after *uuid.UUID) (*Page, error) {
+	filter := func(q *bun.SelectQuery) *bun.SelectQuery {
+		q = q.Where("w.user_id = ? AND w.deleted_at IS NULL", userID)
+		if f.Kind != "" {
+			q = q.Where("w.kind = ?", f.Kind)
+		}
+		if f.Status != "" {
+			q = q.Where("w.status = ?", f.Status)
+		}
+		if term := strings.TrimSpace(f.Query); term != "" {
+			like := "%" + escapeLike(term) + "%"
+			q = q.Where("(w.title ILIKE ? OR w.prompt ILIKE ?)", like, like)
+		}
+		return q
+	}
+	var works []Work
+	q := filter(s.db.NewSelect().Model(&works).ModelTableExpr("works AS w").ColumnExpr("w.*")).
+		OrderExpr("w.id DESC").Limit(int64(first + 1))
+	if after != nil {
+		q = q.Where("w.id < ?", *after)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list works: %w", err)
+	}
+	total, err := filter(s.db.NewSelect().ModelTableExpr("works AS w")).Count(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("count works: %w", err)
+	}
+	page := &Page{Works: works, TotalCount: int(total)}
+	if len(works) > first {
+		page.Works, page.HasNext = works[:first], true
+	}
+	return page, nil
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// Get returns one of the user's works (not deleted).
+// Returns NOT_FOUND for a work that is not theirs, deleted or missing.
+func (s *Service) Get(ctx context.Context, userID, workID uuid.UUID) (*Work, error) {
+	var w Work
+	err := s.db.NewSelect().Model(&w).Where("id = ? AND user_id = ? AND deleted_at IS NULL", workID, userID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get work: %w", err)
+	}
+	return &w, nil
+}
+
+// WorksByIDs returns the user's works (not deleted) among ids, in no order:
+// the batch behind nested sourceWork fields and node(id:).
+func (s *Service) WorksByIDs(ctx context.Context, userID uuid.UUID, ids []uuid.UUID) ([]Work, error) {
+	var works []Work
+	if err := s.db.NewSelect().Model(&works).
+		Where("id IN (?) AND user_id = ? AND deleted_at IS NULL", bun.In(ids), userID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("find works: %w", err)
+	}
+	return works, nil
+}
+
+// ImagesByWorkIDs returns the images of each work (thumbnails attached to
+// the image they preview), in one query: the batch behind the images field.
+func (s *Service) ImagesByWorkIDs(ctx context.Context, userID uuid.UUID, workIDs []uuid.UUID) (map[uuid.UUID][]*Image, error) {
+	var assets []Asset
+	if err := s.db.NewSelect().Model(&assets).
+		Where("work_id IN (?) AND user_id = ?", bun.In(workIDs), userID).
+		Order("work_id", "position", "id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load images: %w", err)
+	}
+	byID := make(map[uuid.UUID]*Image)
+	out := make(map[uuid.UUID][]*Image, len(workIDs))
+	for i := range assets {
+		if assets[i].Role == RoleThumbnail {
+			continue
+		}
+		img := &Image{Asset: assets[i], Thumbnails: map[int]*Asset{}}
+		byID[img.ID] = img
+		out[img.WorkID] = append(out[img.WorkID], img)
+	}
+	for i := range assets {
+		a := &assets[i]
+		if a.Role == RoleThumbnail {
+			if parent := byID[*a.ParentID]; parent != nil {
+				parent.Thumbnails[*a.ThumbSize] = a
+			}
+		}
+	}
+	return out, nil
+}
+
+// Usage is a user's storage use against their quota.
+type Usage struct {
+	UsedBytes  int64
+	QuotaBytes int64
+}
+
+// UsageOf returns what the user keeps in storage.
+func (s *Service) UsageOf(ctx context.Context, userID uuid.UUID) (Usage, error) {
+	u := Usage{QuotaBytes: s.cfg.QuotaBytes}
+	err := s.db.NewRaw("SELECT coalesce((SELECT used_bytes FROM storage_usage WHERE user_id = ?), 0)", userID).Scan(ctx, &u.UsedBytes)
+	if err != nil {
+		return u, fmt.Errorf("read storage usage: %w", err)
+	}
+	return u, nil
+}

@@ -1,0 +1,194 @@
+package work
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/apperr"
+)
+
+// maxBatch bounds how many works one delete or restore names.
+const maxBatch = 100
+
+// Rename sets a work's title.
+// Returns NOT_FOUND or VALIDATION.
+func (s *Service) Rename(ctx context.Context, userID, workID uuid.UUID, title string) (*Work, error) {
+	title, err := normalizeTitle(title)
+	if err != nil {
+		return nil, err
+	}
+	var w Work
+	err = s.db.NewUpdate().Model(&w).Set("title = ?", title).Set("updated_at = now()").
+		Where("id = ? AND user_id = ? AND deleted_at IS NULL", workID, userID).Returning("*").Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rename work: %w", err)
+	}
+	return &w, nil
+}
+
+func normalizeTitle(raw string) (string, error) {
+	title := strings.TrimSpace(raw)
+	if len([]rune(title)) > 200 {
+		return "", apperr.Errorf(apperr.Validation, "Use a title of at most 200 characters.").With("field", "title")
+	}
+	for _, r := range title {
+		if unicode.IsControl(r) {
+			return "", apperr.Errorf(apperr.Validation, "Use a title without control characters.").With("field", "title")
+		}
+	}
+	return title, nil
+}
+
+// Delete moves works to the bin: gone from every list at once, restorable
+// until the retention window passes. All of ids or none.
+// Returns NOT_FOUND when any id is not one of the user's works, and
+// VALIDATION for an empty or oversized batch.
+func (s *Service) Delete(ctx context.Context, userID uuid.UUID, ids []uuid.UUID) (restorableUntil time.Time, err error) {
+	ids, err = batch(ids)
+	if err != nil {
+		return time.Time{}, err
+	}
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Model((*Work)(nil)).Set("deleted_at = now()").Set("updated_at = now()").
+			Where("id IN (?) AND user_id = ? AND deleted_at IS NULL", bun.In(ids), userID).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("delete works: %w", err)
+		}
+		if n, _ := res.RowsAffected(); int(n) != len(ids) {
+			return apperr.Errorf(apperr.NotFound, "Some of these works do not exist (or are already deleted); nothing was deleted.")
+		}
+		return nil
+	})
+	return time.Now().Add(s.cfg.Retention), err
+}
+
+// Restore brings deleted works back from the bin. All of ids or none.
+// Returns NOT_FOUND when any id is not a deleted work of the user's that is
+// still within the retention window.
+func (s *Service) Restore(ctx context.Context, userID uuid.UUID, ids []uuid.UUID) ([]Work, error) {
+	ids, err := batch(ids)
+	if err != nil {
+		return nil, err
+	}
+	var works []Work
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewRaw(`UPDATE works SET deleted_at = NULL, updated_at = now()
+			WHERE id IN (?) AND user_id = ? AND deleted_at IS NOT NULL AND deleted_at > now() - ?::interval
+			RETURNING *`, bun.In(ids), userID, interval(s.cfg.Retention)).Scan(ctx, &works); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("restore works: %w", err)
+		}
+		if len(works) != len(ids) {
+			return apperr.Errorf(apperr.NotFound, "Some of these works are not in your bin (or were purged); nothing was restored.")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return works, nil
+}
+
+func batch(ids []uuid.UUID) ([]uuid.UUID, error) {
+	seen := make(map[uuid.UUID]bool, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	if len(out) == 0 || len(out) > maxBatch {
+		return nil, apperr.Errorf(apperr.Validation, "Name 1 to %d works at once.", maxBatch)
+	}
+	return out, nil
+}
+
+func interval(d time.Duration) string {
+	return fmt.Sprintf("%d milliseconds", d.Milliseconds())
+}
+
+// Purge erases works that have been in the bin longer than the retention
+// window: their blobs first, then their rows, giving their bytes back to
+// the quota. It returns how many works it purged. Safe to run on several
+// replicas at once: each work is claimed with SKIP LOCKED.
+func (s *Service) Purge(ctx context.Context) (int, error) {
+	purged := 0
+	for {
+		done, err := s.purgeOne(ctx)
+		if err != nil || done {
+			return purged, err
+		}
+		purged++
+	}
+}
+
+func (s *Service) purgeOne(ctx context.Context) (done bool, err error) {
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var w Work
+		err := tx.NewSelect().Model(&w).
+			Where("deleted_at IS NOT NULL AND deleted_at <= now() - ?::interval", interval(s.cfg.Retention)).
+			OrderExpr("deleted_at").Limit(1).For("UPDATE SKIP LOCKED").Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			done = true
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("claim work to purge: %w", err)
+		}
+		// Blobs go first: a crash after this leaves rows pointing at nothing,
+		// which the next run purges again; the reverse would leak blobs.
+		if _, err := s.bucket.DeletePrefix(ctx, workPrefix(w.UserID, w.ID)); err != nil {
+			return fmt.Errorf("delete blobs of work %s: %w", w.ID, err)
+		}
+		var freed int64
+		if err := tx.NewRaw("SELECT coalesce(sum(bytes), 0) FROM assets WHERE work_id = ?", w.ID).Scan(ctx, &freed); err != nil {
+			return err
+		}
+		if _, err := tx.NewDelete().Model((*Work)(nil)).Where("id = ?", w.ID).Exec(ctx); err != nil {
+			return fmt.Errorf("delete work %s: %w", w.ID, err)
+		}
+		return releaseQuota(ctx, tx, w.UserID, freed)
+	})
+	return done, err
+}
+
+// reserveQuota counts bytes against the user's quota, or refuses with
+// QUOTA_EXCEEDED when they would pass it. The conditional UPDATE holds the
+// quota under concurrent uploads.
+func reserveQuota(ctx context.Context, tx bun.Tx, userID uuid.UUID, bytes, quota int64) error {
+	if _, err := tx.NewRaw("INSERT INTO storage_usage (user_id) VALUES (?) ON CONFLICT DO NOTHING", userID).Exec(ctx); err != nil {
+		return fmt.Errorf("open storage usage: %w", err)
+	}
+	res, err := tx.NewRaw("UPDATE storage_usage SET used_bytes = used_bytes + ?0 WHERE user_id = ?1 AND used_bytes + ?0 <= ?2",
+		bytes, userID, quota).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("reserve quota: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return quotaExceeded(quota)
+	}
+	return nil
+}
+
+func releaseQuota(ctx context.Context, tx bun.Tx, userID uuid.UUID, bytes int64) error {
+	if _, err := tx.NewRaw("UPDATE storage_usage SET used_bytes = greatest(used_bytes - ?, 0) WHERE user_id = ?", bytes, userID).Exec(ctx); err != nil {
+		return fmt.Errorf("release quota: %w", err)
+	}
+	return nil
+}
+
+func quotaExceeded(quota int64) error {
+	return apperr.Errorf(QuotaExceeded, "This would pass your storage quota of %d MB. Delete some works (and empty the bin) first.", quota/(1<<20)).
+		With("quotaBytes", quota)
+}

@@ -1,0 +1,125 @@
+// Package work is "My Works": the items a user keeps (uploads, generations,
+// edits), the images behind them in object storage, the per-user storage
+// quota, and the bin that deleted works wait in before they are purged.
+package work
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/storage"
+)
+
+// Kinds, statuses and asset roles.
+const (
+	KindUpload     = "upload"
+	KindGeneration = "generation"
+	KindEdit       = "edit"
+
+	StatusPending    = "pending"
+	StatusProcessing = "processing"
+	StatusReady      = "ready"
+	StatusFailed     = "failed"
+
+	RoleSource    = "source"
+	RoleMask      = "mask"
+	RoleOutput    = "output"
+	RolePreview   = "preview"
+	RoleThumbnail = "thumbnail"
+)
+
+// QuotaExceeded is the code of an upload that would pass the storage quota.
+const QuotaExceeded apperr.Code = "QUOTA_EXCEEDED"
+
+// Work is one item of My Works.
+type Work struct {
+	bun.BaseModel `bun:"table:works"`
+
+	ID           uuid.UUID  `bun:"id,pk,type:uuid"`
+	UserID       uuid.UUID  `bun:"user_id,type:uuid"`
+	Kind         string     `bun:"kind"`
+	Title        string     `bun:"title"`
+	Prompt       *string    `bun:"prompt"`
+	Status       string     `bun:"status"`
+	SourceWorkID *uuid.UUID `bun:"source_work_id,type:uuid"`
+	DeletedAt    *time.Time `bun:"deleted_at"`
+	CreatedAt    time.Time  `bun:"created_at,nullzero,default:now()"`
+	UpdatedAt    time.Time  `bun:"updated_at,nullzero,default:now()"`
+}
+
+// Asset is one stored blob of a work: an image in some role, or one of its
+// thumbnails.
+type Asset struct {
+	bun.BaseModel `bun:"table:assets"`
+
+	ID          uuid.UUID  `bun:"id,pk,type:uuid"`
+	WorkID      uuid.UUID  `bun:"work_id,type:uuid"`
+	UserID      uuid.UUID  `bun:"user_id,type:uuid"`
+	Role        string     `bun:"role"`
+	ParentID    *uuid.UUID `bun:"parent_id,type:uuid"`
+	ThumbSize   *int       `bun:"thumb_size"`
+	Position    int        `bun:"position"`
+	StorageKey  string     `bun:"storage_key"`
+	ContentType string     `bun:"content_type"`
+	Bytes       int64      `bun:"bytes"`
+	Width       int        `bun:"width"`
+	Height      int        `bun:"height"`
+	SHA256      string     `bun:"sha256"`
+	CreatedAt   time.Time  `bun:"created_at,nullzero,default:now()"`
+}
+
+// Image is an asset as the API shows it: with its thumbnails at hand.
+type Image struct {
+	Asset
+	Thumbnails map[int]*Asset // by size
+}
+
+// Config holds the works settings.
+type Config struct {
+	MaxUploadBytes int64
+	MaxPixels      int64
+	// QuotaBytes is what one user may keep in storage.
+	QuotaBytes int64
+	// URLTTL is how long signed image URLs work (at least; they are
+	// rounded up so that repeated reads return the same, cacheable URL).
+	URLTTL time.Duration
+	// Retention is how long deleted works can be restored before the purge.
+	Retention time.Duration
+	// ThumbnailSizes are the long sides of the previews made of each image.
+	ThumbnailSizes []int
+	// UploadURLTTL is how long a direct-upload URL works.
+	UploadURLTTL time.Duration
+}
+
+// Service runs My Works.
+type Service struct {
+	db     *bun.DB
+	bucket storage.Bucket
+	cfg    Config
+}
+
+// New returns a Service storing blobs in bucket.
+func New(db *bun.DB, bucket storage.Bucket, cfg Config) *Service {
+	if len(cfg.ThumbnailSizes) == 0 {
+		cfg.ThumbnailSizes = []int{256, 1024}
+	}
+	if cfg.UploadURLTTL == 0 {
+		cfg.UploadURLTTL = 15 * time.Minute
+	}
+	return &Service{db: db, bucket: bucket, cfg: cfg}
+}
+
+// Bucket returns the bucket the service stores blobs in.
+func (s *Service) Bucket() storage.Bucket { return s.bucket }
+
+func notFound() error {
+	return apperr.Errorf(apperr.NotFound, "No such work.")
+}
+
+// workPrefix is where every blob of a work lives.
+func workPrefix(userID, workID uuid.UUID) string {
+	return storage.UserPrefix(userID) + "works/" + workID.String() + "/"
+}
