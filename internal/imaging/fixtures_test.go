@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -14,30 +13,13 @@ import (
 	"testing"
 
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/imaging/imagingtest"
 )
 
-// Tiny WebP files made with cwebp 1.x from a 3×2 gradient, since Go has no
-// WebP encoder: `cwebp -lossless -exact`, `cwebp -q 80`, and `cwebp -q 80` of
-// the same image with one translucent pixel (which gives VP8X + ALPH + VP8).
 const (
-	webpLossless3x2 = "\x52\x49\x46\x46\x2e\x00\x00\x00\x57\x45\x42\x50\x56\x50\x38\x4c" +
-		"\x22\x00\x00\x00\x2f\x02\x40\x00\x00\x2f\x30\x78\x02\x81\x24\xc4" +
-		"\x51\x47\x1c\xe4\xf9\x0f\x16\x22\x8c\x01\x81\x00\x65\xac\x38\xe0" +
-		"\x94\x88\xfe\xc7\xf2\x02"
-	webpLossy3x2 = "\x52\x49\x46\x46\x52\x00\x00\x00\x57\x45\x42\x50\x56\x50\x38\x20" +
-		"\x46\x00\x00\x00\xf0\x01\x00\x9d\x01\x2a\x03\x00\x02\x00\x01\x40" +
-		"\x26\x25\xa8\x02\x74\xba\x00\x03\x08\xf7\x8a\x00\x00\xfe\xd2\xa7" +
-		"\x28\x57\xeb\xfb\x5f\xa5\x97\xff\x5c\xe1\x86\x7c\xff\xc4\xd9\xff" +
-		"\x2e\xfa\x26\xd2\xf6\x14\xff\x8f\xe3\x81\xf7\xff\xe4\xdf\xf2\xdf" +
-		"\x4a\xe8\x31\xf7\xff\xe4\xdf\xd5\x40\x00"
-	webpLossyAlpha3x2 = "\x52\x49\x46\x46\x70\x00\x00\x00\x57\x45\x42\x50\x56\x50\x38\x58" +
-		"\x0a\x00\x00\x00\x10\x00\x00\x00\x02\x00\x00\x01\x00\x00\x41\x4c" +
-		"\x50\x48\x07\x00\x00\x00\x00\x64\xff\xff\xff\xff\xff\x00\x56\x50" +
-		"\x38\x20\x42\x00\x00\x00\xf0\x01\x00\x9d\x01\x2a\x03\x00\x02\x00" +
-		"\x01\x40\x26\x25\xa8\x02\x74\xba\x00\x03\x09\x06\xfb\x80\x00\xfe" +
-		"\xde\x35\xd5\x5c\x42\x38\xb9\xff\xc7\xff\xd4\x19\xff\x90\x67\xfe" +
-		"\x41\x9f\x9f\xbf\xfb\xe6\xf6\x2f\xbf\xff\x26\xff\x96\xfa\x57\x41" +
-		"\x8f\xbf\xff\x26\xfe\xaa\x00\x00"
+	webpLossless3x2   = imagingtest.WebPLossless3x2
+	webpLossy3x2      = imagingtest.WebPLossy3x2
+	webpLossyAlpha3x2 = imagingtest.WebPLossyAlpha3x2
 )
 
 // gradient returns a w×h image; with translucent, its left half fades out.
@@ -84,13 +66,7 @@ func encodeJPEG(t testing.TB, img image.Image, quality int) []byte {
 	return b.Bytes()
 }
 
-// pngChunk returns a complete chunk with a correct CRC.
-func pngChunk(typ string, data []byte) []byte {
-	b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
-	b = append(b, typ...)
-	b = append(b, data...)
-	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b[4:]))
-}
+func pngChunk(typ string, data []byte) []byte { return imagingtest.PNGChunk(typ, data) }
 
 // withPNGChunks inserts chunks right after IHDR.
 func withPNGChunks(p []byte, chunks ...[]byte) []byte {
@@ -102,17 +78,7 @@ func withPNGChunks(p []byte, chunks ...[]byte) []byte {
 	return append(out, p[afterIHDR:]...)
 }
 
-// bombPNG is a 70-byte PNG that declares w×h RGBA pixels. Its IDAT is not
-// zlib data, so decoding it would fail as corrupt, not as too large.
-func bombPNG(w, h uint32) []byte {
-	ihdr := binary.BigEndian.AppendUint32(nil, w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 6, 0, 0, 0)
-	b := []byte("\x89PNG\r\n\x1a\n")
-	b = append(b, pngChunk("IHDR", ihdr)...)
-	b = append(b, pngChunk("IDAT", []byte("not zlib"))...)
-	return append(b, pngChunk("IEND", nil)...)
-}
+func bombPNG(w, h uint32) []byte { return imagingtest.BombPNG(w, h) }
 
 func pngChunkTypes(t *testing.T, b []byte) []string {
 	t.Helper()
@@ -125,11 +91,7 @@ func pngChunkTypes(t *testing.T, b []byte) []string {
 	return types
 }
 
-func jpegSegment(marker byte, payload []byte) []byte {
-	b := []byte{0xFF, marker}
-	b = binary.BigEndian.AppendUint16(b, uint16(len(payload)+2))
-	return append(b, payload...)
-}
+func jpegSegment(marker byte, payload []byte) []byte { return imagingtest.JPEGSegment(marker, payload) }
 
 // withJPEGSegments inserts segments right after SOI.
 func withJPEGSegments(j []byte, segs ...[]byte) []byte {
@@ -174,42 +136,8 @@ func withJPEGSize(t *testing.T, j []byte, w, h uint16, marker byte) []byte {
 	return out
 }
 
-// exifTIFF is an EXIF block (without "Exif\0\0") whose IFD0 holds an
-// Orientation tag and a GPS IFD pointer (0x8825) to a latitude.
 func exifTIFF(order binary.AppendByteOrder, orientation uint16) []byte {
-	var b []byte
-	if order == binary.AppendByteOrder(binary.LittleEndian) {
-		b = []byte("II*\x00")
-	} else {
-		b = []byte("MM\x00*")
-	}
-	entry := func(b []byte, tag, typ uint16, count, value uint32) []byte {
-		b = order.AppendUint16(b, tag)
-		b = order.AppendUint16(b, typ)
-		b = order.AppendUint32(b, count)
-		return order.AppendUint32(b, value)
-	}
-	const gpsIFD = 8 + 2 + 2*12 + 4
-	const gpsData = gpsIFD + 2 + 2*12 + 4
-	b = order.AppendUint32(b, 8)
-	b = order.AppendUint16(b, 2)
-	b = order.AppendUint16(b, 0x0112) // Orientation, SHORT, inline
-	b = order.AppendUint16(b, 3)
-	b = order.AppendUint32(b, 1)
-	b = order.AppendUint16(b, orientation)
-	b = order.AppendUint16(b, 0)
-	b = entry(b, 0x8825, 4, 1, gpsIFD) // GPSInfo, LONG offset
-	b = order.AppendUint32(b, 0)
-	b = order.AppendUint16(b, 2)
-	b = entry(b, 0x0001, 2, 2, 0)       // GPSLatitudeRef: filled in below
-	b = entry(b, 0x0002, 5, 3, gpsData) // GPSLatitude, 3 RATIONALs
-	copy(b[gpsIFD+2+8:], "N\x00")
-	b = order.AppendUint32(b, 0)
-	for _, r := range [][2]uint32{{48, 1}, {51, 1}, {2904, 100}} {
-		b = order.AppendUint32(b, r[0])
-		b = order.AppendUint32(b, r[1])
-	}
-	return b
+	return imagingtest.ExifTIFF(order, orientation)
 }
 
 func riffChunk(fourCC string, data []byte) []byte {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,6 +77,21 @@ type testServer struct {
 	secrets *secretSet
 	gallery *work.Service
 	bucket  *local.Bucket
+	queries *queryCounter
+}
+
+// queryCounter counts the SQL statements the server runs, except the
+// session lookup that authenticates each request.
+type queryCounter struct{ n atomic.Int64 }
+
+func (q *queryCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
+	return ctx
+}
+
+func (q *queryCounter) AfterQuery(_ context.Context, e *bun.QueryEvent) {
+	if !strings.Contains(e.Query, `"sessions"`) && !strings.Contains(e.Query, "sessions AS") {
+		q.n.Add(1)
+	}
 }
 
 // logBuffer collects log output written from many goroutines.
@@ -114,6 +131,8 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 	if err != nil {
 		t.Fatal(err)
 	}
+	queries := &queryCounter{}
+	bdb.AddQueryHook(queries)
 	m, err := db.NewMigrator(bdb)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +192,7 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		})
 		return stopErr
 	}
-	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}, gallery: gallery, bucket: bucket}
+	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}, gallery: gallery, bucket: bucket, queries: queries}
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("server did not shut down cleanly: %v", err)
@@ -339,4 +358,23 @@ func captchaFor(t testing.TB, cfg *config.Serve) captcha.Verifier {
 		t.Fatal(err)
 	}
 	return v
+}
+
+type configServe = config.Serve
+
+type workUploadInput = work.UploadInput
+
+// uuidOfGlobal returns the UUID inside a global id.
+func uuidOfGlobal(t testing.TB, id string) uuid.UUID {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := strings.Cut(string(raw), ":")
+	u, err := uuid.Parse(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
