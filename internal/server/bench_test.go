@@ -1,10 +1,16 @@
 package server_test
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/fastimage/api/internal/imaging/imagingtest"
+	"github.com/fastimage/api/internal/work"
 )
 
 // BenchmarkGraphQLQuery measures one small query through the whole stack:
@@ -79,5 +85,51 @@ func BenchmarkSignIn(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkWorksQuery measures viewer.works(first: 100) with every image's
+// signed URL and both thumbnail URLs, through the whole stack, and reports
+// the SQL statements it runs (the session lookup aside).
+func BenchmarkWorksQuery(b *testing.B) {
+	s := start(b, worksCfg())
+	me, id := mustSignUp(b, s, "bench-works@example.com")
+	user := uuidOfGlobal(b, id)
+	for i := range 100 {
+		if _, err := s.gallery.Upload(context.Background(), user, workUpload(fmt.Sprint("work ", i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	q := `{ viewer { works(first: 100) { totalCount edges { cursor node { id title status createdAt
+		images { id role width height bytes url thumbnailUrl(size: 256) big: thumbnailUrl(size: 1024) urlExpiresAt } } } } } }`
+	b.ReportAllocs()
+	s.queries.n.Store(0)
+	b.ResetTimer()
+	for b.Loop() {
+		out := me.do(q, nil)
+		if len(out.Errors) > 0 {
+			b.Fatal(out.Errors)
+		}
+	}
+	b.ReportMetric(float64(s.queries.n.Load())/float64(b.N), "sql/op")
+}
+
+// BenchmarkUpload10MiB measures storing a 10 MiB PNG: the checks, metadata
+// stripping, storage, both thumbnails and the rows.
+func BenchmarkUpload10MiB(b *testing.B) {
+	cfg := worksCfg()
+	cfg.MaxUploadBytes = 20 << 20
+	cfg.Works.QuotaBytes = 1 << 40
+	s := start(b, cfg)
+	_, id := mustSignUp(b, s, "bench-upload@example.com")
+	user := uuidOfGlobal(b, id)
+	img := imagingtest.NoisyPNG(1620, 1620)
+	b.SetBytes(int64(len(img)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := s.gallery.Upload(context.Background(), user, work.UploadInput{File: bytes.NewReader(img), Size: int64(len(img))}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -360,10 +360,6 @@ func captchaFor(t testing.TB, cfg *config.Serve) captcha.Verifier {
 	return v
 }
 
-type configServe = config.Serve
-
-type workUploadInput = work.UploadInput
-
 // uuidOfGlobal returns the UUID inside a global id.
 func uuidOfGlobal(t testing.TB, id string) uuid.UUID {
 	t.Helper()

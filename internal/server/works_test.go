@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/imaging/imagingtest"
 	"github.com/fastimage/api/internal/storage"
+	"github.com/fastimage/api/internal/work"
 )
 
 const uploadMutation = `mutation($file: Upload!, $title: String) { uploadImage(input: {file: $file, title: $title}) {
@@ -73,7 +75,7 @@ func get(t *testing.T, url string) (*http.Response, []byte) {
 	return resp, b
 }
 
-func worksCfg() *configServe {
+func worksCfg() *config.Serve {
 	cfg := testConfig()
 	cfg.MaxUploadBytes = 2 << 20
 	return cfg
@@ -244,8 +246,8 @@ func TestWorksListRunsAFixedNumberOfQueries(t *testing.T) {
 	}
 }
 
-func workUpload(title string) workUploadInput {
-	return workUploadInput{File: bytes.NewReader(imagingtest.PNG(32, 24)), Title: title}
+func workUpload(title string) work.UploadInput {
+	return work.UploadInput{File: bytes.NewReader(imagingtest.PNG(32, 24)), Title: title}
 }
 
 func TestSignedURLs(t *testing.T) {
