@@ -86,3 +86,56 @@ func (r *Resolver) fetchWorks(ctx context.Context, ids []uuid.UUID) (map[uuid.UU
 	}
 	return out, nil
 }
+
+// primeWorks starts the batches a page of works will need, with every key
+// at once: gqlgen resolves the works' fields concurrently, and a goroutine
+// scheduled late would otherwise miss the loader's wait and cost a query of
+// its own. Only the fields the operation selects are loaded.
+func primeWorks(ctx context.Context, works []*work.Work) {
+	l := loadersFrom(ctx)
+	if requested(ctx, "edges", "node", "images") {
+		ids := make([]uuid.UUID, len(works))
+		for i, w := range works {
+			ids[i] = w.ID
+		}
+		l.images.LoadAllThunk(ctx, ids)
+	}
+	if requested(ctx, "edges", "node", "sourceWork") {
+		var ids []uuid.UUID
+		for _, w := range works {
+			if w.SourceWorkID != nil {
+				ids = append(ids, *w.SourceWorkID)
+			}
+		}
+		if len(ids) > 0 {
+			l.works.LoadAllThunk(ctx, ids)
+		}
+	}
+}
+
+// connectionTypes are the types whose fragments count when looking down a
+// works connection's selections.
+var connectionTypes = []string{"WorkConnection", "WorkEdge", "Work", "Node"}
+
+// requested reports whether the current field's selection reaches path.
+func requested(ctx context.Context, path ...string) bool {
+	opCtx := graphql.GetOperationContext(ctx)
+	fields := graphql.CollectFieldsCtx(ctx, connectionTypes)
+	for i, name := range path {
+		var next []graphql.CollectedField
+		for _, f := range fields {
+			if f.Name != name {
+				continue
+			}
+			if i == len(path)-1 {
+				return true
+			}
+			next = append(next, graphql.CollectFields(opCtx, f.Selections, connectionTypes)...)
+		}
+		if len(next) == 0 {
+			return false
+		}
+		fields = next
+	}
+	return false
+}

@@ -561,10 +561,13 @@ func (r *userResolver) Works(ctx context.Context, obj *account.User, first *int,
 		return nil, err
 	}
 	conn := &model.WorkConnection{TotalCount: page.TotalCount}
+	nodes := make([]*work.Work, len(page.Works))
 	for i := range page.Works {
 		w := &page.Works[i]
+		nodes[i] = w
 		conn.Edges = append(conn.Edges, &model.WorkEdge{Cursor: relay.ID("Work", w.ID.String()), Node: w})
 	}
+	primeWorks(ctx, nodes)
 	conn.PageInfo = pageInfo(after != nil, page.HasNext, len(conn.Edges), func(i int) string { return conn.Edges[i].Cursor })
 	return conn, nil
 }

@@ -222,6 +222,13 @@ func TestWorksListRunsAFixedNumberOfQueries(t *testing.T) {
 			}
 		}
 	}
+	// Images are loaded only when asked for.
+	s.queries.n.Store(0)
+	me.must(`{ viewer { works(first: 30) { edges { node { title } } } } }`, nil, nil)
+	if got := s.queries.n.Load(); got != 2 {
+		t.Errorf("works without images ran %d SQL queries, want 2 (page and count)", got)
+	}
+
 	// Filtering and paging.
 	var page struct {
 		Viewer struct {
