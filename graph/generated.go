@@ -17,6 +17,7 @@ import (
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/work"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -34,6 +35,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	CreditEntry() CreditEntryResolver
+	Generation() GenerationResolver
 	Image() ImageResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
@@ -93,6 +95,77 @@ type ComplexityRoot struct {
 		RestorableUntil func(childComplexity int) int
 	}
 
+	Estimate struct {
+		CreditsPerImage func(childComplexity int) int
+		Height          func(childComplexity int) int
+		TotalCredits    func(childComplexity int) int
+		Width           func(childComplexity int) int
+	}
+
+	Generation struct {
+		Attempts        func(childComplexity int) int
+		Cost            func(childComplexity int) int
+		Count           func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		CreditsPerImage func(childComplexity int) int
+		ErrorCode       func(childComplexity int) int
+		ErrorMessage    func(childComplexity int) int
+		FinishedAt      func(childComplexity int) int
+		Height          func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Kind            func(childComplexity int) int
+		LastSeq         func(childComplexity int) int
+		Metrics         func(childComplexity int) int
+		Outputs         func(childComplexity int) int
+		Progress        func(childComplexity int) int
+		Prompt          func(childComplexity int) int
+		QueuePosition   func(childComplexity int) int
+		RetryOf         func(childComplexity int) int
+		Seed            func(childComplexity int) int
+		StartedAt       func(childComplexity int) int
+		Status          func(childComplexity int) int
+		Width           func(childComplexity int) int
+		Work            func(childComplexity int) int
+	}
+
+	GenerationConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	GenerationEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	GenerationEvent struct {
+		Cost         func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		ErrorCode    func(childComplexity int) int
+		ErrorMessage func(childComplexity int) int
+		Fraction     func(childComplexity int) int
+		GenerationID func(childComplexity int) int
+		Kind         func(childComplexity int) int
+		Message      func(childComplexity int) int
+		OutputIndex  func(childComplexity int) int
+		OutputURL    func(childComplexity int) int
+		PreviewURL   func(childComplexity int) int
+		Seq          func(childComplexity int) int
+		Step         func(childComplexity int) int
+		TotalSteps   func(childComplexity int) int
+	}
+
+	GenerationMetrics struct {
+		QueueMs func(childComplexity int) int
+		RunMs   func(childComplexity int) int
+	}
+
+	GenerationPayload struct {
+		Generation func(childComplexity int) int
+		Work       func(childComplexity int) int
+	}
+
 	Heartbeat struct {
 		Seq        func(childComplexity int) int
 		ServerTime func(childComplexity int) int
@@ -138,17 +211,21 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		AdjustCredits        func(childComplexity int, input model.AdjustCreditsInput) int
+		CancelGeneration     func(childComplexity int, input model.CancelGenerationInput) int
 		ChangeEmail          func(childComplexity int, input model.ChangeEmailInput) int
 		ChangePassword       func(childComplexity int, input model.ChangePasswordInput) int
 		CompleteUpload       func(childComplexity int, input model.CompleteUploadInput) int
 		ConfirmEmailChange   func(childComplexity int, input model.ConfirmEmailChangeInput) int
 		CreateUpload         func(childComplexity int, input model.CreateUploadInput) int
 		DeleteWorks          func(childComplexity int, input model.DeleteWorksInput) int
+		EditImage            func(childComplexity int, input model.EditImageInput) int
+		GenerateImage        func(childComplexity int, input model.GenerateImageInput) int
 		RenameWork           func(childComplexity int, input model.RenameWorkInput) int
 		RequestPasswordReset func(childComplexity int, input model.RequestPasswordResetInput) int
 		ResendVerification   func(childComplexity int, input model.ResendVerificationInput) int
 		ResetPassword        func(childComplexity int, input model.ResetPasswordInput) int
 		RestoreWorks         func(childComplexity int, input model.RestoreWorksInput) int
+		RetryGeneration      func(childComplexity int, input model.RetryGenerationInput) int
 		RevokeOtherSessions  func(childComplexity int, input *model.RevokeOtherSessionsInput) int
 		RevokeSession        func(childComplexity int, input model.RevokeSessionInput) int
 		SignIn               func(childComplexity int, input model.SignInInput) int
@@ -169,11 +246,14 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Node       func(childComplexity int, id string) int
-		Nodes      func(childComplexity int, ids []string) int
-		ServerInfo func(childComplexity int) int
-		Viewer     func(childComplexity int) int
-		Work       func(childComplexity int, id string) int
+		EstimateEdit       func(childComplexity int, input model.EditImageInput) int
+		EstimateGeneration func(childComplexity int, input model.GenerateImageInput) int
+		Generation         func(childComplexity int, id string) int
+		Node               func(childComplexity int, id string) int
+		Nodes              func(childComplexity int, ids []string) int
+		ServerInfo         func(childComplexity int) int
+		Viewer             func(childComplexity int) int
+		Work               func(childComplexity int, id string) int
 	}
 
 	RestoreWorksPayload struct {
@@ -244,7 +324,9 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		Heartbeat func(childComplexity int, intervalMs *int) int
+		GenerationEvents func(childComplexity int, id string, afterSeq *int) int
+		Heartbeat        func(childComplexity int, intervalMs *int) int
+		ViewerEvents     func(childComplexity int, afterSeq *int) int
 	}
 
 	User struct {
@@ -253,6 +335,7 @@ type ComplexityRoot struct {
 		Credits        func(childComplexity int) int
 		Email          func(childComplexity int) int
 		EmailVerified  func(childComplexity int) int
+		Generations    func(childComplexity int, first *int, after *string, status *model.GenerationStatus) int
 		ID             func(childComplexity int) int
 		Name           func(childComplexity int) int
 		Role           func(childComplexity int) int
@@ -269,6 +352,15 @@ type ComplexityRoot struct {
 
 	VerifyEmailPayload struct {
 		User func(childComplexity int) int
+	}
+
+	ViewerEvent struct {
+		CreatedAt    func(childComplexity int) int
+		Credits      func(childComplexity int) int
+		GenerationID func(childComplexity int) int
+		Kind         func(childComplexity int) int
+		Seq          func(childComplexity int) int
+		Status       func(childComplexity int) int
 	}
 
 	Work struct {
@@ -309,6 +401,21 @@ type CreditEntryResolver interface {
 
 	Reference(ctx context.Context, obj *credit.Entry) (relay.Node, error)
 }
+type GenerationResolver interface {
+	ID(ctx context.Context, obj *generate.Generation) (string, error)
+	Kind(ctx context.Context, obj *generate.Generation) (string, error)
+
+	Status(ctx context.Context, obj *generate.Generation) (model.GenerationStatus, error)
+	QueuePosition(ctx context.Context, obj *generate.Generation) (*int, error)
+
+	Work(ctx context.Context, obj *generate.Generation) (*work.Work, error)
+
+	Seed(ctx context.Context, obj *generate.Generation) (string, error)
+
+	Metrics(ctx context.Context, obj *generate.Generation) (*model.GenerationMetrics, error)
+
+	RetryOf(ctx context.Context, obj *generate.Generation) (*generate.Generation, error)
+}
 type ImageResolver interface {
 	ID(ctx context.Context, obj *work.Image) (string, error)
 	Role(ctx context.Context, obj *work.Image) (model.ImageRole, error)
@@ -340,6 +447,10 @@ type MutationResolver interface {
 	RenameWork(ctx context.Context, input model.RenameWorkInput) (*model.WorkPayload, error)
 	DeleteWorks(ctx context.Context, input model.DeleteWorksInput) (*model.DeleteWorksPayload, error)
 	RestoreWorks(ctx context.Context, input model.RestoreWorksInput) (*model.RestoreWorksPayload, error)
+	GenerateImage(ctx context.Context, input model.GenerateImageInput) (*model.GenerationPayload, error)
+	EditImage(ctx context.Context, input model.EditImageInput) (*model.GenerationPayload, error)
+	CancelGeneration(ctx context.Context, input model.CancelGenerationInput) (*model.GenerationPayload, error)
+	RetryGeneration(ctx context.Context, input model.RetryGenerationInput) (*model.GenerationPayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (relay.Node, error)
@@ -347,6 +458,9 @@ type QueryResolver interface {
 	ServerInfo(ctx context.Context) (*model.ServerInfo, error)
 	Viewer(ctx context.Context) (*account.User, error)
 	Work(ctx context.Context, id string) (*work.Work, error)
+	Generation(ctx context.Context, id string) (*generate.Generation, error)
+	EstimateGeneration(ctx context.Context, input model.GenerateImageInput) (*model.Estimate, error)
+	EstimateEdit(ctx context.Context, input model.EditImageInput) (*model.Estimate, error)
 }
 type SecurityEventResolver interface {
 	ID(ctx context.Context, obj *account.SecurityEvent) (string, error)
@@ -358,6 +472,8 @@ type SessionResolver interface {
 }
 type SubscriptionResolver interface {
 	Heartbeat(ctx context.Context, intervalMs *int) (<-chan *model.Heartbeat, error)
+	GenerationEvents(ctx context.Context, id string, afterSeq *int) (<-chan *model.GenerationEvent, error)
+	ViewerEvents(ctx context.Context, afterSeq *int) (<-chan *model.ViewerEvent, error)
 }
 type UserResolver interface {
 	ID(ctx context.Context, obj *account.User) (string, error)
@@ -370,6 +486,7 @@ type UserResolver interface {
 	CreditEntries(ctx context.Context, obj *account.User, first *int, after *string) (*model.CreditEntryConnection, error)
 	Works(ctx context.Context, obj *account.User, first *int, after *string, filter *model.WorkFilter) (*model.WorkConnection, error)
 	Storage(ctx context.Context, obj *account.User) (*work.Usage, error)
+	Generations(ctx context.Context, obj *account.User, first *int, after *string, status *model.GenerationStatus) (*model.GenerationConnection, error)
 	SecurityEvents(ctx context.Context, obj *account.User, first *int, after *string) (*model.SecurityEventConnection, error)
 }
 type WorkResolver interface {
@@ -550,6 +667,313 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DeleteWorksPayload.RestorableUntil(childComplexity), true
 
+	case "Estimate.creditsPerImage":
+		if e.ComplexityRoot.Estimate.CreditsPerImage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Estimate.CreditsPerImage(childComplexity), true
+	case "Estimate.height":
+		if e.ComplexityRoot.Estimate.Height == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Estimate.Height(childComplexity), true
+	case "Estimate.totalCredits":
+		if e.ComplexityRoot.Estimate.TotalCredits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Estimate.TotalCredits(childComplexity), true
+	case "Estimate.width":
+		if e.ComplexityRoot.Estimate.Width == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Estimate.Width(childComplexity), true
+
+	case "Generation.attempts":
+		if e.ComplexityRoot.Generation.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Attempts(childComplexity), true
+	case "Generation.cost":
+		if e.ComplexityRoot.Generation.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Cost(childComplexity), true
+	case "Generation.count":
+		if e.ComplexityRoot.Generation.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Count(childComplexity), true
+	case "Generation.createdAt":
+		if e.ComplexityRoot.Generation.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.CreatedAt(childComplexity), true
+	case "Generation.creditsPerImage":
+		if e.ComplexityRoot.Generation.CreditsPerImage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.CreditsPerImage(childComplexity), true
+	case "Generation.errorCode":
+		if e.ComplexityRoot.Generation.ErrorCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.ErrorCode(childComplexity), true
+	case "Generation.errorMessage":
+		if e.ComplexityRoot.Generation.ErrorMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.ErrorMessage(childComplexity), true
+	case "Generation.finishedAt":
+		if e.ComplexityRoot.Generation.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.FinishedAt(childComplexity), true
+	case "Generation.height":
+		if e.ComplexityRoot.Generation.Height == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Height(childComplexity), true
+	case "Generation.id":
+		if e.ComplexityRoot.Generation.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.ID(childComplexity), true
+	case "Generation.kind":
+		if e.ComplexityRoot.Generation.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Kind(childComplexity), true
+	case "Generation.lastSeq":
+		if e.ComplexityRoot.Generation.LastSeq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.LastSeq(childComplexity), true
+	case "Generation.metrics":
+		if e.ComplexityRoot.Generation.Metrics == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Metrics(childComplexity), true
+	case "Generation.outputCount":
+		if e.ComplexityRoot.Generation.Outputs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Outputs(childComplexity), true
+	case "Generation.progress":
+		if e.ComplexityRoot.Generation.Progress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Progress(childComplexity), true
+	case "Generation.prompt":
+		if e.ComplexityRoot.Generation.Prompt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Prompt(childComplexity), true
+	case "Generation.queuePosition":
+		if e.ComplexityRoot.Generation.QueuePosition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.QueuePosition(childComplexity), true
+	case "Generation.retryOf":
+		if e.ComplexityRoot.Generation.RetryOf == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.RetryOf(childComplexity), true
+	case "Generation.seed":
+		if e.ComplexityRoot.Generation.Seed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Seed(childComplexity), true
+	case "Generation.startedAt":
+		if e.ComplexityRoot.Generation.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.StartedAt(childComplexity), true
+	case "Generation.status":
+		if e.ComplexityRoot.Generation.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Status(childComplexity), true
+	case "Generation.width":
+		if e.ComplexityRoot.Generation.Width == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Width(childComplexity), true
+	case "Generation.work":
+		if e.ComplexityRoot.Generation.Work == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.Work(childComplexity), true
+
+	case "GenerationConnection.edges":
+		if e.ComplexityRoot.GenerationConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationConnection.Edges(childComplexity), true
+	case "GenerationConnection.pageInfo":
+		if e.ComplexityRoot.GenerationConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationConnection.PageInfo(childComplexity), true
+	case "GenerationConnection.totalCount":
+		if e.ComplexityRoot.GenerationConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationConnection.TotalCount(childComplexity), true
+
+	case "GenerationEdge.cursor":
+		if e.ComplexityRoot.GenerationEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEdge.Cursor(childComplexity), true
+	case "GenerationEdge.node":
+		if e.ComplexityRoot.GenerationEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEdge.Node(childComplexity), true
+
+	case "GenerationEvent.cost":
+		if e.ComplexityRoot.GenerationEvent.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.Cost(childComplexity), true
+	case "GenerationEvent.createdAt":
+		if e.ComplexityRoot.GenerationEvent.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.CreatedAt(childComplexity), true
+	case "GenerationEvent.errorCode":
+		if e.ComplexityRoot.GenerationEvent.ErrorCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.ErrorCode(childComplexity), true
+	case "GenerationEvent.errorMessage":
+		if e.ComplexityRoot.GenerationEvent.ErrorMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.ErrorMessage(childComplexity), true
+	case "GenerationEvent.fraction":
+		if e.ComplexityRoot.GenerationEvent.Fraction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.Fraction(childComplexity), true
+	case "GenerationEvent.generationId":
+		if e.ComplexityRoot.GenerationEvent.GenerationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.GenerationID(childComplexity), true
+	case "GenerationEvent.kind":
+		if e.ComplexityRoot.GenerationEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.Kind(childComplexity), true
+	case "GenerationEvent.message":
+		if e.ComplexityRoot.GenerationEvent.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.Message(childComplexity), true
+	case "GenerationEvent.outputIndex":
+		if e.ComplexityRoot.GenerationEvent.OutputIndex == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.OutputIndex(childComplexity), true
+	case "GenerationEvent.outputUrl":
+		if e.ComplexityRoot.GenerationEvent.OutputURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.OutputURL(childComplexity), true
+	case "GenerationEvent.previewUrl":
+		if e.ComplexityRoot.GenerationEvent.PreviewURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.PreviewURL(childComplexity), true
+	case "GenerationEvent.seq":
+		if e.ComplexityRoot.GenerationEvent.Seq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.Seq(childComplexity), true
+	case "GenerationEvent.step":
+		if e.ComplexityRoot.GenerationEvent.Step == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.Step(childComplexity), true
+	case "GenerationEvent.totalSteps":
+		if e.ComplexityRoot.GenerationEvent.TotalSteps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.TotalSteps(childComplexity), true
+
+	case "GenerationMetrics.queueMs":
+		if e.ComplexityRoot.GenerationMetrics.QueueMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationMetrics.QueueMs(childComplexity), true
+	case "GenerationMetrics.runMs":
+		if e.ComplexityRoot.GenerationMetrics.RunMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationMetrics.RunMs(childComplexity), true
+
+	case "GenerationPayload.generation":
+		if e.ComplexityRoot.GenerationPayload.Generation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationPayload.Generation(childComplexity), true
+	case "GenerationPayload.work":
+		if e.ComplexityRoot.GenerationPayload.Work == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationPayload.Work(childComplexity), true
+
 	case "Heartbeat.seq":
 		if e.ComplexityRoot.Heartbeat.Seq == nil {
 			break
@@ -722,6 +1146,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AdjustCredits(childComplexity, args["input"].(model.AdjustCreditsInput)), true
+	case "Mutation.cancelGeneration":
+		if e.ComplexityRoot.Mutation.CancelGeneration == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelGeneration_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelGeneration(childComplexity, args["input"].(model.CancelGenerationInput)), true
 	case "Mutation.changeEmail":
 		if e.ComplexityRoot.Mutation.ChangeEmail == nil {
 			break
@@ -788,6 +1223,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteWorks(childComplexity, args["input"].(model.DeleteWorksInput)), true
+	case "Mutation.editImage":
+		if e.ComplexityRoot.Mutation.EditImage == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_editImage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EditImage(childComplexity, args["input"].(model.EditImageInput)), true
+	case "Mutation.generateImage":
+		if e.ComplexityRoot.Mutation.GenerateImage == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_generateImage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.GenerateImage(childComplexity, args["input"].(model.GenerateImageInput)), true
 	case "Mutation.renameWork":
 		if e.ComplexityRoot.Mutation.RenameWork == nil {
 			break
@@ -843,6 +1300,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RestoreWorks(childComplexity, args["input"].(model.RestoreWorksInput)), true
+	case "Mutation.retryGeneration":
+		if e.ComplexityRoot.Mutation.RetryGeneration == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retryGeneration_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetryGeneration(childComplexity, args["input"].(model.RetryGenerationInput)), true
 	case "Mutation.revokeOtherSessions":
 		if e.ComplexityRoot.Mutation.RevokeOtherSessions == nil {
 			break
@@ -978,6 +1446,40 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "Query.estimateEdit":
+		if e.ComplexityRoot.Query.EstimateEdit == nil {
+			break
+		}
+
+		args, err := ec.field_Query_estimateEdit_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.EstimateEdit(childComplexity, args["input"].(model.EditImageInput)), true
+	case "Query.estimateGeneration":
+		if e.ComplexityRoot.Query.EstimateGeneration == nil {
+			break
+		}
+
+		args, err := ec.field_Query_estimateGeneration_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.EstimateGeneration(childComplexity, args["input"].(model.GenerateImageInput)), true
+	case "Query.generation":
+		if e.ComplexityRoot.Query.Generation == nil {
+			break
+		}
+
+		args, err := ec.field_Query_generation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Generation(childComplexity, args["id"].(string)), true
 
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
@@ -1223,6 +1725,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.StorageUsage.UsedBytes(childComplexity), true
 
+	case "Subscription.generationEvents":
+		if e.ComplexityRoot.Subscription.GenerationEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_generationEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.GenerationEvents(childComplexity, args["id"].(string), args["afterSeq"].(*int)), true
 	case "Subscription.heartbeat":
 		if e.ComplexityRoot.Subscription.Heartbeat == nil {
 			break
@@ -1234,6 +1747,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.Heartbeat(childComplexity, args["intervalMs"].(*int)), true
+	case "Subscription.viewerEvents":
+		if e.ComplexityRoot.Subscription.ViewerEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_viewerEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ViewerEvents(childComplexity, args["afterSeq"].(*int)), true
 
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
@@ -1270,6 +1794,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.EmailVerified(childComplexity), true
+	case "User.generations":
+		if e.ComplexityRoot.User.Generations == nil {
+			break
+		}
+
+		args, err := ec.field_User_generations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.Generations(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*model.GenerationStatus)), true
 	case "User.id":
 		if e.ComplexityRoot.User.ID == nil {
 			break
@@ -1342,6 +1877,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.VerifyEmailPayload.User(childComplexity), true
+
+	case "ViewerEvent.createdAt":
+		if e.ComplexityRoot.ViewerEvent.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.CreatedAt(childComplexity), true
+	case "ViewerEvent.credits":
+		if e.ComplexityRoot.ViewerEvent.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.Credits(childComplexity), true
+	case "ViewerEvent.generationId":
+		if e.ComplexityRoot.ViewerEvent.GenerationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.GenerationID(childComplexity), true
+	case "ViewerEvent.kind":
+		if e.ComplexityRoot.ViewerEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.Kind(childComplexity), true
+	case "ViewerEvent.seq":
+		if e.ComplexityRoot.ViewerEvent.Seq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.Seq(childComplexity), true
+	case "ViewerEvent.status":
+		if e.ComplexityRoot.ViewerEvent.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.Status(childComplexity), true
 
 	case "Work.createdAt":
 		if e.ComplexityRoot.Work.CreatedAt == nil {
@@ -1447,17 +2019,21 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AdjustCreditsInput", ec.unmarshalInputAdjustCreditsInput),
+			graphql.NewInputUnmarshaler("CancelGenerationInput", ec.unmarshalInputCancelGenerationInput),
 			graphql.NewInputUnmarshaler("ChangeEmailInput", ec.unmarshalInputChangeEmailInput),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
 			graphql.NewInputUnmarshaler("CompleteUploadInput", ec.unmarshalInputCompleteUploadInput),
 			graphql.NewInputUnmarshaler("ConfirmEmailChangeInput", ec.unmarshalInputConfirmEmailChangeInput),
 			graphql.NewInputUnmarshaler("CreateUploadInput", ec.unmarshalInputCreateUploadInput),
 			graphql.NewInputUnmarshaler("DeleteWorksInput", ec.unmarshalInputDeleteWorksInput),
+			graphql.NewInputUnmarshaler("EditImageInput", ec.unmarshalInputEditImageInput),
+			graphql.NewInputUnmarshaler("GenerateImageInput", ec.unmarshalInputGenerateImageInput),
 			graphql.NewInputUnmarshaler("RenameWorkInput", ec.unmarshalInputRenameWorkInput),
 			graphql.NewInputUnmarshaler("RequestPasswordResetInput", ec.unmarshalInputRequestPasswordResetInput),
 			graphql.NewInputUnmarshaler("ResendVerificationInput", ec.unmarshalInputResendVerificationInput),
 			graphql.NewInputUnmarshaler("ResetPasswordInput", ec.unmarshalInputResetPasswordInput),
 			graphql.NewInputUnmarshaler("RestoreWorksInput", ec.unmarshalInputRestoreWorksInput),
+			graphql.NewInputUnmarshaler("RetryGenerationInput", ec.unmarshalInputRetryGenerationInput),
 			graphql.NewInputUnmarshaler("RevokeOtherSessionsInput", ec.unmarshalInputRevokeOtherSessionsInput),
 			graphql.NewInputUnmarshaler("RevokeSessionInput", ec.unmarshalInputRevokeSessionInput),
 			graphql.NewInputUnmarshaler("SignInInput", ec.unmarshalInputSignInInput),
@@ -1624,6 +2200,12 @@ type Query {
   viewer: User
   "One of your works. Errors: UNAUTHENTICATED, NOT_FOUND (also for anyone else's work)."
   work("The work's global id." id: ID!): Work!
+  "One of your generations, as it is now. Errors: UNAUTHENTICATED, NOT_FOUND (also for anyone else's)."
+  generation("The generation's global id." id: ID!): Generation!
+  "What a generation would cost, without submitting it. Errors: VALIDATION, NOT_FOUND."
+  estimateGeneration(input: GenerateImageInput!): Estimate!
+  "What an edit would cost, without submitting it. Errors: VALIDATION, NOT_FOUND."
+  estimateEdit(input: EditImageInput!): Estimate!
 }
 
 type Mutation {
@@ -1718,6 +2300,24 @@ type Mutation {
   deleteWorks(input: DeleteWorksInput!): DeleteWorksPayload!
   "Brings works back from the bin. All or nothing. Errors: UNAUTHENTICATED, NOT_FOUND, VALIDATION."
   restoreWorks(input: RestoreWorksInput!): RestoreWorksPayload!
+  """
+  Makes images from a prompt. Returns at once with the generation (QUEUED)
+  and its work; follow it with generationEvents. Its credits are held now,
+  charged for the images made, released on failure or cancel. Errors:
+  UNAUTHENTICATED, EMAIL_NOT_VERIFIED, ACCOUNT_SUSPENDED, VALIDATION,
+  INSUFFICIENT_CREDITS, QUEUE_FULL, IDEMPOTENCY_KEY_REUSED.
+  """
+  generateImage(input: GenerateImageInput!): GenerationPayload!
+  "Edits one of your works following an instruction (and an optional mask). Errors: as generateImage, and NOT_FOUND."
+  editImage(input: EditImageInput!): GenerationPayload!
+  """
+  Stops a generation: a queued one at once, a running one as soon as its
+  worker stops the provider call. Credits are released. Canceling a finished
+  generation changes nothing. Errors: UNAUTHENTICATED, NOT_FOUND.
+  """
+  cancelGeneration(input: CancelGenerationInput!): GenerationPayload!
+  "Submits a finished generation's request again as a new generation. Errors: as generateImage, and NOT_FOUND."
+  retryGeneration(input: RetryGenerationInput!): GenerationPayload!
 }
 
 type Subscription {
@@ -1726,6 +2326,20 @@ type Subscription {
   the server's time, for testing a socket end to end. It runs until you stop it.
   """
   heartbeat("Milliseconds between ticks, 250 to 60000." intervalMs: Int = 1000): Heartbeat!
+  """
+  The events of one of your generations: those after ` + "`" + `afterSeq` + "`" + ` (all, when
+  omitted) from the record, then live ones; it completes after the final
+  event (SUCCEEDED, FAILED or CANCELED). After a dropped connection,
+  resubscribe with the last ` + "`" + `seq` + "`" + ` you saw: you get every missed event exactly
+  once. Errors: UNAUTHENTICATED, NOT_FOUND.
+  """
+  generationEvents("The generation's global id." id: ID!, "The last seq you saw." afterSeq: Int): GenerationEvent!
+  """
+  Your live feed for the editor's queue panel and balance: generation status
+  changes and credit balance changes, resumable with ` + "`" + `afterSeq` + "`" + ` the same way.
+  It runs until you stop it. Errors: UNAUTHENTICATED.
+  """
+  viewerEvents("The last seq you saw." afterSeq: Int): ViewerEvent!
 }
 
 "One tick of the heartbeat subscription."
@@ -1811,6 +2425,8 @@ type User implements Node {
   works("Page size, 1 to 100." first: Int = 20, "Cursor of the last work of the previous page." after: String, "Only works that match." filter: WorkFilter): WorkConnection!
   "Storage used against the quota. Only for your own account."
   storage: StorageUsage!
+  "Your generations, newest first. Only for your own account."
+  generations("Page size, 1 to 100." first: Int = 20, "Cursor of the last generation of the previous page." after: String, "Only generations in this status." status: GenerationStatus): GenerationConnection!
   "The account's security record, newest first. Only for your own account."
   securityEvents("Page size, 1 to 100." first: Int = 20, "Cursor of the last event of the previous page." after: String): SecurityEventConnection!
 }
@@ -2322,6 +2938,214 @@ type RestoreWorksPayload {
   "The works back in My Works."
   works: [Work!]!
 }
+
+"Where a generation stands."
+enum GenerationStatus {
+  "Waiting for a worker; see queuePosition."
+  QUEUED
+  "Being made."
+  RUNNING
+  "Done; its images are in its work."
+  SUCCEEDED
+  "Could not be made; see errorCode and errorMessage."
+  FAILED
+  "Stopped by you."
+  CANCELED
+}
+
+"A request to make images, and where it stands."
+type Generation implements Node {
+  "The generation's global id."
+  id: ID!
+  "GENERATE (from a prompt) or EDIT."
+  kind: String!
+  "The prompt or edit instruction."
+  prompt: String!
+  "Where it stands."
+  status: GenerationStatus!
+  "Jobs ahead of it plus one, while queued; null otherwise."
+  queuePosition: Int
+  "From 0 to 1; never goes back."
+  progress: Float!
+  "The work its images go to."
+  work: Work!
+  "Images made so far."
+  outputCount: Int!
+  "Images asked for."
+  count: Int!
+  "Width of the images."
+  width: Int!
+  "Height of the images."
+  height: Int!
+  "The seed; the same prompt and seed give the same images."
+  seed: String!
+  "Why it failed, as a code (e.g. CONTENT_REJECTED, PROVIDER_UNAVAILABLE)."
+  errorCode: String
+  "Why it failed, for people."
+  errorMessage: String
+  "How many times a worker started it."
+  attempts: Int!
+  "Credits charged (set when it succeeded)."
+  cost: Int
+  "Credits per image, as priced when submitted."
+  creditsPerImage: Int!
+  "Timings."
+  metrics: GenerationMetrics!
+  "The sequence number of its latest event: subscribe with afterSeq to follow from here."
+  lastSeq: Int!
+  "The generation this one retried, if any."
+  retryOf: Generation
+  "When it was submitted."
+  createdAt: DateTime!
+  "When a worker started it."
+  startedAt: DateTime
+  "When it ended."
+  finishedAt: DateTime
+}
+
+"How long a generation waited and ran."
+type GenerationMetrics {
+  "Milliseconds from submission to start (so far, while queued)."
+  queueMs: Int!
+  "Milliseconds from start to end (so far, while running); null before it starts."
+  runMs: Int
+}
+
+"One step in a generation's life."
+type GenerationEvent {
+  "1, 2, 3 … per generation."
+  seq: Int!
+  "QUEUED, STARTED, PROGRESS, OUTPUT, SUCCEEDED, FAILED or CANCELED."
+  kind: String!
+  "The generation's global id."
+  generationId: ID!
+  "PROGRESS: from 0 to 1."
+  fraction: Float
+  "PROGRESS: the step done."
+  step: Int
+  "PROGRESS: how many steps in all."
+  totalSteps: Int
+  "PROGRESS: what is happening."
+  message: String
+  "PROGRESS: a signed URL of a small preview, when the provider gives one."
+  previewUrl: String
+  "OUTPUT: which image (0-based)."
+  outputIndex: Int
+  "OUTPUT: a signed URL of the stored image."
+  outputUrl: String
+  "FAILED: why, as a code."
+  errorCode: String
+  "FAILED: why, for people."
+  errorMessage: String
+  "SUCCEEDED: credits charged."
+  cost: Int
+  "When it happened."
+  createdAt: DateTime!
+}
+
+"One entry of your live feed."
+type ViewerEvent {
+  "1, 2, 3 … per user."
+  seq: Int!
+  "GENERATION (a status change) or CREDITS (a balance change)."
+  kind: String!
+  "GENERATION: the generation's global id."
+  generationId: ID
+  "GENERATION: its new status."
+  status: GenerationStatus
+  "CREDITS: your credits after the change."
+  credits: Credits
+  "When it happened."
+  createdAt: DateTime!
+}
+
+"What a request would cost."
+type Estimate {
+  "Credits per image."
+  creditsPerImage: Int!
+  "Credits for the whole request."
+  totalCredits: Int!
+  "Width of the images."
+  width: Int!
+  "Height of the images."
+  height: Int!
+}
+
+"A page of generations."
+type GenerationConnection {
+  "The generations of this page."
+  edges: [GenerationEdge!]!
+  "Where this page sits."
+  pageInfo: PageInfo!
+  "How many match in all."
+  totalCount: Int!
+}
+
+"A generation and its cursor."
+type GenerationEdge {
+  "Pass as ` + "`" + `after` + "`" + ` to continue after this generation."
+  cursor: String!
+  "The generation."
+  node: Generation!
+}
+
+"Input of generateImage."
+input GenerateImageInput {
+  "What to make, 1 to 4000 characters."
+  prompt: String!
+  "What to avoid."
+  negativePrompt: String
+  "1:1, 3:2, 2:3, 4:3, 3:4, 16:9 or 9:16; or give width and height."
+  aspectRatio: String
+  "Width in pixels, 64 to 2048."
+  width: Int
+  "Height in pixels, 64 to 2048."
+  height: Int
+  "Images to make, 1 to 4 (default 1)."
+  count: Int
+  "A seed (decimal) to repeat a result; random when omitted."
+  seed: String
+  "Send the same key to retry safely: the same request within 24 hours returns the same generation, charged once."
+  idempotencyKey: String
+}
+
+"Input of editImage."
+input EditImageInput {
+  "The work to edit."
+  sourceWorkId: ID!
+  "What to change, 1 to 4000 characters."
+  instruction: String!
+  "A work whose transparent pixels mark where to edit."
+  maskWorkId: ID
+  "From 0 (subtle) to 1 (strong); default 0.6."
+  strength: Float
+  "Images to make, 1 to 4 (default 1)."
+  count: Int
+  "A seed (decimal) to repeat a result."
+  seed: String
+  "As for generateImage."
+  idempotencyKey: String
+}
+
+"A result that returns a generation and its work."
+type GenerationPayload {
+  "The generation."
+  generation: Generation!
+  "The work its images go to."
+  work: Work!
+}
+
+"Input of cancelGeneration."
+input CancelGenerationInput {
+  "The generation to stop."
+  generationId: ID!
+}
+
+"Input of retryGeneration."
+input RetryGenerationInput {
+  "The finished generation to submit again."
+  generationId: ID!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -2418,6 +3242,148 @@ func (ec *executionContext) childFields_DeleteWorksPayload(ctx context.Context, 
 		return ec.fieldContext_DeleteWorksPayload_restorableUntil(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DeleteWorksPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Estimate(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "creditsPerImage":
+		return ec.fieldContext_Estimate_creditsPerImage(ctx, field)
+	case "totalCredits":
+		return ec.fieldContext_Estimate_totalCredits(ctx, field)
+	case "width":
+		return ec.fieldContext_Estimate_width(ctx, field)
+	case "height":
+		return ec.fieldContext_Estimate_height(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Estimate", field.Name)
+}
+
+func (ec *executionContext) childFields_Generation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Generation_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_Generation_kind(ctx, field)
+	case "prompt":
+		return ec.fieldContext_Generation_prompt(ctx, field)
+	case "status":
+		return ec.fieldContext_Generation_status(ctx, field)
+	case "queuePosition":
+		return ec.fieldContext_Generation_queuePosition(ctx, field)
+	case "progress":
+		return ec.fieldContext_Generation_progress(ctx, field)
+	case "work":
+		return ec.fieldContext_Generation_work(ctx, field)
+	case "outputCount":
+		return ec.fieldContext_Generation_outputCount(ctx, field)
+	case "count":
+		return ec.fieldContext_Generation_count(ctx, field)
+	case "width":
+		return ec.fieldContext_Generation_width(ctx, field)
+	case "height":
+		return ec.fieldContext_Generation_height(ctx, field)
+	case "seed":
+		return ec.fieldContext_Generation_seed(ctx, field)
+	case "errorCode":
+		return ec.fieldContext_Generation_errorCode(ctx, field)
+	case "errorMessage":
+		return ec.fieldContext_Generation_errorMessage(ctx, field)
+	case "attempts":
+		return ec.fieldContext_Generation_attempts(ctx, field)
+	case "cost":
+		return ec.fieldContext_Generation_cost(ctx, field)
+	case "creditsPerImage":
+		return ec.fieldContext_Generation_creditsPerImage(ctx, field)
+	case "metrics":
+		return ec.fieldContext_Generation_metrics(ctx, field)
+	case "lastSeq":
+		return ec.fieldContext_Generation_lastSeq(ctx, field)
+	case "retryOf":
+		return ec.fieldContext_Generation_retryOf(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Generation_createdAt(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_Generation_startedAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_Generation_finishedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Generation", field.Name)
+}
+
+func (ec *executionContext) childFields_GenerationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_GenerationConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_GenerationConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_GenerationConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GenerationConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_GenerationEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_GenerationEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_GenerationEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GenerationEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_GenerationEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "seq":
+		return ec.fieldContext_GenerationEvent_seq(ctx, field)
+	case "kind":
+		return ec.fieldContext_GenerationEvent_kind(ctx, field)
+	case "generationId":
+		return ec.fieldContext_GenerationEvent_generationId(ctx, field)
+	case "fraction":
+		return ec.fieldContext_GenerationEvent_fraction(ctx, field)
+	case "step":
+		return ec.fieldContext_GenerationEvent_step(ctx, field)
+	case "totalSteps":
+		return ec.fieldContext_GenerationEvent_totalSteps(ctx, field)
+	case "message":
+		return ec.fieldContext_GenerationEvent_message(ctx, field)
+	case "previewUrl":
+		return ec.fieldContext_GenerationEvent_previewUrl(ctx, field)
+	case "outputIndex":
+		return ec.fieldContext_GenerationEvent_outputIndex(ctx, field)
+	case "outputUrl":
+		return ec.fieldContext_GenerationEvent_outputUrl(ctx, field)
+	case "errorCode":
+		return ec.fieldContext_GenerationEvent_errorCode(ctx, field)
+	case "errorMessage":
+		return ec.fieldContext_GenerationEvent_errorMessage(ctx, field)
+	case "cost":
+		return ec.fieldContext_GenerationEvent_cost(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_GenerationEvent_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GenerationEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_GenerationMetrics(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "queueMs":
+		return ec.fieldContext_GenerationMetrics_queueMs(ctx, field)
+	case "runMs":
+		return ec.fieldContext_GenerationMetrics_runMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GenerationMetrics", field.Name)
+}
+
+func (ec *executionContext) childFields_GenerationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "generation":
+		return ec.fieldContext_GenerationPayload_generation(ctx, field)
+	case "work":
+		return ec.fieldContext_GenerationPayload_work(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type GenerationPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Heartbeat(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2680,6 +3646,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_works(ctx, field)
 	case "storage":
 		return ec.fieldContext_User_storage(ctx, field)
+	case "generations":
+		return ec.fieldContext_User_generations(ctx, field)
 	case "securityEvents":
 		return ec.fieldContext_User_securityEvents(ctx, field)
 	}
@@ -2700,6 +3668,24 @@ func (ec *executionContext) childFields_VerifyEmailPayload(ctx context.Context, 
 		return ec.fieldContext_VerifyEmailPayload_user(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type VerifyEmailPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ViewerEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "seq":
+		return ec.fieldContext_ViewerEvent_seq(ctx, field)
+	case "kind":
+		return ec.fieldContext_ViewerEvent_kind(ctx, field)
+	case "generationId":
+		return ec.fieldContext_ViewerEvent_generationId(ctx, field)
+	case "status":
+		return ec.fieldContext_ViewerEvent_status(ctx, field)
+	case "credits":
+		return ec.fieldContext_ViewerEvent_credits(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ViewerEvent_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ViewerEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_Work(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2900,6 +3886,20 @@ func (ec *executionContext) field_Mutation_adjustCredits_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_cancelGeneration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CancelGenerationInput, error) {
+			return ec.unmarshalNCancelGenerationInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCancelGenerationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_changeEmail_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2984,6 +3984,34 @@ func (ec *executionContext) field_Mutation_deleteWorks_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_editImage_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.EditImageInput, error) {
+			return ec.unmarshalNEditImageInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐEditImageInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_generateImage_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.GenerateImageInput, error) {
+			return ec.unmarshalNGenerateImageInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerateImageInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_renameWork_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3046,6 +4074,20 @@ func (ec *executionContext) field_Mutation_restoreWorks_args(ctx context.Context
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.RestoreWorksInput, error) {
 			return ec.unmarshalNRestoreWorksInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRestoreWorksInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_retryGeneration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RetryGenerationInput, error) {
+			return ec.unmarshalNRetryGenerationInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRetryGenerationInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3208,6 +4250,48 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_estimateEdit_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.EditImageInput, error) {
+			return ec.unmarshalNEditImageInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐEditImageInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_estimateGeneration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.GenerateImageInput, error) {
+			return ec.unmarshalNGenerateImageInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerateImageInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_generation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3250,6 +4334,28 @@ func (ec *executionContext) field_Query_work_args(ctx context.Context, rawArgs m
 	return args, nil
 }
 
+func (ec *executionContext) field_Subscription_generationEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "afterSeq",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["afterSeq"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Subscription_heartbeat_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3261,6 +4367,20 @@ func (ec *executionContext) field_Subscription_heartbeat_args(ctx context.Contex
 		return nil, err
 	}
 	args["intervalMs"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_viewerEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "afterSeq",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["afterSeq"] = arg0
 	return args, nil
 }
 
@@ -3283,6 +4403,36 @@ func (ec *executionContext) field_User_creditEntries_args(ctx context.Context, r
 		return nil, err
 	}
 	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_User_generations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*model.GenerationStatus, error) {
+			return ec.unmarshalOGenerationStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg2
 	return args, nil
 }
 
@@ -4016,6 +5166,1228 @@ func (ec *executionContext) _DeleteWorksPayload_restorableUntil(ctx context.Cont
 }
 func (ec *executionContext) fieldContext_DeleteWorksPayload_restorableUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DeleteWorksPayload", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Estimate_creditsPerImage(ctx context.Context, field graphql.CollectedField, obj *model.Estimate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Estimate_creditsPerImage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsPerImage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Estimate_creditsPerImage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Estimate", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Estimate_totalCredits(ctx context.Context, field graphql.CollectedField, obj *model.Estimate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Estimate_totalCredits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCredits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Estimate_totalCredits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Estimate", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Estimate_width(ctx context.Context, field graphql.CollectedField, obj *model.Estimate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Estimate_width(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Width, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Estimate_width(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Estimate", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Estimate_height(ctx context.Context, field graphql.CollectedField, obj *model.Estimate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Estimate_height(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Height, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Estimate_height(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Estimate", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Generation_id(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Generation().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Generation_kind(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Generation().Kind(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, true, true, "String")
+}
+
+func (ec *executionContext) _Generation_prompt(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_prompt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Prompt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_prompt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "String")
+}
+
+func (ec *executionContext) _Generation_status(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Generation().Status(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.GenerationStatus) graphql.Marshaler {
+			return ec.marshalNGenerationStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, true, true, "GenerationStatus")
+}
+
+func (ec *executionContext) _Generation_queuePosition(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_queuePosition(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Generation().QueuePosition(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_queuePosition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Generation_progress(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_progress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Progress, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_progress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Generation_work(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_work(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Generation().Work(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *work.Work) graphql.Marshaler {
+			return ec.marshalNWork2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWork(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_work(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Generation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Work(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Generation_outputCount(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_outputCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Outputs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_outputCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Generation_count(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Generation_width(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_width(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Width, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_width(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Generation_height(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_height(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Height, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_height(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Generation_seed(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_seed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Generation().Seed(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_seed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, true, true, "String")
+}
+
+func (ec *executionContext) _Generation_errorCode(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_errorCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_errorCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "String")
+}
+
+func (ec *executionContext) _Generation_errorMessage(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_errorMessage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorMessage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_errorMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "String")
+}
+
+func (ec *executionContext) _Generation_attempts(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Generation_cost(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Generation_creditsPerImage(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_creditsPerImage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsPerImage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_creditsPerImage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Generation_metrics(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_metrics(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Generation().Metrics(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationMetrics) graphql.Marshaler {
+			return ec.marshalNGenerationMetrics2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationMetrics(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_metrics(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Generation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationMetrics(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Generation_lastSeq(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_lastSeq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSeq, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_lastSeq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Generation_retryOf(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_retryOf(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Generation().RetryOf(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *generate.Generation) graphql.Marshaler {
+			return ec.marshalOGeneration2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐGeneration(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_retryOf(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Generation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Generation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Generation_createdAt(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Generation_startedAt(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Generation_finishedAt(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_finishedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FinishedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_finishedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _GenerationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.GenerationConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.GenerationEdge) graphql.Marshaler {
+			return ec.marshalNGenerationEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GenerationConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GenerationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.GenerationConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GenerationConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GenerationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.GenerationConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _GenerationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _GenerationEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *generate.Generation) graphql.Marshaler {
+			return ec.marshalNGeneration2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐGeneration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GenerationEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Generation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GenerationEvent_seq(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_seq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Seq, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_seq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _GenerationEvent_kind(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _GenerationEvent_generationId(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_generationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GenerationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_generationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _GenerationEvent_fraction(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_fraction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fraction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_fraction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "Float")
+}
+
+func (ec *executionContext) _GenerationEvent_step(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_step(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Step, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_step(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _GenerationEvent_totalSteps(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_totalSteps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalSteps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_totalSteps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _GenerationEvent_message(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _GenerationEvent_previewUrl(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_previewUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PreviewURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_previewUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _GenerationEvent_outputIndex(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_outputIndex(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OutputIndex, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_outputIndex(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _GenerationEvent_outputUrl(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_outputUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OutputURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_outputUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _GenerationEvent_errorCode(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_errorCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_errorCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _GenerationEvent_errorMessage(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_errorMessage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorMessage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_errorMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _GenerationEvent_cost(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _GenerationEvent_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _GenerationMetrics_queueMs(ctx context.Context, field graphql.CollectedField, obj *model.GenerationMetrics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationMetrics_queueMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QueueMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationMetrics_queueMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationMetrics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _GenerationMetrics_runMs(ctx context.Context, field graphql.CollectedField, obj *model.GenerationMetrics) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationMetrics_runMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RunMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationMetrics_runMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationMetrics", field, false, false, "Int")
+}
+
+func (ec *executionContext) _GenerationPayload_generation(ctx context.Context, field graphql.CollectedField, obj *model.GenerationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationPayload_generation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Generation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *generate.Generation) graphql.Marshaler {
+			return ec.marshalNGeneration2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐGeneration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationPayload_generation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GenerationPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Generation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GenerationPayload_work(ctx context.Context, field graphql.CollectedField, obj *model.GenerationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationPayload_work(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Work, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *work.Work) graphql.Marshaler {
+			return ec.marshalNWork2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWork(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationPayload_work(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GenerationPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Work(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Heartbeat_seq(ctx context.Context, field graphql.CollectedField, obj *model.Heartbeat) (ret graphql.Marshaler) {
@@ -5636,6 +8008,182 @@ func (ec *executionContext) fieldContext_Mutation_restoreWorks(ctx context.Conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_generateImage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_generateImage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().GenerateImage(ctx, fc.Args["input"].(model.GenerateImageInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
+			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_generateImage(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_generateImage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_editImage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_editImage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().EditImage(ctx, fc.Args["input"].(model.EditImageInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
+			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_editImage(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_editImage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelGeneration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelGeneration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelGeneration(ctx, fc.Args["input"].(model.CancelGenerationInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
+			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelGeneration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelGeneration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retryGeneration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retryGeneration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetryGeneration(ctx, fc.Args["input"].(model.RetryGenerationInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
+			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retryGeneration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retryGeneration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5918,6 +8466,138 @@ func (ec *executionContext) fieldContext_Query_work(ctx context.Context, field g
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_work_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_generation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_generation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Generation(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *generate.Generation) graphql.Marshaler {
+			return ec.marshalNGeneration2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐGeneration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_generation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Generation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_generation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_estimateGeneration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_estimateGeneration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().EstimateGeneration(ctx, fc.Args["input"].(model.GenerateImageInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Estimate) graphql.Marshaler {
+			return ec.marshalNEstimate2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐEstimate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_estimateGeneration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Estimate(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_estimateGeneration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_estimateEdit(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_estimateEdit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().EstimateEdit(ctx, fc.Args["input"].(model.EditImageInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Estimate) graphql.Marshaler {
+			return ec.marshalNEstimate2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐEstimate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_estimateEdit(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Estimate(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_estimateEdit_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6829,6 +9509,94 @@ func (ec *executionContext) fieldContext_Subscription_heartbeat(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_generationEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_generationEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().GenerationEvents(ctx, fc.Args["id"].(string), fc.Args["afterSeq"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationEvent) graphql.Marshaler {
+			return ec.marshalNGenerationEvent2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_generationEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_generationEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_viewerEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_viewerEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ViewerEvents(ctx, fc.Args["afterSeq"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ViewerEvent) graphql.Marshaler {
+			return ec.marshalNViewerEvent2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐViewerEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_viewerEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ViewerEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_viewerEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7174,6 +9942,50 @@ func (ec *executionContext) fieldContext_User_storage(_ context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _User_generations(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_generations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().Generations(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*model.GenerationStatus))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationConnection) graphql.Marshaler {
+			return ec.marshalNGenerationConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_generations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_generations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _User_securityEvents(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7280,6 +10092,153 @@ func (ec *executionContext) fieldContext_VerifyEmailPayload_user(_ context.Conte
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _ViewerEvent_seq(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_seq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Seq, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_seq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ViewerEvent_kind(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _ViewerEvent_generationId(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_generationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GenerationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_generationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ViewerEvent_status(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationStatus) graphql.Marshaler {
+			return ec.marshalOGenerationStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "GenerationStatus")
+}
+
+func (ec *executionContext) _ViewerEvent_credits(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_credits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *credit.Balance) graphql.Marshaler {
+			return ec.marshalOCredits2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐBalance(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ViewerEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Credits(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ViewerEvent_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "DateTime")
 }
 
 func (ec *executionContext) _Work_id(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
@@ -8810,6 +11769,48 @@ func UnmarshalAdjustCreditsInput(ctx context.Context, raw any) (model.AdjustCred
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCancelGenerationInput(ctx context.Context, obj any) (model.CancelGenerationInput, error) {
+	var it model.CancelGenerationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"generationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "generationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("generationId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GenerationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCancelGenerationInput unmarshals raw into the CancelGenerationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCancelGenerationInput(ctx context.Context, raw any) (model.CancelGenerationInput, error) {
+	var out model.CancelGenerationInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CancelGenerationInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputChangeEmailInput(ctx context.Context, obj any) (model.ChangeEmailInput, error) {
 	var it model.ChangeEmailInput
 	if obj == nil {
@@ -9097,6 +12098,181 @@ func UnmarshalDeleteWorksInput(ctx context.Context, raw any) (model.DeleteWorksI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputEditImageInput(ctx context.Context, obj any) (model.EditImageInput, error) {
+	var it model.EditImageInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"sourceWorkId", "instruction", "maskWorkId", "strength", "count", "seed", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "sourceWorkId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sourceWorkId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SourceWorkID = data
+		case "instruction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("instruction"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Instruction = data
+		case "maskWorkId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maskWorkId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaskWorkID = data
+		case "strength":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("strength"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Strength = data
+		case "count":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("count"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Count = data
+		case "seed":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("seed"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Seed = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalEditImageInput unmarshals raw into the EditImageInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalEditImageInput(ctx context.Context, raw any) (model.EditImageInput, error) {
+	var out model.EditImageInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "EditImageInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputGenerateImageInput(ctx context.Context, obj any) (model.GenerateImageInput, error) {
+	var it model.GenerateImageInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"prompt", "negativePrompt", "aspectRatio", "width", "height", "count", "seed", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "prompt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("prompt"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Prompt = data
+		case "negativePrompt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("negativePrompt"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NegativePrompt = data
+		case "aspectRatio":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("aspectRatio"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AspectRatio = data
+		case "width":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("width"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Width = data
+		case "height":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("height"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Height = data
+		case "count":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("count"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Count = data
+		case "seed":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("seed"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Seed = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalGenerateImageInput unmarshals raw into the GenerateImageInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalGenerateImageInput(ctx context.Context, raw any) (model.GenerateImageInput, error) {
+	var out model.GenerateImageInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "GenerateImageInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRenameWorkInput(ctx context.Context, obj any) (model.RenameWorkInput, error) {
 	var it model.RenameWorkInput
 	if obj == nil {
@@ -9318,6 +12494,48 @@ func (ec *executionContext) unmarshalInputRestoreWorksInput(ctx context.Context,
 func UnmarshalRestoreWorksInput(ctx context.Context, raw any) (model.RestoreWorksInput, error) {
 	var out model.RestoreWorksInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RestoreWorksInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRetryGenerationInput(ctx context.Context, obj any) (model.RetryGenerationInput, error) {
+	var it model.RetryGenerationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"generationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "generationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("generationId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GenerationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRetryGenerationInput unmarshals raw into the RetryGenerationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRetryGenerationInput(ctx context.Context, raw any) (model.RetryGenerationInput, error) {
+	var out model.RetryGenerationInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RetryGenerationInput", raw, &out)
 	return out, err
 }
 
@@ -9882,6 +13100,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._SecurityEvent(ctx, sel, obj)
+	case generate.Generation:
+		return ec._Generation(ctx, sel, &obj)
+	case *generate.Generation:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Generation(ctx, sel, obj)
 	case credit.Entry:
 		return ec._CreditEntry(ctx, sel, &obj)
 	case *credit.Entry:
@@ -10201,6 +13426,460 @@ func (ec *executionContext) _DeleteWorksPayload(ctx context.Context, sel ast.Sel
 			}
 		case "restorableUntil":
 			out.Values[i] = ec._DeleteWorksPayload_restorableUntil(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var estimateImplementors = []string{"Estimate"}
+
+func (ec *executionContext) _Estimate(ctx context.Context, sel ast.SelectionSet, obj *model.Estimate) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, estimateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Estimate")
+		case "creditsPerImage":
+			out.Values[i] = ec._Estimate_creditsPerImage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCredits":
+			out.Values[i] = ec._Estimate_totalCredits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "width":
+			out.Values[i] = ec._Estimate_width(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "height":
+			out.Values[i] = ec._Estimate_height(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var generationImplementors = []string{"Generation", "Node"}
+
+func (ec *executionContext) _Generation(ctx context.Context, sel ast.SelectionSet, obj *generate.Generation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, generationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Generation")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Generation_id(ctx, field, obj)
+				})
+		case "kind":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Generation_kind(ctx, field, obj)
+				})
+		case "prompt":
+			out.Values[i] = ec._Generation_prompt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Generation_status(ctx, field, obj)
+				})
+		case "queuePosition":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Generation_queuePosition(ctx, field, obj)
+				})
+		case "progress":
+			out.Values[i] = ec._Generation_progress(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "work":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Generation_work(ctx, field, obj)
+				})
+		case "outputCount":
+			out.Values[i] = ec._Generation_outputCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "count":
+			out.Values[i] = ec._Generation_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "width":
+			out.Values[i] = ec._Generation_width(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "height":
+			out.Values[i] = ec._Generation_height(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "seed":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Generation_seed(ctx, field, obj)
+				})
+		case "errorCode":
+			out.Values[i] = ec._Generation_errorCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "errorMessage":
+			out.Values[i] = ec._Generation_errorMessage(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "attempts":
+			out.Values[i] = ec._Generation_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "cost":
+			out.Values[i] = ec._Generation_cost(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "creditsPerImage":
+			out.Values[i] = ec._Generation_creditsPerImage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "metrics":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Generation_metrics(ctx, field, obj)
+				})
+		case "lastSeq":
+			out.Values[i] = ec._Generation_lastSeq(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "retryOf":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Generation_retryOf(ctx, field, obj)
+				})
+		case "createdAt":
+			out.Values[i] = ec._Generation_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "startedAt":
+			out.Values[i] = ec._Generation_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "finishedAt":
+			out.Values[i] = ec._Generation_finishedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var generationConnectionImplementors = []string{"GenerationConnection"}
+
+func (ec *executionContext) _GenerationConnection(ctx context.Context, sel ast.SelectionSet, obj *model.GenerationConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, generationConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GenerationConnection")
+		case "edges":
+			out.Values[i] = ec._GenerationConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._GenerationConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._GenerationConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var generationEdgeImplementors = []string{"GenerationEdge"}
+
+func (ec *executionContext) _GenerationEdge(ctx context.Context, sel ast.SelectionSet, obj *model.GenerationEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, generationEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GenerationEdge")
+		case "cursor":
+			out.Values[i] = ec._GenerationEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._GenerationEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var generationEventImplementors = []string{"GenerationEvent"}
+
+func (ec *executionContext) _GenerationEvent(ctx context.Context, sel ast.SelectionSet, obj *model.GenerationEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, generationEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GenerationEvent")
+		case "seq":
+			out.Values[i] = ec._GenerationEvent_seq(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._GenerationEvent_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "generationId":
+			out.Values[i] = ec._GenerationEvent_generationId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fraction":
+			out.Values[i] = ec._GenerationEvent_fraction(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "step":
+			out.Values[i] = ec._GenerationEvent_step(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "totalSteps":
+			out.Values[i] = ec._GenerationEvent_totalSteps(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._GenerationEvent_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "previewUrl":
+			out.Values[i] = ec._GenerationEvent_previewUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "outputIndex":
+			out.Values[i] = ec._GenerationEvent_outputIndex(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "outputUrl":
+			out.Values[i] = ec._GenerationEvent_outputUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errorCode":
+			out.Values[i] = ec._GenerationEvent_errorCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errorMessage":
+			out.Values[i] = ec._GenerationEvent_errorMessage(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cost":
+			out.Values[i] = ec._GenerationEvent_cost(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._GenerationEvent_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var generationMetricsImplementors = []string{"GenerationMetrics"}
+
+func (ec *executionContext) _GenerationMetrics(ctx context.Context, sel ast.SelectionSet, obj *model.GenerationMetrics) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, generationMetricsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GenerationMetrics")
+		case "queueMs":
+			out.Values[i] = ec._GenerationMetrics_queueMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "runMs":
+			out.Values[i] = ec._GenerationMetrics_runMs(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var generationPayloadImplementors = []string{"GenerationPayload"}
+
+func (ec *executionContext) _GenerationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.GenerationPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, generationPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("GenerationPayload")
+		case "generation":
+			out.Values[i] = ec._GenerationPayload_generation(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "work":
+			out.Values[i] = ec._GenerationPayload_work(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -10692,6 +14371,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "generateImage":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_generateImage(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "editImage":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_editImage(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelGeneration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelGeneration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retryGeneration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retryGeneration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10805,6 +14512,24 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_work(ctx, field)
+				})
+		case "generation":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_generation(ctx, field)
+				})
+		case "estimateGeneration":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_estimateGeneration(ctx, field)
+				})
+		case "estimateEdit":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_estimateEdit(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -11346,6 +15071,10 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "heartbeat":
 		return ec._Subscription_heartbeat(ctx, fields[0])
+	case "generationEvents":
+		return ec._Subscription_generationEvents(ctx, fields[0])
+	case "viewerEvents":
+		return ec._Subscription_viewerEvents(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -11430,6 +15159,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_storage(ctx, field, obj)
 				})
+		case "generations":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_generations(ctx, field, obj)
+				})
 		case "securityEvents":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -11499,6 +15234,64 @@ func (ec *executionContext) _VerifyEmailPayload(ctx context.Context, sel ast.Sel
 			out.Values[i] = graphql.MarshalString("VerifyEmailPayload")
 		case "user":
 			out.Values[i] = ec._VerifyEmailPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var viewerEventImplementors = []string{"ViewerEvent"}
+
+func (ec *executionContext) _ViewerEvent(ctx context.Context, sel ast.SelectionSet, obj *model.ViewerEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, viewerEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ViewerEvent")
+		case "seq":
+			out.Values[i] = ec._ViewerEvent_seq(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._ViewerEvent_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "generationId":
+			out.Values[i] = ec._ViewerEvent_generationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._ViewerEvent_status(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "credits":
+			out.Values[i] = ec._ViewerEvent_credits(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._ViewerEvent_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12114,6 +15907,11 @@ func (ec *executionContext) marshalNBytes2int64(ctx context.Context, sel ast.Sel
 	return res
 }
 
+func (ec *executionContext) unmarshalNCancelGenerationInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCancelGenerationInput(ctx context.Context, v any) (model.CancelGenerationInput, error) {
+	res, err := ec.unmarshalInputCancelGenerationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNChangeEmailInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐChangeEmailInput(ctx context.Context, v any) (model.ChangeEmailInput, error) {
 	res, err := ec.unmarshalInputChangeEmailInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -12248,6 +16046,112 @@ func (ec *executionContext) marshalNDeleteWorksPayload2ᚖgithubᚗcomᚋfastima
 		return graphql.Null
 	}
 	return ec._DeleteWorksPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNEditImageInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐEditImageInput(ctx context.Context, v any) (model.EditImageInput, error) {
+	res, err := ec.unmarshalInputEditImageInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNEstimate2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐEstimate(ctx context.Context, sel ast.SelectionSet, v *model.Estimate) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Estimate!")
+		return graphql.Null
+	}
+	return ec._Estimate(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
+func (ec *executionContext) unmarshalNGenerateImageInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerateImageInput(ctx context.Context, v any) (model.GenerateImageInput, error) {
+	res, err := ec.unmarshalInputGenerateImageInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNGeneration2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐGeneration(ctx context.Context, sel ast.SelectionSet, v *generate.Generation) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Generation!")
+		return graphql.Null
+	}
+	return ec._Generation(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGenerationConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationConnection(ctx context.Context, sel ast.SelectionSet, v *model.GenerationConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "GenerationConnection!")
+		return graphql.Null
+	}
+	return ec._GenerationConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGenerationEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.GenerationEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNGenerationEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNGenerationEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationEdge(ctx context.Context, sel ast.SelectionSet, v *model.GenerationEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "GenerationEdge!")
+		return graphql.Null
+	}
+	return ec._GenerationEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGenerationEvent2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationEvent(ctx context.Context, sel ast.SelectionSet, v *model.GenerationEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "GenerationEvent!")
+		return graphql.Null
+	}
+	return ec._GenerationEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGenerationMetrics2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationMetrics(ctx context.Context, sel ast.SelectionSet, v *model.GenerationMetrics) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "GenerationMetrics!")
+		return graphql.Null
+	}
+	return ec._GenerationMetrics(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx context.Context, sel ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "GenerationPayload!")
+		return graphql.Null
+	}
+	return ec._GenerationPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNGenerationStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx context.Context, v any) (model.GenerationStatus, error) {
+	var res model.GenerationStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNGenerationStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx context.Context, sel ast.SelectionSet, v model.GenerationStatus) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNHeartbeat2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐHeartbeat(ctx context.Context, sel ast.SelectionSet, v *model.Heartbeat) graphql.Marshaler {
@@ -12444,6 +16348,11 @@ func (ec *executionContext) marshalNRestoreWorksPayload2ᚖgithubᚗcomᚋfastim
 		return graphql.Null
 	}
 	return ec._RestoreWorksPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRetryGenerationInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRetryGenerationInput(ctx context.Context, v any) (model.RetryGenerationInput, error) {
+	res, err := ec.unmarshalInputRetryGenerationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNRevokeOtherSessionsPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRevokeOtherSessionsPayload(ctx context.Context, sel ast.SelectionSet, v *model.RevokeOtherSessionsPayload) graphql.Marshaler {
@@ -12676,6 +16585,14 @@ func (ec *executionContext) marshalNVerifyEmailPayload2ᚖgithubᚗcomᚋfastima
 		return graphql.Null
 	}
 	return ec._VerifyEmailPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNViewerEvent2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐViewerEvent(ctx context.Context, sel ast.SelectionSet, v *model.ViewerEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ViewerEvent!")
+		return graphql.Null
+	}
+	return ec._ViewerEvent(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNWork2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWorkᚄ(ctx context.Context, sel ast.SelectionSet, v []*work.Work) graphql.Marshaler {
@@ -12934,6 +16851,13 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) marshalOCredits2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐBalance(ctx context.Context, sel ast.SelectionSet, v *credit.Balance) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Credits(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalODateTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
 	if v == nil {
 		return nil, nil
@@ -12952,6 +16876,64 @@ func (ec *executionContext) marshalODateTime2ᚖtimeᚐTime(ctx context.Context,
 	return res
 }
 
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
+func (ec *executionContext) marshalOGeneration2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐGeneration(ctx context.Context, sel ast.SelectionSet, v *generate.Generation) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Generation(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOGenerationStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx context.Context, v any) (*model.GenerationStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.GenerationStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOGenerationStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx context.Context, sel ast.SelectionSet, v *model.GenerationStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalID(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.SelectionSet, v *string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalID(*v)
+	return res
+}
+
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {
 	if v == nil {
 		return nil, nil
@@ -12967,6 +16949,24 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalInt(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOInt2ᚖint64(ctx context.Context, v any) (*int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalInt64(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOInt2ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalInt64(*v)
 	return res
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/work"
 )
@@ -44,6 +45,7 @@ type Resolver struct {
 	Accounts   *account.Service
 	Ledger     *credit.Ledger
 	Gallery    *work.Service
+	Jobs       *generate.Service
 	Cookies    SessionCookies
 	// Nodes maps a GraphQL type name to its fetcher, for node(id:) and
 	// nodes(ids:); NewResolver registers the types of every domain.
@@ -51,12 +53,13 @@ type Resolver struct {
 }
 
 // NewResolver returns the root resolver with the node fetchers registered.
-func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, gallery *work.Service, cookies SessionCookies) *Resolver {
-	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Gallery: gallery, Cookies: cookies}
+func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, gallery *work.Service, jobs *generate.Service, cookies SessionCookies) *Resolver {
+	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Gallery: gallery, Jobs: jobs, Cookies: cookies}
 	r.Nodes = map[string]NodeFetcher{
-		"User":    r.fetchUser,
-		"Session": r.fetchSession,
-		"Work":    r.fetchWork,
+		"User":       r.fetchUser,
+		"Session":    r.fetchSession,
+		"Work":       r.fetchWork,
+		"Generation": r.fetchGeneration,
 	}
 	return r
 }
@@ -119,6 +122,22 @@ func (r *Resolver) fetchWork(ctx context.Context, key string) (relay.Node, error
 		return nil, err
 	}
 	return w, nil
+}
+
+func (r *Resolver) fetchGeneration(ctx context.Context, key string) (relay.Node, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(key)
+	if err != nil {
+		return nil, nil
+	}
+	g, err := r.Jobs.Get(ctx, v.User.ID, id)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return nil, nil
+	}
+	return g, err
 }
 
 // uuidsOf returns the keys of global ids of type typ.

@@ -7,6 +7,7 @@ package graph
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/work"
 )
@@ -37,6 +39,78 @@ func (r *creditEntryResolver) Reference(ctx context.Context, obj *credit.Entry) 
 		return nil, nil
 	}
 	return r.node(ctx, relay.ID(*obj.ReferenceType, *obj.ReferenceID))
+}
+
+// ID is the resolver for the id field.
+func (r *generationResolver) ID(ctx context.Context, obj *generate.Generation) (string, error) {
+	return relay.ID("Generation", obj.ID.String()), nil
+}
+
+// Kind is the resolver for the kind field.
+func (r *generationResolver) Kind(ctx context.Context, obj *generate.Generation) (string, error) {
+	return strings.ToUpper(obj.Kind), nil
+}
+
+// Status is the resolver for the status field.
+func (r *generationResolver) Status(ctx context.Context, obj *generate.Generation) (model.GenerationStatus, error) {
+	return model.GenerationStatus(strings.ToUpper(obj.Status)), nil
+}
+
+// QueuePosition is the resolver for the queuePosition field.
+func (r *generationResolver) QueuePosition(ctx context.Context, obj *generate.Generation) (*int, error) {
+	if obj.Status != generate.StatusQueued {
+		return nil, nil
+	}
+	n, err := r.Jobs.QueuePosition(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+// Work is the resolver for the work field.
+func (r *generationResolver) Work(ctx context.Context, obj *generate.Generation) (*work.Work, error) {
+	w, err := loadersFrom(ctx).works.Load(ctx, obj.WorkID)
+	if err != nil {
+		return nil, err
+	}
+	if w == nil {
+		return nil, apperr.Errorf(apperr.NotFound, "This generation's work was deleted.")
+	}
+	return w, nil
+}
+
+// Seed is the resolver for the seed field.
+func (r *generationResolver) Seed(ctx context.Context, obj *generate.Generation) (string, error) {
+	return strconv.FormatInt(obj.Seed, 10), nil
+}
+
+// Metrics is the resolver for the metrics field.
+func (r *generationResolver) Metrics(ctx context.Context, obj *generate.Generation) (*model.GenerationMetrics, error) {
+	now := time.Now()
+	m := &model.GenerationMetrics{QueueMs: int(now.Sub(obj.QueuedAt).Milliseconds())}
+	if obj.StartedAt != nil {
+		m.QueueMs = int(obj.StartedAt.Sub(obj.QueuedAt).Milliseconds())
+		end := now
+		if obj.FinishedAt != nil {
+			end = *obj.FinishedAt
+		}
+		run := int(end.Sub(*obj.StartedAt).Milliseconds())
+		m.RunMs = &run
+	}
+	return m, nil
+}
+
+// RetryOf is the resolver for the retryOf field.
+func (r *generationResolver) RetryOf(ctx context.Context, obj *generate.Generation) (*generate.Generation, error) {
+	if obj.RetryOf == nil {
+		return nil, nil
+	}
+	g, err := r.Jobs.Get(ctx, obj.UserID, *obj.RetryOf)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return nil, nil
+	}
+	return g, err
 }
 
 // ID is the resolver for the id field.
@@ -370,6 +444,62 @@ func (r *mutationResolver) RestoreWorks(ctx context.Context, input model.Restore
 	return &model.RestoreWorksPayload{Works: out}, nil
 }
 
+// GenerateImage is the resolver for the generateImage field.
+func (r *mutationResolver) GenerateImage(ctx context.Context, input model.GenerateImageInput) (*model.GenerationPayload, error) {
+	v, err := account.RequireVerified(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := generateRequest(input)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.Jobs.Submit(ctx, v.User.ID, req)
+	return r.submitted(ctx, g, err)
+}
+
+// EditImage is the resolver for the editImage field.
+func (r *mutationResolver) EditImage(ctx context.Context, input model.EditImageInput) (*model.GenerationPayload, error) {
+	v, err := account.RequireVerified(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := editRequest(input)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.Jobs.Submit(ctx, v.User.ID, req)
+	return r.submitted(ctx, g, err)
+}
+
+// CancelGeneration is the resolver for the cancelGeneration field.
+func (r *mutationResolver) CancelGeneration(ctx context.Context, input model.CancelGenerationInput) (*model.GenerationPayload, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuidOf(input.GenerationID, "Generation")
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.Jobs.Cancel(ctx, v.User.ID, id)
+	return r.submitted(ctx, g, err)
+}
+
+// RetryGeneration is the resolver for the retryGeneration field.
+func (r *mutationResolver) RetryGeneration(ctx context.Context, input model.RetryGenerationInput) (*model.GenerationPayload, error) {
+	v, err := account.RequireVerified(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuidOf(input.GenerationID, "Generation")
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.Jobs.Retry(ctx, v.User.ID, id)
+	return r.submitted(ctx, g, err)
+}
+
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id string) (relay.Node, error) {
 	return r.node(ctx, id)
@@ -418,6 +548,45 @@ func (r *queryResolver) Work(ctx context.Context, id string) (*work.Work, error)
 	return r.Gallery.Get(ctx, v.User.ID, workID)
 }
 
+// Generation is the resolver for the generation field.
+func (r *queryResolver) Generation(ctx context.Context, id string) (*generate.Generation, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gid, err := uuidOf(id, "Generation")
+	if err != nil {
+		return nil, err
+	}
+	return r.Jobs.Get(ctx, v.User.ID, gid)
+}
+
+// EstimateGeneration is the resolver for the estimateGeneration field.
+func (r *queryResolver) EstimateGeneration(ctx context.Context, input model.GenerateImageInput) (*model.Estimate, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := generateRequest(input)
+	if err != nil {
+		return nil, err
+	}
+	return r.estimate(ctx, v.User.ID, req)
+}
+
+// EstimateEdit is the resolver for the estimateEdit field.
+func (r *queryResolver) EstimateEdit(ctx context.Context, input model.EditImageInput) (*model.Estimate, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := editRequest(input)
+	if err != nil {
+		return nil, err
+	}
+	return r.estimate(ctx, v.User.ID, req)
+}
+
 // ID is the resolver for the id field.
 func (r *securityEventResolver) ID(ctx context.Context, obj *account.SecurityEvent) (string, error) {
 	return relay.ID("SecurityEvent", obj.ID.String()), nil
@@ -462,6 +631,55 @@ func (r *subscriptionResolver) Heartbeat(ctx context.Context, intervalMs *int) (
 		}
 	}()
 	return ch, nil
+}
+
+// GenerationEvents is the resolver for the generationEvents field.
+func (r *subscriptionResolver) GenerationEvents(ctx context.Context, id string, afterSeq *int) (<-chan *model.GenerationEvent, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gid, err := uuidOf(id, "Generation")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.Jobs.Get(ctx, v.User.ID, gid); err != nil {
+		return nil, err
+	}
+	in := r.Jobs.Stream(ctx, gid, deref(afterSeq, 0))
+	out := make(chan *model.GenerationEvent)
+	go func() {
+		defer close(out)
+		for e := range in {
+			select {
+			case out <- eventModel(e):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// ViewerEvents is the resolver for the viewerEvents field.
+func (r *subscriptionResolver) ViewerEvents(ctx context.Context, afterSeq *int) (<-chan *model.ViewerEvent, error) {
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := r.Jobs.StreamFeed(ctx, v.User.ID, int64(deref(afterSeq, 0)))
+	out := make(chan *model.ViewerEvent)
+	go func() {
+		defer close(out)
+		for e := range in {
+			select {
+			case out <- feedModel(e):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
 }
 
 // ID is the resolver for the id field.
@@ -584,6 +802,36 @@ func (r *userResolver) Storage(ctx context.Context, obj *account.User) (*work.Us
 	return &u, nil
 }
 
+// Generations is the resolver for the generations field.
+func (r *userResolver) Generations(ctx context.Context, obj *account.User, first *int, after *string, status *model.GenerationStatus) (*model.GenerationConnection, error) {
+	if _, err := ownAccount(ctx, obj); err != nil {
+		return nil, err
+	}
+	n, err := pageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	cursor, err := cursorOf(after, "Generation")
+	if err != nil {
+		return nil, err
+	}
+	st := ""
+	if status != nil {
+		st = strings.ToLower(string(*status))
+	}
+	page, err := r.Jobs.List(ctx, obj.ID, st, n, cursor)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.GenerationConnection{TotalCount: page.TotalCount}
+	for i := range page.Generations {
+		g := &page.Generations[i]
+		conn.Edges = append(conn.Edges, &model.GenerationEdge{Cursor: relay.ID("Generation", g.ID.String()), Node: g})
+	}
+	conn.PageInfo = pageInfo(after != nil, page.HasNext, len(conn.Edges), func(i int) string { return conn.Edges[i].Cursor })
+	return conn, nil
+}
+
 // SecurityEvents is the resolver for the securityEvents field.
 func (r *userResolver) SecurityEvents(ctx context.Context, obj *account.User, first *int, after *string) (*model.SecurityEventConnection, error) {
 	if _, err := ownAccount(ctx, obj); err != nil {
@@ -641,6 +889,9 @@ func (r *workResolver) Images(ctx context.Context, obj *work.Work) ([]*work.Imag
 // CreditEntry returns CreditEntryResolver implementation.
 func (r *Resolver) CreditEntry() CreditEntryResolver { return &creditEntryResolver{r} }
 
+// Generation returns GenerationResolver implementation.
+func (r *Resolver) Generation() GenerationResolver { return &generationResolver{r} }
+
 // Image returns ImageResolver implementation.
 func (r *Resolver) Image() ImageResolver { return &imageResolver{r} }
 
@@ -667,6 +918,7 @@ func (r *Resolver) Work() WorkResolver { return &workResolver{r} }
 
 type (
 	creditEntryResolver   struct{ *Resolver }
+	generationResolver    struct{ *Resolver }
 	imageResolver         struct{ *Resolver }
 	mutationResolver      struct{ *Resolver }
 	queryResolver         struct{ *Resolver }

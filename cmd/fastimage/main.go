@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -27,9 +26,7 @@ import (
 	"github.com/fastimage/api/internal/logging"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/password"
-	"github.com/fastimage/api/internal/ratelimit"
 	"github.com/fastimage/api/internal/server"
-	"github.com/fastimage/api/internal/work"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -38,7 +35,8 @@ var version = ""
 const usage = `fastimage — the FastImage API service
 
 Usage:
-  fastimage serve [flags]            run the HTTP API (see fastimage serve --help)
+  fastimage serve [flags]            run the HTTP API and, unless --workers=0, generation workers
+  fastimage worker [flags]           run generation workers only (same flags as serve)
   fastimage migrate up|down|status   apply, roll back (development only) or list migrations
   fastimage version                  print the version
 
@@ -63,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stdout, stderr)
+	case "worker":
+		err = worker(ctx, args[1:], stderr)
 	case "migrate":
 		err = migrate(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
@@ -97,76 +97,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer bdb.Close()
-	migrator, err := db.NewMigrator(bdb)
+	migrator, err := prepareDatabase(ctx, bdb, cfg.Migrate, log)
 	if err != nil {
 		return err
-	}
-	if cfg.Migrate {
-		applied, err := migrator.Up(ctx)
-		if err != nil {
-			return fmt.Errorf("apply migrations: %w", err)
-		}
-		if len(applied) > 0 {
-			log.Info("applied migrations", "migrations", applied)
-		}
-	} else {
-		pending, err := migrator.Pending(ctx)
-		if err != nil {
-			return err
-		}
-		if len(pending) > 0 {
-			return fmt.Errorf("the database has %d pending migration(s): %s.\nApply them with `fastimage migrate up`, or start with --migrate (MIGRATE=true)",
-				len(pending), strings.Join(pending, ", "))
-		}
 	}
 
-	mailer, outbox, err := newMailer(cfg, bdb)
+	a, err := build(ctx, cfg, bdb, log)
 	if err != nil {
 		return err
 	}
-	verifier, err := newCaptcha(cfg)
-	if err != nil {
-		return err
-	}
-	ledger := credit.New(bdb)
-	limiter := ratelimit.New(bdb)
-	bucket, localBucket, err := newBucket(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	if c, ok := bucket.(io.Closer); ok {
-		defer c.Close()
-	}
-	gallery := work.New(bdb, bucket, work.Config{
-		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
-		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention,
-	})
-	var blobs http.Handler
-	if localBucket != nil {
-		blobs = localBucket.Handler()
-	}
-	accounts := account.New(bdb, accountConfig(cfg), mailer, verifier, log)
+	defer a.close()
 	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: migrator, Log: log, Version: buildVersion(),
-		Accounts: accounts, Ledger: ledger, Gallery: gallery, Blobs: blobs, Outbox: outbox})
-	sweepCtx, stopSweeping := context.WithCancel(ctx)
-	sweeping := make(chan struct{})
-	go func() {
-		defer close(sweeping)
-		runMaintenance(sweepCtx, cfg.MaintenanceInterval, log,
-			task{"release expired credit holds", ledger.ReleaseExpiredHolds},
-			task{"expire credit lots", ledger.ExpireLots},
-			task{"purge deleted works", gallery.Purge},
-			task{"clean stale uploads", gallery.CleanStaleUploads},
-			task{"sweep rate-limit events", func(ctx context.Context) (int, error) {
-				n, err := limiter.Sweep(ctx, 24*time.Hour)
-				return int(n), err
-			}},
-		)
-	}()
-	defer func() {
-		stopSweeping()
-		<-sweeping
-	}()
+		Accounts: a.accounts, Ledger: a.ledger, Gallery: a.gallery, Jobs: a.jobs, Bus: a.bus, Blobs: a.blobs, Outbox: a.outbox})
+	stopBackground := a.background(ctx, cfg)
+	defer stopBackground()
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -179,6 +123,65 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
+	log.Info("stopped")
+	return nil
+}
+
+// prepareDatabase applies pending migrations when asked to, and otherwise
+// refuses to go on while any are pending, naming them.
+func prepareDatabase(ctx context.Context, bdb *bun.DB, apply bool, log *slog.Logger) (*db.Migrator, error) {
+	migrator, err := db.NewMigrator(bdb)
+	if err != nil {
+		return nil, err
+	}
+	if apply {
+		applied, err := migrator.Up(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("apply migrations: %w", err)
+		}
+		if len(applied) > 0 {
+			log.Info("applied migrations", "migrations", applied)
+		}
+		return migrator, nil
+	}
+	pending, err := migrator.Pending(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(pending) > 0 {
+		return nil, fmt.Errorf("the database has %d pending migration(s): %s.\nApply them with `fastimage migrate up`, or start with --migrate (MIGRATE=true)",
+			len(pending), strings.Join(pending, ", "))
+	}
+	return migrator, nil
+}
+
+// worker runs generation workers and the periodic jobs, without the HTTP API.
+func worker(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := config.ParseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.Generate.Workers == 0 {
+		return &config.Error{Problems: []string{"--workers must be at least 1 for `fastimage worker`"}}
+	}
+	log := logging.New(stderr, cfg.Log)
+	bdb, err := db.Open(ctx, cfg.DB, "fastimage-worker")
+	if err != nil {
+		return err
+	}
+	defer bdb.Close()
+	if _, err := prepareDatabase(ctx, bdb, cfg.Migrate, log); err != nil {
+		return err
+	}
+	a, err := build(ctx, cfg, bdb, log)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	log.Info("FastImage workers running", "workers", cfg.Generate.Workers, "provider", a.jobs.ProviderName())
+	stop := a.background(ctx, cfg)
+	<-ctx.Done()
+	stop()
 	log.Info("stopped")
 	return nil
 }

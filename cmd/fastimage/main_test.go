@@ -27,7 +27,7 @@ var (
 	buildErr  error
 )
 
-func build(t *testing.T) string {
+func buildBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "fastimage-bin")
@@ -66,7 +66,7 @@ type process struct {
 // address.
 func startServe(t *testing.T, dbURL string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(build(t), append([]string{"serve", "--http-addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(buildBinary(t), append([]string{"serve", "--http-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_FORMAT=json")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -127,7 +127,7 @@ func (b *logBuffer) String() string {
 func TestTwoReplicasMigrateOnce(t *testing.T) {
 	t.Parallel()
 	dbURL := dbtest.NewEmptyURL(t)
-	build(t)
+	buildBinary(t)
 	var (
 		wg    sync.WaitGroup
 		procs [2]*process

@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -31,6 +32,12 @@ type AdjustCreditsPayload struct {
 	Entry *credit.Entry `json:"entry"`
 	// The user's credits after it.
 	Credits *credit.Balance `json:"credits"`
+}
+
+// Input of cancelGeneration.
+type CancelGenerationInput struct {
+	// The generation to stop.
+	GenerationID string `json:"generationId"`
 }
 
 // Input of changeEmail.
@@ -115,6 +122,122 @@ type DeleteWorksPayload struct {
 	DeletedWorkIds []string `json:"deletedWorkIds"`
 	// Until when they can be restored.
 	RestorableUntil time.Time `json:"restorableUntil"`
+}
+
+// Input of editImage.
+type EditImageInput struct {
+	// The work to edit.
+	SourceWorkID string `json:"sourceWorkId"`
+	// What to change, 1 to 4000 characters.
+	Instruction string `json:"instruction"`
+	// A work whose transparent pixels mark where to edit.
+	MaskWorkID *string `json:"maskWorkId,omitempty"`
+	// From 0 (subtle) to 1 (strong); default 0.6.
+	Strength *float64 `json:"strength,omitempty"`
+	// Images to make, 1 to 4 (default 1).
+	Count *int `json:"count,omitempty"`
+	// A seed (decimal) to repeat a result.
+	Seed *string `json:"seed,omitempty"`
+	// As for generateImage.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// What a request would cost.
+type Estimate struct {
+	// Credits per image.
+	CreditsPerImage int `json:"creditsPerImage"`
+	// Credits for the whole request.
+	TotalCredits int `json:"totalCredits"`
+	// Width of the images.
+	Width int `json:"width"`
+	// Height of the images.
+	Height int `json:"height"`
+}
+
+// Input of generateImage.
+type GenerateImageInput struct {
+	// What to make, 1 to 4000 characters.
+	Prompt string `json:"prompt"`
+	// What to avoid.
+	NegativePrompt *string `json:"negativePrompt,omitempty"`
+	// 1:1, 3:2, 2:3, 4:3, 3:4, 16:9 or 9:16; or give width and height.
+	AspectRatio *string `json:"aspectRatio,omitempty"`
+	// Width in pixels, 64 to 2048.
+	Width *int `json:"width,omitempty"`
+	// Height in pixels, 64 to 2048.
+	Height *int `json:"height,omitempty"`
+	// Images to make, 1 to 4 (default 1).
+	Count *int `json:"count,omitempty"`
+	// A seed (decimal) to repeat a result; random when omitted.
+	Seed *string `json:"seed,omitempty"`
+	// Send the same key to retry safely: the same request within 24 hours returns the same generation, charged once.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// A page of generations.
+type GenerationConnection struct {
+	// The generations of this page.
+	Edges []*GenerationEdge `json:"edges"`
+	// Where this page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many match in all.
+	TotalCount int `json:"totalCount"`
+}
+
+// A generation and its cursor.
+type GenerationEdge struct {
+	// Pass as `after` to continue after this generation.
+	Cursor string `json:"cursor"`
+	// The generation.
+	Node *generate.Generation `json:"node"`
+}
+
+// One step in a generation's life.
+type GenerationEvent struct {
+	// 1, 2, 3 … per generation.
+	Seq int `json:"seq"`
+	// QUEUED, STARTED, PROGRESS, OUTPUT, SUCCEEDED, FAILED or CANCELED.
+	Kind string `json:"kind"`
+	// The generation's global id.
+	GenerationID string `json:"generationId"`
+	// PROGRESS: from 0 to 1.
+	Fraction *float64 `json:"fraction,omitempty"`
+	// PROGRESS: the step done.
+	Step *int `json:"step,omitempty"`
+	// PROGRESS: how many steps in all.
+	TotalSteps *int `json:"totalSteps,omitempty"`
+	// PROGRESS: what is happening.
+	Message *string `json:"message,omitempty"`
+	// PROGRESS: a signed URL of a small preview, when the provider gives one.
+	PreviewURL *string `json:"previewUrl,omitempty"`
+	// OUTPUT: which image (0-based).
+	OutputIndex *int `json:"outputIndex,omitempty"`
+	// OUTPUT: a signed URL of the stored image.
+	OutputURL *string `json:"outputUrl,omitempty"`
+	// FAILED: why, as a code.
+	ErrorCode *string `json:"errorCode,omitempty"`
+	// FAILED: why, for people.
+	ErrorMessage *string `json:"errorMessage,omitempty"`
+	// SUCCEEDED: credits charged.
+	Cost *int `json:"cost,omitempty"`
+	// When it happened.
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// How long a generation waited and ran.
+type GenerationMetrics struct {
+	// Milliseconds from submission to start (so far, while queued).
+	QueueMs int `json:"queueMs"`
+	// Milliseconds from start to end (so far, while running); null before it starts.
+	RunMs *int `json:"runMs,omitempty"`
+}
+
+// A result that returns a generation and its work.
+type GenerationPayload struct {
+	// The generation.
+	Generation *generate.Generation `json:"generation"`
+	// The work its images go to.
+	Work *work.Work `json:"work"`
 }
 
 // One tick of the heartbeat subscription.
@@ -224,6 +347,12 @@ type RestoreWorksInput struct {
 type RestoreWorksPayload struct {
 	// The works back in My Works.
 	Works []*work.Work `json:"works"`
+}
+
+// Input of retryGeneration.
+type RetryGenerationInput struct {
+	// The finished generation to submit again.
+	GenerationID string `json:"generationId"`
 }
 
 // Input of revokeOtherSessions.
@@ -379,6 +508,22 @@ type VerifyEmailPayload struct {
 	User *account.User `json:"user"`
 }
 
+// One entry of your live feed.
+type ViewerEvent struct {
+	// 1, 2, 3 … per user.
+	Seq int `json:"seq"`
+	// GENERATION (a status change) or CREDITS (a balance change).
+	Kind string `json:"kind"`
+	// GENERATION: the generation's global id.
+	GenerationID *string `json:"generationId,omitempty"`
+	// GENERATION: its new status.
+	Status *GenerationStatus `json:"status,omitempty"`
+	// CREDITS: your credits after the change.
+	Credits *credit.Balance `json:"credits,omitempty"`
+	// When it happened.
+	CreatedAt time.Time `json:"createdAt"`
+}
+
 // A page of works.
 type WorkConnection struct {
 	// The works of this page.
@@ -484,6 +629,73 @@ func (e *CreditEntryKind) UnmarshalJSON(b []byte) error {
 }
 
 func (e CreditEntryKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where a generation stands.
+type GenerationStatus string
+
+const (
+	// Waiting for a worker; see queuePosition.
+	GenerationStatusQueued GenerationStatus = "QUEUED"
+	// Being made.
+	GenerationStatusRunning GenerationStatus = "RUNNING"
+	// Done; its images are in its work.
+	GenerationStatusSucceeded GenerationStatus = "SUCCEEDED"
+	// Could not be made; see errorCode and errorMessage.
+	GenerationStatusFailed GenerationStatus = "FAILED"
+	// Stopped by you.
+	GenerationStatusCanceled GenerationStatus = "CANCELED"
+)
+
+var AllGenerationStatus = []GenerationStatus{
+	GenerationStatusQueued,
+	GenerationStatusRunning,
+	GenerationStatusSucceeded,
+	GenerationStatusFailed,
+	GenerationStatusCanceled,
+}
+
+func (e GenerationStatus) IsValid() bool {
+	switch e {
+	case GenerationStatusQueued, GenerationStatusRunning, GenerationStatusSucceeded, GenerationStatusFailed, GenerationStatusCanceled:
+		return true
+	}
+	return false
+}
+
+func (e GenerationStatus) String() string {
+	return string(e)
+}
+
+func (e *GenerationStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = GenerationStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid GenerationStatus", str)
+	}
+	return nil
+}
+
+func (e GenerationStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *GenerationStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e GenerationStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

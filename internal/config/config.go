@@ -73,6 +73,7 @@ type Serve struct {
 	Credits  Credits
 	Storage  Storage
 	Works    Works
+	Generate Generate
 	Mail     Mail
 	Captcha  Captcha
 	// TrustedProxies are the networks whose X-Forwarded-For is believed when
@@ -112,6 +113,22 @@ type Works struct {
 	QuotaBytes int64
 	URLTTL     time.Duration
 	Retention  time.Duration
+}
+
+// Generate holds the generation settings.
+type Generate struct {
+	Workers          int
+	Lease            time.Duration
+	MaxAttempts      int
+	UserRunningLimit int
+	QueueCap         int
+	Provider         string // "local" or "openai"
+	LocalStepDelay   time.Duration
+	OpenAIBaseURL    string
+	OpenAIKey        string
+	OpenAIModel      string
+	OpenAITimeout    time.Duration
+	OpenAIPartials   int
 }
 
 // Mail holds the outgoing email settings; an empty SMTPURL keeps mail in the
@@ -356,6 +373,18 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.int64(&cfg.Works.QuotaBytes, "storage-quota-bytes", "STORAGE_QUOTA_BYTES", 5<<30, "bytes each user may keep")
 	s.duration(&cfg.Works.URLTTL, "signed-url-ttl", "SIGNED_URL_TTL", time.Hour, "how long signed image URLs work (at least)")
 	s.duration(&cfg.Works.Retention, "works-retention", "WORKS_RETENTION", 7*24*time.Hour, "how long deleted works stay restorable before they are erased")
+	s.int(&cfg.Generate.Workers, "workers", "WORKERS", 2, "generation jobs this process runs at once (0: none; the API only)")
+	s.duration(&cfg.Generate.Lease, "job-lease", "JOB_LEASE", 30*time.Second, "a claimed job whose worker stops renewing it for this long is taken over by another worker")
+	s.int(&cfg.Generate.MaxAttempts, "job-max-attempts", "JOB_MAX_ATTEMPTS", 3, "how often a job whose worker died is tried before it fails")
+	s.int(&cfg.Generate.UserRunningLimit, "user-running-limit", "USER_RUNNING_LIMIT", 2, "jobs of one user that run at once")
+	s.int(&cfg.Generate.QueueCap, "queue-cap", "QUEUE_CAP", 1000, "queued jobs past which new ones are refused with QUEUE_FULL")
+	s.str(&cfg.Generate.Provider, "ai-provider", "AI_PROVIDER", "local", "local (built-in generator, no network) or openai (an OpenAI-compatible Images API)")
+	s.duration(&cfg.Generate.LocalStepDelay, "local-step-delay", "LOCAL_STEP_DELAY", 250*time.Millisecond, "pause between the built-in generator's steps, so that progress can be watched")
+	s.str(&cfg.Generate.OpenAIBaseURL, "openai-base-url", "OPENAI_BASE_URL", "https://api.openai.com", "base URL of the OpenAI-compatible Images API")
+	s.secret(&cfg.Generate.OpenAIKey, "openai-api-key", "OPENAI_API_KEY", "", "API key of the Images API")
+	s.str(&cfg.Generate.OpenAIModel, "openai-model", "OPENAI_MODEL", "gpt-image-1", "image model")
+	s.duration(&cfg.Generate.OpenAITimeout, "openai-timeout", "OPENAI_TIMEOUT", 2*time.Minute, "longest wait for one provider call")
+	s.int(&cfg.Generate.OpenAIPartials, "openai-partial-images", "OPENAI_PARTIAL_IMAGES", 2, "partial images to stream while generating (0 to 3; 0 turns streaming off)")
 	s.str(&proxies, "trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For is believed")
 	s.secret(&cfg.Mail.SMTPURL, "smtp-url", "SMTP_URL", "", "SMTP server for outgoing mail, e.g. smtp://user:pass@host:587?from=FastImage%20%3Cno-reply@example.com%3E; empty keeps mail in the local outbox (shown at /dev/outbox in development)")
 	s.str(&cfg.Captcha.Provider, "captcha-provider", "CAPTCHA_PROVIDER", "", "turnstile or hcaptcha; empty turns CAPTCHA off")
@@ -406,6 +435,15 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(cfg.Works.QuotaBytes >= cfg.MaxUploadBytes, "--storage-quota-bytes must be at least --max-upload-bytes")
 	s.check(cfg.Works.URLTTL >= time.Minute && cfg.Works.URLTTL <= 7*24*time.Hour, "--signed-url-ttl must be between 1m and 168h")
 	s.check(cfg.Works.Retention >= time.Hour, "--works-retention must be at least 1h")
+	g := cfg.Generate
+	s.check(g.Workers >= 0 && g.Workers <= 64, "--workers must be between 0 and 64")
+	s.check(g.Lease >= time.Second, "--job-lease must be at least 1s")
+	s.check(g.MaxAttempts >= 1 && g.MaxAttempts <= 10, "--job-max-attempts must be between 1 and 10")
+	s.check(g.UserRunningLimit >= 1, "--user-running-limit must be at least 1")
+	s.check(g.QueueCap >= 1, "--queue-cap must be at least 1")
+	s.check(g.Provider == "local" || g.Provider == "openai", "--ai-provider / AI_PROVIDER must be local or openai, not %q", g.Provider)
+	s.check(g.Provider != "openai" || g.OpenAIKey != "", "OPENAI_API_KEY is required with AI_PROVIDER=openai")
+	s.check(g.OpenAIPartials >= 0 && g.OpenAIPartials <= 3, "--openai-partial-images must be between 0 and 3")
 	s.check(cfg.Captcha.Timeout >= 100*time.Millisecond, "--captcha-timeout must be at least 100ms")
 
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {

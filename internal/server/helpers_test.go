@@ -26,6 +26,11 @@ import (
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/db/dbtest"
+	"github.com/fastimage/api/internal/events"
+	"github.com/fastimage/api/internal/generate"
+	"github.com/fastimage/api/internal/generate/provider"
+	localprovider "github.com/fastimage/api/internal/generate/provider/local"
+	"github.com/fastimage/api/internal/generate/provider/openai"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/password"
 	"github.com/fastimage/api/internal/server"
@@ -55,6 +60,10 @@ func testConfig() *config.Serve {
 		WSMaxMessage:        64 << 10,
 		Credits:             config.Credits{SignupBonus: 25},
 		MaintenanceInterval: time.Minute,
+		Generate: config.Generate{
+			Workers: 2, Lease: 2 * time.Second, MaxAttempts: 3, UserRunningLimit: 2, QueueCap: 100,
+			Provider: "local", LocalStepDelay: 5 * time.Millisecond,
+		},
 		Works: config.Works{
 			MaxPixels: 40_000_000, QuotaBytes: 50 << 20, URLTTL: time.Hour, Retention: 7 * 24 * time.Hour,
 		},
@@ -78,6 +87,7 @@ type testServer struct {
 	gallery *work.Service
 	bucket  *local.Bucket
 	queries *queryCounter
+	jobs    *generate.Service
 }
 
 // queryCounter counts the SQL statements the server runs, except the
@@ -174,9 +184,20 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
 		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention,
 	})
+	bus := events.New(bdb, log)
+	jobs := generate.New(bdb, generate.Config{
+		Workers: cfg.Generate.Workers, Lease: cfg.Generate.Lease, MaxAttempts: cfg.Generate.MaxAttempts,
+		UserRunningLimit: cfg.Generate.UserRunningLimit, QueueCap: cfg.Generate.QueueCap,
+		PollInterval: 2 * time.Second, ProgressEvery: 10 * time.Millisecond,
+	}, bus, gallery, providerFor(t, cfg.Generate), log)
 	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: m, Log: log, Version: "test-1",
-		Accounts: accounts, Ledger: ledger, Gallery: gallery, Blobs: bucket.Handler(), Outbox: outbox})
+		Accounts: accounts, Ledger: ledger, Gallery: gallery, Jobs: jobs, Bus: bus, Blobs: bucket.Handler(), Outbox: outbox})
 	addr := ln.Addr().String()
+	var background sync.WaitGroup
+	background.Go(func() { bus.Run(ctx) })
+	if cfg.Generate.Workers > 0 {
+		background.Go(func() { jobs.RunWorkers(ctx, "test-"+addr) })
+	}
 	ln = wrap(ln)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
@@ -188,11 +209,12 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		once.Do(func() {
 			cancel()
 			stopErr = <-done
+			background.Wait()
 			bdb.Close()
 		})
 		return stopErr
 	}
-	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}, gallery: gallery, bucket: bucket, queries: queries}
+	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}, gallery: gallery, bucket: bucket, queries: queries, jobs: jobs}
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("server did not shut down cleanly: %v", err)
@@ -374,3 +396,21 @@ func uuidOfGlobal(t testing.TB, id string) uuid.UUID {
 	}
 	return u
 }
+
+// providerFor builds the provider cfg names, as `fastimage serve` does.
+func providerFor(t testing.TB, cfg config.Generate) provider.Provider {
+	t.Helper()
+	if cfg.Provider != "openai" {
+		return localprovider.New(localprovider.Config{StepDelay: cfg.LocalStepDelay})
+	}
+	c, err := openai.New(openai.Config{
+		BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIKey, Model: cfg.OpenAIModel,
+		Timeout: cfg.OpenAITimeout, PartialImages: cfg.OpenAIPartials, MaxAttempts: 3, Backoff: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func dbtestURL(t testing.TB) string { return dbtest.NewURL(t) }

@@ -20,6 +20,8 @@ import (
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
+	"github.com/fastimage/api/internal/events"
+	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/metrics"
 	"github.com/fastimage/api/internal/work"
@@ -35,6 +37,8 @@ type Deps struct {
 	Accounts *account.Service
 	Ledger   *credit.Ledger
 	Gallery  *work.Service
+	Jobs     *generate.Service
+	Bus      *events.Bus
 	// Blobs serves the local storage backend's signed URLs at /blobs/; nil
 	// with GCS, whose URLs point at Google.
 	Blobs http.Handler
@@ -52,6 +56,7 @@ type Server struct {
 	accounts *account.Service
 	ledger   *credit.Ledger
 	gallery  *work.Service
+	jobs     *generate.Service
 	blobs    http.Handler
 	outbox   *mail.Outbox
 
@@ -80,6 +85,7 @@ func New(d Deps) *Server {
 		accounts: d.Accounts,
 		ledger:   d.Ledger,
 		gallery:  d.Gallery,
+		jobs:     d.Jobs,
 		blobs:    d.Blobs,
 		outbox:   d.Outbox,
 		metrics:  metrics.NewRegistry(),
@@ -91,6 +97,9 @@ func New(d Deps) *Server {
 	wsOpen := s.metrics.Gauge("fastimage_websocket_connections", "Open WebSocket connections.")
 	s.subscriptions = s.metrics.Gauge("fastimage_graphql_active_subscriptions", "GraphQL subscriptions running now, over WebSocket or SSE.")
 	s.registerDBStats()
+	if d.Bus != nil {
+		s.metrics.GaugeFunc("fastimage_event_waiters", "Subscriptions and workers waiting for a doorbell in this process.", func() float64 { return float64(d.Bus.Waiters()) })
+	}
 	s.ws = newWSAcceptor(s.origins, d.Config.WSWriteTimeout, d.Config.WSPingInterval, wsOpen, d.Log)
 	s.handler = s.routes()
 	return s
@@ -132,6 +141,10 @@ func (s *Server) serverInfo() *model.ServerInfo {
 	if s.gallery != nil {
 		storage = &model.Integration{Enabled: true, Provider: ptr(s.gallery.Bucket().Name())}
 	}
+	ai := &model.Integration{}
+	if s.jobs != nil {
+		ai = &model.Integration{Enabled: true, Provider: ptr(s.jobs.ProviderName())}
+	}
 	email := &model.Integration{Enabled: true, Provider: ptr("outbox")}
 	if s.outbox == nil {
 		email.Provider = ptr("smtp")
@@ -141,7 +154,7 @@ func (s *Server) serverInfo() *model.ServerInfo {
 		Integrations: &model.Integrations{
 			// Each integration reports itself here as its issue lands.
 			Storage:    storage,
-			AiProvider: &model.Integration{},
+			AiProvider: ai,
 			Payments:   &model.Integration{},
 			Email:      email,
 			Captcha:    captcha,

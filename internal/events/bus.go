@@ -1,0 +1,170 @@
+// Package events is the doorbell of the live streams. Rows in Postgres are
+// the truth (generation_events, viewer_events, the queue); a NOTIFY after
+// each commit only says "look again". Postgres delivers NOTIFY on commit,
+// loses what arrives while a listener reconnects, and Bun's listener drops
+// past its buffer, so every waiter re-reads the table when woken, when the
+// listener reconnects, and on a slow timer as a safety net.
+package events
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/pgdriver"
+)
+
+// Channel is the one Postgres channel every doorbell rings on. Payloads are
+// "<topic>:<id>[:<seq>]", e.g. "gen:<uuid>:7", "user:<uuid>:12", "queue".
+const Channel = "fastimage_events"
+
+// Bus fans notifications out to waiters in this process.
+type Bus struct {
+	db  *bun.DB
+	log *slog.Logger
+
+	mu      sync.Mutex
+	waiters map[string]map[chan struct{}]struct{}
+}
+
+// New returns a Bus; Run must be running for it to ring.
+func New(db *bun.DB, log *slog.Logger) *Bus {
+	return &Bus{db: db, log: log, waiters: make(map[string]map[chan struct{}]struct{})}
+}
+
+// Topic keys.
+func GenerationTopic(id string) string { return "gen:" + id }
+
+// UserTopic is the key of a user's feed.
+func UserTopic(id string) string { return "user:" + id }
+
+// QueueTopic is rung when a job is queued or a worker slot frees up.
+const QueueTopic = "queue"
+
+// CancelTopic is rung when a running job is asked to stop.
+func CancelTopic(id string) string { return "cancel:" + id }
+
+// Subscribe returns a channel that receives (without blocking the bus; one
+// pending wake-up is kept) whenever topic may have news, and a function that
+// stops it.
+func (b *Bus) Subscribe(topic string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	b.mu.Lock()
+	set := b.waiters[topic]
+	if set == nil {
+		set = make(map[chan struct{}]struct{})
+		b.waiters[topic] = set
+	}
+	set[ch] = struct{}{}
+	b.mu.Unlock()
+	return ch, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.waiters[topic], ch)
+		if len(b.waiters[topic]) == 0 {
+			delete(b.waiters, topic)
+		}
+	}
+}
+
+// Waiters returns how many waiters are subscribed, for metrics.
+func (b *Bus) Waiters() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, set := range b.waiters {
+		n += len(set)
+	}
+	return n
+}
+
+func (b *Bus) wake(topic string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ch := range b.waiters[topic] {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
+
+func (b *Bus) wakeAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, set := range b.waiters {
+		for ch := range set {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Run listens until ctx ends. After any connection trouble it wakes every
+// waiter, since notifications may have been lost meanwhile.
+func (b *Bus) Run(ctx context.Context) {
+	ln := pgdriver.NewListener(b.db)
+	// Closing the listener is what interrupts a read in progress; pgdriver
+	// does not watch ctx while it waits for a notification.
+	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stop()
+	defer ln.Close()
+	for ctx.Err() == nil {
+		if err := ln.Listen(ctx, Channel); err != nil {
+			b.log.WarnContext(ctx, "events: listen failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		b.wakeAll()
+		b.receive(ctx, ln)
+	}
+}
+
+func (b *Bus) receive(ctx context.Context, ln *pgdriver.Listener) {
+	for ctx.Err() == nil {
+		_, payload, err := ln.ReceiveTimeout(ctx, 30*time.Second)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if ctx.Err() == nil {
+				b.log.WarnContext(ctx, "events: listener lost its connection; catching up", "err", err)
+				sleep(ctx, 200*time.Millisecond)
+			}
+			return
+		}
+		b.wake(topicOf(payload))
+	}
+}
+
+func topicOf(payload string) string {
+	parts := strings.SplitN(payload, ":", 3)
+	if len(parts) >= 2 {
+		return parts[0] + ":" + parts[1]
+	}
+	return payload
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// Ring notifies every process's waiters of topic once the transaction idb
+// belongs to commits (at once outside a transaction).
+func Ring(ctx context.Context, idb bun.IDB, topic string) error {
+	_, err := idb.ExecContext(ctx, "SELECT pg_notify(?, ?)", Channel, topic)
+	return err
+}

@@ -1,0 +1,162 @@
+package generate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/events"
+)
+
+func notFound() error { return apperr.Errorf(apperr.NotFound, "No such generation.") }
+
+// Get returns one of the user's generations.
+// Returns NOT_FOUND for anyone else's.
+func (s *Service) Get(ctx context.Context, userID, id uuid.UUID) (*Generation, error) {
+	var g Generation
+	err := s.db.NewSelect().Model(&g).Where("id = ? AND user_id = ?", id, userID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get generation: %w", err)
+	}
+	return &g, nil
+}
+
+// ByIDs returns the user's generations among ids, in no order.
+func (s *Service) ByIDs(ctx context.Context, userID uuid.UUID, ids []uuid.UUID) ([]Generation, error) {
+	var gs []Generation
+	if err := s.db.NewSelect().Model(&gs).Where("id IN (?) AND user_id = ?", bun.In(ids), userID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("find generations: %w", err)
+	}
+	return gs, nil
+}
+
+// QueuePosition is how many queued jobs go before g, plus one (0 when g is
+// not queued): exact at the moment it is read.
+func (s *Service) QueuePosition(ctx context.Context, g *Generation) (int, error) {
+	if g.Status != StatusQueued {
+		return 0, nil
+	}
+	var ahead int
+	err := s.db.NewRaw(`SELECT count(*) FROM generations WHERE status = 'queued' AND (queued_at, id) < (?, ?)`, g.QueuedAt, g.ID).Scan(ctx, &ahead)
+	if err != nil {
+		return 0, fmt.Errorf("queue position: %w", err)
+	}
+	return ahead + 1, nil
+}
+
+// Page is one page of generations, newest first.
+type Page struct {
+	Generations []Generation
+	HasNext     bool
+	TotalCount  int
+}
+
+// List returns the user's generations, newest first, optionally of one
+// status.
+func (s *Service) List(ctx context.Context, userID uuid.UUID, status string, first int, after *uuid.UUID) (*Page, error) {
+	filter := func(q *bun.SelectQuery) *bun.SelectQuery {
+		q = q.Where("user_id = ?", userID)
+		if status != "" {
+			q = q.Where("status = ?", status)
+		}
+		return q
+	}
+	var gs []Generation
+	q := filter(s.db.NewSelect().Model(&gs)).Order("id DESC").Limit(int64(first + 1))
+	if after != nil {
+		q = q.Where("id < ?", *after)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list generations: %w", err)
+	}
+	total, err := filter(s.db.NewSelect().Model((*Generation)(nil))).Count(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("count generations: %w", err)
+	}
+	p := &Page{Generations: gs, TotalCount: int(total)}
+	if len(gs) > first {
+		p.Generations, p.HasNext = gs[:first], true
+	}
+	return p, nil
+}
+
+// Cancel stops a generation: a queued one is canceled at once (its credits
+// released); a running one is asked to stop, and its worker cancels the
+// provider call and records the cancel. Canceling a finished generation
+// changes nothing.
+// Returns NOT_FOUND for anyone else's.
+func (s *Service) Cancel(ctx context.Context, userID, id uuid.UUID) (*Generation, error) {
+	g, err := s.Get(ctx, userID, id)
+	if err != nil {
+		return nil, err
+	}
+	switch g.Status {
+	case StatusQueued:
+		err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			var cur Generation
+			if err := tx.NewSelect().Model(&cur).Where("id = ? AND status = 'queued'", id).For("UPDATE").Scan(ctx); err != nil {
+				return errLeaseLost // a worker took it meanwhile; ask it to stop instead
+			}
+			return s.endTx(ctx, tx, &cur, StatusCanceled, nil)
+		})
+		if errors.Is(err, errLeaseLost) {
+			return s.Cancel(ctx, userID, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+	case StatusRunning:
+		if _, err := s.db.NewUpdate().Model((*Generation)(nil)).Set("cancel_requested = true").
+			Where("id = ? AND status = 'running'", id).Exec(ctx); err != nil {
+			return nil, fmt.Errorf("request cancel: %w", err)
+		}
+		if err := events.Ring(ctx, s.db, events.CancelTopic(id.String())); err != nil {
+			return nil, err
+		}
+	}
+	return s.Get(ctx, userID, id)
+}
+
+// Retry submits a finished generation's request again as a new generation
+// linked to the old one.
+// Returns NOT_FOUND, VALIDATION (it has not finished), and Submit's codes.
+func (s *Service) Retry(ctx context.Context, userID, id uuid.UUID) (*Generation, error) {
+	old, err := s.Get(ctx, userID, id)
+	if err != nil {
+		return nil, err
+	}
+	if !old.Final() {
+		return nil, apperr.Errorf(apperr.Validation, "This generation has not finished yet; cancel it first or wait.")
+	}
+	seed, strength := old.Seed, old.Strength
+	g, err := s.Submit(ctx, userID, Request{
+		Kind: old.Kind, Prompt: old.Prompt, NegativePrompt: old.NegativePrompt, Width: old.Width, Height: old.Height,
+		Count: old.Count, Seed: &seed, Strength: &strength, SourceWorkID: old.SourceWorkID, MaskWorkID: old.MaskWorkID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.db.NewUpdate().Model((*Generation)(nil)).Set("retry_of = ?", old.ID).Where("id = ?", g.ID).Exec(ctx); err != nil {
+		return nil, fmt.Errorf("link retry: %w", err)
+	}
+	g.RetryOf = &old.ID
+	return g, nil
+}
+
+// ForgetOldKeys frees idempotency keys older than 24 hours for reuse.
+func (s *Service) ForgetOldKeys(ctx context.Context) (int, error) {
+	res, err := s.db.ExecContext(ctx, "UPDATE generations SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at < now() - interval '24 hours'")
+	if err != nil {
+		return 0, fmt.Errorf("forget idempotency keys: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}

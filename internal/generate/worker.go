@@ -1,0 +1,327 @@
+package generate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/events"
+	"github.com/fastimage/api/internal/generate/provider"
+	"github.com/fastimage/api/internal/work"
+)
+
+var (
+	errLeaseLost = errors.New("generate: lease lost to another worker")
+	errCanceled  = errors.New("generate: canceled by the user")
+)
+
+// RunWorkers runs cfg.Workers workers until ctx ends; on the way out each
+// gives back the lease of the job it was running, so another replica picks
+// it up at once instead of after the lease expires.
+func (s *Service) RunWorkers(ctx context.Context, owner string) {
+	var wg sync.WaitGroup
+	for i := range s.cfg.Workers {
+		wg.Go(func() { s.workLoop(ctx, fmt.Sprintf("%s/%d", owner, i)) })
+	}
+	wg.Wait()
+}
+
+func (s *Service) workLoop(ctx context.Context, owner string) {
+	wake, stop := s.bus.Subscribe(events.QueueTopic)
+	defer stop()
+	for ctx.Err() == nil {
+		g, err := s.claim(ctx, owner)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "claim generation", "err", err)
+			}
+			waitFor(ctx, wake, time.Second)
+			continue
+		}
+		if g == nil {
+			waitFor(ctx, wake, s.cfg.PollInterval)
+			continue
+		}
+		s.run(ctx, owner, g)
+	}
+}
+
+// claim takes the oldest job that is queued, or whose worker's lease ran out
+// (the worker died), without waiting for jobs other workers hold, and keeps
+// each user within their running limit.
+func (s *Service) claim(ctx context.Context, owner string) (*Generation, error) {
+	var gs []Generation
+	err := s.db.NewRaw(`
+		WITH next AS (
+			SELECT g.id FROM generations g
+			WHERE (g.status = 'queued' OR (g.status = 'running' AND g.lease_expires_at < now()))
+			  AND (SELECT count(*) FROM generations r
+			       WHERE r.user_id = g.user_id AND r.status = 'running' AND r.lease_expires_at >= now()) < ?
+			ORDER BY g.queued_at, g.id
+			LIMIT 1
+			FOR UPDATE OF g SKIP LOCKED
+		)
+		UPDATE generations g
+		SET status = 'running', lease_owner = ?, lease_expires_at = now() + ?::interval,
+		    attempts = g.attempts + 1, started_at = coalesce(g.started_at, now()), updated_at = now()
+		FROM next WHERE g.id = next.id
+		RETURNING g.*`, s.cfg.UserRunningLimit, owner, interval(s.cfg.Lease)).Scan(ctx, &gs)
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	if len(gs) == 0 {
+		return nil, nil
+	}
+	return &gs[0], nil
+}
+
+func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.Milliseconds()) }
+
+// run carries one claimed job to its end: success, failure or cancel; or,
+// when this worker stops or loses the lease, leaves it to another.
+func (s *Service) run(ctx context.Context, owner string, g *Generation) {
+	log := s.log.With("generation_id", g.ID.String(), "attempt", g.Attempts)
+	switch {
+	case g.CancelRequested:
+		s.finish(ctx, owner, g, StatusCanceled, nil)
+		return
+	case g.Attempts > g.MaxAttempts:
+		s.finish(ctx, owner, g, StatusFailed, apperr.Errorf("WORKER_LOST", "This job was interrupted %d times and was given up; your credits were not charged. Try again.", g.MaxAttempts))
+		return
+	}
+	if err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := appendEvent(ctx, tx, g.ID, EventStarted, map[string]any{"attempt": g.Attempts}); err != nil {
+			return err
+		}
+		if err := work.SetStatusTx(ctx, tx, g.WorkID, work.StatusProcessing); err != nil {
+			return err
+		}
+		return feedStatus(ctx, tx, g, StatusRunning)
+	}); err != nil {
+		log.ErrorContext(ctx, "start generation", "err", err)
+		return
+	}
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	beats := make(chan struct{})
+	go func() {
+		defer close(beats)
+		s.heartbeat(runCtx, owner, g.ID, cancel)
+	}()
+	defer func() { cancel(nil); <-beats }()
+
+	err := s.generate(runCtx, g)
+	cause := context.Cause(runCtx)
+	switch {
+	case errors.Is(cause, errLeaseLost):
+		log.WarnContext(ctx, "lost the lease; another worker has the job")
+	case errors.Is(cause, errCanceled):
+		s.finish(ctx, owner, g, StatusCanceled, nil)
+	case ctx.Err() != nil:
+		s.giveBack(context.WithoutCancel(ctx), owner, g)
+	case err != nil:
+		var ae *apperr.Error
+		if !errors.As(err, &ae) {
+			log.ErrorContext(ctx, "generation failed", "err", err)
+			ae = apperr.Errorf(apperr.Internal, "Something went wrong while making your images; your credits were not charged. Try again.")
+		}
+		s.finish(ctx, owner, g, StatusFailed, ae)
+	default:
+		s.finish(ctx, owner, g, StatusSucceeded, nil)
+	}
+}
+
+// heartbeat renews the lease and watches for a cancel request, ending the
+// run's context when either says stop.
+func (s *Service) heartbeat(ctx context.Context, owner string, id uuid.UUID, stop context.CancelCauseFunc) {
+	cancelWake, unsubscribe := s.bus.Subscribe(events.CancelTopic(id.String()))
+	defer unsubscribe()
+	t := time.NewTicker(s.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-cancelWake:
+		}
+		var cancelRequested []bool
+		err := s.db.NewRaw(`UPDATE generations SET lease_expires_at = now() + ?::interval
+			WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING cancel_requested`,
+			interval(s.cfg.Lease), id, owner).Scan(ctx, &cancelRequested)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.WarnContext(ctx, "heartbeat failed", "generation_id", id.String(), "err", err)
+		case err != nil:
+			return
+		case len(cancelRequested) == 0:
+			stop(errLeaseLost)
+			return
+		case cancelRequested[0]:
+			stop(errCanceled)
+			return
+		}
+	}
+}
+
+// generate calls the provider and records its progress and outputs.
+func (s *Service) generate(ctx context.Context, g *Generation) error {
+	req := provider.Request{
+		Kind: g.Kind, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt,
+		Width: g.Width, Height: g.Height, Count: g.Count, Seed: g.Seed, Strength: g.Strength,
+	}
+	if g.Kind == KindEdit && g.SourceWorkID != nil {
+		var err error
+		if req.Source, err = s.gallery.SourceImage(ctx, g.UserID, *g.SourceWorkID); err != nil {
+			return err
+		}
+		if g.MaskWorkID != nil {
+			if req.Mask, err = s.gallery.SourceImage(ctx, g.UserID, *g.MaskWorkID); err != nil {
+				return err
+			}
+		}
+	}
+	var (
+		lastProgress time.Time
+		fraction     float64
+		progressErr  error
+	)
+	report := func(p provider.Progress) {
+		if progressErr != nil || p.Total <= 0 {
+			return
+		}
+		f := min(float64(p.Step)/float64(p.Total), 1)
+		// Never backwards, and at most one event per ProgressEvery.
+		if f < fraction || (time.Since(lastProgress) < s.cfg.ProgressEvery && p.Step < p.Total) {
+			return
+		}
+		fraction, lastProgress = f, time.Now()
+		payload := map[string]any{"fraction": f, "step": p.Step, "totalSteps": p.Total, "message": p.Message}
+		if len(p.Preview) > 0 {
+			url, err := s.gallery.PutPreview(ctx, g.UserID, g.WorkID, p.Step, p.Preview, p.PreviewType, s.gallery.URLExpiry(time.Now()))
+			if err == nil {
+				payload["previewUrl"] = url
+			}
+		}
+		progressErr = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			if _, err := tx.NewRaw("UPDATE generations SET progress = greatest(progress, ?) WHERE id = ?", f, g.ID).Exec(ctx); err != nil {
+				return err
+			}
+			_, err := appendEvent(ctx, tx, g.ID, EventProgress, payload)
+			return err
+		})
+	}
+	emit := func(o provider.Output) error {
+		img, err := s.gallery.AddOutput(ctx, g.UserID, g.WorkID, o.Index, o.Data)
+		if err != nil {
+			return err
+		}
+		url, err := s.gallery.URL(ctx, &img.Asset, s.gallery.URLExpiry(time.Now()))
+		if err != nil {
+			return err
+		}
+		return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			if _, err := tx.NewRaw("UPDATE generations SET outputs = greatest(outputs, ?) WHERE id = ?", o.Index+1, g.ID).Exec(ctx); err != nil {
+				return err
+			}
+			_, err := appendEvent(ctx, tx, g.ID, EventOutput, map[string]any{
+				"index": o.Index, "imageId": img.ID.String(), "width": img.Width, "height": img.Height,
+				"contentType": img.ContentType, "url": url,
+			})
+			return err
+		})
+	}
+	if err := s.provider.Generate(ctx, req, report, emit); err != nil {
+		return err
+	}
+	return progressErr
+}
+
+// finish records the end of a job the worker still holds: it captures the
+// credits of the images made (success) or releases them, marks the work,
+// and writes the final event, all in one transaction.
+func (s *Service) finish(ctx context.Context, owner string, g *Generation, status string, failure *apperr.Error) {
+	ctx = context.WithoutCancel(ctx)
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var cur Generation
+		err := tx.NewSelect().Model(&cur).Where("id = ? AND status = 'running' AND lease_owner = ?", g.ID, owner).For("UPDATE").Scan(ctx)
+		if err != nil {
+			return errLeaseLost
+		}
+		return s.endTx(ctx, tx, &cur, status, failure)
+	})
+	if err != nil && !errors.Is(err, errLeaseLost) {
+		s.log.ErrorContext(ctx, "finish generation", "generation_id", g.ID.String(), "err", err)
+	}
+	if err == nil {
+		if derr := s.gallery.DropPreviews(ctx, g.UserID, g.WorkID); derr != nil {
+			s.log.WarnContext(ctx, "drop previews", "err", derr)
+		}
+		_ = events.Ring(ctx, s.db, events.QueueTopic) // a running slot freed up
+	}
+}
+
+// endTx moves a generation (locked by the caller) to its final status.
+func (s *Service) endTx(ctx context.Context, tx bun.Tx, g *Generation, status string, failure *apperr.Error) error {
+	var cost int64
+	if status == StatusSucceeded {
+		cost = int64(g.Outputs * g.CreditsPerImage)
+		if g.HoldID != nil {
+			if _, err := credit.CaptureTx(ctx, tx, *g.HoldID, cost); err != nil {
+				return fmt.Errorf("capture: %w", err)
+			}
+		}
+	} else if g.HoldID != nil {
+		if err := credit.ReleaseTx(ctx, tx, *g.HoldID); err != nil && apperr.CodeOf(err) != apperr.Conflict {
+			return fmt.Errorf("release: %w", err)
+		}
+	}
+	q := tx.NewUpdate().Model((*Generation)(nil)).Set("status = ?", status).Set("finished_at = now()").
+		Set("lease_owner = NULL").Set("lease_expires_at = NULL").Set("updated_at = now()").Where("id = ?", g.ID)
+	payload := map[string]any{}
+	workStatus := work.StatusFailed
+	switch status {
+	case StatusSucceeded:
+		q = q.Set("cost = ?", cost).Set("progress = 1")
+		payload = map[string]any{"cost": cost, "outputs": g.Outputs}
+		workStatus = work.StatusReady
+	case StatusFailed:
+		q = q.Set("error_code = ?", string(failure.Code)).Set("error_message = ?", failure.Message)
+		payload = map[string]any{"code": string(failure.Code), "message": failure.Message}
+	}
+	if _, err := q.Exec(ctx); err != nil {
+		return fmt.Errorf("end generation: %w", err)
+	}
+	if err := work.SetStatusTx(ctx, tx, g.WorkID, workStatus); err != nil {
+		return err
+	}
+	kind := map[string]string{StatusSucceeded: EventSucceeded, StatusFailed: EventFailed, StatusCanceled: EventCanceled}[status]
+	if _, err := appendEvent(ctx, tx, g.ID, kind, payload); err != nil {
+		return err
+	}
+	return feedStatus(ctx, tx, g, status)
+}
+
+// giveBack returns a job to the queue when its worker stops (shutdown), so
+// that another takes it now rather than after the lease; the attempt does
+// not count.
+func (s *Service) giveBack(ctx context.Context, owner string, g *Generation) {
+	if _, err := s.db.ExecContext(ctx, `UPDATE generations SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+		attempts = greatest(attempts - 1, 0), updated_at = now() WHERE id = ? AND lease_owner = ? AND status = 'running'`, g.ID, owner); err != nil {
+		s.log.ErrorContext(ctx, "give back lease", "generation_id", g.ID.String(), "err", err)
+		return
+	}
+	_ = events.Ring(ctx, s.db, events.QueueTopic)
+}
+
+func (s *Service) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return s.db.RunInTx(ctx, nil, fn)
+}

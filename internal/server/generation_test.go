@@ -1,0 +1,511 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+const generateMutation = `mutation($in: GenerateImageInput!) { generateImage(input: $in) {
+	generation { id status lastSeq queuePosition creditsPerImage count }
+	work { id kind status } } }`
+
+type submitted struct {
+	GenerateImage struct {
+		Generation struct {
+			ID, Status      string
+			LastSeq         int
+			QueuePosition   *int
+			CreditsPerImage int
+			Count           int
+		}
+		Work struct{ ID, Kind, Status string }
+	}
+}
+
+type genEvent struct {
+	Seq        int
+	Kind       string
+	Fraction   *float64
+	PreviewURL *string
+	OutputURL  *string
+	ErrorCode  *string
+	Cost       *int
+}
+
+const eventsSubscription = `subscription($id: ID!, $after: Int) { generationEvents(id: $id, afterSeq: $after) {
+	seq kind fraction previewUrl outputUrl errorCode cost } }`
+
+// eventStream is a real WebSocket client following one generation.
+type eventStream struct {
+	t *testing.T
+	c *websocket.Conn
+}
+
+func subscribeEvents(t *testing.T, s *testServer, token, genID string, afterSeq *int) *eventStream {
+	t.Helper()
+	c, _, err := wsDial(t, s.URL, "graphql-transport-ws", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsSend(t, c, wsMessage{Type: "connection_init", Payload: mustJSON(map[string]any{"token": token})})
+	if m := wsNext(t, c, 5*time.Second); m.Type != "connection_ack" {
+		t.Fatalf("got %s", m.Type)
+	}
+	vars := map[string]any{"id": genID}
+	if afterSeq != nil {
+		vars["after"] = *afterSeq
+	}
+	wsSend(t, c, wsMessage{ID: "g", Type: "subscribe", Payload: mustJSON(map[string]any{"query": eventsSubscription, "variables": vars})})
+	return &eventStream{t: t, c: c}
+}
+
+// next returns the next event, or nil when the subscription completed.
+func (e *eventStream) next() *genEvent {
+	e.t.Helper()
+	m := wsNext(e.t, e.c, 20*time.Second)
+	switch m.Type {
+	case "complete":
+		return nil
+	case "next":
+		var p struct {
+			Data   struct{ GenerationEvents genEvent }
+			Errors []gqlError
+		}
+		if err := json.Unmarshal(m.Payload, &p); err != nil || len(p.Errors) > 0 {
+			e.t.Fatalf("event payload %s (%v)", m.Payload, p.Errors)
+		}
+		return &p.Data.GenerationEvents
+	default:
+		e.t.Fatalf("unexpected %s %s", m.Type, m.Payload)
+		return nil
+	}
+}
+
+// rest reads events until the subscription completes.
+func (e *eventStream) rest() []genEvent {
+	var out []genEvent
+	for ev := e.next(); ev != nil; ev = e.next() {
+		out = append(out, *ev)
+	}
+	return out
+}
+
+func kinds(evs []genEvent) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Kind
+	}
+	return out
+}
+
+func checkSequence(t *testing.T, evs []genEvent, from int) {
+	t.Helper()
+	for i, e := range evs {
+		if e.Seq != from+i {
+			t.Fatalf("event %d has seq %d, want %d (kinds %v)", i, e.Seq, from+i, kinds(evs))
+		}
+	}
+}
+
+func creditsOf(t *testing.T, c *client) struct{ Balance, Available, Held int } {
+	t.Helper()
+	var v creditsView
+	c.must(creditsQuery, nil, &v)
+	return v.Viewer.Credits
+}
+
+func TestGenerateEndToEnd(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	me, _ := mustSignUp(t, s, "maker@example.com")
+	if got := creditsOf(t, me); got.Balance != 25 {
+		t.Fatalf("sign-up bonus: %+v", got)
+	}
+	var sub submitted
+	me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "a lighthouse at dusk, oil painting", "count": 2, "width": 512, "height": 384}}, &sub)
+	g := sub.GenerateImage.Generation
+	if g.Status != "QUEUED" || g.LastSeq != 1 || sub.GenerateImage.Work.Kind != "GENERATION" || g.CreditsPerImage != 4 {
+		t.Fatalf("submitted %+v", sub.GenerateImage)
+	}
+
+	evs := subscribeEvents(t, s, me.token, g.ID, nil).rest()
+	checkSequence(t, evs, 1)
+	ks := kinds(evs)
+	if ks[0] != "QUEUED" || ks[1] != "STARTED" || ks[len(ks)-1] != "SUCCEEDED" {
+		t.Fatalf("event kinds %v", ks)
+	}
+	var progress, outputs int
+	last := 0.0
+	for _, e := range evs {
+		switch e.Kind {
+		case "PROGRESS":
+			progress++
+			if *e.Fraction < last {
+				t.Errorf("progress went back from %v to %v", last, *e.Fraction)
+			}
+			last = *e.Fraction
+		case "OUTPUT":
+			outputs++
+			resp, body := get(t, *e.OutputURL)
+			if resp.StatusCode != 200 || len(body) == 0 {
+				t.Errorf("output URL: %d", resp.StatusCode)
+			}
+		}
+	}
+	if progress == 0 || outputs != 2 || *evs[len(evs)-1].Cost != 8 {
+		t.Fatalf("%d progress and %d output events, cost %v; kinds %v", progress, outputs, evs[len(evs)-1].Cost, ks)
+	}
+
+	// The images are in My Works, downloadable; the credits were captured once.
+	var w struct {
+		Work struct {
+			Status string
+			Images []struct {
+				Role, URL     string
+				Width, Height int
+			}
+		}
+	}
+	me.must(`query($id: ID!) { work(id: $id) { status images { role url width height } } }`, map[string]any{"id": sub.GenerateImage.Work.ID}, &w)
+	if w.Work.Status != "READY" || len(w.Work.Images) != 2 || w.Work.Images[0].Role != "OUTPUT" || w.Work.Images[0].Width != 512 {
+		t.Fatalf("work %+v", w.Work)
+	}
+	if resp, _ := get(t, w.Work.Images[1].URL); resp.StatusCode != 200 {
+		t.Errorf("image download: %d", resp.StatusCode)
+	}
+	if got := creditsOf(t, me); got.Balance != 17 || got.Held != 0 {
+		t.Fatalf("credits after the generation: %+v, want 17 and nothing held", got)
+	}
+	var spends int
+	s.db.NewRaw("SELECT count(*) FROM credit_entries WHERE kind = 'SPEND'").Scan(context.Background(), &spends)
+	if spends != 1 {
+		t.Fatalf("%d SPEND entries, want 1", spends)
+	}
+	var snap struct {
+		Generation struct {
+			Status      string
+			Progress    float64
+			OutputCount int
+			Cost        int
+			Attempts    int
+			Metrics     struct {
+				QueueMs int
+				RunMs   *int
+			}
+		}
+	}
+	me.must(`query($id: ID!) { generation(id: $id) { status progress outputCount cost attempts metrics { queueMs runMs } } }`, map[string]any{"id": g.ID}, &snap)
+	if sn := snap.Generation; sn.Status != "SUCCEEDED" || sn.Progress != 1 || sn.OutputCount != 2 || sn.Cost != 8 || sn.Attempts != 1 || sn.Metrics.RunMs == nil {
+		t.Errorf("snapshot %+v", sn)
+	}
+}
+
+// A client that drops its socket mid-generation and comes back with the
+// last seq it saw gets every later event exactly once, also when the job
+// finished while it was away.
+func TestResumeAfterDisconnect(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Generate.LocalStepDelay = 40 * time.Millisecond
+	s := start(t, cfg)
+	me, _ := mustSignUp(t, s, "resume@example.com")
+	var sub submitted
+	me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "a fox in the snow", "width": 256, "height": 256}}, &sub)
+	id := sub.GenerateImage.Generation.ID
+
+	first := subscribeEvents(t, s, me.token, id, nil)
+	var seen []genEvent
+	for len(seen) < 4 {
+		seen = append(seen, *first.next())
+	}
+	first.c.Close() // the socket drops
+	lastSeen := seen[len(seen)-1].Seq
+
+	time.Sleep(100 * time.Millisecond)
+	rest := subscribeEvents(t, s, me.token, id, &lastSeen).rest()
+	all := append(seen, rest...)
+	checkSequence(t, all, 1)
+	if all[len(all)-1].Kind != "SUCCEEDED" {
+		t.Fatalf("no final event after resuming: %v", kinds(all))
+	}
+
+	// After the end: resuming replays what is missing and completes.
+	mid := 2
+	replay := subscribeEvents(t, s, me.token, id, &mid).rest()
+	checkSequence(t, replay, 3)
+	if len(replay) != len(all)-2 {
+		t.Fatalf("replay after the end: %d events, want %d", len(replay), len(all)-2)
+	}
+}
+
+// Two replicas on one database: a subscriber on one sees every event of a
+// job run by the other's worker.
+func TestEventsCrossReplicas(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtestURL(t)
+	apiCfg := testConfig()
+	apiCfg.Generate.Workers = 0
+	api := startWithDB(t, apiCfg, dbURL)
+	workerCfg := testConfig()
+	workerCfg.Generate.LocalStepDelay = 20 * time.Millisecond
+	startWithDB(t, workerCfg, dbURL)
+
+	me, _ := mustSignUp(t, api, "replicas@example.com")
+	var sub submitted
+	me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "two servers", "width": 128, "height": 128}}, &sub)
+	evs := subscribeEvents(t, api, me.token, sub.GenerateImage.Generation.ID, nil).rest()
+	checkSequence(t, evs, 1)
+	if evs[len(evs)-1].Kind != "SUCCEEDED" {
+		t.Fatalf("kinds %v", kinds(evs))
+	}
+}
+
+// A worker that dies mid-job keeps its lease; once it expires another worker
+// finishes the job, and the credits are captured exactly once.
+func TestCrashedWorkerIsTakenOver(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtestURL(t)
+	apiCfg := testConfig()
+	apiCfg.Generate.Workers = 0
+	api := startWithDB(t, apiCfg, dbURL)
+	me, _ := mustSignUp(t, api, "crash@example.com")
+	var sub submitted
+	me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "survives crashes", "width": 128, "height": 128}}, &sub)
+	id := uuidOfGlobal(t, sub.GenerateImage.Generation.ID)
+	// A worker claims it, writes STARTED, and dies: nothing gives the lease back.
+	if _, err := api.db.ExecContext(context.Background(), `UPDATE generations SET status = 'running', lease_owner = 'dead-worker',
+		lease_expires_at = now() + interval '1 second', attempts = 1, started_at = now() WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	startWithDB(t, testConfig(), dbURL) // a healthy replica with workers
+	evs := subscribeEvents(t, api, me.token, sub.GenerateImage.Generation.ID, nil).rest()
+	if evs[len(evs)-1].Kind != "SUCCEEDED" {
+		t.Fatalf("kinds %v", kinds(evs))
+	}
+	var attempts, spends int
+	api.db.NewRaw("SELECT attempts FROM generations WHERE id = ?", id).Scan(context.Background(), &attempts)
+	api.db.NewRaw("SELECT count(*) FROM credit_entries WHERE kind = 'SPEND'").Scan(context.Background(), &spends)
+	if attempts != 2 || spends != 1 {
+		t.Fatalf("attempts %d, SPEND entries %d; want 2 and 1", attempts, spends)
+	}
+	if got := creditsOf(t, me); got.Balance != 21 || got.Held != 0 {
+		t.Fatalf("credits %+v, want 21 with nothing held", got)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	// Queued: no worker runs here.
+	cfg := testConfig()
+	cfg.Generate.Workers = 0
+	s := start(t, cfg)
+	me, _ := mustSignUp(t, s, "cancel@example.com")
+	var sub submitted
+	me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "never mind", "count": 3, "width": 128, "height": 128}}, &sub)
+	if got := creditsOf(t, me); got.Held != 12 || got.Available != 13 {
+		t.Fatalf("credits while queued: %+v", got)
+	}
+	cancel := `mutation($id: ID!) { cancelGeneration(input: {generationId: $id}) { generation { status } work { status } } }`
+	var out struct {
+		CancelGeneration struct{ Generation struct{ Status string } }
+	}
+	me.must(cancel, map[string]any{"id": sub.GenerateImage.Generation.ID}, &out)
+	if out.CancelGeneration.Generation.Status != "CANCELED" {
+		t.Fatalf("status %q", out.CancelGeneration.Generation.Status)
+	}
+	me.must(cancel, map[string]any{"id": sub.GenerateImage.Generation.ID}, &out) // idempotent
+	if got := creditsOf(t, me); got.Held != 0 || got.Balance != 25 {
+		t.Fatalf("credits after cancel: %+v", got)
+	}
+	evs := subscribeEvents(t, s, me.token, sub.GenerateImage.Generation.ID, nil).rest()
+	if k := kinds(evs); len(k) != 2 || k[1] != "CANCELED" {
+		t.Fatalf("kinds %v", k)
+	}
+
+	// Running: a slow provider, canceled after it started.
+	slow := testConfig()
+	slow.Generate.LocalStepDelay = 500 * time.Millisecond
+	s2 := start(t, slow)
+	me2, _ := mustSignUp(t, s2, "cancel2@example.com")
+	me2.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "slow one", "width": 128, "height": 128}}, &sub)
+	stream := subscribeEvents(t, s2, me2.token, sub.GenerateImage.Generation.ID, nil)
+	for ev := stream.next(); ev.Kind != "STARTED"; ev = stream.next() {
+	}
+	started := time.Now()
+	me2.must(cancel, map[string]any{"id": sub.GenerateImage.Generation.ID}, nil)
+	rest := stream.rest()
+	if rest[len(rest)-1].Kind != "CANCELED" {
+		t.Fatalf("kinds after cancel %v", kinds(rest))
+	}
+	if waited := time.Since(started); waited > 3*time.Second {
+		t.Errorf("a running job took %v to stop", waited)
+	}
+	if got := creditsOf(t, me2); got.Held != 0 || got.Balance != 25 {
+		t.Fatalf("credits after canceling a running job: %+v", got)
+	}
+}
+
+func TestSubmitRules(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Generate.Workers = 0
+	s := start(t, cfg)
+	me, _ := mustSignUp(t, s, "rules@example.com")
+
+	// 50 parallel submits with one key: one generation, one hold.
+	in := map[string]any{"prompt": "once only", "width": 256, "height": 256, "idempotencyKey": "key-1"}
+	ids := make([]string, 50)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			var sub submitted
+			out := me.do(generateMutation, map[string]any{"in": in})
+			if len(out.Errors) > 0 {
+				t.Errorf("submit: %v", out.Errors)
+				return
+			}
+			json.Unmarshal(out.Data, &sub)
+			ids[i] = sub.GenerateImage.Generation.ID
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("one key gave several generations: %s and %s", ids[0], id)
+		}
+	}
+	var gens, holds int
+	s.db.NewRaw("SELECT (SELECT count(*) FROM generations), (SELECT count(*) FROM credit_holds)").Scan(context.Background(), &gens, &holds)
+	if gens != 1 || holds != 1 {
+		t.Fatalf("%d generations and %d holds for one key", gens, holds)
+	}
+	other := map[string]any{"prompt": "something else", "width": 256, "height": 256, "idempotencyKey": "key-1"}
+	me.fails("IDEMPOTENCY_KEY_REUSED", generateMutation, map[string]any{"in": other})
+
+	me.fails("INSUFFICIENT_CREDITS", generateMutation, map[string]any{"in": map[string]any{"prompt": "too many", "count": 4, "width": 2048, "height": 2048}})
+	me.fails("VALIDATION", generateMutation, map[string]any{"in": map[string]any{"prompt": "  "}})
+	me.fails("VALIDATION", generateMutation, map[string]any{"in": map[string]any{"prompt": "x", "count": 9}})
+	me.fails("VALIDATION", generateMutation, map[string]any{"in": map[string]any{"prompt": "x", "aspectRatio": "5:1"}})
+
+	var est struct {
+		EstimateGeneration struct{ CreditsPerImage, TotalCredits, Width, Height int }
+	}
+	me.must(`{ estimateGeneration(input: {prompt: "x", aspectRatio: "16:9", count: 3}) { creditsPerImage totalCredits width height } }`, nil, &est)
+	if e := est.EstimateGeneration; e.CreditsPerImage != 4 || e.TotalCredits != 12 || e.Width != 1344 || e.Height != 768 {
+		t.Errorf("estimate %+v", e)
+	}
+
+	// Unverified users, and other users' generations.
+	s.client(t).must(signUpMutation, map[string]any{"email": "unverified@example.com", "password": goodPassword}, nil)
+	unverified, _ := signIn(t, s, "unverified@example.com", goodPassword)
+	unverified.fails("EMAIL_NOT_VERIFIED", generateMutation, map[string]any{"in": map[string]any{"prompt": "x"}})
+	other2, _ := mustSignUp(t, s, "other@example.com")
+	other2.fails("NOT_FOUND", `query($id: ID!) { generation(id: $id) { status } }`, map[string]any{"id": ids[0]})
+	other2.fails("NOT_FOUND", `mutation($id: ID!) { cancelGeneration(input: {generationId: $id}) { generation { status } } }`, map[string]any{"id": ids[0]})
+	c, _, err := wsDial(t, s.URL, "graphql-transport-ws", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsSend(t, c, wsMessage{Type: "connection_init", Payload: mustJSON(map[string]any{"token": other2.token})})
+	wsNext(t, c, 5*time.Second)
+	wsSend(t, c, wsMessage{ID: "x", Type: "subscribe", Payload: mustJSON(map[string]any{"query": eventsSubscription, "variables": map[string]any{"id": ids[0]}})})
+	if m := wsNext(t, c, 5*time.Second); !containsCode(m.Payload, "NOT_FOUND") {
+		t.Fatalf("subscribing to another user's generation: %s %s, want NOT_FOUND", m.Type, m.Payload)
+	}
+}
+
+func containsCode(payload json.RawMessage, code string) bool {
+	return strings.Contains(string(payload), `"code":"`+code+`"`)
+}
+
+// The OpenAI-compatible provider's failures release the hold.
+func TestProviderFailureReleasesCredits(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"message":"Your request was rejected by the safety system.","type":"invalid_request_error","code":"content_policy_violation"}}`)
+	}))
+	t.Cleanup(peer.Close)
+	cfg := testConfig()
+	cfg.Generate.Provider = "openai"
+	cfg.Generate.OpenAIBaseURL = peer.URL
+	cfg.Generate.OpenAIKey = "sk-test"
+	cfg.Generate.OpenAIModel = "gpt-image-1"
+	cfg.Generate.OpenAITimeout = 5 * time.Second
+	s := start(t, cfg)
+	me, _ := mustSignUp(t, s, "refused@example.com")
+	var sub submitted
+	me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "something the provider refuses", "width": 1024, "height": 1024}}, &sub)
+	evs := subscribeEvents(t, s, me.token, sub.GenerateImage.Generation.ID, nil).rest()
+	final := evs[len(evs)-1]
+	if final.Kind != "FAILED" || final.ErrorCode == nil || *final.ErrorCode != "CONTENT_REJECTED" {
+		t.Fatalf("final event %+v (kinds %v)", final, kinds(evs))
+	}
+	if got := creditsOf(t, me); got.Held != 0 || got.Balance != 25 {
+		t.Fatalf("credits after a refusal: %+v", got)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("a content refusal was retried: %d calls", calls.Load())
+	}
+}
+
+func TestViewerEventsFeed(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	me, _ := mustSignUp(t, s, "feed@example.com")
+	c, _, err := wsDial(t, s.URL, "graphql-ws", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsSend(t, c, wsMessage{Type: "connection_init", Payload: mustJSON(map[string]any{"token": me.token})})
+	wsNext(t, c, 5*time.Second)
+	wsSend(t, c, wsMessage{ID: "f", Type: "start", Payload: mustJSON(map[string]any{"query": `subscription { viewerEvents { seq kind status credits { balance held } } }`})})
+	var sub submitted
+	me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "feed me", "width": 128, "height": 128}}, &sub)
+	var got []string
+	lastSeq := 0
+	for {
+		m := wsNext(t, c, 20*time.Second)
+		var p struct {
+			Data struct {
+				ViewerEvents struct {
+					Seq     int
+					Kind    string
+					Status  *string
+					Credits *struct{ Balance, Held int }
+				}
+			}
+		}
+		json.Unmarshal(m.Payload, &p)
+		ev := p.Data.ViewerEvents
+		if ev.Seq <= lastSeq {
+			t.Fatalf("feed seq %d after %d", ev.Seq, lastSeq)
+		}
+		lastSeq = ev.Seq
+		if ev.Status != nil {
+			got = append(got, ev.Kind+":"+*ev.Status)
+		} else if ev.Credits != nil {
+			got = append(got, fmt.Sprintf("%s:%d/%d", ev.Kind, ev.Credits.Balance, ev.Credits.Held))
+		}
+		if ev.Status != nil && *ev.Status == "SUCCEEDED" {
+			break
+		}
+	}
+	want := []string{"CREDITS:25/0", "CREDITS:25/4", "GENERATION:QUEUED", "GENERATION:RUNNING", "CREDITS:21/0", "GENERATION:SUCCEEDED"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("feed %v, want %v", got, want)
+	}
+}
