@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/events"
@@ -107,6 +108,7 @@ type Service struct {
 	gallery  *work.Service
 	provider provider.Provider
 	log      *slog.Logger
+	reads    singleflight.Group
 }
 
 // New returns a Service.

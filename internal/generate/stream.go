@@ -2,6 +2,7 @@ package generate
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,7 +22,7 @@ func (s *Service) Stream(ctx context.Context, genID uuid.UUID, afterSeq int) <-c
 		defer stop()
 		last := afterSeq
 		for {
-			evs, err := s.EventsAfter(ctx, genID, last)
+			evs, err := s.sharedEventsAfter(ctx, genID, last)
 			if err != nil {
 				if ctx.Err() == nil {
 					s.log.WarnContext(ctx, "stream generation events", "err", err)
@@ -93,4 +94,27 @@ func waitFor(ctx context.Context, wake <-chan struct{}, poll time.Duration) bool
 	case <-t.C:
 	}
 	return true
+}
+
+// sharedEventsAfter is EventsAfter with one query for every subscriber of
+// this process that asks for the same generation from the same position at
+// once: a thousand viewers of one job woken by one doorbell cost one read,
+// not a thousand. Readers only range over the shared slice.
+func (s *Service) sharedEventsAfter(ctx context.Context, genID uuid.UUID, afterSeq int) ([]Event, error) {
+	key := genID.String() + ":" + strconv.Itoa(afterSeq)
+	ch := s.reads.DoChan(key, func() (any, error) {
+		// Not the first caller's ctx: the others must not fail with it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return s.EventsAfter(rctx, genID, afterSeq)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.([]Event), nil
+	}
 }

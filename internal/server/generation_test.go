@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/fastimage/api/internal/config"
 )
 
 const generateMutation = `mutation($in: GenerateImageInput!) { generateImage(input: $in) {
@@ -508,4 +511,174 @@ func TestViewerEventsFeed(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("feed %v, want %v", got, want)
 	}
+}
+
+func TestProviderTimeoutReleasesCredits(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		select { // never answers in time
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	t.Cleanup(peer.Close)
+	cfg := testConfig()
+	cfg.Generate.Provider = "openai"
+	cfg.Generate.OpenAIBaseURL = peer.URL
+	cfg.Generate.OpenAIKey = "sk-test"
+	cfg.Generate.OpenAITimeout = 200 * time.Millisecond
+	cfg.Generate.OpenAIPartials = 0
+	s := start(t, cfg)
+	me, _ := mustSignUp(t, s, "slowpeer@example.com")
+	var sub submitted
+	me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "takes forever", "width": 1024, "height": 1024}}, &sub)
+	evs := subscribeEvents(t, s, me.token, sub.GenerateImage.Generation.ID, nil).rest()
+	final := evs[len(evs)-1]
+	if final.Kind != "FAILED" || final.ErrorCode == nil || *final.ErrorCode != "PROVIDER_TIMEOUT" {
+		t.Fatalf("final event %+v (kinds %v)", final, kinds(evs))
+	}
+	if calls.Load() != 3 {
+		t.Errorf("%d calls to the provider, want 3 attempts", calls.Load())
+	}
+	if got := creditsOf(t, me); got.Held != 0 || got.Balance != 25 {
+		t.Fatalf("credits after a time-out: %+v", got)
+	}
+}
+
+func TestQueueRules(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Generate.Workers = 0
+	cfg.Generate.QueueCap = 3
+	s := start(t, cfg)
+	me, _ := mustSignUp(t, s, "queue@example.com")
+	ids := make([]string, 3)
+	for i := range ids {
+		var sub submitted
+		me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": fmt.Sprint("job ", i), "width": 128, "height": 128}}, &sub)
+		ids[i] = sub.GenerateImage.Generation.ID
+	}
+	for i, id := range ids {
+		var g struct{ Generation struct{ QueuePosition *int } }
+		me.must(`query($id: ID!) { generation(id: $id) { queuePosition } }`, map[string]any{"id": id}, &g)
+		if g.Generation.QueuePosition == nil || *g.Generation.QueuePosition != i+1 {
+			t.Errorf("job %d: queue position %v, want %d", i, g.Generation.QueuePosition, i+1)
+		}
+	}
+	e := me.fails("QUEUE_FULL", generateMutation, map[string]any{"in": map[string]any{"prompt": "one too many", "width": 128, "height": 128}})
+	if e.Extensions["retryAfter"] == nil {
+		t.Errorf("QUEUE_FULL without retryAfter: %v", e.Extensions)
+	}
+	var list struct {
+		Viewer struct {
+			Generations struct {
+				TotalCount int
+				Edges      []struct{ Node struct{ Prompt string } }
+			}
+		}
+	}
+	me.must(`{ viewer { generations(first: 2, status: QUEUED) { totalCount edges { node { prompt } } } } }`, nil, &list)
+	if list.Viewer.Generations.TotalCount != 3 || len(list.Viewer.Generations.Edges) != 2 || list.Viewer.Generations.Edges[0].Node.Prompt != "job 2" {
+		t.Errorf("generations list %+v", list.Viewer.Generations)
+	}
+	// A job tried too often (its workers kept dying) fails and gives the credits back.
+	id := uuidOfGlobal(t, ids[0])
+	s.db.ExecContext(context.Background(), `UPDATE generations SET status = 'running', attempts = max_attempts,
+		lease_owner = 'dead', lease_expires_at = now() - interval '1 second' WHERE id = ?`, id)
+	startWithDB(t, testConfig(), s.dbURL)
+	evs := subscribeEvents(t, s, me.token, ids[0], nil).rest()
+	final := evs[len(evs)-1]
+	if final.Kind != "FAILED" || *final.ErrorCode != "WORKER_LOST" {
+		t.Fatalf("final %+v", final)
+	}
+}
+
+func TestRetryAndShutdownGivesLeasesBack(t *testing.T) {
+	t.Parallel()
+	slow := testConfig()
+	slow.Generate.LocalStepDelay = 300 * time.Millisecond
+	s := start(t, slow)
+	me, _ := mustSignUp(t, s, "handover@example.com")
+	var sub submitted
+	me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "hand me over", "width": 128, "height": 128}}, &sub)
+	stream := subscribeEvents(t, s, me.token, sub.GenerateImage.Generation.ID, nil)
+	for ev := stream.next(); ev.Kind != "STARTED"; ev = stream.next() {
+	}
+	if err := s.stop(); err != nil { // SIGTERM while the job runs
+		t.Fatal(err)
+	}
+	var status string
+	var attempts int
+	id := uuidOfGlobal(t, sub.GenerateImage.Generation.ID)
+	// The server stopped; read through a fresh replica's database handle.
+	other := startWithDB(t, noWorkers(), s.dbURL)
+	other.db.NewRaw("SELECT status, attempts FROM generations WHERE id = ?", id).Scan(context.Background(), &status, &attempts)
+	if status != "queued" || attempts != 0 {
+		t.Fatalf("after shutdown the job is %s with %d attempts; want it queued again, the attempt not counted", status, attempts)
+	}
+	startWithDB(t, testConfig(), s.dbURL) // a replica with workers finishes it
+	evs := subscribeEvents(t, other, me.token, sub.GenerateImage.Generation.ID, nil).rest()
+	if evs[len(evs)-1].Kind != "SUCCEEDED" {
+		t.Fatalf("kinds %v", kinds(evs))
+	}
+
+	var retried struct {
+		RetryGeneration struct {
+			Generation struct {
+				ID, Status string
+				RetryOf    struct{ ID string }
+			}
+		}
+	}
+	me = other.client(t).as(me.token) // the first server is gone
+	me.must(`mutation($id: ID!) { retryGeneration(input: {generationId: $id}) { generation { id status retryOf { id } } } }`,
+		map[string]any{"id": sub.GenerateImage.Generation.ID}, &retried)
+	if r := retried.RetryGeneration.Generation; r.ID == sub.GenerateImage.Generation.ID || r.RetryOf.ID != sub.GenerateImage.Generation.ID {
+		t.Fatalf("retry %+v", r)
+	}
+}
+
+func TestGenerationEventsOverSSE(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	me, _ := mustSignUp(t, s, "sse@example.com")
+	var sub submitted
+	me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "server-sent", "width": 128, "height": 128}}, &sub)
+	body := mustJSON(map[string]any{"query": eventsSubscription, "variables": map[string]any{"id": sub.GenerateImage.Generation.ID}})
+	req, _ := http.NewRequest("POST", s.URL+"/graphql", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+me.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body) // the stream ends after the final event
+	var seqs []int
+	for _, line := range strings.Split(string(raw), "\n") {
+		if data, ok := strings.CutPrefix(line, "data: "); ok && strings.Contains(data, "generationEvents") {
+			var p struct {
+				Data struct{ GenerationEvents genEvent }
+			}
+			json.Unmarshal([]byte(data), &p)
+			seqs = append(seqs, p.Data.GenerationEvents.Seq)
+		}
+	}
+	if len(seqs) < 4 || seqs[0] != 1 || !strings.Contains(string(raw), "SUCCEEDED") {
+		t.Fatalf("SSE events %v", seqs)
+	}
+	for i, seq := range seqs {
+		if seq != i+1 {
+			t.Fatalf("SSE seqs %v", seqs)
+		}
+	}
+}
+
+func noWorkers() *config.Serve {
+	c := testConfig()
+	c.Generate.Workers = 0
+	return c
 }

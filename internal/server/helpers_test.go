@@ -88,6 +88,7 @@ type testServer struct {
 	bucket  *local.Bucket
 	queries *queryCounter
 	jobs    *generate.Service
+	dbURL   string
 }
 
 // queryCounter counts the SQL statements the server runs, except the
@@ -214,7 +215,7 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		})
 		return stopErr
 	}
-	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}, gallery: gallery, bucket: bucket, queries: queries, jobs: jobs}
+	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}, gallery: gallery, bucket: bucket, queries: queries, jobs: jobs, dbURL: dbURL}
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("server did not shut down cleanly: %v", err)
