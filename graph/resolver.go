@@ -218,6 +218,17 @@ func pageInfo(hasPrevious, hasNext bool, n int, cursor func(int) string) *model.
 	return pi
 }
 
+// pageArgs validates a connection's `first` and `after` (a cursor of type
+// typ). Returns VALIDATION or NOT_FOUND.
+func pageArgs(first *int, after *string, typ string) (int, *uuid.UUID, error) {
+	n, err := pageSize(first)
+	if err != nil {
+		return 0, nil, err
+	}
+	cursor, err := cursorOf(after, typ)
+	return n, cursor, err
+}
+
 // pageSize validates a connection's `first`.
 // Returns VALIDATION.
 func pageSize(first *int) (int, error) {

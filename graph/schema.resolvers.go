@@ -730,11 +730,7 @@ func (r *userResolver) CreditEntries(ctx context.Context, obj *account.User, fir
 	if _, err := ownOrAdmin(ctx, obj); err != nil {
 		return nil, err
 	}
-	n, err := pageSize(first)
-	if err != nil {
-		return nil, err
-	}
-	cursor, err := cursorOf(after, "CreditEntry")
+	n, cursor, err := pageArgs(first, after, "CreditEntry")
 	if err != nil {
 		return nil, err
 	}
@@ -756,11 +752,7 @@ func (r *userResolver) Works(ctx context.Context, obj *account.User, first *int,
 	if _, err := ownAccount(ctx, obj); err != nil {
 		return nil, err
 	}
-	n, err := pageSize(first)
-	if err != nil {
-		return nil, err
-	}
-	cursor, err := cursorOf(after, "Work")
+	n, cursor, err := pageArgs(first, after, "Work")
 	if err != nil {
 		return nil, err
 	}
@@ -807,11 +799,7 @@ func (r *userResolver) Generations(ctx context.Context, obj *account.User, first
 	if _, err := ownAccount(ctx, obj); err != nil {
 		return nil, err
 	}
-	n, err := pageSize(first)
-	if err != nil {
-		return nil, err
-	}
-	cursor, err := cursorOf(after, "Generation")
+	n, cursor, err := pageArgs(first, after, "Generation")
 	if err != nil {
 		return nil, err
 	}
@@ -837,11 +825,7 @@ func (r *userResolver) SecurityEvents(ctx context.Context, obj *account.User, fi
 	if _, err := ownAccount(ctx, obj); err != nil {
 		return nil, err
 	}
-	n, err := pageSize(first)
-	if err != nil {
-		return nil, err
-	}
-	cursor, err := cursorOf(after, "SecurityEvent")
+	n, cursor, err := pageArgs(first, after, "SecurityEvent")
 	if err != nil {
 		return nil, err
 	}

@@ -63,27 +63,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 	if err := s.take(ctx, nil, "mail:"+email, s.cfg.Limits.EmailsPerAddress...); err != nil {
 		return err
 	}
-	var msg mailMessage
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var u User
-		err := tx.NewSelect().Model(&u).Where("email = ? AND status = ?", email, StatusActive).Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("find user: %w", err)
-		}
-		token, err := createEmailToken(ctx, tx, u.ID, "password_reset", nil, resetTokenTTL)
-		if err != nil {
-			return err
-		}
-		msg = s.resetMessage(email, token)
-		return record(ctx, tx, &u.ID, nil, EventResetRequested, nil)
-	})
-	if err != nil {
-		return err
-	}
-	return s.send(ctx, msg)
+	return s.mailLink(ctx, email, "", "password_reset", resetTokenTTL, EventResetRequested, s.resetMessage)
 }
 
 // ResetPassword sets a new password with an emailed reset token, signs out

@@ -135,22 +135,35 @@ func (s *Service) ResendVerification(ctx context.Context, email string) error {
 	if err := s.take(ctx, nil, "mail:"+email, s.cfg.Limits.EmailsPerAddress...); err != nil {
 		return err
 	}
+	return s.mailLink(ctx, email, "email_verified_at IS NULL", "verify_email", s.cfg.VerifyTokenTTL, EventVerificationAsked, s.verifyEmailMessage)
+}
+
+// mailLink emails a new link of kind (voiding older ones) to the active
+// account of email that also meets extra (an SQL condition, or ""), and
+// records event. When there is no such account it does nothing, so that
+// callers answer the same either way.
+func (s *Service) mailLink(ctx context.Context, email, extra, kind string, ttl time.Duration, event string,
+	message func(to, token string) mailMessage) error {
 	var msg mailMessage
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var u User
-		err := tx.NewSelect().Model(&u).Where("email = ? AND email_verified_at IS NULL AND status = ?", email, StatusActive).Scan(ctx)
+		q := tx.NewSelect().Model(&u).Where("email = ? AND status = ?", email, StatusActive)
+		if extra != "" {
+			q = q.Where(extra)
+		}
+		err := q.Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("find user: %w", err)
 		}
-		token, err := createEmailToken(ctx, tx, u.ID, "verify_email", nil, s.cfg.VerifyTokenTTL)
+		token, err := createEmailToken(ctx, tx, u.ID, kind, nil, ttl)
 		if err != nil {
 			return err
 		}
-		msg = s.verifyEmailMessage(email, token)
-		return record(ctx, tx, &u.ID, nil, EventVerificationAsked, nil)
+		msg = message(email, token)
+		return record(ctx, tx, &u.ID, nil, event, nil)
 	})
 	if err != nil {
 		return err

@@ -76,7 +76,7 @@ func feedStatus(ctx context.Context, tx bun.Tx, g *Generation, status string) er
 func (s *Service) EventsAfter(ctx context.Context, genID uuid.UUID, afterSeq int) ([]Event, error) {
 	var evs []Event
 	if err := s.db.NewSelect().Model(&evs).Where("generation_id = ? AND seq > ?", genID, afterSeq).
-		Order("seq").Limit(500).Scan(ctx); err != nil {
+		Order("seq").Limit(readPage).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	return evs, nil
@@ -97,7 +97,7 @@ type FeedEvent struct {
 func (s *Service) FeedAfter(ctx context.Context, userID uuid.UUID, afterSeq int64) ([]FeedEvent, error) {
 	var evs []FeedEvent
 	if err := s.db.NewSelect().Model(&evs).Where("user_id = ? AND seq > ?", userID, afterSeq).
-		Order("seq").Limit(500).Scan(ctx); err != nil {
+		Order("seq").Limit(readPage).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("read feed: %w", err)
 	}
 	return evs, nil

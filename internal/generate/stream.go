@@ -15,64 +15,53 @@ import (
 // ends). Nothing is lost and nothing repeats: every wake-up re-reads the
 // table after the last sequence sent. The caller has checked ownership.
 func (s *Service) Stream(ctx context.Context, genID uuid.UUID, afterSeq int) <-chan Event {
-	out := make(chan Event)
-	wake, stop := s.bus.Subscribe(events.GenerationTopic(genID.String()))
-	go func() {
-		defer close(out)
-		defer stop()
-		last := afterSeq
-		for {
-			evs, err := s.sharedEventsAfter(ctx, genID, last)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log.WarnContext(ctx, "stream generation events", "err", err)
-				}
-			}
-			for i := range evs {
-				select {
-				case out <- evs[i]:
-				case <-ctx.Done():
-					return
-				}
-				last = evs[i].Seq
-				if evs[i].Final() {
-					return
-				}
-			}
-			if len(evs) == 500 {
-				continue // more are waiting
-			}
-			if !waitFor(ctx, wake, s.cfg.PollInterval) {
-				return
-			}
-		}
-	}()
-	return out
+	return follow(ctx, s, events.GenerationTopic(genID.String()), int64(afterSeq),
+		func(ctx context.Context, after int64) ([]Event, error) {
+			return s.sharedEventsAfter(ctx, genID, int(after))
+		},
+		func(e Event) (int64, bool) { return int64(e.Seq), e.Final() })
 }
 
 // StreamFeed is Stream for a user's live feed, which never ends by itself.
 func (s *Service) StreamFeed(ctx context.Context, userID uuid.UUID, afterSeq int64) <-chan FeedEvent {
-	out := make(chan FeedEvent)
-	wake, stop := s.bus.Subscribe(events.UserTopic(userID.String()))
+	return follow(ctx, s, events.UserTopic(userID.String()), afterSeq,
+		func(ctx context.Context, after int64) ([]FeedEvent, error) { return s.FeedAfter(ctx, userID, after) },
+		func(e FeedEvent) (int64, bool) { return e.Seq, false })
+}
+
+// readPage is how many rows one read returns; a full page is followed by
+// another read at once.
+const readPage = 500
+
+// follow sends the rows read after the last sequence sent, each time topic's
+// doorbell rings or the poll interval passes, until a final row or the end
+// of ctx.
+func follow[E any](ctx context.Context, s *Service, topic string, last int64,
+	read func(ctx context.Context, after int64) ([]E, error), seq func(E) (n int64, final bool)) <-chan E {
+	out := make(chan E)
+	wake, stop := s.bus.Subscribe(topic)
 	go func() {
 		defer close(out)
 		defer stop()
-		last := afterSeq
 		for {
-			evs, err := s.FeedAfter(ctx, userID, last)
+			rows, err := read(ctx, last)
 			if err != nil && ctx.Err() == nil {
-				s.log.WarnContext(ctx, "stream feed", "err", err)
+				s.log.WarnContext(ctx, "follow events", "topic", topic, "err", err)
 			}
-			for i := range evs {
+			for _, row := range rows {
 				select {
-				case out <- evs[i]:
+				case out <- row:
 				case <-ctx.Done():
 					return
 				}
-				last = evs[i].Seq
+				n, final := seq(row)
+				last = n
+				if final {
+					return
+				}
 			}
-			if len(evs) == 500 {
-				continue
+			if len(rows) == readPage {
+				continue // more are waiting
 			}
 			if !waitFor(ctx, wake, s.cfg.PollInterval) {
 				return

@@ -8,6 +8,7 @@ import (
 	"context"
 	"math"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/fastimage/api/internal/apperr"
@@ -124,3 +125,20 @@ const (
 	ProviderTimeout     apperr.Code = "PROVIDER_TIMEOUT"     // the provider took too long
 	InvalidRequest      apperr.Code = "INVALID_REQUEST"      // the provider said the request is malformed
 )
+
+// Sleep waits for d or until ctx is done, whichever comes first, and returns
+// ctx's error in the second case: how providers pause between steps and
+// retries without outliving a cancel.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

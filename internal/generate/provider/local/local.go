@@ -201,7 +201,7 @@ func readMask(data []byte) (*mask, error) {
 func (l *Local) progress(ctx context.Context, report func(provider.Progress), message func(step, steps int) string, preview func(step int) (image.Image, error)) error {
 	for step := 1; step <= l.steps; step++ {
 		if step > 1 {
-			if err := sleep(ctx, l.delay); err != nil {
+			if err := provider.Sleep(ctx, l.delay); err != nil {
 				return err
 			}
 		}
@@ -251,19 +251,4 @@ func emitPNG(ctx context.Context, emit func(provider.Output) error, index int, i
 	}
 	b := img.Bounds()
 	return emit(provider.Output{Index: index, Data: buf.Bytes(), ContentType: imaging.PNG, Width: b.Dx(), Height: b.Dy()})
-}
-
-// sleep waits for d or until ctx is done, whichever comes first.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

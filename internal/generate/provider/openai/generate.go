@@ -108,7 +108,7 @@ func (k *call) batch(ctx context.Context, n int) error {
 			Total:   k.total,
 			Message: fmt.Sprintf("Provider busy, retrying (attempt %d of %d)", attempt+1, k.c.attempts),
 		})
-		if err := sleep(ctx, k.c.wait(attempt, r)); err != nil {
+		if err := provider.Sleep(ctx, k.c.wait(attempt, r)); err != nil {
 			return err
 		}
 	}
@@ -150,19 +150,4 @@ func (c *Client) wait(attempt int, r *retryable) time.Duration {
 		d = c.maxWait
 	}
 	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits for d or until ctx is done, whichever comes first.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
