@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/fastimage/api/internal/config"
+	"github.com/fastimage/api/internal/imaging/imagingtest"
 )
 
 const generateMutation = `mutation($in: GenerateImageInput!) { generateImage(input: $in) {
@@ -681,4 +682,73 @@ func noWorkers() *config.Serve {
 	c := testConfig()
 	c.Generate.Workers = 0
 	return c
+}
+
+func TestEditImage(t *testing.T) {
+	t.Parallel()
+	s := start(t, worksCfg())
+	me, _ := mustSignUp(t, s, "editor@example.com")
+	src := me.mustUpload("photo.jpg", imagingtest.JPEG(320, 200), "holiday")
+	edit := `mutation($in: EditImageInput!) { editImage(input: $in) { generation { id status width height } work { id kind } } }`
+	var out struct {
+		EditImage struct {
+			Generation struct {
+				ID, Status    string
+				Width, Height int
+			}
+			Work struct{ ID, Kind string }
+		}
+	}
+	me.must(edit, map[string]any{"in": map[string]any{"sourceWorkId": src.ID, "instruction": "make it look like winter", "strength": 0.8}}, &out)
+	g := out.EditImage.Generation
+	if g.Width != 320 || g.Height != 200 || out.EditImage.Work.Kind != "EDIT" {
+		t.Fatalf("edit submitted as %+v", out.EditImage)
+	}
+	evs := subscribeEvents(t, s, me.token, g.ID, nil).rest()
+	if evs[len(evs)-1].Kind != "SUCCEEDED" {
+		t.Fatalf("kinds %v", kinds(evs))
+	}
+	var w struct {
+		Work struct {
+			SourceWork struct{ ID string }
+			Images     []struct{ Width, Height int }
+		}
+	}
+	me.must(`query($id: ID!) { work(id: $id) { sourceWork { id } images { width height } } }`, map[string]any{"id": out.EditImage.Work.ID}, &w)
+	if w.Work.SourceWork.ID != src.ID || len(w.Work.Images) != 1 || w.Work.Images[0].Width != 320 {
+		t.Fatalf("edited work %+v", w.Work)
+	}
+	other, _ := mustSignUp(t, s, "thief@example.com")
+	other.fails("NOT_FOUND", edit, map[string]any{"in": map[string]any{"sourceWorkId": src.ID, "instruction": "mine now"}})
+}
+
+// One user's jobs run at most USER_RUNNING_LIMIT at a time; another user's
+// job is not held up by them.
+func TestUserRunningLimit(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Generate.UserRunningLimit = 1
+	cfg.Generate.LocalStepDelay = 150 * time.Millisecond
+	s := start(t, cfg)
+	busy, _ := mustSignUp(t, s, "busy@example.com")
+	calm, _ := mustSignUp(t, s, "calm@example.com")
+	var a, b, c submitted
+	busy.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "first", "width": 64, "height": 64}}, &a)
+	busy.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "second", "width": 64, "height": 64}}, &b)
+	calm.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "other user", "width": 64, "height": 64}}, &c)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var st struct{ A, B, C string }
+		s.db.NewRaw(`SELECT (SELECT status FROM generations WHERE id = ?), (SELECT status FROM generations WHERE id = ?), (SELECT status FROM generations WHERE id = ?)`,
+			uuidOfGlobal(t, a.GenerateImage.Generation.ID), uuidOfGlobal(t, b.GenerateImage.Generation.ID), uuidOfGlobal(t, c.GenerateImage.Generation.ID)).
+			Scan(context.Background(), &st.A, &st.B, &st.C)
+		if st.A == "running" && st.B == "running" {
+			t.Fatal("two jobs of one user ran at once")
+		}
+		if st.C == "running" && (st.A == "running" || st.B == "running") {
+			return // the other user's job ran beside the busy user's
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the other user's job never ran beside the busy user's")
 }
