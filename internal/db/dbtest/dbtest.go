@@ -105,7 +105,9 @@ func create(t testing.TB, suffix string) string {
 }
 
 func createDB(ctx context.Context, suffix string) (url string, drop func() error, err error) {
-	name := "fastimage_test_" + randomHex(8)
+	// The creation time in the name lets a later run drop what a killed run
+	// (whose cleanups never ran) left behind.
+	name := fmt.Sprintf("fastimage_test_%d_%s", time.Now().Unix(), randomHex(6))
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+quote(name)+" "+suffix); err != nil {
 		return "", nil, fmt.Errorf("create database: %w", err)
 	}
@@ -175,7 +177,25 @@ func prepare(ctx context.Context) error {
 		}
 	}
 	dropStaleTemplates(ctx, conn)
+	dropAbandonedDatabases(ctx, conn)
 	return nil
+}
+
+// dropAbandonedDatabases removes test databases older than any test run
+// lasts (CI allows 90 minutes): those of runs that were killed. Older names
+// without a time are left alone.
+func dropAbandonedDatabases(ctx context.Context, conn bun.Conn) {
+	var names []string
+	if err := conn.NewRaw("SELECT datname FROM pg_database WHERE datname ~ '^fastimage_test_[0-9]+_'").Scan(ctx, &names); err != nil {
+		return
+	}
+	cutoff := time.Now().Add(-3 * time.Hour).Unix()
+	for _, name := range names {
+		var created int64
+		if _, err := fmt.Sscanf(name, "fastimage_test_%d_", &created); err == nil && created < cutoff {
+			_, _ = conn.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quote(name)+" WITH (FORCE)")
+		}
+	}
 }
 
 func buildTemplate(ctx context.Context, conn bun.Conn) error {

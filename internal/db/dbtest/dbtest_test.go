@@ -3,6 +3,7 @@ package dbtest_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/fastimage/api/internal/db/dbtest"
 )
@@ -30,10 +31,17 @@ func TestCloneIsMigratedAndPrivate(t *testing.T) {
 // BenchmarkCloneDatabase measures one CREATE DATABASE … TEMPLATE plus its
 // DROP: what every test that needs Postgres pays.
 func BenchmarkCloneDatabase(b *testing.B) {
+	var created, dropped time.Duration
 	for b.Loop() {
+		start := time.Now()
 		_, drop := dbtest.Clone(b)
+		mid := time.Now()
 		if err := drop(); err != nil {
 			b.Fatal(err)
 		}
+		created += mid.Sub(start)
+		dropped += time.Since(mid)
 	}
+	b.ReportMetric(float64(created.Milliseconds())/float64(b.N), "create-ms")
+	b.ReportMetric(float64(dropped.Milliseconds())/float64(b.N), "drop-ms")
 }
