@@ -47,3 +47,13 @@ func exifOrientation(b []byte) int {
 	}
 	return 0
 }
+
+// orientationOnlyExif is an APP1 EXIF payload holding nothing but the
+// Orientation tag: a big-endian TIFF header and one IFD with one entry.
+func orientationOnlyExif(orientation int) []byte {
+	b := []byte("Exif\x00\x00MM\x00*\x00\x00\x00\x08") // TIFF header, IFD0 at 8
+	b = append(b, 0, 1)                                // one entry
+	b = append(b, 0x01, 0x12, 0, 3, 0, 0, 0, 1)        // Orientation, SHORT, count 1
+	b = append(b, 0, byte(orientation), 0, 0)          // the value, left-justified
+	return append(b, 0, 0, 0, 0)                       // no next IFD
+}

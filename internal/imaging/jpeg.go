@@ -136,6 +136,12 @@ func stripJPEG(src *source, out io.Writer, maxPixels int64) (Info, error) {
 			keep = false
 			if rest, ok := bytes.CutPrefix(payload, []byte("Exif\x00\x00")); ok && info.Orientation == 0 {
 				info.Orientation = exifOrientation(rest)
+				// A phone photo is often stored sideways with a tag that
+				// says how to turn it. Only that tag stays, in an EXIF
+				// block of its own, so that browsers still show it upright.
+				if info.Orientation >= 2 && info.Orientation <= 8 {
+					payload, keep = orientationOnlyExif(info.Orientation), true
+				}
 			}
 		case marker == markerAPP2:
 			keep = bytes.HasPrefix(payload, []byte("ICC_PROFILE\x00"))

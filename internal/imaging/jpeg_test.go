@@ -26,11 +26,17 @@ func TestProcessStripsJPEGMetadata(t *testing.T) {
 
 	info, out := mustProcess(t, in, testLimits())
 
-	want := withJPEGSegments(base, jpegSegment(markerAPP0, append(jfifHead, 0, 0)), icc, adobe)
+	// Only the orientation survives, in an EXIF block of its own, so that the
+	// photo still shows upright; the GPS position and everything else go.
+	want := withJPEGSegments(base, jpegSegment(markerAPP0, append(jfifHead, 0, 0)),
+		jpegSegment(markerAPP1, orientationOnlyExif(8)), icc, adobe)
 	if !bytes.Equal(out, want) {
 		t.Errorf("markers: got % X, want % X", jpegMarkers(t, out), jpegMarkers(t, want))
 	}
-	for _, s := range []string{"Exif", "xmpmeta", "Photoshop", "Main St", "MPF", "RGBrgb", "jumb"} {
+	if got := exifOrientation(orientationOnlyExif(8)[6:]); got != 8 {
+		t.Errorf("the kept EXIF block reads as orientation %d, want 8", got)
+	}
+	for _, s := range []string{"xmpmeta", "Photoshop", "Main St", "MPF", "RGBrgb", "jumb", "\x88\x25", "\x25\x88"} {
 		if bytes.Contains(out, []byte(s)) {
 			t.Errorf("output contains %q: got it, want it gone", s)
 		}
@@ -43,6 +49,35 @@ func TestProcessStripsJPEGMetadata(t *testing.T) {
 	}
 	if b := mustDecode(t, JPEG, out).Bounds(); b.Dx() != 40 || b.Dy() != 30 {
 		t.Errorf("decoded size: got %v, want 40×30", b.Size())
+	}
+}
+
+func TestUprightJPEGKeepsNoEXIF(t *testing.T) {
+	base := encodeJPEG(t, gradient(20, 10, false), 90)
+	in := withJPEGSegments(base, jpegSegment(markerAPP1, append([]byte("Exif\x00\x00"), exifTIFF(binary.BigEndian, 1)...)))
+	_, out := mustProcess(t, in, testLimits())
+	if bytes.Contains(out, []byte("Exif")) {
+		t.Error("an upright photo kept an EXIF block")
+	}
+}
+
+func TestOrientedThumbnailsAreUpright(t *testing.T) {
+	// A 40×20 image that needs a quarter turn clockwise shows as 20×40.
+	src := encodePNG(t, gradient(40, 20, false))
+	thumbs, err := OrientedThumbnails(bytes.NewReader(src), 6, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if thumbs[0].Width != 20 || thumbs[0].Height != 40 {
+		t.Fatalf("oriented thumbnail is %d×%d, want 20×40", thumbs[0].Width, thumbs[0].Height)
+	}
+	img := mustDecode(t, thumbs[0].ContentType, thumbs[0].Data)
+	// Green grows down the source: its top row (no green) is now the right
+	// column, its bottom row (most green) the left one.
+	_, right, _, _ := img.At(19, 20).RGBA()
+	_, left, _, _ := img.At(0, 20).RGBA()
+	if right+0x4000 > left {
+		t.Errorf("not turned clockwise: green %d on the right, %d on the left", right>>8, left>>8)
 	}
 }
 

@@ -52,6 +52,13 @@ func Thumbnail(r io.Reader, maxSide int) (Thumb, error) {
 // Returns UnsupportedMediaType, ImageTooLarge, or InvalidImage if the image
 // cannot be decoded.
 func Thumbnails(r io.Reader, sizes ...int) ([]Thumb, error) {
+	return OrientedThumbnails(r, 1, sizes...)
+}
+
+// OrientedThumbnails is Thumbnails for an image whose EXIF orientation (1–8,
+// as Process reports it) says how to turn it: the previews come out upright,
+// since they carry no EXIF of their own.
+func OrientedThumbnails(r io.Reader, orientation int, sizes ...int) ([]Thumb, error) {
 	if len(sizes) == 0 {
 		return nil, errors.New("imaging: Thumbnails needs at least one size")
 	}
@@ -90,7 +97,7 @@ func Thumbnails(r io.Reader, sizes ...int) ([]Thumb, error) {
 			draw.CatmullRom.Scale(dst, dst.Bounds(), from, from.Bounds(), draw.Src, nil)
 			scaled, from = dst, dst
 		}
-		t, err := encodeThumb(scaled, opaque)
+		t, err := encodeThumb(orient(scaled, orientation), opaque)
 		if err != nil {
 			return nil, err
 		}
@@ -134,4 +141,42 @@ func encodeThumb(img image.Image, opaque bool) (Thumb, error) {
 	}
 	t.Data = buf.Bytes()
 	return t, nil
+}
+
+// orient turns img as EXIF orientation o says (2–8); 1, 0 or anything else
+// leaves it as it is.
+func orient(img image.Image, o int) image.Image {
+	if o < 2 || o > 8 {
+		return img
+	}
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	dw, dh := w, h
+	if o >= 5 {
+		dw, dh = h, w
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	for y := range dh {
+		for x := range dw {
+			var sx, sy int
+			switch o {
+			case 2: // mirrored
+				sx, sy = w-1-x, y
+			case 3: // upside down
+				sx, sy = w-1-x, h-1-y
+			case 4: // mirrored upside down
+				sx, sy = x, h-1-y
+			case 5: // transposed
+				sx, sy = y, x
+			case 6: // needs a quarter turn clockwise
+				sx, sy = y, h-1-x
+			case 7: // transversed
+				sx, sy = w-1-y, h-1-x
+			case 8: // needs a quarter turn counter-clockwise
+				sx, sy = w-1-y, x
+			}
+			dst.Set(x, y, img.At(b.Min.X+sx, b.Min.Y+sy))
+		}
+	}
+	return dst
 }

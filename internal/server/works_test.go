@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	_ "image/jpeg"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -484,5 +486,33 @@ func TestDirectUpload(t *testing.T) {
 	me.must(complete, map[string]any{"id": up.CreateUpload.UploadID}, &again)
 	if again.CompleteUpload.Work.ID != w.ID {
 		t.Errorf("completing twice made another work")
+	}
+}
+
+// A phone photo stored sideways keeps the one EXIF tag that turns it upright,
+// and its size and previews are the upright ones.
+func TestSidewaysPhotoStaysUpright(t *testing.T) {
+	t.Parallel()
+	s := start(t, worksCfg())
+	me, _ := mustSignUp(t, s, "phone@example.com")
+	photo := imagingtest.JPEGWithExif(120, 80, 6) // needs a quarter turn clockwise
+	w := me.mustUpload("phone.jpg", photo, "")
+	img := w.Images[0]
+	if img.Width != 80 || img.Height != 120 {
+		t.Errorf("size %dx%d, want the upright 80x120", img.Width, img.Height)
+	}
+	_, stored := get(t, img.URL)
+	i := bytes.Index(stored, []byte("Exif\x00\x00"))
+	if i < 4 {
+		t.Fatal("the stored photo lost its orientation")
+	}
+	// The EXIF segment left holds one tag: no room for a GPS position.
+	if segLen := int(stored[i-2])<<8 | int(stored[i-1]); segLen > 40 {
+		t.Errorf("the kept EXIF segment is %d bytes; only the orientation should stay", segLen)
+	}
+	_, thumb := get(t, img.ThumbnailURL)
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(thumb))
+	if err != nil || cfg.Width != 80 || cfg.Height != 120 {
+		t.Errorf("preview %dx%d (%v), want upright 80x120", cfg.Width, cfg.Height, err)
 	}
 }

@@ -89,7 +89,7 @@ func (s *Service) AddOutput(ctx context.Context, userID, workID uuid.UUID, posit
 	}
 	out := Asset{ID: id, WorkID: workID, UserID: userID, Role: RoleOutput, Position: position, StorageKey: key,
 		ContentType: info.ContentType, Bytes: info.Bytes, Width: info.Width, Height: info.Height, SHA256: info.SHA256}
-	thumbs, err := s.makeThumbnails(ctx, &out)
+	thumbs, err := s.makeThumbnails(ctx, &out, info.Orientation)
 	if err != nil {
 		return nil, err
 	}

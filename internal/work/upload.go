@@ -94,7 +94,11 @@ func (s *Service) ingest(ctx context.Context, userID uuid.UUID, src io.Reader, t
 		ID: assetID, WorkID: workID, UserID: userID, Role: RoleSource, StorageKey: key,
 		ContentType: info.ContentType, Bytes: info.Bytes, Width: info.Width, Height: info.Height, SHA256: info.SHA256,
 	}
-	thumbs, err := s.makeThumbnails(ctx, &original)
+	if info.Orientation >= 5 {
+		// Shown turned a quarter: the size people see is the other way round.
+		original.Width, original.Height = info.Height, info.Width
+	}
+	thumbs, err := s.makeThumbnails(ctx, &original, info.Orientation)
 	if err != nil {
 		return nil, err
 	}
@@ -150,15 +154,15 @@ func (s *Service) storeCleaned(ctx context.Context, key, contentType string, r i
 	return res.info, nil
 }
 
-// makeThumbnails decodes the stored original once and stores a preview at
-// each configured size beside it.
-func (s *Service) makeThumbnails(ctx context.Context, original *Asset) ([]Asset, error) {
+// makeThumbnails decodes the stored original once and stores an upright
+// preview (per its EXIF orientation) at each configured size beside it.
+func (s *Service) makeThumbnails(ctx context.Context, original *Asset, orientation int) ([]Asset, error) {
 	rc, _, err := s.bucket.Open(ctx, original.StorageKey, 0, -1)
 	if err != nil {
 		return nil, fmt.Errorf("open original: %w", err)
 	}
 	defer rc.Close()
-	thumbs, err := imaging.Thumbnails(rc, s.cfg.ThumbnailSizes...)
+	thumbs, err := imaging.OrientedThumbnails(rc, orientation, s.cfg.ThumbnailSizes...)
 	if err != nil {
 		return nil, err
 	}

@@ -134,9 +134,14 @@ func ExifTIFF(order binary.AppendByteOrder, orientation uint16) []byte {
 
 // JPEGWithGPS returns a w×h JPEG whose APP1 EXIF segment carries a GPS
 // position, as a phone photo does.
-func JPEGWithGPS(w, h int) []byte {
+func JPEGWithGPS(w, h int) []byte { return JPEGWithExif(w, h, 1) }
+
+// JPEGWithExif is JPEGWithGPS with an EXIF orientation (1–8): a camera held
+// sideways stores the pixels as they came and a tag that says how to turn
+// them.
+func JPEGWithExif(w, h, orientation int) []byte {
 	j := JPEG(w, h)
-	app1 := JPEGSegment(0xE1, append([]byte("Exif\x00\x00"), ExifTIFF(binary.BigEndian, 1)...))
+	app1 := JPEGSegment(0xE1, append([]byte("Exif\x00\x00"), ExifTIFF(binary.BigEndian, uint16(orientation))...))
 	out := append([]byte(nil), j[:2]...)
 	out = append(out, app1...)
 	return append(out, j[2:]...)
