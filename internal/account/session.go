@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/events"
 	"github.com/fastimage/api/internal/password"
 )
 
@@ -212,6 +213,9 @@ func (s *Service) SignOut(ctx context.Context, v *Viewer) error {
 			Where("id = ? AND revoked_at IS NULL", v.Session.ID).Exec(ctx); err != nil {
 			return fmt.Errorf("sign out: %w", err)
 		}
+		if err := ringSessions(ctx, tx, v.User.ID); err != nil {
+			return err
+		}
 		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventSignOut, nil)
 	})
 }
@@ -241,6 +245,9 @@ func (s *Service) RevokeSession(ctx context.Context, v *Viewer, sessionID uuid.U
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return apperr.Errorf(apperr.NotFound, "No such session.")
+		}
+		if err := ringSessions(ctx, tx, v.User.ID); err != nil {
+			return err
 		}
 		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventSessionRevoked, map[string]any{"sessionId": sessionID.String()})
 	})
@@ -272,7 +279,16 @@ func revokeOthers(ctx context.Context, tx bun.IDB, userID uuid.UUID, keep *uuid.
 		return 0, fmt.Errorf("revoke sessions: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	return int(n), nil
+	return int(n), ringSessions(ctx, tx, userID)
+}
+
+// ringSessions tells every replica, once the transaction commits, that
+// sessions of userID ended.
+func ringSessions(ctx context.Context, idb bun.IDB, userID uuid.UUID) error {
+	if err := events.Ring(ctx, idb, events.SessionsTopic(userID.String())); err != nil {
+		return fmt.Errorf("ring sessions: %w", err)
+	}
+	return nil
 }
 
 func truncate(s string, n int) string {

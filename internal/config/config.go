@@ -358,7 +358,7 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	var proxies, captchaHosts string
 	s.duration(&cfg.Accounts.SessionIdleTimeout, "session-idle-timeout", "SESSION_IDLE_TIMEOUT", 7*24*time.Hour, "a session unused this long ends")
 	s.duration(&cfg.Accounts.SessionLifetime, "session-lifetime", "SESSION_LIFETIME", 30*24*time.Hour, "every session ends this long after sign-in")
-	s.duration(&cfg.Accounts.SessionRecheck, "session-recheck", "SESSION_RECHECK_INTERVAL", 3*time.Second, "how often open subscriptions check that their session still works")
+	s.duration(&cfg.Accounts.SessionRecheck, "session-recheck", "SESSION_RECHECK_INTERVAL", time.Minute, "safety net: how often open subscriptions recheck their session (revocations end them at once)")
 	s.duration(&cfg.Accounts.VerifyLinkTTL, "verify-link-ttl", "VERIFY_LINK_TTL", 48*time.Hour, "how long an email verification link works")
 	s.duration(&cfg.Accounts.EmailChangeLinkTTL, "email-change-link-ttl", "EMAIL_CHANGE_LINK_TTL", 24*time.Hour, "how long an email change confirmation link works")
 	s.int64(&cfg.Credits.SignupBonus, "signup-bonus-credits", "SIGNUP_BONUS_CREDITS", 25, "credits granted when a user verifies their email (0: none)")
@@ -413,7 +413,7 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	a := cfg.Accounts
 	s.check(a.SessionIdleTimeout >= time.Minute, "--session-idle-timeout must be at least 1m")
 	s.check(a.SessionLifetime >= a.SessionIdleTimeout, "--session-lifetime must be at least --session-idle-timeout")
-	s.check(a.SessionRecheck >= 100*time.Millisecond && a.SessionRecheck <= time.Minute, "--session-recheck must be between 100ms and 1m")
+	s.check(a.SessionRecheck >= 100*time.Millisecond && a.SessionRecheck <= 10*time.Minute, "--session-recheck must be between 100ms and 10m")
 	s.check(a.VerifyLinkTTL >= 10*time.Minute, "--verify-link-ttl must be at least 10m")
 	s.check(a.EmailChangeLinkTTL >= 10*time.Minute, "--email-change-link-ttl must be at least 10m")
 	s.check(cfg.Captcha.Provider == "" || cfg.Captcha.Provider == "turnstile" || cfg.Captcha.Provider == "hcaptcha",

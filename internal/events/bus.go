@@ -46,6 +46,11 @@ func UserTopic(id string) string { return "user:" + id }
 // QueueTopic is rung when a job is queued or a worker slot frees up.
 const QueueTopic = "queue"
 
+// SessionsTopic is rung when sessions of a user end (sign-out, revocation,
+// password change or reset, suspension), so that their open subscriptions
+// stop at once.
+func SessionsTopic(userID string) string { return "sessions:" + userID }
+
 // CancelTopic is rung when a running job is asked to stop.
 func CancelTopic(id string) string { return "cancel:" + id }
 

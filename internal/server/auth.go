@@ -12,6 +12,7 @@ import (
 
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/events"
 )
 
 // sessionCookie is the browser's session cookie.
@@ -141,10 +142,12 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 	return s.watchSession(ctx), nil, nil
 }
 
-// watchSession returns ctx, ended soon after the viewer's session stops
-// working (signed out, revoked, expired, suspended), so that long-lived
-// subscriptions do not outlive it. Anonymous contexts are returned as they
-// are.
+// watchSession returns ctx, ended as soon as the viewer's session stops
+// working, so that long-lived subscriptions do not outlive it: at once when
+// a revocation's doorbell rings (sign-out, revocation, password change or
+// reset, suspension), and within SESSION_RECHECK_INTERVAL for a session that
+// expires or a doorbell that was lost. Anonymous contexts are returned as
+// they are.
 func (s *Server) watchSession(ctx context.Context) context.Context {
 	v, _ := account.Optional(ctx)
 	if v == nil {
@@ -152,8 +155,14 @@ func (s *Server) watchSession(ctx context.Context) context.Context {
 	}
 	ctx = transport.AppendCloseReason(ctx, "Your session has ended. Sign in again.")
 	ctx, cancel := context.WithCancel(ctx)
+	var rang <-chan struct{}
+	stopListening := func() {}
+	if s.bus != nil {
+		rang, stopListening = s.bus.Subscribe(events.SessionsTopic(v.User.ID.String()))
+	}
 	go func() {
 		defer cancel()
+		defer stopListening()
 		t := time.NewTicker(s.cfg.Accounts.SessionRecheck)
 		defer t.Stop()
 		for {
@@ -161,16 +170,17 @@ func (s *Server) watchSession(ctx context.Context) context.Context {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				err := s.accounts.StillValid(ctx, v)
-				if err == nil {
-					continue
-				}
-				if apperr.CodeOf(err) == apperr.Internal {
-					s.log.WarnContext(ctx, "could not recheck session", "err", err)
-					continue
-				}
-				return
+			case <-rang:
 			}
+			err := s.accounts.StillValid(ctx, v)
+			if err == nil {
+				continue
+			}
+			if apperr.CodeOf(err) == apperr.Internal {
+				s.log.WarnContext(ctx, "could not recheck session", "err", err)
+				continue
+			}
+			return
 		}
 	}()
 	return ctx

@@ -70,7 +70,7 @@ func testConfig() *config.Serve {
 		Accounts: config.Accounts{
 			SessionIdleTimeout: time.Hour,
 			SessionLifetime:    24 * time.Hour,
-			SessionRecheck:     200 * time.Millisecond,
+			SessionRecheck:     time.Minute, // revocations must end subscriptions through the doorbell
 			VerifyLinkTTL:      time.Hour,
 			EmailChangeLinkTTL: time.Hour,
 		},

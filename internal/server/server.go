@@ -57,6 +57,7 @@ type Server struct {
 	ledger   *credit.Ledger
 	gallery  *work.Service
 	jobs     *generate.Service
+	bus      *events.Bus
 	blobs    http.Handler
 	outbox   *mail.Outbox
 
@@ -86,6 +87,7 @@ func New(d Deps) *Server {
 		ledger:   d.Ledger,
 		gallery:  d.Gallery,
 		jobs:     d.Jobs,
+		bus:      d.Bus,
 		blobs:    d.Blobs,
 		outbox:   d.Outbox,
 		metrics:  metrics.NewRegistry(),
