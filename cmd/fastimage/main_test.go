@@ -66,7 +66,7 @@ type process struct {
 // address.
 func startServe(t *testing.T, dbURL string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(buildBinary(t), append([]string{"serve", "--http-addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(buildBinary(t), append([]string{"serve", "--http-addr", "127.0.0.1:0", "--storage-dir", t.TempDir()}, args...)...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_FORMAT=json")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -251,5 +251,43 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	if out := runOK("down"); !strings.Contains(out, "rolled back") {
 		t.Errorf("down in development: %q", out)
+	}
+}
+
+// `fastimage worker` runs workers without the HTTP API and stops cleanly on
+// SIGTERM; it refuses to run with no workers.
+func TestWorkerCommand(t *testing.T) {
+	t.Parallel()
+	dbURL := dbtest.NewURL(t)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"worker", "--database-url", dbURL, "--workers", "0"}, &stdout, &stderr); code != 2 {
+		t.Fatalf("worker --workers 0: exit %d (%s), want 2", code, stderr.String())
+	}
+	cmd := exec.Command(buildBinary(t), "worker", "--workers", "1", "--storage-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_FORMAT=json")
+	logs := &logBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "FastImage workers running") {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("worker did not start: %s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("worker exited with %v: %s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("worker did not stop on SIGTERM")
 	}
 }
