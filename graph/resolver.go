@@ -140,6 +140,18 @@ func (r *Resolver) fetchGeneration(ctx context.Context, key string) (relay.Node,
 	return g, err
 }
 
+// viewerAnd is the opening of most resolvers that act on one object: the
+// caller passes require (signed in, verified, admin), and id names an object
+// of type typ. Returns require's codes, or NOT_FOUND / VALIDATION for id.
+func viewerAnd(ctx context.Context, require func(context.Context) (*account.Viewer, error), id, typ string) (*account.Viewer, uuid.UUID, error) {
+	v, err := require(ctx)
+	if err != nil {
+		return nil, uuid.Nil, err
+	}
+	key, err := uuidOf(id, typ)
+	return v, key, err
+}
+
 // uuidsOf returns the keys of global ids of type typ.
 // Returns NOT_FOUND for an id of another type.
 func uuidsOf(ids []string, typ string) ([]uuid.UUID, error) {

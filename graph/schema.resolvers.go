@@ -198,11 +198,7 @@ func (r *mutationResolver) SignOut(ctx context.Context, input *model.SignOutInpu
 
 // RevokeSession is the resolver for the revokeSession field.
 func (r *mutationResolver) RevokeSession(ctx context.Context, input model.RevokeSessionInput) (*model.RevokeSessionPayload, error) {
-	v, err := account.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuidOf(input.SessionID, "Session")
+	v, id, err := viewerAnd(ctx, account.Require, input.SessionID, "Session")
 	if err != nil {
 		return nil, err
 	}
@@ -293,11 +289,7 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, input model.Update
 
 // SuspendUser is the resolver for the suspendUser field.
 func (r *mutationResolver) SuspendUser(ctx context.Context, input model.SuspendUserInput) (*model.UserPayload, error) {
-	v, err := account.RequireAdmin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuidOf(input.UserID, "User")
+	v, id, err := viewerAnd(ctx, account.RequireAdmin, input.UserID, "User")
 	if err != nil {
 		return nil, err
 	}
@@ -310,11 +302,7 @@ func (r *mutationResolver) SuspendUser(ctx context.Context, input model.SuspendU
 
 // UnsuspendUser is the resolver for the unsuspendUser field.
 func (r *mutationResolver) UnsuspendUser(ctx context.Context, input model.UnsuspendUserInput) (*model.UserPayload, error) {
-	v, err := account.RequireAdmin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuidOf(input.UserID, "User")
+	v, id, err := viewerAnd(ctx, account.RequireAdmin, input.UserID, "User")
 	if err != nil {
 		return nil, err
 	}
@@ -327,11 +315,7 @@ func (r *mutationResolver) UnsuspendUser(ctx context.Context, input model.Unsusp
 
 // AdjustCredits is the resolver for the adjustCredits field.
 func (r *mutationResolver) AdjustCredits(ctx context.Context, input model.AdjustCreditsInput) (*model.AdjustCreditsPayload, error) {
-	v, err := account.RequireAdmin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuidOf(input.UserID, "User")
+	v, id, err := viewerAnd(ctx, account.RequireAdmin, input.UserID, "User")
 	if err != nil {
 		return nil, err
 	}
@@ -374,11 +358,7 @@ func (r *mutationResolver) CreateUpload(ctx context.Context, input model.CreateU
 
 // CompleteUpload is the resolver for the completeUpload field.
 func (r *mutationResolver) CompleteUpload(ctx context.Context, input model.CompleteUploadInput) (*model.WorkPayload, error) {
-	v, err := account.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuidOf(input.UploadID, "Upload")
+	v, id, err := viewerAnd(ctx, account.Require, input.UploadID, "Upload")
 	if err != nil {
 		return nil, err
 	}
@@ -391,11 +371,7 @@ func (r *mutationResolver) CompleteUpload(ctx context.Context, input model.Compl
 
 // RenameWork is the resolver for the renameWork field.
 func (r *mutationResolver) RenameWork(ctx context.Context, input model.RenameWorkInput) (*model.WorkPayload, error) {
-	v, err := account.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuidOf(input.WorkID, "Work")
+	v, id, err := viewerAnd(ctx, account.Require, input.WorkID, "Work")
 	if err != nil {
 		return nil, err
 	}
@@ -474,11 +450,7 @@ func (r *mutationResolver) EditImage(ctx context.Context, input model.EditImageI
 
 // CancelGeneration is the resolver for the cancelGeneration field.
 func (r *mutationResolver) CancelGeneration(ctx context.Context, input model.CancelGenerationInput) (*model.GenerationPayload, error) {
-	v, err := account.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuidOf(input.GenerationID, "Generation")
+	v, id, err := viewerAnd(ctx, account.Require, input.GenerationID, "Generation")
 	if err != nil {
 		return nil, err
 	}
@@ -488,11 +460,7 @@ func (r *mutationResolver) CancelGeneration(ctx context.Context, input model.Can
 
 // RetryGeneration is the resolver for the retryGeneration field.
 func (r *mutationResolver) RetryGeneration(ctx context.Context, input model.RetryGenerationInput) (*model.GenerationPayload, error) {
-	v, err := account.RequireVerified(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuidOf(input.GenerationID, "Generation")
+	v, id, err := viewerAnd(ctx, account.RequireVerified, input.GenerationID, "Generation")
 	if err != nil {
 		return nil, err
 	}
@@ -537,11 +505,7 @@ func (r *queryResolver) Viewer(ctx context.Context) (*account.User, error) {
 
 // Work is the resolver for the work field.
 func (r *queryResolver) Work(ctx context.Context, id string) (*work.Work, error) {
-	v, err := account.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	workID, err := uuidOf(id, "Work")
+	v, workID, err := viewerAnd(ctx, account.Require, id, "Work")
 	if err != nil {
 		return nil, err
 	}
@@ -550,11 +514,7 @@ func (r *queryResolver) Work(ctx context.Context, id string) (*work.Work, error)
 
 // Generation is the resolver for the generation field.
 func (r *queryResolver) Generation(ctx context.Context, id string) (*generate.Generation, error) {
-	v, err := account.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	gid, err := uuidOf(id, "Generation")
+	v, gid, err := viewerAnd(ctx, account.Require, id, "Generation")
 	if err != nil {
 		return nil, err
 	}
@@ -635,11 +595,7 @@ func (r *subscriptionResolver) Heartbeat(ctx context.Context, intervalMs *int) (
 
 // GenerationEvents is the resolver for the generationEvents field.
 func (r *subscriptionResolver) GenerationEvents(ctx context.Context, id string, afterSeq *int) (<-chan *model.GenerationEvent, error) {
-	v, err := account.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	gid, err := uuidOf(id, "Generation")
+	v, gid, err := viewerAnd(ctx, account.Require, id, "Generation")
 	if err != nil {
 		return nil, err
 	}
