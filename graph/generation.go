@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fastimage/api/graph/model"
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/generate"
@@ -118,19 +119,19 @@ func feedModel(e generate.FeedEvent) *model.ViewerEvent {
 }
 
 // submitted turns a service's answer about a generation into the payload.
-func (r *Resolver) submitted(ctx context.Context, g *generate.Generation, err error) (*model.GenerationPayload, error) {
+func (r *Resolver) submitted(ctx context.Context, a actor.Actor, g *generate.Generation, err error) (*model.GenerationPayload, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := r.Gallery.Get(ctx, g.UserID, g.WorkID)
+	w, err := r.Gallery.Get(ctx, a, g.WorkID)
 	if err != nil {
 		return nil, err
 	}
 	return &model.GenerationPayload{Generation: g, Work: w}, nil
 }
 
-func (r *Resolver) estimate(ctx context.Context, userID uuid.UUID, req generate.Request) (*model.Estimate, error) {
-	per, total, w, h, err := r.Jobs.Estimate(ctx, userID, req)
+func (r *Resolver) estimate(ctx context.Context, a actor.Actor, req generate.Request) (*model.Estimate, error) {
+	per, total, w, h, err := r.Jobs.Estimate(ctx, a, req)
 	if err != nil {
 		return nil, err
 	}

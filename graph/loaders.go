@@ -50,11 +50,11 @@ func loadersFrom(ctx context.Context) *loaders {
 }
 
 func (r *Resolver) fetchImages(ctx context.Context, workIDs []uuid.UUID) (map[uuid.UUID][]*work.Image, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	found, err := r.Gallery.ImagesByWorkIDs(ctx, v.User.ID, workIDs)
+	found, err := r.Gallery.ImagesByWorkIDs(ctx, a, workIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -67,11 +67,11 @@ func (r *Resolver) fetchImages(ctx context.Context, workIDs []uuid.UUID) (map[uu
 }
 
 func (r *Resolver) fetchWorks(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*work.Work, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	works, err := r.Gallery.WorksByIDs(ctx, v.User.ID, ids)
+	works, err := r.Gallery.WorksByIDs(ctx, a, ids)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/generate"
@@ -77,7 +78,7 @@ func (r *Resolver) node(ctx context.Context, id string) (relay.Node, error) {
 }
 
 func (r *Resolver) fetchUser(ctx context.Context, key string) (relay.Node, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func (r *Resolver) fetchUser(ctx context.Context, key string) (relay.Node, error
 	if err != nil {
 		return nil, nil
 	}
-	users, err := r.Accounts.UsersByIDs(ctx, v, []uuid.UUID{id})
+	users, err := r.Accounts.UsersByIDs(ctx, a, []uuid.UUID{id})
 	if err != nil || len(users) == 0 {
 		return nil, err
 	}
@@ -93,20 +94,19 @@ func (r *Resolver) fetchUser(ctx context.Context, key string) (relay.Node, error
 }
 
 func (r *Resolver) fetchSession(ctx context.Context, key string) (relay.Node, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sessions, err := r.Accounts.Sessions(ctx, v.User.ID)
+	id, err := uuid.Parse(key)
 	if err != nil {
+		return nil, nil
+	}
+	sessions, err := r.Accounts.SessionsByIDs(ctx, a, []uuid.UUID{id})
+	if err != nil || len(sessions) == 0 {
 		return nil, err
 	}
-	for i := range sessions {
-		if sessions[i].ID.String() == key {
-			return &sessions[i], nil
-		}
-	}
-	return nil, nil
+	return &sessions[0], nil
 }
 
 func (r *Resolver) fetchWork(ctx context.Context, key string) (relay.Node, error) {
@@ -125,7 +125,7 @@ func (r *Resolver) fetchWork(ctx context.Context, key string) (relay.Node, error
 }
 
 func (r *Resolver) fetchGeneration(ctx context.Context, key string) (relay.Node, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -133,23 +133,35 @@ func (r *Resolver) fetchGeneration(ctx context.Context, key string) (relay.Node,
 	if err != nil {
 		return nil, nil
 	}
-	g, err := r.Jobs.Get(ctx, v.User.ID, id)
+	g, err := r.Jobs.Get(ctx, a, id)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return nil, nil
 	}
 	return g, err
 }
 
-// viewerAnd is the opening of most resolvers that act on one object: the
-// caller passes require (signed in, verified, admin), and id names an object
-// of type typ. Returns require's codes, or NOT_FOUND / VALIDATION for id.
-func viewerAnd(ctx context.Context, require func(context.Context) (*account.Viewer, error), id, typ string) (*account.Viewer, uuid.UUID, error) {
-	v, err := require(ctx)
+// actorAnd is the opening of most resolvers that act on one object: the
+// signed-in actor, and the key of id, which names an object of type typ.
+// Returns UNAUTHENTICATED, ACCOUNT_SUSPENDED, or NOT_FOUND / VALIDATION for id.
+func actorAnd(ctx context.Context, id, typ string) (actor.Actor, uuid.UUID, error) {
+	a, err := account.Actor(ctx)
 	if err != nil {
-		return nil, uuid.Nil, err
+		return a, uuid.Nil, err
 	}
 	key, err := uuidOf(id, typ)
-	return v, key, err
+	return a, key, err
+}
+
+// actorPage is the opening of connection fields: the signed-in actor and the
+// page asked for. Returns UNAUTHENTICATED, ACCOUNT_SUSPENDED, VALIDATION or
+// NOT_FOUND (a cursor of another type).
+func actorPage(ctx context.Context, first *int, after *string, typ string) (actor.Actor, int, *uuid.UUID, error) {
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return a, 0, nil, err
+	}
+	n, cursor, err := pageArgs(first, after, typ)
+	return a, n, cursor, err
 }
 
 // uuidsOf returns the keys of global ids of type typ.
@@ -178,32 +190,6 @@ func uuidOf(id, typ string) (uuid.UUID, error) {
 		return uuid.Nil, apperr.Errorf(apperr.NotFound, "No %s has this id.", typ)
 	}
 	return u, nil
-}
-
-// ownAccount lets a field of a user through only for that user themself.
-// Returns UNAUTHENTICATED or FORBIDDEN.
-func ownAccount(ctx context.Context, u *account.User) (*account.Viewer, error) {
-	v, err := account.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if v.User.ID != u.ID {
-		return nil, apperr.Errorf(apperr.Forbidden, "Only the account's owner may see this.")
-	}
-	return v, nil
-}
-
-// ownOrAdmin lets a field of a user through for that user and for admins.
-// Returns UNAUTHENTICATED or FORBIDDEN.
-func ownOrAdmin(ctx context.Context, u *account.User) (*account.Viewer, error) {
-	v, err := account.Require(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if v.User.ID != u.ID && v.User.Role != account.RoleAdmin {
-		return nil, apperr.Errorf(apperr.Forbidden, "Only the account's owner may see this.")
-	}
-	return v, nil
 }
 
 // cursorOf decodes a connection's `after` cursor: the global id of the last

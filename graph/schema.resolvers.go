@@ -106,7 +106,11 @@ func (r *generationResolver) RetryOf(ctx context.Context, obj *generate.Generati
 	if obj.RetryOf == nil {
 		return nil, nil
 	}
-	g, err := r.Jobs.Get(ctx, obj.UserID, *obj.RetryOf)
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.Jobs.Get(ctx, a, *obj.RetryOf)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return nil, nil
 	}
@@ -198,7 +202,11 @@ func (r *mutationResolver) SignOut(ctx context.Context, input *model.SignOutInpu
 
 // RevokeSession is the resolver for the revokeSession field.
 func (r *mutationResolver) RevokeSession(ctx context.Context, input model.RevokeSessionInput) (*model.RevokeSessionPayload, error) {
-	v, id, err := viewerAnd(ctx, account.Require, input.SessionID, "Session")
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuidOf(input.SessionID, "Session")
 	if err != nil {
 		return nil, err
 	}
@@ -289,11 +297,11 @@ func (r *mutationResolver) UpdateProfile(ctx context.Context, input model.Update
 
 // SuspendUser is the resolver for the suspendUser field.
 func (r *mutationResolver) SuspendUser(ctx context.Context, input model.SuspendUserInput) (*model.UserPayload, error) {
-	v, id, err := viewerAnd(ctx, account.RequireAdmin, input.UserID, "User")
+	a, id, err := actorAnd(ctx, input.UserID, "User")
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Accounts.Suspend(ctx, v, id, input.Reason)
+	u, err := r.Accounts.Suspend(ctx, a, id, input.Reason)
 	if err != nil {
 		return nil, err
 	}
@@ -302,11 +310,11 @@ func (r *mutationResolver) SuspendUser(ctx context.Context, input model.SuspendU
 
 // UnsuspendUser is the resolver for the unsuspendUser field.
 func (r *mutationResolver) UnsuspendUser(ctx context.Context, input model.UnsuspendUserInput) (*model.UserPayload, error) {
-	v, id, err := viewerAnd(ctx, account.RequireAdmin, input.UserID, "User")
+	a, id, err := actorAnd(ctx, input.UserID, "User")
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Accounts.Unsuspend(ctx, v, id)
+	u, err := r.Accounts.Unsuspend(ctx, a, id)
 	if err != nil {
 		return nil, err
 	}
@@ -315,15 +323,15 @@ func (r *mutationResolver) UnsuspendUser(ctx context.Context, input model.Unsusp
 
 // AdjustCredits is the resolver for the adjustCredits field.
 func (r *mutationResolver) AdjustCredits(ctx context.Context, input model.AdjustCreditsInput) (*model.AdjustCreditsPayload, error) {
-	v, id, err := viewerAnd(ctx, account.RequireAdmin, input.UserID, "User")
+	a, id, err := actorAnd(ctx, input.UserID, "User")
 	if err != nil {
 		return nil, err
 	}
-	e, err := r.Ledger.Adjust(ctx, v.User.ID, id, int64(input.Amount), input.Reason)
+	e, err := r.Ledger.Adjust(ctx, a, id, int64(input.Amount), input.Reason)
 	if err != nil {
 		return nil, err
 	}
-	b, err := r.Ledger.BalanceOf(ctx, id)
+	b, err := r.Ledger.BalanceOf(ctx, a, id)
 	if err != nil {
 		return nil, err
 	}
@@ -332,11 +340,11 @@ func (r *mutationResolver) AdjustCredits(ctx context.Context, input model.Adjust
 
 // UploadImage is the resolver for the uploadImage field.
 func (r *mutationResolver) UploadImage(ctx context.Context, input model.UploadImageInput) (*model.WorkPayload, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	w, err := r.Gallery.Upload(ctx, v.User.ID, work.UploadInput{File: input.File.File, Size: input.File.Size, Title: deref(input.Title, "")})
+	w, err := r.Gallery.Upload(ctx, a, work.UploadInput{File: input.File.File, Size: input.File.Size, Title: deref(input.Title, "")})
 	if err != nil {
 		return nil, err
 	}
@@ -345,11 +353,11 @@ func (r *mutationResolver) UploadImage(ctx context.Context, input model.UploadIm
 
 // CreateUpload is the resolver for the createUpload field.
 func (r *mutationResolver) CreateUpload(ctx context.Context, input model.CreateUploadInput) (*model.CreateUploadPayload, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.Gallery.CreateUpload(ctx, v.User.ID, input.Filename, input.ContentType, input.Bytes, deref(input.Title, ""))
+	u, err := r.Gallery.CreateUpload(ctx, a, input.Filename, input.ContentType, input.Bytes, deref(input.Title, ""))
 	if err != nil {
 		return nil, err
 	}
@@ -358,11 +366,11 @@ func (r *mutationResolver) CreateUpload(ctx context.Context, input model.CreateU
 
 // CompleteUpload is the resolver for the completeUpload field.
 func (r *mutationResolver) CompleteUpload(ctx context.Context, input model.CompleteUploadInput) (*model.WorkPayload, error) {
-	v, id, err := viewerAnd(ctx, account.Require, input.UploadID, "Upload")
+	a, id, err := actorAnd(ctx, input.UploadID, "Upload")
 	if err != nil {
 		return nil, err
 	}
-	w, err := r.Gallery.CompleteUpload(ctx, v.User.ID, id)
+	w, err := r.Gallery.CompleteUpload(ctx, a, id)
 	if err != nil {
 		return nil, err
 	}
@@ -371,11 +379,11 @@ func (r *mutationResolver) CompleteUpload(ctx context.Context, input model.Compl
 
 // RenameWork is the resolver for the renameWork field.
 func (r *mutationResolver) RenameWork(ctx context.Context, input model.RenameWorkInput) (*model.WorkPayload, error) {
-	v, id, err := viewerAnd(ctx, account.Require, input.WorkID, "Work")
+	a, id, err := actorAnd(ctx, input.WorkID, "Work")
 	if err != nil {
 		return nil, err
 	}
-	w, err := r.Gallery.Rename(ctx, v.User.ID, id, input.Title)
+	w, err := r.Gallery.Rename(ctx, a, id, input.Title)
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +392,7 @@ func (r *mutationResolver) RenameWork(ctx context.Context, input model.RenameWor
 
 // DeleteWorks is the resolver for the deleteWorks field.
 func (r *mutationResolver) DeleteWorks(ctx context.Context, input model.DeleteWorksInput) (*model.DeleteWorksPayload, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -392,7 +400,7 @@ func (r *mutationResolver) DeleteWorks(ctx context.Context, input model.DeleteWo
 	if err != nil {
 		return nil, err
 	}
-	until, err := r.Gallery.Delete(ctx, v.User.ID, ids)
+	until, err := r.Gallery.Delete(ctx, a, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -401,7 +409,7 @@ func (r *mutationResolver) DeleteWorks(ctx context.Context, input model.DeleteWo
 
 // RestoreWorks is the resolver for the restoreWorks field.
 func (r *mutationResolver) RestoreWorks(ctx context.Context, input model.RestoreWorksInput) (*model.RestoreWorksPayload, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +417,7 @@ func (r *mutationResolver) RestoreWorks(ctx context.Context, input model.Restore
 	if err != nil {
 		return nil, err
 	}
-	works, err := r.Gallery.Restore(ctx, v.User.ID, ids)
+	works, err := r.Gallery.Restore(ctx, a, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +430,7 @@ func (r *mutationResolver) RestoreWorks(ctx context.Context, input model.Restore
 
 // GenerateImage is the resolver for the generateImage field.
 func (r *mutationResolver) GenerateImage(ctx context.Context, input model.GenerateImageInput) (*model.GenerationPayload, error) {
-	v, err := account.RequireVerified(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -430,13 +438,13 @@ func (r *mutationResolver) GenerateImage(ctx context.Context, input model.Genera
 	if err != nil {
 		return nil, err
 	}
-	g, err := r.Jobs.Submit(ctx, v.User.ID, req)
-	return r.submitted(ctx, g, err)
+	g, err := r.Jobs.Submit(ctx, a, req)
+	return r.submitted(ctx, a, g, err)
 }
 
 // EditImage is the resolver for the editImage field.
 func (r *mutationResolver) EditImage(ctx context.Context, input model.EditImageInput) (*model.GenerationPayload, error) {
-	v, err := account.RequireVerified(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -444,28 +452,28 @@ func (r *mutationResolver) EditImage(ctx context.Context, input model.EditImageI
 	if err != nil {
 		return nil, err
 	}
-	g, err := r.Jobs.Submit(ctx, v.User.ID, req)
-	return r.submitted(ctx, g, err)
+	g, err := r.Jobs.Submit(ctx, a, req)
+	return r.submitted(ctx, a, g, err)
 }
 
 // CancelGeneration is the resolver for the cancelGeneration field.
 func (r *mutationResolver) CancelGeneration(ctx context.Context, input model.CancelGenerationInput) (*model.GenerationPayload, error) {
-	v, id, err := viewerAnd(ctx, account.Require, input.GenerationID, "Generation")
+	a, id, err := actorAnd(ctx, input.GenerationID, "Generation")
 	if err != nil {
 		return nil, err
 	}
-	g, err := r.Jobs.Cancel(ctx, v.User.ID, id)
-	return r.submitted(ctx, g, err)
+	g, err := r.Jobs.Cancel(ctx, a, id)
+	return r.submitted(ctx, a, g, err)
 }
 
 // RetryGeneration is the resolver for the retryGeneration field.
 func (r *mutationResolver) RetryGeneration(ctx context.Context, input model.RetryGenerationInput) (*model.GenerationPayload, error) {
-	v, id, err := viewerAnd(ctx, account.RequireVerified, input.GenerationID, "Generation")
+	a, id, err := actorAnd(ctx, input.GenerationID, "Generation")
 	if err != nil {
 		return nil, err
 	}
-	g, err := r.Jobs.Retry(ctx, v.User.ID, id)
-	return r.submitted(ctx, g, err)
+	g, err := r.Jobs.Retry(ctx, a, id)
+	return r.submitted(ctx, a, g, err)
 }
 
 // Node is the resolver for the node field.
@@ -505,25 +513,25 @@ func (r *queryResolver) Viewer(ctx context.Context) (*account.User, error) {
 
 // Work is the resolver for the work field.
 func (r *queryResolver) Work(ctx context.Context, id string) (*work.Work, error) {
-	v, workID, err := viewerAnd(ctx, account.Require, id, "Work")
+	a, workID, err := actorAnd(ctx, id, "Work")
 	if err != nil {
 		return nil, err
 	}
-	return r.Gallery.Get(ctx, v.User.ID, workID)
+	return r.Gallery.Get(ctx, a, workID)
 }
 
 // Generation is the resolver for the generation field.
 func (r *queryResolver) Generation(ctx context.Context, id string) (*generate.Generation, error) {
-	v, gid, err := viewerAnd(ctx, account.Require, id, "Generation")
+	a, gid, err := actorAnd(ctx, id, "Generation")
 	if err != nil {
 		return nil, err
 	}
-	return r.Jobs.Get(ctx, v.User.ID, gid)
+	return r.Jobs.Get(ctx, a, gid)
 }
 
 // EstimateGeneration is the resolver for the estimateGeneration field.
 func (r *queryResolver) EstimateGeneration(ctx context.Context, input model.GenerateImageInput) (*model.Estimate, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -531,12 +539,12 @@ func (r *queryResolver) EstimateGeneration(ctx context.Context, input model.Gene
 	if err != nil {
 		return nil, err
 	}
-	return r.estimate(ctx, v.User.ID, req)
+	return r.estimate(ctx, a, req)
 }
 
 // EstimateEdit is the resolver for the estimateEdit field.
 func (r *queryResolver) EstimateEdit(ctx context.Context, input model.EditImageInput) (*model.Estimate, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -544,7 +552,7 @@ func (r *queryResolver) EstimateEdit(ctx context.Context, input model.EditImageI
 	if err != nil {
 		return nil, err
 	}
-	return r.estimate(ctx, v.User.ID, req)
+	return r.estimate(ctx, a, req)
 }
 
 // ID is the resolver for the id field.
@@ -595,14 +603,14 @@ func (r *subscriptionResolver) Heartbeat(ctx context.Context, intervalMs *int) (
 
 // GenerationEvents is the resolver for the generationEvents field.
 func (r *subscriptionResolver) GenerationEvents(ctx context.Context, id string, afterSeq *int) (<-chan *model.GenerationEvent, error) {
-	v, gid, err := viewerAnd(ctx, account.Require, id, "Generation")
+	a, gid, err := actorAnd(ctx, id, "Generation")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.Jobs.Get(ctx, v.User.ID, gid); err != nil {
+	in, err := r.Jobs.Stream(ctx, a, gid, deref(afterSeq, 0))
+	if err != nil {
 		return nil, err
 	}
-	in := r.Jobs.Stream(ctx, gid, deref(afterSeq, 0))
 	out := make(chan *model.GenerationEvent)
 	go func() {
 		defer close(out)
@@ -619,11 +627,11 @@ func (r *subscriptionResolver) GenerationEvents(ctx context.Context, id string, 
 
 // ViewerEvents is the resolver for the viewerEvents field.
 func (r *subscriptionResolver) ViewerEvents(ctx context.Context, afterSeq *int) (<-chan *model.ViewerEvent, error) {
-	v, err := account.Require(ctx)
+	a, err := account.Actor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	in := r.Jobs.StreamFeed(ctx, v.User.ID, int64(deref(afterSeq, 0)))
+	in := r.Jobs.StreamFeed(ctx, a, int64(deref(afterSeq, 0)))
 	out := make(chan *model.ViewerEvent)
 	go func() {
 		defer close(out)
@@ -655,10 +663,11 @@ func (r *userResolver) Status(ctx context.Context, obj *account.User) (model.Use
 
 // Sessions is the resolver for the sessions field.
 func (r *userResolver) Sessions(ctx context.Context, obj *account.User) ([]*account.Session, error) {
-	if _, err := ownAccount(ctx, obj); err != nil {
+	a, err := account.Actor(ctx)
+	if err != nil {
 		return nil, err
 	}
-	sessions, err := r.Accounts.Sessions(ctx, obj.ID)
+	sessions, err := r.Accounts.Sessions(ctx, a, obj.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -671,10 +680,11 @@ func (r *userResolver) Sessions(ctx context.Context, obj *account.User) ([]*acco
 
 // Credits is the resolver for the credits field.
 func (r *userResolver) Credits(ctx context.Context, obj *account.User) (*credit.Balance, error) {
-	if _, err := ownOrAdmin(ctx, obj); err != nil {
+	a, err := account.Actor(ctx)
+	if err != nil {
 		return nil, err
 	}
-	b, err := r.Ledger.BalanceOf(ctx, obj.ID)
+	b, err := r.Ledger.BalanceOf(ctx, a, obj.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -683,14 +693,11 @@ func (r *userResolver) Credits(ctx context.Context, obj *account.User) (*credit.
 
 // CreditEntries is the resolver for the creditEntries field.
 func (r *userResolver) CreditEntries(ctx context.Context, obj *account.User, first *int, after *string) (*model.CreditEntryConnection, error) {
-	if _, err := ownOrAdmin(ctx, obj); err != nil {
-		return nil, err
-	}
-	n, cursor, err := pageArgs(first, after, "CreditEntry")
+	a, n, cursor, err := actorPage(ctx, first, after, "CreditEntry")
 	if err != nil {
 		return nil, err
 	}
-	page, err := r.Ledger.Entries(ctx, obj.ID, n, cursor)
+	page, err := r.Ledger.Entries(ctx, a, obj.ID, n, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -705,10 +712,7 @@ func (r *userResolver) CreditEntries(ctx context.Context, obj *account.User, fir
 
 // Works is the resolver for the works field.
 func (r *userResolver) Works(ctx context.Context, obj *account.User, first *int, after *string, filter *model.WorkFilter) (*model.WorkConnection, error) {
-	if _, err := ownAccount(ctx, obj); err != nil {
-		return nil, err
-	}
-	n, cursor, err := pageArgs(first, after, "Work")
+	a, n, cursor, err := actorPage(ctx, first, after, "Work")
 	if err != nil {
 		return nil, err
 	}
@@ -722,7 +726,7 @@ func (r *userResolver) Works(ctx context.Context, obj *account.User, first *int,
 		}
 		f.Query = deref(filter.Query, "")
 	}
-	page, err := r.Gallery.List(ctx, obj.ID, f, n, cursor)
+	page, err := r.Gallery.List(ctx, a, obj.ID, f, n, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -740,10 +744,11 @@ func (r *userResolver) Works(ctx context.Context, obj *account.User, first *int,
 
 // Storage is the resolver for the storage field.
 func (r *userResolver) Storage(ctx context.Context, obj *account.User) (*work.Usage, error) {
-	if _, err := ownAccount(ctx, obj); err != nil {
+	a, err := account.Actor(ctx)
+	if err != nil {
 		return nil, err
 	}
-	u, err := r.Gallery.UsageOf(ctx, obj.ID)
+	u, err := r.Gallery.UsageOf(ctx, a, obj.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -752,10 +757,7 @@ func (r *userResolver) Storage(ctx context.Context, obj *account.User) (*work.Us
 
 // Generations is the resolver for the generations field.
 func (r *userResolver) Generations(ctx context.Context, obj *account.User, first *int, after *string, status *model.GenerationStatus) (*model.GenerationConnection, error) {
-	if _, err := ownAccount(ctx, obj); err != nil {
-		return nil, err
-	}
-	n, cursor, err := pageArgs(first, after, "Generation")
+	a, n, cursor, err := actorPage(ctx, first, after, "Generation")
 	if err != nil {
 		return nil, err
 	}
@@ -763,7 +765,7 @@ func (r *userResolver) Generations(ctx context.Context, obj *account.User, first
 	if status != nil {
 		st = strings.ToLower(string(*status))
 	}
-	page, err := r.Jobs.List(ctx, obj.ID, st, n, cursor)
+	page, err := r.Jobs.List(ctx, a, obj.ID, st, n, cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -778,14 +780,11 @@ func (r *userResolver) Generations(ctx context.Context, obj *account.User, first
 
 // SecurityEvents is the resolver for the securityEvents field.
 func (r *userResolver) SecurityEvents(ctx context.Context, obj *account.User, first *int, after *string) (*model.SecurityEventConnection, error) {
-	if _, err := ownAccount(ctx, obj); err != nil {
-		return nil, err
-	}
-	n, cursor, err := pageArgs(first, after, "SecurityEvent")
+	a, n, cursor, err := actorPage(ctx, first, after, "SecurityEvent")
 	if err != nil {
 		return nil, err
 	}
-	page, err := r.Accounts.SecurityEvents(ctx, obj.ID, n, cursor)
+	page, err := r.Accounts.SecurityEvents(ctx, a, obj.ID, n, cursor)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 )
 
@@ -17,12 +18,12 @@ import (
 // make gets ACCOUNT_SUSPENDED until an admin unsuspends them.
 // Returns FORBIDDEN (not an admin, or suspending oneself), NOT_FOUND or
 // VALIDATION (no reason).
-func (s *Service) Suspend(ctx context.Context, admin *Viewer, userID uuid.UUID, reason string) (*User, error) {
+func (s *Service) Suspend(ctx context.Context, admin actor.Actor, userID uuid.UUID, reason string) (*User, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 500 {
 		return nil, apperr.Errorf(apperr.Validation, "Give a reason of 1 to 500 characters.").With("field", "reason")
 	}
-	if userID == admin.User.ID {
+	if admin.Owns(userID) {
 		return nil, apperr.Errorf(apperr.Forbidden, "You cannot suspend yourself.")
 	}
 	return s.setStatus(ctx, admin, userID, StatusSuspended, &reason, EventSuspended)
@@ -30,13 +31,13 @@ func (s *Service) Suspend(ctx context.Context, admin *Viewer, userID uuid.UUID, 
 
 // Unsuspend lets a suspended user back in (they sign in again).
 // Returns FORBIDDEN or NOT_FOUND.
-func (s *Service) Unsuspend(ctx context.Context, admin *Viewer, userID uuid.UUID) (*User, error) {
+func (s *Service) Unsuspend(ctx context.Context, admin actor.Actor, userID uuid.UUID) (*User, error) {
 	return s.setStatus(ctx, admin, userID, StatusActive, nil, EventUnsuspended)
 }
 
-func (s *Service) setStatus(ctx context.Context, admin *Viewer, userID uuid.UUID, status string, reason *string, event string) (*User, error) {
-	if admin.User.Role != RoleAdmin {
-		return nil, apperr.Errorf(apperr.Forbidden, "Only administrators may do this.")
+func (s *Service) setStatus(ctx context.Context, admin actor.Actor, userID uuid.UUID, status string, reason *string, event string) (*User, error) {
+	if err := admin.RequireAdmin(); err != nil {
+		return nil, err
 	}
 	var u User
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -53,7 +54,7 @@ func (s *Service) setStatus(ctx context.Context, admin *Viewer, userID uuid.UUID
 				return err
 			}
 		}
-		return record(ctx, tx, &userID, nil, event, map[string]any{"by": admin.User.ID.String()})
+		return record(ctx, tx, &userID, nil, event, map[string]any{"by": admin.UserID.String()})
 	})
 	if err != nil {
 		return nil, err
@@ -61,13 +62,13 @@ func (s *Service) setStatus(ctx context.Context, admin *Viewer, userID uuid.UUID
 	return &u, nil
 }
 
-// UsersByIDs returns the users with the given ids that the viewer may see
+// UsersByIDs returns the users with the given ids that the actor may see
 // (themselves; admins see everyone), in no particular order.
-func (s *Service) UsersByIDs(ctx context.Context, v *Viewer, ids []uuid.UUID) ([]User, error) {
+func (s *Service) UsersByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]User, error) {
 	var out []User
 	q := s.db.NewSelect().Model(&out).Where("id IN (?)", bun.In(ids))
-	if v.User.Role != RoleAdmin {
-		q = q.Where("id = ?", v.User.ID)
+	if !a.Admin() {
+		q = q.Where("id = ?", a.UserID)
 	}
 	if err := q.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("find users: %w", err)

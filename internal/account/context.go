@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 )
 
@@ -68,29 +69,20 @@ func Require(ctx context.Context) (*Viewer, error) {
 	return v, nil
 }
 
-// RequireVerified returns the signed-in viewer whose email is verified: the
-// check every flow that touches credits, generation or payment makes.
-// Returns UNAUTHENTICATED, ACCOUNT_SUSPENDED or EMAIL_NOT_VERIFIED.
-func RequireVerified(ctx context.Context) (*Viewer, error) {
+// Actor returns the signed-in caller as the actor of domain calls.
+// Returns UNAUTHENTICATED or ACCOUNT_SUSPENDED otherwise.
+func Actor(ctx context.Context) (actor.Actor, error) {
 	v, err := Require(ctx)
 	if err != nil {
-		return nil, err
+		return actor.Actor{}, err
 	}
-	if !v.User.EmailVerified() {
-		return nil, apperr.Errorf(apperr.EmailNotVerified, "Verify your email address first: open the link we sent to %s, or ask for a new one.", v.User.Email)
-	}
-	return v, nil
+	return v.Actor(), nil
 }
 
-// RequireAdmin returns the signed-in viewer if they are an admin.
-// Returns UNAUTHENTICATED, ACCOUNT_SUSPENDED or FORBIDDEN.
-func RequireAdmin(ctx context.Context) (*Viewer, error) {
-	v, err := Require(ctx)
-	if err != nil {
-		return nil, err
+// Actor returns the viewer as the actor of domain calls.
+func (v *Viewer) Actor() actor.Actor {
+	return actor.Actor{
+		UserID: v.User.ID, SessionID: v.Session.ID, Role: actor.Role(v.User.Role),
+		Verified: v.User.EmailVerified(), Email: v.User.Email,
 	}
-	if v.User.Role != RoleAdmin {
-		return nil, apperr.Errorf(apperr.Forbidden, "Only administrators may do this.")
-	}
-	return v, nil
 }

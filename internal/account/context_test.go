@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 )
 
-func TestRequireFunctions(t *testing.T) {
+func TestActorChecks(t *testing.T) {
 	verified := time.Now()
 	user := &account.User{Email: "u@example.com", Role: account.RoleUser}
 	verifiedUser := &account.User{Email: "v@example.com", Role: account.RoleUser, EmailVerifiedAt: &verified}
@@ -18,25 +19,29 @@ func TestRequireFunctions(t *testing.T) {
 		return account.WithAuth(context.Background(), &account.Viewer{User: u, Session: &account.Session{}}, nil)
 	}
 	suspended := account.WithAuth(context.Background(), nil, apperr.Errorf(apperr.AccountSuspended, "suspended"))
+	verifiedCheck := func(a actor.Actor) error { return a.RequireVerified() }
+	adminCheck := func(a actor.Actor) error { return a.RequireAdmin() }
 
 	tests := []struct {
-		name    string
-		ctx     context.Context
-		require func(context.Context) (*account.Viewer, error)
-		want    apperr.Code
+		name  string
+		ctx   context.Context
+		check func(actor.Actor) error
+		want  apperr.Code
 	}{
-		{"anonymous needs sign-in", context.Background(), account.Require, apperr.Unauthenticated},
-		{"presented credentials keep their error", suspended, account.Require, apperr.AccountSuspended},
-		{"signed in", viewer(user), account.Require, ""},
-		{"unverified refused where credits are involved", viewer(user), account.RequireVerified, apperr.EmailNotVerified},
-		{"verified passes", viewer(verifiedUser), account.RequireVerified, ""},
-		{"anonymous is not verified", context.Background(), account.RequireVerified, apperr.Unauthenticated},
-		{"a user is no admin", viewer(verifiedUser), account.RequireAdmin, apperr.Forbidden},
-		{"an admin is", viewer(admin), account.RequireAdmin, ""},
+		{"anonymous needs sign-in", context.Background(), nil, apperr.Unauthenticated},
+		{"presented credentials keep their error", suspended, nil, apperr.AccountSuspended},
+		{"signed in", viewer(user), nil, ""},
+		{"unverified refused where credits are involved", viewer(user), verifiedCheck, apperr.EmailNotVerified},
+		{"verified passes", viewer(verifiedUser), verifiedCheck, ""},
+		{"a user is no admin", viewer(verifiedUser), adminCheck, apperr.Forbidden},
+		{"an admin is", viewer(admin), adminCheck, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := tc.require(tc.ctx)
+			a, err := account.Actor(tc.ctx)
+			if err == nil && tc.check != nil {
+				err = tc.check(a)
+			}
 			if got := apperr.CodeOf(err); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/actor"
 )
 
 // Kinds of security events.
@@ -78,7 +80,11 @@ type SecurityEventPage struct {
 
 // SecurityEvents returns up to first events of userID older than the event
 // after (nil for the newest), newest first.
-func (s *Service) SecurityEvents(ctx context.Context, userID uuid.UUID, first int, after *uuid.UUID) (*SecurityEventPage, error) {
+// Returns FORBIDDEN unless the actor is that user.
+func (s *Service) SecurityEvents(ctx context.Context, a actor.Actor, userID uuid.UUID, first int, after *uuid.UUID) (*SecurityEventPage, error) {
+	if err := a.OwnAccount(userID); err != nil {
+		return nil, err
+	}
 	var events []SecurityEvent
 	q := s.db.NewSelect().Model(&events).Where("user_id = ?", userID).Order("id DESC").Limit(int64(first + 1))
 	if after != nil {
@@ -96,4 +102,14 @@ func (s *Service) SecurityEvents(ctx context.Context, userID uuid.UUID, first in
 		page.Events, page.HasNext = events[:first], true
 	}
 	return page, nil
+}
+
+// SecurityEventsByIDs returns the actor's security events among ids, in no
+// order; anyone else's are left out.
+func (s *Service) SecurityEventsByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]SecurityEvent, error) {
+	var out []SecurityEvent
+	if err := s.db.NewSelect().Model(&out).Where("user_id = ? AND id IN (?)", a.UserID, bun.In(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("find security events: %w", err)
+	}
+	return out, nil
 }

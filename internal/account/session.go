@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/events"
 	"github.com/fastimage/api/internal/password"
@@ -220,17 +221,34 @@ func (s *Service) SignOut(ctx context.Context, v *Viewer) error {
 	})
 }
 
-// Sessions lists the user's sessions that still work, newest first.
-func (s *Service) Sessions(ctx context.Context, userID uuid.UUID) ([]Session, error) {
+// Sessions lists userID's sessions that still work, newest first.
+// Returns FORBIDDEN unless the actor is that user.
+func (s *Service) Sessions(ctx context.Context, a actor.Actor, userID uuid.UUID) ([]Session, error) {
+	if err := a.OwnAccount(userID); err != nil {
+		return nil, err
+	}
 	var out []Session
-	err := s.db.NewSelect().Model(&out).
-		Where("user_id = ? AND revoked_at IS NULL AND expires_at > now() AND last_seen_at > now() - ?::interval",
-			userID, fmt.Sprintf("%d seconds", int(s.cfg.SessionIdleTimeout.Seconds()))).
-		Order("created_at DESC").Scan(ctx)
-	if err != nil {
+	if err := s.liveSessions(&out).Where("user_id = ?", userID).Order("created_at DESC").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
 	return out, nil
+}
+
+// SessionsByIDs returns the actor's sessions among ids that still work, in
+// no order; anyone else's are left out.
+func (s *Service) SessionsByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Session, error) {
+	var out []Session
+	if err := s.liveSessions(&out).Where("user_id = ? AND id IN (?)", a.UserID, bun.In(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("find sessions: %w", err)
+	}
+	return out, nil
+}
+
+// liveSessions selects into out the sessions that still work.
+func (s *Service) liveSessions(out *[]Session) *bun.SelectQuery {
+	return s.db.NewSelect().Model(out).
+		Where("revoked_at IS NULL AND expires_at > now() AND last_seen_at > now() - ?::interval",
+			fmt.Sprintf("%d seconds", int(s.cfg.SessionIdleTimeout.Seconds())))
 }
 
 // RevokeSession ends one of the viewer's sessions.

@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/actor"
 )
 
 // Balance is a user's credits: Balance is posted, Held is set aside for work
@@ -15,9 +18,13 @@ type Balance struct {
 	Available int64
 }
 
-// BalanceOf returns the user's balance (zeros before their first credit).
-func (l *Ledger) BalanceOf(ctx context.Context, userID uuid.UUID) (Balance, error) {
+// BalanceOf returns userID's balance (zeros before their first credit).
+// Returns FORBIDDEN unless the actor is that user or an admin.
+func (l *Ledger) BalanceOf(ctx context.Context, a actor.Actor, userID uuid.UUID) (Balance, error) {
 	var b Balance
+	if err := a.ReadAccount(userID); err != nil {
+		return b, err
+	}
 	err := l.db.NewRaw(`SELECT coalesce(max(balance), 0), coalesce(max(held), 0) FROM credit_accounts WHERE user_id = ?`, userID).
 		Scan(ctx, &b.Balance, &b.Held)
 	if err != nil {
@@ -34,14 +41,15 @@ type EntryPage struct {
 	TotalCount int
 }
 
-// Entries returns up to first entries of the user older than after (nil for
+// Entries returns up to first entries of userID older than after (nil for
 // the newest), newest first, with the expiry of the lot each grant formed.
-func (l *Ledger) Entries(ctx context.Context, userID uuid.UUID, first int, after *uuid.UUID) (*EntryPage, error) {
+// Returns FORBIDDEN unless the actor is that user or an admin.
+func (l *Ledger) Entries(ctx context.Context, a actor.Actor, userID uuid.UUID, first int, after *uuid.UUID) (*EntryPage, error) {
+	if err := a.ReadAccount(userID); err != nil {
+		return nil, err
+	}
 	var entries []Entry
-	q := l.db.NewSelect().Model(&entries).
-		ColumnExpr("entry.*, lot.expires_at AS lot_expires_at").
-		Join("LEFT JOIN credit_lots AS lot ON lot.id = entry.lot_id").
-		Where("entry.user_id = ?", userID).OrderExpr("entry.id DESC").Limit(int64(first + 1))
+	q := l.selectEntries(&entries).Where("entry.user_id = ?", userID).OrderExpr("entry.id DESC").Limit(int64(first + 1))
 	if after != nil {
 		q = q.Where("entry.id < ?", *after)
 	}
@@ -57,4 +65,21 @@ func (l *Ledger) Entries(ctx context.Context, userID uuid.UUID, first int, after
 		page.Entries, page.HasNext = entries[:first], true
 	}
 	return page, nil
+}
+
+// EntriesByIDs returns the actor's entries among ids, in no order; anyone
+// else's are left out.
+func (l *Ledger) EntriesByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Entry, error) {
+	var entries []Entry
+	if err := l.selectEntries(&entries).Where("entry.user_id = ? AND entry.id IN (?)", a.UserID, bun.In(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("find entries: %w", err)
+	}
+	return entries, nil
+}
+
+// selectEntries selects entries into out with the expiry of their lots.
+func (l *Ledger) selectEntries(out *[]Entry) *bun.SelectQuery {
+	return l.db.NewSelect().Model(out).
+		ColumnExpr("entry.*, lot.expires_at AS lot_expires_at").
+		Join("LEFT JOIN credit_lots AS lot ON lot.id = entry.lot_id")
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 )
 
@@ -245,9 +246,12 @@ func insufficient(ctx context.Context, idb bun.IDB, userID uuid.UUID, needed int
 
 // Adjust changes a user's credits by hand (support's correction), with a
 // reason for the record.
-// Returns VALIDATION or INSUFFICIENT_CREDITS (a removal beyond what is
-// available).
-func (l *Ledger) Adjust(ctx context.Context, adminID, userID uuid.UUID, amount int64, reason string) (*Entry, error) {
+// Returns FORBIDDEN (not an admin), NOT_FOUND, VALIDATION or
+// INSUFFICIENT_CREDITS (a removal beyond what is available).
+func (l *Ledger) Adjust(ctx context.Context, admin actor.Actor, userID uuid.UUID, amount int64, reason string) (*Entry, error) {
+	if err := admin.RequireAdmin(); err != nil {
+		return nil, err
+	}
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 500 {
 		return nil, apperr.Errorf(apperr.Validation, "Give a reason of 1 to 500 characters.").With("field", "reason")
@@ -261,7 +265,7 @@ func (l *Ledger) Adjust(ctx context.Context, adminID, userID uuid.UUID, amount i
 	}
 	return l.Post(ctx, Posting{
 		UserID: userID, Amount: amount, Kind: Adjustment, Reason: reason,
-		Ref:            Ref{Type: "User", ID: adminID.String()},
+		Ref:            Ref{Type: "User", ID: admin.UserID.String()},
 		IdempotencyKey: "adjust:" + uuid.NewString(),
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db/dbtest"
@@ -40,7 +41,7 @@ func grant(t testing.TB, l *credit.Ledger, user uuid.UUID, amount int64, expires
 
 func balance(t testing.TB, l *credit.Ledger, user uuid.UUID) credit.Balance {
 	t.Helper()
-	b, err := l.BalanceOf(context.Background(), user)
+	b, err := l.BalanceOf(context.Background(), actor.Actor{UserID: user}, user)
 	if err != nil {
 		t.Fatal(err)
 	}

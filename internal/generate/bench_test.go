@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db/dbtest"
 	"github.com/fastimage/api/internal/events"
@@ -60,11 +61,19 @@ func newRig(b *testing.B, workers int) *rig {
 
 func (r *rig) submit(b *testing.B) *Generation {
 	b.Helper()
-	g, err := r.svc.Submit(context.Background(), r.user, Request{Kind: KindGenerate, Prompt: "bench", Width: 64, Height: 64})
+	g, err := r.svc.Submit(context.Background(), actor.Actor{UserID: r.user, Verified: true}, Request{Kind: KindGenerate, Prompt: "bench", Width: 64, Height: 64})
 	if err != nil {
 		b.Fatal(err)
 	}
 	return g
+}
+
+func (r *rig) stream(b *testing.B, ctx context.Context, id uuid.UUID, after int) <-chan Event {
+	ch, err := r.svc.Stream(ctx, actor.Actor{UserID: r.user}, id, after)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ch
 }
 
 func reportPercentiles(b *testing.B, d []time.Duration, unit string) {
@@ -82,7 +91,7 @@ func BenchmarkSubmitToStarted(b *testing.B) {
 	var lat []time.Duration
 	for b.Loop() {
 		g := r.submit(b)
-		for ev := range r.svc.Stream(context.Background(), g.ID, 0) {
+		for ev := range r.stream(b, context.Background(), g.ID, 0) {
 			if ev.Kind == EventStarted {
 				var queued time.Time
 				r.db.NewRaw("SELECT queued_at FROM generations WHERE id = ?", g.ID).Scan(context.Background(), &queued)
@@ -117,7 +126,7 @@ func BenchmarkFanOut(b *testing.B) {
 			for _, g := range gens {
 				for range shape.subs {
 					ready.Add(1)
-					ch := r.svc.Stream(ctx, g.ID, 0)
+					ch := r.stream(b, ctx, g.ID, 0)
 					go func() {
 						<-ch // QUEUED, replayed from the table
 						ready.Done()
@@ -176,7 +185,7 @@ func BenchmarkIdleSubscriptionMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		for range n {
-			ch := r.svc.Stream(ctx, g.ID, 1) // nothing after QUEUED: idle
+			ch := r.stream(b, ctx, g.ID, 1) // nothing after QUEUED: idle
 			_ = ch
 		}
 		time.Sleep(200 * time.Millisecond) // every stream has read the table and is waiting

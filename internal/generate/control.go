@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/events"
 )
@@ -17,9 +18,9 @@ func notFound() error { return apperr.Errorf(apperr.NotFound, "No such generatio
 
 // Get returns one of the user's generations.
 // Returns NOT_FOUND for anyone else's.
-func (s *Service) Get(ctx context.Context, userID, id uuid.UUID) (*Generation, error) {
+func (s *Service) Get(ctx context.Context, a actor.Actor, id uuid.UUID) (*Generation, error) {
 	var g Generation
-	err := s.db.NewSelect().Model(&g).Where("id = ? AND user_id = ?", id, userID).Scan(ctx)
+	err := s.db.NewSelect().Model(&g).Where("id = ? AND user_id = ?", id, a.UserID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
 	}
@@ -30,9 +31,9 @@ func (s *Service) Get(ctx context.Context, userID, id uuid.UUID) (*Generation, e
 }
 
 // ByIDs returns the user's generations among ids, in no order.
-func (s *Service) ByIDs(ctx context.Context, userID uuid.UUID, ids []uuid.UUID) ([]Generation, error) {
+func (s *Service) ByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Generation, error) {
 	var gs []Generation
-	if err := s.db.NewSelect().Model(&gs).Where("id IN (?) AND user_id = ?", bun.In(ids), userID).Scan(ctx); err != nil {
+	if err := s.db.NewSelect().Model(&gs).Where("id IN (?) AND user_id = ?", bun.In(ids), a.UserID).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("find generations: %w", err)
 	}
 	return gs, nil
@@ -59,9 +60,13 @@ type Page struct {
 	TotalCount  int
 }
 
-// List returns the user's generations, newest first, optionally of one
-// status.
-func (s *Service) List(ctx context.Context, userID uuid.UUID, status string, first int, after *uuid.UUID) (*Page, error) {
+// List returns owner's generations, newest first, optionally of one status.
+// Returns FORBIDDEN unless the actor is owner.
+func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, status string, first int, after *uuid.UUID) (*Page, error) {
+	if err := a.OwnAccount(owner); err != nil {
+		return nil, err
+	}
+	userID := owner
 	filter := func(q *bun.SelectQuery) *bun.SelectQuery {
 		q = q.Where("user_id = ?", userID)
 		if status != "" {
@@ -93,8 +98,8 @@ func (s *Service) List(ctx context.Context, userID uuid.UUID, status string, fir
 // provider call and records the cancel. Canceling a finished generation
 // changes nothing.
 // Returns NOT_FOUND for anyone else's.
-func (s *Service) Cancel(ctx context.Context, userID, id uuid.UUID) (*Generation, error) {
-	g, err := s.Get(ctx, userID, id)
+func (s *Service) Cancel(ctx context.Context, a actor.Actor, id uuid.UUID) (*Generation, error) {
+	g, err := s.Get(ctx, a, id)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +113,7 @@ func (s *Service) Cancel(ctx context.Context, userID, id uuid.UUID) (*Generation
 			return s.endTx(ctx, tx, &cur, StatusCanceled, nil)
 		})
 		if errors.Is(err, errLeaseLost) {
-			return s.Cancel(ctx, userID, id)
+			return s.Cancel(ctx, a, id)
 		}
 		if err != nil {
 			return nil, err
@@ -122,14 +127,14 @@ func (s *Service) Cancel(ctx context.Context, userID, id uuid.UUID) (*Generation
 			return nil, err
 		}
 	}
-	return s.Get(ctx, userID, id)
+	return s.Get(ctx, a, id)
 }
 
 // Retry submits a finished generation's request again as a new generation
 // linked to the old one.
 // Returns NOT_FOUND, VALIDATION (it has not finished), and Submit's codes.
-func (s *Service) Retry(ctx context.Context, userID, id uuid.UUID) (*Generation, error) {
-	old, err := s.Get(ctx, userID, id)
+func (s *Service) Retry(ctx context.Context, a actor.Actor, id uuid.UUID) (*Generation, error) {
+	old, err := s.Get(ctx, a, id)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +142,7 @@ func (s *Service) Retry(ctx context.Context, userID, id uuid.UUID) (*Generation,
 		return nil, apperr.Errorf(apperr.Validation, "This generation has not finished yet; cancel it first or wait.")
 	}
 	seed, strength := old.Seed, old.Strength
-	g, err := s.Submit(ctx, userID, Request{
+	g, err := s.Submit(ctx, a, Request{
 		Kind: old.Kind, Prompt: old.Prompt, NegativePrompt: old.NegativePrompt, Width: old.Width, Height: old.Height,
 		Count: old.Count, Seed: &seed, Strength: &strength, SourceWorkID: old.SourceWorkID, MaskWorkID: old.MaskWorkID,
 	})

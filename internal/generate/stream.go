@@ -7,23 +7,29 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/events"
 )
 
 // Stream replays a generation's events after afterSeq, then streams new ones
 // as they commit, and closes the channel after the final event (or when ctx
 // ends). Nothing is lost and nothing repeats: every wake-up re-reads the
-// table after the last sequence sent. The caller has checked ownership.
-func (s *Service) Stream(ctx context.Context, genID uuid.UUID, afterSeq int) <-chan Event {
+// table after the last sequence sent.
+// Returns NOT_FOUND for a generation that is not the actor's.
+func (s *Service) Stream(ctx context.Context, a actor.Actor, genID uuid.UUID, afterSeq int) (<-chan Event, error) {
+	if _, err := s.Get(ctx, a, genID); err != nil {
+		return nil, err
+	}
 	return follow(ctx, s, events.GenerationTopic(genID.String()), int64(afterSeq),
 		func(ctx context.Context, after int64) ([]Event, error) {
 			return s.sharedEventsAfter(ctx, genID, int(after))
 		},
-		func(e Event) (int64, bool) { return int64(e.Seq), e.Final() })
+		func(e Event) (int64, bool) { return int64(e.Seq), e.Final() }), nil
 }
 
-// StreamFeed is Stream for a user's live feed, which never ends by itself.
-func (s *Service) StreamFeed(ctx context.Context, userID uuid.UUID, afterSeq int64) <-chan FeedEvent {
+// StreamFeed is Stream for the actor's live feed, which never ends by itself.
+func (s *Service) StreamFeed(ctx context.Context, a actor.Actor, afterSeq int64) <-chan FeedEvent {
+	userID := a.UserID
 	return follow(ctx, s, events.UserTopic(userID.String()), afterSeq,
 		func(ctx context.Context, after int64) ([]FeedEvent, error) { return s.FeedAfter(ctx, userID, after) },
 		func(e FeedEvent) (int64, bool) { return e.Seq, false })

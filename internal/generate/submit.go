@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/events"
@@ -60,7 +61,7 @@ var aspectRatios = map[string][2]int{
 // normalize validates r and fills its defaults.
 // Returns VALIDATION (with the field) or NOT_FOUND for a source or mask that
 // is not the user's.
-func (s *Service) normalize(ctx context.Context, userID uuid.UUID, r *Request) error {
+func (s *Service) normalize(ctx context.Context, a actor.Actor, r *Request) error {
 	bad := func(field, format string, args ...any) error {
 		return apperr.Errorf(apperr.Validation, format, args...).With("field", field)
 	}
@@ -119,16 +120,16 @@ func (s *Service) normalize(ctx context.Context, userID uuid.UUID, r *Request) e
 		if r.SourceWorkID == nil {
 			return bad("sourceWorkId", "Pick the work to edit.")
 		}
-		src, err := s.gallery.Get(ctx, userID, *r.SourceWorkID)
+		src, err := s.gallery.Get(ctx, a, *r.SourceWorkID)
 		if err != nil {
 			return err
 		}
 		if r.MaskWorkID != nil {
-			if _, err := s.gallery.Get(ctx, userID, *r.MaskWorkID); err != nil {
+			if _, err := s.gallery.Get(ctx, a, *r.MaskWorkID); err != nil {
 				return err
 			}
 		}
-		imgs, err := s.gallery.ImagesByWorkIDs(ctx, userID, []uuid.UUID{src.ID})
+		imgs, err := s.gallery.ImagesByWorkIDs(ctx, a, []uuid.UUID{src.ID})
 		if err != nil {
 			return err
 		}
@@ -163,8 +164,8 @@ func (r *Request) hash() string {
 
 // Estimate returns what a request would cost, in credits.
 // Returns VALIDATION or NOT_FOUND like Submit.
-func (s *Service) Estimate(ctx context.Context, userID uuid.UUID, r Request) (perImage, total, width, height int, err error) {
-	if err := s.normalize(ctx, userID, &r); err != nil {
+func (s *Service) Estimate(ctx context.Context, a actor.Actor, r Request) (perImage, total, width, height int, err error) {
+	if err := s.normalize(ctx, a, &r); err != nil {
 		return 0, 0, 0, 0, err
 	}
 	perImage, err = price(ctx, s.db, r.Kind, r.Width*r.Height)
@@ -187,24 +188,27 @@ var errDuplicate = errors.New("generate: idempotency key taken by a concurrent s
 
 // Submit queues a generation with its work (pending) and holds its credits,
 // all in one transaction, and wakes a worker.
-// Returns VALIDATION, NOT_FOUND, INSUFFICIENT_CREDITS, QUEUE_FULL or
-// IDEMPOTENCY_KEY_REUSED.
-func (s *Service) Submit(ctx context.Context, userID uuid.UUID, r Request) (*Generation, error) {
-	if err := s.normalize(ctx, userID, &r); err != nil {
+// Returns EMAIL_NOT_VERIFIED, VALIDATION, NOT_FOUND, INSUFFICIENT_CREDITS,
+// QUEUE_FULL or IDEMPOTENCY_KEY_REUSED.
+func (s *Service) Submit(ctx context.Context, a actor.Actor, r Request) (*Generation, error) {
+	if err := a.RequireVerified(); err != nil {
+		return nil, err
+	}
+	if err := s.normalize(ctx, a, &r); err != nil {
 		return nil, err
 	}
 	hash := r.hash()
-	if g, err := s.byKey(ctx, userID, r.IdempotencyKey, hash); g != nil || err != nil {
+	if g, err := s.byKey(ctx, a.UserID, r.IdempotencyKey, hash); g != nil || err != nil {
 		return g, err
 	}
 	var g *Generation
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error
-		g, err = s.submitTx(ctx, tx, userID, r, hash)
+		g, err = s.submitTx(ctx, tx, a.UserID, r, hash)
 		return err
 	})
 	if errors.Is(err, errDuplicate) {
-		return s.byKey(ctx, userID, r.IdempotencyKey, hash)
+		return s.byKey(ctx, a.UserID, r.IdempotencyKey, hash)
 	}
 	return g, err
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/imaging/imagingtest"
 	"github.com/fastimage/api/internal/work"
 )
@@ -96,7 +97,7 @@ func BenchmarkWorksQuery(b *testing.B) {
 	me, id := mustSignUp(b, s, "bench-works@example.com")
 	user := uuidOfGlobal(b, id)
 	for i := range 100 {
-		if _, err := s.gallery.Upload(context.Background(), user, workUpload(fmt.Sprint("work ", i))); err != nil {
+		if _, err := s.gallery.Upload(context.Background(), actor.Actor{UserID: user}, workUpload(fmt.Sprint("work ", i))); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -128,7 +129,7 @@ func BenchmarkUpload10MiB(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := s.gallery.Upload(context.Background(), user, work.UploadInput{File: bytes.NewReader(img), Size: int64(len(img))}); err != nil {
+		if _, err := s.gallery.Upload(context.Background(), actor.Actor{UserID: user}, work.UploadInput{File: bytes.NewReader(img), Size: int64(len(img))}); err != nil {
 			b.Fatal(err)
 		}
 	}

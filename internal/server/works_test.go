@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/imaging/imagingtest"
 	"github.com/fastimage/api/internal/storage"
@@ -189,7 +190,7 @@ func TestWorksListRunsAFixedNumberOfQueries(t *testing.T) {
 	me, id := mustSignUp(t, s, "many@example.com")
 	user := uuidOfGlobal(t, id)
 	for i := range 30 {
-		if _, err := s.gallery.Upload(context.Background(), user, workUpload(fmt.Sprintf("work %02d", i))); err != nil {
+		if _, err := s.gallery.Upload(context.Background(), actor.Actor{UserID: user}, workUpload(fmt.Sprintf("work %02d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,7 +15,9 @@ import (
 )
 
 // What generation jobs need from My Works: a work to fill, its source image,
-// and a place for previews and outputs.
+// and a place for previews and outputs. These take the user id of a job
+// whose owner was authorized when it was submitted: internal, never called
+// from graph/.
 
 // CreateTx records a new work (for a generation: pending, no images yet) in
 // the caller's transaction.
@@ -42,7 +44,7 @@ func SetStatusTx(ctx context.Context, tx bun.IDB, workID uuid.UUID, status strin
 // an edit to start from.
 // Returns NOT_FOUND for a work that is not the user's or has no image.
 func (s *Service) SourceImage(ctx context.Context, userID, workID uuid.UUID) ([]byte, error) {
-	if _, err := s.Get(ctx, userID, workID); err != nil {
+	if _, err := s.get(ctx, userID, workID); err != nil {
 		return nil, err
 	}
 	var a Asset

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/actor"
 )
 
 // Filter narrows a works list.
@@ -26,9 +28,14 @@ type Page struct {
 	TotalCount int
 }
 
-// List returns up to first of the user's works (not deleted) older than
-// after (nil: the newest), newest first, with the total that match.
-func (s *Service) List(ctx context.Context, userID uuid.UUID, f Filter, first int, after *uuid.UUID) (*Page, error) {
+// List returns up to first of owner's works (not deleted) older than after
+// (nil: the newest), newest first, with the total that match.
+// Returns FORBIDDEN unless the actor is owner.
+func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, f Filter, first int, after *uuid.UUID) (*Page, error) {
+	if err := a.OwnAccount(owner); err != nil {
+		return nil, err
+	}
+	userID := owner
 	filter := func(q *bun.SelectQuery) *bun.SelectQuery {
 		q = q.Where("w.user_id = ? AND w.deleted_at IS NULL", userID)
 		if f.Kind != "" {
@@ -67,9 +74,14 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// Get returns one of the user's works (not deleted).
+// Get returns one of the actor's works (not deleted).
 // Returns NOT_FOUND for a work that is not theirs, deleted or missing.
-func (s *Service) Get(ctx context.Context, userID, workID uuid.UUID) (*Work, error) {
+func (s *Service) Get(ctx context.Context, a actor.Actor, workID uuid.UUID) (*Work, error) {
+	return s.get(ctx, a.UserID, workID)
+}
+
+// get is Get for a user already authorized (internal: workers).
+func (s *Service) get(ctx context.Context, userID, workID uuid.UUID) (*Work, error) {
 	var w Work
 	err := s.db.NewSelect().Model(&w).Where("id = ? AND user_id = ? AND deleted_at IS NULL", workID, userID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -83,10 +95,10 @@ func (s *Service) Get(ctx context.Context, userID, workID uuid.UUID) (*Work, err
 
 // WorksByIDs returns the user's works (not deleted) among ids, in no order:
 // the batch behind nested sourceWork fields and node(id:).
-func (s *Service) WorksByIDs(ctx context.Context, userID uuid.UUID, ids []uuid.UUID) ([]Work, error) {
+func (s *Service) WorksByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Work, error) {
 	var works []Work
 	if err := s.db.NewSelect().Model(&works).
-		Where("id IN (?) AND user_id = ? AND deleted_at IS NULL", bun.In(ids), userID).Scan(ctx); err != nil {
+		Where("id IN (?) AND user_id = ? AND deleted_at IS NULL", bun.In(ids), a.UserID).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("find works: %w", err)
 	}
 	return works, nil
@@ -94,10 +106,10 @@ func (s *Service) WorksByIDs(ctx context.Context, userID uuid.UUID, ids []uuid.U
 
 // ImagesByWorkIDs returns the images of each work (thumbnails attached to
 // the image they preview), in one query: the batch behind the images field.
-func (s *Service) ImagesByWorkIDs(ctx context.Context, userID uuid.UUID, workIDs []uuid.UUID) (map[uuid.UUID][]*Image, error) {
+func (s *Service) ImagesByWorkIDs(ctx context.Context, a actor.Actor, workIDs []uuid.UUID) (map[uuid.UUID][]*Image, error) {
 	var assets []Asset
 	if err := s.db.NewSelect().Model(&assets).
-		Where("work_id IN (?) AND user_id = ?", bun.In(workIDs), userID).
+		Where("work_id IN (?) AND user_id = ?", bun.In(workIDs), a.UserID).
 		Order("work_id", "position", "id").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("load images: %w", err)
 	}
@@ -128,8 +140,16 @@ type Usage struct {
 	QuotaBytes int64
 }
 
-// UsageOf returns what the user keeps in storage.
-func (s *Service) UsageOf(ctx context.Context, userID uuid.UUID) (Usage, error) {
+// UsageOf returns what owner keeps in storage.
+// Returns FORBIDDEN unless the actor is owner.
+func (s *Service) UsageOf(ctx context.Context, a actor.Actor, owner uuid.UUID) (Usage, error) {
+	if err := a.OwnAccount(owner); err != nil {
+		return Usage{QuotaBytes: s.cfg.QuotaBytes}, err
+	}
+	return s.usage(ctx, owner)
+}
+
+func (s *Service) usage(ctx context.Context, userID uuid.UUID) (Usage, error) {
 	u := Usage{QuotaBytes: s.cfg.QuotaBytes}
 	err := s.db.NewRaw("SELECT coalesce((SELECT used_bytes FROM storage_usage WHERE user_id = ?), 0)", userID).Scan(ctx, &u.UsedBytes)
 	if err != nil {

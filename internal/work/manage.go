@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 )
 
@@ -20,14 +21,14 @@ const maxBatch = 100
 
 // Rename sets a work's title.
 // Returns NOT_FOUND or VALIDATION.
-func (s *Service) Rename(ctx context.Context, userID, workID uuid.UUID, title string) (*Work, error) {
+func (s *Service) Rename(ctx context.Context, a actor.Actor, workID uuid.UUID, title string) (*Work, error) {
 	title, err := normalizeTitle(title)
 	if err != nil {
 		return nil, err
 	}
 	var w Work
 	err = s.db.NewUpdate().Model(&w).Set("title = ?", title).Set("updated_at = now()").
-		Where("id = ? AND user_id = ? AND deleted_at IS NULL", workID, userID).Returning("*").Scan(ctx)
+		Where("id = ? AND user_id = ? AND deleted_at IS NULL", workID, a.UserID).Returning("*").Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound()
 	}
@@ -54,14 +55,14 @@ func normalizeTitle(raw string) (string, error) {
 // until the retention window passes. All of ids or none.
 // Returns NOT_FOUND when any id is not one of the user's works, and
 // VALIDATION for an empty or oversized batch.
-func (s *Service) Delete(ctx context.Context, userID uuid.UUID, ids []uuid.UUID) (restorableUntil time.Time, err error) {
+func (s *Service) Delete(ctx context.Context, a actor.Actor, ids []uuid.UUID) (restorableUntil time.Time, err error) {
 	ids, err = batch(ids)
 	if err != nil {
 		return time.Time{}, err
 	}
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewUpdate().Model((*Work)(nil)).Set("deleted_at = now()").Set("updated_at = now()").
-			Where("id IN (?) AND user_id = ? AND deleted_at IS NULL", bun.In(ids), userID).Exec(ctx)
+			Where("id IN (?) AND user_id = ? AND deleted_at IS NULL", bun.In(ids), a.UserID).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("delete works: %w", err)
 		}
@@ -76,7 +77,7 @@ func (s *Service) Delete(ctx context.Context, userID uuid.UUID, ids []uuid.UUID)
 // Restore brings deleted works back from the bin. All of ids or none.
 // Returns NOT_FOUND when any id is not a deleted work of the user's that is
 // still within the retention window.
-func (s *Service) Restore(ctx context.Context, userID uuid.UUID, ids []uuid.UUID) ([]Work, error) {
+func (s *Service) Restore(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Work, error) {
 	ids, err := batch(ids)
 	if err != nil {
 		return nil, err
@@ -85,7 +86,7 @@ func (s *Service) Restore(ctx context.Context, userID uuid.UUID, ids []uuid.UUID
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewRaw(`UPDATE works SET deleted_at = NULL, updated_at = now()
 			WHERE id IN (?) AND user_id = ? AND deleted_at IS NOT NULL AND deleted_at > now() - ?::interval
-			RETURNING *`, bun.In(ids), userID, interval(s.cfg.Retention)).Scan(ctx, &works); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			RETURNING *`, bun.In(ids), a.UserID, interval(s.cfg.Retention)).Scan(ctx, &works); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("restore works: %w", err)
 		}
 		if len(works) != len(ids) {

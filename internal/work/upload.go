@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/imaging"
 	"github.com/fastimage/api/internal/storage"
@@ -35,15 +36,15 @@ type UploadInput struct {
 // and no blob.
 // Returns UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, IMAGE_TOO_LARGE,
 // INVALID_IMAGE, QUOTA_EXCEEDED or VALIDATION.
-func (s *Service) Upload(ctx context.Context, userID uuid.UUID, in UploadInput) (*Work, error) {
+func (s *Service) Upload(ctx context.Context, a actor.Actor, in UploadInput) (*Work, error) {
 	title, err := normalizeTitle(in.Title)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.precheck(ctx, userID, in.Size); err != nil {
+	if err := s.precheck(ctx, a.UserID, in.Size); err != nil {
 		return nil, err
 	}
-	return s.ingest(ctx, userID, in.File, title)
+	return s.ingest(ctx, a.UserID, in.File, title)
 }
 
 // precheck refuses early what is sure to fail, before reading any bytes.
@@ -51,7 +52,7 @@ func (s *Service) precheck(ctx context.Context, userID uuid.UUID, declared int64
 	if declared > s.cfg.MaxUploadBytes {
 		return tooLarge(s.cfg.MaxUploadBytes)
 	}
-	u, err := s.UsageOf(ctx, userID)
+	u, err := s.usage(ctx, userID)
 	if err != nil {
 		return err
 	}
@@ -229,7 +230,7 @@ type DirectUpload struct {
 // the file with the given content type.
 // Returns UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, QUOTA_EXCEEDED or
 // VALIDATION.
-func (s *Service) CreateUpload(ctx context.Context, userID uuid.UUID, filename, contentType string, size int64, title string) (*DirectUpload, error) {
+func (s *Service) CreateUpload(ctx context.Context, a actor.Actor, filename, contentType string, size int64, title string) (*DirectUpload, error) {
 	title, err := normalizeTitle(title)
 	if err != nil {
 		return nil, err
@@ -241,7 +242,7 @@ func (s *Service) CreateUpload(ctx context.Context, userID uuid.UUID, filename, 
 	if size <= 0 {
 		return nil, apperr.Errorf(apperr.Validation, "Give the file's size in bytes.").With("field", "bytes")
 	}
-	if err := s.precheck(ctx, userID, size); err != nil {
+	if err := s.precheck(ctx, a.UserID, size); err != nil {
 		return nil, err
 	}
 	filename = strings.TrimSpace(filename)
@@ -250,8 +251,8 @@ func (s *Service) CreateUpload(ctx context.Context, userID uuid.UUID, filename, 
 	}
 	id := newID()
 	u := &upload{
-		ID: id, UserID: userID, Filename: filename, ContentType: contentType, DeclaredBytes: size, Title: title,
-		StagingKey: storage.UserPrefix(userID) + "uploads/" + id.String(),
+		ID: id, UserID: a.UserID, Filename: filename, ContentType: contentType, DeclaredBytes: size, Title: title,
+		StagingKey: storage.UserPrefix(a.UserID) + "uploads/" + id.String(),
 		ExpiresAt:  time.Now().Add(s.cfg.UploadURLTTL),
 	}
 	url, err := s.bucket.SignedURL(ctx, u.StagingKey, storage.SignOptions{Method: http.MethodPut, Expires: u.ExpiresAt, ContentType: contentType})
@@ -268,9 +269,9 @@ func (s *Service) CreateUpload(ctx context.Context, userID uuid.UUID, filename, 
 // Upload does and records the work; the staged file is removed either way.
 // Completing twice returns the same work.
 // Returns NOT_FOUND, VALIDATION (nothing arrived), and Upload's codes.
-func (s *Service) CompleteUpload(ctx context.Context, userID, uploadID uuid.UUID) (*Work, error) {
+func (s *Service) CompleteUpload(ctx context.Context, a actor.Actor, uploadID uuid.UUID) (*Work, error) {
 	var u upload
-	err := s.db.NewSelect().Model(&u).Where("id = ? AND user_id = ?", uploadID, userID).Scan(ctx)
+	err := s.db.NewSelect().Model(&u).Where("id = ? AND user_id = ?", uploadID, a.UserID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, apperr.Errorf(apperr.NotFound, "No such upload.")
 	}
@@ -278,7 +279,7 @@ func (s *Service) CompleteUpload(ctx context.Context, userID, uploadID uuid.UUID
 		return nil, fmt.Errorf("find upload: %w", err)
 	}
 	if u.CompletedAt != nil && u.WorkID != nil {
-		return s.Get(ctx, userID, *u.WorkID)
+		return s.Get(ctx, a, *u.WorkID)
 	}
 	info, err := s.bucket.Stat(ctx, u.StagingKey)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -296,7 +297,7 @@ func (s *Service) CompleteUpload(ctx context.Context, userID, uploadID uuid.UUID
 		return nil, fmt.Errorf("open upload: %w", err)
 	}
 	defer rc.Close()
-	w, err := s.ingest(ctx, userID, rc, u.Title)
+	w, err := s.ingest(ctx, a.UserID, rc, u.Title)
 	if err != nil {
 		return nil, err
 	}
@@ -307,8 +308,8 @@ func (s *Service) CompleteUpload(ctx context.Context, userID, uploadID uuid.UUID
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		// A concurrent completion won; keep its work, not a duplicate.
-		_, _ = s.Delete(ctx, userID, []uuid.UUID{w.ID})
-		return s.CompleteUpload(ctx, userID, uploadID)
+		_, _ = s.Delete(ctx, a, []uuid.UUID{w.ID})
+		return s.CompleteUpload(ctx, a, uploadID)
 	}
 	return w, nil
 }
