@@ -84,13 +84,13 @@ func (s *Server) countSubscriptions(ctx context.Context, next graphql.OperationH
 	if graphql.GetOperationContext(ctx).Operation.Operation != ast.Subscription {
 		return next(ctx)
 	}
-	s.subscriptions.Add(1)
+	s.subscriptions.Inc()
 	var once sync.Once
 	responses := next(ctx)
 	return func(ctx context.Context) *graphql.Response {
 		resp := responses(ctx)
 		if resp == nil {
-			once.Do(func() { s.subscriptions.Add(-1) })
+			once.Do(s.subscriptions.Dec)
 		}
 		return resp
 	}

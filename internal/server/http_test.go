@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -193,7 +194,7 @@ func TestIntrospectionWithinDefaultLimits(t *testing.T) {
 func TestOperationsEndpoints(t *testing.T) {
 	t.Parallel()
 	s := start(t, testConfig())
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/graphiql": 200, "/nowhere": 404} {
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/graphiql": 200, "/metrics": 200, "/nowhere": 404} {
 		resp, err := http.Get(s.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -206,26 +207,79 @@ func TestOperationsEndpoints(t *testing.T) {
 			t.Errorf("GET %s: no X-Request-ID", path)
 		}
 	}
+}
+
+// TestMetrics scrapes /metrics from a real server: our own metrics keep their
+// names, help texts, types and labels, Go runtime and process metrics sit
+// beside them, and a counter goes up with each request.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
 	query(t, s.URL, `{ serverInfo { version } }`)
-	resp, err := http.Get(s.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		`fastimage_http_requests_total{route="/graphql",method="POST",status="200"} 1`,
-		`fastimage_http_requests_total{route="/healthz",method="GET",status="200"} 1`,
-		`fastimage_http_request_duration_seconds_bucket{route="/graphql",method="POST",le="+Inf"} 1`,
-		"fastimage_websocket_connections 0",
-		"fastimage_graphql_active_subscriptions 0",
-		"fastimage_db_open_connections ",
-		"fastimage_db_max_open_connections 10",
+	body := scrape(t, s.URL)
+	for _, m := range []struct{ name, kind, help string }{
+		{"fastimage_http_requests_total", "counter", "HTTP requests by route, method and status."},
+		{"fastimage_http_request_duration_seconds", "histogram", "Time to answer HTTP requests (streams excluded)."},
+		{"fastimage_websocket_connections", "gauge", "Open WebSocket connections."},
+		{"fastimage_graphql_active_subscriptions", "gauge", "GraphQL subscriptions running now, over WebSocket or SSE."},
+		{"fastimage_event_waiters", "gauge", "Subscriptions and workers waiting for a doorbell in this process."},
+		{"fastimage_db_open_connections", "gauge", "Open database connections."},
+		{"fastimage_db_in_use_connections", "gauge", "Database connections in use."},
+		{"fastimage_db_idle_connections", "gauge", "Idle database connections."},
+		{"fastimage_db_max_open_connections", "gauge", "Largest number of database connections allowed."},
+		{"fastimage_db_wait_count_total", "counter", "Times a request waited for a free database connection."},
+		{"fastimage_db_wait_seconds_total", "counter", "Time spent waiting for a free database connection."},
 	} {
-		if !strings.Contains(string(body), want) {
+		if want := "# HELP " + m.name + " " + m.help + "\n# TYPE " + m.name + " " + m.kind + "\n"; !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	for _, want := range []string{
+		`fastimage_http_requests_total{method="POST",route="/graphql",status="200"} 1`,
+		`fastimage_http_request_duration_seconds_bucket{method="POST",route="/graphql",le="0.005"} `,
+		`fastimage_http_request_duration_seconds_bucket{method="POST",route="/graphql",le="10"} `,
+		`fastimage_http_request_duration_seconds_bucket{method="POST",route="/graphql",le="+Inf"} 1`,
+		`fastimage_http_request_duration_seconds_count{method="POST",route="/graphql"} 1`,
+		"fastimage_websocket_connections 0",
+		"fastimage_graphql_active_subscriptions 0",
+		"fastimage_db_max_open_connections 10",
+		"\ngo_goroutines ",
+		"\nprocess_resident_memory_bytes ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	const healthz = `fastimage_http_requests_total{method="GET",route="/healthz",status="200"}`
+	for want := 1; want <= 2; want++ {
+		resp, err := http.Get(s.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := metricValue(t, s.URL, healthz); got != strconv.Itoa(want) {
+			t.Errorf("after %d GET /healthz: %s = %s, want %d", want, healthz, got, want)
+		}
+	}
+}
+
+// scrape returns the body of GET /metrics.
+func scrape(t *testing.T, baseURL string) string {
+	t.Helper()
+	resp, err := http.Get(baseURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d, want 200", resp.StatusCode)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
 
 func TestReadyzWhileMigrationsPending(t *testing.T) {

@@ -80,11 +80,11 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 		if rec.hijacked {
 			status = http.StatusSwitchingProtocols
 		}
-		s.requests.Inc(route, r.Method, strconv.Itoa(status))
+		s.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
 		elapsed := time.Since(start)
 		streaming := rec.hijacked || strings.HasPrefix(rec.Header().Get("Content-Type"), "text/event-stream")
 		if !streaming {
-			s.latency.Observe(elapsed.Seconds(), route, r.Method)
+			s.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
 		}
 		level := slogLevelFor(route, status)
 		s.log.Log(r.Context(), level, "http request",

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/graph/model"
@@ -61,10 +63,10 @@ type Server struct {
 	blobs    http.Handler
 	outbox   *mail.Outbox
 
-	metrics       *metrics.Registry
-	requests      *metrics.CounterVec
-	latency       *metrics.HistogramVec
-	subscriptions *metrics.Gauge
+	metrics       *prometheus.Registry
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	subscriptions prometheus.Gauge
 
 	origins *originList
 	ws      *wsAcceptor
@@ -94,13 +96,14 @@ func New(d Deps) *Server {
 		origins:  newOriginList(d.Config.AllowedOrigins),
 	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
-	s.requests = s.metrics.Counter("fastimage_http_requests_total", "HTTP requests by route, method and status.", "route", "method", "status")
-	s.latency = s.metrics.Histogram("fastimage_http_request_duration_seconds", "Time to answer HTTP requests (streams excluded).", metrics.DefaultLatencyBuckets, "route", "method")
-	wsOpen := s.metrics.Gauge("fastimage_websocket_connections", "Open WebSocket connections.")
-	s.subscriptions = s.metrics.Gauge("fastimage_graphql_active_subscriptions", "GraphQL subscriptions running now, over WebSocket or SSE.")
-	s.registerDBStats()
+	reg := promauto.With(s.metrics)
+	s.requests = reg.NewCounterVec(prometheus.CounterOpts{Name: "fastimage_http_requests_total", Help: "HTTP requests by route, method and status."}, []string{"route", "method", "status"})
+	s.latency = reg.NewHistogramVec(prometheus.HistogramOpts{Name: "fastimage_http_request_duration_seconds", Help: "Time to answer HTTP requests (streams excluded).", Buckets: metrics.LatencyBuckets()}, []string{"route", "method"})
+	wsOpen := reg.NewGauge(prometheus.GaugeOpts{Name: "fastimage_websocket_connections", Help: "Open WebSocket connections."})
+	s.subscriptions = reg.NewGauge(prometheus.GaugeOpts{Name: "fastimage_graphql_active_subscriptions", Help: "GraphQL subscriptions running now, over WebSocket or SSE."})
+	s.registerDBStats(reg)
 	if d.Bus != nil {
-		s.metrics.GaugeFunc("fastimage_event_waiters", "Subscriptions and workers waiting for a doorbell in this process.", func() float64 { return float64(d.Bus.Waiters()) })
+		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_event_waiters", Help: "Subscriptions and workers waiting for a doorbell in this process."}, func() float64 { return float64(d.Bus.Waiters()) })
 	}
 	s.ws = newWSAcceptor(s.origins, d.Config.WSWriteTimeout, d.Config.WSPingInterval, wsOpen, d.Log)
 	s.handler = s.routes()
@@ -128,7 +131,7 @@ func (s *Server) routes() http.Handler {
 	handle("GET /graphiql", "/graphiql", graphiqlHandler())
 	handle("GET /healthz", "/healthz", http.HandlerFunc(s.healthz))
 	handle("GET /readyz", "/readyz", http.HandlerFunc(s.readyz))
-	handle("GET /metrics", "/metrics", s.metrics.Handler())
+	handle("GET /metrics", "/metrics", metrics.Handler(s.metrics, s.log))
 	handle("GET /{$}", "/", http.HandlerFunc(s.index))
 	handle("/", "other", http.HandlerFunc(notFound))
 	return s.recoverHTTP(s.withRequestID(securityHeaders(mux)))
@@ -173,19 +176,19 @@ func (s *Server) serverInfo() *model.ServerInfo {
 
 func ptr[T any](v T) *T { return &v }
 
-func (s *Server) registerDBStats() {
+func (s *Server) registerDBStats(reg promauto.Factory) {
 	if s.db == nil {
 		return
 	}
 	stat := func(f func(st sql.DBStats) float64) func() float64 {
 		return func() float64 { return f(s.db.Stats()) }
 	}
-	s.metrics.GaugeFunc("fastimage_db_open_connections", "Open database connections.", stat(func(st sql.DBStats) float64 { return float64(st.OpenConnections) }))
-	s.metrics.GaugeFunc("fastimage_db_in_use_connections", "Database connections in use.", stat(func(st sql.DBStats) float64 { return float64(st.InUse) }))
-	s.metrics.GaugeFunc("fastimage_db_idle_connections", "Idle database connections.", stat(func(st sql.DBStats) float64 { return float64(st.Idle) }))
-	s.metrics.GaugeFunc("fastimage_db_max_open_connections", "Largest number of database connections allowed.", stat(func(st sql.DBStats) float64 { return float64(st.MaxOpenConnections) }))
-	s.metrics.CounterFunc("fastimage_db_wait_count_total", "Times a request waited for a free database connection.", stat(func(st sql.DBStats) float64 { return float64(st.WaitCount) }))
-	s.metrics.CounterFunc("fastimage_db_wait_seconds_total", "Time spent waiting for a free database connection.", stat(func(st sql.DBStats) float64 { return st.WaitDuration.Seconds() }))
+	reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_db_open_connections", Help: "Open database connections."}, stat(func(st sql.DBStats) float64 { return float64(st.OpenConnections) }))
+	reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_db_in_use_connections", Help: "Database connections in use."}, stat(func(st sql.DBStats) float64 { return float64(st.InUse) }))
+	reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_db_idle_connections", Help: "Idle database connections."}, stat(func(st sql.DBStats) float64 { return float64(st.Idle) }))
+	reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_db_max_open_connections", Help: "Largest number of database connections allowed."}, stat(func(st sql.DBStats) float64 { return float64(st.MaxOpenConnections) }))
+	reg.NewCounterFunc(prometheus.CounterOpts{Name: "fastimage_db_wait_count_total", Help: "Times a request waited for a free database connection."}, stat(func(st sql.DBStats) float64 { return float64(st.WaitCount) }))
+	reg.NewCounterFunc(prometheus.CounterOpts{Name: "fastimage_db_wait_seconds_total", Help: "Time spent waiting for a free database connection."}, stat(func(st sql.DBStats) float64 { return st.WaitDuration.Seconds() }))
 }
 
 // Serve answers requests on ln until ctx ends, then shuts down gracefully:

@@ -263,13 +263,7 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string)
 
 func metricValue(t *testing.T, baseURL, name string) string {
 	t.Helper()
-	resp, err := http.Get(baseURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(string(body))
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(scrape(t, baseURL))
 	if m == nil {
 		t.Fatalf("metric %s missing", name)
 	}

@@ -10,8 +10,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/gorilla/websocket"
-
-	"github.com/fastimage/api/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // wsAcceptor plugs gorilla/websocket into gqlgen's WebSocket transport. Every
@@ -23,7 +22,7 @@ type wsAcceptor struct {
 	upgrader     websocket.Upgrader
 	writeTimeout time.Duration
 	pingInterval time.Duration
-	open         *metrics.Gauge
+	open         prometheus.Gauge
 	log          *slog.Logger
 
 	mu       sync.Mutex
@@ -33,7 +32,7 @@ type wsAcceptor struct {
 
 var errShuttingDown = errors.New("server is shutting down")
 
-func newWSAcceptor(origins *originList, writeTimeout, pingInterval time.Duration, open *metrics.Gauge, log *slog.Logger) *wsAcceptor {
+func newWSAcceptor(origins *originList, writeTimeout, pingInterval time.Duration, open prometheus.Gauge, log *slog.Logger) *wsAcceptor {
 	return &wsAcceptor{
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout: 10 * time.Second,
@@ -78,7 +77,7 @@ func (a *wsAcceptor) Accept(w http.ResponseWriter, r *http.Request, opts transpo
 	}
 	a.conns[conn] = struct{}{}
 	a.mu.Unlock()
-	a.open.Add(1)
+	a.open.Inc()
 
 	deadline := func() time.Time { return time.Now().Add(2 * a.pingInterval) }
 	_ = c.SetReadDeadline(deadline())
@@ -161,7 +160,7 @@ func (c *wsConn) Close() error {
 		c.acceptor.mu.Lock()
 		delete(c.acceptor.conns, c)
 		c.acceptor.mu.Unlock()
-		c.acceptor.open.Add(-1)
+		c.acceptor.open.Dec()
 	})
 	return err
 }
