@@ -15,18 +15,12 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
-	"github.com/fastimage/api/internal/account"
-	"github.com/fastimage/api/internal/captcha"
+	"github.com/fastimage/api/internal/app"
 	"github.com/fastimage/api/internal/config"
-	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/logging"
-	"github.com/fastimage/api/internal/mail"
-	"github.com/fastimage/api/internal/password"
-	"github.com/fastimage/api/internal/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -102,14 +96,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	a, err := build(ctx, cfg, bdb, log)
+	a, err := app.New(ctx, cfg, bdb, log, app.Overrides{})
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: migrator, Log: log, Version: buildVersion(),
-		Accounts: a.accounts, Ledger: a.ledger, Gallery: a.gallery, Jobs: a.jobs, Bus: a.bus, Blobs: a.blobs, Outbox: a.outbox})
-	stopBackground := a.background(ctx, cfg)
+	defer a.Close()
+	srv := a.Server(migrator, buildVersion())
+	stopBackground := a.Background(ctx)
 	defer stopBackground()
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -173,13 +166,13 @@ func worker(ctx context.Context, args []string, stderr io.Writer) error {
 	if _, err := prepareDatabase(ctx, bdb, cfg.Migrate, log); err != nil {
 		return err
 	}
-	a, err := build(ctx, cfg, bdb, log)
+	a, err := app.New(ctx, cfg, bdb, log, app.Overrides{})
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	log.Info("FastImage workers running", "workers", cfg.Generate.Workers, "provider", a.jobs.ProviderName())
-	stop := a.background(ctx, cfg)
+	defer a.Close()
+	log.Info("FastImage workers running", "workers", cfg.Generate.Workers, "provider", a.Jobs.ProviderName())
+	stop := a.Background(ctx)
 	<-ctx.Done()
 	stop()
 	log.Info("stopped")
@@ -243,56 +236,6 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return nil
-}
-
-// newMailer returns the SMTP mailer when SMTP_URL is set, else the local
-// outbox (returned too, for its development page).
-func newMailer(cfg *config.Serve, bdb *bun.DB) (mail.Mailer, *mail.Outbox, error) {
-	if cfg.Mail.SMTPURL == "" {
-		if cfg.Env == config.Production {
-			return nil, nil, &config.Error{Problems: []string{"SMTP_URL is required in production: without it no email would reach users"}}
-		}
-		o := mail.NewOutbox(bdb)
-		return o, o, nil
-	}
-	sc, err := mail.ParseSMTPURL(cfg.Mail.SMTPURL)
-	if err != nil {
-		return nil, nil, &config.Error{Problems: []string{"--smtp-url / SMTP_URL: " + err.Error()}}
-	}
-	m, err := mail.NewSMTP(sc)
-	if err != nil {
-		return nil, nil, &config.Error{Problems: []string{"--smtp-url / SMTP_URL: " + err.Error()}}
-	}
-	return m, nil, nil
-}
-
-func newCaptcha(cfg *config.Serve) (captcha.Verifier, error) {
-	c := cfg.Captcha
-	if c.Provider == "" {
-		return nil, nil
-	}
-	v, err := captcha.New(captcha.Config{
-		Provider: captcha.Provider(c.Provider), Secret: c.Secret, SiteKey: c.SiteKey,
-		VerifyURL: c.VerifyURL, Hostnames: c.Hostnames, Timeout: c.Timeout,
-	})
-	if err != nil {
-		return nil, &config.Error{Problems: []string{"CAPTCHA settings: " + err.Error()}}
-	}
-	return v, nil
-}
-
-func accountConfig(cfg *config.Serve) account.Config {
-	return account.Config{
-		PublicURL:           cfg.PublicURL,
-		SessionIdleTimeout:  cfg.Accounts.SessionIdleTimeout,
-		SessionLifetime:     cfg.Accounts.SessionLifetime,
-		VerifyTokenTTL:      cfg.Accounts.VerifyLinkTTL,
-		EmailChangeTokenTTL: cfg.Accounts.EmailChangeLinkTTL,
-		Password:            password.DefaultParams,
-		OnEmailVerified: func(ctx context.Context, tx bun.Tx, userID uuid.UUID) error {
-			return credit.GrantSignupBonus(ctx, tx, userID, cfg.Credits.SignupBonus)
-		},
-	}
 }
 
 func buildVersion() string {

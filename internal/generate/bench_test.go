@@ -1,4 +1,4 @@
-package generate
+package generate_test
 
 import (
 	"context"
@@ -14,18 +14,21 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/actor"
+	"github.com/fastimage/api/internal/app"
+	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db/dbtest"
-	"github.com/fastimage/api/internal/events"
+	"github.com/fastimage/api/internal/generate"
 	localprovider "github.com/fastimage/api/internal/generate/provider/local"
 	"github.com/fastimage/api/internal/storage/local"
-	"github.com/fastimage/api/internal/work"
 )
 
-// rig is a generation service on a fresh database with its event bus running.
+// rig is the whole service graph, as `fastimage serve` builds it, on a
+// fresh database with its background running: the generation service, its
+// event bus, and workers when asked for.
 type rig struct {
 	db   *bun.DB
-	svc  *Service
+	svc  *generate.Service
 	user uuid.UUID
 }
 
@@ -37,38 +40,46 @@ func newRig(b *testing.B, workers int) *rig {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gallery := work.New(bdb, bucket, work.Config{MaxUploadBytes: 20 << 20, MaxPixels: 40e6, QuotaBytes: 1 << 40, URLTTL: time.Hour, Retention: time.Hour})
-	bus := events.New(bdb, log)
-	svc := New(bdb, Config{Workers: workers, QueueCap: 100000, UserRunningLimit: 100, PollInterval: 5 * time.Second},
-		bus, gallery, localprovider.New(localprovider.Config{Steps: 2, StepDelay: -1}), log)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { bus.Run(ctx) })
-	if workers > 0 {
-		wg.Go(func() { svc.RunWorkers(ctx, "bench") })
+	cfg := &config.Serve{
+		Env:                 config.Development,
+		MaxUploadBytes:      20 << 20,
+		MaintenanceInterval: time.Minute,
+		Works:               config.Works{MaxPixels: 40e6, QuotaBytes: 1 << 40, URLTTL: time.Hour, Retention: time.Hour},
+		Generate:            config.Generate{Workers: workers, QueueCap: 100000, UserRunningLimit: 100},
 	}
-	b.Cleanup(func() { cancel(); wg.Wait() })
+	ctx := context.Background()
+	a, err := app.New(ctx, cfg, bdb, log, app.Overrides{
+		Bucket:       bucket,
+		Provider:     localprovider.New(localprovider.Config{Steps: 2, StepDelay: -1}),
+		WorkerID:     "bench",
+		PollInterval: 5 * time.Second,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = a.Close() })
+	b.Cleanup(a.Background(ctx))
 	var user uuid.UUID
 	if err := bdb.NewRaw("INSERT INTO users (email, password_hash) VALUES ('bench@example.com', 'x') RETURNING id").Scan(ctx, &user); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := credit.New(bdb).Post(ctx, credit.Posting{UserID: user, Amount: 1 << 40, Kind: credit.Purchase, IdempotencyKey: "bench"}); err != nil {
+	if _, err := a.Ledger.Post(ctx, credit.Posting{UserID: user, Amount: 1 << 40, Kind: credit.Purchase, IdempotencyKey: "bench"}); err != nil {
 		b.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // the listener is up
-	return &rig{db: bdb, svc: svc, user: user}
+	return &rig{db: bdb, svc: a.Jobs, user: user}
 }
 
-func (r *rig) submit(b *testing.B) *Generation {
+func (r *rig) submit(b *testing.B) *generate.Generation {
 	b.Helper()
-	g, err := r.svc.Submit(context.Background(), actor.Actor{UserID: r.user, Verified: true}, Request{Kind: KindGenerate, Prompt: "bench", Width: 64, Height: 64})
+	g, err := r.svc.Submit(context.Background(), actor.Actor{UserID: r.user, Verified: true}, generate.Request{Kind: generate.KindGenerate, Prompt: "bench", Width: 64, Height: 64})
 	if err != nil {
 		b.Fatal(err)
 	}
 	return g
 }
 
-func (r *rig) stream(b *testing.B, ctx context.Context, id uuid.UUID, after int) <-chan Event {
+func (r *rig) stream(b *testing.B, ctx context.Context, id uuid.UUID, after int) <-chan generate.Event {
 	ch, err := r.svc.Stream(ctx, actor.Actor{UserID: r.user}, id, after)
 	if err != nil {
 		b.Fatal(err)
@@ -92,7 +103,7 @@ func BenchmarkSubmitToStarted(b *testing.B) {
 	for b.Loop() {
 		g := r.submit(b)
 		for ev := range r.stream(b, context.Background(), g.ID, 0) {
-			if ev.Kind == EventStarted {
+			if ev.Kind == generate.EventStarted {
 				var queued time.Time
 				r.db.NewRaw("SELECT queued_at FROM generations WHERE id = ?", g.ID).Scan(context.Background(), &queued)
 				lat = append(lat, ev.CreatedAt.Sub(queued))
@@ -111,7 +122,7 @@ func BenchmarkFanOut(b *testing.B) {
 	}{{"1job-1000subs", 1, 1000}, {"1000jobs-1sub", 1000, 1}} {
 		b.Run(shape.name, func(b *testing.B) {
 			r := newRig(b, 0)
-			gens := make([]*Generation, shape.jobs)
+			gens := make([]*generate.Generation, shape.jobs)
 			for i := range gens {
 				gens[i] = r.submit(b)
 			}
@@ -151,7 +162,7 @@ func BenchmarkFanOut(b *testing.B) {
 					committed[g.ID] = time.Now()
 					cmu.Unlock()
 					if err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-						_, err := appendEvent(ctx, tx, g.ID, EventProgress, map[string]any{"fraction": 0.5})
+						_, err := generate.AppendEvent(ctx, tx, g.ID, generate.EventProgress, map[string]any{"fraction": 0.5})
 						return err
 					}); err != nil {
 						b.Fatal(err)

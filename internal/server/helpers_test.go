@@ -20,20 +20,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
-	"github.com/fastimage/api/internal/account"
-	"github.com/fastimage/api/internal/captcha"
+	"github.com/fastimage/api/internal/app"
 	"github.com/fastimage/api/internal/config"
-	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/db/dbtest"
-	"github.com/fastimage/api/internal/events"
 	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/generate/provider"
-	localprovider "github.com/fastimage/api/internal/generate/provider/local"
 	"github.com/fastimage/api/internal/generate/provider/openai"
 	"github.com/fastimage/api/internal/mail"
-	"github.com/fastimage/api/internal/password"
-	"github.com/fastimage/api/internal/server"
 	"github.com/fastimage/api/internal/storage/local"
 	"github.com/fastimage/api/internal/work"
 )
@@ -157,48 +151,35 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 	}
 	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	outbox := mail.NewOutbox(bdb)
-	ledger := credit.New(bdb)
-	accounts := account.New(bdb, account.Config{
-		PublicURL:           cfg.PublicURL,
-		SessionIdleTimeout:  cfg.Accounts.SessionIdleTimeout,
-		SessionLifetime:     cfg.Accounts.SessionLifetime,
-		VerifyTokenTTL:      cfg.Accounts.VerifyLinkTTL,
-		EmailChangeTokenTTL: cfg.Accounts.EmailChangeLinkTTL,
-		Password:            password.DefaultParams,
-		OnEmailVerified: func(ctx context.Context, tx bun.Tx, userID uuid.UUID) error {
-			return credit.GrantSignupBonus(ctx, tx, userID, cfg.Credits.SignupBonus)
-		},
-	}, outbox, captchaFor(t, cfg), log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := ln.Addr().String()
 	// Blobs live in a folder of the test's, served by this server.
 	bucket, err := local.New(local.Config{
 		Dir: t.TempDir(), SigningKey: []byte("test-signing-key-0123456789abcdef"),
-		BaseURL: "http://" + ln.Addr().String() + "/blobs", MaxPutBytes: cfg.MaxUploadBytes,
+		BaseURL: "http://" + addr + "/blobs", MaxPutBytes: cfg.MaxUploadBytes,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gallery := work.New(bdb, bucket, work.Config{
-		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
-		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention,
+	a, err := app.New(ctx, cfg, bdb, log, app.Overrides{
+		Bucket:        bucket,
+		Provider:      providerFor(t, cfg.Generate),
+		Mailer:        outbox, // even in production, so that tests can read the mail
+		WorkerID:      "test-" + addr,
+		PollInterval:  2 * time.Second,
+		ProgressEvery: 10 * time.Millisecond,
 	})
-	bus := events.New(bdb, log)
-	jobs := generate.New(bdb, generate.Config{
-		Workers: cfg.Generate.Workers, Lease: cfg.Generate.Lease, MaxAttempts: cfg.Generate.MaxAttempts,
-		UserRunningLimit: cfg.Generate.UserRunningLimit, QueueCap: cfg.Generate.QueueCap,
-		PollInterval: 2 * time.Second, ProgressEvery: 10 * time.Millisecond,
-	}, bus, gallery, providerFor(t, cfg.Generate), log)
-	srv := server.New(server.Deps{Config: cfg, DB: bdb, Migrator: m, Log: log, Version: "test-1",
-		Accounts: accounts, Ledger: ledger, Gallery: gallery, Jobs: jobs, Bus: bus, Blobs: bucket.Handler(), Outbox: outbox})
-	addr := ln.Addr().String()
-	var background sync.WaitGroup
-	background.Go(func() { bus.Run(ctx) })
-	if cfg.Generate.Workers > 0 {
-		background.Go(func() { jobs.RunWorkers(ctx, "test-"+addr) })
+	if err != nil {
+		ln.Close()
+		bdb.Close()
+		cancel()
+		t.Fatal(err)
 	}
+	srv := a.Server(m, "test-1")
+	stopBackground := a.Background(ctx)
 	ln = wrap(ln)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
@@ -210,12 +191,13 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		once.Do(func() {
 			cancel()
 			stopErr = <-done
-			background.Wait()
+			stopBackground()
+			_ = a.Close()
 			bdb.Close()
 		})
 		return stopErr
 	}
-	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}, gallery: gallery, bucket: bucket, queries: queries, jobs: jobs, dbURL: dbURL}
+	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}, gallery: a.Gallery, bucket: bucket, queries: queries, jobs: a.Jobs, dbURL: dbURL}
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("server did not shut down cleanly: %v", err)
@@ -367,22 +349,6 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// captchaFor builds the verifier cfg asks for (nil when CAPTCHA is off).
-func captchaFor(t testing.TB, cfg *config.Serve) captcha.Verifier {
-	t.Helper()
-	if cfg.Captcha.Provider == "" {
-		return nil
-	}
-	v, err := captcha.New(captcha.Config{
-		Provider: captcha.Provider(cfg.Captcha.Provider), Secret: cfg.Captcha.Secret, SiteKey: cfg.Captcha.SiteKey,
-		VerifyURL: cfg.Captcha.VerifyURL, Hostnames: cfg.Captcha.Hostnames, Timeout: cfg.Captcha.Timeout,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // uuidOfGlobal returns the UUID inside a global id.
 func uuidOfGlobal(t testing.TB, id string) uuid.UUID {
 	t.Helper()
@@ -398,11 +364,13 @@ func uuidOfGlobal(t testing.TB, id string) uuid.UUID {
 	return u
 }
 
-// providerFor builds the provider cfg names, as `fastimage serve` does.
+// providerFor returns the OpenAI-compatible client cfg names with quick
+// retries, so that tests of a flaky provider finish fast; nil (the
+// configured provider, as `fastimage serve` builds it) otherwise.
 func providerFor(t testing.TB, cfg config.Generate) provider.Provider {
 	t.Helper()
 	if cfg.Provider != "openai" {
-		return localprovider.New(localprovider.Config{StepDelay: cfg.LocalStepDelay})
+		return nil
 	}
 	c, err := openai.New(openai.Config{
 		BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIKey, Model: cfg.OpenAIModel,

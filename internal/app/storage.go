@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -17,17 +17,19 @@ import (
 	"github.com/fastimage/api/internal/storage/local"
 )
 
-// newBucket opens the configured storage backend. The local backend returns
-// itself as well, so that the server can serve its signed URLs.
-func newBucket(ctx context.Context, cfg *config.Serve, log *slog.Logger) (storage.Bucket, *local.Bucket, error) {
+// newBucket opens the configured storage backend.
+func newBucket(ctx context.Context, cfg *config.Serve, log *slog.Logger) (storage.Bucket, error) {
 	switch cfg.Storage.Backend {
 	case "gcs":
 		b, err := newGCSBucket(ctx, cfg.Storage)
-		return b, nil, err
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
 	default:
 		key, err := localSigningKey(cfg)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		b, err := local.New(local.Config{
 			Dir:         cfg.Storage.Dir,
@@ -37,9 +39,9 @@ func newBucket(ctx context.Context, cfg *config.Serve, log *slog.Logger) (storag
 			Log:         log,
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("local storage in %s: %w", cfg.Storage.Dir, err)
+			return nil, fmt.Errorf("local storage in %s: %w", cfg.Storage.Dir, err)
 		}
-		return b, b, nil
+		return b, nil
 	}
 }
 

@@ -1,0 +1,213 @@
+// Package app builds the whole FastImage service graph once — mail, CAPTCHA,
+// storage, the AI provider, and the account, credit, gallery, generation
+// and event services wired to one another — and runs what goes on beside
+// requests. `fastimage serve` and `fastimage worker`, every end-to-end test
+// and every benchmark build through New, tests replacing a few parts with
+// Overrides; no second copy of the wiring exists.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/captcha"
+	"github.com/fastimage/api/internal/config"
+	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/db"
+	"github.com/fastimage/api/internal/events"
+	"github.com/fastimage/api/internal/generate"
+	"github.com/fastimage/api/internal/generate/provider"
+	"github.com/fastimage/api/internal/mail"
+	"github.com/fastimage/api/internal/password"
+	"github.com/fastimage/api/internal/ratelimit"
+	"github.com/fastimage/api/internal/server"
+	"github.com/fastimage/api/internal/storage"
+	"github.com/fastimage/api/internal/storage/local"
+	"github.com/fastimage/api/internal/work"
+)
+
+// Overrides replaces parts that New would otherwise build from the
+// configuration. The zero value builds exactly what `fastimage serve` runs;
+// tests and benchmarks set the few fields they need.
+type Overrides struct {
+	// Bucket replaces the configured storage backend. A *local.Bucket is
+	// also served at /blobs/. The App closes it if it is an io.Closer.
+	Bucket storage.Bucket
+	// Provider replaces the configured AI provider.
+	Provider provider.Provider
+	// Mailer replaces the SMTP server or local outbox. A *mail.Outbox is
+	// also listed at /dev/outbox in development.
+	Mailer mail.Mailer
+	// WorkerID names this process's generation workers in the leases they
+	// hold; empty means host:pid. Several Apps in one process that share a
+	// database need different names.
+	WorkerID string
+	// PollInterval and ProgressEvery replace generate's defaults (the
+	// safety-net poll behind the NOTIFY wake-up, and the PROGRESS throttle).
+	PollInterval  time.Duration
+	ProgressEvery time.Duration
+}
+
+// App is every service of the process, wired. Its fields are set by New and
+// are read-only afterwards.
+type App struct {
+	Config *config.Serve
+	DB     *bun.DB
+	Log    *slog.Logger
+
+	Accounts *account.Service
+	Ledger   *credit.Ledger
+	Limiter  *ratelimit.Limiter
+	Bucket   storage.Bucket
+	// Blobs serves the local storage backend's signed URLs; nil with GCS.
+	Blobs   http.Handler
+	Gallery *work.Service
+	Jobs    *generate.Service
+	Bus     *events.Bus
+	// Outbox keeps mail in Postgres when no SMTP server is configured; nil
+	// otherwise.
+	Outbox *mail.Outbox
+
+	workerID string
+}
+
+// New builds every service from cfg over bdb, replacing what o names.
+// Settings that cannot work (production without SMTP, bad CAPTCHA or
+// OpenAI settings) are returned as *config.Error.
+func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, o Overrides) (*App, error) {
+	mailer, outbox := o.Mailer, (*mail.Outbox)(nil)
+	if mailer == nil {
+		var err error
+		if mailer, err = newMailer(cfg, bdb); err != nil {
+			return nil, err
+		}
+	}
+	if ob, ok := mailer.(*mail.Outbox); ok {
+		outbox = ob
+	}
+	verifier, err := newCaptcha(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := o.Provider
+	if p == nil {
+		if p, err = newProvider(cfg.Generate); err != nil {
+			return nil, err
+		}
+	}
+	bucket := o.Bucket
+	if bucket == nil {
+		if bucket, err = newBucket(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	workerID := o.WorkerID
+	if workerID == "" {
+		host, _ := os.Hostname()
+		workerID = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+
+	a := &App{
+		Config: cfg, DB: bdb, Log: log,
+		Ledger:   credit.New(bdb),
+		Limiter:  ratelimit.New(bdb),
+		Bucket:   bucket,
+		Bus:      events.New(bdb, log),
+		Outbox:   outbox,
+		workerID: workerID,
+	}
+	if lb, ok := bucket.(*local.Bucket); ok {
+		a.Blobs = lb.Handler()
+	}
+	a.Accounts = account.New(bdb, accountConfig(cfg), mailer, verifier, log)
+	a.Gallery = work.New(bdb, bucket, work.Config{
+		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
+		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention,
+	})
+	a.Jobs = generate.New(bdb, generate.Config{
+		Workers: cfg.Generate.Workers, Lease: cfg.Generate.Lease, MaxAttempts: cfg.Generate.MaxAttempts,
+		UserRunningLimit: cfg.Generate.UserRunningLimit, QueueCap: cfg.Generate.QueueCap,
+		PollInterval: o.PollInterval, ProgressEvery: o.ProgressEvery,
+	}, a.Bus, a.Gallery, p, log)
+	return a, nil
+}
+
+// Server returns the HTTP API over the App's services. migrator answers the
+// readiness probe; version is reported by it and in the logs.
+func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
+	return server.New(server.Deps{
+		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
+		Accounts: a.Accounts, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Bus: a.Bus,
+		Blobs: a.Blobs, Outbox: a.Outbox,
+	})
+}
+
+// Close releases what the App opened (the GCS client). It does not close
+// the database, which the caller opened. Stop Background first.
+func (a *App) Close() error {
+	if c, ok := a.Bucket.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// newMailer returns the SMTP mailer when SMTP_URL is set, else the local
+// outbox.
+func newMailer(cfg *config.Serve, bdb *bun.DB) (mail.Mailer, error) {
+	if cfg.Mail.SMTPURL == "" {
+		if cfg.Env == config.Production {
+			return nil, &config.Error{Problems: []string{"SMTP_URL is required in production: without it no email would reach users"}}
+		}
+		return mail.NewOutbox(bdb), nil
+	}
+	sc, err := mail.ParseSMTPURL(cfg.Mail.SMTPURL)
+	if err != nil {
+		return nil, &config.Error{Problems: []string{"--smtp-url / SMTP_URL: " + err.Error()}}
+	}
+	m, err := mail.NewSMTP(sc)
+	if err != nil {
+		return nil, &config.Error{Problems: []string{"--smtp-url / SMTP_URL: " + err.Error()}}
+	}
+	return m, nil
+}
+
+// newCaptcha returns the configured verifier, or nil when CAPTCHA is off.
+func newCaptcha(cfg *config.Serve) (captcha.Verifier, error) {
+	c := cfg.Captcha
+	if c.Provider == "" {
+		return nil, nil
+	}
+	v, err := captcha.New(captcha.Config{
+		Provider: captcha.Provider(c.Provider), Secret: c.Secret, SiteKey: c.SiteKey,
+		VerifyURL: c.VerifyURL, Hostnames: c.Hostnames, Timeout: c.Timeout,
+	})
+	if err != nil {
+		return nil, &config.Error{Problems: []string{"CAPTCHA settings: " + err.Error()}}
+	}
+	return v, nil
+}
+
+// accountConfig is the account settings, with the sign-up bonus granted in
+// the transaction that verifies a user's email.
+func accountConfig(cfg *config.Serve) account.Config {
+	return account.Config{
+		PublicURL:           cfg.PublicURL,
+		SessionIdleTimeout:  cfg.Accounts.SessionIdleTimeout,
+		SessionLifetime:     cfg.Accounts.SessionLifetime,
+		VerifyTokenTTL:      cfg.Accounts.VerifyLinkTTL,
+		EmailChangeTokenTTL: cfg.Accounts.EmailChangeLinkTTL,
+		Password:            password.DefaultParams,
+		OnEmailVerified: func(ctx context.Context, tx bun.Tx, userID uuid.UUID) error {
+			return credit.GrantSignupBonus(ctx, tx, userID, cfg.Credits.SignupBonus)
+		},
+	}
+}

@@ -1,0 +1,46 @@
+package app
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Background starts what runs beside requests: the event listener (in every
+// process, so that subscribers on any replica hear of every commit), the
+// generation workers when cfg.Generate.Workers > 0, and the periodic
+// maintenance tasks every cfg.MaintenanceInterval (none when it is not
+// positive). The returned function stops them all, giving running jobs'
+// leases back, and waits until they have returned; stopping ctx does the
+// same without the wait.
+func (a *App) Background(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Bus.Run(ctx) })
+	if a.Config.Generate.Workers > 0 {
+		wg.Go(func() { a.Jobs.RunWorkers(ctx, a.workerID) })
+	}
+	if a.Config.MaintenanceInterval > 0 {
+		wg.Go(func() { runMaintenance(ctx, a.Config.MaintenanceInterval, a.Log, a.maintenanceTasks()...) })
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// maintenanceTasks are the periodic jobs; each is safe to repeat and to run
+// on several replicas at once.
+func (a *App) maintenanceTasks() []task {
+	return []task{
+		{"release expired credit holds", a.Ledger.ReleaseExpiredHolds},
+		{"expire credit lots", a.Ledger.ExpireLots},
+		{"purge deleted works", a.Gallery.Purge},
+		{"clean stale uploads", a.Gallery.CleanStaleUploads},
+		{"forget old idempotency keys", a.Jobs.ForgetOldKeys},
+		{"sweep rate-limit events", func(ctx context.Context) (int, error) {
+			n, err := a.Limiter.Sweep(ctx, 24*time.Hour)
+			return int(n), err
+		}},
+	}
+}
