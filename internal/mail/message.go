@@ -1,19 +1,15 @@
 package mail
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	netmail "net/mail"
-	"net/textproto"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	gomail "github.com/wneessen/go-mail"
 )
 
 // maxSubjectRunes keeps the Subject header well under the 998-byte line
@@ -66,90 +62,36 @@ func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
-// encode returns m as an RFC 5322 message from the given sender, with CRLF
-// line endings: multipart/alternative when it has an HTML body, both parts
-// UTF-8 and quoted-printable, so that every line stays short and 7-bit.
-func (m Message) encode(from netmail.Address, now time.Time) ([]byte, error) {
-	var buf bytes.Buffer
-	h := func(name, value string) { buf.WriteString(fold(name, value) + "\r\n") }
-	h("From", from.String())
-	h("To", (&netmail.Address{Address: m.To}).String())
-	h("Subject", mime.QEncoding.Encode("utf-8", m.Subject))
-	h("Date", now.Format(time.RFC1123Z))
-	h("Message-ID", messageID(from.Address))
-	h("MIME-Version", "1.0")
+// msg returns m as a go-mail message from the given sender, dated now:
+// multipart/alternative when it has an HTML body, both parts UTF-8 and
+// quoted-printable, so that every line stays short and 7-bit.
+func (m Message) msg(from netmail.Address, now time.Time) *gomail.Msg {
+	// Without WithNoDefaultUserAgent every mail would name the library and
+	// its version.
+	g := gomail.NewMsg(gomail.WithCharset(gomail.CharsetUTF8), gomail.WithEncoding(gomail.EncodingQP),
+		gomail.WithNoDefaultUserAgent())
+	g.FromMailAddress(&from)
+	g.ToMailAddress(&netmail.Address{Address: m.To})
+	g.Subject(m.Subject)
+	g.SetDateWithValue(now)
+	g.SetMessageIDWithValue(messageID(from.Address))
 	// Asks mail servers and clients not to send vacation replies and the like
 	// to an address nobody reads (RFC 3834).
-	h("Auto-Submitted", "auto-generated")
-
-	if m.HTML == "" {
-		h("Content-Type", "text/plain; charset=utf-8")
-		h("Content-Transfer-Encoding", "quoted-printable")
-		buf.WriteString("\r\n")
-		if err := writeQP(&buf, m.Text); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
+	g.SetGenHeader("Auto-Submitted", "auto-generated")
+	g.SetBodyString(gomail.TypeTextPlain, m.Text)
+	if m.HTML != "" {
+		// Clients show the last part they understand, so the richer one goes
+		// last (RFC 2046, 5.1.4).
+		g.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	}
-
-	mw := multipart.NewWriter(&buf)
-	h("Content-Type", `multipart/alternative; boundary="`+mw.Boundary()+`"`)
-	buf.WriteString("\r\n")
-	// Clients show the last part they understand, so the richer one goes last
-	// (RFC 2046, 5.1.4).
-	for _, p := range []struct{ typ, body string }{
-		{"text/plain; charset=utf-8", m.Text},
-		{"text/html; charset=utf-8", m.HTML},
-	} {
-		w, err := mw.CreatePart(textproto.MIMEHeader{
-			"Content-Type":              {p.typ},
-			"Content-Transfer-Encoding": {"quoted-printable"},
-		})
-		if err != nil {
-			return nil, err
-		}
-		if err := writeQP(w, p.body); err != nil {
-			return nil, err
-		}
-	}
-	if err := mw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return g
 }
 
-// fold returns the header line "name: value", folded at spaces so that its
-// lines stay within the 78 characters RFC 5322 recommends where it can.
-// Unfolding restores the value, so it works on any header whose value may
-// contain folding white space: encoded words, addresses, parameters.
-func fold(name, value string) string {
-	const limit = 78
-	var b strings.Builder
-	b.WriteString(name + ":")
-	n := b.Len()
-	for _, w := range strings.Split(value, " ") {
-		if n+1+len(w) > limit && n > 1 {
-			b.WriteString("\r\n")
-			n = 0
-		}
-		b.WriteString(" " + w)
-		n += 1 + len(w)
-	}
-	return b.String()
-}
-
-func writeQP(w io.Writer, s string) error {
-	qp := quotedprintable.NewWriter(w)
-	if _, err := qp.Write([]byte(s)); err != nil {
-		return err
-	}
-	return qp.Close()
-}
-
-// messageID returns a new globally unique Message-ID in the sender's domain.
+// messageID returns a new globally unique Message-ID in the sender's domain,
+// without its angle brackets. go-mail's own would name this machine instead.
 func messageID(fromAddress string) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	domain := fromAddress[strings.LastIndexByte(fromAddress, '@')+1:]
-	return "<" + hex.EncodeToString(b) + "@" + domain + ">"
+	return hex.EncodeToString(b) + "@" + domain
 }

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	netmail "net/mail"
-	"net/smtp"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 )
 
 // TLSMode says how an SMTP connection is protected.
@@ -31,8 +33,8 @@ const (
 	TLSNone TLSMode = "none"
 )
 
-// DefaultSMTPTimeout bounds dialling and each SMTP command when
-// SMTPConfig.Timeout is zero.
+// DefaultSMTPTimeout bounds each stage of a submission when
+// SMTPConfig.Timeout is zero; see SMTP.Send.
 const DefaultSMTPTimeout = 10 * time.Second
 
 // SMTPConfig describes an SMTP submission server and the sender. Its String
@@ -51,8 +53,9 @@ type SMTPConfig struct {
 	From     string
 	FromName string
 	TLS      TLSMode
-	// Timeout bounds dialling and each command; DefaultSMTPTimeout when zero.
-	// A deadline on the context passed to Send also applies.
+	// Timeout bounds each stage of a submission (see SMTP.Send);
+	// DefaultSMTPTimeout when zero. A deadline on the context passed to Send
+	// also applies.
 	Timeout time.Duration
 	// TLSConfig, when set, is used for the TLS connection, e.g. to trust a
 	// private certificate authority. Its ServerName defaults to Host.
@@ -130,7 +133,7 @@ func (c SMTPConfig) withDefaults() (SMTPConfig, error) {
 }
 
 // SMTP is a Mailer that submits each message to an SMTP server on its own
-// connection.
+// connection, through go-mail.
 type SMTP struct {
 	cfg  SMTPConfig
 	addr string
@@ -144,27 +147,32 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SMTP{
+	s := &SMTP{
 		cfg:  cfg,
 		addr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
 		from: netmail.Address{Name: cfg.FromName, Address: cfg.From},
-	}, nil
+	}
+	// go-mail checks its options only when a client is made; make one now
+	// so that a bad option fails here, not at the first Send.
+	if _, err := s.client(nil); err != nil {
+		return nil, fmt.Errorf("SMTP client: %w", err)
+	}
+	return s, nil
 }
 
-// Send submits m. Every network step must finish within the configured
-// timeout and before ctx is done. An error wraps ErrInvalidMessage when m is
-// refused before connecting, ErrStartTLSNotOffered when the server cannot
-// upgrade to TLS, the context's error when ctx ended, and otherwise the
-// server's reply (a *textproto.Error) or the network error.
+// Send submits m. Connecting, the server's greeting, the opening (EHLO,
+// STARTTLS, AUTH) and the transaction (MAIL to QUIT) must each finish within
+// the configured timeout, and all of it before ctx is done. An error wraps
+// ErrInvalidMessage when m is refused before connecting,
+// ErrStartTLSNotOffered when the server cannot upgrade to TLS, the context's
+// error when ctx ended, the network error when the connection failed, the
+// server's reply (a *textproto.Error) when it refused the opening, and a
+// *gomail.SendError, which has the reply's code, when it refused the message.
 func (s *SMTP) Send(ctx context.Context, m Message) error {
 	if err := m.validate(); err != nil {
 		return err
 	}
-	body, err := m.encode(s.from, time.Now())
-	if err != nil {
-		return fmt.Errorf("encode %s mail: %w", m.Kind, err)
-	}
-	if err := s.send(ctx, m.To, body); err != nil {
+	if err := s.send(ctx, m.msg(s.from, time.Now())); err != nil {
 		if cerr := ctxErr(ctx); cerr != nil {
 			err = fmt.Errorf("%w: %w", cerr, err)
 		}
@@ -186,123 +194,104 @@ func ctxErr(ctx context.Context) error {
 	return nil
 }
 
-// aLongTimeAgo is a deadline in the past, which makes blocked I/O return.
-var aLongTimeAgo = time.Unix(1, 0)
-
-func (s *SMTP) send(ctx context.Context, to string, body []byte) error {
-	d := net.Dialer{Timeout: s.cfg.Timeout}
-	raw, err := d.DialContext(ctx, "tcp", s.addr)
+func (s *SMTP) send(ctx context.Context, msg *gomail.Msg) error {
+	var conn *ctxConn
+	defer func() {
+		// go-mail leaves the connection open when the opening fails.
+		if conn != nil {
+			_ = conn.Close()
+		}
+	}()
+	c, err := s.client(func(dialCtx context.Context, _, _ string) (net.Conn, error) {
+		// go-mail's address would be "::1:25" for an IPv6 host.
+		raw, err := (&net.Dialer{}).DialContext(dialCtx, "tcp", s.addr)
+		if err != nil {
+			return nil, err
+		}
+		// Bound to ctx, not dialCtx: go-mail cancels dialCtx once connected.
+		conn = bindConn(ctx, raw)
+		if s.cfg.TLS != TLSImplicit {
+			return conn, nil
+		}
+		// go-mail would only speak TLS from the first byte on a connection
+		// it dialled itself.
+		tc := tls.Client(conn, s.tlsConfig())
+		if err := tc.HandshakeContext(dialCtx); err != nil {
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		return tc, nil
+	})
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer raw.Close()
-	// Cancelling ctx interrupts whatever read or write is blocked.
-	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(aLongTimeAgo) })
-	defer stop()
-	// step gives the next command its own deadline. Setting it before
-	// checking ctx means a cancellation cannot slip in between and be
-	// overwritten: either the check sees it, or AfterFunc runs later.
-	step := func() error {
-		dl := time.Now().Add(s.cfg.Timeout)
-		if cd, ok := ctx.Deadline(); ok && cd.Before(dl) {
-			dl = cd
-		}
-		if err := raw.SetDeadline(dl); err != nil {
-			return err
-		}
-		return ctx.Err()
-	}
-
-	tlsConfig := s.tlsConfig()
-	conn := raw
-	if s.cfg.TLS == TLSImplicit {
-		if err := step(); err != nil {
-			return err
-		}
-		tc := tls.Client(raw, tlsConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("TLS handshake: %w", err)
-		}
-		conn = tc
-	}
-
-	if err := step(); err != nil {
 		return err
 	}
-	// NewClient reads the greeting; it sees a *tls.Conn and so knows when the
-	// connection is already private.
-	c, err := smtp.NewClient(conn, s.cfg.Host)
-	if err != nil {
-		return fmt.Errorf("greeting: %w", err)
+	err = c.DialAndSendWithContext(ctx, msg)
+	switch {
+	case err == nil:
+		return nil
+	case msg.IsDelivered():
+		// The server has taken the message; only QUIT failed. Reporting
+		// failure would make a retry deliver it twice.
+		return nil
+	case strings.Contains(err.Error(), noStartTLS):
+		return ErrStartTLSNotOffered
 	}
-	if err := step(); err != nil {
-		return err
-	}
-	if err := c.Hello("localhost"); err != nil {
-		return fmt.Errorf("EHLO: %w", err)
-	}
+	return err
+}
 
-	if s.cfg.TLS == TLSStartTLS {
-		if ok, _ := c.Extension("STARTTLS"); !ok {
-			return ErrStartTLSNotOffered
-		}
-		if err := step(); err != nil {
-			return err
-		}
-		if err := c.StartTLS(tlsConfig); err != nil {
-			return fmt.Errorf("STARTTLS: %w", err)
-		}
-	}
+// noStartTLS is how go-mail v0.8.1 reports a server that does not offer
+// STARTTLS; it has no error value to compare with. TestSMTPRefusals notices
+// if an upgrade changes the wording.
+const noStartTLS = "target host does not support STARTTLS"
 
+// client returns a go-mail client for one Send, which dials with dial.
+func (s *SMTP) client(dial gomail.DialContextFunc) (*gomail.Client, error) {
+	opts := []gomail.Option{
+		gomail.WithPort(s.cfg.Port),
+		gomail.WithTimeout(s.cfg.Timeout),
+		gomail.WithTLSConfig(s.tlsConfig()),
+		// The machine's host name, go-mail's default, is nobody's business.
+		gomail.WithHELO("localhost"),
+		// Each connection carries one message: nothing to check before it or
+		// to reset after it.
+		gomail.WithoutNoop(),
+		gomail.WithoutRset(),
+	}
+	switch s.cfg.TLS {
+	case TLSImplicit:
+		opts = append(opts, gomail.WithSSL())
+	case TLSNone:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	default:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	}
 	if s.cfg.Username != "" {
-		if _, isTLS := c.TLSConnectionState(); !isTLS {
-			// withDefaults already refuses this; checked again because the
-			// password must never cross the network in the clear.
-			return errors.New("refusing to authenticate without TLS")
-		}
-		ok, mechs := c.Extension("AUTH")
-		if !ok || !slices.Contains(strings.Fields(strings.ToUpper(mechs)), "PLAIN") {
-			return errors.New("server does not offer AUTH PLAIN")
-		}
-		if err := step(); err != nil {
-			return err
-		}
-		if err := c.Auth(smtp.PlainAuth("", s.cfg.Username, s.cfg.Password, s.cfg.Host)); err != nil {
-			return fmt.Errorf("AUTH as %q: %w", s.cfg.Username, err)
-		}
+		opts = append(opts, gomail.WithSMTPAuthCustom(tlsOnlyAuth{
+			smtp.PlainAuth("", s.cfg.Username, s.cfg.Password, s.cfg.Host, false),
+		}))
 	}
+	if dial != nil {
+		opts = append(opts, gomail.WithDialContextFunc(dial))
+	}
+	return gomail.NewClient(s.cfg.Host, opts...)
+}
 
-	if err := step(); err != nil {
-		return err
+// tlsOnlyAuth is AUTH PLAIN that never sends the password in the clear.
+// go-mail's PlainAuth would, to a server named localhost or 127.0.0.1.
+type tlsOnlyAuth struct{ smtp.Auth }
+
+// Start refuses a connection without TLS and a server that does not offer
+// AUTH PLAIN, before anything is sent.
+func (a tlsOnlyAuth) Start(server *smtp.ServerInfo) (string, []byte, error) {
+	if !server.TLS {
+		// withDefaults already refuses credentials without TLS; checked
+		// again because the password must never cross the network in the
+		// clear.
+		return "", nil, errors.New("refusing to authenticate without TLS")
 	}
-	if err := c.Mail(s.cfg.From); err != nil {
-		return fmt.Errorf("MAIL FROM: %w", err)
+	if !slices.ContainsFunc(server.Auth, func(m string) bool { return strings.EqualFold(m, "PLAIN") }) {
+		return "", nil, errors.New("server does not offer AUTH PLAIN")
 	}
-	if err := step(); err != nil {
-		return err
-	}
-	if err := c.Rcpt(to); err != nil {
-		return fmt.Errorf("RCPT TO: %w", err)
-	}
-	if err := step(); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return fmt.Errorf("DATA: %w", err)
-	}
-	if _, err := w.Write(body); err != nil {
-		return fmt.Errorf("DATA: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("DATA: %w", err)
-	}
-	// The server has taken the message. A failed QUIT must not report failure,
-	// or a retry would deliver it twice.
-	if step() == nil {
-		_ = c.Quit()
-	}
-	return nil
+	return a.Auth.Start(server)
 }
 
 func (s *SMTP) tlsConfig() *tls.Config {

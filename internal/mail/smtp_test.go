@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"mime"
 	"mime/multipart"
+	"mime/quotedprintable"
 	"net"
 	netmail "net/mail"
 	"net/textproto"
@@ -26,6 +27,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	gomail "github.com/wneessen/go-mail"
 
 	"github.com/fastimage/api/internal/mail"
 )
@@ -40,14 +43,18 @@ type fakeSMTP struct {
 	implicitTLS bool   // speak TLS from the first byte
 	user, pass  string // required credentials, if user is set
 	stallAt     string // "greeting" or "DATA": never answer from there on
+	rejectRcpt  bool   // refuse every recipient with 550
+	dropAtQuit  bool   // hang up on QUIT without a reply
 
 	ln   net.Listener
 	done chan struct{}
 	wg   sync.WaitGroup
 
-	mu    sync.Mutex
-	conns int
-	got   []received
+	mu        sync.Mutex
+	conns     int
+	closed    int
+	clearAuth int // AUTH commands sent without TLS
+	got       []received
 }
 
 // received is one message as the server saw it.
@@ -130,6 +137,9 @@ func (s *fakeSMTP) accept() {
 		go func() {
 			defer s.wg.Done()
 			s.serve(conn)
+			s.mu.Lock()
+			s.closed++
+			s.mu.Unlock()
 		}()
 		// Closing the connection when the test ends unblocks serve.
 		go func() {
@@ -192,6 +202,11 @@ func (s *fakeSMTP) serve(conn net.Conn) {
 			}
 			conn, r, rec = tc, bufio.NewReader(tc), received{tls: true}
 		case "AUTH":
+			if !rec.tls {
+				s.mu.Lock()
+				s.clearAuth++
+				s.mu.Unlock()
+			}
 			mech, resp, _ := strings.Cut(arg, " ")
 			b, _ := base64.StdEncoding.DecodeString(resp)
 			creds := strings.Split(string(b), "\x00")
@@ -210,6 +225,10 @@ func (s *fakeSMTP) serve(conn net.Conn) {
 			rec.from = strings.TrimPrefix(from, "FROM:")
 			reply("250 ok")
 		case "RCPT":
+			if s.rejectRcpt {
+				reply("550 5.1.1 no such user")
+				continue
+			}
 			rec.rcpt = append(rec.rcpt, strings.TrimPrefix(arg, "TO:"))
 			reply("250 ok")
 		case "DATA":
@@ -237,7 +256,9 @@ func (s *fakeSMTP) serve(conn net.Conn) {
 			s.mu.Unlock()
 			reply("250 queued")
 		case "QUIT":
-			reply("221 bye")
+			if !s.dropAtQuit {
+				reply("221 bye")
+			}
 			return
 		default:
 			reply("502 unknown command")
@@ -249,6 +270,30 @@ func (s *fakeSMTP) received() ([]received, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]received(nil), s.got...), s.conns
+}
+
+func (s *fakeSMTP) clearAuthCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clearAuth
+}
+
+// waitHungUp fails t unless every connection to s has ended within a
+// second: a client that gives up must not leave its connection open.
+func (s *fakeSMTP) waitHungUp(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s.mu.Lock()
+		open := s.conns - s.closed
+		s.mu.Unlock()
+		if open == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("got %d connections still open, want 0", open)
+			return
+		}
+	}
 }
 
 func testMessage() mail.Message {
@@ -337,7 +382,8 @@ func checkMIME(t *testing.T, data string, want mail.Message) {
 	if err != nil || subject != want.Subject {
 		t.Errorf("Subject: got %q (%v), want %q", subject, err, want.Subject)
 	}
-	if raw := h.Get("Subject"); !strings.HasPrefix(raw, "=?utf-8?") {
+	// Charset names are case-insensitive (RFC 2047, section 2).
+	if raw := h.Get("Subject"); !strings.HasPrefix(strings.ToLower(raw), "=?utf-8?") {
 		t.Errorf("raw Subject: got %q, want an RFC 2047 encoded word", raw)
 	}
 	from, err := h.AddressList("From")
@@ -357,6 +403,14 @@ func checkMIME(t *testing.T, data string, want mail.Message) {
 	if v := h.Get("MIME-Version"); v != "1.0" {
 		t.Errorf("MIME-Version: got %q, want 1.0", v)
 	}
+	if v := h.Get("Auto-Submitted"); v != "auto-generated" {
+		t.Errorf("Auto-Submitted: got %q, want auto-generated", v)
+	}
+	for _, name := range []string{"User-Agent", "X-Mailer"} {
+		if v := h.Get(name); v != "" {
+			t.Errorf("%s: got %q, want none", name, v)
+		}
+	}
 	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
 	if err != nil || mt != "multipart/alternative" {
 		t.Fatalf("Content-Type: got %q (%v), want multipart/alternative", mt, err)
@@ -371,7 +425,7 @@ func checkMIME(t *testing.T, data string, want mail.Message) {
 			t.Fatalf("part %s: %v", wp.typ, err)
 		}
 		pt, pp, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
-		if pt != wp.typ || pp["charset"] != "utf-8" {
+		if pt != wp.typ || !strings.EqualFold(pp["charset"], "utf-8") {
 			t.Errorf("part Content-Type: got %q %v, want %s; charset=utf-8", pt, pp, wp.typ)
 		}
 		// multipart.Reader decodes quoted-printable by itself.
@@ -401,24 +455,60 @@ func TestSMTPSendTextOnly(t *testing.T) {
 	if err := m.Send(context.Background(), want); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	got, _ := srv.received()
-	msg, err := netmail.ReadMessage(strings.NewReader(got[0].data))
+	recs, _ := srv.received()
+	if len(recs) != 1 {
+		t.Fatalf("got %d messages, want 1", len(recs))
+	}
+	msg, err := netmail.ReadMessage(strings.NewReader(recs[0].data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ct := msg.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+	ct := msg.Header.Get("Content-Type")
+	if mt, params, err := mime.ParseMediaType(ct); err != nil || mt != "text/plain" || !strings.EqualFold(params["charset"], "utf-8") {
 		t.Errorf("Content-Type: got %q, want text/plain; charset=utf-8", ct)
+	}
+	if cte := msg.Header.Get("Content-Transfer-Encoding"); cte != "quoted-printable" {
+		t.Errorf("Content-Transfer-Encoding: got %q, want quoted-printable", cte)
+	}
+	b, err := io.ReadAll(quotedprintable.NewReader(msg.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last line break ends the message's last line, not the text.
+	got := strings.TrimSuffix(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
+	if got != want.Text {
+		t.Errorf("text body: got %q, want %q", got, want.Text)
 	}
 }
 
 func TestSMTPRefusals(t *testing.T) {
 	t.Parallel()
+	untrusted := func(t *testing.T, err error) {
+		var ve *tls.CertificateVerificationError
+		if !errors.As(err, &ve) {
+			t.Errorf("got %v, want a *tls.CertificateVerificationError", err)
+		}
+	}
 	for _, tc := range []struct {
-		name   string
-		server *fakeSMTP
-		mode   mail.TLSMode
-		check  func(t *testing.T, err error)
+		name     string
+		server   *fakeSMTP
+		mode     mail.TLSMode
+		distrust bool // trust no certificate authority
+		check    func(t *testing.T, err error)
 	}{
+		{
+			name:     "untrusted certificate, STARTTLS",
+			server:   &fakeSMTP{user: "mailer", pass: "s3cret"},
+			distrust: true,
+			check:    untrusted,
+		},
+		{
+			name:     "untrusted certificate, implicit TLS",
+			server:   &fakeSMTP{implicitTLS: true, user: "mailer", pass: "s3cret"},
+			mode:     mail.TLSImplicit,
+			distrust: true,
+			check:    untrusted,
+		},
 		{
 			name:   "no STARTTLS offered",
 			server: &fakeSMTP{noStartTLS: true, user: "mailer", pass: "s3cret"},
@@ -438,11 +528,24 @@ func TestSMTPRefusals(t *testing.T) {
 				}
 			},
 		},
+		{
+			name:   "recipient refused",
+			server: &fakeSMTP{user: "mailer", pass: "s3cret", rejectRcpt: true},
+			check: func(t *testing.T, err error) {
+				var se *gomail.SendError
+				if !errors.As(err, &se) || se.ErrorCode() != 550 || se.IsTemp() {
+					t.Errorf("got %v, want a permanent 550 reply", err)
+				}
+			},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv := tc.server
 			trust := srv.start(t)
+			if tc.distrust {
+				trust = &tls.Config{RootCAs: x509.NewCertPool()}
+			}
 			m, err := mail.NewSMTP(mail.SMTPConfig{
 				Host: "127.0.0.1", Port: srv.port, Username: "mailer", Password: "s3cret",
 				From: "no-reply@fastimage.example", TLS: tc.mode, TLSConfig: trust,
@@ -461,7 +564,29 @@ func TestSMTPRefusals(t *testing.T) {
 			if got, _ := srv.received(); len(got) != 0 {
 				t.Errorf("got %d messages delivered, want 0", len(got))
 			}
+			srv.waitHungUp(t)
+			if n := srv.clearAuthCount(); n != 0 {
+				t.Errorf("got %d AUTH commands without TLS, want 0", n)
+			}
 		})
+	}
+}
+
+// A server that has taken the message but hangs up on QUIT has still taken
+// it: reporting failure would make a retry deliver it twice.
+func TestSMTPSendIgnoresFailedQuit(t *testing.T) {
+	t.Parallel()
+	srv := &fakeSMTP{dropAtQuit: true}
+	trust := srv.start(t)
+	m, err := mail.NewSMTP(mail.SMTPConfig{Host: "127.0.0.1", Port: srv.port, From: "no-reply@fastimage.example", TLSConfig: trust})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Send(context.Background(), testMessage()); err != nil {
+		t.Errorf("Send: got %v, want no error", err)
+	}
+	if got, _ := srv.received(); len(got) != 1 {
+		t.Errorf("got %d messages delivered, want 1", len(got))
 	}
 }
 
