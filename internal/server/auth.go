@@ -124,7 +124,7 @@ func (j cookieJar) Clear(ctx context.Context) {
 // wsInit authenticates a WebSocket from its connection_init payload
 // ({"token": "…"} or {"Authorization": "Bearer …"}), falling back to what the
 // upgrade request carried (cookie or header). A token that does not work
-// refuses the connection with close code 4401.
+// refuses the connection with close code 4401 (4403 for a suspended account).
 func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 	token := payload.GetString("token")
 	if token == "" {
@@ -135,7 +135,8 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 	if token != "" {
 		v, err := s.accounts.Authenticate(ctx, token)
 		if err != nil {
-			return transport.WithWebsocketCloseCode(ctx, 4401), nil, err
+			code, reason := closeFrame(err)
+			return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, code), reason), nil, err
 		}
 		ctx = account.WithAuth(ctx, v, nil)
 	}
@@ -146,14 +147,16 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 // working, so that long-lived subscriptions do not outlive it: at once when
 // a revocation's doorbell rings (sign-out, revocation, password change or
 // reset, suspension), and within SESSION_RECHECK_INTERVAL for a session that
-// expires or a doorbell that was lost. Anonymous contexts are returned as
-// they are.
+// expires or a doorbell that was lost. Before ctx ends, the connection's
+// sessionEnd learns why, so that its operations report it (see sessionEnd).
+// Anonymous contexts, and those of connections without a sessionEnd, are
+// returned as they are.
 func (s *Server) watchSession(ctx context.Context) context.Context {
 	v, _ := account.Optional(ctx)
-	if v == nil {
+	end := sessionEndFrom(ctx)
+	if v == nil || end == nil {
 		return ctx
 	}
-	ctx = transport.AppendCloseReason(ctx, "Your session has ended. Sign in again.")
 	ctx, cancel := context.WithCancel(ctx)
 	var rang <-chan struct{}
 	stopListening := func() {}
@@ -180,6 +183,7 @@ func (s *Server) watchSession(ctx context.Context) context.Context {
 				s.log.WarnContext(ctx, "could not recheck session", "err", err)
 				continue
 			}
+			end.end(err)
 			return
 		}
 	}()

@@ -34,7 +34,7 @@ func (s *Server) graphqlHandler() http.Handler {
 	h := handler.New(es)
 
 	readLimit := s.cfg.WSMaxMessage
-	h.AddTransport(transport.Websocket{
+	h.AddTransport(wsTransport{transport.Websocket{
 		Implementation: s.ws,
 		InitTimeout:    s.cfg.WSInitTimeout,
 		// graphql-ws (legacy) clients expect "ka" messages; graphql-transport-ws
@@ -45,7 +45,7 @@ func (s *Server) graphqlHandler() http.Handler {
 		MissingPongOk:         true,
 		PayloadReadLimit:      &readLimit,
 		InitFunc:              s.wsInit,
-	})
+	}})
 	h.AddTransport(sseTransport{SSE: transport.SSE{KeepAlivePingInterval: sseKeepAlive}, streams: s.streams, watch: s.watchSession})
 	h.AddTransport(transport.MultipartForm{MaxUploadSize: s.cfg.MaxUploadBytes, MaxMemory: 1 << 20})
 	h.AddTransport(httpTransport{})
@@ -55,11 +55,21 @@ func (s *Server) graphqlHandler() http.Handler {
 	h.Use(extension.Introspection{})
 	h.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
 	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth})
+	present := presentError(s.log)
+	h.AroundOperations(endOperations(present))
 	h.AroundOperations(s.countSubscriptions)
 	h.AroundOperations(resolver.WithLoaders)
-	h.SetErrorPresenter(presentError(s.log))
+	h.SetErrorPresenter(present)
 	h.SetRecoverFunc(recoverPanic(s.log))
 	return h
+}
+
+// wsTransport is gqlgen's WebSocket transport with a sessionEnd for each
+// socket, which the adapter reads to close it with 4401 or 4403.
+type wsTransport struct{ transport.Websocket }
+
+func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	t.Websocket.Do(w, r.WithContext(withSessionEnd(r.Context(), true)), exec)
 }
 
 // sseTransport is gqlgen's SSE transport with streams that end at shutdown
@@ -71,7 +81,7 @@ type sseTransport struct {
 }
 
 func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	ctx, cancel := context.WithCancel(t.watch(r.Context()))
+	ctx, cancel := context.WithCancel(t.watch(withSessionEnd(r.Context(), false)))
 	defer cancel()
 	stop := context.AfterFunc(t.streams, cancel)
 	defer stop()

@@ -67,7 +67,7 @@ func (a *wsAcceptor) Accept(w http.ResponseWriter, r *http.Request, opts transpo
 	if err != nil {
 		return nil, err
 	}
-	conn := &wsConn{ws: c, acceptor: a, stop: make(chan struct{})}
+	conn := &wsConn{ws: c, acceptor: a, session: sessionEndFrom(r.Context()), stop: make(chan struct{})}
 	a.mu.Lock()
 	if a.shutdown {
 		a.mu.Unlock()
@@ -108,6 +108,7 @@ func (a *wsAcceptor) closeAll() {
 type wsConn struct {
 	ws       *websocket.Conn
 	acceptor *wsAcceptor
+	session  *sessionEnd // nil outside wsTransport
 	stop     chan struct{}
 	once     sync.Once
 }
@@ -148,7 +149,16 @@ func (c *wsConn) WriteJSON(v any) error {
 	return nil
 }
 
+// WriteClose sends a close frame. gqlgen closes a socket whose context ended
+// with 1000 (normal closure) whatever the cause; when the cause was the end of
+// the session, the client gets 4401 or 4403 with a reason instead, so that it
+// signs in again rather than reconnecting as if nothing happened.
 func (c *wsConn) WriteClose(code int, message string) error {
+	if c.session != nil && code == transport.WebsocketCloseNormalClosure {
+		if err := c.session.err(); err != nil {
+			code, message = closeFrame(err)
+		}
+	}
 	return c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, message), time.Now().Add(time.Second))
 }
 

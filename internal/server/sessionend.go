@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/fastimage/api/internal/apperr"
+)
+
+// sessionEndGrace bounds how long a connection whose session ended waits for
+// its operations to report the end before it closes.
+const sessionEndGrace = 5 * time.Second
+
+// sessionEnd is how the parts of one streaming connection (a WebSocket or an
+// SSE stream) learn that its session stopped working and why, so that all of
+// them end it the same way: every open operation finishes with the session's
+// error (UNAUTHENTICATED or ACCOUNT_SUSPENDED), and only then does the
+// connection close — a WebSocket with 4401 or 4403 and the error's message.
+// The transports put one in the request's context (withSessionEnd);
+// watchSession ends it; endOperations and the WebSocket adapter read it.
+type sessionEnd struct {
+	websocket bool
+	ended     context.Context // done when the session ends; its cause says why
+	cancel    context.CancelCauseFunc
+
+	mu  sync.Mutex // orders ops.Add before ops.Wait
+	ops sync.WaitGroup
+}
+
+type sessionEndKey struct{}
+
+func withSessionEnd(ctx context.Context, websocket bool) context.Context {
+	ended, cancel := context.WithCancelCause(context.Background())
+	return context.WithValue(ctx, sessionEndKey{}, &sessionEnd{websocket: websocket, ended: ended, cancel: cancel})
+}
+
+func sessionEndFrom(ctx context.Context) *sessionEnd {
+	e, _ := ctx.Value(sessionEndKey{}).(*sessionEnd)
+	return e
+}
+
+// err is why the session ended, or nil while it works.
+func (e *sessionEnd) err() error {
+	if e.ended.Err() == nil {
+		return nil
+	}
+	return context.Cause(e.ended)
+}
+
+// join counts an operation that runs until ctx is done; it reports false,
+// counting nothing, once the session has ended.
+func (e *sessionEnd) join(ctx context.Context) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ended.Err() != nil {
+		return false
+	}
+	e.ops.Add(1)
+	context.AfterFunc(ctx, e.ops.Done)
+	return true
+}
+
+// end records why the session ended, which ends every operation joined to
+// it, and waits (within sessionEndGrace) until they have all reported it.
+func (e *sessionEnd) end(err error) {
+	e.mu.Lock()
+	e.cancel(err)
+	e.mu.Unlock()
+	reported := make(chan struct{})
+	go func() {
+		e.ops.Wait()
+		close(reported)
+	}()
+	select {
+	case <-reported:
+	case <-time.After(sessionEndGrace):
+	}
+}
+
+// endOperations makes an operation on a connection whose session ends stop
+// and finish with the session's error, shown by present: over WebSocket as an
+// `error` message for its id, over SSE as a last `next` event.
+func endOperations(present graphql.ErrorPresenterFunc) graphql.OperationMiddleware {
+	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		end := sessionEndFrom(ctx)
+		if end == nil {
+			return next(ctx)
+		}
+		responses := func(context.Context) *graphql.Response { return nil } // the session has already ended
+		if end.join(ctx) {
+			opCtx, cancel := context.WithCancel(ctx)
+			stop := context.AfterFunc(end.ended, cancel)
+			context.AfterFunc(ctx, func() { stop() })
+			responses = next(opCtx)
+		}
+		reported := false
+		return func(ctx context.Context) *graphql.Response {
+			if resp := responses(ctx); resp != nil || reported || end.err() == nil {
+				return resp
+			}
+			reported = true
+			gerr := present(ctx, end.err())
+			if end.websocket {
+				transport.AddSubscriptionError(ctx, gerr)
+				return nil
+			}
+			return &graphql.Response{Errors: gqlerror.List{gerr}}
+		}
+	}
+}
+
+// closeFrame is the WebSocket close code and reason for a session that ended
+// with err: 4403 for a suspended account, 4401 otherwise, and the error's
+// message.
+func closeFrame(err error) (int, string) {
+	reason := "Your session has ended. Sign in again."
+	if ae := (*apperr.Error)(nil); errors.As(err, &ae) {
+		reason = ae.Message
+	}
+	if apperr.CodeOf(err) == apperr.AccountSuspended {
+		return 4403, reason
+	}
+	return 4401, reason
+}
