@@ -5,6 +5,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"math"
@@ -17,6 +18,7 @@ import (
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/work"
@@ -35,6 +37,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	CreditEntry() CreditEntryResolver
+	CreditHold() CreditHoldResolver
 	Generation() GenerationResolver
 	Image() ImageResolver
 	Mutation() MutationResolver
@@ -84,6 +87,28 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	CreditHold struct {
+		Amount         func(childComplexity int) int
+		CapturedAmount func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		ExpiresAt      func(childComplexity int) int
+		ID             func(childComplexity int) int
+		Reference      func(childComplexity int) int
+		ResolvedAt     func(childComplexity int) int
+		Status         func(childComplexity int) int
+	}
+
+	CreditHoldConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	CreditHoldEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Credits struct {
 		Available func(childComplexity int) int
 		Balance   func(childComplexity int) int
@@ -124,6 +149,7 @@ type ComplexityRoot struct {
 		Seed            func(childComplexity int) int
 		StartedAt       func(childComplexity int) int
 		Status          func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
 		Width           func(childComplexity int) int
 		Work            func(childComplexity int) int
 	}
@@ -140,6 +166,7 @@ type ComplexityRoot struct {
 	}
 
 	GenerationEvent struct {
+		Attempt      func(childComplexity int) int
 		Cost         func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
 		ErrorCode    func(childComplexity int) int
@@ -219,7 +246,9 @@ type ComplexityRoot struct {
 		CreateUpload         func(childComplexity int, input model.CreateUploadInput) int
 		DeleteWorks          func(childComplexity int, input model.DeleteWorksInput) int
 		EditImage            func(childComplexity int, input model.EditImageInput) int
+		EmptyBin             func(childComplexity int, input *model.EmptyBinInput) int
 		GenerateImage        func(childComplexity int, input model.GenerateImageInput) int
+		PurgeWorks           func(childComplexity int, input model.PurgeWorksInput) int
 		RenameWork           func(childComplexity int, input model.RenameWorkInput) int
 		RequestPasswordReset func(childComplexity int, input model.RequestPasswordResetInput) int
 		ResendVerification   func(childComplexity int, input model.ResendVerificationInput) int
@@ -243,6 +272,12 @@ type ComplexityRoot struct {
 		HasNextPage     func(childComplexity int) int
 		HasPreviousPage func(childComplexity int) int
 		StartCursor     func(childComplexity int) int
+	}
+
+	PurgeWorksPayload struct {
+		FreedBytes    func(childComplexity int) int
+		PurgedWorkIds func(childComplexity int) int
+		Storage       func(childComplexity int) int
 	}
 
 	Query struct {
@@ -332,10 +367,11 @@ type ComplexityRoot struct {
 	User struct {
 		CreatedAt      func(childComplexity int) int
 		CreditEntries  func(childComplexity int, first *int, after *string) int
+		CreditHolds    func(childComplexity int, first *int, after *string, status *credit.HoldStatus) int
 		Credits        func(childComplexity int) int
 		Email          func(childComplexity int) int
 		EmailVerified  func(childComplexity int) int
-		Generations    func(childComplexity int, first *int, after *string, status *model.GenerationStatus) int
+		Generations    func(childComplexity int, first *int, after *string, status *work.Status) int
 		ID             func(childComplexity int) int
 		Name           func(childComplexity int) int
 		Role           func(childComplexity int) int
@@ -355,12 +391,14 @@ type ComplexityRoot struct {
 	}
 
 	ViewerEvent struct {
+		Cause        func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
 		Credits      func(childComplexity int) int
 		GenerationID func(childComplexity int) int
 		Kind         func(childComplexity int) int
 		Seq          func(childComplexity int) int
 		Status       func(childComplexity int) int
+		WorkID       func(childComplexity int) int
 	}
 
 	Work struct {
@@ -397,15 +435,18 @@ type ComplexityRoot struct {
 
 type CreditEntryResolver interface {
 	ID(ctx context.Context, obj *credit.Entry) (string, error)
-	Kind(ctx context.Context, obj *credit.Entry) (model.CreditEntryKind, error)
 
 	Reference(ctx context.Context, obj *credit.Entry) (relay.Node, error)
 }
+type CreditHoldResolver interface {
+	ID(ctx context.Context, obj *credit.Hold) (string, error)
+
+	Reference(ctx context.Context, obj *credit.Hold) (relay.Node, error)
+}
 type GenerationResolver interface {
 	ID(ctx context.Context, obj *generate.Generation) (string, error)
-	Kind(ctx context.Context, obj *generate.Generation) (string, error)
+	Kind(ctx context.Context, obj *generate.Generation) (model.WorkKind, error)
 
-	Status(ctx context.Context, obj *generate.Generation) (model.GenerationStatus, error)
 	QueuePosition(ctx context.Context, obj *generate.Generation) (*int, error)
 
 	Work(ctx context.Context, obj *generate.Generation) (*work.Work, error)
@@ -441,26 +482,28 @@ type MutationResolver interface {
 	SuspendUser(ctx context.Context, input model.SuspendUserInput) (*model.UserPayload, error)
 	UnsuspendUser(ctx context.Context, input model.UnsuspendUserInput) (*model.UserPayload, error)
 	AdjustCredits(ctx context.Context, input model.AdjustCreditsInput) (*model.AdjustCreditsPayload, error)
+	GenerateImage(ctx context.Context, input model.GenerateImageInput) (*model.GenerationPayload, error)
+	EditImage(ctx context.Context, input model.EditImageInput) (*model.GenerationPayload, error)
+	CancelGeneration(ctx context.Context, input model.CancelGenerationInput) (*model.GenerationPayload, error)
+	RetryGeneration(ctx context.Context, input model.RetryGenerationInput) (*model.GenerationPayload, error)
 	UploadImage(ctx context.Context, input model.UploadImageInput) (*model.WorkPayload, error)
 	CreateUpload(ctx context.Context, input model.CreateUploadInput) (*model.CreateUploadPayload, error)
 	CompleteUpload(ctx context.Context, input model.CompleteUploadInput) (*model.WorkPayload, error)
 	RenameWork(ctx context.Context, input model.RenameWorkInput) (*model.WorkPayload, error)
 	DeleteWorks(ctx context.Context, input model.DeleteWorksInput) (*model.DeleteWorksPayload, error)
 	RestoreWorks(ctx context.Context, input model.RestoreWorksInput) (*model.RestoreWorksPayload, error)
-	GenerateImage(ctx context.Context, input model.GenerateImageInput) (*model.GenerationPayload, error)
-	EditImage(ctx context.Context, input model.EditImageInput) (*model.GenerationPayload, error)
-	CancelGeneration(ctx context.Context, input model.CancelGenerationInput) (*model.GenerationPayload, error)
-	RetryGeneration(ctx context.Context, input model.RetryGenerationInput) (*model.GenerationPayload, error)
+	PurgeWorks(ctx context.Context, input model.PurgeWorksInput) (*model.PurgeWorksPayload, error)
+	EmptyBin(ctx context.Context, input *model.EmptyBinInput) (*model.PurgeWorksPayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (relay.Node, error)
 	Nodes(ctx context.Context, ids []string) ([]relay.Node, error)
 	ServerInfo(ctx context.Context) (*model.ServerInfo, error)
 	Viewer(ctx context.Context) (*account.User, error)
-	Work(ctx context.Context, id string) (*work.Work, error)
 	Generation(ctx context.Context, id string) (*generate.Generation, error)
 	EstimateGeneration(ctx context.Context, input model.GenerateImageInput) (*model.Estimate, error)
 	EstimateEdit(ctx context.Context, input model.EditImageInput) (*model.Estimate, error)
+	Work(ctx context.Context, id string) (*work.Work, error)
 }
 type SecurityEventResolver interface {
 	ID(ctx context.Context, obj *account.SecurityEvent) (string, error)
@@ -472,8 +515,8 @@ type SessionResolver interface {
 }
 type SubscriptionResolver interface {
 	Heartbeat(ctx context.Context, intervalMs *int) (<-chan *model.Heartbeat, error)
-	GenerationEvents(ctx context.Context, id string, afterSeq *int) (<-chan *model.GenerationEvent, error)
 	ViewerEvents(ctx context.Context, afterSeq *int) (<-chan *model.ViewerEvent, error)
+	GenerationEvents(ctx context.Context, id string, afterSeq *int) (<-chan *model.GenerationEvent, error)
 }
 type UserResolver interface {
 	ID(ctx context.Context, obj *account.User) (string, error)
@@ -482,18 +525,18 @@ type UserResolver interface {
 	Status(ctx context.Context, obj *account.User) (model.UserStatus, error)
 
 	Sessions(ctx context.Context, obj *account.User) ([]*account.Session, error)
+	SecurityEvents(ctx context.Context, obj *account.User, first *int, after *string) (*model.SecurityEventConnection, error)
+	CreditHolds(ctx context.Context, obj *account.User, first *int, after *string, status *credit.HoldStatus) (*model.CreditHoldConnection, error)
 	Credits(ctx context.Context, obj *account.User) (*credit.Balance, error)
 	CreditEntries(ctx context.Context, obj *account.User, first *int, after *string) (*model.CreditEntryConnection, error)
+	Generations(ctx context.Context, obj *account.User, first *int, after *string, status *work.Status) (*model.GenerationConnection, error)
 	Works(ctx context.Context, obj *account.User, first *int, after *string, filter *model.WorkFilter) (*model.WorkConnection, error)
 	Storage(ctx context.Context, obj *account.User) (*work.Usage, error)
-	Generations(ctx context.Context, obj *account.User, first *int, after *string, status *model.GenerationStatus) (*model.GenerationConnection, error)
-	SecurityEvents(ctx context.Context, obj *account.User, first *int, after *string) (*model.SecurityEventConnection, error)
 }
 type WorkResolver interface {
 	ID(ctx context.Context, obj *work.Work) (string, error)
 	Kind(ctx context.Context, obj *work.Work) (model.WorkKind, error)
 
-	Status(ctx context.Context, obj *work.Work) (model.WorkStatus, error)
 	SourceWork(ctx context.Context, obj *work.Work) (*work.Work, error)
 	Images(ctx context.Context, obj *work.Work) ([]*work.Image, error)
 }
@@ -634,6 +677,87 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CreditEntryEdge.Node(childComplexity), true
+
+	case "CreditHold.amount":
+		if e.ComplexityRoot.CreditHold.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHold.Amount(childComplexity), true
+	case "CreditHold.capturedAmount":
+		if e.ComplexityRoot.CreditHold.CapturedAmount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHold.CapturedAmount(childComplexity), true
+	case "CreditHold.createdAt":
+		if e.ComplexityRoot.CreditHold.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHold.CreatedAt(childComplexity), true
+	case "CreditHold.expiresAt":
+		if e.ComplexityRoot.CreditHold.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHold.ExpiresAt(childComplexity), true
+	case "CreditHold.id":
+		if e.ComplexityRoot.CreditHold.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHold.ID(childComplexity), true
+	case "CreditHold.reference":
+		if e.ComplexityRoot.CreditHold.Reference == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHold.Reference(childComplexity), true
+	case "CreditHold.resolvedAt":
+		if e.ComplexityRoot.CreditHold.ResolvedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHold.ResolvedAt(childComplexity), true
+	case "CreditHold.status":
+		if e.ComplexityRoot.CreditHold.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHold.Status(childComplexity), true
+
+	case "CreditHoldConnection.edges":
+		if e.ComplexityRoot.CreditHoldConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHoldConnection.Edges(childComplexity), true
+	case "CreditHoldConnection.pageInfo":
+		if e.ComplexityRoot.CreditHoldConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHoldConnection.PageInfo(childComplexity), true
+	case "CreditHoldConnection.totalCount":
+		if e.ComplexityRoot.CreditHoldConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHoldConnection.TotalCount(childComplexity), true
+
+	case "CreditHoldEdge.cursor":
+		if e.ComplexityRoot.CreditHoldEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHoldEdge.Cursor(childComplexity), true
+	case "CreditHoldEdge.node":
+		if e.ComplexityRoot.CreditHoldEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreditHoldEdge.Node(childComplexity), true
 
 	case "Credits.available":
 		if e.ComplexityRoot.Credits.Available == nil {
@@ -818,6 +942,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Generation.Status(childComplexity), true
+	case "Generation.updatedAt":
+		if e.ComplexityRoot.Generation.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Generation.UpdatedAt(childComplexity), true
 	case "Generation.width":
 		if e.ComplexityRoot.Generation.Width == nil {
 			break
@@ -863,6 +993,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.GenerationEdge.Node(childComplexity), true
 
+	case "GenerationEvent.attempt":
+		if e.ComplexityRoot.GenerationEvent.Attempt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GenerationEvent.Attempt(childComplexity), true
 	case "GenerationEvent.cost":
 		if e.ComplexityRoot.GenerationEvent.Cost == nil {
 			break
@@ -1234,6 +1370,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.EditImage(childComplexity, args["input"].(model.EditImageInput)), true
+	case "Mutation.emptyBin":
+		if e.ComplexityRoot.Mutation.EmptyBin == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_emptyBin_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EmptyBin(childComplexity, args["input"].(*model.EmptyBinInput)), true
 	case "Mutation.generateImage":
 		if e.ComplexityRoot.Mutation.GenerateImage == nil {
 			break
@@ -1245,6 +1392,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.GenerateImage(childComplexity, args["input"].(model.GenerateImageInput)), true
+	case "Mutation.purgeWorks":
+		if e.ComplexityRoot.Mutation.PurgeWorks == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_purgeWorks_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PurgeWorks(childComplexity, args["input"].(model.PurgeWorksInput)), true
 	case "Mutation.renameWork":
 		if e.ComplexityRoot.Mutation.RenameWork == nil {
 			break
@@ -1446,6 +1604,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "PurgeWorksPayload.freedBytes":
+		if e.ComplexityRoot.PurgeWorksPayload.FreedBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurgeWorksPayload.FreedBytes(childComplexity), true
+	case "PurgeWorksPayload.purgedWorkIds":
+		if e.ComplexityRoot.PurgeWorksPayload.PurgedWorkIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurgeWorksPayload.PurgedWorkIds(childComplexity), true
+	case "PurgeWorksPayload.storage":
+		if e.ComplexityRoot.PurgeWorksPayload.Storage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurgeWorksPayload.Storage(childComplexity), true
 
 	case "Query.estimateEdit":
 		if e.ComplexityRoot.Query.EstimateEdit == nil {
@@ -1776,6 +1953,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.CreditEntries(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "User.creditHolds":
+		if e.ComplexityRoot.User.CreditHolds == nil {
+			break
+		}
+
+		args, err := ec.field_User_creditHolds_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.CreditHolds(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*credit.HoldStatus)), true
 	case "User.credits":
 		if e.ComplexityRoot.User.Credits == nil {
 			break
@@ -1804,7 +1992,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.User.Generations(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*model.GenerationStatus)), true
+		return e.ComplexityRoot.User.Generations(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*work.Status)), true
 	case "User.id":
 		if e.ComplexityRoot.User.ID == nil {
 			break
@@ -1878,6 +2066,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.VerifyEmailPayload.User(childComplexity), true
 
+	case "ViewerEvent.cause":
+		if e.ComplexityRoot.ViewerEvent.Cause == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.Cause(childComplexity), true
 	case "ViewerEvent.createdAt":
 		if e.ComplexityRoot.ViewerEvent.CreatedAt == nil {
 			break
@@ -1914,6 +2108,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ViewerEvent.Status(childComplexity), true
+	case "ViewerEvent.workId":
+		if e.ComplexityRoot.ViewerEvent.WorkID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.WorkID(childComplexity), true
 
 	case "Work.createdAt":
 		if e.ComplexityRoot.Work.CreatedAt == nil {
@@ -2027,7 +2227,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateUploadInput", ec.unmarshalInputCreateUploadInput),
 			graphql.NewInputUnmarshaler("DeleteWorksInput", ec.unmarshalInputDeleteWorksInput),
 			graphql.NewInputUnmarshaler("EditImageInput", ec.unmarshalInputEditImageInput),
+			graphql.NewInputUnmarshaler("EmptyBinInput", ec.unmarshalInputEmptyBinInput),
 			graphql.NewInputUnmarshaler("GenerateImageInput", ec.unmarshalInputGenerateImageInput),
+			graphql.NewInputUnmarshaler("PurgeWorksInput", ec.unmarshalInputPurgeWorksInput),
 			graphql.NewInputUnmarshaler("RenameWorkInput", ec.unmarshalInputRenameWorkInput),
 			graphql.NewInputUnmarshaler("RequestPasswordResetInput", ec.unmarshalInputRequestPasswordResetInput),
 			graphql.NewInputUnmarshaler("ResendVerificationInput", ec.unmarshalInputResendVerificationInput),
@@ -2137,6 +2339,17 @@ func newExecutionContext(
 	}
 }
 
+//go:embed "schema/account.graphqls" "schema/credit.graphqls" "schema/feed.graphqls" "schema/generation.graphqls" "schema/work.graphqls"
+var sourcesFS embed.FS
+
+func sourceData(filename string) string {
+	data, err := sourcesFS.ReadFile(filename)
+	if err != nil {
+		panic(fmt.Sprintf("codegen problem: %s not available", filename))
+	}
+	return string(data)
+}
+
 var sources = []*ast.Source{
 	{Name: "../schema.graphqls", Input: `# FastImage API — the public GraphQL schema.
 #
@@ -2198,127 +2411,8 @@ type Query {
   an UNAUTHENTICATED or ACCOUNT_SUSPENDED error instead.
   """
   viewer: User
-  "One of your works. Errors: UNAUTHENTICATED, NOT_FOUND (also for anyone else's work)."
-  work("The work's global id." id: ID!): Work!
-  "One of your generations, as it is now. Errors: UNAUTHENTICATED, NOT_FOUND (also for anyone else's)."
-  generation("The generation's global id." id: ID!): Generation!
-  "What a generation would cost, without submitting it. Errors: VALIDATION, NOT_FOUND."
-  estimateGeneration(input: GenerateImageInput!): Estimate!
-  "What an edit would cost, without submitting it. Errors: VALIDATION, NOT_FOUND."
-  estimateEdit(input: EditImageInput!): Estimate!
 }
 
-type Mutation {
-  """
-  Creates an account and emails a link to verify the address. The answer is
-  the same whether or not the address already has an account (its owner is
-  told by email). Errors: VALIDATION, PASSWORD_WEAK, CAPTCHA_FAILED,
-  RATE_LIMITED.
-  """
-  signUp(input: SignUpInput!): SignUpPayload!
-  "Verifies an email address with the token from the emailed link. Errors: TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_USED."
-  verifyEmail(input: VerifyEmailInput!): VerifyEmailPayload!
-  """
-  Emails a new verification link (the signed-in user's address, or ` + "`" + `email` + "`" + `).
-  The answer is the same whether or not such an unverified account exists.
-  Errors: VALIDATION, RATE_LIMITED.
-  """
-  resendVerification(input: ResendVerificationInput!): MessagePayload!
-  """
-  Signs in: returns a session token for API clients and sets it as an
-  HttpOnly cookie for browsers. Errors: INVALID_CREDENTIALS (unknown email or
-  wrong password alike), ACCOUNT_SUSPENDED, RATE_LIMITED, CAPTCHA_REQUIRED,
-  CAPTCHA_FAILED.
-  """
-  signIn(input: SignInInput!): SignInPayload!
-  "Ends the current session and clears its cookie. Errors: UNAUTHENTICATED."
-  signOut(input: SignOutInput): SignOutPayload!
-  "Ends one of your sessions; it fails on its next request and its subscriptions end. Errors: UNAUTHENTICATED, NOT_FOUND."
-  revokeSession(input: RevokeSessionInput!): RevokeSessionPayload!
-  "Ends every one of your sessions except the current one. Errors: UNAUTHENTICATED."
-  revokeOtherSessions(input: RevokeOtherSessionsInput): RevokeOtherSessionsPayload!
-  """
-  Changes your password (the current one is required) and signs out every
-  other session. Errors: UNAUTHENTICATED, INVALID_CREDENTIALS, PASSWORD_WEAK.
-  """
-  changePassword(input: ChangePasswordInput!): UserPayload!
-  """
-  Emails a password reset link valid for one hour, if the address has an
-  account; the answer is the same either way. Errors: VALIDATION, RATE_LIMITED.
-  """
-  requestPasswordReset(input: RequestPasswordResetInput!): MessagePayload!
-  """
-  Sets a new password with the emailed reset token, signs out every session,
-  and does not sign in. Errors: TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_USED,
-  PASSWORD_WEAK.
-  """
-  resetPassword(input: ResetPasswordInput!): MessagePayload!
-  """
-  Asks to change your email: the new address gets a confirmation link, the old
-  one a notice; nothing changes until the link is used. Errors:
-  UNAUTHENTICATED, VALIDATION, INVALID_CREDENTIALS, RATE_LIMITED.
-  """
-  changeEmail(input: ChangeEmailInput!): MessagePayload!
-  "Applies an email change with the token sent to the new address. Errors: TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_USED, CONFLICT."
-  confirmEmailChange(input: ConfirmEmailChangeInput!): UserPayload!
-  "Changes your display name. Errors: UNAUTHENTICATED, VALIDATION."
-  updateProfile(input: UpdateProfileInput!): UserPayload!
-  "Admins only: suspends a user, ending their sessions. Errors: FORBIDDEN, NOT_FOUND, VALIDATION."
-  suspendUser(input: SuspendUserInput!): UserPayload!
-  "Admins only: lifts a suspension. Errors: FORBIDDEN, NOT_FOUND."
-  unsuspendUser(input: UnsuspendUserInput!): UserPayload!
-  """
-  Admins only: adds (positive) or removes (negative) credits with a reason for
-  the record. Errors: FORBIDDEN, NOT_FOUND, VALIDATION, INSUFFICIENT_CREDITS.
-  """
-  adjustCredits(input: AdjustCreditsInput!): AdjustCreditsPayload!
-  """
-  Uploads an image (PNG, JPEG or WebP) as a new work, through a multipart
-  request. Its metadata (EXIF, GPS position, XMP) is removed from the stored
-  copy. Errors: UNAUTHENTICATED, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE,
-  IMAGE_TOO_LARGE, INVALID_IMAGE, QUOTA_EXCEEDED, VALIDATION.
-  """
-  uploadImage(input: UploadImageInput!): WorkPayload!
-  """
-  For big files: returns a signed URL to PUT the file to (with the given
-  Content-Type), then call completeUpload. Errors: UNAUTHENTICATED,
-  UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, QUOTA_EXCEEDED, VALIDATION.
-  """
-  createUpload(input: CreateUploadInput!): CreateUploadPayload!
-  """
-  Checks what arrived at a createUpload URL exactly as uploadImage does and
-  makes it a work. Errors: as uploadImage, and NOT_FOUND.
-  """
-  completeUpload(input: CompleteUploadInput!): WorkPayload!
-  "Renames a work. Errors: UNAUTHENTICATED, NOT_FOUND, VALIDATION."
-  renameWork(input: RenameWorkInput!): WorkPayload!
-  """
-  Moves works to the bin: gone from every list at once, restorable with
-  restoreWorks until ` + "`" + `restorableUntil` + "`" + `, then erased with their images. All or
-  nothing. Errors: UNAUTHENTICATED, NOT_FOUND, VALIDATION.
-  """
-  deleteWorks(input: DeleteWorksInput!): DeleteWorksPayload!
-  "Brings works back from the bin. All or nothing. Errors: UNAUTHENTICATED, NOT_FOUND, VALIDATION."
-  restoreWorks(input: RestoreWorksInput!): RestoreWorksPayload!
-  """
-  Makes images from a prompt. Returns at once with the generation (QUEUED)
-  and its work; follow it with generationEvents. Its credits are held now,
-  charged for the images made, released on failure or cancel. Errors:
-  UNAUTHENTICATED, EMAIL_NOT_VERIFIED, ACCOUNT_SUSPENDED, VALIDATION,
-  INSUFFICIENT_CREDITS, QUEUE_FULL, IDEMPOTENCY_KEY_REUSED.
-  """
-  generateImage(input: GenerateImageInput!): GenerationPayload!
-  "Edits one of your works following an instruction (and an optional mask). Errors: as generateImage, and NOT_FOUND."
-  editImage(input: EditImageInput!): GenerationPayload!
-  """
-  Stops a generation: a queued one at once, a running one as soon as its
-  worker stops the provider call. Credits are released. Canceling a finished
-  generation changes nothing. Errors: UNAUTHENTICATED, NOT_FOUND.
-  """
-  cancelGeneration(input: CancelGenerationInput!): GenerationPayload!
-  "Submits a finished generation's request again as a new generation. Errors: as generateImage, and NOT_FOUND."
-  retryGeneration(input: RetryGenerationInput!): GenerationPayload!
-}
 
 type Subscription {
   """
@@ -2326,20 +2420,6 @@ type Subscription {
   the server's time, for testing a socket end to end. It runs until you stop it.
   """
   heartbeat("Milliseconds between ticks, 250 to 60000." intervalMs: Int = 1000): Heartbeat!
-  """
-  The events of one of your generations: those after ` + "`" + `afterSeq` + "`" + ` (all, when
-  omitted) from the record, then live ones; it completes after the final
-  event (SUCCEEDED, FAILED or CANCELED). After a dropped connection,
-  resubscribe with the last ` + "`" + `seq` + "`" + ` you saw: you get every missed event exactly
-  once. Errors: UNAUTHENTICATED, NOT_FOUND.
-  """
-  generationEvents("The generation's global id." id: ID!, "The last seq you saw." afterSeq: Int): GenerationEvent!
-  """
-  Your live feed for the editor's queue panel and balance: generation status
-  changes and credit balance changes, resumable with ` + "`" + `afterSeq` + "`" + ` the same way.
-  It runs until you stop it. Errors: UNAUTHENTICATED.
-  """
-  viewerEvents("The last seq you saw." afterSeq: Int): ViewerEvent!
 }
 
 "One tick of the heartbeat subscription."
@@ -2398,755 +2478,12 @@ type Limits {
   "Deepest selection nesting of one operation."
   maxQueryDepth: Int!
 }
-
-"A FastImage account. Visible to its owner and to admins."
-type User implements Node {
-  "The user's global id."
-  id: ID!
-  "The email address the user signs in with, lowercased."
-  email: String!
-  "The display name; may be empty."
-  name: String!
-  "True once the user opened the verification link. Credits, generation and payments need it."
-  emailVerified: Boolean!
-  "What the user may do."
-  role: Role!
-  "Whether the account may be used."
-  status: UserStatus!
-  "When the account was created."
-  createdAt: DateTime!
-  "The user's sessions that still work, newest first. Only for your own account."
-  sessions: [Session!]!
-  "The account's credits. Only for your own account (and admins)."
-  credits: Credits!
-  "The credits ledger, newest first: every change with its reason. Only for your own account (and admins)."
-  creditEntries("Page size, 1 to 100." first: Int = 20, "Cursor of the last entry of the previous page." after: String): CreditEntryConnection!
-  "My Works, newest first. Only for your own account."
-  works("Page size, 1 to 100." first: Int = 20, "Cursor of the last work of the previous page." after: String, "Only works that match." filter: WorkFilter): WorkConnection!
-  "Storage used against the quota. Only for your own account."
-  storage: StorageUsage!
-  "Your generations, newest first. Only for your own account."
-  generations("Page size, 1 to 100." first: Int = 20, "Cursor of the last generation of the previous page." after: String, "Only generations in this status." status: GenerationStatus): GenerationConnection!
-  "The account's security record, newest first. Only for your own account."
-  securityEvents("Page size, 1 to 100." first: Int = 20, "Cursor of the last event of the previous page." after: String): SecurityEventConnection!
-}
-
-"What a user may do."
-enum Role {
-  "An ordinary user."
-  USER
-  "An operator who may suspend users."
-  ADMIN
-}
-
-"Whether an account may be used."
-enum UserStatus {
-  "In use."
-  ACTIVE
-  "Stopped by an admin; every request gets ACCOUNT_SUSPENDED."
-  SUSPENDED
-}
-
-"One signed-in device or API client."
-type Session implements Node {
-  "The session's global id."
-  id: ID!
-  "The client IP it signed in from."
-  ip: String!
-  "The user agent it signed in with."
-  userAgent: String!
-  "When it signed in."
-  createdAt: DateTime!
-  "When it was last used (updated at most once a minute)."
-  lastSeenAt: DateTime!
-  "When it ends at the latest, however active."
-  expiresAt: DateTime!
-  "True for the session making this request."
-  current: Boolean!
-}
-
-"One entry of an account's security record. It never holds a secret."
-type SecurityEvent implements Node {
-  "The event's global id."
-  id: ID!
-  "What happened, e.g. SIGN_IN, SIGN_IN_FAILED, PASSWORD_CHANGED, SESSION_REVOKED, RATE_LIMITED."
-  kind: String!
-  "The client IP of the request that caused it."
-  ip: String!
-  "The user agent of the request that caused it."
-  userAgent: String!
-  "When it happened."
-  createdAt: DateTime!
-}
-
-"A page of security events."
-type SecurityEventConnection {
-  "The events of this page."
-  edges: [SecurityEventEdge!]!
-  "Where this page sits."
-  pageInfo: PageInfo!
-  "How many events the account has in all."
-  totalCount: Int!
-}
-
-"A security event and its cursor."
-type SecurityEventEdge {
-  "Pass as ` + "`" + `after` + "`" + ` to continue after this event."
-  cursor: String!
-  "The event."
-  node: SecurityEvent!
-}
-
-"Input of signUp."
-input SignUpInput {
-  "The email address to sign in with."
-  email: String!
-  "A display name (at most 100 characters); may be empty."
-  name: String!
-  "8 to 128 characters; common passwords and your email are refused."
-  password: String!
-  "The CAPTCHA token, required when serverInfo.integrations.captcha is enabled."
-  captchaToken: String
-}
-
-"Result of signUp."
-type SignUpPayload {
-  "What to do next (check your inbox)."
-  message: String!
-}
-
-"Input of verifyEmail."
-input VerifyEmailInput {
-  "The token from the emailed link."
-  token: String!
-}
-
-"Result of verifyEmail."
-type VerifyEmailPayload {
-  "The verified user."
-  user: User!
-}
-
-"Input of resendVerification."
-input ResendVerificationInput {
-  "The address to send to when not signed in."
-  email: String
-}
-
-"A result that only says what happens next."
-type MessagePayload {
-  "A sentence for the user."
-  message: String!
-}
-
-"Input of signIn."
-input SignInInput {
-  "The account's email address."
-  email: String!
-  "The account's password."
-  password: String!
-  "A CAPTCHA token, needed after repeated failures when CAPTCHA is enabled."
-  captchaToken: String
-}
-
-"Result of signIn."
-type SignInPayload {
-  "The session token: send it as ` + "`" + `Authorization: Bearer <token>` + "`" + ` or in connection_init. Browsers get it as a cookie too. Shown once."
-  token: String!
-  "The new session."
-  session: Session!
-  "The signed-in user."
-  user: User!
-}
-
-"Input of signOut."
-input SignOutInput {
-  "Echoed back, for clients that track their mutations."
-  clientMutationId: String
-}
-
-"Result of signOut."
-type SignOutPayload {
-  "Echo of the input's clientMutationId."
-  clientMutationId: String
-}
-
-"Input of revokeSession."
-input RevokeSessionInput {
-  "The id of one of your sessions."
-  sessionId: ID!
-}
-
-"Result of revokeSession."
-type RevokeSessionPayload {
-  "The id of the session that ended."
-  revokedSessionId: ID!
-}
-
-"Input of revokeOtherSessions."
-input RevokeOtherSessionsInput {
-  "Echoed back, for clients that track their mutations."
-  clientMutationId: String
-}
-
-"Result of revokeOtherSessions."
-type RevokeOtherSessionsPayload {
-  "How many sessions ended."
-  revokedCount: Int!
-  "Echo of the input's clientMutationId."
-  clientMutationId: String
-}
-
-"Input of changePassword."
-input ChangePasswordInput {
-  "Your password now."
-  currentPassword: String!
-  "The new password: 8 to 128 characters, not a common one."
-  newPassword: String!
-}
-
-"A result that returns the user as they are now."
-type UserPayload {
-  "The user after the change."
-  user: User!
-}
-
-"Input of requestPasswordReset."
-input RequestPasswordResetInput {
-  "The account's email address."
-  email: String!
-}
-
-"Input of resetPassword."
-input ResetPasswordInput {
-  "The token from the emailed link."
-  token: String!
-  "The new password: 8 to 128 characters, not a common one."
-  newPassword: String!
-}
-
-"Input of changeEmail."
-input ChangeEmailInput {
-  "The address to move to."
-  newEmail: String!
-  "Your password, to prove it is you."
-  password: String!
-}
-
-"Input of confirmEmailChange."
-input ConfirmEmailChangeInput {
-  "The token from the link sent to the new address."
-  token: String!
-}
-
-"Input of updateProfile."
-input UpdateProfileInput {
-  "The new display name (at most 100 characters)."
-  name: String!
-}
-
-"Input of suspendUser."
-input SuspendUserInput {
-  "The user to suspend."
-  userId: ID!
-  "Why, for the record (1 to 500 characters)."
-  reason: String!
-}
-
-"Input of unsuspendUser."
-input UnsuspendUserInput {
-  "The user to let back in."
-  userId: ID!
-}
-
-"A user's credits."
-type Credits {
-  "Posted credits."
-  balance: Int!
-  "What may be spent now: balance minus held."
-  available: Int!
-  "Set aside for work in progress (captured when it succeeds, released when it fails)."
-  held: Int!
-}
-
-"Why credits moved."
-enum CreditEntryKind {
-  "The bonus for verifying your email."
-  SIGNUP_BONUS
-  "A credit pack you bought."
-  PURCHASE
-  "Your subscription's credits for a period."
-  SUBSCRIPTION_GRANT
-  "Spent on a generation."
-  SPEND
-  "Given back."
-  REFUND
-  "Changed by support, with a reason."
-  ADJUSTMENT
-  "Unused credits whose lot expired."
-  EXPIRY
-  "Taken back after a refunded or disputed payment."
-  CLAWBACK
-}
-
-"One change of a user's credits. Entries never change once written."
-type CreditEntry implements Node {
-  "The entry's global id."
-  id: ID!
-  "Why the credits moved."
-  kind: CreditEntryKind!
-  "Credits in (positive) or out (negative)."
-  amount: Int!
-  "The balance right after this entry."
-  balanceAfter: Int!
-  "What caused it (a Generation or a Purchase) when the API can show it."
-  reference: Node
-  "For grants: when the credits they brought expire; null when they never do."
-  expiresAt: DateTime
-  "For adjustments: why."
-  reason: String
-  "When it was posted."
-  createdAt: DateTime!
-}
-
-"A page of credit entries."
-type CreditEntryConnection {
-  "The entries of this page."
-  edges: [CreditEntryEdge!]!
-  "Where this page sits."
-  pageInfo: PageInfo!
-  "How many entries the account has in all."
-  totalCount: Int!
-}
-
-"A credit entry and its cursor."
-type CreditEntryEdge {
-  "Pass as ` + "`" + `after` + "`" + ` to continue after this entry."
-  cursor: String!
-  "The entry."
-  node: CreditEntry!
-}
-
-"Input of adjustCredits."
-input AdjustCreditsInput {
-  "The user whose credits change."
-  userId: ID!
-  "Credits to add (positive) or remove (negative)."
-  amount: Int!
-  "Why, for the record (1 to 500 characters)."
-  reason: String!
-}
-
-"Result of adjustCredits."
-type AdjustCreditsPayload {
-  "The entry written."
-  entry: CreditEntry!
-  "The user's credits after it."
-  credits: Credits!
-}
-
-"What a work is."
-enum WorkKind {
-  "An image you uploaded."
-  UPLOAD
-  "An image made from a prompt."
-  GENERATION
-  "An image made by editing another work."
-  EDIT
-}
-
-"Where a work stands."
-enum WorkStatus {
-  "Waiting to be made."
-  PENDING
-  "Being made."
-  PROCESSING
-  "Done; its images are available."
-  READY
-  "Could not be made."
-  FAILED
-}
-
-"What an image is to its work."
-enum ImageRole {
-  "The image a work starts from (an upload, or an edit's input)."
-  SOURCE
-  "An edit's mask."
-  MASK
-  "A result."
-  OUTPUT
-  "A partial result shown while it is made."
-  PREVIEW
-}
-
-"One item of My Works."
-type Work implements Node {
-  "The work's global id."
-  id: ID!
-  "What it is."
-  kind: WorkKind!
-  "Its title (may be empty)."
-  title: String!
-  "The prompt or edit instruction it was made from; null for uploads."
-  prompt: String
-  "Where it stands."
-  status: WorkStatus!
-  "For edits: the work it started from (null if that was deleted)."
-  sourceWork: Work
-  "Its images, in order."
-  images: [Image!]!
-  "When it was made."
-  createdAt: DateTime!
-  "When it last changed."
-  updatedAt: DateTime!
-}
-
-"A stored image of a work. URLs are signed and stop working at urlExpiresAt; ask again for fresh ones."
-type Image {
-  "The image's global id."
-  id: ID!
-  "What it is to its work."
-  role: ImageRole!
-  "Width in pixels."
-  width: Int!
-  "Height in pixels."
-  height: Int!
-  "Size of the stored file."
-  bytes: Bytes!
-  "image/png, image/jpeg or image/webp."
-  contentType: String!
-  "SHA-256 of the stored file, hex."
-  sha256: String!
-  "A signed URL of the full image."
-  url: String!
-  "A signed URL of a preview whose long side is ` + "`" + `size` + "`" + ` pixels (256 or 1024)."
-  thumbnailUrl("Long side in pixels: 256 or 1024." size: Int = 256): String!
-  "When url and thumbnailUrl stop working."
-  urlExpiresAt: DateTime!
-}
-
-"Narrows a works list."
-input WorkFilter {
-  "Only works of this kind."
-  kind: WorkKind
-  "Only works in this status."
-  status: WorkStatus
-  "Only works whose title or prompt contains this text (case-insensitive)."
-  query: String
-}
-
-"A page of works."
-type WorkConnection {
-  "The works of this page."
-  edges: [WorkEdge!]!
-  "Where this page sits."
-  pageInfo: PageInfo!
-  "How many works match in all."
-  totalCount: Int!
-}
-
-"A work and its cursor."
-type WorkEdge {
-  "Pass as ` + "`" + `after` + "`" + ` to continue after this work."
-  cursor: String!
-  "The work."
-  node: Work!
-}
-
-"Storage used against the quota."
-type StorageUsage {
-  "Bytes your works (including those in the bin) take."
-  usedBytes: Bytes!
-  "Bytes you may keep."
-  quotaBytes: Bytes!
-}
-
-"Input of uploadImage."
-input UploadImageInput {
-  "The image file."
-  file: Upload!
-  "A title (at most 200 characters)."
-  title: String
-}
-
-"A result that returns a work."
-type WorkPayload {
-  "The work."
-  work: Work!
-}
-
-"Input of createUpload."
-input CreateUploadInput {
-  "The file's name, for your records."
-  filename: String!
-  "image/png, image/jpeg or image/webp: the Content-Type the PUT must carry."
-  contentType: String!
-  "The file's size in bytes."
-  bytes: Bytes!
-  "A title (at most 200 characters)."
-  title: String
-}
-
-"Result of createUpload."
-type CreateUploadPayload {
-  "Pass to completeUpload once the PUT succeeded."
-  uploadId: ID!
-  "PUT the file here, with the Content-Type given."
-  uploadUrl: String!
-  "The Content-Type header the PUT must carry."
-  contentType: String!
-  "When uploadUrl stops working."
-  expiresAt: DateTime!
-}
-
-"Input of completeUpload."
-input CompleteUploadInput {
-  "The id createUpload returned."
-  uploadId: ID!
-}
-
-"Input of renameWork."
-input RenameWorkInput {
-  "The work to rename."
-  workId: ID!
-  "The new title (at most 200 characters)."
-  title: String!
-}
-
-"Input of deleteWorks."
-input DeleteWorksInput {
-  "1 to 100 works."
-  workIds: [ID!]!
-}
-
-"Result of deleteWorks."
-type DeleteWorksPayload {
-  "The works moved to the bin."
-  deletedWorkIds: [ID!]!
-  "Until when they can be restored."
-  restorableUntil: DateTime!
-}
-
-"Input of restoreWorks."
-input RestoreWorksInput {
-  "1 to 100 works in the bin."
-  workIds: [ID!]!
-}
-
-"Result of restoreWorks."
-type RestoreWorksPayload {
-  "The works back in My Works."
-  works: [Work!]!
-}
-
-"Where a generation stands."
-enum GenerationStatus {
-  "Waiting for a worker; see queuePosition."
-  QUEUED
-  "Being made."
-  RUNNING
-  "Done; its images are in its work."
-  SUCCEEDED
-  "Could not be made; see errorCode and errorMessage."
-  FAILED
-  "Stopped by you."
-  CANCELED
-}
-
-"A request to make images, and where it stands."
-type Generation implements Node {
-  "The generation's global id."
-  id: ID!
-  "GENERATE (from a prompt) or EDIT."
-  kind: String!
-  "The prompt or edit instruction."
-  prompt: String!
-  "Where it stands."
-  status: GenerationStatus!
-  "Jobs ahead of it plus one, while queued; null otherwise."
-  queuePosition: Int
-  "From 0 to 1; never goes back."
-  progress: Float!
-  "The work its images go to."
-  work: Work!
-  "Images made so far."
-  outputCount: Int!
-  "Images asked for."
-  count: Int!
-  "Width of the images."
-  width: Int!
-  "Height of the images."
-  height: Int!
-  "The seed; the same prompt and seed give the same images."
-  seed: String!
-  "Why it failed, as a code (e.g. CONTENT_REJECTED, PROVIDER_UNAVAILABLE)."
-  errorCode: String
-  "Why it failed, for people."
-  errorMessage: String
-  "How many times a worker started it."
-  attempts: Int!
-  "Credits charged (set when it succeeded)."
-  cost: Int
-  "Credits per image, as priced when submitted."
-  creditsPerImage: Int!
-  "Timings."
-  metrics: GenerationMetrics!
-  "The sequence number of its latest event: subscribe with afterSeq to follow from here."
-  lastSeq: Int!
-  "The generation this one retried, if any."
-  retryOf: Generation
-  "When it was submitted."
-  createdAt: DateTime!
-  "When a worker started it."
-  startedAt: DateTime
-  "When it ended."
-  finishedAt: DateTime
-}
-
-"How long a generation waited and ran."
-type GenerationMetrics {
-  "Milliseconds from submission to start (so far, while queued)."
-  queueMs: Int!
-  "Milliseconds from start to end (so far, while running); null before it starts."
-  runMs: Int
-}
-
-"One step in a generation's life."
-type GenerationEvent {
-  "1, 2, 3 … per generation."
-  seq: Int!
-  "QUEUED, STARTED, PROGRESS, OUTPUT, SUCCEEDED, FAILED or CANCELED."
-  kind: String!
-  "The generation's global id."
-  generationId: ID!
-  "PROGRESS: from 0 to 1."
-  fraction: Float
-  "PROGRESS: the step done."
-  step: Int
-  "PROGRESS: how many steps in all."
-  totalSteps: Int
-  "PROGRESS: what is happening."
-  message: String
-  "PROGRESS: a signed URL of a small preview, when the provider gives one."
-  previewUrl: String
-  "OUTPUT: which image (0-based)."
-  outputIndex: Int
-  "OUTPUT: a signed URL of the stored image."
-  outputUrl: String
-  "FAILED: why, as a code."
-  errorCode: String
-  "FAILED: why, for people."
-  errorMessage: String
-  "SUCCEEDED: credits charged."
-  cost: Int
-  "When it happened."
-  createdAt: DateTime!
-}
-
-"One entry of your live feed."
-type ViewerEvent {
-  "1, 2, 3 … per user."
-  seq: Int!
-  "GENERATION (a status change) or CREDITS (a balance change)."
-  kind: String!
-  "GENERATION: the generation's global id."
-  generationId: ID
-  "GENERATION: its new status."
-  status: GenerationStatus
-  "CREDITS: your credits after the change."
-  credits: Credits
-  "When it happened."
-  createdAt: DateTime!
-}
-
-"What a request would cost."
-type Estimate {
-  "Credits per image."
-  creditsPerImage: Int!
-  "Credits for the whole request."
-  totalCredits: Int!
-  "Width of the images."
-  width: Int!
-  "Height of the images."
-  height: Int!
-}
-
-"A page of generations."
-type GenerationConnection {
-  "The generations of this page."
-  edges: [GenerationEdge!]!
-  "Where this page sits."
-  pageInfo: PageInfo!
-  "How many match in all."
-  totalCount: Int!
-}
-
-"A generation and its cursor."
-type GenerationEdge {
-  "Pass as ` + "`" + `after` + "`" + ` to continue after this generation."
-  cursor: String!
-  "The generation."
-  node: Generation!
-}
-
-"Input of generateImage."
-input GenerateImageInput {
-  "What to make, 1 to 4000 characters."
-  prompt: String!
-  "What to avoid."
-  negativePrompt: String
-  "1:1, 3:2, 2:3, 4:3, 3:4, 16:9 or 9:16; or give width and height."
-  aspectRatio: String
-  "Width in pixels, 64 to 2048."
-  width: Int
-  "Height in pixels, 64 to 2048."
-  height: Int
-  "Images to make, 1 to 4 (default 1)."
-  count: Int
-  "A seed (decimal) to repeat a result; random when omitted."
-  seed: String
-  "Send the same key to retry safely: the same request within 24 hours returns the same generation, charged once."
-  idempotencyKey: String
-}
-
-"Input of editImage."
-input EditImageInput {
-  "The work to edit."
-  sourceWorkId: ID!
-  "What to change, 1 to 4000 characters."
-  instruction: String!
-  "A work whose transparent pixels mark where to edit."
-  maskWorkId: ID
-  "From 0 (subtle) to 1 (strong); default 0.6."
-  strength: Float
-  "Images to make, 1 to 4 (default 1)."
-  count: Int
-  "A seed (decimal) to repeat a result."
-  seed: String
-  "As for generateImage."
-  idempotencyKey: String
-}
-
-"A result that returns a generation and its work."
-type GenerationPayload {
-  "The generation."
-  generation: Generation!
-  "The work its images go to."
-  work: Work!
-}
-
-"Input of cancelGeneration."
-input CancelGenerationInput {
-  "The generation to stop."
-  generationId: ID!
-}
-
-"Input of retryGeneration."
-input RetryGenerationInput {
-  "The finished generation to submit again."
-  generationId: ID!
-}
 `, BuiltIn: false},
+	{Name: "schema/account.graphqls", Input: sourceData("schema/account.graphqls"), BuiltIn: false},
+	{Name: "schema/credit.graphqls", Input: sourceData("schema/credit.graphqls"), BuiltIn: false},
+	{Name: "schema/feed.graphqls", Input: sourceData("schema/feed.graphqls"), BuiltIn: false},
+	{Name: "schema/generation.graphqls", Input: sourceData("schema/generation.graphqls"), BuiltIn: false},
+	{Name: "schema/work.graphqls", Input: sourceData("schema/work.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -3220,6 +2557,50 @@ func (ec *executionContext) childFields_CreditEntryEdge(ctx context.Context, fie
 		return ec.fieldContext_CreditEntryEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CreditEntryEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_CreditHold(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CreditHold_id(ctx, field)
+	case "amount":
+		return ec.fieldContext_CreditHold_amount(ctx, field)
+	case "status":
+		return ec.fieldContext_CreditHold_status(ctx, field)
+	case "capturedAmount":
+		return ec.fieldContext_CreditHold_capturedAmount(ctx, field)
+	case "reference":
+		return ec.fieldContext_CreditHold_reference(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_CreditHold_expiresAt(ctx, field)
+	case "resolvedAt":
+		return ec.fieldContext_CreditHold_resolvedAt(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_CreditHold_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreditHold", field.Name)
+}
+
+func (ec *executionContext) childFields_CreditHoldConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_CreditHoldConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_CreditHoldConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_CreditHoldConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreditHoldConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_CreditHoldEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_CreditHoldEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_CreditHoldEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreditHoldEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_Credits(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3302,6 +2683,8 @@ func (ec *executionContext) childFields_Generation(ctx context.Context, field gr
 		return ec.fieldContext_Generation_retryOf(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Generation_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Generation_updatedAt(ctx, field)
 	case "startedAt":
 		return ec.fieldContext_Generation_startedAt(ctx, field)
 	case "finishedAt":
@@ -3340,6 +2723,8 @@ func (ec *executionContext) childFields_GenerationEvent(ctx context.Context, fie
 		return ec.fieldContext_GenerationEvent_kind(ctx, field)
 	case "generationId":
 		return ec.fieldContext_GenerationEvent_generationId(ctx, field)
+	case "attempt":
+		return ec.fieldContext_GenerationEvent_attempt(ctx, field)
 	case "fraction":
 		return ec.fieldContext_GenerationEvent_fraction(ctx, field)
 	case "step":
@@ -3484,6 +2869,18 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_PurgeWorksPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "purgedWorkIds":
+		return ec.fieldContext_PurgeWorksPayload_purgedWorkIds(ctx, field)
+	case "freedBytes":
+		return ec.fieldContext_PurgeWorksPayload_freedBytes(ctx, field)
+	case "storage":
+		return ec.fieldContext_PurgeWorksPayload_storage(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PurgeWorksPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RestoreWorksPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3638,18 +3035,20 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_createdAt(ctx, field)
 	case "sessions":
 		return ec.fieldContext_User_sessions(ctx, field)
+	case "securityEvents":
+		return ec.fieldContext_User_securityEvents(ctx, field)
+	case "creditHolds":
+		return ec.fieldContext_User_creditHolds(ctx, field)
 	case "credits":
 		return ec.fieldContext_User_credits(ctx, field)
 	case "creditEntries":
 		return ec.fieldContext_User_creditEntries(ctx, field)
+	case "generations":
+		return ec.fieldContext_User_generations(ctx, field)
 	case "works":
 		return ec.fieldContext_User_works(ctx, field)
 	case "storage":
 		return ec.fieldContext_User_storage(ctx, field)
-	case "generations":
-		return ec.fieldContext_User_generations(ctx, field)
-	case "securityEvents":
-		return ec.fieldContext_User_securityEvents(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -3678,10 +3077,14 @@ func (ec *executionContext) childFields_ViewerEvent(ctx context.Context, field g
 		return ec.fieldContext_ViewerEvent_kind(ctx, field)
 	case "generationId":
 		return ec.fieldContext_ViewerEvent_generationId(ctx, field)
+	case "workId":
+		return ec.fieldContext_ViewerEvent_workId(ctx, field)
 	case "status":
 		return ec.fieldContext_ViewerEvent_status(ctx, field)
 	case "credits":
 		return ec.fieldContext_ViewerEvent_credits(ctx, field)
+	case "cause":
+		return ec.fieldContext_ViewerEvent_cause(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_ViewerEvent_createdAt(ctx, field)
 	}
@@ -3998,12 +3401,40 @@ func (ec *executionContext) field_Mutation_editImage_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_emptyBin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (*model.EmptyBinInput, error) {
+			return ec.unmarshalOEmptyBinInput2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐEmptyBinInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_generateImage_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.GenerateImageInput, error) {
 			return ec.unmarshalNGenerateImageInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerateImageInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_purgeWorks_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PurgeWorksInput, error) {
+			return ec.unmarshalNPurgeWorksInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurgeWorksInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4406,6 +3837,36 @@ func (ec *executionContext) field_User_creditEntries_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_User_creditHolds_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*credit.HoldStatus, error) {
+			return ec.unmarshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_User_generations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4426,8 +3887,8 @@ func (ec *executionContext) field_User_generations_args(ctx context.Context, raw
 	}
 	args["after"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "status",
-		func(ctx context.Context, v any) (*model.GenerationStatus, error) {
-			return ec.unmarshalOGenerationStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx, v)
+		func(ctx context.Context, v any) (*work.Status, error) {
+			return ec.unmarshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4750,18 +4211,18 @@ func (ec *executionContext) _CreditEntry_kind(ctx context.Context, field graphql
 			return ec.fieldContext_CreditEntry_kind(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.CreditEntry().Kind(ctx, obj)
+			return obj.Kind, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v model.CreditEntryKind) graphql.Marshaler {
-			return ec.marshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryKind(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v credit.Kind) graphql.Marshaler {
+			return ec.marshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_CreditEntry_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("CreditEntry", field, true, true, "CreditEntryKind")
+	return graphql.NewScalarFieldContext("CreditEntry", field, false, false, "CreditEntryKind")
 }
 
 func (ec *executionContext) _CreditEntry_amount(ctx context.Context, field graphql.CollectedField, obj *credit.Entry) (ret graphql.Marshaler) {
@@ -5053,6 +4514,341 @@ func (ec *executionContext) fieldContext_CreditEntryEdge_node(_ context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _CreditHold_id(ctx context.Context, field graphql.CollectedField, obj *credit.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHold_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CreditHold().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHold_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditHold", field, true, true, "ID")
+}
+
+func (ec *executionContext) _CreditHold_amount(ctx context.Context, field graphql.CollectedField, obj *credit.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHold_amount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHold_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditHold", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditHold_status(ctx context.Context, field graphql.CollectedField, obj *credit.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHold_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v credit.HoldStatus) graphql.Marshaler {
+			return ec.marshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHold_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditHold", field, false, false, "CreditHoldStatus")
+}
+
+func (ec *executionContext) _CreditHold_capturedAmount(ctx context.Context, field graphql.CollectedField, obj *credit.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHold_capturedAmount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CapturedAmount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHold_capturedAmount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditHold", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditHold_reference(ctx context.Context, field graphql.CollectedField, obj *credit.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHold_reference(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CreditHold().Reference(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v relay.Node) graphql.Marshaler {
+			return ec.marshalONode2githubᚗcomᚋfastimageᚋapiᚋinternalᚋrelayᚐNode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHold_reference(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreditHold",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreditHold_expiresAt(ctx context.Context, field graphql.CollectedField, obj *credit.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHold_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHold_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditHold", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _CreditHold_resolvedAt(ctx context.Context, field graphql.CollectedField, obj *credit.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHold_resolvedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResolvedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHold_resolvedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditHold", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _CreditHold_createdAt(ctx context.Context, field graphql.CollectedField, obj *credit.Hold) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHold_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHold_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditHold", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _CreditHoldConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.CreditHoldConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHoldConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CreditHoldEdge) graphql.Marshaler {
+			return ec.marshalNCreditHoldEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditHoldEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHoldConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreditHoldConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreditHoldEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreditHoldConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.CreditHoldConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHoldConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHoldConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreditHoldConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreditHoldConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.CreditHoldConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHoldConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHoldConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditHoldConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CreditHoldEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.CreditHoldEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHoldEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHoldEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreditHoldEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreditHoldEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.CreditHoldEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreditHoldEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *credit.Hold) graphql.Marshaler {
+			return ec.marshalNCreditHold2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHold(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreditHoldEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreditHoldEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreditHold(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Credits_balance(ctx context.Context, field graphql.CollectedField, obj *credit.Balance) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5295,15 +5091,15 @@ func (ec *executionContext) _Generation_kind(ctx context.Context, field graphql.
 			return ec.Resolvers.Generation().Kind(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v model.WorkKind) graphql.Marshaler {
+			return ec.marshalNWorkKind2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkKind(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Generation_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Generation", field, true, true, "String")
+	return graphql.NewScalarFieldContext("Generation", field, true, true, "WorkKind")
 }
 
 func (ec *executionContext) _Generation_prompt(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
@@ -5338,18 +5134,18 @@ func (ec *executionContext) _Generation_status(ctx context.Context, field graphq
 			return ec.fieldContext_Generation_status(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Generation().Status(ctx, obj)
+			return obj.Status, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v model.GenerationStatus) graphql.Marshaler {
-			return ec.marshalNGenerationStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v work.Status) graphql.Marshaler {
+			return ec.marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Generation_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Generation", field, true, true, "GenerationStatus")
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "WorkStatus")
 }
 
 func (ec *executionContext) _Generation_queuePosition(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
@@ -5770,6 +5566,29 @@ func (ec *executionContext) fieldContext_Generation_createdAt(_ context.Context,
 	return graphql.NewScalarFieldContext("Generation", field, false, false, "DateTime")
 }
 
+func (ec *executionContext) _Generation_updatedAt(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Generation_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Generation_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Generation", field, false, false, "DateTime")
+}
+
 func (ec *executionContext) _Generation_startedAt(ctx context.Context, field graphql.CollectedField, obj *generate.Generation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5993,15 +5812,15 @@ func (ec *executionContext) _GenerationEvent_kind(ctx context.Context, field gra
 			return obj.Kind, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v generate.EventKind) graphql.Marshaler {
+			return ec.marshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_GenerationEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "String")
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "GenerationEventKind")
 }
 
 func (ec *executionContext) _GenerationEvent_generationId(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
@@ -6025,6 +5844,29 @@ func (ec *executionContext) _GenerationEvent_generationId(ctx context.Context, f
 }
 func (ec *executionContext) fieldContext_GenerationEvent_generationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _GenerationEvent_attempt(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GenerationEvent_attempt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_GenerationEvent_attempt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GenerationEvent", field, false, false, "Int")
 }
 
 func (ec *executionContext) _GenerationEvent_fraction(ctx context.Context, field graphql.CollectedField, obj *model.GenerationEvent) (ret graphql.Marshaler) {
@@ -7744,6 +7586,182 @@ func (ec *executionContext) fieldContext_Mutation_adjustCredits(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_generateImage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_generateImage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().GenerateImage(ctx, fc.Args["input"].(model.GenerateImageInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
+			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_generateImage(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_generateImage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_editImage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_editImage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().EditImage(ctx, fc.Args["input"].(model.EditImageInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
+			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_editImage(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_editImage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelGeneration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelGeneration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelGeneration(ctx, fc.Args["input"].(model.CancelGenerationInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
+			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelGeneration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelGeneration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retryGeneration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retryGeneration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetryGeneration(ctx, fc.Args["input"].(model.RetryGenerationInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
+			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retryGeneration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retryGeneration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_uploadImage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8008,34 +8026,34 @@ func (ec *executionContext) fieldContext_Mutation_restoreWorks(ctx context.Conte
 	return fc, nil
 }
 
-func (ec *executionContext) _Mutation_generateImage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+func (ec *executionContext) _Mutation_purgeWorks(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_generateImage(ctx, field)
+			return ec.fieldContext_Mutation_purgeWorks(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().GenerateImage(ctx, fc.Args["input"].(model.GenerateImageInput))
+			return ec.Resolvers.Mutation().PurgeWorks(ctx, fc.Args["input"].(model.PurgeWorksInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
-			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PurgeWorksPayload) graphql.Marshaler {
+			return ec.marshalNPurgeWorksPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurgeWorksPayload(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_Mutation_generateImage(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_Mutation_purgeWorks(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "Mutation",
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_GenerationPayload(ctx, field)
+			return ec.childFields_PurgeWorksPayload(ctx, field)
 		},
 	}
 	defer func() {
@@ -8045,41 +8063,41 @@ func (ec *executionContext) fieldContext_Mutation_generateImage(ctx context.Cont
 		}
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_generateImage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+	if fc.Args, err = ec.field_Mutation_purgeWorks_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
 	return fc, nil
 }
 
-func (ec *executionContext) _Mutation_editImage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+func (ec *executionContext) _Mutation_emptyBin(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_editImage(ctx, field)
+			return ec.fieldContext_Mutation_emptyBin(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().EditImage(ctx, fc.Args["input"].(model.EditImageInput))
+			return ec.Resolvers.Mutation().EmptyBin(ctx, fc.Args["input"].(*model.EmptyBinInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
-			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PurgeWorksPayload) graphql.Marshaler {
+			return ec.marshalNPurgeWorksPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurgeWorksPayload(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_Mutation_editImage(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_Mutation_emptyBin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "Mutation",
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_GenerationPayload(ctx, field)
+			return ec.childFields_PurgeWorksPayload(ctx, field)
 		},
 	}
 	defer func() {
@@ -8089,95 +8107,7 @@ func (ec *executionContext) fieldContext_Mutation_editImage(ctx context.Context,
 		}
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_editImage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_cancelGeneration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_cancelGeneration(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CancelGeneration(ctx, fc.Args["input"].(model.CancelGenerationInput))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
-			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_cancelGeneration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_GenerationPayload(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_cancelGeneration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Mutation_retryGeneration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Mutation_retryGeneration(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RetryGeneration(ctx, fc.Args["input"].(model.RetryGenerationInput))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationPayload) graphql.Marshaler {
-			return ec.marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationPayload(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Mutation_retryGeneration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Mutation",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_GenerationPayload(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Mutation_retryGeneration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+	if fc.Args, err = ec.field_Mutation_emptyBin_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8274,6 +8204,84 @@ func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
+}
+
+func (ec *executionContext) _PurgeWorksPayload_purgedWorkIds(ctx context.Context, field graphql.CollectedField, obj *model.PurgeWorksPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurgeWorksPayload_purgedWorkIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PurgedWorkIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurgeWorksPayload_purgedWorkIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PurgeWorksPayload", field, false, false, "ID")
+}
+
+func (ec *executionContext) _PurgeWorksPayload_freedBytes(ctx context.Context, field graphql.CollectedField, obj *model.PurgeWorksPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurgeWorksPayload_freedBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FreedBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNBytes2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurgeWorksPayload_freedBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PurgeWorksPayload", field, false, false, "Bytes")
+}
+
+func (ec *executionContext) _PurgeWorksPayload_storage(ctx context.Context, field graphql.CollectedField, obj *model.PurgeWorksPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurgeWorksPayload_storage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Storage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *work.Usage) graphql.Marshaler {
+			return ec.marshalNStorageUsage2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐUsage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurgeWorksPayload_storage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PurgeWorksPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StorageUsage(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -8428,50 +8436,6 @@ func (ec *executionContext) fieldContext_Query_viewer(_ context.Context, field g
 	return fc, nil
 }
 
-func (ec *executionContext) _Query_work(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Query_work(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Work(ctx, fc.Args["id"].(string))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *work.Work) graphql.Marshaler {
-			return ec.marshalNWork2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWork(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Query_work(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Query",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Work(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Query_work_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
 func (ec *executionContext) _Query_generation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8598,6 +8562,50 @@ func (ec *executionContext) fieldContext_Query_estimateEdit(ctx context.Context,
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_estimateEdit_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_work(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_work(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Work(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *work.Work) graphql.Marshaler {
+			return ec.marshalNWork2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWork(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_work(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Work(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_work_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8816,15 +8824,15 @@ func (ec *executionContext) _SecurityEvent_kind(ctx context.Context, field graph
 			return obj.Kind, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v account.EventKind) graphql.Marshaler {
+			return ec.marshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_SecurityEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "SecurityEventKind")
 }
 
 func (ec *executionContext) _SecurityEvent_ip(ctx context.Context, field graphql.CollectedField, obj *account.SecurityEvent) (ret graphql.Marshaler) {
@@ -9509,50 +9517,6 @@ func (ec *executionContext) fieldContext_Subscription_heartbeat(ctx context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _Subscription_generationEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
-	return graphql.ResolveFieldStream(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Subscription_generationEvents(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().GenerationEvents(ctx, fc.Args["id"].(string), fc.Args["afterSeq"].(*int))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationEvent) graphql.Marshaler {
-			return ec.marshalNGenerationEvent2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationEvent(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Subscription_generationEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_GenerationEvent(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Subscription_generationEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
 func (ec *executionContext) _Subscription_viewerEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -9591,6 +9555,50 @@ func (ec *executionContext) fieldContext_Subscription_viewerEvents(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_viewerEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_generationEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_generationEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().GenerationEvents(ctx, fc.Args["id"].(string), fc.Args["afterSeq"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationEvent) graphql.Marshaler {
+			return ec.marshalNGenerationEvent2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_generationEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_generationEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9790,6 +9798,94 @@ func (ec *executionContext) fieldContext_User_sessions(_ context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _User_securityEvents(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_securityEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().SecurityEvents(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SecurityEventConnection) graphql.Marshaler {
+			return ec.marshalNSecurityEventConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐSecurityEventConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_securityEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SecurityEventConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_securityEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_creditHolds(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_creditHolds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().CreditHolds(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*credit.HoldStatus))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreditHoldConnection) graphql.Marshaler {
+			return ec.marshalNCreditHoldConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditHoldConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_creditHolds(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreditHoldConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_creditHolds_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _User_credits(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9860,6 +9956,50 @@ func (ec *executionContext) fieldContext_User_creditEntries(ctx context.Context,
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_User_creditEntries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_generations(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_generations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().Generations(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*work.Status))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationConnection) graphql.Marshaler {
+			return ec.marshalNGenerationConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_generations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_GenerationConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_generations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -9938,94 +10078,6 @@ func (ec *executionContext) fieldContext_User_storage(_ context.Context, field g
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_StorageUsage(ctx, field)
 		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _User_generations(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_User_generations(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.User().Generations(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*model.GenerationStatus))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationConnection) graphql.Marshaler {
-			return ec.marshalNGenerationConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationConnection(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_User_generations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "User",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_GenerationConnection(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_User_generations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _User_securityEvents(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_User_securityEvents(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.User().SecurityEvents(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.SecurityEventConnection) graphql.Marshaler {
-			return ec.marshalNSecurityEventConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐSecurityEventConnection(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_User_securityEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "User",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_SecurityEventConnection(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_User_securityEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
 	}
 	return fc, nil
 }
@@ -10129,15 +10181,15 @@ func (ec *executionContext) _ViewerEvent_kind(ctx context.Context, field graphql
 			return obj.Kind, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v feed.Kind) graphql.Marshaler {
+			return ec.marshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_ViewerEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "String")
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "ViewerEventKind")
 }
 
 func (ec *executionContext) _ViewerEvent_generationId(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
@@ -10163,6 +10215,29 @@ func (ec *executionContext) fieldContext_ViewerEvent_generationId(_ context.Cont
 	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "ID")
 }
 
+func (ec *executionContext) _ViewerEvent_workId(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_workId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WorkID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_workId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "ID")
+}
+
 func (ec *executionContext) _ViewerEvent_status(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10175,15 +10250,15 @@ func (ec *executionContext) _ViewerEvent_status(ctx context.Context, field graph
 			return obj.Status, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.GenerationStatus) graphql.Marshaler {
-			return ec.marshalOGenerationStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *work.Status) graphql.Marshaler {
+			return ec.marshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_ViewerEvent_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "GenerationStatus")
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "WorkStatus")
 }
 
 func (ec *executionContext) _ViewerEvent_credits(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
@@ -10216,6 +10291,29 @@ func (ec *executionContext) fieldContext_ViewerEvent_credits(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _ViewerEvent_cause(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_cause(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cause, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreditChangeCause) graphql.Marshaler {
+			return ec.marshalOCreditChangeCause2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditChangeCause(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_cause(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "CreditChangeCause")
 }
 
 func (ec *executionContext) _ViewerEvent_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
@@ -10342,18 +10440,18 @@ func (ec *executionContext) _Work_status(ctx context.Context, field graphql.Coll
 			return ec.fieldContext_Work_status(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Work().Status(ctx, obj)
+			return obj.Status, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v model.WorkStatus) graphql.Marshaler {
-			return ec.marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v work.Status) graphql.Marshaler {
+			return ec.marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Work_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Work", field, true, true, "WorkStatus")
+	return graphql.NewScalarFieldContext("Work", field, false, false, "WorkStatus")
 }
 
 func (ec *executionContext) _Work_sourceWork(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
@@ -12182,6 +12280,48 @@ func UnmarshalEditImageInput(ctx context.Context, raw any) (model.EditImageInput
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputEmptyBinInput(ctx context.Context, obj any) (model.EmptyBinInput, error) {
+	var it model.EmptyBinInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalEmptyBinInput unmarshals raw into the EmptyBinInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalEmptyBinInput(ctx context.Context, raw any) (model.EmptyBinInput, error) {
+	var out model.EmptyBinInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "EmptyBinInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputGenerateImageInput(ctx context.Context, obj any) (model.GenerateImageInput, error) {
 	var it model.GenerateImageInput
 	if obj == nil {
@@ -12270,6 +12410,48 @@ func (ec *executionContext) unmarshalInputGenerateImageInput(ctx context.Context
 func UnmarshalGenerateImageInput(ctx context.Context, raw any) (model.GenerateImageInput, error) {
 	var out model.GenerateImageInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "GenerateImageInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputPurgeWorksInput(ctx context.Context, obj any) (model.PurgeWorksInput, error) {
+	var it model.PurgeWorksInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"workIds"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "workIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("workIds"))
+			data, err := ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WorkIds = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPurgeWorksInput unmarshals raw into the PurgeWorksInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPurgeWorksInput(ctx context.Context, raw any) (model.PurgeWorksInput, error) {
+	var out model.PurgeWorksInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PurgeWorksInput", raw, &out)
 	return out, err
 }
 
@@ -13035,7 +13217,7 @@ func (ec *executionContext) unmarshalInputWorkFilter(ctx context.Context, obj an
 			it.Kind = data
 		case "status":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
-			data, err := ec.unmarshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx, v)
+			data, err := ec.unmarshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -13100,6 +13282,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._SecurityEvent(ctx, sel, obj)
+	case work.Image:
+		return ec._Image(ctx, sel, &obj)
+	case *work.Image:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Image(ctx, sel, obj)
 	case generate.Generation:
 		return ec._Generation(ctx, sel, &obj)
 	case *generate.Generation:
@@ -13107,6 +13296,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Generation(ctx, sel, obj)
+	case credit.Hold:
+		return ec._CreditHold(ctx, sel, &obj)
+	case *credit.Hold:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._CreditHold(ctx, sel, obj)
 	case credit.Entry:
 		return ec._CreditEntry(ctx, sel, &obj)
 	case *credit.Entry:
@@ -13231,11 +13427,10 @@ func (ec *executionContext) _CreditEntry(ctx context.Context, sel ast.SelectionS
 					return ec._CreditEntry_id(ctx, field, obj)
 				})
 		case "kind":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._CreditEntry_kind(ctx, field, obj)
-				})
+			out.Values[i] = ec._CreditEntry_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "amount":
 			out.Values[i] = ec._CreditEntry_amount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -13345,6 +13540,157 @@ func (ec *executionContext) _CreditEntryEdge(ctx context.Context, sel ast.Select
 			}
 		case "node":
 			out.Values[i] = ec._CreditEntryEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var creditHoldImplementors = []string{"CreditHold", "Node"}
+
+func (ec *executionContext) _CreditHold(ctx context.Context, sel ast.SelectionSet, obj *credit.Hold) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, creditHoldImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreditHold")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CreditHold_id(ctx, field, obj)
+				})
+		case "amount":
+			out.Values[i] = ec._CreditHold_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._CreditHold_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "capturedAmount":
+			out.Values[i] = ec._CreditHold_capturedAmount(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reference":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CreditHold_reference(ctx, field, obj)
+				})
+		case "expiresAt":
+			out.Values[i] = ec._CreditHold_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "resolvedAt":
+			out.Values[i] = ec._CreditHold_resolvedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._CreditHold_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var creditHoldConnectionImplementors = []string{"CreditHoldConnection"}
+
+func (ec *executionContext) _CreditHoldConnection(ctx context.Context, sel ast.SelectionSet, obj *model.CreditHoldConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, creditHoldConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreditHoldConnection")
+		case "edges":
+			out.Values[i] = ec._CreditHoldConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._CreditHoldConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._CreditHoldConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var creditHoldEdgeImplementors = []string{"CreditHoldEdge"}
+
+func (ec *executionContext) _CreditHoldEdge(ctx context.Context, sel ast.SelectionSet, obj *model.CreditHoldEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, creditHoldEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreditHoldEdge")
+		case "cursor":
+			out.Values[i] = ec._CreditHoldEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._CreditHoldEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -13523,11 +13869,10 @@ func (ec *executionContext) _Generation(ctx context.Context, sel ast.SelectionSe
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Generation_status(ctx, field, obj)
-				})
+			out.Values[i] = ec._Generation_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "queuePosition":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,
@@ -13615,6 +13960,11 @@ func (ec *executionContext) _Generation(ctx context.Context, sel ast.SelectionSe
 				})
 		case "createdAt":
 			out.Values[i] = ec._Generation_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Generation_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -13750,6 +14100,11 @@ func (ec *executionContext) _GenerationEvent(ctx context.Context, sel ast.Select
 		case "generationId":
 			out.Values[i] = ec._GenerationEvent_generationId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempt":
+			out.Values[i] = ec._GenerationEvent_attempt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "fraction":
@@ -13938,7 +14293,7 @@ func (ec *executionContext) _Heartbeat(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
-var imageImplementors = []string{"Image"}
+var imageImplementors = []string{"Image", "Node"}
 
 func (ec *executionContext) _Image(ctx context.Context, sel ast.SelectionSet, obj *work.Image) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, imageImplementors)
@@ -14329,6 +14684,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "generateImage":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_generateImage(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "editImage":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_editImage(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelGeneration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelGeneration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retryGeneration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retryGeneration(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "uploadImage":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_uploadImage(ctx, field)
@@ -14371,30 +14754,16 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
-		case "generateImage":
+		case "purgeWorks":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_generateImage(ctx, field)
+				return ec._Mutation_purgeWorks(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
-		case "editImage":
+		case "emptyBin":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_editImage(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "cancelGeneration":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_cancelGeneration(ctx, field)
-			})
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "retryGeneration":
-			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
-				return ec._Mutation_retryGeneration(ctx, field)
+				return ec._Mutation_emptyBin(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -14464,6 +14833,49 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var purgeWorksPayloadImplementors = []string{"PurgeWorksPayload"}
+
+func (ec *executionContext) _PurgeWorksPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PurgeWorksPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, purgeWorksPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PurgeWorksPayload")
+		case "purgedWorkIds":
+			out.Values[i] = ec._PurgeWorksPayload_purgedWorkIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "freedBytes":
+			out.Values[i] = ec._PurgeWorksPayload_freedBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "storage":
+			out.Values[i] = ec._PurgeWorksPayload_storage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -14507,12 +14919,6 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_viewer(ctx, field)
 				})
-		case "work":
-			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Query_work(ctx, field)
-				})
 		case "generation":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -14530,6 +14936,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_estimateEdit(ctx, field)
+				})
+		case "work":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_work(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -15071,10 +15483,10 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "heartbeat":
 		return ec._Subscription_heartbeat(ctx, fields[0])
-	case "generationEvents":
-		return ec._Subscription_generationEvents(ctx, fields[0])
 	case "viewerEvents":
 		return ec._Subscription_viewerEvents(ctx, fields[0])
+	case "generationEvents":
+		return ec._Subscription_generationEvents(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -15135,6 +15547,18 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_sessions(ctx, field, obj)
 				})
+		case "securityEvents":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_securityEvents(ctx, field, obj)
+				})
+		case "creditHolds":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_creditHolds(ctx, field, obj)
+				})
 		case "credits":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -15147,6 +15571,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_creditEntries(ctx, field, obj)
 				})
+		case "generations":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_generations(ctx, field, obj)
+				})
 		case "works":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -15158,18 +15588,6 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_storage(ctx, field, obj)
-				})
-		case "generations":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._User_generations(ctx, field, obj)
-				})
-		case "securityEvents":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._User_securityEvents(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -15280,6 +15698,11 @@ func (ec *executionContext) _ViewerEvent(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "workId":
+			out.Values[i] = ec._ViewerEvent_workId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "status":
 			out.Values[i] = ec._ViewerEvent_status(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -15287,6 +15710,11 @@ func (ec *executionContext) _ViewerEvent(ctx context.Context, sel ast.SelectionS
 			}
 		case "credits":
 			out.Values[i] = ec._ViewerEvent_credits(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cause":
+			out.Values[i] = ec._ViewerEvent_cause(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -15346,11 +15774,10 @@ func (ec *executionContext) _Work(ctx context.Context, sel ast.SelectionSet, obj
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Work_status(ctx, field, obj)
-				})
+			out.Values[i] = ec._Work_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "sourceWork":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,
@@ -15985,15 +16412,111 @@ func (ec *executionContext) marshalNCreditEntryEdge2ᚖgithubᚗcomᚋfastimage�
 	return ec._CreditEntryEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryKind(ctx context.Context, v any) (model.CreditEntryKind, error) {
-	var res model.CreditEntryKind
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind(ctx context.Context, v any) (credit.Kind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditEntryKind(ctx context.Context, sel ast.SelectionSet, v model.CreditEntryKind) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind(ctx context.Context, sel ast.SelectionSet, v credit.Kind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "CreditEntryKind!")
+	}
+	return res
 }
+
+var (
+	unmarshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind = map[string]credit.Kind{
+		"SIGNUP_BONUS":       credit.SignupBonus,
+		"PURCHASE":           credit.Purchase,
+		"SUBSCRIPTION_GRANT": credit.SubscriptionGrant,
+		"SPEND":              credit.Spend,
+		"REFUND":             credit.Refund,
+		"ADJUSTMENT":         credit.Adjustment,
+		"EXPIRY":             credit.Expiry,
+		"CLAWBACK":           credit.Clawback,
+	}
+	marshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind = map[credit.Kind]string{
+		credit.SignupBonus:       "SIGNUP_BONUS",
+		credit.Purchase:          "PURCHASE",
+		credit.SubscriptionGrant: "SUBSCRIPTION_GRANT",
+		credit.Spend:             "SPEND",
+		credit.Refund:            "REFUND",
+		credit.Adjustment:        "ADJUSTMENT",
+		credit.Expiry:            "EXPIRY",
+		credit.Clawback:          "CLAWBACK",
+	}
+)
+
+func (ec *executionContext) marshalNCreditHold2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHold(ctx context.Context, sel ast.SelectionSet, v *credit.Hold) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreditHold!")
+		return graphql.Null
+	}
+	return ec._CreditHold(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCreditHoldConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditHoldConnection(ctx context.Context, sel ast.SelectionSet, v *model.CreditHoldConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreditHoldConnection!")
+		return graphql.Null
+	}
+	return ec._CreditHoldConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCreditHoldEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditHoldEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CreditHoldEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCreditHoldEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditHoldEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCreditHoldEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditHoldEdge(ctx context.Context, sel ast.SelectionSet, v *model.CreditHoldEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreditHoldEdge!")
+		return graphql.Null
+	}
+	return ec._CreditHoldEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus(ctx context.Context, v any) (credit.HoldStatus, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus(ctx context.Context, sel ast.SelectionSet, v credit.HoldStatus) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "CreditHoldStatus!")
+	}
+	return res
+}
+
+var (
+	unmarshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus = map[string]credit.HoldStatus{
+		"HELD":     credit.HoldHeld,
+		"CAPTURED": credit.HoldCaptured,
+		"RELEASED": credit.HoldReleased,
+	}
+	marshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus = map[credit.HoldStatus]string{
+		credit.HoldHeld:     "HELD",
+		credit.HoldCaptured: "CAPTURED",
+		credit.HoldReleased: "RELEASED",
+	}
+)
 
 func (ec *executionContext) marshalNCredits2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐBalance(ctx context.Context, sel ast.SelectionSet, v *credit.Balance) graphql.Marshaler {
 	if v == nil {
@@ -16128,6 +16651,42 @@ func (ec *executionContext) marshalNGenerationEvent2ᚖgithubᚗcomᚋfastimage�
 	return ec._GenerationEvent(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind(ctx context.Context, v any) (generate.EventKind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind(ctx context.Context, sel ast.SelectionSet, v generate.EventKind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "GenerationEventKind!")
+	}
+	return res
+}
+
+var (
+	unmarshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind = map[string]generate.EventKind{
+		"QUEUED":    generate.EventQueued,
+		"STARTED":   generate.EventStarted,
+		"PROGRESS":  generate.EventProgress,
+		"OUTPUT":    generate.EventOutput,
+		"SUCCEEDED": generate.EventSucceeded,
+		"FAILED":    generate.EventFailed,
+		"CANCELED":  generate.EventCanceled,
+	}
+	marshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind = map[generate.EventKind]string{
+		generate.EventQueued:    "QUEUED",
+		generate.EventStarted:   "STARTED",
+		generate.EventProgress:  "PROGRESS",
+		generate.EventOutput:    "OUTPUT",
+		generate.EventSucceeded: "SUCCEEDED",
+		generate.EventFailed:    "FAILED",
+		generate.EventCanceled:  "CANCELED",
+	}
+)
+
 func (ec *executionContext) marshalNGenerationMetrics2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationMetrics(ctx context.Context, sel ast.SelectionSet, v *model.GenerationMetrics) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "GenerationMetrics!")
@@ -16142,16 +16701,6 @@ func (ec *executionContext) marshalNGenerationPayload2ᚖgithubᚗcomᚋfastimag
 		return graphql.Null
 	}
 	return ec._GenerationPayload(ctx, sel, v)
-}
-
-func (ec *executionContext) unmarshalNGenerationStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx context.Context, v any) (model.GenerationStatus, error) {
-	var res model.GenerationStatus
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNGenerationStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx context.Context, sel ast.SelectionSet, v model.GenerationStatus) graphql.Marshaler {
-	return v
 }
 
 func (ec *executionContext) marshalNHeartbeat2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐHeartbeat(ctx context.Context, sel ast.SelectionSet, v *model.Heartbeat) graphql.Marshaler {
@@ -16317,6 +16866,19 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋfastimageᚋapi�
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNPurgeWorksInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurgeWorksInput(ctx context.Context, v any) (model.PurgeWorksInput, error) {
+	res, err := ec.unmarshalInputPurgeWorksInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPurgeWorksPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurgeWorksPayload(ctx context.Context, sel ast.SelectionSet, v *model.PurgeWorksPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PurgeWorksPayload!")
+		return graphql.Null
+	}
+	return ec._PurgeWorksPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNRenameWorkInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRenameWorkInput(ctx context.Context, v any) (model.RenameWorkInput, error) {
 	res, err := ec.unmarshalInputRenameWorkInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -16425,6 +16987,66 @@ func (ec *executionContext) marshalNSecurityEventEdge2ᚖgithubᚗcomᚋfastimag
 	}
 	return ec._SecurityEventEdge(ctx, sel, v)
 }
+
+func (ec *executionContext) unmarshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind(ctx context.Context, v any) (account.EventKind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind(ctx context.Context, sel ast.SelectionSet, v account.EventKind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SecurityEventKind!")
+	}
+	return res
+}
+
+var (
+	unmarshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind = map[string]account.EventKind{
+		"SIGN_UP":                  account.EventSignUp,
+		"SIGN_UP_ATTEMPT_EXISTING": account.EventSignUpExisting,
+		"VERIFICATION_REQUESTED":   account.EventVerificationAsked,
+		"EMAIL_VERIFIED":           account.EventEmailVerified,
+		"SIGN_IN":                  account.EventSignIn,
+		"SIGN_IN_FAILED":           account.EventSignInFailed,
+		"SIGN_OUT":                 account.EventSignOut,
+		"PASSWORD_RESET_REQUESTED": account.EventResetRequested,
+		"PASSWORD_RESET_COMPLETED": account.EventResetCompleted,
+		"PASSWORD_CHANGED":         account.EventPasswordChanged,
+		"PASSWORD_HASH_UPGRADED":   account.EventPasswordRehashed,
+		"EMAIL_CHANGE_REQUESTED":   account.EventEmailChangeAsked,
+		"EMAIL_CHANGED":            account.EventEmailChanged,
+		"SESSION_REVOKED":          account.EventSessionRevoked,
+		"RATE_LIMITED":             account.EventRateLimited,
+		"CAPTCHA_FAILED":           account.EventCaptchaFailed,
+		"SUSPENDED":                account.EventSuspended,
+		"UNSUSPENDED":              account.EventUnsuspended,
+		"PROFILE_UPDATED":          account.EventProfileUpdated,
+	}
+	marshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind = map[account.EventKind]string{
+		account.EventSignUp:            "SIGN_UP",
+		account.EventSignUpExisting:    "SIGN_UP_ATTEMPT_EXISTING",
+		account.EventVerificationAsked: "VERIFICATION_REQUESTED",
+		account.EventEmailVerified:     "EMAIL_VERIFIED",
+		account.EventSignIn:            "SIGN_IN",
+		account.EventSignInFailed:      "SIGN_IN_FAILED",
+		account.EventSignOut:           "SIGN_OUT",
+		account.EventResetRequested:    "PASSWORD_RESET_REQUESTED",
+		account.EventResetCompleted:    "PASSWORD_RESET_COMPLETED",
+		account.EventPasswordChanged:   "PASSWORD_CHANGED",
+		account.EventPasswordRehashed:  "PASSWORD_HASH_UPGRADED",
+		account.EventEmailChangeAsked:  "EMAIL_CHANGE_REQUESTED",
+		account.EventEmailChanged:      "EMAIL_CHANGED",
+		account.EventSessionRevoked:    "SESSION_REVOKED",
+		account.EventRateLimited:       "RATE_LIMITED",
+		account.EventCaptchaFailed:     "CAPTCHA_FAILED",
+		account.EventSuspended:         "SUSPENDED",
+		account.EventUnsuspended:       "UNSUSPENDED",
+		account.EventProfileUpdated:    "PROFILE_UPDATED",
+	}
+)
 
 func (ec *executionContext) marshalNServerInfo2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐServerInfo(ctx context.Context, sel ast.SelectionSet, v *model.ServerInfo) graphql.Marshaler {
 	if v == nil {
@@ -16595,6 +17217,32 @@ func (ec *executionContext) marshalNViewerEvent2ᚖgithubᚗcomᚋfastimageᚋap
 	return ec._ViewerEvent(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind(ctx context.Context, v any) (feed.Kind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind(ctx context.Context, sel ast.SelectionSet, v feed.Kind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ViewerEventKind!")
+	}
+	return res
+}
+
+var (
+	unmarshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind = map[string]feed.Kind{
+		"GENERATION": feed.KindGeneration,
+		"CREDITS":    feed.KindCredits,
+	}
+	marshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind = map[feed.Kind]string{
+		feed.KindGeneration: "GENERATION",
+		feed.KindCredits:    "CREDITS",
+	}
+)
+
 func (ec *executionContext) marshalNWork2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐWorkᚄ(ctx context.Context, sel ast.SelectionSet, v []*work.Work) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -16669,15 +17317,37 @@ func (ec *executionContext) marshalNWorkPayload2ᚖgithubᚗcomᚋfastimageᚋap
 	return ec._WorkPayload(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx context.Context, v any) (model.WorkStatus, error) {
-	var res model.WorkStatus
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus(ctx context.Context, v any) (work.Status, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx context.Context, sel ast.SelectionSet, v model.WorkStatus) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus(ctx context.Context, sel ast.SelectionSet, v work.Status) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "WorkStatus!")
+	}
+	return res
 }
+
+var (
+	unmarshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus = map[string]work.Status{
+		"QUEUED":    work.StatusQueued,
+		"RUNNING":   work.StatusRunning,
+		"SUCCEEDED": work.StatusSucceeded,
+		"FAILED":    work.StatusFailed,
+		"CANCELED":  work.StatusCanceled,
+	}
+	marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus = map[work.Status]string{
+		work.StatusQueued:    "QUEUED",
+		work.StatusRunning:   "RUNNING",
+		work.StatusSucceeded: "SUCCEEDED",
+		work.StatusFailed:    "FAILED",
+		work.StatusCanceled:  "CANCELED",
+	}
+)
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
 	return ec.___Directive(ctx, sel, &v)
@@ -16851,6 +17521,54 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) unmarshalOCreditChangeCause2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditChangeCause(ctx context.Context, v any) (*model.CreditChangeCause, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.CreditChangeCause)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCreditChangeCause2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreditChangeCause(ctx context.Context, sel ast.SelectionSet, v *model.CreditChangeCause) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus(ctx context.Context, v any) (*credit.HoldStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus(ctx context.Context, sel ast.SelectionSet, v *credit.HoldStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus[*v])
+	return res
+}
+
+var (
+	unmarshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus = map[string]credit.HoldStatus{
+		"HELD":     credit.HoldHeld,
+		"CAPTURED": credit.HoldCaptured,
+		"RELEASED": credit.HoldReleased,
+	}
+	marshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus = map[credit.HoldStatus]string{
+		credit.HoldHeld:     "HELD",
+		credit.HoldCaptured: "CAPTURED",
+		credit.HoldReleased: "RELEASED",
+	}
+)
+
 func (ec *executionContext) marshalOCredits2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐBalance(ctx context.Context, sel ast.SelectionSet, v *credit.Balance) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -16876,6 +17594,14 @@ func (ec *executionContext) marshalODateTime2ᚖtimeᚐTime(ctx context.Context,
 	return res
 }
 
+func (ec *executionContext) unmarshalOEmptyBinInput2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐEmptyBinInput(ctx context.Context, v any) (*model.EmptyBinInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputEmptyBinInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
 	if v == nil {
 		return nil, nil
@@ -16898,22 +17624,6 @@ func (ec *executionContext) marshalOGeneration2ᚖgithubᚗcomᚋfastimageᚋapi
 		return graphql.Null
 	}
 	return ec._Generation(ctx, sel, v)
-}
-
-func (ec *executionContext) unmarshalOGenerationStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx context.Context, v any) (*model.GenerationStatus, error) {
-	if v == nil {
-		return nil, nil
-	}
-	var res = new(model.GenerationStatus)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalOGenerationStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerationStatus(ctx context.Context, sel ast.SelectionSet, v *model.GenerationStatus) graphql.Marshaler {
-	if v == nil {
-		return graphql.Null
-	}
-	return v
 }
 
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
@@ -17049,21 +17759,41 @@ func (ec *executionContext) marshalOWorkKind2ᚖgithubᚗcomᚋfastimageᚋapi�
 	return v
 }
 
-func (ec *executionContext) unmarshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx context.Context, v any) (*model.WorkStatus, error) {
+func (ec *executionContext) unmarshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus(ctx context.Context, v any) (*work.Status, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(model.WorkStatus)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐWorkStatus(ctx context.Context, sel ast.SelectionSet, v *model.WorkStatus) graphql.Marshaler {
+func (ec *executionContext) marshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus(ctx context.Context, sel ast.SelectionSet, v *work.Status) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus[*v])
+	return res
 }
+
+var (
+	unmarshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus = map[string]work.Status{
+		"QUEUED":    work.StatusQueued,
+		"RUNNING":   work.StatusRunning,
+		"SUCCEEDED": work.StatusSucceeded,
+		"FAILED":    work.StatusFailed,
+		"CANCELED":  work.StatusCanceled,
+	}
+	marshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus = map[work.Status]string{
+		work.StatusQueued:    "QUEUED",
+		work.StatusRunning:   "RUNNING",
+		work.StatusSucceeded: "SUCCEEDED",
+		work.StatusFailed:    "FAILED",
+		work.StatusCanceled:  "CANCELED",
+	}
+)
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {
 	if v == nil {

@@ -2,18 +2,21 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
-	"github.com/google/uuid"
+	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/relay"
+	"github.com/fastimage/api/internal/work"
 )
 
 // Translations between the GraphQL types of generation and the domain's.
@@ -62,60 +65,74 @@ func parseSeed(s *string) (*int64, error) {
 	return &n, nil
 }
 
-// eventModel unpacks an event's payload into the fields its kind uses.
-func eventModel(e generate.Event) *model.GenerationEvent {
-	var p struct {
-		Fraction   *float64 `json:"fraction"`
-		Step       *int     `json:"step"`
-		TotalSteps *int     `json:"totalSteps"`
-		Message    *string  `json:"message"`
-		PreviewURL *string  `json:"previewUrl"`
-		Index      *int     `json:"index"`
-		URL        *string  `json:"url"`
-		Code       *string  `json:"code"`
-		Cost       *int     `json:"cost"`
+// eventModel turns a generation event into its GraphQL shape. URLs are
+// signed now, at delivery, so a replay long after the event was written
+// still gets working links; previews of a generation that has ended are
+// gone, and their URL is null.
+func (r *Resolver) eventModel(ctx context.Context, e generate.Event) (*model.GenerationEvent, error) {
+	data, err := e.Decode()
+	if err != nil {
+		return nil, err
 	}
-	_ = json.Unmarshal(e.Payload, &p)
 	m := &model.GenerationEvent{
 		Seq: e.Seq, Kind: e.Kind, GenerationID: relay.ID("Generation", e.GenerationID.String()), CreatedAt: e.CreatedAt,
 	}
-	switch e.Kind {
-	case generate.EventProgress:
-		m.Fraction, m.Step, m.TotalSteps, m.Message, m.PreviewURL = p.Fraction, p.Step, p.TotalSteps, p.Message, p.PreviewURL
-	case generate.EventOutput:
-		m.OutputIndex, m.OutputURL = p.Index, p.URL
-	case generate.EventFailed:
-		m.ErrorCode, m.ErrorMessage = p.Code, p.Message
-	case generate.EventSucceeded:
-		m.Cost = p.Cost
+	expires := r.Gallery.URLExpiry(time.Now())
+	switch d := data.(type) {
+	case generate.Started:
+		m.Attempt = &d.Attempt
+	case generate.Progress:
+		m.Fraction, m.Step, m.TotalSteps = &d.Fraction, &d.Step, &d.TotalSteps
+		if d.Message != "" {
+			m.Message = &d.Message
+		}
+		if d.PreviewKey != "" && !e.GenerationEnded {
+			url, err := r.Gallery.KeyURL(ctx, d.PreviewKey, expires)
+			if err != nil {
+				return nil, err
+			}
+			m.PreviewURL = &url
+		}
+	case generate.Output:
+		url, err := r.Gallery.KeyURL(ctx, d.Key, expires)
+		if err != nil {
+			return nil, err
+		}
+		m.OutputIndex, m.OutputURL = &d.Index, &url
+	case generate.Failed:
+		m.ErrorCode, m.ErrorMessage = &d.Code, &d.Message
+	case generate.Succeeded:
+		cost := int(d.Cost)
+		m.Cost = &cost
 	}
-	return m
+	return m, nil
 }
 
-// feedModel unpacks one entry of a user's feed.
-func feedModel(e generate.FeedEvent) *model.ViewerEvent {
+// feedModel turns an entry of a user's feed into its GraphQL shape.
+func feedModel(e feed.Entry) (*model.ViewerEvent, error) {
+	data, err := e.Decode()
+	if err != nil {
+		return nil, err
+	}
 	m := &model.ViewerEvent{Seq: int(e.Seq), Kind: e.Kind, CreatedAt: e.CreatedAt}
-	switch e.Kind {
-	case "GENERATION":
-		var p struct {
-			GenerationID string `json:"generationId"`
-			Status       string `json:"status"`
+	switch d := data.(type) {
+	case feed.GenerationChanged:
+		gid, wid := relay.ID("Generation", d.GenerationID.String()), relay.ID("Work", d.WorkID.String())
+		st := work.Status(d.Status)
+		m.GenerationID, m.WorkID, m.Status = &gid, &wid, &st
+	case feed.CreditsChanged:
+		cause := model.CreditChangeCause(d.Cause)
+		if !cause.IsValid() {
+			return nil, fmt.Errorf("feed entry %d: unknown credit change cause %q", e.Seq, d.Cause)
 		}
-		_ = json.Unmarshal(e.Payload, &p)
-		if id, err := uuid.Parse(p.GenerationID); err == nil {
-			gid := relay.ID("Generation", id.String())
+		m.Credits = &credit.Balance{Balance: d.Balance, Held: d.Held, Available: d.Available}
+		m.Cause = &cause
+		if d.RefType == "Generation" {
+			gid := relay.ID("Generation", d.RefID)
 			m.GenerationID = &gid
 		}
-		st := model.GenerationStatus(strings.ToUpper(p.Status))
-		m.Status = &st
-	case "CREDITS":
-		var b credit.Balance
-		var p struct{ Balance, Held, Available int64 }
-		_ = json.Unmarshal(e.Payload, &p)
-		b.Balance, b.Held, b.Available = p.Balance, p.Held, p.Available
-		m.Credits = &b
 	}
-	return m
+	return m, nil
 }
 
 // submitted turns a service's answer about a generation into the payload.
@@ -136,4 +153,27 @@ func (r *Resolver) estimate(ctx context.Context, a actor.Actor, req generate.Req
 		return nil, err
 	}
 	return &model.Estimate{CreditsPerImage: per, TotalCredits: total, Width: w, Height: h}, nil
+}
+
+// translate turns a domain stream into a GraphQL one. A row that cannot be
+// translated ends the stream with its error, which the transport sends to
+// the client; the stream does not go on past a row the client would miss.
+func translate[In, Out any](ctx context.Context, in <-chan In, f func(In) (Out, error)) <-chan Out {
+	out := make(chan Out)
+	go func() {
+		defer close(out)
+		for row := range in {
+			m, err := f(row)
+			if err != nil {
+				graphql.AddError(ctx, err)
+				return
+			}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }

@@ -91,7 +91,7 @@ func (r *Resolver) fetchWorks(ctx context.Context, ids []uuid.UUID) (map[uuid.UU
 // at once: gqlgen resolves the works' fields concurrently, and a goroutine
 // scheduled late would otherwise miss the loader's wait and cost a query of
 // its own. Only the fields the operation selects are loaded.
-func primeWorks(ctx context.Context, works []*work.Work) {
+func primeWorks(ctx context.Context, works []work.Work) {
 	l := loadersFrom(ctx)
 	if requested(ctx, "edges", "node", "images") {
 		ids := make([]uuid.UUID, len(works))

@@ -1,7 +1,8 @@
 // Package graph holds the GraphQL resolvers: thin doorways that read the
 // caller from the context, call one domain function and return its result.
 // No SQL and no business rules live here. The generated code beside them is
-// rebuilt by `make generate` from ../schema.graphqls.
+// rebuilt by `make generate` from ../schema.graphqls (the root) and
+// schema/*.graphqls (one file per domain, one resolver file each).
 package graph
 
 import (
@@ -15,6 +16,8 @@ import (
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/db"
+	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/work"
@@ -27,10 +30,6 @@ const (
 	defaultPageSize = 20
 	maxPageSize     = 100
 )
-
-// NodeFetcher loads the object of one GraphQL type by its key for node(id:),
-// returning nil when it does not exist or the caller may not see it.
-type NodeFetcher func(ctx context.Context, key string) (relay.Node, error)
 
 // SessionCookies sets and clears the browser's session cookie on the
 // current HTTP response; on transports without one it does nothing.
@@ -47,97 +46,125 @@ type Resolver struct {
 	Ledger     *credit.Ledger
 	Gallery    *work.Service
 	Jobs       *generate.Service
+	Feed       *feed.Service
 	Cookies    SessionCookies
-	// Nodes maps a GraphQL type name to its fetcher, for node(id:) and
-	// nodes(ids:); NewResolver registers the types of every domain.
-	Nodes map[string]NodeFetcher
+	// nodes finds the objects of each Node type for node(id:) and
+	// nodes(ids:), keyed by GraphQL type name.
+	nodes map[string]nodeFinder
 }
 
-// NewResolver returns the root resolver with the node fetchers registered.
-func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, gallery *work.Service, jobs *generate.Service, cookies SessionCookies) *Resolver {
-	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Gallery: gallery, Jobs: jobs, Cookies: cookies}
-	r.Nodes = map[string]NodeFetcher{
-		"User":       r.fetchUser,
-		"Session":    r.fetchSession,
-		"Work":       r.fetchWork,
-		"Generation": r.fetchGeneration,
+// NewResolver returns the root resolver with the node finders of every
+// domain registered.
+func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, gallery *work.Service, jobs *generate.Service, fd *feed.Service, cookies SessionCookies) *Resolver {
+	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Gallery: gallery, Jobs: jobs, Feed: fd, Cookies: cookies}
+	r.nodes = map[string]nodeFinder{
+		"User":          finder(accounts.UsersByIDs, func(u *account.User) uuid.UUID { return u.ID }),
+		"Session":       finder(accounts.SessionsByIDs, func(s *account.Session) uuid.UUID { return s.ID }),
+		"SecurityEvent": finder(accounts.SecurityEventsByIDs, func(e *account.SecurityEvent) uuid.UUID { return e.ID }),
+		"CreditEntry":   finder(credits.EntriesByIDs, func(e *credit.Entry) uuid.UUID { return e.ID }),
+		"CreditHold":    finder(credits.HoldsByIDs, func(h *credit.Hold) uuid.UUID { return h.ID }),
+		"Work":          finder(gallery.WorksByIDs, func(w *work.Work) uuid.UUID { return w.ID }),
+		"Image":         finderOfPointers(gallery.ImagesByIDs, func(i *work.Image) uuid.UUID { return i.ID }),
+		"Generation":    finder(jobs.ByIDs, func(g *generate.Generation) uuid.UUID { return g.ID }),
 	}
 	return r
 }
 
+// nodeFinder returns, of the objects of one type with the given keys, those
+// the actor may see, by key. Every domain's ...ByIDs filters by the actor
+// in its query.
+type nodeFinder func(ctx context.Context, a actor.Actor, keys []uuid.UUID) (map[uuid.UUID]relay.Node, error)
+
+func finder[T any](find func(context.Context, actor.Actor, []uuid.UUID) ([]T, error), key func(*T) uuid.UUID) nodeFinder {
+	return func(ctx context.Context, a actor.Actor, keys []uuid.UUID) (map[uuid.UUID]relay.Node, error) {
+		found, err := find(ctx, a, keys)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[uuid.UUID]relay.Node, len(found))
+		for i := range found {
+			out[key(&found[i])] = &found[i]
+		}
+		return out, nil
+	}
+}
+
+func finderOfPointers[T any](find func(context.Context, actor.Actor, []uuid.UUID) ([]*T, error), key func(*T) uuid.UUID) nodeFinder {
+	return func(ctx context.Context, a actor.Actor, keys []uuid.UUID) (map[uuid.UUID]relay.Node, error) {
+		found, err := find(ctx, a, keys)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[uuid.UUID]relay.Node, len(found))
+		for _, n := range found {
+			out[key(n)] = n
+		}
+		return out, nil
+	}
+}
+
+// fetchNodes returns the objects of global ids, in order, nil for each id
+// that names nothing the actor may see; one query per type, however many
+// ids. Returns UNAUTHENTICATED, or VALIDATION for an id this API never
+// issued.
+func (r *Resolver) fetchNodes(ctx context.Context, ids []string) ([]relay.Node, error) {
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type ref struct {
+		typ string
+		key uuid.UUID
+		ok  bool
+	}
+	refs := make([]ref, len(ids))
+	byType := map[string][]uuid.UUID{}
+	for i, id := range ids {
+		typ, key, err := relay.ParseID(id)
+		if err != nil {
+			return nil, err
+		}
+		u, perr := uuid.Parse(key)
+		if _, known := r.nodes[typ]; !known || perr != nil {
+			continue // names nothing: null
+		}
+		refs[i] = ref{typ, u, true}
+		byType[typ] = append(byType[typ], u)
+	}
+	found := make(map[string]map[uuid.UUID]relay.Node, len(byType))
+	for typ, keys := range byType {
+		if found[typ], err = r.nodes[typ](ctx, a, keys); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]relay.Node, len(ids))
+	for i, ref := range refs {
+		if ref.ok {
+			out[i] = found[ref.typ][ref.key] // nil when not found
+		}
+	}
+	return out, nil
+}
+
+// node returns the object of one global id (see fetchNodes).
 func (r *Resolver) node(ctx context.Context, id string) (relay.Node, error) {
-	typ, key, err := relay.ParseID(id)
+	nodes, err := r.fetchNodes(ctx, []string{id})
 	if err != nil {
 		return nil, err
 	}
-	fetch, ok := r.Nodes[typ]
-	if !ok {
-		return nil, nil
-	}
-	return fetch(ctx, key)
+	return nodes[0], nil
 }
 
-func (r *Resolver) fetchUser(ctx context.Context, key string) (relay.Node, error) {
-	a, err := account.Actor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuid.Parse(key)
-	if err != nil {
+// reference returns the object a ledger row names, when it is a Node the
+// actor may see.
+func (r *Resolver) reference(ctx context.Context, typ, key *string) (relay.Node, error) {
+	if typ == nil || key == nil {
 		return nil, nil
 	}
-	users, err := r.Accounts.UsersByIDs(ctx, a, []uuid.UUID{id})
-	if err != nil || len(users) == 0 {
-		return nil, err
-	}
-	return &users[0], nil
-}
-
-func (r *Resolver) fetchSession(ctx context.Context, key string) (relay.Node, error) {
-	a, err := account.Actor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuid.Parse(key)
-	if err != nil {
+	if _, known := r.nodes[*typ]; !known {
 		return nil, nil
 	}
-	sessions, err := r.Accounts.SessionsByIDs(ctx, a, []uuid.UUID{id})
-	if err != nil || len(sessions) == 0 {
-		return nil, err
-	}
-	return &sessions[0], nil
-}
-
-func (r *Resolver) fetchWork(ctx context.Context, key string) (relay.Node, error) {
-	if _, err := account.Require(ctx); err != nil {
-		return nil, err
-	}
-	id, err := uuid.Parse(key)
-	if err != nil {
-		return nil, nil
-	}
-	w, err := loadersFrom(ctx).works.Load(ctx, id)
-	if err != nil || w == nil {
-		return nil, err
-	}
-	return w, nil
-}
-
-func (r *Resolver) fetchGeneration(ctx context.Context, key string) (relay.Node, error) {
-	a, err := account.Actor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := uuid.Parse(key)
-	if err != nil {
-		return nil, nil
-	}
-	g, err := r.Jobs.Get(ctx, a, id)
-	if apperr.CodeOf(err) == apperr.NotFound {
-		return nil, nil
-	}
-	return g, err
+	return r.node(ctx, relay.ID(*typ, *key))
 }
 
 // actorAnd is the opening of most resolvers that act on one object: the
@@ -206,14 +233,22 @@ func cursorOf(after *string, typ string) (*uuid.UUID, error) {
 	return &id, nil
 }
 
-// pageInfo describes a page of n edges in newest-first order.
-func pageInfo(hasPrevious, hasNext bool, n int, cursor func(int) string) *model.PageInfo {
-	pi := &model.PageInfo{HasNextPage: hasNext, HasPreviousPage: hasPrevious}
-	if n > 0 {
-		start, end := cursor(0), cursor(n-1)
-		pi.StartCursor, pi.EndCursor = &start, &end
+// connection turns a page of domain rows into a Relay connection's edges
+// and page info; edge wraps one row with its cursor (its global id).
+func connection[T any, E any](page *db.Page[T], typ string, after *string, id func(*T) uuid.UUID, edge func(cursor string, n *T) E) ([]E, *model.PageInfo) {
+	edges := make([]E, len(page.Items))
+	pi := &model.PageInfo{HasNextPage: page.HasNext, HasPreviousPage: after != nil}
+	for i := range page.Items {
+		cursor := relay.ID(typ, id(&page.Items[i]).String())
+		edges[i] = edge(cursor, &page.Items[i])
+		if i == 0 {
+			pi.StartCursor = &cursor
+		}
+		if i == len(page.Items)-1 {
+			pi.EndCursor = &cursor
+		}
 	}
-	return pi
+	return edges, pi
 }
 
 // pageArgs validates a connection's `first` and `after` (a cursor of type

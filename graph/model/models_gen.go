@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/work"
 )
@@ -110,6 +111,24 @@ type CreditEntryEdge struct {
 	Node *credit.Entry `json:"node"`
 }
 
+// A page of credit holds.
+type CreditHoldConnection struct {
+	// The holds of this page.
+	Edges []*CreditHoldEdge `json:"edges"`
+	// Where this page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many holds match in all.
+	TotalCount int `json:"totalCount"`
+}
+
+// A credit hold and its cursor.
+type CreditHoldEdge struct {
+	// Pass as `after` to continue after this hold.
+	Cursor string `json:"cursor"`
+	// The hold.
+	Node *credit.Hold `json:"node"`
+}
+
 // Input of deleteWorks.
 type DeleteWorksInput struct {
 	// 1 to 100 works.
@@ -140,6 +159,12 @@ type EditImageInput struct {
 	Seed *string `json:"seed,omitempty"`
 	// As for generateImage.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// Input of emptyBin.
+type EmptyBinInput struct {
+	// Echoed back, for clients that track their mutations.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // What a request would cost.
@@ -196,10 +221,12 @@ type GenerationEdge struct {
 type GenerationEvent struct {
 	// 1, 2, 3 … per generation.
 	Seq int `json:"seq"`
-	// QUEUED, STARTED, PROGRESS, OUTPUT, SUCCEEDED, FAILED or CANCELED.
-	Kind string `json:"kind"`
+	// What happened.
+	Kind generate.EventKind `json:"kind"`
 	// The generation's global id.
 	GenerationID string `json:"generationId"`
+	// STARTED: which attempt (1 unless a worker was lost).
+	Attempt *int `json:"attempt,omitempty"`
 	// PROGRESS: from 0 to 1.
 	Fraction *float64 `json:"fraction,omitempty"`
 	// PROGRESS: the step done.
@@ -208,11 +235,13 @@ type GenerationEvent struct {
 	TotalSteps *int `json:"totalSteps,omitempty"`
 	// PROGRESS: what is happening.
 	Message *string `json:"message,omitempty"`
-	// PROGRESS: a signed URL of a small preview, when the provider gives one.
+	// PROGRESS: a signed URL of a small preview, when the provider gives one,
+	// signed when the event is delivered; null once the generation has ended
+	// (previews are deleted then).
 	PreviewURL *string `json:"previewUrl,omitempty"`
 	// OUTPUT: which image (0-based).
 	OutputIndex *int `json:"outputIndex,omitempty"`
-	// OUTPUT: a signed URL of the stored image.
+	// OUTPUT: a signed URL of the stored image, signed when the event is delivered (a replay gets a fresh one).
 	OutputURL *string `json:"outputUrl,omitempty"`
 	// FAILED: why, as a code.
 	ErrorCode *string `json:"errorCode,omitempty"`
@@ -304,6 +333,22 @@ type PageInfo struct {
 	StartCursor *string `json:"startCursor,omitempty"`
 	// Cursor of the last item on this page; pass it as `after` for the next page.
 	EndCursor *string `json:"endCursor,omitempty"`
+}
+
+// Input of purgeWorks.
+type PurgeWorksInput struct {
+	// 1 to 100 works in your bin.
+	WorkIds []string `json:"workIds"`
+}
+
+// Result of purgeWorks and emptyBin.
+type PurgeWorksPayload struct {
+	// The works erased.
+	PurgedWorkIds []string `json:"purgedWorkIds"`
+	// Bytes freed from your storage use.
+	FreedBytes int64 `json:"freedBytes"`
+	// Your storage use now.
+	Storage *work.Usage `json:"storage"`
 }
 
 type Query struct {
@@ -512,14 +557,18 @@ type VerifyEmailPayload struct {
 type ViewerEvent struct {
 	// 1, 2, 3 … per user.
 	Seq int `json:"seq"`
-	// GENERATION (a status change) or CREDITS (a balance change).
-	Kind string `json:"kind"`
-	// GENERATION: the generation's global id.
+	// What changed.
+	Kind feed.Kind `json:"kind"`
+	// GENERATION: the generation's global id. CREDITS: the generation the change is for, if any.
 	GenerationID *string `json:"generationId,omitempty"`
+	// GENERATION: the global id of the work it makes.
+	WorkID *string `json:"workId,omitempty"`
 	// GENERATION: its new status.
-	Status *GenerationStatus `json:"status,omitempty"`
+	Status *work.Status `json:"status,omitempty"`
 	// CREDITS: your credits after the change.
 	Credits *credit.Balance `json:"credits,omitempty"`
+	// CREDITS: why they changed.
+	Cause *CreditChangeCause `json:"cause,omitempty"`
 	// When it happened.
 	CreatedAt time.Time `json:"createdAt"`
 }
@@ -547,7 +596,7 @@ type WorkFilter struct {
 	// Only works of this kind.
 	Kind *WorkKind `json:"kind,omitempty"`
 	// Only works in this status.
-	Status *WorkStatus `json:"status,omitempty"`
+	Status *work.Status `json:"status,omitempty"`
 	// Only works whose title or prompt contains this text (case-insensitive).
 	Query *string `json:"query,omitempty"`
 }
@@ -558,69 +607,75 @@ type WorkPayload struct {
 	Work *work.Work `json:"work"`
 }
 
-// Why credits moved.
-type CreditEntryKind string
+// Why credits changed: a ledger entry's kind, or a hold set or released.
+type CreditChangeCause string
 
 const (
 	// The bonus for verifying your email.
-	CreditEntryKindSignupBonus CreditEntryKind = "SIGNUP_BONUS"
+	CreditChangeCauseSignupBonus CreditChangeCause = "SIGNUP_BONUS"
 	// A credit pack you bought.
-	CreditEntryKindPurchase CreditEntryKind = "PURCHASE"
+	CreditChangeCausePurchase CreditChangeCause = "PURCHASE"
 	// Your subscription's credits for a period.
-	CreditEntryKindSubscriptionGrant CreditEntryKind = "SUBSCRIPTION_GRANT"
-	// Spent on a generation.
-	CreditEntryKindSpend CreditEntryKind = "SPEND"
+	CreditChangeCauseSubscriptionGrant CreditChangeCause = "SUBSCRIPTION_GRANT"
+	// Spent on a generation (its hold captured).
+	CreditChangeCauseSpend CreditChangeCause = "SPEND"
 	// Given back.
-	CreditEntryKindRefund CreditEntryKind = "REFUND"
-	// Changed by support, with a reason.
-	CreditEntryKindAdjustment CreditEntryKind = "ADJUSTMENT"
+	CreditChangeCauseRefund CreditChangeCause = "REFUND"
+	// Changed by support.
+	CreditChangeCauseAdjustment CreditChangeCause = "ADJUSTMENT"
 	// Unused credits whose lot expired.
-	CreditEntryKindExpiry CreditEntryKind = "EXPIRY"
+	CreditChangeCauseExpiry CreditChangeCause = "EXPIRY"
 	// Taken back after a refunded or disputed payment.
-	CreditEntryKindClawback CreditEntryKind = "CLAWBACK"
+	CreditChangeCauseClawback CreditChangeCause = "CLAWBACK"
+	// Set aside for a generation you submitted.
+	CreditChangeCauseHold CreditChangeCause = "HOLD"
+	// A hold given back (the generation failed or was canceled).
+	CreditChangeCauseRelease CreditChangeCause = "RELEASE"
 )
 
-var AllCreditEntryKind = []CreditEntryKind{
-	CreditEntryKindSignupBonus,
-	CreditEntryKindPurchase,
-	CreditEntryKindSubscriptionGrant,
-	CreditEntryKindSpend,
-	CreditEntryKindRefund,
-	CreditEntryKindAdjustment,
-	CreditEntryKindExpiry,
-	CreditEntryKindClawback,
+var AllCreditChangeCause = []CreditChangeCause{
+	CreditChangeCauseSignupBonus,
+	CreditChangeCausePurchase,
+	CreditChangeCauseSubscriptionGrant,
+	CreditChangeCauseSpend,
+	CreditChangeCauseRefund,
+	CreditChangeCauseAdjustment,
+	CreditChangeCauseExpiry,
+	CreditChangeCauseClawback,
+	CreditChangeCauseHold,
+	CreditChangeCauseRelease,
 }
 
-func (e CreditEntryKind) IsValid() bool {
+func (e CreditChangeCause) IsValid() bool {
 	switch e {
-	case CreditEntryKindSignupBonus, CreditEntryKindPurchase, CreditEntryKindSubscriptionGrant, CreditEntryKindSpend, CreditEntryKindRefund, CreditEntryKindAdjustment, CreditEntryKindExpiry, CreditEntryKindClawback:
+	case CreditChangeCauseSignupBonus, CreditChangeCausePurchase, CreditChangeCauseSubscriptionGrant, CreditChangeCauseSpend, CreditChangeCauseRefund, CreditChangeCauseAdjustment, CreditChangeCauseExpiry, CreditChangeCauseClawback, CreditChangeCauseHold, CreditChangeCauseRelease:
 		return true
 	}
 	return false
 }
 
-func (e CreditEntryKind) String() string {
+func (e CreditChangeCause) String() string {
 	return string(e)
 }
 
-func (e *CreditEntryKind) UnmarshalGQL(v any) error {
+func (e *CreditChangeCause) UnmarshalGQL(v any) error {
 	str, ok := v.(string)
 	if !ok {
 		return fmt.Errorf("enums must be strings")
 	}
 
-	*e = CreditEntryKind(str)
+	*e = CreditChangeCause(str)
 	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid CreditEntryKind", str)
+		return fmt.Errorf("%s is not a valid CreditChangeCause", str)
 	}
 	return nil
 }
 
-func (e CreditEntryKind) MarshalGQL(w io.Writer) {
+func (e CreditChangeCause) MarshalGQL(w io.Writer) {
 	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
 }
 
-func (e *CreditEntryKind) UnmarshalJSON(b []byte) error {
+func (e *CreditChangeCause) UnmarshalJSON(b []byte) error {
 	s, err := strconv.Unquote(string(b))
 	if err != nil {
 		return err
@@ -628,74 +683,7 @@ func (e *CreditEntryKind) UnmarshalJSON(b []byte) error {
 	return e.UnmarshalGQL(s)
 }
 
-func (e CreditEntryKind) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e.MarshalGQL(&buf)
-	return buf.Bytes(), nil
-}
-
-// Where a generation stands.
-type GenerationStatus string
-
-const (
-	// Waiting for a worker; see queuePosition.
-	GenerationStatusQueued GenerationStatus = "QUEUED"
-	// Being made.
-	GenerationStatusRunning GenerationStatus = "RUNNING"
-	// Done; its images are in its work.
-	GenerationStatusSucceeded GenerationStatus = "SUCCEEDED"
-	// Could not be made; see errorCode and errorMessage.
-	GenerationStatusFailed GenerationStatus = "FAILED"
-	// Stopped by you.
-	GenerationStatusCanceled GenerationStatus = "CANCELED"
-)
-
-var AllGenerationStatus = []GenerationStatus{
-	GenerationStatusQueued,
-	GenerationStatusRunning,
-	GenerationStatusSucceeded,
-	GenerationStatusFailed,
-	GenerationStatusCanceled,
-}
-
-func (e GenerationStatus) IsValid() bool {
-	switch e {
-	case GenerationStatusQueued, GenerationStatusRunning, GenerationStatusSucceeded, GenerationStatusFailed, GenerationStatusCanceled:
-		return true
-	}
-	return false
-}
-
-func (e GenerationStatus) String() string {
-	return string(e)
-}
-
-func (e *GenerationStatus) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("enums must be strings")
-	}
-
-	*e = GenerationStatus(str)
-	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid GenerationStatus", str)
-	}
-	return nil
-}
-
-func (e GenerationStatus) MarshalGQL(w io.Writer) {
-	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
-}
-
-func (e *GenerationStatus) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return err
-	}
-	return e.UnmarshalGQL(s)
-}
-
-func (e GenerationStatus) MarshalJSON() ([]byte, error) {
+func (e CreditChangeCause) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -937,70 +925,6 @@ func (e *WorkKind) UnmarshalJSON(b []byte) error {
 }
 
 func (e WorkKind) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e.MarshalGQL(&buf)
-	return buf.Bytes(), nil
-}
-
-// Where a work stands.
-type WorkStatus string
-
-const (
-	// Waiting to be made.
-	WorkStatusPending WorkStatus = "PENDING"
-	// Being made.
-	WorkStatusProcessing WorkStatus = "PROCESSING"
-	// Done; its images are available.
-	WorkStatusReady WorkStatus = "READY"
-	// Could not be made.
-	WorkStatusFailed WorkStatus = "FAILED"
-)
-
-var AllWorkStatus = []WorkStatus{
-	WorkStatusPending,
-	WorkStatusProcessing,
-	WorkStatusReady,
-	WorkStatusFailed,
-}
-
-func (e WorkStatus) IsValid() bool {
-	switch e {
-	case WorkStatusPending, WorkStatusProcessing, WorkStatusReady, WorkStatusFailed:
-		return true
-	}
-	return false
-}
-
-func (e WorkStatus) String() string {
-	return string(e)
-}
-
-func (e *WorkStatus) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("enums must be strings")
-	}
-
-	*e = WorkStatus(str)
-	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid WorkStatus", str)
-	}
-	return nil
-}
-
-func (e WorkStatus) MarshalGQL(w io.Writer) {
-	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
-}
-
-func (e *WorkStatus) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return err
-	}
-	return e.UnmarshalGQL(s)
-}
-
-func (e WorkStatus) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -35,7 +35,7 @@ func (s *Service) Unsuspend(ctx context.Context, admin actor.Actor, userID uuid.
 	return s.setStatus(ctx, admin, userID, StatusActive, nil, EventUnsuspended)
 }
 
-func (s *Service) setStatus(ctx context.Context, admin actor.Actor, userID uuid.UUID, status string, reason *string, event string) (*User, error) {
+func (s *Service) setStatus(ctx context.Context, admin actor.Actor, userID uuid.UUID, status string, reason *string, event EventKind) (*User, error) {
 	if err := admin.RequireAdmin(); err != nil {
 		return nil, err
 	}

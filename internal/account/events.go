@@ -9,29 +9,33 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/actor"
+	"github.com/fastimage/api/internal/db"
 )
+
+// EventKind says what a security event records.
+type EventKind string
 
 // Kinds of security events.
 const (
-	EventSignUp            = "SIGN_UP"
-	EventEmailVerified     = "EMAIL_VERIFIED"
-	EventSignIn            = "SIGN_IN"
-	EventSignInFailed      = "SIGN_IN_FAILED"
-	EventSignOut           = "SIGN_OUT"
-	EventResetRequested    = "PASSWORD_RESET_REQUESTED"
-	EventResetCompleted    = "PASSWORD_RESET_COMPLETED"
-	EventPasswordChanged   = "PASSWORD_CHANGED"
-	EventEmailChangeAsked  = "EMAIL_CHANGE_REQUESTED"
-	EventEmailChanged      = "EMAIL_CHANGED"
-	EventSessionRevoked    = "SESSION_REVOKED"
-	EventRateLimited       = "RATE_LIMITED"
-	EventCaptchaFailed     = "CAPTCHA_FAILED"
-	EventSuspended         = "SUSPENDED"
-	EventUnsuspended       = "UNSUSPENDED"
-	EventProfileUpdated    = "PROFILE_UPDATED"
-	EventPasswordRehashed  = "PASSWORD_HASH_UPGRADED"
-	EventSignUpExisting    = "SIGN_UP_ATTEMPT_EXISTING"
-	EventVerificationAsked = "VERIFICATION_REQUESTED"
+	EventSignUp            EventKind = "SIGN_UP"
+	EventEmailVerified     EventKind = "EMAIL_VERIFIED"
+	EventSignIn            EventKind = "SIGN_IN"
+	EventSignInFailed      EventKind = "SIGN_IN_FAILED"
+	EventSignOut           EventKind = "SIGN_OUT"
+	EventResetRequested    EventKind = "PASSWORD_RESET_REQUESTED"
+	EventResetCompleted    EventKind = "PASSWORD_RESET_COMPLETED"
+	EventPasswordChanged   EventKind = "PASSWORD_CHANGED"
+	EventEmailChangeAsked  EventKind = "EMAIL_CHANGE_REQUESTED"
+	EventEmailChanged      EventKind = "EMAIL_CHANGED"
+	EventSessionRevoked    EventKind = "SESSION_REVOKED"
+	EventRateLimited       EventKind = "RATE_LIMITED"
+	EventCaptchaFailed     EventKind = "CAPTCHA_FAILED"
+	EventSuspended         EventKind = "SUSPENDED"
+	EventUnsuspended       EventKind = "UNSUSPENDED"
+	EventProfileUpdated    EventKind = "PROFILE_UPDATED"
+	EventPasswordRehashed  EventKind = "PASSWORD_HASH_UPGRADED"
+	EventSignUpExisting    EventKind = "SIGN_UP_ATTEMPT_EXISTING"
+	EventVerificationAsked EventKind = "VERIFICATION_REQUESTED"
 )
 
 // SecurityEvent is one entry of a user's security record. Detail never
@@ -41,7 +45,7 @@ type SecurityEvent struct {
 
 	ID        uuid.UUID      `bun:"id,pk,type:uuid,default:uuidv7()"`
 	UserID    *uuid.UUID     `bun:"user_id,type:uuid"`
-	Kind      string         `bun:"kind"`
+	Kind      EventKind      `bun:"kind"`
 	IP        string         `bun:"ip"`
 	UserAgent string         `bun:"user_agent"`
 	SessionID *uuid.UUID     `bun:"session_id,type:uuid"`
@@ -51,7 +55,7 @@ type SecurityEvent struct {
 
 // record appends a security event for userID (nil for an unknown account)
 // with the caller's IP and user agent.
-func record(ctx context.Context, idb bun.IDB, userID *uuid.UUID, sessionID *uuid.UUID, kind string, detail map[string]any) error {
+func record(ctx context.Context, idb bun.IDB, userID *uuid.UUID, sessionID *uuid.UUID, kind EventKind, detail map[string]any) error {
 	c := ClientFrom(ctx)
 	if detail == nil {
 		detail = map[string]any{}
@@ -65,43 +69,22 @@ func record(ctx context.Context, idb bun.IDB, userID *uuid.UUID, sessionID *uuid
 
 // recordBestEffort records an event outside a transaction; a failure is
 // logged, never shown to the user, who did nothing wrong.
-func (s *Service) recordBestEffort(ctx context.Context, userID *uuid.UUID, sessionID *uuid.UUID, kind string, detail map[string]any) {
+func (s *Service) recordBestEffort(ctx context.Context, userID *uuid.UUID, sessionID *uuid.UUID, kind EventKind, detail map[string]any) {
 	if err := record(ctx, s.db, userID, sessionID, kind, detail); err != nil {
 		s.log.ErrorContext(ctx, "security event not recorded", "kind", kind, "err", err)
 	}
 }
 
-// SecurityEventPage is one page of a user's security events, newest first.
-type SecurityEventPage struct {
-	Events     []SecurityEvent
-	HasNext    bool
-	TotalCount int
-}
-
 // SecurityEvents returns up to first events of userID older than the event
 // after (nil for the newest), newest first.
 // Returns FORBIDDEN unless the actor is that user.
-func (s *Service) SecurityEvents(ctx context.Context, a actor.Actor, userID uuid.UUID, first int, after *uuid.UUID) (*SecurityEventPage, error) {
+func (s *Service) SecurityEvents(ctx context.Context, a actor.Actor, userID uuid.UUID, first int, after *uuid.UUID) (*db.Page[SecurityEvent], error) {
 	if err := a.OwnAccount(userID); err != nil {
 		return nil, err
 	}
-	var events []SecurityEvent
-	q := s.db.NewSelect().Model(&events).Where("user_id = ?", userID).Order("id DESC").Limit(int64(first + 1))
-	if after != nil {
-		q = q.Where("id < ?", *after)
-	}
-	if err := q.Scan(ctx); err != nil {
-		return nil, fmt.Errorf("list security events: %w", err)
-	}
-	total, err := s.db.NewSelect().Model((*SecurityEvent)(nil)).Where("user_id = ?", userID).Count(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("count security events: %w", err)
-	}
-	page := &SecurityEventPage{Events: events, TotalCount: int(total)}
-	if len(events) > first {
-		page.Events, page.HasNext = events[:first], true
-	}
-	return page, nil
+	return db.ListPage[SecurityEvent](ctx, s.db, "security_event.id", func(q *bun.SelectQuery) *bun.SelectQuery {
+		return q.Where("security_event.user_id = ?", userID)
+	}, first, after)
 }
 
 // SecurityEventsByIDs returns the actor's security events among ids, in no

@@ -142,7 +142,7 @@ func (s *Service) ResendVerification(ctx context.Context, email string) error {
 // account of email that also meets extra (an SQL condition, or ""), and
 // records event. When there is no such account it does nothing, so that
 // callers answer the same either way.
-func (s *Service) mailLink(ctx context.Context, email, extra, kind string, ttl time.Duration, event string,
+func (s *Service) mailLink(ctx context.Context, email, extra, kind string, ttl time.Duration, event EventKind,
 	message func(to, token string) mailMessage) error {
 	var msg mailMessage
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {

@@ -24,6 +24,7 @@ import (
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/events"
+	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/generate/provider"
 	"github.com/fastimage/api/internal/mail"
@@ -72,6 +73,7 @@ type App struct {
 	Blobs   http.Handler
 	Gallery *work.Service
 	Jobs    *generate.Service
+	Feed    *feed.Service
 	Bus     *events.Bus
 	// Outbox keeps mail in Postgres when no SMTP server is configured; nil
 	// otherwise.
@@ -138,6 +140,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		UserRunningLimit: cfg.Generate.UserRunningLimit, QueueCap: cfg.Generate.QueueCap,
 		PollInterval: o.PollInterval, ProgressEvery: o.ProgressEvery,
 	}, a.Bus, a.Gallery, p, log)
+	a.Feed = feed.New(bdb, a.Bus, log, o.PollInterval)
 	return a, nil
 }
 
@@ -146,7 +149,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
 	return server.New(server.Deps{
 		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
-		Accounts: a.Accounts, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Bus: a.Bus,
+		Accounts: a.Accounts, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Bus: a.Bus,
 		Blobs: a.Blobs, Outbox: a.Outbox,
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/actor"
+	"github.com/fastimage/api/internal/db"
 )
 
 // Balance is a user's credits: Balance is posted, Held is set aside for work
@@ -34,52 +35,56 @@ func (l *Ledger) BalanceOf(ctx context.Context, a actor.Actor, userID uuid.UUID)
 	return b, nil
 }
 
-// EntryPage is one page of a user's entries, newest first.
-type EntryPage struct {
-	Entries    []Entry
-	HasNext    bool
-	TotalCount int
-}
-
 // Entries returns up to first entries of userID older than after (nil for
 // the newest), newest first, with the expiry of the lot each grant formed.
 // Returns FORBIDDEN unless the actor is that user or an admin.
-func (l *Ledger) Entries(ctx context.Context, a actor.Actor, userID uuid.UUID, first int, after *uuid.UUID) (*EntryPage, error) {
+func (l *Ledger) Entries(ctx context.Context, a actor.Actor, userID uuid.UUID, first int, after *uuid.UUID) (*db.Page[Entry], error) {
 	if err := a.ReadAccount(userID); err != nil {
 		return nil, err
 	}
-	var entries []Entry
-	q := l.selectEntries(&entries).Where("entry.user_id = ?", userID).OrderExpr("entry.id DESC").Limit(int64(first + 1))
-	if after != nil {
-		q = q.Where("entry.id < ?", *after)
-	}
-	if err := q.Scan(ctx); err != nil {
-		return nil, fmt.Errorf("list entries: %w", err)
-	}
-	total, err := l.db.NewSelect().Model((*Entry)(nil)).Where("user_id = ?", userID).Count(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("count entries: %w", err)
-	}
-	page := &EntryPage{Entries: entries, TotalCount: int(total)}
-	if len(entries) > first {
-		page.Entries, page.HasNext = entries[:first], true
-	}
-	return page, nil
+	return db.ListPage[Entry](ctx, l.db, "entry.id", func(q *bun.SelectQuery) *bun.SelectQuery {
+		return withLots(q).Where("entry.user_id = ?", userID)
+	}, first, after)
 }
 
 // EntriesByIDs returns the actor's entries among ids, in no order; anyone
 // else's are left out.
 func (l *Ledger) EntriesByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Entry, error) {
 	var entries []Entry
-	if err := l.selectEntries(&entries).Where("entry.user_id = ? AND entry.id IN (?)", a.UserID, bun.In(ids)).Scan(ctx); err != nil {
+	if err := withLots(l.db.NewSelect().Model(&entries)).Where("entry.user_id = ? AND entry.id IN (?)", a.UserID, bun.In(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("find entries: %w", err)
 	}
 	return entries, nil
 }
 
-// selectEntries selects entries into out with the expiry of their lots.
-func (l *Ledger) selectEntries(out *[]Entry) *bun.SelectQuery {
-	return l.db.NewSelect().Model(out).
-		ColumnExpr("entry.*, lot.expires_at AS lot_expires_at").
+// withLots adds to a select of entries the expiry of their lots.
+func withLots(q *bun.SelectQuery) *bun.SelectQuery {
+	return q.ColumnExpr("entry.*, lot.expires_at AS lot_expires_at").
 		Join("LEFT JOIN credit_lots AS lot ON lot.id = entry.lot_id")
+}
+
+// Holds returns up to first holds of userID older than after (nil for the
+// newest), newest first, optionally of one status.
+// Returns FORBIDDEN unless the actor is that user or an admin.
+func (l *Ledger) Holds(ctx context.Context, a actor.Actor, userID uuid.UUID, status HoldStatus, first int, after *uuid.UUID) (*db.Page[Hold], error) {
+	if err := a.ReadAccount(userID); err != nil {
+		return nil, err
+	}
+	return db.ListPage[Hold](ctx, l.db, "hold.id", func(q *bun.SelectQuery) *bun.SelectQuery {
+		q = q.Where("hold.user_id = ?", userID)
+		if status != "" {
+			q = q.Where("hold.status = ?", status)
+		}
+		return q
+	}, first, after)
+}
+
+// HoldsByIDs returns the actor's holds among ids, in no order; anyone
+// else's are left out.
+func (l *Ledger) HoldsByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Hold, error) {
+	var holds []Hold
+	if err := l.db.NewSelect().Model(&holds).Where("user_id = ? AND id IN (?)", a.UserID, bun.In(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("find holds: %w", err)
+	}
+	return holds, nil
 }

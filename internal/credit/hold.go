@@ -13,11 +13,14 @@ import (
 	"github.com/fastimage/api/internal/apperr"
 )
 
-// Hold statuses: a hold resolves exactly once.
+// HoldStatus is where a hold stands; a hold resolves exactly once.
+type HoldStatus string
+
+// Hold statuses.
 const (
-	HoldHeld     = "held"
-	HoldCaptured = "captured"
-	HoldReleased = "released"
+	HoldHeld     HoldStatus = "held"
+	HoldCaptured HoldStatus = "captured"
+	HoldReleased HoldStatus = "released"
 )
 
 // Hold sets credits aside for work in progress: they stay in the balance
@@ -28,7 +31,7 @@ type Hold struct {
 	ID             uuid.UUID  `bun:"id,pk,type:uuid,default:uuidv7()"`
 	UserID         uuid.UUID  `bun:"user_id,type:uuid"`
 	Amount         int64      `bun:"amount"`
-	Status         string     `bun:"status"`
+	Status         HoldStatus `bun:"status"`
 	CapturedAmount *int64     `bun:"captured_amount"`
 	ReferenceType  *string    `bun:"reference_type"`
 	ReferenceID    *string    `bun:"reference_id"`
@@ -80,13 +83,17 @@ func HoldTx(ctx context.Context, tx bun.Tx, req HoldRequest) (*Hold, error) {
 	if err := ensureAccount(ctx, tx, req.UserID); err != nil {
 		return nil, err
 	}
-	res, err := tx.NewRaw(`UPDATE credit_accounts SET held = held + ?0, updated_at = now()
-		WHERE user_id = ?1 AND balance - held >= ?0`, req.Amount, req.UserID).Exec(ctx)
+	var balance, held int64
+	err := tx.NewRaw(`UPDATE credit_accounts SET held = held + ?0, updated_at = now()
+		WHERE user_id = ?1 AND balance - held >= ?0 RETURNING balance, held`, req.Amount, req.UserID).Scan(ctx, &balance, &held)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, insufficient(ctx, tx, req.UserID, req.Amount)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("hold credits: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, insufficient(ctx, tx, req.UserID, req.Amount)
+	if err := tellFeed(ctx, tx, req.UserID, balance, held, CauseHold, req.Ref); err != nil {
+		return nil, err
 	}
 	h := &Hold{UserID: req.UserID, Amount: req.Amount, Status: HoldHeld, ExpiresAt: time.Now().Add(req.TTL)}
 	if req.Ref.Type != "" {
@@ -127,9 +134,9 @@ func CaptureTx(ctx context.Context, tx bun.Tx, holdID uuid.UUID, amount int64) (
 	if amount == 0 {
 		return nil, freeHeld(ctx, tx, h)
 	}
-	ref := Ref{Type: "CreditHold", ID: h.ID.String()}
-	if h.ReferenceType != nil {
-		ref = Ref{Type: *h.ReferenceType, ID: *h.ReferenceID}
+	ref := h.ref()
+	if ref.Type == "" {
+		ref = Ref{Type: "CreditHold", ID: h.ID.String()}
 	}
 	return PostTx(ctx, tx, Posting{
 		UserID: h.UserID, Amount: -amount, Kind: Spend, Ref: ref,
@@ -157,7 +164,7 @@ func ReleaseTx(ctx context.Context, tx bun.Tx, holdID uuid.UUID) error {
 
 // resolve moves a held hold to status, exactly once: of several callers
 // racing, the conditional UPDATE lets one through.
-func resolve(ctx context.Context, tx bun.Tx, holdID uuid.UUID, status string, captured *int64) (*Hold, error) {
+func resolve(ctx context.Context, tx bun.Tx, holdID uuid.UUID, status HoldStatus, captured *int64) (*Hold, error) {
 	var h Hold
 	q := tx.NewUpdate().Model(&h).Set("status = ?", status).Set("resolved_at = now()").
 		Where("id = ? AND status = ?", holdID, HoldHeld)
@@ -185,10 +192,20 @@ func resolve(ctx context.Context, tx bun.Tx, holdID uuid.UUID, status string, ca
 }
 
 func freeHeld(ctx context.Context, tx bun.Tx, h *Hold) error {
-	if _, err := tx.NewRaw("UPDATE credit_accounts SET held = held - ?, updated_at = now() WHERE user_id = ?", h.Amount, h.UserID).Exec(ctx); err != nil {
+	var balance, held int64
+	if err := tx.NewRaw("UPDATE credit_accounts SET held = held - ?, updated_at = now() WHERE user_id = ? RETURNING balance, held",
+		h.Amount, h.UserID).Scan(ctx, &balance, &held); err != nil {
 		return fmt.Errorf("free held credits: %w", err)
 	}
-	return nil
+	return tellFeed(ctx, tx, h.UserID, balance, held, CauseRelease, h.ref())
+}
+
+// ref names what the hold pays for.
+func (h *Hold) ref() Ref {
+	if h.ReferenceType == nil {
+		return Ref{}
+	}
+	return Ref{Type: *h.ReferenceType, ID: *h.ReferenceID}
 }
 
 // ReleaseExpiredHolds releases every hold past its expiry (work that never

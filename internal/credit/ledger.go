@@ -21,6 +21,7 @@ import (
 
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/feed"
 )
 
 // Kind says why credits moved.
@@ -132,17 +133,20 @@ func PostTx(ctx context.Context, tx bun.Tx, p Posting) (*Entry, error) {
 	if err := ensureAccount(ctx, tx, p.UserID); err != nil {
 		return nil, err
 	}
-	var balance int64
+	var balance, held int64
 	err := tx.NewRaw(`
 		UPDATE credit_accounts
 		SET balance = balance + ?0, held = held - ?1, updated_at = now()
 		WHERE user_id = ?2 AND balance + ?0 - (held - ?1) >= 0 AND held - ?1 >= 0
-		RETURNING balance`, p.Amount, p.releaseHeld, p.UserID).Scan(ctx, &balance)
+		RETURNING balance, held`, p.Amount, p.releaseHeld, p.UserID).Scan(ctx, &balance, &held)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, insufficient(ctx, tx, p.UserID, -p.Amount)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("move balance: %w", err)
+	}
+	if err := tellFeed(ctx, tx, p.UserID, balance, held, string(p.Kind), p.Ref); err != nil {
+		return nil, err
 	}
 
 	e := &Entry{UserID: p.UserID, Amount: p.Amount, Kind: p.Kind, BalanceAfter: balance, IdempotencyKey: p.IdempotencyKey}
@@ -209,6 +213,19 @@ func (p Posting) validate() error {
 		return apperr.Errorf(apperr.Validation, "Only grants form lots that expire.")
 	}
 	return nil
+}
+
+// Causes of balance changes that are no entry of their own.
+const (
+	CauseHold    = "HOLD"
+	CauseRelease = "RELEASE"
+)
+
+// tellFeed tells the user's live feed their credits after a change, and why.
+func tellFeed(ctx context.Context, tx bun.Tx, userID uuid.UUID, balance, held int64, cause string, ref Ref) error {
+	return feed.AppendTx(ctx, tx, userID, feed.CreditsChanged{
+		Balance: balance, Held: held, Available: balance - held, Cause: cause, RefType: ref.Type, RefID: ref.ID,
+	})
 }
 
 func ensureAccount(ctx context.Context, idb bun.IDB, userID uuid.UUID) error {

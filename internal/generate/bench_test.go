@@ -162,7 +162,7 @@ func BenchmarkFanOut(b *testing.B) {
 					committed[g.ID] = time.Now()
 					cmu.Unlock()
 					if err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-						_, err := generate.AppendEvent(ctx, tx, g.ID, generate.EventProgress, map[string]any{"fraction": 0.5})
+						_, err := generate.AppendEvent(ctx, tx, g.ID, generate.Progress{Fraction: 0.5, Step: 1, TotalSteps: 2})
 						return err
 					}); err != nil {
 						b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/events"
 )
 
@@ -53,44 +54,19 @@ func (s *Service) QueuePosition(ctx context.Context, g *Generation) (int, error)
 	return ahead + 1, nil
 }
 
-// Page is one page of generations, newest first.
-type Page struct {
-	Generations []Generation
-	HasNext     bool
-	TotalCount  int
-}
-
 // List returns owner's generations, newest first, optionally of one status.
 // Returns FORBIDDEN unless the actor is owner.
-func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, status string, first int, after *uuid.UUID) (*Page, error) {
+func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, status Status, first int, after *uuid.UUID) (*db.Page[Generation], error) {
 	if err := a.OwnAccount(owner); err != nil {
 		return nil, err
 	}
-	userID := owner
-	filter := func(q *bun.SelectQuery) *bun.SelectQuery {
-		q = q.Where("user_id = ?", userID)
+	return db.ListPage[Generation](ctx, s.db, "generation.id", func(q *bun.SelectQuery) *bun.SelectQuery {
+		q = q.Where("generation.user_id = ?", owner)
 		if status != "" {
-			q = q.Where("status = ?", status)
+			q = q.Where("generation.status = ?", status)
 		}
 		return q
-	}
-	var gs []Generation
-	q := filter(s.db.NewSelect().Model(&gs)).Order("id DESC").Limit(int64(first + 1))
-	if after != nil {
-		q = q.Where("id < ?", *after)
-	}
-	if err := q.Scan(ctx); err != nil {
-		return nil, fmt.Errorf("list generations: %w", err)
-	}
-	total, err := filter(s.db.NewSelect().Model((*Generation)(nil))).Count(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("count generations: %w", err)
-	}
-	p := &Page{Generations: gs, TotalCount: int(total)}
-	if len(gs) > first {
-		p.Generations, p.HasNext = gs[:first], true
-	}
-	return p, nil
+	}, first, after)
 }
 
 // Cancel stops a generation: a queued one is canceled at once (its credits

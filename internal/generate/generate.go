@@ -18,13 +18,16 @@ import (
 	"github.com/fastimage/api/internal/work"
 )
 
+// Status is where a generation stands: the status of the work it makes.
+type Status = work.Status
+
 // Statuses of a generation.
 const (
-	StatusQueued    = "queued"
-	StatusRunning   = "running"
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-	StatusCanceled  = "canceled"
+	StatusQueued    = work.StatusQueued
+	StatusRunning   = work.StatusRunning
+	StatusSucceeded = work.StatusSucceeded
+	StatusFailed    = work.StatusFailed
+	StatusCanceled  = work.StatusCanceled
 )
 
 // Codes of refusals particular to generation.
@@ -51,7 +54,7 @@ type Generation struct {
 	SourceWorkID    *uuid.UUID `bun:"source_work_id,type:uuid"`
 	MaskWorkID      *uuid.UUID `bun:"mask_work_id,type:uuid"`
 	Provider        string     `bun:"provider"`
-	Status          string     `bun:"status"`
+	Status          Status     `bun:"status"`
 	Progress        float64    `bun:"progress"`
 	CreditsPerImage int        `bun:"credits_per_image"`
 	HoldID          *uuid.UUID `bun:"hold_id,type:uuid"`
@@ -73,6 +76,15 @@ type Generation struct {
 	FinishedAt      *time.Time `bun:"finished_at"`
 	CreatedAt       time.Time  `bun:"created_at,nullzero,default:now()"`
 	UpdatedAt       time.Time  `bun:"updated_at,nullzero,default:now()"`
+}
+
+// WorkKind is what the generation makes, as My Works names it: a
+// generation or an edit.
+func (g *Generation) WorkKind() string {
+	if g.Kind == KindEdit {
+		return work.KindEdit
+	}
+	return work.KindGeneration
 }
 
 // Final reports whether the generation is over.

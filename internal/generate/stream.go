@@ -20,75 +20,14 @@ func (s *Service) Stream(ctx context.Context, a actor.Actor, genID uuid.UUID, af
 	if _, err := s.Get(ctx, a, genID); err != nil {
 		return nil, err
 	}
-	return follow(ctx, s, events.GenerationTopic(genID.String()), int64(afterSeq),
-		func(ctx context.Context, after int64) ([]Event, error) {
+	return events.Follow(ctx, s.bus, s.log, events.Stream[Event]{
+		Topic: events.GenerationTopic(genID.String()),
+		Read: func(ctx context.Context, after int64) ([]Event, error) {
 			return s.sharedEventsAfter(ctx, genID, int(after))
 		},
-		func(e Event) (int64, bool) { return int64(e.Seq), e.Final() }), nil
-}
-
-// StreamFeed is Stream for the actor's live feed, which never ends by itself.
-func (s *Service) StreamFeed(ctx context.Context, a actor.Actor, afterSeq int64) <-chan FeedEvent {
-	userID := a.UserID
-	return follow(ctx, s, events.UserTopic(userID.String()), afterSeq,
-		func(ctx context.Context, after int64) ([]FeedEvent, error) { return s.FeedAfter(ctx, userID, after) },
-		func(e FeedEvent) (int64, bool) { return e.Seq, false })
-}
-
-// readPage is how many rows one read returns; a full page is followed by
-// another read at once.
-const readPage = 500
-
-// follow sends the rows read after the last sequence sent, each time topic's
-// doorbell rings or the poll interval passes, until a final row or the end
-// of ctx.
-func follow[E any](ctx context.Context, s *Service, topic string, last int64,
-	read func(ctx context.Context, after int64) ([]E, error), seq func(E) (n int64, final bool)) <-chan E {
-	out := make(chan E)
-	wake, stop := s.bus.Subscribe(topic)
-	go func() {
-		defer close(out)
-		defer stop()
-		for {
-			rows, err := read(ctx, last)
-			if err != nil && ctx.Err() == nil {
-				s.log.WarnContext(ctx, "follow events", "topic", topic, "err", err)
-			}
-			for _, row := range rows {
-				select {
-				case out <- row:
-				case <-ctx.Done():
-					return
-				}
-				n, final := seq(row)
-				last = n
-				if final {
-					return
-				}
-			}
-			if len(rows) == readPage {
-				continue // more are waiting
-			}
-			if !waitFor(ctx, wake, s.cfg.PollInterval) {
-				return
-			}
-		}
-	}()
-	return out
-}
-
-// waitFor blocks until a wake-up, the poll interval, or the end of ctx
-// (false).
-func waitFor(ctx context.Context, wake <-chan struct{}, poll time.Duration) bool {
-	t := time.NewTimer(poll)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-wake:
-	case <-t.C:
-	}
-	return true
+		Seq:  func(e Event) (int64, bool) { return int64(e.Seq), e.Final() },
+		Poll: s.cfg.PollInterval,
+	}, int64(afterSeq)), nil
 }
 
 // sharedEventsAfter is EventsAfter with one query for every subscriber of

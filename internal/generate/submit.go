@@ -250,7 +250,7 @@ func (s *Service) submitTx(ctx context.Context, tx bun.Tx, userID uuid.UUID, r R
 		workKind = work.KindEdit
 	}
 	prompt := r.Prompt
-	w := &work.Work{UserID: userID, Kind: workKind, Title: title(r.Prompt), Prompt: &prompt, Status: work.StatusPending, SourceWorkID: r.SourceWorkID}
+	w := &work.Work{UserID: userID, Kind: workKind, Title: title(r.Prompt), Prompt: &prompt, Status: work.StatusQueued, SourceWorkID: r.SourceWorkID}
 	if err := work.CreateTx(ctx, tx, w); err != nil {
 		return nil, err
 	}
@@ -283,7 +283,7 @@ func (s *Service) submitTx(ctx context.Context, tx bun.Tx, userID uuid.UUID, r R
 	if _, err := tx.NewUpdate().Model(g).Column("hold_id").WherePK().Exec(ctx); err != nil {
 		return nil, fmt.Errorf("link hold: %w", err)
 	}
-	if _, err := appendEvent(ctx, tx, g.ID, EventQueued, map[string]any{"cost": perImage * r.Count}); err != nil {
+	if _, err := appendEvent(ctx, tx, g.ID, Queued{Cost: perImage * r.Count}); err != nil {
 		return nil, err
 	}
 	g.LastSeq = 1

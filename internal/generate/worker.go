@@ -42,11 +42,11 @@ func (s *Service) workLoop(ctx context.Context, owner string) {
 			if ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "claim generation", "err", err)
 			}
-			waitFor(ctx, wake, time.Second)
+			events.WaitFor(ctx, wake, time.Second)
 			continue
 		}
 		if g == nil {
-			waitFor(ctx, wake, s.cfg.PollInterval)
+			events.WaitFor(ctx, wake, s.cfg.PollInterval)
 			continue
 		}
 		s.run(ctx, owner, g)
@@ -97,10 +97,10 @@ func (s *Service) run(ctx context.Context, owner string, g *Generation) {
 		return
 	}
 	if err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := appendEvent(ctx, tx, g.ID, EventStarted, map[string]any{"attempt": g.Attempts}); err != nil {
+		if _, err := appendEvent(ctx, tx, g.ID, Started{Attempt: g.Attempts}); err != nil {
 			return err
 		}
-		if err := work.SetStatusTx(ctx, tx, g.WorkID, work.StatusProcessing); err != nil {
+		if err := work.SetStatusTx(ctx, tx, g.WorkID, work.StatusRunning); err != nil {
 			return err
 		}
 		return feedStatus(ctx, tx, g, StatusRunning)
@@ -204,18 +204,20 @@ func (s *Service) generate(ctx context.Context, g *Generation) error {
 			return
 		}
 		fraction, lastProgress = f, time.Now()
-		payload := map[string]any{"fraction": f, "step": p.Step, "totalSteps": p.Total, "message": p.Message}
+		data := Progress{Fraction: f, Step: p.Step, TotalSteps: p.Total, Message: p.Message}
 		if len(p.Preview) > 0 {
-			url, err := s.gallery.PutPreview(ctx, g.UserID, g.WorkID, p.Step, p.Preview, p.PreviewType, s.gallery.URLExpiry(time.Now()))
-			if err == nil {
-				payload["previewUrl"] = url
+			key, err := s.gallery.PutPreview(ctx, g.UserID, g.WorkID, p.Step, p.Preview, p.PreviewType)
+			if err != nil {
+				s.log.WarnContext(ctx, "store preview", "generation_id", g.ID.String(), "err", err)
+			} else {
+				data.PreviewKey = key
 			}
 		}
 		progressErr = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			if _, err := tx.NewRaw("UPDATE generations SET progress = greatest(progress, ?) WHERE id = ?", f, g.ID).Exec(ctx); err != nil {
 				return err
 			}
-			_, err := appendEvent(ctx, tx, g.ID, EventProgress, payload)
+			_, err := appendEvent(ctx, tx, g.ID, data)
 			return err
 		})
 	}
@@ -224,17 +226,12 @@ func (s *Service) generate(ctx context.Context, g *Generation) error {
 		if err != nil {
 			return err
 		}
-		url, err := s.gallery.URL(ctx, &img.Asset, s.gallery.URLExpiry(time.Now()))
-		if err != nil {
-			return err
-		}
 		return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			if _, err := tx.NewRaw("UPDATE generations SET outputs = greatest(outputs, ?) WHERE id = ?", o.Index+1, g.ID).Exec(ctx); err != nil {
 				return err
 			}
-			_, err := appendEvent(ctx, tx, g.ID, EventOutput, map[string]any{
-				"index": o.Index, "imageId": img.ID.String(), "width": img.Width, "height": img.Height,
-				"contentType": img.ContentType, "url": url,
+			_, err := appendEvent(ctx, tx, g.ID, Output{
+				Index: o.Index, ImageID: img.ID, Key: img.StorageKey, Width: img.Width, Height: img.Height, ContentType: img.ContentType,
 			})
 			return err
 		})
@@ -248,7 +245,7 @@ func (s *Service) generate(ctx context.Context, g *Generation) error {
 // finish records the end of a job the worker still holds: it captures the
 // credits of the images made (success) or releases them, marks the work,
 // and writes the final event, all in one transaction.
-func (s *Service) finish(ctx context.Context, owner string, g *Generation, status string, failure *apperr.Error) {
+func (s *Service) finish(ctx context.Context, owner string, g *Generation, status Status, failure *apperr.Error) {
 	ctx = context.WithoutCancel(ctx)
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var cur Generation
@@ -270,7 +267,7 @@ func (s *Service) finish(ctx context.Context, owner string, g *Generation, statu
 }
 
 // endTx moves a generation (locked by the caller) to its final status.
-func (s *Service) endTx(ctx context.Context, tx bun.Tx, g *Generation, status string, failure *apperr.Error) error {
+func (s *Service) endTx(ctx context.Context, tx bun.Tx, g *Generation, status Status, failure *apperr.Error) error {
 	var cost int64
 	if status == StatusSucceeded {
 		cost = int64(g.Outputs * g.CreditsPerImage)
@@ -286,25 +283,22 @@ func (s *Service) endTx(ctx context.Context, tx bun.Tx, g *Generation, status st
 	}
 	q := tx.NewUpdate().Model((*Generation)(nil)).Set("status = ?", status).Set("finished_at = now()").
 		Set("lease_owner = NULL").Set("lease_expires_at = NULL").Set("updated_at = now()").Where("id = ?", g.ID)
-	payload := map[string]any{}
-	workStatus := work.StatusFailed
+	var final EventData = Canceled{}
 	switch status {
 	case StatusSucceeded:
 		q = q.Set("cost = ?", cost).Set("progress = 1")
-		payload = map[string]any{"cost": cost, "outputs": g.Outputs}
-		workStatus = work.StatusReady
+		final = Succeeded{Cost: cost, Outputs: g.Outputs}
 	case StatusFailed:
 		q = q.Set("error_code = ?", string(failure.Code)).Set("error_message = ?", failure.Message)
-		payload = map[string]any{"code": string(failure.Code), "message": failure.Message}
+		final = Failed{Code: string(failure.Code), Message: failure.Message}
 	}
 	if _, err := q.Exec(ctx); err != nil {
 		return fmt.Errorf("end generation: %w", err)
 	}
-	if err := work.SetStatusTx(ctx, tx, g.WorkID, workStatus); err != nil {
+	if err := work.SetStatusTx(ctx, tx, g.WorkID, status); err != nil {
 		return err
 	}
-	kind := map[string]string{StatusSucceeded: EventSucceeded, StatusFailed: EventFailed, StatusCanceled: EventCanceled}[status]
-	if _, err := appendEvent(ctx, tx, g.ID, kind, payload); err != nil {
+	if _, err := appendEvent(ctx, tx, g.ID, final); err != nil {
 		return err
 	}
 	return feedStatus(ctx, tx, g, status)

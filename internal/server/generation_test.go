@@ -181,7 +181,7 @@ func TestGenerateEndToEnd(t *testing.T) {
 		}
 	}
 	me.must(`query($id: ID!) { work(id: $id) { status images { role url width height } } }`, map[string]any{"id": sub.GenerateImage.Work.ID}, &w)
-	if w.Work.Status != "READY" || len(w.Work.Images) != 2 || w.Work.Images[0].Role != "OUTPUT" || w.Work.Images[0].Width != 512 {
+	if w.Work.Status != "SUCCEEDED" || len(w.Work.Images) != 2 || w.Work.Images[0].Role != "OUTPUT" || w.Work.Images[0].Width != 512 {
 		t.Fatalf("work %+v", w.Work)
 	}
 	if resp, _ := get(t, w.Work.Images[1].URL); resp.StatusCode != 200 {

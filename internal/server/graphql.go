@@ -29,7 +29,7 @@ const (
 // HTTP transport (GET and POST per the GraphQL-over-HTTP specification),
 // multipart uploads, SSE, and WebSocket on gorilla with both subprotocols.
 func (s *Server) graphqlHandler() http.Handler {
-	resolver := graph.NewResolver(s.serverInfo(), s.accounts, s.ledger, s.gallery, s.jobs, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})
+	resolver := graph.NewResolver(s.serverInfo(), s.accounts, s.ledger, s.gallery, s.jobs, s.feed, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})
 	es := graph.NewExecutableSchema(graph.Config{Resolvers: resolver})
 	h := handler.New(es)
 

@@ -23,6 +23,7 @@ import (
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/events"
+	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/metrics"
@@ -40,6 +41,7 @@ type Deps struct {
 	Ledger   *credit.Ledger
 	Gallery  *work.Service
 	Jobs     *generate.Service
+	Feed     *feed.Service
 	Bus      *events.Bus
 	// Blobs serves the local storage backend's signed URLs at /blobs/; nil
 	// with GCS, whose URLs point at Google.
@@ -59,6 +61,7 @@ type Server struct {
 	ledger   *credit.Ledger
 	gallery  *work.Service
 	jobs     *generate.Service
+	feed     *feed.Service
 	bus      *events.Bus
 	blobs    http.Handler
 	outbox   *mail.Outbox
@@ -89,6 +92,7 @@ func New(d Deps) *Server {
 		ledger:   d.Ledger,
 		gallery:  d.Gallery,
 		jobs:     d.Jobs,
+		feed:     d.Feed,
 		bus:      d.Bus,
 		blobs:    d.Blobs,
 		outbox:   d.Outbox,

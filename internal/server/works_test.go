@@ -100,7 +100,7 @@ func TestUploadImages(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := me.mustUpload(tc.file, tc.data, "My "+tc.name)
-			if w.Kind != "UPLOAD" || w.Status != "READY" || w.Title != "My "+tc.name || len(w.Images) != 1 {
+			if w.Kind != "UPLOAD" || w.Status != "SUCCEEDED" || w.Title != "My "+tc.name || len(w.Images) != 1 {
 				t.Fatalf("work %+v", w)
 			}
 			img := w.Images[0]

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -32,7 +31,7 @@ func CreateTx(ctx context.Context, tx bun.Tx, w *Work) error {
 }
 
 // SetStatusTx moves a work to status in the caller's transaction.
-func SetStatusTx(ctx context.Context, tx bun.IDB, workID uuid.UUID, status string) error {
+func SetStatusTx(ctx context.Context, tx bun.IDB, workID uuid.UUID, status Status) error {
 	if _, err := tx.NewUpdate().Model((*Work)(nil)).Set("status = ?", status).Set("updated_at = now()").
 		Where("id = ?", workID).Exec(ctx); err != nil {
 		return fmt.Errorf("set work status: %w", err)
@@ -61,14 +60,14 @@ func (s *Service) SourceImage(ctx context.Context, userID, workID uuid.UUID) ([]
 	return io.ReadAll(io.LimitReader(rc, s.cfg.MaxUploadBytes+1))
 }
 
-// PutPreview stores a progress preview of a work and returns a signed URL of
-// it that works until expires.
-func (s *Service) PutPreview(ctx context.Context, userID, workID uuid.UUID, step int, data []byte, contentType string, expires time.Time) (string, error) {
+// PutPreview stores a progress preview of a work and returns its storage
+// key (see KeyURL); DropPreviews deletes it when the work is finished.
+func (s *Service) PutPreview(ctx context.Context, userID, workID uuid.UUID, step int, data []byte, contentType string) (string, error) {
 	key := fmt.Sprintf("%spreview-%03d%s", workPrefix(userID, workID), step, extension(contentType))
 	if _, err := s.bucket.Put(ctx, key, bytes.NewReader(data), storage.PutOptions{ContentType: contentType}); err != nil {
 		return "", fmt.Errorf("store preview: %w", err)
 	}
-	return s.bucket.SignedURL(ctx, key, storage.SignOptions{Method: "GET", Expires: expires})
+	return key, nil
 }
 
 // AddOutput stores one finished image of a work (checked and stripped like

@@ -11,33 +11,26 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/actor"
+	"github.com/fastimage/api/internal/db"
 )
 
 // Filter narrows a works list.
 type Filter struct {
 	Kind   string // "" for any
-	Status string // "" for any
+	Status Status // "" for any
 	// Query matches title or prompt, case-insensitively.
 	Query string
-}
-
-// Page is one page of works, newest first.
-type Page struct {
-	Works      []Work
-	HasNext    bool
-	TotalCount int
 }
 
 // List returns up to first of owner's works (not deleted) older than after
 // (nil: the newest), newest first, with the total that match.
 // Returns FORBIDDEN unless the actor is owner.
-func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, f Filter, first int, after *uuid.UUID) (*Page, error) {
+func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, f Filter, first int, after *uuid.UUID) (*db.Page[Work], error) {
 	if err := a.OwnAccount(owner); err != nil {
 		return nil, err
 	}
-	userID := owner
-	filter := func(q *bun.SelectQuery) *bun.SelectQuery {
-		q = q.Where("w.user_id = ? AND w.deleted_at IS NULL", userID)
+	return db.ListPage[Work](ctx, s.db, "w.id", func(q *bun.SelectQuery) *bun.SelectQuery {
+		q = q.ModelTableExpr("works AS w").ColumnExpr("w.*").Where("w.user_id = ? AND w.deleted_at IS NULL", owner)
 		if f.Kind != "" {
 			q = q.Where("w.kind = ?", f.Kind)
 		}
@@ -49,25 +42,7 @@ func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, f Fi
 			q = q.Where("(w.title ILIKE ? OR w.prompt ILIKE ?)", like, like)
 		}
 		return q
-	}
-	var works []Work
-	q := filter(s.db.NewSelect().Model(&works).ModelTableExpr("works AS w").ColumnExpr("w.*")).
-		OrderExpr("w.id DESC").Limit(int64(first + 1))
-	if after != nil {
-		q = q.Where("w.id < ?", *after)
-	}
-	if err := q.Scan(ctx); err != nil {
-		return nil, fmt.Errorf("list works: %w", err)
-	}
-	total, err := filter(s.db.NewSelect().ModelTableExpr("works AS w")).Count(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("count works: %w", err)
-	}
-	page := &Page{Works: works, TotalCount: int(total)}
-	if len(works) > first {
-		page.Works, page.HasNext = works[:first], true
-	}
-	return page, nil
+	}, first, after)
 }
 
 func escapeLike(s string) string {
@@ -113,15 +88,38 @@ func (s *Service) ImagesByWorkIDs(ctx context.Context, a actor.Actor, workIDs []
 		Order("work_id", "position", "id").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("load images: %w", err)
 	}
-	byID := make(map[uuid.UUID]*Image)
 	out := make(map[uuid.UUID][]*Image, len(workIDs))
+	for _, img := range images(assets) {
+		out[img.WorkID] = append(out[img.WorkID], img)
+	}
+	return out, nil
+}
+
+// ImagesByIDs returns the actor's images among ids (of works not in the
+// bin), with their thumbnails, in no order: the batch behind node(id:).
+func (s *Service) ImagesByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]*Image, error) {
+	var assets []Asset
+	if err := s.db.NewSelect().Model(&assets).
+		Where("(id IN (?0) OR parent_id IN (?0)) AND user_id = ?1", bun.In(ids), a.UserID).
+		Where("work_id IN (SELECT id FROM works WHERE user_id = ? AND deleted_at IS NULL)", a.UserID).
+		Order("position", "id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("find images: %w", err)
+	}
+	return images(assets), nil
+}
+
+// images groups assets into images, each thumbnail attached to the image it
+// previews, keeping the assets' order.
+func images(assets []Asset) []*Image {
+	var out []*Image
+	byID := make(map[uuid.UUID]*Image)
 	for i := range assets {
 		if assets[i].Role == RoleThumbnail {
 			continue
 		}
 		img := &Image{Asset: assets[i], Thumbnails: map[int]*Asset{}}
 		byID[img.ID] = img
-		out[img.WorkID] = append(out[img.WorkID], img)
+		out = append(out, img)
 	}
 	for i := range assets {
 		a := &assets[i]
@@ -131,7 +129,7 @@ func (s *Service) ImagesByWorkIDs(ctx context.Context, a actor.Actor, workIDs []
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Usage is a user's storage use against their quota.

@@ -126,22 +126,55 @@ func interval(d time.Duration) string {
 func (s *Service) Purge(ctx context.Context) (int, error) {
 	purged := 0
 	for {
-		done, err := s.purgeOne(ctx)
-		if err != nil || done {
+		w, _, err := s.purgeOne(ctx, func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Where("deleted_at IS NOT NULL AND deleted_at <= now() - ?::interval", interval(s.cfg.Retention))
+		})
+		if err != nil || w == nil {
 			return purged, err
 		}
 		purged++
 	}
 }
 
-func (s *Service) purgeOne(ctx context.Context) (done bool, err error) {
+// PurgeBin erases works in the actor's bin now, with their blobs: those
+// named by ids, or every one when ids is nil. It returns the works erased
+// and the bytes given back to the quota.
+// Returns NOT_FOUND when any id is not a work in the actor's bin (then
+// nothing is erased) and VALIDATION for an empty or oversized batch.
+func (s *Service) PurgeBin(ctx context.Context, a actor.Actor, ids []uuid.UUID) (purged []uuid.UUID, freed int64, err error) {
+	inBin := func(q *bun.SelectQuery) *bun.SelectQuery {
+		return q.Where("user_id = ? AND deleted_at IS NOT NULL", a.UserID)
+	}
+	if ids != nil {
+		if ids, err = batch(ids); err != nil {
+			return nil, 0, err
+		}
+		n, err := inBin(s.db.NewSelect().Model((*Work)(nil))).Where("id IN (?)", bun.In(ids)).Count(ctx)
+		if err != nil {
+			return nil, 0, fmt.Errorf("find works in the bin: %w", err)
+		}
+		if int(n) != len(ids) {
+			return nil, 0, apperr.Errorf(apperr.NotFound, "Some of these works are not in your bin; nothing was erased.")
+		}
+		named := inBin
+		inBin = func(q *bun.SelectQuery) *bun.SelectQuery { return named(q).Where("id IN (?)", bun.In(ids)) }
+	}
+	for {
+		w, bytes, err := s.purgeOne(ctx, inBin)
+		if err != nil || w == nil {
+			return purged, freed, err
+		}
+		purged, freed = append(purged, w.ID), freed+bytes
+	}
+}
+
+// purgeOne erases the first work that where selects (oldest in the bin
+// first) and returns it with the bytes it freed, or nil when none is left.
+func (s *Service) purgeOne(ctx context.Context, where func(*bun.SelectQuery) *bun.SelectQuery) (purged *Work, freed int64, err error) {
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var w Work
-		err := tx.NewSelect().Model(&w).
-			Where("deleted_at IS NOT NULL AND deleted_at <= now() - ?::interval", interval(s.cfg.Retention)).
-			OrderExpr("deleted_at").Limit(1).For("UPDATE SKIP LOCKED").Scan(ctx)
+		err := where(tx.NewSelect().Model(&w)).OrderExpr("deleted_at").Limit(1).For("UPDATE SKIP LOCKED").Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
-			done = true
 			return nil
 		}
 		if err != nil {
@@ -152,16 +185,19 @@ func (s *Service) purgeOne(ctx context.Context) (done bool, err error) {
 		if _, err := s.bucket.DeletePrefix(ctx, workPrefix(w.UserID, w.ID)); err != nil {
 			return fmt.Errorf("delete blobs of work %s: %w", w.ID, err)
 		}
-		var freed int64
 		if err := tx.NewRaw("SELECT coalesce(sum(bytes), 0) FROM assets WHERE work_id = ?", w.ID).Scan(ctx, &freed); err != nil {
 			return err
 		}
 		if _, err := tx.NewDelete().Model((*Work)(nil)).Where("id = ?", w.ID).Exec(ctx); err != nil {
 			return fmt.Errorf("delete work %s: %w", w.ID, err)
 		}
+		purged = &w
 		return releaseQuota(ctx, tx, w.UserID, freed)
 	})
-	return done, err
+	if err != nil {
+		return nil, 0, err
+	}
+	return purged, freed, nil
 }
 
 // reserveQuota counts bytes against the user's quota, or refuses with

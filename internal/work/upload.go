@@ -104,7 +104,7 @@ func (s *Service) ingest(ctx context.Context, userID uuid.UUID, src io.Reader, t
 		return nil, err
 	}
 
-	w = &Work{ID: workID, UserID: userID, Kind: KindUpload, Title: title, Status: StatusReady}
+	w = &Work{ID: workID, UserID: userID, Kind: KindUpload, Title: title, Status: StatusSucceeded}
 	total := original.Bytes
 	for _, t := range thumbs {
 		total += t.Bytes

@@ -13,16 +13,24 @@ import (
 	"github.com/fastimage/api/internal/storage"
 )
 
-// Kinds, statuses and asset roles.
+// Status is where a work stands. A generated work and the generation that
+// makes it share it (generate.Status is this type).
+type Status string
+
+// The statuses; an upload is born succeeded.
+const (
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusCanceled  Status = "canceled"
+)
+
+// Kinds and asset roles.
 const (
 	KindUpload     = "upload"
 	KindGeneration = "generation"
 	KindEdit       = "edit"
-
-	StatusPending    = "pending"
-	StatusProcessing = "processing"
-	StatusReady      = "ready"
-	StatusFailed     = "failed"
 
 	RoleSource    = "source"
 	RoleMask      = "mask"
@@ -43,7 +51,7 @@ type Work struct {
 	Kind         string     `bun:"kind"`
 	Title        string     `bun:"title"`
 	Prompt       *string    `bun:"prompt"`
-	Status       string     `bun:"status"`
+	Status       Status     `bun:"status"`
 	SourceWorkID *uuid.UUID `bun:"source_work_id,type:uuid"`
 	DeletedAt    *time.Time `bun:"deleted_at"`
 	CreatedAt    time.Time  `bun:"created_at,nullzero,default:now()"`
@@ -99,6 +107,7 @@ type Service struct {
 	db     *bun.DB
 	bucket storage.Bucket
 	cfg    Config
+	urls   urlCache
 }
 
 // New returns a Service storing blobs in bucket.

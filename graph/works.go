@@ -1,0 +1,29 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/fastimage/api/graph/model"
+	"github.com/fastimage/api/internal/actor"
+	"github.com/fastimage/api/internal/relay"
+)
+
+// purged erases works from the actor's bin (ids; nil: all) and answers with
+// what went and the storage use after.
+func (r *Resolver) purged(ctx context.Context, a actor.Actor, ids []uuid.UUID) (*model.PurgeWorksPayload, error) {
+	gone, freed, err := r.Gallery.PurgeBin(ctx, a, ids)
+	if err != nil {
+		return nil, err
+	}
+	usage, err := r.Gallery.UsageOf(ctx, a, a.UserID)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.PurgeWorksPayload{PurgedWorkIds: make([]string, len(gone)), FreedBytes: freed, Storage: &usage}
+	for i, id := range gone {
+		out.PurgedWorkIds[i] = relay.ID("Work", id.String())
+	}
+	return out, nil
+}

@@ -1,0 +1,76 @@
+package events
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// ReadPage is how many rows one read of a followed table returns; a full
+// page is followed by another read at once.
+const ReadPage = 500
+
+// Stream describes a followed table: where its doorbell rings, how to read
+// its rows after a sequence number, and how to number them.
+type Stream[R any] struct {
+	// Topic is the doorbell rung when rows are appended.
+	Topic string
+	// Read returns up to ReadPage rows after seq, in order.
+	Read func(ctx context.Context, after int64) ([]R, error)
+	// Seq numbers a row; final says no row follows it.
+	Seq func(R) (seq int64, final bool)
+	// Poll is the safety net behind the doorbell.
+	Poll time.Duration
+}
+
+// Follow sends the rows after last, then each row appended later, re-reading
+// the table after the last row sent every time the doorbell rings or the
+// poll interval passes. Nothing is lost and nothing repeats. The channel
+// closes after a final row or when ctx ends.
+func Follow[R any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], last int64) <-chan R {
+	out := make(chan R)
+	wake, stop := b.Subscribe(s.Topic)
+	go func() {
+		defer close(out)
+		defer stop()
+		for {
+			rows, err := s.Read(ctx, last)
+			if err != nil && ctx.Err() == nil {
+				log.WarnContext(ctx, "follow events", "topic", s.Topic, "err", err)
+			}
+			for _, row := range rows {
+				select {
+				case out <- row:
+				case <-ctx.Done():
+					return
+				}
+				n, final := s.Seq(row)
+				last = n
+				if final {
+					return
+				}
+			}
+			if len(rows) == ReadPage {
+				continue // more are waiting
+			}
+			if !WaitFor(ctx, wake, s.Poll) {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// WaitFor blocks until a wake-up, the poll interval, or the end of ctx
+// (false).
+func WaitFor(ctx context.Context, wake <-chan struct{}, poll time.Duration) bool {
+	t := time.NewTimer(poll)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-wake:
+	case <-t.C:
+	}
+	return true
+}

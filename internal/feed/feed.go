@@ -1,0 +1,166 @@
+// Package feed is each user's live feed: one resumable, ordered stream per
+// user of what changed in their account — generation statuses, credit
+// balances, and (as later domains land) purchases and privacy requests.
+// Writers append typed entries inside the transaction that made the change;
+// the editor follows the feed with viewerEvents(afterSeq).
+package feed
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/actor"
+	"github.com/fastimage/api/internal/events"
+)
+
+// Kind says what an entry is about.
+type Kind string
+
+// The kinds of entries.
+const (
+	KindGeneration Kind = "GENERATION"
+	KindCredits    Kind = "CREDITS"
+)
+
+// Payload is the typed body of an entry; its kind is the type's.
+type Payload interface {
+	Kind() Kind
+}
+
+// GenerationChanged says that one of the user's generations moved to Status
+// (a generate.Status* value).
+type GenerationChanged struct {
+	GenerationID uuid.UUID `json:"generationId"`
+	WorkID       uuid.UUID `json:"workId"`
+	Status       string    `json:"status"`
+}
+
+// Kind implements Payload.
+func (GenerationChanged) Kind() Kind { return KindGeneration }
+
+// CreditsChanged says that the user's credits changed, what they are now,
+// and why.
+type CreditsChanged struct {
+	Balance   int64 `json:"balance"`
+	Held      int64 `json:"held"`
+	Available int64 `json:"available"`
+	// Cause is a credit entry kind (SPEND, PURCHASE, …) or HOLD / RELEASE.
+	Cause string `json:"cause"`
+	// RefType and RefID name what caused it, e.g. a Generation.
+	RefType string `json:"refType,omitempty"`
+	RefID   string `json:"refId,omitempty"`
+}
+
+// Kind implements Payload.
+func (CreditsChanged) Kind() Kind { return KindCredits }
+
+// Entry is one entry of a user's feed, numbered 1, 2, 3 … per user.
+type Entry struct {
+	bun.BaseModel `bun:"table:viewer_events"`
+
+	UserID    uuid.UUID       `bun:"user_id,pk,type:uuid"`
+	Seq       int64           `bun:"seq,pk"`
+	Kind      Kind            `bun:"kind"`
+	Payload   json.RawMessage `bun:"payload,type:jsonb"`
+	CreatedAt time.Time       `bun:"created_at,nullzero,default:clock_timestamp()"`
+}
+
+// Decode returns the entry's typed payload: a GenerationChanged or a
+// CreditsChanged.
+func (e *Entry) Decode() (Payload, error) {
+	var (
+		p   Payload
+		err error
+	)
+	switch e.Kind {
+	case KindGeneration:
+		p, err = decode[GenerationChanged](e.Payload)
+	case KindCredits:
+		p, err = decode[CreditsChanged](e.Payload)
+	default:
+		err = fmt.Errorf("unknown kind %q", e.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decode feed entry %d: %w", e.Seq, err)
+	}
+	return p, nil
+}
+
+func decode[P Payload](raw json.RawMessage) (Payload, error) {
+	var v P
+	err := json.Unmarshal(raw, &v)
+	return v, err
+}
+
+// Topic is the doorbell of a user's feed.
+func Topic(userID uuid.UUID) string { return events.UserTopic(userID.String()) }
+
+// AppendTx appends p to the user's feed inside the caller's transaction and
+// rings the feed's doorbell (delivered at commit). A per-user counter taken
+// under its row lock makes sequence order commit order, so a reader that
+// resumes after seq n misses nothing.
+func AppendTx(ctx context.Context, idb bun.IDB, userID uuid.UUID, p Payload) error {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode feed entry: %w", err)
+	}
+	e := &Entry{UserID: userID, Kind: p.Kind(), Payload: raw}
+	if err := idb.NewRaw(`INSERT INTO viewer_feeds (user_id, last_seq) VALUES (?, 1)
+		ON CONFLICT (user_id) DO UPDATE SET last_seq = viewer_feeds.last_seq + 1
+		RETURNING last_seq`, userID).Scan(ctx, &e.Seq); err != nil {
+		return fmt.Errorf("next feed seq: %w", err)
+	}
+	if _, err := idb.NewInsert().Model(e).Exec(ctx); err != nil {
+		return fmt.Errorf("append %s feed entry: %w", e.Kind, err)
+	}
+	return events.Ring(ctx, idb, fmt.Sprintf("%s:%d", Topic(userID), e.Seq))
+}
+
+// Service reads and follows feeds.
+type Service struct {
+	db   *bun.DB
+	bus  *events.Bus
+	log  *slog.Logger
+	poll time.Duration
+}
+
+// New returns a Service; poll is the safety net behind the doorbell (0: 5 s).
+func New(db *bun.DB, bus *events.Bus, log *slog.Logger, poll time.Duration) *Service {
+	if poll == 0 {
+		poll = 5 * time.Second
+	}
+	return &Service{db: db, bus: bus, log: log, poll: poll}
+}
+
+// After returns up to events.ReadPage of the actor's entries after seq, in
+// order.
+func (s *Service) After(ctx context.Context, a actor.Actor, afterSeq int64) ([]Entry, error) {
+	return s.after(ctx, a.UserID, afterSeq)
+}
+
+func (s *Service) after(ctx context.Context, userID uuid.UUID, afterSeq int64) ([]Entry, error) {
+	var out []Entry
+	if err := s.db.NewSelect().Model(&out).Where("user_id = ? AND seq > ?", userID, afterSeq).
+		Order("seq").Limit(events.ReadPage).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("read feed: %w", err)
+	}
+	return out, nil
+}
+
+// Stream replays the actor's entries after afterSeq, then streams new ones
+// as they commit, until ctx ends. Only the actor's own feed can be followed.
+func (s *Service) Stream(ctx context.Context, a actor.Actor, afterSeq int64) <-chan Entry {
+	userID := a.UserID
+	return events.Follow(ctx, s.bus, s.log, events.Stream[Entry]{
+		Topic: Topic(userID),
+		Read:  func(ctx context.Context, after int64) ([]Entry, error) { return s.after(ctx, userID, after) },
+		Seq:   func(e Entry) (int64, bool) { return e.Seq, false },
+		Poll:  s.poll,
+	}, afterSeq)
+}
