@@ -85,7 +85,9 @@ func BenchmarkSubmitToStarted(b *testing.B) {
 		for ev := range r.svc.Stream(context.Background(), g.ID, 0) {
 			if ev.Kind == EventStarted {
 				var queued time.Time
-				r.db.NewRaw("SELECT queued_at FROM generations WHERE id = ?", g.ID).Scan(context.Background(), &queued)
+				if err := r.db.NewRaw("SELECT queued_at FROM generations WHERE id = ?", g.ID).Scan(context.Background(), &queued); err != nil {
+					b.Fatal(err)
+				}
 				lat = append(lat, ev.CreatedAt.Sub(queued))
 			}
 		}
