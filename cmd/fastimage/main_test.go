@@ -156,8 +156,14 @@ func TestTwoReplicasMigrateOnce(t *testing.T) {
 	if err := bdb.NewRaw("SELECT count(*) FROM bun_migrations").Scan(context.Background(), &rows); err != nil {
 		t.Fatal(err)
 	}
-	m, _ := db.NewMigrator(bdb)
-	status, _ := m.Status(context.Background())
+	m, err := db.NewMigrator(bdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := m.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if rows != len(status) {
 		t.Fatalf("bun_migrations has %d rows for %d migrations: applied more than once", rows, len(status))
 	}

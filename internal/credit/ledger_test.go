@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
@@ -37,6 +38,15 @@ func grant(t testing.TB, l *credit.Ledger, user uuid.UUID, amount int64, expires
 		t.Fatal(err)
 	}
 	return e
+}
+
+func hold(t testing.TB, l *credit.Ledger, r credit.HoldRequest) *credit.Hold {
+	t.Helper()
+	h, err := l.Hold(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func balance(t testing.TB, l *credit.Ledger, user uuid.UUID) credit.Balance {
@@ -91,22 +101,53 @@ func TestEntriesCannotChange(t *testing.T) {
 	user := newUser(t, db)
 	e := grant(t, l, user, 5, nil)
 	ctx := context.Background()
-	for _, q := range []string{
-		"UPDATE credit_entries SET amount = 500 WHERE id = ?",
-		"DELETE FROM credit_entries WHERE id = ?",
+	// refuse_change() raises restrict_violation. A negative balance breaks
+	// two CHECKs; Postgres tries them in name order, so available_check
+	// reports it.
+	const appendOnly = "credit_entries is append-only"
+	for _, tt := range []struct {
+		name, query      string
+		arg              any
+		code, constraint string
+		message          string
+	}{
+		{"update an entry", "UPDATE credit_entries SET amount = 500 WHERE id = ?", e.ID, "23001", "", appendOnly},
+		{"delete an entry", "DELETE FROM credit_entries WHERE id = ?", e.ID, "23001", "", appendOnly},
+		{"truncate the ledger", "TRUNCATE credit_entries CASCADE", nil, "23001", "", appendOnly},
+		{"negative balance", "UPDATE credit_accounts SET balance = -1 WHERE user_id = ?", user, "23514", "credit_accounts_available_check", ""},
+		{"held above the balance", "UPDATE credit_accounts SET held = 6 WHERE user_id = ?", user, "23514", "credit_accounts_available_check", ""},
+		{"negative held", "UPDATE credit_accounts SET held = -1 WHERE user_id = ?", user, "23514", "credit_accounts_held_check", ""},
 	} {
-		if _, err := db.ExecContext(ctx, q, e.ID); err == nil {
-			t.Errorf("%q succeeded; entries must be append-only", q)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			var args []any
+			if tt.arg != nil {
+				args = append(args, tt.arg)
+			}
+			_, err := db.ExecContext(ctx, tt.query, args...)
+			var pgErr pgdriver.Error
+			if !errors.As(err, &pgErr) {
+				t.Fatalf("got %v, want a refusal from Postgres", err)
+			}
+			if got := pgErr.Field('C'); got != tt.code {
+				t.Errorf("got SQLSTATE %s (%v), want %s", got, err, tt.code)
+			}
+			if got := pgErr.Field('n'); got != tt.constraint {
+				t.Errorf("got constraint %q, want %q", got, tt.constraint)
+			}
+			if got := pgErr.Field('M'); tt.message != "" && got != tt.message {
+				t.Errorf("got message %q, want %q", got, tt.message)
+			}
+		})
 	}
-	if _, err := db.ExecContext(ctx, "TRUNCATE credit_entries CASCADE"); err == nil {
-		t.Error("TRUNCATE succeeded")
+	var amount int64
+	if err := db.NewRaw("SELECT amount FROM credit_entries WHERE id = ?", e.ID).Scan(ctx, &amount); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := db.ExecContext(ctx, "UPDATE credit_accounts SET balance = -1 WHERE user_id = ?", user); err == nil {
-		t.Error("a negative balance was accepted")
+	if amount != 5 {
+		t.Errorf("got amount %d after the refusals, want 5", amount)
 	}
-	if _, err := db.ExecContext(ctx, "UPDATE credit_accounts SET held = 6 WHERE user_id = ?", user); err == nil {
-		t.Error("held above the balance was accepted")
+	if b := balance(t, l, user); b != (credit.Balance{Balance: 5, Held: 0, Available: 5}) {
+		t.Errorf("got balance %+v after the refusals, want 5 held 0", b)
 	}
 }
 
@@ -138,7 +179,9 @@ func TestSameKeyIsOneEntry(t *testing.T) {
 		t.Fatalf("balance %d after 20 postings of one key, want 7", b.Balance)
 	}
 	var n int
-	db.NewRaw("SELECT count(*) FROM credit_entries WHERE user_id = ?", user).Scan(context.Background(), &n)
+	if err := db.NewRaw("SELECT count(*) FROM credit_entries WHERE user_id = ?", user).Scan(context.Background(), &n); err != nil {
+		t.Fatal(err)
+	}
 	if n != 1 {
 		t.Fatalf("%d entries, want 1", n)
 	}
@@ -176,7 +219,7 @@ func TestHoldResolvesExactlyOnce(t *testing.T) {
 		t.Errorf("release after capture: %v, want CONFLICT", err)
 	}
 
-	h2, _ := l.Hold(ctx, credit.HoldRequest{UserID: user, Amount: 4, TTL: time.Hour})
+	h2 := hold(t, l, credit.HoldRequest{UserID: user, Amount: 4, TTL: time.Hour})
 	if err := l.Release(ctx, h2.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +228,7 @@ func TestHoldResolvesExactlyOnce(t *testing.T) {
 	}
 
 	// Racing resolutions: one wins.
-	h3, _ := l.Hold(ctx, credit.HoldRequest{UserID: user, Amount: 3, TTL: time.Hour})
+	h3 := hold(t, l, credit.HoldRequest{UserID: user, Amount: 3, TTL: time.Hour})
 	var wins atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 10 {
@@ -210,7 +253,7 @@ func TestHoldResolvesExactlyOnce(t *testing.T) {
 	}
 
 	// The sweeper releases holds whose work never finished.
-	h4, _ := l.Hold(ctx, credit.HoldRequest{UserID: user, Amount: 2, TTL: time.Millisecond})
+	h4 := hold(t, l, credit.HoldRequest{UserID: user, Amount: 2, TTL: time.Millisecond})
 	time.Sleep(5 * time.Millisecond)
 	n, err := l.ReleaseExpiredHolds(ctx)
 	if err != nil || n != 1 {
@@ -235,13 +278,15 @@ func TestLotsSpendFirstExpiringAndExpireOnce(t *testing.T) {
 		t.Fatalf("grant entries do not carry their lot's expiry")
 	}
 
-	h, _ := l.Hold(ctx, credit.HoldRequest{UserID: user, Amount: 12, TTL: time.Hour})
+	h := hold(t, l, credit.HoldRequest{UserID: user, Amount: 12, TTL: time.Hour})
 	if _, err := l.Capture(ctx, h.ID, 12); err != nil {
 		t.Fatal(err)
 	}
 	remaining := func(lot uuid.UUID) int64 {
 		var r int64
-		db.NewRaw("SELECT remaining FROM credit_lots WHERE id = ?", lot).Scan(ctx, &r)
+		if err := db.NewRaw("SELECT remaining FROM credit_lots WHERE id = ?", lot).Scan(ctx, &r); err != nil {
+			t.Fatal(err)
+		}
 		return r
 	}
 	if rc, ra, rn := remaining(*c.LotID), remaining(*a.LotID), remaining(*never.LotID); rc != 0 || ra != 3 || rn != 10 {
@@ -249,8 +294,10 @@ func TestLotsSpendFirstExpiringAndExpireOnce(t *testing.T) {
 	}
 
 	// Lot a (3 left) expires while 2 credits are held for running work.
-	h2, _ := l.Hold(ctx, credit.HoldRequest{UserID: user, Amount: 12, TTL: time.Hour})
-	db.ExecContext(ctx, "UPDATE credit_lots SET expires_at = now() - interval '1 second' WHERE id IN (?, ?)", *a.LotID, *c.LotID)
+	h2 := hold(t, l, credit.HoldRequest{UserID: user, Amount: 12, TTL: time.Hour})
+	if _, err := db.ExecContext(ctx, "UPDATE credit_lots SET expires_at = now() - interval '1 second' WHERE id IN (?, ?)", *a.LotID, *c.LotID); err != nil {
+		t.Fatal(err)
+	}
 	n, err := l.ExpireLots(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("expiry posted %d (%v), want 1 (only the free part of lot a)", n, err)
@@ -258,24 +305,26 @@ func TestLotsSpendFirstExpiringAndExpireOnce(t *testing.T) {
 	if b := balance(t, l, user); b.Balance != 12 || b.Held != 12 {
 		t.Fatalf("after a partial expiry: %+v, want balance 12 held 12", b)
 	}
-	if n, _ := l.ExpireLots(ctx); n != 0 {
-		t.Fatalf("a second expiry run posted %d, want 0", n)
+	if n, err := l.ExpireLots(ctx); err != nil || n != 0 {
+		t.Fatalf("a second expiry run posted %d (%v), want 0", n, err)
 	}
 	// Once the work is done the rest of lot a expires too, once.
 	if err := l.Release(ctx, h2.ID); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := l.ExpireLots(ctx); n != 1 {
-		t.Fatalf("after the release, expiry posted %d, want 1 (lot a's last 2)", n)
+	if n, err := l.ExpireLots(ctx); err != nil || n != 1 {
+		t.Fatalf("after the release, expiry posted %d (%v), want 1 (lot a's last 2)", n, err)
 	}
-	if n, _ := l.ExpireLots(ctx); n != 0 {
-		t.Fatalf("a rerun posted %d, want 0", n)
+	if n, err := l.ExpireLots(ctx); err != nil || n != 0 {
+		t.Fatalf("a rerun posted %d (%v), want 0", n, err)
 	}
 	if b := balance(t, l, user); b.Balance != 10 || b.Held != 0 {
 		t.Fatalf("balance %+v, want 10: only the never-expiring lot is left", b)
 	}
 	var expired int64
-	db.NewRaw("SELECT coalesce(sum(amount), 0) FROM credit_entries WHERE user_id = ? AND kind = 'EXPIRY'", user).Scan(ctx, &expired)
+	if err := db.NewRaw("SELECT coalesce(sum(amount), 0) FROM credit_entries WHERE user_id = ? AND kind = 'EXPIRY'", user).Scan(ctx, &expired); err != nil {
+		t.Fatal(err)
+	}
 	if expired != -3 {
 		t.Fatalf("expired %d credits in all, want exactly lot a's unused 3", -expired)
 	}

@@ -98,7 +98,10 @@ func TestRandomizedLedger(t *testing.T) {
 				case op < 65:
 					if id, ok := takeOpen(r); ok {
 						var amount int64
-						db.NewRaw("SELECT amount FROM credit_holds WHERE id = ?", id).Scan(ctx, &amount)
+						if err := db.NewRaw("SELECT amount FROM credit_holds WHERE id = ?", id).Scan(ctx, &amount); err != nil {
+							t.Errorf("read hold %s: %v", id, err) // not Fatal: this is a worker goroutine
+							return
+						}
 						_, err := l.Capture(ctx, id, r.Int64N(amount+1))
 						check(err, apperr.Conflict)
 						if err == nil {
@@ -155,16 +158,20 @@ func TestRandomizedLedger(t *testing.T) {
 		}
 	}
 	var negative int
-	db.NewRaw("SELECT count(*) FROM credit_entries WHERE balance_after < 0").Scan(ctx, &negative)
+	if err := db.NewRaw("SELECT count(*) FROM credit_entries WHERE balance_after < 0").Scan(ctx, &negative); err != nil {
+		t.Fatal(err)
+	}
 	if negative > 0 {
 		t.Errorf("%d entries show a negative balance", negative)
 	}
 	// Every hold resolved at most once, and its capture (if any) is one entry.
 	var bad int
-	db.NewRaw(`SELECT count(*) FROM credit_holds h WHERE
+	if err := db.NewRaw(`SELECT count(*) FROM credit_holds h WHERE
 		(h.status = 'captured' AND h.captured_amount > 0 AND (SELECT count(*) FROM credit_entries e WHERE e.idempotency_key = 'capture:' || h.id) <> 1)
 		OR (h.status <> 'captured' AND EXISTS (SELECT 1 FROM credit_entries e WHERE e.idempotency_key = 'capture:' || h.id))
-		OR (h.status = 'captured' AND (SELECT -amount FROM credit_entries e WHERE e.idempotency_key = 'capture:' || h.id) <> h.captured_amount)`).Scan(ctx, &bad)
+		OR (h.status = 'captured' AND (SELECT -amount FROM credit_entries e WHERE e.idempotency_key = 'capture:' || h.id) <> h.captured_amount)`).Scan(ctx, &bad); err != nil {
+		t.Fatal(err)
+	}
 	if bad > 0 {
 		t.Errorf("%d holds whose capture entries do not match their resolution", bad)
 	}
@@ -174,7 +181,9 @@ func TestRandomizedLedger(t *testing.T) {
 		}
 	}
 	var kinds int
-	db.NewRaw("SELECT count(DISTINCT kind) FROM credit_entries").Scan(ctx, &kinds)
+	if err := db.NewRaw("SELECT count(DISTINCT kind) FROM credit_entries").Scan(ctx, &kinds); err != nil {
+		t.Fatal(err)
+	}
 	if kinds < 8 {
 		t.Errorf("only %d kinds of entries were exercised, want all 8", kinds)
 	}

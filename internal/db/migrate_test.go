@@ -46,8 +46,8 @@ func TestMigrateUpDownUp(t *testing.T) {
 	if again, err := m.Up(ctx); err != nil || len(again) != 0 {
 		t.Fatalf("second up applied %v (err %v), want nothing", again, err)
 	}
-	if p, _ := m.Pending(ctx); len(p) != 0 {
-		t.Fatalf("pending after up: %v", p)
+	if p, err := m.Pending(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("pending after up: %v (err %v)", p, err)
 	}
 	undone, err := m.Down(ctx)
 	if err != nil {
@@ -56,8 +56,8 @@ func TestMigrateUpDownUp(t *testing.T) {
 	if len(undone) == 0 {
 		t.Fatal("down rolled back nothing")
 	}
-	if p, _ := m.Pending(ctx); len(p) != len(undone) {
-		t.Fatalf("pending after down = %v, want %v", p, undone)
+	if p, err := m.Pending(ctx); err != nil || len(p) != len(undone) {
+		t.Fatalf("pending after down = %v (err %v), want %v", p, err, undone)
 	}
 	if _, err := m.Up(ctx); err != nil {
 		t.Fatalf("up after down: %v", err)

@@ -28,13 +28,23 @@ type Bus struct {
 	db  *bun.DB
 	log *slog.Logger
 
+	// pause waits between reconnection attempts; tests shorten it and
+	// watch it to know that the listener is down.
+	pause func(ctx context.Context, d time.Duration)
+
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
 }
 
+// Pauses of the listener after connection trouble.
+const (
+	listenRetryPause = time.Second            // after LISTEN (or connecting) failed
+	connLostPause    = 200 * time.Millisecond // after an established connection broke
+)
+
 // New returns a Bus; Run must be running for it to ring.
 func New(db *bun.DB, log *slog.Logger) *Bus {
-	return &Bus{db: db, log: log, waiters: make(map[string]map[chan struct{}]struct{})}
+	return &Bus{db: db, log: log, pause: sleep, waiters: make(map[string]map[chan struct{}]struct{})}
 }
 
 // Topic keys.
@@ -124,7 +134,7 @@ func (b *Bus) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := ln.Listen(ctx, Channel); err != nil {
 			b.log.WarnContext(ctx, "events: listen failed; retrying", "err", err)
-			sleep(ctx, time.Second)
+			b.pause(ctx, listenRetryPause)
 			continue
 		}
 		b.wakeAll()
@@ -142,7 +152,7 @@ func (b *Bus) receive(ctx context.Context, ln *pgdriver.Listener) {
 			}
 			if ctx.Err() == nil {
 				b.log.WarnContext(ctx, "events: listener lost its connection; catching up", "err", err)
-				sleep(ctx, 200*time.Millisecond)
+				b.pause(ctx, connLostPause)
 			}
 			return
 		}

@@ -105,7 +105,9 @@ func BenchmarkSubmitToStarted(b *testing.B) {
 		for ev := range r.stream(b, context.Background(), g.ID, 0) {
 			if ev.Kind == generate.EventStarted {
 				var queued time.Time
-				r.db.NewRaw("SELECT queued_at FROM generations WHERE id = ?", g.ID).Scan(context.Background(), &queued)
+				if err := r.db.NewRaw("SELECT queued_at FROM generations WHERE id = ?", g.ID).Scan(context.Background(), &queued); err != nil {
+					b.Fatal(err)
+				}
 				lat = append(lat, ev.CreatedAt.Sub(queued))
 			}
 		}

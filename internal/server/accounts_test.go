@@ -101,7 +101,9 @@ func TestAnswersDoNotRevealAccounts(t *testing.T) {
 		t.Errorf("the owner of the existing account was not told: %v", err)
 	}
 	var users int
-	s.db.NewRaw("SELECT count(*) FROM users WHERE email = 'known@example.com'").Scan(context.Background(), &users)
+	if err := s.db.NewRaw("SELECT count(*) FROM users WHERE email = 'known@example.com'").Scan(context.Background(), &users); err != nil {
+		t.Fatal(err)
+	}
 	if users != 1 {
 		t.Errorf("%d accounts for one address", users)
 	}
@@ -172,7 +174,9 @@ func TestPasswordResetFlow(t *testing.T) {
 	s.forgetRateLimits(t)
 	anon.must(ask, nil, nil)
 	expired := s.linkToken(t, email, "password_reset")
-	s.db.ExecContext(context.Background(), "UPDATE email_tokens SET expires_at = now() - interval '1 second' WHERE kind = 'password_reset' AND used_at IS NULL AND voided_at IS NULL")
+	if _, err := s.db.ExecContext(context.Background(), "UPDATE email_tokens SET expires_at = now() - interval '1 second' WHERE kind = 'password_reset' AND used_at IS NULL AND voided_at IS NULL"); err != nil {
+		t.Fatal(err)
+	}
 	anon.fails("TOKEN_EXPIRED", resetM, map[string]any{"t": expired, "p": "yet another passphrase"})
 	anon.fails("TOKEN_INVALID", resetM, map[string]any{"t": "not-a-token", "p": "yet another passphrase"})
 }
@@ -318,7 +322,9 @@ func TestPasswordPolicyAndHash(t *testing.T) {
 
 	_, id := mustSignUp(t, s, "hash@example.com")
 	var stored string
-	s.db.NewRaw("SELECT password_hash FROM users WHERE email = 'hash@example.com'").Scan(context.Background(), &stored)
+	if err := s.db.NewRaw("SELECT password_hash FROM users WHERE email = 'hash@example.com'").Scan(context.Background(), &stored); err != nil {
+		t.Fatal(err)
+	}
 	parts := strings.Split(stored, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != "v=19" || parts[3] != "m=19456,t=2,p=1" {
 		t.Fatalf("stored hash %q is not argon2id m=19456,t=2,p=1", stored)
@@ -329,9 +335,13 @@ func TestPasswordPolicyAndHash(t *testing.T) {
 
 	// A hash with older parameters is upgraded at the next sign-in.
 	weak, _ := password.Hash(goodPassword, password.Params{Memory: 8192, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
-	s.db.ExecContext(context.Background(), "UPDATE users SET password_hash = ? WHERE email = 'hash@example.com'", weak)
+	if _, err := s.db.ExecContext(context.Background(), "UPDATE users SET password_hash = ? WHERE email = 'hash@example.com'", weak); err != nil {
+		t.Fatal(err)
+	}
 	signIn(t, s, "hash@example.com", goodPassword)
-	s.db.NewRaw("SELECT password_hash FROM users WHERE email = 'hash@example.com'").Scan(context.Background(), &stored)
+	if err := s.db.NewRaw("SELECT password_hash FROM users WHERE email = 'hash@example.com'").Scan(context.Background(), &stored); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.HasPrefix(stored, "$argon2id$v=19$m=19456,t=2,p=1$") {
 		t.Errorf("after sign-in the hash is %q, want the current parameters", stored)
 	}
@@ -453,7 +463,9 @@ func TestSuspension(t *testing.T) {
 	t.Parallel()
 	s := start(t, testConfig())
 	admin, _ := mustSignUp(t, s, "admin@example.com")
-	s.db.ExecContext(context.Background(), "UPDATE users SET role = 'admin' WHERE email = 'admin@example.com'")
+	if _, err := s.db.ExecContext(context.Background(), "UPDATE users SET role = 'admin' WHERE email = 'admin@example.com'"); err != nil {
+		t.Fatal(err)
+	}
 	user, userID := mustSignUp(t, s, "user@example.com")
 	other, _ := mustSignUp(t, s, "other@example.com")
 
@@ -482,7 +494,9 @@ func TestClientIPBehindTrustedProxy(t *testing.T) {
 	c.header.Set("X-Forwarded-For", "203.0.113.9")
 	c.must(signUpMutation, map[string]any{"email": "ip@example.com", "password": goodPassword}, nil)
 	var ip string
-	s.db.NewRaw("SELECT ip FROM security_events WHERE kind = 'SIGN_UP'").Scan(context.Background(), &ip)
+	if err := s.db.NewRaw("SELECT ip FROM security_events WHERE kind = 'SIGN_UP'").Scan(context.Background(), &ip); err != nil {
+		t.Fatal(err)
+	}
 	if ip != "127.0.0.1" {
 		t.Errorf("X-Forwarded-For from an untrusted peer was believed: %s", ip)
 	}

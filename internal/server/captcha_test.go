@@ -86,7 +86,9 @@ func TestCaptcha(t *testing.T) {
 	c.must(signInMutation, map[string]any{"email": "human@example.com", "password": goodPassword, "captcha": "good-signin"}, nil)
 
 	var failed int
-	s.db.NewRaw("SELECT count(*) FROM security_events WHERE kind = 'CAPTCHA_FAILED'").Scan(t.Context(), &failed)
+	if err := s.db.NewRaw("SELECT count(*) FROM security_events WHERE kind = 'CAPTCHA_FAILED'").Scan(t.Context(), &failed); err != nil {
+		t.Fatal(err)
+	}
 	if failed < 5 {
 		t.Errorf("%d CAPTCHA failures recorded, want at least 5", failed)
 	}
@@ -102,7 +104,9 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 	c.header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.9")
 	c.must(signUpMutation, map[string]any{"email": "proxied@example.com", "password": goodPassword}, nil)
 	var ip string
-	s.db.NewRaw("SELECT ip FROM security_events WHERE kind = 'SIGN_UP'").Scan(t.Context(), &ip)
+	if err := s.db.NewRaw("SELECT ip FROM security_events WHERE kind = 'SIGN_UP'").Scan(t.Context(), &ip); err != nil {
+		t.Fatal(err)
+	}
 	if ip != "203.0.113.9" {
 		t.Errorf("client IP behind a trusted proxy = %q, want 203.0.113.9", ip)
 	}
@@ -115,8 +119,12 @@ func TestSessionIdleAndLifetime(t *testing.T) {
 	old, _ := signIn(t, s, "idle@example.com", goodPassword)
 	fresh, _ := signIn(t, s, "idle@example.com", goodPassword)
 	ctx := t.Context()
-	s.db.ExecContext(ctx, "UPDATE sessions SET last_seen_at = now() - interval '2 hours' WHERE token_hash = sha256(?::bytea)", idle.token)
-	s.db.ExecContext(ctx, "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE token_hash = sha256(?::bytea)", old.token)
+	if _, err := s.db.ExecContext(ctx, "UPDATE sessions SET last_seen_at = now() - interval '2 hours' WHERE token_hash = sha256(?::bytea)", idle.token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE token_hash = sha256(?::bytea)", old.token); err != nil {
+		t.Fatal(err)
+	}
 	idle.fails("UNAUTHENTICATED", viewerQuery, nil)
 	old.fails("UNAUTHENTICATED", viewerQuery, nil)
 	fresh.must(viewerQuery, nil, nil)

@@ -46,7 +46,9 @@ func TestSignupBonusAndAdjustments(t *testing.T) {
 	}
 
 	admin, _ := mustSignUp(t, s, "admin@example.com")
-	s.db.ExecContext(context.Background(), "UPDATE users SET role = 'admin' WHERE email = 'admin@example.com'")
+	if _, err := s.db.ExecContext(context.Background(), "UPDATE users SET role = 'admin' WHERE email = 'admin@example.com'"); err != nil {
+		t.Fatal(err)
+	}
 	var who struct{ Viewer struct{ ID string } }
 	unverified.must(`{ viewer { id } }`, nil, &who)
 

@@ -191,7 +191,9 @@ func TestGenerateEndToEnd(t *testing.T) {
 		t.Fatalf("credits after the generation: %+v, want 17 and nothing held", got)
 	}
 	var spends int
-	s.db.NewRaw("SELECT count(*) FROM credit_entries WHERE kind = 'SPEND'").Scan(context.Background(), &spends)
+	if err := s.db.NewRaw("SELECT count(*) FROM credit_entries WHERE kind = 'SPEND'").Scan(context.Background(), &spends); err != nil {
+		t.Fatal(err)
+	}
 	if spends != 1 {
 		t.Fatalf("%d SPEND entries, want 1", spends)
 	}
@@ -297,8 +299,12 @@ func TestCrashedWorkerIsTakenOver(t *testing.T) {
 		t.Fatalf("kinds %v", kinds(evs))
 	}
 	var attempts, spends int
-	api.db.NewRaw("SELECT attempts FROM generations WHERE id = ?", id).Scan(context.Background(), &attempts)
-	api.db.NewRaw("SELECT count(*) FROM credit_entries WHERE kind = 'SPEND'").Scan(context.Background(), &spends)
+	if err := api.db.NewRaw("SELECT attempts FROM generations WHERE id = ?", id).Scan(context.Background(), &attempts); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.db.NewRaw("SELECT count(*) FROM credit_entries WHERE kind = 'SPEND'").Scan(context.Background(), &spends); err != nil {
+		t.Fatal(err)
+	}
 	if attempts != 2 || spends != 1 {
 		t.Fatalf("attempts %d, SPEND entries %d; want 2 and 1", attempts, spends)
 	}
@@ -389,7 +395,9 @@ func TestSubmitRules(t *testing.T) {
 		}
 	}
 	var gens, holds int
-	s.db.NewRaw("SELECT (SELECT count(*) FROM generations), (SELECT count(*) FROM credit_holds)").Scan(context.Background(), &gens, &holds)
+	if err := s.db.NewRaw("SELECT (SELECT count(*) FROM generations), (SELECT count(*) FROM credit_holds)").Scan(context.Background(), &gens, &holds); err != nil {
+		t.Fatal(err)
+	}
 	if gens != 1 || holds != 1 {
 		t.Fatalf("%d generations and %d holds for one key", gens, holds)
 	}
@@ -586,8 +594,10 @@ func TestQueueRules(t *testing.T) {
 	}
 	// A job tried too often (its workers kept dying) fails and gives the credits back.
 	id := uuidOfGlobal(t, ids[0])
-	s.db.ExecContext(context.Background(), `UPDATE generations SET status = 'running', attempts = max_attempts,
-		lease_owner = 'dead', lease_expires_at = now() - interval '1 second' WHERE id = ?`, id)
+	if _, err := s.db.ExecContext(context.Background(), `UPDATE generations SET status = 'running', attempts = max_attempts,
+		lease_owner = 'dead', lease_expires_at = now() - interval '1 second' WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
 	startWithDB(t, testConfig(), s.dbURL)
 	evs := subscribeEvents(t, s, me.token, ids[0], nil).rest()
 	final := evs[len(evs)-1]
@@ -615,7 +625,9 @@ func TestRetryAndShutdownGivesLeasesBack(t *testing.T) {
 	id := uuidOfGlobal(t, sub.GenerateImage.Generation.ID)
 	// The server stopped; read through a fresh replica's database handle.
 	other := startWithDB(t, noWorkers(), s.dbURL)
-	other.db.NewRaw("SELECT status, attempts FROM generations WHERE id = ?", id).Scan(context.Background(), &status, &attempts)
+	if err := other.db.NewRaw("SELECT status, attempts FROM generations WHERE id = ?", id).Scan(context.Background(), &status, &attempts); err != nil {
+		t.Fatal(err)
+	}
 	if status != "queued" || attempts != 0 {
 		t.Fatalf("after shutdown the job is %s with %d attempts; want it queued again, the attempt not counted", status, attempts)
 	}
@@ -739,9 +751,11 @@ func TestUserRunningLimit(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		var st struct{ A, B, C string }
-		s.db.NewRaw(`SELECT (SELECT status FROM generations WHERE id = ?), (SELECT status FROM generations WHERE id = ?), (SELECT status FROM generations WHERE id = ?)`,
+		if err := s.db.NewRaw(`SELECT (SELECT status FROM generations WHERE id = ?), (SELECT status FROM generations WHERE id = ?), (SELECT status FROM generations WHERE id = ?)`,
 			uuidOfGlobal(t, a.GenerateImage.Generation.ID), uuidOfGlobal(t, b.GenerateImage.Generation.ID), uuidOfGlobal(t, c.GenerateImage.Generation.ID)).
-			Scan(context.Background(), &st.A, &st.B, &st.C)
+			Scan(context.Background(), &st.A, &st.B, &st.C); err != nil {
+			t.Fatal(err)
+		}
 		if st.A == "running" && st.B == "running" {
 			t.Fatal("two jobs of one user ran at once")
 		}

@@ -156,7 +156,9 @@ func TestRefusedUploadsLeaveNothing(t *testing.T) {
 		})
 	}
 	var works, assets int
-	s.db.NewRaw("SELECT (SELECT count(*) FROM works), (SELECT count(*) FROM assets)").Scan(context.Background(), &works, &assets)
+	if err := s.db.NewRaw("SELECT (SELECT count(*) FROM works), (SELECT count(*) FROM assets)").Scan(context.Background(), &works, &assets); err != nil {
+		t.Fatal(err)
+	}
 	blobs, err := s.bucket.List(context.Background(), storage.UserPrefix(uuidOfGlobal(t, id)))
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +285,9 @@ func TestSignedURLs(t *testing.T) {
 	}
 	// Expired.
 	var key string
-	s.db.NewRaw("SELECT storage_key FROM assets WHERE role = 'source'").Scan(context.Background(), &key)
+	if err := s.db.NewRaw("SELECT storage_key FROM assets WHERE role = 'source'").Scan(context.Background(), &key); err != nil {
+		t.Fatal(err)
+	}
 	short, err := s.bucket.SignedURL(context.Background(), key, storage.SignOptions{Method: "GET", Expires: time.Now().Add(time.Second)})
 	if err != nil {
 		t.Fatal(err)
@@ -377,15 +381,22 @@ func TestDeleteRestorePurge(t *testing.T) {
 	}
 	me.must(`{ viewer { storage { usedBytes } } }`, nil, &before)
 	me.must(del, map[string]any{"ids": []string{b.ID}}, nil)
-	s.db.ExecContext(context.Background(), "UPDATE works SET deleted_at = now() - interval '8 days' WHERE deleted_at IS NOT NULL")
+	if _, err := s.db.ExecContext(context.Background(), "UPDATE works SET deleted_at = now() - interval '8 days' WHERE deleted_at IS NOT NULL"); err != nil {
+		t.Fatal(err)
+	}
 	me.fails("NOT_FOUND", `mutation($ids: [ID!]!) { restoreWorks(input: {workIds: $ids}) { works { id } } }`, map[string]any{"ids": []string{b.ID}})
 	n, err := s.gallery.Purge(context.Background())
 	if err != nil || n != 1 {
 		t.Fatalf("purged %d (%v), want 1", n, err)
 	}
-	blobs, _ := s.bucket.List(context.Background(), storage.UserPrefix(user)+"works/"+uuidOfGlobal(t, b.ID).String()+"/")
+	blobs, err := s.bucket.List(context.Background(), storage.UserPrefix(user)+"works/"+uuidOfGlobal(t, b.ID).String()+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var rows int
-	s.db.NewRaw("SELECT count(*) FROM assets a JOIN works w ON w.id = a.work_id WHERE w.title = 'bin'").Scan(context.Background(), &rows)
+	if err := s.db.NewRaw("SELECT count(*) FROM assets a JOIN works w ON w.id = a.work_id WHERE w.title = 'bin'").Scan(context.Background(), &rows); err != nil {
+		t.Fatal(err)
+	}
 	if len(blobs) != 0 || rows != 0 {
 		t.Fatalf("after the purge: %d blobs, %d asset rows left", len(blobs), rows)
 	}
@@ -396,8 +407,8 @@ func TestDeleteRestorePurge(t *testing.T) {
 	if after.Viewer.Storage.UsedBytes >= before.Viewer.Storage.UsedBytes || after.Viewer.Storage.UsedBytes <= 0 {
 		t.Errorf("usage %d before, %d after the purge", before.Viewer.Storage.UsedBytes, after.Viewer.Storage.UsedBytes)
 	}
-	if others, _ := s.bucket.List(context.Background(), storage.UserPrefix(user)); len(others) == 0 {
-		t.Error("the purge took the kept work's blobs too")
+	if others, err := s.bucket.List(context.Background(), storage.UserPrefix(user)); err != nil || len(others) == 0 {
+		t.Errorf("the purge took the kept work's blobs too: %d left (%v)", len(others), err)
 	}
 	_ = a
 }
@@ -423,8 +434,13 @@ func TestQuota(t *testing.T) {
 		t.Fatalf("usage %d, quota %d", st.Viewer.Storage.UsedBytes, st.Viewer.Storage.QuotaBytes)
 	}
 	var works int
-	s.db.NewRaw("SELECT count(*) FROM works").Scan(context.Background(), &works)
-	blobs, _ := s.bucket.List(context.Background(), storage.UserPrefix(uuidOfGlobal(t, id)))
+	if err := s.db.NewRaw("SELECT count(*) FROM works").Scan(context.Background(), &works); err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := s.bucket.List(context.Background(), storage.UserPrefix(uuidOfGlobal(t, id)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if works != 1 || len(blobs) != 3 {
 		t.Errorf("after the refusal: %d works and %d blobs, want 1 and 3 (an image and two previews)", works, len(blobs))
 	}
