@@ -105,13 +105,9 @@ func finderOfPointers[T any](find func(context.Context, actor.Actor, []uuid.UUID
 
 // fetchNodes returns the objects of global ids, in order, nil for each id
 // that names nothing the actor may see; one query per type, however many
-// ids. Returns UNAUTHENTICATED, or VALIDATION for an id this API never
-// issued.
+// ids. Returns VALIDATION for an id this API never issued, then
+// UNAUTHENTICATED.
 func (r *Resolver) fetchNodes(ctx context.Context, ids []string) ([]relay.Node, error) {
-	a, err := account.Actor(ctx)
-	if err != nil {
-		return nil, err
-	}
 	type ref struct {
 		typ string
 		key uuid.UUID
@@ -130,6 +126,10 @@ func (r *Resolver) fetchNodes(ctx context.Context, ids []string) ([]relay.Node, 
 		}
 		refs[i] = ref{typ, u, true}
 		byType[typ] = append(byType[typ], u)
+	}
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
 	}
 	found := make(map[string]map[uuid.UUID]relay.Node, len(byType))
 	for typ, keys := range byType {

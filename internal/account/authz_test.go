@@ -111,11 +111,11 @@ func TestAnotherUsersAccountIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(eventsA.Events) < 3 { // signed up, verified, signed in
-		t.Fatalf("A has %d security events, want at least 3", len(eventsA.Events))
+	if len(eventsA.Items) < 3 { // signed up, verified, signed in
+		t.Fatalf("A has %d security events, want at least 3", len(eventsA.Items))
 	}
-	eventIDs := make([]uuid.UUID, len(eventsA.Events))
-	for i, e := range eventsA.Events {
+	eventIDs := make([]uuid.UUID, len(eventsA.Items))
+	for i, e := range eventsA.Items {
 		eventIDs[i] = e.ID
 	}
 	sessionIDs := []uuid.UUID{va.Session.ID}
@@ -130,7 +130,7 @@ func TestAnotherUsersAccountIsRefused(t *testing.T) {
 			if err != nil {
 				return 0, err
 			}
-			return len(p.Events), nil
+			return len(p.Items), nil
 		}},
 	}
 	for _, tc := range lists {

@@ -51,8 +51,8 @@ func TestAnotherUsersCreditsAreRefused(t *testing.T) {
 			if got := apperr.CodeOf(err); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
-			if err == nil && (len(page.Entries) != 1 || page.Entries[0].ID != entryA.ID) {
-				t.Errorf("got %v, want only %v", page.Entries, entryA.ID)
+			if err == nil && (len(page.Items) != 1 || page.Items[0].ID != entryA.ID) {
+				t.Errorf("got %v, want only %v", page.Items, entryA.ID)
 			}
 		})
 	}

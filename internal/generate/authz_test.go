@@ -72,9 +72,9 @@ func mustUpload(t testing.TB, gallery *work.Service, a actor.Actor) *work.Work {
 	return w
 }
 
-func statusOf(t testing.TB, db *bun.DB, id uuid.UUID) string {
+func statusOf(t testing.TB, db *bun.DB, id uuid.UUID) generate.Status {
 	t.Helper()
-	var status string
+	var status generate.Status
 	if err := db.NewRaw("SELECT status FROM generations WHERE id = ?", id).Scan(context.Background(), &status); err != nil {
 		t.Fatal(err)
 	}
@@ -194,8 +194,8 @@ func TestAnotherUsersGenerationsAreRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if page.TotalCount != 1 || len(page.Generations) != 1 || page.Generations[0].ID != g.ID {
-			t.Errorf("got %d generations (%v), want only %v", page.TotalCount, page.Generations, g.ID)
+		if page.TotalCount != 1 || len(page.Items) != 1 || page.Items[0].ID != g.ID {
+			t.Errorf("got %d generations (%v), want only %v", page.TotalCount, page.Items, g.ID)
 		}
 	})
 	t.Run("A Estimate", func(t *testing.T) {

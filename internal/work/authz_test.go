@@ -202,8 +202,8 @@ func TestAnotherUsersWorksAreRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if page.TotalCount != 1 || len(page.Works) != 1 || page.Works[0].ID != kept.ID {
-			t.Errorf("got %d works (%v), want only %v", page.TotalCount, page.Works, kept.ID)
+		if page.TotalCount != 1 || len(page.Items) != 1 || page.Items[0].ID != kept.ID {
+			t.Errorf("got %d works (%v), want only %v", page.TotalCount, page.Items, kept.ID)
 		}
 	})
 	t.Run("A UsageOf", func(t *testing.T) {
