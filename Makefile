@@ -27,7 +27,7 @@ lint:
 	@bad=$$(gofmt -l .); \
 	if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
 
-## generate: rerun gqlgen after editing schema.graphqls
+## generate: rerun gqlgen after editing schema.graphqls or graph/schema/*.graphqls
 generate:
 	$(GO) tool gqlgen generate --config gqlgen.yml
 
