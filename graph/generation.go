@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/fastimage/api/graph/model"
+	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
@@ -133,6 +134,19 @@ func feedModel(e feed.Entry) (*model.ViewerEvent, error) {
 		}
 	}
 	return m, nil
+}
+
+// submit queues a generation of req for the signed-in actor.
+func (r *Resolver) submit(ctx context.Context, req generate.Request, err error) (*model.GenerationPayload, error) {
+	if err != nil {
+		return nil, err
+	}
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.Jobs.Submit(ctx, a, req)
+	return r.submitted(ctx, a, g, err)
 }
 
 // submitted turns a service's answer about a generation into the payload.

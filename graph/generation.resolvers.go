@@ -93,30 +93,14 @@ func (r *generationResolver) RetryOf(ctx context.Context, obj *generate.Generati
 
 // GenerateImage is the resolver for the generateImage field.
 func (r *mutationResolver) GenerateImage(ctx context.Context, input model.GenerateImageInput) (*model.GenerationPayload, error) {
-	a, err := account.Actor(ctx)
-	if err != nil {
-		return nil, err
-	}
 	req, err := generateRequest(input)
-	if err != nil {
-		return nil, err
-	}
-	g, err := r.Jobs.Submit(ctx, a, req)
-	return r.submitted(ctx, a, g, err)
+	return r.submit(ctx, req, err)
 }
 
 // EditImage is the resolver for the editImage field.
 func (r *mutationResolver) EditImage(ctx context.Context, input model.EditImageInput) (*model.GenerationPayload, error) {
-	a, err := account.Actor(ctx)
-	if err != nil {
-		return nil, err
-	}
 	req, err := editRequest(input)
-	if err != nil {
-		return nil, err
-	}
-	g, err := r.Jobs.Submit(ctx, a, req)
-	return r.submitted(ctx, a, g, err)
+	return r.submit(ctx, req, err)
 }
 
 // CancelGeneration is the resolver for the cancelGeneration field.

@@ -179,6 +179,16 @@ func actorAnd(ctx context.Context, id, typ string) (actor.Actor, uuid.UUID, erro
 	return a, key, err
 }
 
+// actorAndAll is actorAnd for a list of ids of type typ.
+func actorAndAll(ctx context.Context, ids []string, typ string) (actor.Actor, []uuid.UUID, error) {
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return a, nil, err
+	}
+	keys, err := uuidsOf(ids, typ)
+	return a, keys, err
+}
+
 // actorPage is the opening of connection fields: the signed-in actor and the
 // page asked for. Returns UNAUTHENTICATED, ACCOUNT_SUSPENDED, VALIDATION or
 // NOT_FOUND (a cursor of another type).

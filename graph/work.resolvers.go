@@ -102,11 +102,7 @@ func (r *mutationResolver) RenameWork(ctx context.Context, input model.RenameWor
 
 // DeleteWorks is the resolver for the deleteWorks field.
 func (r *mutationResolver) DeleteWorks(ctx context.Context, input model.DeleteWorksInput) (*model.DeleteWorksPayload, error) {
-	a, err := account.Actor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := uuidsOf(input.WorkIds, "Work")
+	a, ids, err := actorAndAll(ctx, input.WorkIds, "Work")
 	if err != nil {
 		return nil, err
 	}
@@ -119,11 +115,7 @@ func (r *mutationResolver) DeleteWorks(ctx context.Context, input model.DeleteWo
 
 // RestoreWorks is the resolver for the restoreWorks field.
 func (r *mutationResolver) RestoreWorks(ctx context.Context, input model.RestoreWorksInput) (*model.RestoreWorksPayload, error) {
-	a, err := account.Actor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := uuidsOf(input.WorkIds, "Work")
+	a, ids, err := actorAndAll(ctx, input.WorkIds, "Work")
 	if err != nil {
 		return nil, err
 	}
@@ -140,11 +132,7 @@ func (r *mutationResolver) RestoreWorks(ctx context.Context, input model.Restore
 
 // PurgeWorks is the resolver for the purgeWorks field.
 func (r *mutationResolver) PurgeWorks(ctx context.Context, input model.PurgeWorksInput) (*model.PurgeWorksPayload, error) {
-	a, err := account.Actor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := uuidsOf(input.WorkIds, "Work")
+	a, ids, err := actorAndAll(ctx, input.WorkIds, "Work")
 	if err != nil {
 		return nil, err
 	}

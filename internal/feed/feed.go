@@ -138,12 +138,8 @@ func New(db *bun.DB, bus *events.Bus, log *slog.Logger, poll time.Duration) *Ser
 	return &Service{db: db, bus: bus, log: log, poll: poll}
 }
 
-// After returns up to events.ReadPage of the actor's entries after seq, in
+// after returns up to events.ReadPage of a user's entries after seq, in
 // order.
-func (s *Service) After(ctx context.Context, a actor.Actor, afterSeq int64) ([]Entry, error) {
-	return s.after(ctx, a.UserID, afterSeq)
-}
-
 func (s *Service) after(ctx context.Context, userID uuid.UUID, afterSeq int64) ([]Entry, error) {
 	var out []Entry
 	if err := s.db.NewSelect().Model(&out).Where("user_id = ? AND seq > ?", userID, afterSeq).
