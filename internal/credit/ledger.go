@@ -1,5 +1,12 @@
 // Package credit is the credits ledger: balances that can never go wrong.
 //
+// Reads for users (BalanceOf, Entries, Holds, …ByIDs) and Adjust take the
+// actor and authorize it (see internal/actor). Postings and holds (Post,
+// Hold, Capture, Release and their Tx forms) take a user id: they are the
+// internal tools of flows that authorized their user already — verification
+// granting the bonus, a generation holding and capturing its cost — and are
+// never called from graph/.
+//
 // Every change goes through post, in one transaction that moves the balance
 // with a conditional UPDATE (never a value computed in Go), writes one
 // append-only entry, and keeps the lots (what each grant brought in, spent
