@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -78,7 +77,7 @@ func (r *Resolver) eventModel(ctx context.Context, e generate.Event) (*model.Gen
 	m := &model.GenerationEvent{
 		Seq: e.Seq, Kind: e.Kind, GenerationID: relay.ID("Generation", e.GenerationID.String()), CreatedAt: e.CreatedAt,
 	}
-	expires := r.Gallery.URLExpiry(time.Now())
+	expires := r.Gallery.URLExpiry()
 	switch d := data.(type) {
 	case generate.Started:
 		m.Attempt = &d.Attempt

@@ -40,7 +40,7 @@ func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandle
 		works:  dataloadgen.NewMappedLoader(r.fetchWorks, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)),
 	}
 	if r.Gallery != nil {
-		l.urlExpires = r.Gallery.URLExpiry(time.Now())
+		l.urlExpires = r.Gallery.URLExpiry()
 	}
 	return next(context.WithValue(ctx, loadersKey{}, l))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/captcha"
+	"github.com/fastimage/api/internal/clock"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/password"
 	"github.com/fastimage/api/internal/ratelimit"
@@ -135,5 +136,5 @@ func New(db *bun.DB, cfg Config, mailer mail.Mailer, captchaVerifier captcha.Ver
 	if cfg.Limits.EmailsPerAddress == nil {
 		cfg.Limits = DefaultLimits()
 	}
-	return &Service{db: db, cfg: cfg, mailer: mailer, limiter: ratelimit.New(db), captcha: captchaVerifier, log: log}
+	return &Service{db: db, cfg: cfg, mailer: mailer, limiter: ratelimit.New(db, clock.System{}), captcha: captchaVerifier, log: log}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/captcha"
+	"github.com/fastimage/api/internal/clock"
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
@@ -56,6 +57,14 @@ type Overrides struct {
 	// safety-net poll behind the NOTIFY wake-up, and the PROGRESS throttle).
 	PollInterval  time.Duration
 	ProgressEvery time.Duration
+	// Clock replaces the machine's clock where the works service and the
+	// maintenance tasks decide by Go's time: signed-URL expiry (also in the
+	// configured local bucket), restorable-until, upload URLs, and the
+	// sweeps of expired holds and rate-limit events. A test moves a
+	// clock.Fake rather than sleeping. The database's now() stays real, and
+	// so do accounts (sessions, tokens, sign-in limits). An Overrides.Bucket
+	// gets no clock from here: give it the same one.
+	Clock clock.Clock
 }
 
 // App is every service of the process, wired. Its fields are set by New and
@@ -80,6 +89,7 @@ type App struct {
 	Outbox *mail.Outbox
 
 	workerID string
+	clock    clock.Clock
 }
 
 // New builds every service from cfg over bdb, replacing what o names.
@@ -106,9 +116,10 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 			return nil, err
 		}
 	}
+	clk := clock.Or(o.Clock)
 	bucket := o.Bucket
 	if bucket == nil {
-		if bucket, err = newBucket(ctx, cfg, log); err != nil {
+		if bucket, err = newBucket(ctx, cfg, log, clk); err != nil {
 			return nil, err
 		}
 	}
@@ -121,11 +132,12 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 	a := &App{
 		Config: cfg, DB: bdb, Log: log,
 		Ledger:   credit.New(bdb),
-		Limiter:  ratelimit.New(bdb),
+		Limiter:  ratelimit.New(bdb, clk),
 		Bucket:   bucket,
 		Bus:      events.New(bdb, log),
 		Outbox:   outbox,
 		workerID: workerID,
+		clock:    clk,
 	}
 	if lb, ok := bucket.(*local.Bucket); ok {
 		a.Blobs = lb.Handler()
@@ -133,7 +145,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 	a.Accounts = account.New(bdb, accountConfig(cfg), mailer, verifier, log)
 	a.Gallery = work.New(bdb, bucket, work.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
-		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention,
+		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention, Clock: clk,
 	})
 	a.Jobs = generate.New(bdb, generate.Config{
 		Workers: cfg.Generate.Workers, Lease: cfg.Generate.Lease, MaxAttempts: cfg.Generate.MaxAttempts,

@@ -33,7 +33,9 @@ func (a *App) Background(ctx context.Context) (stop func()) {
 // on several replicas at once.
 func (a *App) maintenanceTasks() []task {
 	return []task{
-		{"release expired credit holds", a.Ledger.ReleaseExpiredHolds},
+		{"release expired credit holds", func(ctx context.Context) (int, error) {
+			return a.Ledger.ReleaseExpiredHolds(ctx, a.clock.Now())
+		}},
 		{"expire credit lots", a.Ledger.ExpireLots},
 		{"purge deleted works", a.Gallery.Purge},
 		{"clean stale uploads", a.Gallery.CleanStaleUploads},

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fastimage/api/internal/clock"
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/storage"
 	"github.com/fastimage/api/internal/storage/gcs"
@@ -18,7 +19,8 @@ import (
 )
 
 // newBucket opens the configured storage backend.
-func newBucket(ctx context.Context, cfg *config.Serve, log *slog.Logger) (storage.Bucket, error) {
+// A local bucket tells the time by clk; GCS by its own clock.
+func newBucket(ctx context.Context, cfg *config.Serve, log *slog.Logger, clk clock.Clock) (storage.Bucket, error) {
 	switch cfg.Storage.Backend {
 	case "gcs":
 		b, err := newGCSBucket(ctx, cfg.Storage)
@@ -37,6 +39,7 @@ func newBucket(ctx context.Context, cfg *config.Serve, log *slog.Logger) (storag
 			BaseURL:     strings.TrimRight(cfg.PublicURL.String(), "/") + "/blobs",
 			MaxPutBytes: cfg.MaxUploadBytes,
 			Log:         log,
+			Clock:       clk,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("local storage in %s: %w", cfg.Storage.Dir, err)

@@ -208,11 +208,12 @@ func (h *Hold) ref() Ref {
 	return Ref{Type: *h.ReferenceType, ID: *h.ReferenceID}
 }
 
-// ReleaseExpiredHolds releases every hold past its expiry (work that never
-// finished) and returns how many it released.
-func (l *Ledger) ReleaseExpiredHolds(ctx context.Context) (int, error) {
+// ReleaseExpiredHolds releases every hold that has expired by now (work
+// that never finished) and returns how many it released. now comes from
+// the caller's clock, the kind of clock that set the holds' expiry.
+func (l *Ledger) ReleaseExpiredHolds(ctx context.Context, now time.Time) (int, error) {
 	var ids []uuid.UUID
-	if err := l.db.NewRaw("SELECT id FROM credit_holds WHERE status = 'held' AND expires_at <= now() ORDER BY expires_at LIMIT 1000").
+	if err := l.db.NewRaw("SELECT id FROM credit_holds WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT 1000", now).
 		Scan(ctx, &ids); err != nil {
 		return 0, fmt.Errorf("find expired holds: %w", err)
 	}

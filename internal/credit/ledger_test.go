@@ -252,10 +252,13 @@ func TestHoldResolvesExactlyOnce(t *testing.T) {
 		t.Errorf("held %d after every hold resolved", b.Held)
 	}
 
-	// The sweeper releases holds whose work never finished.
-	h4 := hold(t, l, credit.HoldRequest{UserID: user, Amount: 2, TTL: time.Millisecond})
-	time.Sleep(5 * time.Millisecond)
-	n, err := l.ReleaseExpiredHolds(ctx)
+	// The sweeper releases holds whose work never finished, once their
+	// time is up and not before.
+	h4 := hold(t, l, credit.HoldRequest{UserID: user, Amount: 2, TTL: time.Hour})
+	if n, err := l.ReleaseExpiredHolds(ctx, time.Now().Add(59*time.Minute)); err != nil || n != 0 {
+		t.Fatalf("sweeper released %d (%v) before the hold expired, want 0", n, err)
+	}
+	n, err := l.ReleaseExpiredHolds(ctx, time.Now().Add(61*time.Minute))
 	if err != nil || n != 1 {
 		t.Fatalf("sweeper released %d (%v), want 1", n, err)
 	}

@@ -127,7 +127,7 @@ func TestRandomizedLedger(t *testing.T) {
 					_, err := l.ExpireLots(ctx)
 					check(err)
 				default:
-					_, err := l.ReleaseExpiredHolds(ctx)
+					_, err := l.ReleaseExpiredHolds(ctx, time.Now())
 					check(err)
 				}
 			}

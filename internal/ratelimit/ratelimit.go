@@ -1,5 +1,7 @@
 // Package ratelimit counts events per key in sliding windows kept in
-// Postgres, so that every replica sees the same counts.
+// Postgres, so that every replica sees the same counts. Events are stamped
+// and windows measured by the Limiter's clock; replicas' clocks agree to far
+// less than the shortest window.
 package ratelimit
 
 import (
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/clock"
 )
 
 // Window allows at most Max events per key within Period.
@@ -20,12 +24,13 @@ type Window struct {
 
 // Limiter counts events in the rate_events table.
 type Limiter struct {
-	db  *bun.DB
-	now func() time.Time
+	db    *bun.DB
+	clock clock.Clock
 }
 
-// New returns a Limiter on db.
-func New(db *bun.DB) *Limiter { return &Limiter{db: db, now: time.Now} }
+// New returns a Limiter on db that tells the time by clk; nil means the
+// machine's clock.
+func New(db *bun.DB, clk clock.Clock) *Limiter { return &Limiter{db: db, clock: clock.Or(clk)} }
 
 // Decision says whether an event may happen and, if not, when it may.
 type Decision struct {
@@ -47,11 +52,14 @@ func (l *Limiter) Take(ctx context.Context, key string, windows ...Window) (Deci
 		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", lockKey(key)); err != nil {
 			return err
 		}
+		// The time is read once the lock is held, so that one key's events
+		// are stamped in the order they were let through.
+		now := l.clock.Now()
 		var err error
-		if d, err = check(ctx, tx, key, windows); err != nil || !d.Allowed {
+		if d, err = check(ctx, tx, key, windows, now); err != nil || !d.Allowed {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO rate_events (key) VALUES (?)", key)
+		_, err = tx.ExecContext(ctx, "INSERT INTO rate_events (key, at) VALUES (?, ?)", key, now)
 		return err
 	})
 	if err != nil {
@@ -63,7 +71,7 @@ func (l *Limiter) Take(ctx context.Context, key string, windows ...Window) (Deci
 // Check reports whether one more event for key would be allowed, without
 // recording one.
 func (l *Limiter) Check(ctx context.Context, key string, windows ...Window) (Decision, error) {
-	d, err := check(ctx, l.db, key, windows)
+	d, err := check(ctx, l.db, key, windows, l.clock.Now())
 	if err != nil {
 		return Decision{}, fmt.Errorf("rate limit %s: %w", key, err)
 	}
@@ -72,7 +80,7 @@ func (l *Limiter) Check(ctx context.Context, key string, windows ...Window) (Dec
 
 // Record adds one event for key unconditionally (e.g. a failed sign-in).
 func (l *Limiter) Record(ctx context.Context, key string) error {
-	if _, err := l.db.ExecContext(ctx, "INSERT INTO rate_events (key) VALUES (?)", key); err != nil {
+	if _, err := l.db.ExecContext(ctx, "INSERT INTO rate_events (key, at) VALUES (?, ?)", key, l.clock.Now()); err != nil {
 		return fmt.Errorf("rate limit %s: %w", key, err)
 	}
 	return nil
@@ -88,27 +96,27 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 
 // Sweep deletes events older than maxAge, the longest window in use.
 func (l *Limiter) Sweep(ctx context.Context, maxAge time.Duration) (int64, error) {
-	res, err := l.db.ExecContext(ctx, "DELETE FROM rate_events WHERE at < clock_timestamp() - ?::interval", fmt.Sprintf("%d milliseconds", maxAge.Milliseconds()))
+	res, err := l.db.ExecContext(ctx, "DELETE FROM rate_events WHERE at < ?", l.clock.Now().Add(-maxAge))
 	if err != nil {
 		return 0, fmt.Errorf("sweep rate events: %w", err)
 	}
 	return res.RowsAffected()
 }
 
-func check(ctx context.Context, idb bun.IDB, key string, windows []Window) (Decision, error) {
+// check decides whether one more event for key is allowed at now.
+func check(ctx context.Context, idb bun.IDB, key string, windows []Window, now time.Time) (Decision, error) {
 	d := Decision{Allowed: true}
 	for _, w := range windows {
 		var (
 			count  int
 			oldest time.Time
-			nowDB  time.Time
 		)
 		// The oldest event inside the window tells when a slot frees up.
 		err := idb.NewRaw(`
-			SELECT count(*), coalesce(min(at), clock_timestamp()), clock_timestamp()
-			FROM rate_events WHERE key = ? AND at > clock_timestamp() - ?::interval`,
-			key, fmt.Sprintf("%d milliseconds", w.Period.Milliseconds())).
-			Scan(ctx, &count, &oldest, &nowDB)
+			SELECT count(*), coalesce(min(at), ?1)
+			FROM rate_events WHERE key = ?0 AND at > ?1`,
+			key, now.Add(-w.Period)).
+			Scan(ctx, &count, &oldest)
 		if err != nil {
 			return Decision{}, err
 		}
@@ -116,7 +124,7 @@ func check(ctx context.Context, idb bun.IDB, key string, windows []Window) (Deci
 			// With Max events in the window, the next is allowed once the
 			// (count-Max+1)-th oldest leaves it; for the usual count == Max
 			// that is the oldest.
-			retry := oldest.Add(w.Period).Sub(nowDB)
+			retry := oldest.Add(w.Period).Sub(now)
 			if !d.Allowed {
 				retry = max(retry, d.RetryAfter)
 			}

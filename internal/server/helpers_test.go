@@ -21,6 +21,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/app"
+	"github.com/fastimage/api/internal/clock"
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/db/dbtest"
@@ -83,6 +84,9 @@ type testServer struct {
 	queries *queryCounter
 	jobs    *generate.Service
 	dbURL   string
+	// clock is the server's Go-side time (URL expiry and the like); it
+	// stands still until a test advances it. Postgres's now() stays real.
+	clock *clock.Fake
 }
 
 // queryCounter counts the SQL statements the server runs, except the
@@ -156,10 +160,11 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
+	clk := clock.NewFake(time.Now())
 	// Blobs live in a folder of the test's, served by this server.
 	bucket, err := local.New(local.Config{
 		Dir: t.TempDir(), SigningKey: []byte("test-signing-key-0123456789abcdef"),
-		BaseURL: "http://" + addr + "/blobs", MaxPutBytes: cfg.MaxUploadBytes,
+		BaseURL: "http://" + addr + "/blobs", MaxPutBytes: cfg.MaxUploadBytes, Clock: clk,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -171,6 +176,7 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		WorkerID:      "test-" + addr,
 		PollInterval:  2 * time.Second,
 		ProgressEvery: 10 * time.Millisecond,
+		Clock:         clk,
 	})
 	if err != nil {
 		ln.Close()
@@ -197,7 +203,7 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		})
 		return stopErr
 	}
-	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}, gallery: a.Gallery, bucket: bucket, queries: queries, jobs: a.Jobs, dbURL: dbURL}
+	ts := &testServer{URL: "http://" + addr, stop: stop, db: bdb, outbox: outbox, logs: logs, secrets: &secretSet{}, gallery: a.Gallery, bucket: bucket, queries: queries, jobs: a.Jobs, dbURL: dbURL, clock: clk}
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("server did not shut down cleanly: %v", err)

@@ -288,16 +288,20 @@ func TestSignedURLs(t *testing.T) {
 	if err := s.db.NewRaw("SELECT storage_key FROM assets WHERE role = 'source'").Scan(context.Background(), &key); err != nil {
 		t.Fatal(err)
 	}
-	short, err := s.bucket.SignedURL(context.Background(), key, storage.SignOptions{Method: "GET", Expires: time.Now().Add(time.Second)})
+	short, err := s.bucket.SignedURL(context.Background(), key, storage.SignOptions{Method: "GET", Expires: s.clock.Now().Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if resp, _ := get(t, short); resp.StatusCode != 200 {
 		t.Fatalf("fresh URL: %d", resp.StatusCode)
 	}
-	time.Sleep(2100 * time.Millisecond)
-	if resp, _ := get(t, short); resp.StatusCode != 403 {
-		t.Errorf("expired URL: %d, want 403", resp.StatusCode)
+	s.clock.Advance(59 * time.Second)
+	if resp, _ := get(t, short); resp.StatusCode != 200 {
+		t.Fatalf("URL a second before it expires: got %d, want 200", resp.StatusCode)
+	}
+	s.clock.Advance(time.Second)
+	if resp, body := get(t, short); resp.StatusCode != 403 || !strings.Contains(string(body), "expired") {
+		t.Errorf("expired URL: got %d %.80q, want 403, expired", resp.StatusCode, body)
 	}
 	// Range requests and caching headers.
 	req, _ := http.NewRequest("GET", url, nil)

@@ -71,7 +71,7 @@ func (s *Service) Delete(ctx context.Context, a actor.Actor, ids []uuid.UUID) (r
 		}
 		return nil
 	})
-	return time.Now().Add(s.cfg.Retention), err
+	return s.clock.Now().Add(s.cfg.Retention), err
 }
 
 // Restore brings deleted works back from the bin. All of ids or none.

@@ -253,7 +253,7 @@ func (s *Service) CreateUpload(ctx context.Context, a actor.Actor, filename, con
 	u := &upload{
 		ID: id, UserID: a.UserID, Filename: filename, ContentType: contentType, DeclaredBytes: size, Title: title,
 		StagingKey: storage.UserPrefix(a.UserID) + "uploads/" + id.String(),
-		ExpiresAt:  time.Now().Add(s.cfg.UploadURLTTL),
+		ExpiresAt:  s.clock.Now().Add(s.cfg.UploadURLTTL),
 	}
 	url, err := s.bucket.SignedURL(ctx, u.StagingKey, storage.SignOptions{Method: http.MethodPut, Expires: u.ExpiresAt, ContentType: contentType})
 	if err != nil {

@@ -17,10 +17,10 @@ const urlWindow = 15 * time.Minute
 // maxCachedURLs bounds the signed-URL cache.
 const maxCachedURLs = 50_000
 
-// URLExpiry is when URLs signed now expire: at least URLTTL from now,
-// rounded up to the next window.
-func (s *Service) URLExpiry(now time.Time) time.Time {
-	return now.Add(s.cfg.URLTTL).Truncate(urlWindow).Add(urlWindow)
+// URLExpiry is when URLs signed now, by the service's clock, expire: at
+// least URLTTL from now, rounded up to the next window.
+func (s *Service) URLExpiry() time.Time {
+	return s.clock.Now().Add(s.cfg.URLTTL).Truncate(urlWindow).Add(urlWindow)
 }
 
 // URL returns a signed GET URL of an asset that works until expires. Callers

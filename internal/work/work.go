@@ -10,6 +10,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/clock"
 	"github.com/fastimage/api/internal/storage"
 )
 
@@ -100,6 +101,10 @@ type Config struct {
 	ThumbnailSizes []int
 	// UploadURLTTL is how long a direct-upload URL works.
 	UploadURLTTL time.Duration
+	// Clock tells the time URLs expire and deleted works stop being
+	// restorable by; nil means the machine's clock. The database's own
+	// now() (when a work was deleted, when the bin is purged) stays real.
+	Clock clock.Clock
 }
 
 // Service runs My Works.
@@ -107,6 +112,7 @@ type Service struct {
 	db     *bun.DB
 	bucket storage.Bucket
 	cfg    Config
+	clock  clock.Clock
 	urls   urlCache
 }
 
@@ -118,7 +124,7 @@ func New(db *bun.DB, bucket storage.Bucket, cfg Config) *Service {
 	if cfg.UploadURLTTL == 0 {
 		cfg.UploadURLTTL = 15 * time.Minute
 	}
-	return &Service{db: db, bucket: bucket, cfg: cfg}
+	return &Service{db: db, bucket: bucket, cfg: cfg, clock: clock.Or(cfg.Clock)}
 }
 
 // Bucket returns the bucket the service stores blobs in.

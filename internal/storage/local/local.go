@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fastimage/api/internal/clock"
 	"github.com/fastimage/api/internal/storage"
 )
 
@@ -64,6 +65,9 @@ type Config struct {
 	// Log receives the causes of the failures Handler answers with 500; nil
 	// discards them.
 	Log *slog.Logger
+	// Clock decides when signed URLs expire and which uploads are stale;
+	// nil means the machine's clock.
+	Clock clock.Clock
 }
 
 // Bucket is a storage.Bucket in a local folder. Its methods are safe for
@@ -118,7 +122,7 @@ func New(cfg Config) (*Bucket, error) {
 		basePath:    strings.TrimSuffix(base.Path, "/") + "/",
 		maxPutBytes: cfg.MaxPutBytes,
 		log:         log,
-		now:         time.Now,
+		now:         clock.Or(cfg.Clock).Now,
 	}
 	for _, d := range []string{b.objects, b.meta, b.tmp} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fastimage/api/internal/clock"
 	"github.com/fastimage/api/internal/storage"
 	"github.com/fastimage/api/internal/storage/storagetest"
 )
@@ -36,11 +37,12 @@ func TestConformance(t *testing.T) {
 		}
 		return resp
 	}
+	clk := clock.NewFake(time.Now())
 	newBucket := func(t *testing.T) storage.Bucket {
-		b, _ := serve(t, nil)
+		b, _ := serve(t, func(b *Bucket) { b.now = clk.Now })
 		return b
 	}
-	storagetest.Run(t, newBucket, fetch, storagetest.Options{SignatureEnforced: true, RefusedStatus: http.StatusForbidden})
+	storagetest.Run(t, newBucket, fetch, storagetest.Options{SignatureEnforced: true, RefusedStatus: http.StatusForbidden, Clock: clk})
 }
 
 // serve returns a Bucket in a fresh folder and the test server its Handler
