@@ -306,10 +306,23 @@ func (s *Service) endTx(ctx context.Context, tx bun.Tx, g *Generation, status St
 
 // giveBack returns a job to the queue when its worker stops (shutdown), so
 // that another takes it now rather than after the lease; the attempt does
-// not count.
+// not count. Its work and the owner's feed go back to queued with it.
 func (s *Service) giveBack(ctx context.Context, owner string, g *Generation) {
-	if _, err := s.db.ExecContext(ctx, `UPDATE generations SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
-		attempts = greatest(attempts - 1, 0), updated_at = now() WHERE id = ? AND lease_owner = ? AND status = 'running'`, g.ID, owner); err != nil {
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE generations SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+			attempts = greatest(attempts - 1, 0), updated_at = now() WHERE id = ? AND lease_owner = ? AND status = 'running'`, g.ID, owner)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err // no longer ours: nothing to give back
+		}
+		if err := work.SetStatusTx(ctx, tx, g.WorkID, StatusQueued); err != nil {
+			return err
+		}
+		return feedStatus(ctx, tx, g, StatusQueued)
+	})
+	if err != nil {
 		s.log.ErrorContext(ctx, "give back lease", "generation_id", g.ID.String(), "err", err)
 		return
 	}
