@@ -110,16 +110,22 @@ func AppendTx(ctx context.Context, idb bun.IDB, userID uuid.UUID, p Payload) err
 	if err != nil {
 		return fmt.Errorf("encode feed entry: %w", err)
 	}
-	e := &Entry{UserID: userID, Kind: p.Kind(), Payload: raw}
-	if err := idb.NewRaw(`INSERT INTO viewer_feeds (user_id, last_seq) VALUES (?, 1)
-		ON CONFLICT (user_id) DO UPDATE SET last_seq = viewer_feeds.last_seq + 1
-		RETURNING last_seq`, userID).Scan(ctx, &e.Seq); err != nil {
-		return fmt.Errorf("next feed seq: %w", err)
+	// One round trip: take the next seq under the counter's row lock, write
+	// the entry, and ring the feed's doorbell with the seq.
+	var seq int64
+	if err := idb.NewRaw(`
+		WITH s AS (
+			INSERT INTO viewer_feeds (user_id, last_seq) VALUES (?0, 1)
+			ON CONFLICT (user_id) DO UPDATE SET last_seq = viewer_feeds.last_seq + 1
+			RETURNING last_seq
+		), e AS (
+			INSERT INTO viewer_events (user_id, seq, kind, payload) SELECT ?0, last_seq, ?1, ?2 FROM s RETURNING seq
+		)
+		SELECT seq FROM e, pg_notify(?3, ?4 || ':' || e.seq)`,
+		userID, p.Kind(), string(raw), events.Channel, Topic(userID)).Scan(ctx, &seq); err != nil {
+		return fmt.Errorf("append %s feed entry: %w", p.Kind(), err)
 	}
-	if _, err := idb.NewInsert().Model(e).Exec(ctx); err != nil {
-		return fmt.Errorf("append %s feed entry: %w", e.Kind, err)
-	}
-	return events.Ring(ctx, idb, fmt.Sprintf("%s:%d", Topic(userID), e.Seq))
+	return nil
 }
 
 // Service reads and follows feeds.
