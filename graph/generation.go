@@ -121,12 +121,14 @@ func feedModel(e feed.Entry) (*model.ViewerEvent, error) {
 		st := work.Status(d.Status)
 		m.GenerationID, m.WorkID, m.Status = &gid, &wid, &st
 	case feed.CreditsChanged:
-		cause := model.CreditChangeCause(d.Cause)
-		if !cause.IsValid() {
-			return nil, fmt.Errorf("feed entry %d: unknown credit change cause %q", e.Seq, d.Cause)
-		}
 		m.Credits = &credit.Balance{Balance: d.Balance, Held: d.Held, Available: d.Available}
-		m.Cause = &cause
+		if d.Cause != "" { // entries written before causes were kept have none
+			cause := model.CreditChangeCause(d.Cause)
+			if !cause.IsValid() {
+				return nil, fmt.Errorf("feed entry %d: unknown credit change cause %q", e.Seq, d.Cause)
+			}
+			m.Cause = &cause
+		}
 		if d.RefType == "Generation" {
 			gid := relay.ID("Generation", d.RefID)
 			m.GenerationID = &gid

@@ -567,7 +567,7 @@ type ViewerEvent struct {
 	Status *work.Status `json:"status,omitempty"`
 	// CREDITS: your credits after the change.
 	Credits *credit.Balance `json:"credits,omitempty"`
-	// CREDITS: why they changed.
+	// CREDITS: why they changed (null on entries from before causes were recorded).
 	Cause *CreditChangeCause `json:"cause,omitempty"`
 	// When it happened.
 	CreatedAt time.Time `json:"createdAt"`
