@@ -94,11 +94,14 @@ func (r *Resolver) eventModel(ctx context.Context, e generate.Event) (*model.Gen
 			m.PreviewURL = &url
 		}
 	case generate.Output:
-		url, err := r.Gallery.KeyURL(ctx, d.Key, expires)
-		if err != nil {
-			return nil, err
+		m.OutputIndex = &d.Index
+		if d.Key != "" { // none when the image was purged before events kept keys
+			url, err := r.Gallery.KeyURL(ctx, d.Key, expires)
+			if err != nil {
+				return nil, err
+			}
+			m.OutputURL = &url
 		}
-		m.OutputIndex, m.OutputURL = &d.Index, &url
 	case generate.Failed:
 		m.ErrorCode, m.ErrorMessage = &d.Code, &d.Message
 	case generate.Succeeded:
