@@ -347,6 +347,8 @@ type PurgeWorksPayload struct {
 	PurgedWorkIds []string `json:"purgedWorkIds"`
 	// Bytes freed from your storage use.
 	FreedBytes int64 `json:"freedBytes"`
+	// emptyBin: your bin still holds works it can erase; call it again.
+	More bool `json:"more"`
 	// Your storage use now.
 	Storage *work.Usage `json:"storage"`
 }

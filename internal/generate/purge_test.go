@@ -34,16 +34,16 @@ func TestPurgeKeepsWorksBeingMade(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, _, err = gallery.PurgeBin(ctx, a, []uuid.UUID{g.WorkID, other.ID})
+	_, err = gallery.PurgeBin(ctx, a, []uuid.UUID{g.WorkID, other.ID})
 	if got := apperr.CodeOf(err); got != apperr.Conflict {
 		t.Fatalf("purging a work being made: got code %q (%v), want %s", got, err, apperr.Conflict)
 	}
-	purged, _, err := gallery.PurgeBin(ctx, a, nil)
+	purged, err := gallery.PurgeBin(ctx, a, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(purged) != 1 || purged[0] != other.ID {
-		t.Fatalf("emptyBin erased %v, want only the upload %v", purged, other.ID)
+	if len(purged.WorkIDs) != 1 || purged.WorkIDs[0] != other.ID || purged.More {
+		t.Fatalf("emptyBin erased %v (more %v), want only the upload %v and no more", purged.WorkIDs, purged.More, other.ID)
 	}
 	if n := countGenerations(t, db, user); n != 1 {
 		t.Fatalf("%d generations after emptying the bin, want the queued one kept", n)
@@ -59,9 +59,9 @@ func TestPurgeKeepsWorksBeingMade(t *testing.T) {
 	if _, err := jobs.Cancel(ctx, a, g.ID); err != nil {
 		t.Fatal(err)
 	}
-	purged, _, err = gallery.PurgeBin(ctx, a, []uuid.UUID{g.WorkID})
-	if err != nil || len(purged) != 1 {
-		t.Fatalf("purging the canceled generation's work: got %v, %v; want it erased", purged, err)
+	purged, err = gallery.PurgeBin(ctx, a, []uuid.UUID{g.WorkID})
+	if err != nil || len(purged.WorkIDs) != 1 {
+		t.Fatalf("purging the canceled generation's work: got %+v, %v; want it erased", purged, err)
 	}
 	if b, err = ledger.BalanceOf(ctx, a, user); err != nil || b.Held != 0 {
 		t.Fatalf("balance %+v (err %v): want nothing held once canceled", b, err)
