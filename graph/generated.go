@@ -276,6 +276,7 @@ type ComplexityRoot struct {
 
 	PurgeWorksPayload struct {
 		FreedBytes    func(childComplexity int) int
+		More          func(childComplexity int) int
 		PurgedWorkIds func(childComplexity int) int
 		Storage       func(childComplexity int) int
 	}
@@ -1611,6 +1612,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PurgeWorksPayload.FreedBytes(childComplexity), true
+	case "PurgeWorksPayload.more":
+		if e.ComplexityRoot.PurgeWorksPayload.More == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurgeWorksPayload.More(childComplexity), true
 	case "PurgeWorksPayload.purgedWorkIds":
 		if e.ComplexityRoot.PurgeWorksPayload.PurgedWorkIds == nil {
 			break
@@ -2877,6 +2884,8 @@ func (ec *executionContext) childFields_PurgeWorksPayload(ctx context.Context, f
 		return ec.fieldContext_PurgeWorksPayload_purgedWorkIds(ctx, field)
 	case "freedBytes":
 		return ec.fieldContext_PurgeWorksPayload_freedBytes(ctx, field)
+	case "more":
+		return ec.fieldContext_PurgeWorksPayload_more(ctx, field)
 	case "storage":
 		return ec.fieldContext_PurgeWorksPayload_storage(ctx, field)
 	}
@@ -8250,6 +8259,29 @@ func (ec *executionContext) _PurgeWorksPayload_freedBytes(ctx context.Context, f
 }
 func (ec *executionContext) fieldContext_PurgeWorksPayload_freedBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PurgeWorksPayload", field, false, false, "Bytes")
+}
+
+func (ec *executionContext) _PurgeWorksPayload_more(ctx context.Context, field graphql.CollectedField, obj *model.PurgeWorksPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurgeWorksPayload_more(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.More, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurgeWorksPayload_more(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PurgeWorksPayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _PurgeWorksPayload_storage(ctx context.Context, field graphql.CollectedField, obj *model.PurgeWorksPayload) (ret graphql.Marshaler) {
@@ -14851,6 +14883,11 @@ func (ec *executionContext) _PurgeWorksPayload(ctx context.Context, sel ast.Sele
 			}
 		case "freedBytes":
 			out.Values[i] = ec._PurgeWorksPayload_freedBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "more":
+			out.Values[i] = ec._PurgeWorksPayload_more(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

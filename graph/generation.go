@@ -94,11 +94,14 @@ func (r *Resolver) eventModel(ctx context.Context, e generate.Event) (*model.Gen
 			m.PreviewURL = &url
 		}
 	case generate.Output:
-		url, err := r.Gallery.KeyURL(ctx, d.Key, expires)
-		if err != nil {
-			return nil, err
+		m.OutputIndex = &d.Index
+		if d.Key != "" { // none when the image was purged before events kept keys
+			url, err := r.Gallery.KeyURL(ctx, d.Key, expires)
+			if err != nil {
+				return nil, err
+			}
+			m.OutputURL = &url
 		}
-		m.OutputIndex, m.OutputURL = &d.Index, &url
 	case generate.Failed:
 		m.ErrorCode, m.ErrorMessage = &d.Code, &d.Message
 	case generate.Succeeded:
@@ -121,12 +124,14 @@ func feedModel(e feed.Entry) (*model.ViewerEvent, error) {
 		st := work.Status(d.Status)
 		m.GenerationID, m.WorkID, m.Status = &gid, &wid, &st
 	case feed.CreditsChanged:
-		cause := model.CreditChangeCause(d.Cause)
-		if !cause.IsValid() {
-			return nil, fmt.Errorf("feed entry %d: unknown credit change cause %q", e.Seq, d.Cause)
-		}
 		m.Credits = &credit.Balance{Balance: d.Balance, Held: d.Held, Available: d.Available}
-		m.Cause = &cause
+		if d.Cause != "" { // entries written before causes were kept have none
+			cause := model.CreditChangeCause(d.Cause)
+			if !cause.IsValid() {
+				return nil, fmt.Errorf("feed entry %d: unknown credit change cause %q", e.Seq, d.Cause)
+			}
+			m.Cause = &cause
+		}
 		if d.RefType == "Generation" {
 			gid := relay.ID("Generation", d.RefID)
 			m.GenerationID = &gid

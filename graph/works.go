@@ -13,7 +13,7 @@ import (
 // purged erases works from the actor's bin (ids; nil: all) and answers with
 // what went and the storage use after.
 func (r *Resolver) purged(ctx context.Context, a actor.Actor, ids []uuid.UUID) (*model.PurgeWorksPayload, error) {
-	gone, freed, err := r.Gallery.PurgeBin(ctx, a, ids)
+	p, err := r.Gallery.PurgeBin(ctx, a, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -21,8 +21,8 @@ func (r *Resolver) purged(ctx context.Context, a actor.Actor, ids []uuid.UUID) (
 	if err != nil {
 		return nil, err
 	}
-	out := &model.PurgeWorksPayload{PurgedWorkIds: make([]string, len(gone)), FreedBytes: freed, Storage: &usage}
-	for i, id := range gone {
+	out := &model.PurgeWorksPayload{PurgedWorkIds: make([]string, len(p.WorkIDs)), FreedBytes: p.FreedBytes, More: p.More, Storage: &usage}
+	for i, id := range p.WorkIDs {
 		out.PurgedWorkIds[i] = relay.ID("Work", id.String())
 	}
 	return out, nil

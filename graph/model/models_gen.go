@@ -347,6 +347,8 @@ type PurgeWorksPayload struct {
 	PurgedWorkIds []string `json:"purgedWorkIds"`
 	// Bytes freed from your storage use.
 	FreedBytes int64 `json:"freedBytes"`
+	// emptyBin: your bin still holds works it can erase; call it again.
+	More bool `json:"more"`
 	// Your storage use now.
 	Storage *work.Usage `json:"storage"`
 }
@@ -567,7 +569,7 @@ type ViewerEvent struct {
 	Status *work.Status `json:"status,omitempty"`
 	// CREDITS: your credits after the change.
 	Credits *credit.Balance `json:"credits,omitempty"`
-	// CREDITS: why they changed.
+	// CREDITS: why they changed (null on entries from before causes were recorded).
 	Cause *CreditChangeCause `json:"cause,omitempty"`
 	// When it happened.
 	CreatedAt time.Time `json:"createdAt"`

@@ -50,7 +50,9 @@ type CreditsChanged struct {
 	Balance   int64 `json:"balance"`
 	Held      int64 `json:"held"`
 	Available int64 `json:"available"`
-	// Cause is a credit entry kind (SPEND, PURCHASE, …) or HOLD / RELEASE.
+	// Cause is a credit entry kind (SPEND, PURCHASE, …) or HOLD / RELEASE;
+	// empty in entries written before causes were kept (by the SQL trigger
+	// that migration 20261130000001 dropped).
 	Cause string `json:"cause"`
 	// RefType and RefID name what caused it, e.g. a Generation.
 	RefType string `json:"refType,omitempty"`

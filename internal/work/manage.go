@@ -136,44 +136,80 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 	}
 }
 
-// PurgeBin erases works in the actor's bin now, with their blobs: those
-// named by ids, or every one when ids is nil. It returns the works erased
-// and the bytes given back to the quota.
-// Returns NOT_FOUND when any id is not a work in the actor's bin (then
-// nothing is erased) and VALIDATION for an empty or oversized batch.
-func (s *Service) PurgeBin(ctx context.Context, a actor.Actor, ids []uuid.UUID) (purged []uuid.UUID, freed int64, err error) {
-	inBin := func(q *bun.SelectQuery) *bun.SelectQuery {
-		return q.Where("user_id = ? AND deleted_at IS NOT NULL", a.UserID)
-	}
-	if ids != nil {
-		if ids, err = batch(ids); err != nil {
-			return nil, 0, err
-		}
-		n, err := inBin(s.db.NewSelect().Model((*Work)(nil))).Where("id IN (?)", bun.In(ids)).Count(ctx)
-		if err != nil {
-			return nil, 0, fmt.Errorf("find works in the bin: %w", err)
-		}
-		if int(n) != len(ids) {
-			return nil, 0, apperr.Errorf(apperr.NotFound, "Some of these works are not in your bin; nothing was erased.")
-		}
-		named := inBin
-		inBin = func(q *bun.SelectQuery) *bun.SelectQuery { return named(q).Where("id IN (?)", bun.In(ids)) }
-	}
-	for {
-		w, bytes, err := s.purgeOne(ctx, inBin)
-		if err != nil || w == nil {
-			return purged, freed, err
-		}
-		purged, freed = append(purged, w.ID), freed+bytes
-	}
+// Purged is what one PurgeBin call erased.
+type Purged struct {
+	WorkIDs    []uuid.UUID
+	FreedBytes int64
+	// More is true when the bin still holds works that could be erased: a
+	// call erases at most maxBatch, so that a bin of any size empties in
+	// requests of bounded length.
+	More bool
 }
 
+// PurgeBin erases works in the actor's bin now, with their blobs: those
+// named by ids (1 to maxBatch), or when ids is nil the maxBatch oldest in
+// the bin. A work whose generation has not ended stays: erasing it would
+// take the generation, and the only record of its credit hold, with it.
+// Returns NOT_FOUND when any id is not a work in the actor's bin, CONFLICT
+// when one is still being made (then nothing is erased), and VALIDATION
+// for an empty or oversized batch.
+func (s *Service) PurgeBin(ctx context.Context, a actor.Actor, ids []uuid.UUID) (*Purged, error) {
+	inBin := func(q *bun.SelectQuery) *bun.SelectQuery {
+		return q.Where("?TableAlias.user_id = ? AND ?TableAlias.deleted_at IS NOT NULL", a.UserID)
+	}
+	where := inBin
+	if ids != nil {
+		var err error
+		if ids, err = batch(ids); err != nil {
+			return nil, err
+		}
+		named := func(q *bun.SelectQuery) *bun.SelectQuery { return inBin(q).Where("?TableAlias.id IN (?)", bun.In(ids)) }
+		n, err := named(s.db.NewSelect().Model((*Work)(nil))).Count(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("find works in the bin: %w", err)
+		}
+		if int(n) != len(ids) {
+			return nil, apperr.Errorf(apperr.NotFound, "Some of these works are not in your bin; nothing was erased.")
+		}
+		busy, err := named(s.db.NewSelect().Model((*Work)(nil))).Where(beingMade).Exists(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("find works being made: %w", err)
+		}
+		if busy {
+			return nil, apperr.Errorf(apperr.Conflict, "Some of these works are still being made; cancel their generations (or let them finish) first. Nothing was erased.")
+		}
+		where = named
+	}
+	out := &Purged{}
+	for len(out.WorkIDs) < maxBatch {
+		w, bytes, err := s.purgeOne(ctx, where)
+		if err != nil {
+			return nil, err
+		}
+		if w == nil {
+			return out, nil
+		}
+		out.WorkIDs, out.FreedBytes = append(out.WorkIDs, w.ID), out.FreedBytes+bytes
+	}
+	more, err := where(s.db.NewSelect().Model((*Work)(nil))).Where("NOT " + beingMade).Exists(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find more works in the bin: %w", err)
+	}
+	out.More = more
+	return out, nil
+}
+
+// beingMade selects works whose generation has not ended.
+const beingMade = "EXISTS (SELECT 1 FROM generations AS g WHERE g.work_id = ?TableAlias.id AND g.status IN ('queued', 'running'))"
+
 // purgeOne erases the first work that where selects (oldest in the bin
-// first) and returns it with the bytes it freed, or nil when none is left.
+// first), unless it is being made, and returns it with the bytes it freed,
+// or nil when none is left.
 func (s *Service) purgeOne(ctx context.Context, where func(*bun.SelectQuery) *bun.SelectQuery) (purged *Work, freed int64, err error) {
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var w Work
-		err := where(tx.NewSelect().Model(&w)).OrderExpr("deleted_at").Limit(1).For("UPDATE SKIP LOCKED").Scan(ctx)
+		err := where(tx.NewSelect().Model(&w)).Where("NOT " + beingMade).
+			OrderExpr("deleted_at").Limit(1).For("UPDATE SKIP LOCKED").Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
