@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/99designs/gqlgen/graphql"
-
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/actor"
@@ -171,27 +169,4 @@ func (r *Resolver) estimate(ctx context.Context, a actor.Actor, req generate.Req
 		return nil, err
 	}
 	return &model.Estimate{CreditsPerImage: per, TotalCredits: total, Width: w, Height: h}, nil
-}
-
-// translate turns a domain stream into a GraphQL one. A row that cannot be
-// translated ends the stream with its error, which the transport sends to
-// the client; the stream does not go on past a row the client would miss.
-func translate[In, Out any](ctx context.Context, in <-chan In, f func(In) (Out, error)) <-chan Out {
-	out := make(chan Out)
-	go func() {
-		defer close(out)
-		for row := range in {
-			m, err := f(row)
-			if err != nil {
-				graphql.AddError(ctx, err)
-				return
-			}
-			select {
-			case out <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out
 }

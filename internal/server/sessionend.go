@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/fastimage/api/graph"
 	"github.com/fastimage/api/internal/apperr"
 )
 
@@ -83,15 +84,18 @@ func (e *sessionEnd) end(err error) {
 	}
 }
 
-// endOperations makes an operation on a connection whose session ends stop
-// and finish with the session's error, shown by present: over WebSocket as an
-// `error` message for its id, over SSE as a last `next` event.
+// endOperations makes an operation on a streaming connection finish with an
+// error instead of a normal end when it stops for one: its session ended
+// (it stops at once), or its stream broke (graph.StreamFailure). The error
+// is shown by present: over WebSocket as an `error` message for its id,
+// over SSE as a last `next` event.
 func endOperations(present graphql.ErrorPresenterFunc) graphql.OperationMiddleware {
 	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		end := sessionEndFrom(ctx)
 		if end == nil {
 			return next(ctx)
 		}
+		ctx = graph.WithStreamFailure(ctx)
 		responses := func(context.Context) *graphql.Response { return nil } // the session has already ended
 		if end.join(ctx) {
 			opCtx, cancel := context.WithCancel(ctx)
@@ -100,14 +104,22 @@ func endOperations(present graphql.ErrorPresenterFunc) graphql.OperationMiddlewa
 			responses = next(opCtx)
 		}
 		reported := false
-		return func(ctx context.Context) *graphql.Response {
-			if resp := responses(ctx); resp != nil || reported || end.err() == nil {
+		return func(rctx context.Context) *graphql.Response {
+			resp := responses(rctx)
+			if resp != nil || reported {
 				return resp
 			}
+			err := end.err()
+			if err == nil {
+				err = graph.StreamFailure(ctx)
+			}
+			if err == nil {
+				return nil
+			}
 			reported = true
-			gerr := present(ctx, end.err())
+			gerr := present(rctx, err)
 			if end.websocket {
-				transport.AddSubscriptionError(ctx, gerr)
+				transport.AddSubscriptionError(rctx, gerr)
 				return nil
 			}
 			return &graphql.Response{Errors: gqlerror.List{gerr}}
