@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/db"
@@ -77,7 +79,22 @@ func New(t testing.TB) *bun.DB {
 func NewURL(t testing.TB) string {
 	t.Helper()
 	setup(t)
-	return create(t, "TEMPLATE "+quote(template))
+	return create(t, cloneTemplate)
+}
+
+// cloneTemplate clones the template into a new database. A checkout with
+// other migrations sharing this server may have dropped the template as
+// stale meanwhile; then it is built again, once.
+func cloneTemplate(ctx context.Context) (url string, drop func() error, err error) {
+	url, drop, err = createDB(ctx, "TEMPLATE "+quote(template))
+	var pgErr pgdriver.Error
+	if errors.As(err, &pgErr) && pgErr.Field('C') == "3D000" { // invalid_catalog_name
+		if err := ensureTemplate(ctx); err != nil {
+			return "", nil, fmt.Errorf("rebuild template database: %w", err)
+		}
+		return createDB(ctx, "TEMPLATE "+quote(template))
+	}
+	return url, drop, err
 }
 
 // NewEmptyURL returns the URL of a fresh database with no migrations applied,
@@ -85,14 +102,14 @@ func NewURL(t testing.TB) string {
 func NewEmptyURL(t testing.TB) string {
 	t.Helper()
 	setup(t)
-	return create(t, "")
+	return create(t, func(ctx context.Context) (string, func() error, error) { return createDB(ctx, "") })
 }
 
-// create makes a database (CREATE DATABASE … suffix) that is dropped when the
-// test ends, and returns its URL.
-func create(t testing.TB, suffix string) string {
+// create makes a database with mk that is dropped when the test ends, and
+// returns its URL.
+func create(t testing.TB, mk func(context.Context) (url string, drop func() error, err error)) string {
 	t.Helper()
-	url, drop, err := createDB(context.Background(), suffix)
+	url, drop, err := mk(context.Background())
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
@@ -125,7 +142,7 @@ func createDB(ctx context.Context, suffix string) (url string, drop func() error
 func Clone(tb testing.TB) (url string, drop func() error) {
 	tb.Helper()
 	setup(tb)
-	url, drop, err := createDB(context.Background(), "TEMPLATE "+quote(template))
+	url, drop, err := cloneTemplate(context.Background())
 	if err != nil {
 		tb.Fatalf("dbtest: %v", err)
 	}
@@ -155,7 +172,13 @@ func prepare(ctx context.Context) error {
 		return err
 	}
 	template = "fastimage_tmpl_" + sum
+	return ensureTemplate(ctx)
+}
 
+// ensureTemplate builds the template for the current migrations unless it
+// exists, and drops templates of other migrations, under a lock shared by
+// every test process on the server.
+func ensureTemplate(ctx context.Context) error {
 	conn, err := admin.Conn(ctx)
 	if err != nil {
 		return err
