@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -14,13 +12,11 @@ import (
 
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db/dbtest"
-	"github.com/fastimage/api/internal/events"
 	"github.com/fastimage/api/internal/generate"
-	localprovider "github.com/fastimage/api/internal/generate/provider/local"
 	"github.com/fastimage/api/internal/imaging/imagingtest"
-	"github.com/fastimage/api/internal/storage/local"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -46,20 +42,8 @@ func newUser(t testing.TB, db *bun.DB) uuid.UUID {
 func newJobs(t testing.TB) (*bun.DB, *work.Service, *generate.Service) {
 	t.Helper()
 	db := dbtest.New(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bucket, err := local.New(local.Config{
-		Dir: t.TempDir(), SigningKey: []byte("test-signing-key-0123456789abcdef"),
-		BaseURL: "http://localhost/blobs", MaxPutBytes: 1 << 20,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gallery := work.New(db, bucket, work.Config{
-		MaxUploadBytes: 1 << 20, MaxPixels: 40_000_000, QuotaBytes: 50 << 20, URLTTL: time.Hour, Retention: time.Hour,
-	})
-	jobs := generate.New(db, generate.Config{Workers: 0, PollInterval: 50 * time.Millisecond}, events.New(db, log), gallery,
-		localprovider.New(localprovider.Config{Steps: 2, StepDelay: -1}), log)
-	return db, gallery, jobs
+	a := newReplicas(t, db).start(t, config.Generate{}, nil, 50*time.Millisecond)
+	return db, a.Gallery, a.Jobs
 }
 
 func mustUpload(t testing.TB, gallery *work.Service, a actor.Actor) *work.Work {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -14,14 +12,12 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/actor"
+	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/db/dbtest"
-	"github.com/fastimage/api/internal/events"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/generate/provider"
 	localprovider "github.com/fastimage/api/internal/generate/provider/local"
-	"github.com/fastimage/api/internal/storage/local"
-	"github.com/fastimage/api/internal/work"
 )
 
 // deadline bounds every wait for a worker to do something.
@@ -50,39 +46,25 @@ func (b *blocker) Generate(ctx context.Context, _ provider.Request, _ func(provi
 	return ctx.Err()
 }
 
-// workers builds generation services that share one fresh database, works
-// service and event bus, as the replicas of one deployment do.
+// workers builds replicas that share one fresh database and bucket.
 type workers struct {
-	db      *bun.DB
-	gallery *work.Service
-	bus     *events.Bus
-	log     *slog.Logger
+	db       *bun.DB
+	replicas *replicas
 }
 
 func newWorkers(t *testing.T) *workers {
 	t.Helper()
 	db := dbtest.New(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	bucket, err := local.New(local.Config{
-		Dir: t.TempDir(), SigningKey: []byte("test-signing-key-0123456789abcdef"),
-		BaseURL: "http://localhost/blobs", MaxPutBytes: 1 << 20,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gallery := work.New(db, bucket, work.Config{
-		MaxUploadBytes: 1 << 20, MaxPixels: 40_000_000, QuotaBytes: 50 << 20, URLTTL: time.Hour, Retention: time.Hour,
-	})
-	return &workers{db: db, gallery: gallery, bus: events.New(db, log), log: log}
+	return &workers{db: db, replicas: newReplicas(t, db)}
 }
 
 // service returns a replica's generation service with p as its provider.
-func (w *workers) service(cfg generate.Config, p provider.Provider) *generate.Service {
-	if cfg.Lease == 0 {
-		cfg.Lease = lease
+func (w *workers) service(t *testing.T, gen config.Generate, p provider.Provider) *generate.Service {
+	t.Helper()
+	if gen.Lease == 0 {
+		gen.Lease = lease
 	}
-	cfg.PollInterval = 20 * time.Millisecond
-	return generate.New(w.db, cfg, w.bus, w.gallery, p, w.log)
+	return w.replicas.start(t, gen, p, 20*time.Millisecond).Jobs
 }
 
 // fast is a provider that makes its images at once.
@@ -354,7 +336,7 @@ func TestWorkerThatLosesItsLeaseLeavesTheJob(t *testing.T) {
 	ctx := context.Background()
 	user := newUser(t, w.db)
 	slow := newBlocker()
-	a := w.service(generate.Config{}, slow)
+	a := w.service(t, config.Generate{}, slow)
 	g := submit(t, a, user)
 	cost := int64(g.CreditsPerImage)
 
@@ -386,7 +368,7 @@ func TestWorkerThatLosesItsLeaseLeavesTheJob(t *testing.T) {
 		untouched(t, ledgerOf(t, w.db, a, g.ID), "worker-b", 2)
 	})
 
-	b := w.service(generate.Config{}, fast())
+	b := w.service(t, config.Generate{}, fast())
 	b.Run(ctx, "worker-b", generation(t, w.db, g.ID))
 	succeededOnce(t, ledgerOf(t, w.db, b, g.ID), cost, 2)
 
@@ -405,13 +387,13 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 	w := newWorkers(t)
 	ctx := context.Background()
 	user := newUser(t, w.db)
-	a := w.service(generate.Config{Lease: time.Minute}, newBlocker())
+	a := w.service(t, config.Generate{Lease: time.Minute}, newBlocker())
 	g := submit(t, a, user)
 
 	if claimed, err := a.Claim(ctx, "worker-a"); err != nil || claimed == nil || claimed.ID != g.ID {
 		t.Fatalf("A's claim: got %s (%v), want %v", claimOf(claimed), err, g.ID)
 	}
-	b := w.service(generate.Config{Workers: 1}, fast())
+	b := w.service(t, config.Generate{Workers: 1}, fast())
 	if got, err := b.Claim(ctx, "worker-b"); err != nil || got != nil {
 		t.Fatalf("B's claim of a job under a live lease: got %s (%v), want nothing", claimOf(got), err)
 	}
@@ -450,7 +432,7 @@ func TestJobFailsAfterMaxAttempts(t *testing.T) {
 	w := newWorkers(t)
 	ctx := context.Background()
 	user := newUser(t, w.db)
-	dead := w.service(generate.Config{MaxAttempts: 2}, newBlocker())
+	dead := w.service(t, config.Generate{MaxAttempts: 2}, newBlocker())
 	g := submit(t, dead, user)
 
 	for attempt := 1; attempt <= 2; attempt++ {
@@ -464,7 +446,7 @@ func TestJobFailsAfterMaxAttempts(t *testing.T) {
 		expire(t, w.db, g.ID)
 	}
 
-	b := w.service(generate.Config{Workers: 1}, fast())
+	b := w.service(t, config.Generate{Workers: 1}, fast())
 	stop := runWorkers(t, b, "worker-b")
 	waitStatus(t, w.db, g.ID, generate.StatusFailed)
 	stop()
@@ -502,7 +484,7 @@ func TestShutdownGivesTheJobBack(t *testing.T) {
 	w := newWorkers(t)
 	user := newUser(t, w.db)
 	slow := newBlocker()
-	a := w.service(generate.Config{Workers: 1}, slow)
+	a := w.service(t, config.Generate{Workers: 1}, slow)
 	g := submit(t, a, user)
 
 	stopA := runWorkers(t, a, "worker-a")
@@ -531,7 +513,7 @@ func TestShutdownGivesTheJobBack(t *testing.T) {
 		t.Errorf("after shutdown: got final events %v, hold %s, %d SPEND entries; want none, held, none", l.Finals, l.HoldStatus, l.Spends)
 	}
 
-	b := w.service(generate.Config{Workers: 1}, fast())
+	b := w.service(t, config.Generate{Workers: 1}, fast())
 	stopB := runWorkers(t, b, "worker-b")
 	waitStatus(t, w.db, g.ID, generate.StatusSucceeded)
 	stopB()
