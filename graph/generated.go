@@ -2364,6 +2364,10 @@ var sources = []*ast.Source{
 # with ` + "`" + `node` + "`" + `); lists are Relay connections; every mutation takes one ` + "`" + `input` + "`" + `
 # and returns a payload; errors carry a machine code in ` + "`" + `extensions.code` + "`" + `; the
 # computed cost of each operation is reported in ` + "`" + `extensions.cost` + "`" + `.
+#
+# This file holds the roots and the types every domain shares; each domain's
+# types and fields are in graph/schema/<domain>.graphqls, which extend the
+# roots (and User) with ` + "`" + `extend type` + "`" + `.
 
 "A file sent in a multipart request (GraphQL multipart request specification)."
 scalar Upload
