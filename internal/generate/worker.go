@@ -266,17 +266,26 @@ func (s *Service) finish(ctx context.Context, owner string, g *Generation, statu
 	}
 }
 
-// endTx moves a generation (locked by the caller) to its final status.
+// endTx moves a generation (locked by the caller) to its final status. A
+// success whose hold was released meanwhile is charged from the available
+// credits instead; when they no longer cover it, the job fails with
+// INSUFFICIENT_CREDITS, charging nothing.
 func (s *Service) endTx(ctx context.Context, tx bun.Tx, g *Generation, status Status, failure *apperr.Error) error {
 	var cost int64
 	if status == StatusSucceeded {
 		cost = int64(g.Outputs * g.CreditsPerImage)
 		if g.HoldID != nil {
-			if _, err := credit.CaptureTx(ctx, tx, *g.HoldID, cost); err != nil {
+			_, err := credit.ChargeTx(ctx, tx, *g.HoldID, cost)
+			switch {
+			case apperr.CodeOf(err) == credit.InsufficientCredits:
+				status, cost = StatusFailed, 0
+				failure = apperr.Errorf(credit.InsufficientCredits, "Your images were ready, but the credits set aside for them were freed and you no longer have the %d credits they cost; you were not charged. Add credits and try again.", int64(g.Outputs*g.CreditsPerImage))
+			case err != nil:
 				return fmt.Errorf("capture: %w", err)
 			}
 		}
-	} else if g.HoldID != nil {
+	}
+	if status != StatusSucceeded && g.HoldID != nil {
 		if err := credit.ReleaseTx(ctx, tx, *g.HoldID); err != nil && apperr.CodeOf(err) != apperr.Conflict {
 			return fmt.Errorf("release: %w", err)
 		}
