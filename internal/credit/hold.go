@@ -145,6 +145,44 @@ func CaptureTx(ctx context.Context, tx bun.Tx, holdID uuid.UUID, amount int64) (
 	})
 }
 
+// ChargeTx spends amount for the work a hold was set aside for, inside the
+// caller's transaction: it captures the hold; when the hold was released
+// before its work ended, it spends amount from the available credits
+// instead, once (under the capture's idempotency key); when the hold was
+// captured already, it changes nothing and returns that capture's entry.
+// A nil entry means nothing was spent (amount 0).
+// Returns NOT_FOUND, VALIDATION (amount out of range) or
+// INSUFFICIENT_CREDITS (the hold was released and the available credits no
+// longer cover amount).
+func ChargeTx(ctx context.Context, tx bun.Tx, holdID uuid.UUID, amount int64) (*Entry, error) {
+	e, err := CaptureTx(ctx, tx, holdID, amount)
+	if apperr.CodeOf(err) != apperr.Conflict {
+		return e, err
+	}
+	var h Hold
+	if err := tx.NewSelect().Model(&h).Where("id = ?", holdID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("inspect hold: %w", err)
+	}
+	key := "capture:" + h.ID.String()
+	if h.Status == HoldCaptured {
+		if *h.CapturedAmount == 0 {
+			return nil, nil
+		}
+		return findByKey(ctx, tx, key)
+	}
+	if amount == 0 {
+		return nil, nil
+	}
+	if amount > h.Amount {
+		return nil, apperr.Errorf(apperr.Validation, "Cannot capture %d credits from a hold of %d.", amount, h.Amount)
+	}
+	ref := h.ref()
+	if ref.Type == "" {
+		ref = Ref{Type: "CreditHold", ID: h.ID.String()}
+	}
+	return PostTx(ctx, tx, Posting{UserID: h.UserID, Amount: -amount, Kind: Spend, Ref: ref, IdempotencyKey: key})
+}
+
 // Release frees a hold's credits without spending any.
 // Returns NOT_FOUND or CONFLICT when the hold was already resolved.
 func (l *Ledger) Release(ctx context.Context, holdID uuid.UUID) error {
@@ -208,12 +246,24 @@ func (h *Hold) ref() Ref {
 	return Ref{Type: *h.ReferenceType, ID: *h.ReferenceID}
 }
 
-// ReleaseExpiredHolds releases every hold that has expired by now (work
-// that never finished) and returns how many it released. now comes from
-// the caller's clock, the kind of clock that set the holds' expiry.
+// ReleaseExpiredHolds releases every hold that has expired by now and whose
+// work is gone or over without resolving it, and returns how many it
+// released. It is the safety net for holds whose owner is gone: a hold for
+// a generation that is still queued or running lives as long as the
+// generation does (a queue may hold a job longer than any fixed time), and
+// the generation resolves it when it ends. now comes from the caller's
+// clock, the kind of clock that set the holds' expiry.
 func (l *Ledger) ReleaseExpiredHolds(ctx context.Context, now time.Time) (int, error) {
 	var ids []uuid.UUID
-	if err := l.db.NewRaw("SELECT id FROM credit_holds WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT 1000", now).
+	if err := l.db.NewRaw(`
+		SELECT h.id FROM credit_holds h
+		WHERE h.status = 'held' AND h.expires_at <= ?
+		  AND NOT EXISTS (
+		    SELECT 1 FROM generations g
+		    WHERE h.reference_type = 'Generation'
+		      AND g.id = CASE WHEN h.reference_type = 'Generation' THEN h.reference_id::uuid END
+		      AND g.status IN ('queued', 'running'))
+		ORDER BY h.expires_at LIMIT 1000`, now).
 		Scan(ctx, &ids); err != nil {
 		return 0, fmt.Errorf("find expired holds: %w", err)
 	}

@@ -332,3 +332,65 @@ func TestLotsSpendFirstExpiringAndExpireOnce(t *testing.T) {
 		t.Fatalf("expired %d credits in all, want exactly lot a's unused 3", -expired)
 	}
 }
+
+// TestChargeAfterRelease: charging for work whose hold was released
+// meanwhile spends from the available credits, once however often it is
+// asked; charging a captured hold changes nothing; and charging more than
+// is available is refused with INSUFFICIENT_CREDITS.
+func TestChargeAfterRelease(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	l := credit.New(db)
+	ctx := context.Background()
+	user := newUser(t, db)
+	grant(t, l, user, 10, nil)
+	charge := func(id uuid.UUID, amount int64) (*credit.Entry, error) {
+		var e *credit.Entry
+		err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			var err error
+			e, err = credit.ChargeTx(ctx, tx, id, amount)
+			return err
+		})
+		return e, err
+	}
+
+	released := hold(t, l, credit.HoldRequest{UserID: user, Amount: 4, TTL: time.Hour, Ref: credit.Ref{Type: "Generation", ID: "g1"}})
+	if err := l.Release(ctx, released.ID); err != nil {
+		t.Fatal(err)
+	}
+	first, err := charge(released.ID, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := charge(released.ID, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first == nil || again == nil || first.ID != again.ID || first.Amount != -3 || *first.ReferenceID != "g1" {
+		t.Errorf("charges of a released hold: got %+v and %+v, want one entry of -3 for g1", first, again)
+	}
+	if b := balance(t, l, user); b.Balance != 7 || b.Held != 0 {
+		t.Errorf("after charging a released hold: got balance %d, held %d; want 7, 0", b.Balance, b.Held)
+	}
+
+	captured := hold(t, l, credit.HoldRequest{UserID: user, Amount: 2, TTL: time.Hour})
+	e, err := charge(captured.ID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := charge(captured.ID, 2); err != nil || again == nil || again.ID != e.ID {
+		t.Errorf("charge of a captured hold: got %+v (%v), want its capture %v", again, err, e.ID)
+	}
+	if b := balance(t, l, user); b.Balance != 5 || b.Held != 0 {
+		t.Errorf("after charging a captured hold again: got balance %d, held %d; want 5, 0", b.Balance, b.Held)
+	}
+
+	short := hold(t, l, credit.HoldRequest{UserID: user, Amount: 5, TTL: time.Hour})
+	if err := l.Release(ctx, short.ID); err != nil {
+		t.Fatal(err)
+	}
+	hold(t, l, credit.HoldRequest{UserID: user, Amount: 2, TTL: time.Hour}) // 3 of 5 available
+	if _, err := charge(short.ID, 5); apperr.CodeOf(err) != credit.InsufficientCredits {
+		t.Errorf("charge beyond the available credits: got %v, want %s", err, credit.InsufficientCredits)
+	}
+}

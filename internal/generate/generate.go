@@ -106,7 +106,9 @@ type Config struct {
 	QueueCap int
 	// PollInterval is the safety net behind the NOTIFY wake-up.
 	PollInterval time.Duration
-	// HoldTTL bounds the credits hold of a job that never finishes.
+	// HoldTTL is when, after submission, the sweeper may release a job's
+	// credits hold if the job is gone or over without resolving it. The
+	// hold of a job still queued or running lives as long as the job.
 	HoldTTL time.Duration
 	// ProgressEvery throttles PROGRESS events (at most one per interval).
 	ProgressEvery time.Duration

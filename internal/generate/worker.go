@@ -2,6 +2,7 @@ package generate
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/events"
 	"github.com/fastimage/api/internal/generate/provider"
 	"github.com/fastimage/api/internal/work"
@@ -96,7 +98,7 @@ func (s *Service) run(ctx context.Context, owner string, g *Generation) {
 		s.finish(ctx, owner, g, StatusFailed, apperr.Errorf("WORKER_LOST", "This job was interrupted %d times and was given up; your credits were not charged. Try again.", g.MaxAttempts))
 		return
 	}
-	if err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	if err := s.retryTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := appendEvent(ctx, tx, g.ID, Started{Attempt: g.Attempts}); err != nil {
 			return err
 		}
@@ -106,6 +108,9 @@ func (s *Service) run(ctx context.Context, owner string, g *Generation) {
 		return feedStatus(ctx, tx, g, StatusRunning)
 	}); err != nil {
 		log.ErrorContext(ctx, "start generation", "err", err)
+		if isUnavailable(err) {
+			s.giveBack(context.WithoutCancel(ctx), owner, g)
+		}
 		return
 	}
 
@@ -126,6 +131,11 @@ func (s *Service) run(ctx context.Context, owner string, g *Generation) {
 	case errors.Is(cause, errCanceled):
 		s.finish(ctx, owner, g, StatusCanceled, nil)
 	case ctx.Err() != nil:
+		s.giveBack(context.WithoutCancel(ctx), owner, g)
+	case isUnavailable(err):
+		// The database, not the provider, failed: the job waits in the
+		// queue for a moment it answers again, this attempt uncounted.
+		log.WarnContext(ctx, "database unavailable; giving the job back", "err", err)
 		s.giveBack(context.WithoutCancel(ctx), owner, g)
 	case err != nil:
 		var ae *apperr.Error
@@ -173,18 +183,29 @@ func (s *Service) heartbeat(ctx context.Context, owner string, id uuid.UUID, sto
 }
 
 // generate calls the provider and records its progress and outputs.
+// Progress is best-effort: a progress write that fails is logged and
+// skipped. Outputs are not: their writes are retried through transient
+// database errors, and an output that still cannot be recorded ends the
+// call with an error isUnavailable recognises.
 func (s *Service) generate(ctx context.Context, g *Generation) error {
 	req := provider.Request{
 		Kind: g.Kind, Prompt: g.Prompt, NegativePrompt: g.NegativePrompt,
 		Width: g.Width, Height: g.Height, Count: g.Count, Seed: g.Seed, Strength: g.Strength,
 	}
 	if g.Kind == KindEdit && g.SourceWorkID != nil {
+		source := func(id uuid.UUID) (data []byte, err error) {
+			err = retry(ctx, func() error {
+				data, err = s.gallery.SourceImage(ctx, g.UserID, id)
+				return err
+			})
+			return data, err
+		}
 		var err error
-		if req.Source, err = s.gallery.SourceImage(ctx, g.UserID, *g.SourceWorkID); err != nil {
+		if req.Source, err = source(*g.SourceWorkID); err != nil {
 			return err
 		}
 		if g.MaskWorkID != nil {
-			if req.Mask, err = s.gallery.SourceImage(ctx, g.UserID, *g.MaskWorkID); err != nil {
+			if req.Mask, err = source(*g.MaskWorkID); err != nil {
 				return err
 			}
 		}
@@ -192,10 +213,10 @@ func (s *Service) generate(ctx context.Context, g *Generation) error {
 	var (
 		lastProgress time.Time
 		fraction     float64
-		progressErr  error
+		emitErr      error
 	)
 	report := func(p provider.Progress) {
-		if progressErr != nil || p.Total <= 0 {
+		if p.Total <= 0 {
 			return
 		}
 		f := min(float64(p.Step)/float64(p.Total), 1)
@@ -213,70 +234,112 @@ func (s *Service) generate(ctx context.Context, g *Generation) error {
 				data.PreviewKey = key
 			}
 		}
-		progressErr = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 			if _, err := tx.NewRaw("UPDATE generations SET progress = greatest(progress, ?) WHERE id = ?", f, g.ID).Exec(ctx); err != nil {
 				return err
 			}
 			_, err := appendEvent(ctx, tx, g.ID, data)
 			return err
 		})
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "record progress; skipped", "generation_id", g.ID.String(), "err", err)
+		}
 	}
 	emit := func(o provider.Output) error {
-		img, err := s.gallery.AddOutput(ctx, g.UserID, g.WorkID, o.Index, o.Data)
-		if err != nil {
-			return err
-		}
-		return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			if _, err := tx.NewRaw("UPDATE generations SET outputs = greatest(outputs, ?) WHERE id = ?", o.Index+1, g.ID).Exec(ctx); err != nil {
-				return err
-			}
-			_, err := appendEvent(ctx, tx, g.ID, Output{
-				Index: o.Index, ImageID: img.ID, Key: img.StorageKey, Width: img.Width, Height: img.Height, ContentType: img.ContentType,
-			})
+		var img *work.Image
+		err := retry(ctx, func() (err error) {
+			img, err = s.gallery.AddOutput(ctx, g.UserID, g.WorkID, o.Index, o.Data)
 			return err
 		})
-	}
-	if err := s.provider.Generate(ctx, req, report, emit); err != nil {
+		if err == nil {
+			err = s.retryTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+				if _, err := tx.NewRaw("UPDATE generations SET outputs = greatest(outputs, ?) WHERE id = ?", o.Index+1, g.ID).Exec(ctx); err != nil {
+					return err
+				}
+				_, err := appendEvent(ctx, tx, g.ID, Output{
+					Index: o.Index, ImageID: img.ID, Key: img.StorageKey, Width: img.Width, Height: img.Height, ContentType: img.ContentType,
+				})
+				return err
+			})
+		}
+		if err != nil && emitErr == nil {
+			emitErr = err
+		}
 		return err
 	}
-	return progressErr
+	err := s.provider.Generate(ctx, req, report, emit)
+	if emitErr != nil {
+		// What the provider made of emit's error matters less than the error.
+		return emitErr
+	}
+	return err
 }
 
-// finish records the end of a job the worker still holds: it captures the
+// finish records the end of a job the worker still holds: it charges the
 // credits of the images made (success) or releases them, marks the work,
-// and writes the final event, all in one transaction.
+// and writes the final event, all in one transaction, retried through
+// transient database errors. When the database stays unavailable the job
+// goes back to the queue; a success that cannot be recorded for any other
+// reason is recorded as a failure, charging nothing, rather than left to
+// run again.
 func (s *Service) finish(ctx context.Context, owner string, g *Generation, status Status, failure *apperr.Error) {
 	ctx = context.WithoutCancel(ctx)
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	log := s.log.With("generation_id", g.ID.String())
+	err := s.end(ctx, owner, g, status, failure)
+	if err != nil && status == StatusSucceeded && !errors.Is(err, errLeaseLost) && !isUnavailable(err) {
+		log.ErrorContext(ctx, "record success; failing the job instead", "err", err)
+		err = s.end(ctx, owner, g, StatusFailed, apperr.Errorf(apperr.Internal, "Something went wrong while saving your images; your credits were not charged. Try again."))
+	}
+	switch {
+	case err == nil:
+		if derr := s.gallery.DropPreviews(ctx, g.UserID, g.WorkID); derr != nil {
+			log.WarnContext(ctx, "drop previews", "err", derr)
+		}
+		_ = events.Ring(ctx, s.db, events.QueueTopic) // a running slot freed up
+	case errors.Is(err, errLeaseLost):
+	case isUnavailable(err):
+		log.WarnContext(ctx, "database unavailable; giving the job back", "err", err)
+		s.giveBack(ctx, owner, g)
+	default:
+		log.ErrorContext(ctx, "finish generation", "err", err)
+	}
+}
+
+// end is finish's transaction.
+func (s *Service) end(ctx context.Context, owner string, g *Generation, status Status, failure *apperr.Error) error {
+	return s.retryTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		var cur Generation
 		err := tx.NewSelect().Model(&cur).Where("id = ? AND status = 'running' AND lease_owner = ?", g.ID, owner).For("UPDATE").Scan(ctx)
-		if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
 			return errLeaseLost
+		}
+		if err != nil {
+			return fmt.Errorf("lock generation: %w", err)
 		}
 		return s.endTx(ctx, tx, &cur, status, failure)
 	})
-	if err != nil && !errors.Is(err, errLeaseLost) {
-		s.log.ErrorContext(ctx, "finish generation", "generation_id", g.ID.String(), "err", err)
-	}
-	if err == nil {
-		if derr := s.gallery.DropPreviews(ctx, g.UserID, g.WorkID); derr != nil {
-			s.log.WarnContext(ctx, "drop previews", "err", derr)
-		}
-		_ = events.Ring(ctx, s.db, events.QueueTopic) // a running slot freed up
-	}
 }
 
-// endTx moves a generation (locked by the caller) to its final status.
+// endTx moves a generation (locked by the caller) to its final status. A
+// success whose hold was released meanwhile is charged from the available
+// credits instead; when they no longer cover it, the job fails with
+// INSUFFICIENT_CREDITS, charging nothing.
 func (s *Service) endTx(ctx context.Context, tx bun.Tx, g *Generation, status Status, failure *apperr.Error) error {
 	var cost int64
 	if status == StatusSucceeded {
 		cost = int64(g.Outputs * g.CreditsPerImage)
 		if g.HoldID != nil {
-			if _, err := credit.CaptureTx(ctx, tx, *g.HoldID, cost); err != nil {
+			_, err := credit.ChargeTx(ctx, tx, *g.HoldID, cost)
+			switch {
+			case apperr.CodeOf(err) == credit.InsufficientCredits:
+				status, cost = StatusFailed, 0
+				failure = apperr.Errorf(credit.InsufficientCredits, "Your images were ready, but the credits set aside for them were freed and you no longer have the %d credits they cost; you were not charged. Add credits and try again.", int64(g.Outputs*g.CreditsPerImage))
+			case err != nil:
 				return fmt.Errorf("capture: %w", err)
 			}
 		}
-	} else if g.HoldID != nil {
+	}
+	if status != StatusSucceeded && g.HoldID != nil {
 		if err := credit.ReleaseTx(ctx, tx, *g.HoldID); err != nil && apperr.CodeOf(err) != apperr.Conflict {
 			return fmt.Errorf("release: %w", err)
 		}
@@ -308,7 +371,7 @@ func (s *Service) endTx(ctx context.Context, tx bun.Tx, g *Generation, status St
 // that another takes it now rather than after the lease; the attempt does
 // not count. Its work and the owner's feed go back to queued with it.
 func (s *Service) giveBack(ctx context.Context, owner string, g *Generation) {
-	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.retryTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE generations SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
 			attempts = greatest(attempts - 1, 0), updated_at = now() WHERE id = ? AND lease_owner = ? AND status = 'running'`, g.ID, owner)
 		if err != nil {
@@ -331,4 +394,55 @@ func (s *Service) giveBack(ctx context.Context, owner string, g *Generation) {
 
 func (s *Service) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
 	return s.db.RunInTx(ctx, nil, fn)
+}
+
+// retryTx is tx, retried through transient database errors (see retry).
+func (s *Service) retryTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return retry(ctx, func() error { return s.tx(ctx, fn) })
+}
+
+// retryTries and retryPause make retry's schedule: four tries, 0.1, 0.3
+// and 0.9 s apart, enough to ride out a lost connection, a deadlock or a
+// failover's first moments without holding a worker long.
+const (
+	retryTries = 4
+	retryPause = 100 * time.Millisecond
+)
+
+// unavailable is the error of a database call that kept failing with
+// transient errors (db.Transient) through every try of retry.
+type unavailable struct{ err error }
+
+func (e *unavailable) Error() string { return "database unavailable: " + e.err.Error() }
+func (e *unavailable) Unwrap() error { return e.err }
+
+// isUnavailable reports whether err comes from a database call that retry
+// gave up on: a job that meets it is given back, not failed.
+func isUnavailable(err error) bool {
+	var u *unavailable
+	return errors.As(err, &u)
+}
+
+// retry runs op, again after a pause while it fails with a transient
+// database error, until it succeeds, fails otherwise, ctx ends, or the
+// tries run out; then the error is an *unavailable.
+func retry(ctx context.Context, op func() error) error {
+	pause := retryPause
+	for try := 1; ; try++ {
+		err := op()
+		if err == nil || !db.Transient(err) || ctx.Err() != nil {
+			return err
+		}
+		if try == retryTries {
+			return &unavailable{err}
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		pause *= 3
+	}
 }
