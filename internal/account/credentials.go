@@ -15,11 +15,11 @@ import (
 
 // ChangePassword replaces the viewer's password after checking the current
 // one, and signs out every other session.
-// Returns INVALID_CREDENTIALS or PASSWORD_WEAK.
+// Returns INVALID_CREDENTIALS, RATE_LIMITED or PASSWORD_WEAK.
 func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next string) error {
-	ok, err := password.Verify(current, v.User.PasswordHash)
+	ok, err := s.checkViewerPassword(ctx, v, current)
 	if err != nil {
-		return fmt.Errorf("verify password: %w", err)
+		return err
 	}
 	if !ok {
 		s.recordBestEffort(ctx, &v.User.ID, &v.Session.ID, EventSignInFailed, map[string]any{"during": "change password"})
@@ -114,9 +114,9 @@ func (s *Service) ChangeEmail(ctx context.Context, v *Viewer, newEmail, pw strin
 	if err != nil {
 		return err
 	}
-	ok, err := password.Verify(pw, v.User.PasswordHash)
+	ok, err := s.checkViewerPassword(ctx, v, pw)
 	if err != nil {
-		return fmt.Errorf("verify password: %w", err)
+		return err
 	}
 	if !ok {
 		return apperr.Errorf(apperr.InvalidCredentials, "Your password is wrong.").With("field", "password")
@@ -177,6 +177,25 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, token string) (*User, 
 		return nil, err
 	}
 	return &u, nil
+}
+
+// checkViewerPassword verifies the signed-in viewer's password. Its checks
+// are counted per user like sign-in attempts, so that a session (perhaps a
+// stolen one) cannot guess the password, an argon2 hash each, without bound.
+// Returns RATE_LIMITED.
+func (s *Service) checkViewerPassword(ctx context.Context, v *Viewer, pw string) (bool, error) {
+	attempt, err := s.beginPasswordCheck(ctx, &v.User.ID, "password-check:"+v.User.ID.String(), nil)
+	if err != nil {
+		return false, err
+	}
+	ok, err := password.Verify(pw, v.User.PasswordHash)
+	if err != nil {
+		return false, fmt.Errorf("verify password: %w", err)
+	}
+	if !ok {
+		return false, s.passwordFailed(ctx, attempt)
+	}
+	return true, s.passwordPassed(ctx, attempt)
 }
 
 // UpdateProfile sets the viewer's display name.

@@ -40,6 +40,58 @@ func (s *Service) take(ctx context.Context, userID *uuid.UUID, key string, windo
 	return rateLimited(d)
 }
 
+// passwordAttempt is one password check, counted before it runs.
+type passwordAttempt struct {
+	key  string
+	slot ratelimit.Decision // not Allowed: past the limit on a solved CAPTCHA
+}
+
+// beginPasswordCheck counts a password check against key (SignInFailures)
+// before the password is verified. The count is taken atomically, so racing
+// attempts from any number of replicas cannot all pass a check made before
+// any of them failed. Past the limit, a solved CAPTCHA lets the check run
+// uncounted; callers that cannot offer one (captchaToken nil), and every
+// caller when CAPTCHA is off, are refused.
+// Returns RATE_LIMITED, CAPTCHA_REQUIRED or CAPTCHA_FAILED.
+func (s *Service) beginPasswordCheck(ctx context.Context, userID *uuid.UUID, key string, captchaToken *string) (passwordAttempt, error) {
+	d, err := s.limiter.Take(ctx, key, s.cfg.Limits.SignInFailures)
+	if err != nil {
+		return passwordAttempt{}, err
+	}
+	a := passwordAttempt{key: key, slot: d}
+	if d.Allowed {
+		return a, nil
+	}
+	if s.captcha == nil || captchaToken == nil {
+		s.recordBestEffort(ctx, userID, nil, EventRateLimited, map[string]any{"limit": limitName(key)})
+		return a, rateLimited(d)
+	}
+	if *captchaToken == "" {
+		return a, apperr.Errorf(apperr.CaptchaRequired, "Too many failed attempts: complete the CAPTCHA to sign in.")
+	}
+	if err := s.checkCaptcha(ctx, *captchaToken, actionSignIn, userID); err != nil {
+		return a, err
+	}
+	return a, nil
+}
+
+// passwordFailed keeps a wrong password counted: the slot it took stays, or,
+// for a check let through by a CAPTCHA, a failure is added.
+func (s *Service) passwordFailed(ctx context.Context, a passwordAttempt) error {
+	if a.slot.Allowed {
+		return nil
+	}
+	return s.limiter.Record(ctx, a.key)
+}
+
+// passwordPassed gives back the slot of a correct password: only failures
+// count. Earlier failures stay counted for their window, as promised ("5
+// failed sign-ins in 15 minutes"); forgiving them here would hand their
+// slots to attempts racing with this one.
+func (s *Service) passwordPassed(ctx context.Context, a passwordAttempt) error {
+	return s.limiter.GiveBack(ctx, a.key, a.slot)
+}
+
 func rateLimited(d ratelimit.Decision) error {
 	return apperr.Errorf(apperr.RateLimited, "Too many attempts. Try again in %d seconds.", d.RetryAfterSeconds()).
 		With("retryAfter", d.RetryAfterSeconds())

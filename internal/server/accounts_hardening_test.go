@@ -1,0 +1,133 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// TestSignInThrottleHoldsUnderRace sends 30 sign-ins for one account at once,
+// 29 wrong and 1 right, through two replicas on one database. The throttle
+// allows 5 failures per (email, IP): no more than 5 wrong passwords may be
+// checked, whatever the interleaving, and once they have been the right
+// password is refused too.
+func TestSignInThrottleHoldsUnderRace(t *testing.T) {
+	t.Parallel()
+	one := start(t, testConfig())
+	two := startWithDB(t, testConfig(), one.dbURL)
+	const email = "raced@example.com"
+	_, userID := mustSignUp(t, one, email)
+	signedInBefore := countEvents(t, one, userID, "SIGN_IN")
+
+	const attempts = 30
+	codes := make([]string, attempts)
+	var ready, wg sync.WaitGroup
+	gate := make(chan struct{})
+	ready.Add(attempts)
+	for i := range attempts {
+		s := one
+		if i%2 == 1 {
+			s = two
+		}
+		pw := fmt.Sprint("wrong guess ", i)
+		if i == attempts/2 {
+			pw = goodPassword
+		}
+		c := s.client(t)
+		wg.Go(func() {
+			ready.Done()
+			<-gate
+			codes[i] = c.do(signInMutation, map[string]any{"email": email, "password": pw}).code()
+		})
+	}
+	ready.Wait()
+	close(gate)
+	wg.Wait()
+
+	wrongChecked, limited := 0, 0
+	for i, code := range codes {
+		switch {
+		case code == "INVALID_CREDENTIALS":
+			wrongChecked++
+		case code == "RATE_LIMITED":
+			limited++
+		case code == "" && i == attempts/2:
+		default:
+			t.Errorf("attempt %d: got code %q, want INVALID_CREDENTIALS or RATE_LIMITED", i, code)
+		}
+	}
+	rightIn := 0
+	if codes[attempts/2] == "" {
+		rightIn = 1
+	}
+	if wrongChecked > 5 {
+		t.Errorf("%d wrong passwords were checked, want at most 5 (%d refused)", wrongChecked, limited)
+	}
+	// What the server recorded agrees with what the clients saw.
+	failed := countEvents(t, one, userID, "SIGN_IN_FAILED")
+	signedIn := countEvents(t, one, userID, "SIGN_IN") - signedInBefore
+	if failed != wrongChecked || signedIn != rightIn {
+		t.Errorf("recorded %d SIGN_IN_FAILED and %d SIGN_IN, want %d and %d", failed, signedIn, wrongChecked, rightIn)
+	}
+	t.Logf("password checks: %d wrong + %d right, %d refused", wrongChecked, signedIn, limited)
+
+	// A right password that took a slot gave it back; fill the window up,
+	// then the right password is refused on both replicas.
+	for n := wrongChecked; n < 5; n++ {
+		one.client(t).fails("INVALID_CREDENTIALS", signInMutation, map[string]any{"email": email, "password": "still wrong"})
+	}
+	for _, s := range []*testServer{one, two} {
+		s.client(t).fails("RATE_LIMITED", signInMutation, map[string]any{"email": email, "password": goodPassword})
+	}
+}
+
+// TestPasswordChecksOfASessionAreThrottled: a session (perhaps a stolen one)
+// must not guess its account's password through changePassword or
+// changeEmail without bound.
+func TestPasswordChecksOfASessionAreThrottled(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	me, _ := mustSignUp(t, s, "guessed@example.com")
+	changePw := `mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) { user { email } } }`
+	changeEmail := `mutation($e: String!, $p: String!) { changeEmail(input: {newEmail: $e, password: $p}) { message } }`
+
+	const attempts = 12
+	codes := make([]string, attempts)
+	var wg sync.WaitGroup
+	for i := range attempts {
+		wg.Go(func() {
+			if i%2 == 0 {
+				codes[i] = me.do(changePw, map[string]any{"c": fmt.Sprint("guess number ", i), "n": "a fresh passphrase here"}).code()
+			} else {
+				codes[i] = me.do(changeEmail, map[string]any{"e": "thief@example.com", "p": fmt.Sprint("guess number ", i)}).code()
+			}
+		})
+	}
+	wg.Wait()
+	checked := 0
+	for i, code := range codes {
+		switch code {
+		case "INVALID_CREDENTIALS":
+			checked++
+		case "RATE_LIMITED":
+		default:
+			t.Errorf("attempt %d: got code %q, want INVALID_CREDENTIALS or RATE_LIMITED", i, code)
+		}
+	}
+	if checked > 5 {
+		t.Errorf("%d wrong current passwords were checked, want at most 5", checked)
+	}
+	me.fails("RATE_LIMITED", changePw, map[string]any{"c": goodPassword, "n": "a fresh passphrase here"})
+}
+
+// countEvents counts userID's security events of kind.
+func countEvents(t *testing.T, s *testServer, userID, kind string) int {
+	t.Helper()
+	var n int
+	if err := s.db.NewRaw("SELECT count(*) FROM security_events WHERE user_id = ? AND kind = ?", uuidOfGlobal(t, userID), kind).
+		Scan(context.Background(), &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
