@@ -14,7 +14,8 @@ import (
 )
 
 // ChangePassword replaces the viewer's password after checking the current
-// one, and signs out every other session.
+// one, signs out every other session and voids open reset and email-change
+// links.
 // Returns INVALID_CREDENTIALS, RATE_LIMITED or PASSWORD_WEAK.
 func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next string) error {
 	ok, err := s.checkViewerPassword(ctx, v, current)
@@ -38,6 +39,9 @@ func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next s
 			return fmt.Errorf("update password: %w", err)
 		}
 		if _, err := revokeOthers(ctx, tx, v.User.ID, &v.Session.ID, "password changed"); err != nil {
+			return err
+		}
+		if err := voidOpenTokens(ctx, tx, v.User.ID, kindPasswordReset, kindEmailChange); err != nil {
 			return err
 		}
 		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventPasswordChanged, nil)
@@ -67,7 +71,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 }
 
 // ResetPassword sets a new password with an emailed reset token, signs out
-// every session, and does not sign in. A token works once, however many
+// every session, voids open email-change links, and does not sign in. A token works once, however many
 // requests race with it.
 // Returns TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_USED or PASSWORD_WEAK.
 func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
@@ -99,6 +103,9 @@ func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
 			return fmt.Errorf("update password: %w", err)
 		}
 		if _, err := revokeOthers(ctx, tx, t.UserID, nil, "password reset"); err != nil {
+			return err
+		}
+		if err := voidOpenTokens(ctx, tx, t.UserID, kindPasswordReset, kindEmailChange); err != nil {
 			return err
 		}
 		return record(ctx, tx, &t.UserID, nil, EventResetCompleted, nil)
@@ -145,7 +152,7 @@ func (s *Service) ChangeEmail(ctx context.Context, v *Viewer, newEmail, pw strin
 }
 
 // ConfirmEmailChange applies an email change with the link sent to the new
-// address.
+// address, and voids every other open link: those went to the old address.
 // Returns TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_USED or CONFLICT when the
 // address was taken meanwhile.
 func (s *Service) ConfirmEmailChange(ctx context.Context, token string) (*User, error) {
@@ -170,6 +177,9 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, token string) (*User, 
 			Set("email_verified_at = now()").Set("updated_at = now()").
 			Where("id = ?", t.UserID).Returning("*").Scan(ctx); err != nil {
 			return fmt.Errorf("change email: %w", err)
+		}
+		if err := voidOpenTokens(ctx, tx, u.ID, kindVerifyEmail, kindPasswordReset, kindEmailChange); err != nil {
+			return err
 		}
 		return record(ctx, tx, &u.ID, nil, EventEmailChanged, nil)
 	})

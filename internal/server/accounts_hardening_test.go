@@ -121,6 +121,60 @@ func TestPasswordChecksOfASessionAreThrottled(t *testing.T) {
 	me.fails("RATE_LIMITED", changePw, map[string]any{"c": goodPassword, "n": "a fresh passphrase here"})
 }
 
+// TestSecuringTheAccountVoidsOpenLinks: once the owner changes the password
+// or the address, links emailed before stop working.
+func TestSecuringTheAccountVoidsOpenLinks(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	const email = "secure@example.com"
+	me, _ := mustSignUp(t, s, email)
+	anon := s.client(t)
+	askReset := `mutation($e: String!) { requestPasswordReset(input: {email: $e}) { message } }`
+	reset := `mutation($t: String!, $p: String!) { resetPassword(input: {token: $t, newPassword: $p}) { message } }`
+	changePw := `mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) { user { email } } }`
+	changeEmail := `mutation($e: String!, $p: String!) { changeEmail(input: {newEmail: $e, password: $p}) { message } }`
+	confirm := `mutation($t: String!) { confirmEmailChange(input: {token: $t}) { user { email } } }`
+
+	// A reset link and an email change asked before the password changes.
+	anon.must(askReset, map[string]any{"e": email}, nil)
+	resetLink := s.linkToken(t, email, "password_reset")
+	me.must(changeEmail, map[string]any{"e": "elsewhere@example.com", "p": goodPassword}, nil)
+	changeLink := s.linkToken(t, "elsewhere@example.com", "email_change")
+	me.must(changePw, map[string]any{"c": goodPassword, "n": "the owner's new passphrase"}, nil)
+	anon.fails("TOKEN_INVALID", reset, map[string]any{"t": resetLink, "p": "an attacker's passphrase"})
+	anon.fails("TOKEN_INVALID", confirm, map[string]any{"t": changeLink})
+
+	// An email change asked, then the password reset: the change is void.
+	s.forgetRateLimits(t)
+	me.must(changeEmail, map[string]any{"e": "elsewhere@example.com", "p": "the owner's new passphrase"}, nil)
+	changeLink = s.linkToken(t, "elsewhere@example.com", "email_change")
+	anon.must(askReset, map[string]any{"e": email}, nil)
+	anon.must(reset, map[string]any{"t": s.linkToken(t, email, "password_reset"), "p": "a reset passphrase"}, nil)
+	anon.fails("TOKEN_INVALID", confirm, map[string]any{"t": changeLink})
+
+	// A reset link sent to the old address, then the address changes.
+	me, _ = signIn(t, s, email, "a reset passphrase")
+	s.forgetRateLimits(t)
+	anon.must(askReset, map[string]any{"e": email}, nil)
+	oldAddressLink := s.linkToken(t, email, "password_reset")
+	me.must(changeEmail, map[string]any{"e": "moved@example.com", "p": "a reset passphrase"}, nil)
+	anon.must(confirm, map[string]any{"t": s.linkToken(t, "moved@example.com", "email_change")}, nil)
+	anon.fails("TOKEN_INVALID", reset, map[string]any{"t": oldAddressLink, "p": "an attacker's passphrase"})
+	_, userID := signIn(t, s, "moved@example.com", "a reset passphrase")
+
+	// A suspension voids the links too; unsuspending does not revive them.
+	s.forgetRateLimits(t)
+	anon.must(askReset, map[string]any{"e": "moved@example.com"}, nil)
+	suspendedLink := s.linkToken(t, "moved@example.com", "password_reset")
+	admin, _ := mustSignUp(t, s, "admin@example.com")
+	if _, err := s.db.ExecContext(context.Background(), "UPDATE users SET role = 'admin' WHERE email = 'admin@example.com'"); err != nil {
+		t.Fatal(err)
+	}
+	admin.must(`mutation($id: ID!) { suspendUser(input: {userId: $id, reason: "investigating"}) { user { status } } }`, map[string]any{"id": userID}, nil)
+	admin.must(`mutation($id: ID!) { unsuspendUser(input: {userId: $id}) { user { status } } }`, map[string]any{"id": userID}, nil)
+	anon.fails("TOKEN_INVALID", reset, map[string]any{"t": suspendedLink, "p": "an attacker's passphrase"})
+}
+
 // countEvents counts userID's security events of kind.
 func countEvents(t *testing.T, s *testServer, userID, kind string) int {
 	t.Helper()
