@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -36,8 +37,26 @@ func (s *Service) take(ctx context.Context, userID *uuid.UUID, key string, windo
 	if d.Allowed {
 		return nil
 	}
-	s.recordBestEffort(ctx, userID, nil, EventRateLimited, map[string]any{"limit": limitName(key)})
+	s.recordLimited(ctx, userID, key, windows...)
 	return rateLimited(d)
+}
+
+// recordLimited records that key's limit refused someone, once per key and
+// longest window: a client that keeps knocking on a closed door would
+// otherwise write an event on every knock.
+func (s *Service) recordLimited(ctx context.Context, userID *uuid.UUID, key string, windows ...ratelimit.Window) {
+	var period time.Duration
+	for _, w := range windows {
+		period = max(period, w.Period)
+	}
+	d, err := s.limiter.Take(ctx, "event-limited:"+key, ratelimit.Window{Max: 1, Period: period})
+	if err != nil {
+		s.log.ErrorContext(ctx, "security event not recorded", "kind", EventRateLimited, "err", err)
+		return
+	}
+	if d.Allowed {
+		s.recordBestEffort(ctx, userID, nil, EventRateLimited, map[string]any{"limit": limitName(key)})
+	}
 }
 
 // passwordAttempt is one password check, counted before it runs.
@@ -63,7 +82,7 @@ func (s *Service) beginPasswordCheck(ctx context.Context, userID *uuid.UUID, key
 		return a, nil
 	}
 	if s.captcha == nil || captchaToken == nil {
-		s.recordBestEffort(ctx, userID, nil, EventRateLimited, map[string]any{"limit": limitName(key)})
+		s.recordLimited(ctx, userID, key, s.cfg.Limits.SignInFailures)
 		return a, rateLimited(d)
 	}
 	if *captchaToken == "" {

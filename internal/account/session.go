@@ -84,7 +84,7 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (*SignedIn, error)
 
 	token, hash := newToken()
 	now := time.Now()
-	sess := &Session{UserID: u.ID, TokenHash: hash, IP: client.IP, UserAgent: truncate(client.UserAgent, 512), ExpiresAt: now.Add(s.cfg.SessionLifetime), New: true}
+	sess := &Session{UserID: u.ID, TokenHash: hash, IP: client.IP, UserAgent: client.UserAgent, ExpiresAt: now.Add(s.cfg.SessionLifetime), New: true}
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(sess).Returning("*").Exec(ctx); err != nil {
 			return fmt.Errorf("insert session: %w", err)
@@ -295,11 +295,4 @@ func ringSessions(ctx context.Context, idb bun.IDB, userID uuid.UUID) error {
 		return fmt.Errorf("ring sessions: %w", err)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -173,6 +175,83 @@ func TestSecuringTheAccountVoidsOpenLinks(t *testing.T) {
 	admin.must(`mutation($id: ID!) { suspendUser(input: {userId: $id, reason: "investigating"}) { user { status } } }`, map[string]any{"id": userID}, nil)
 	admin.must(`mutation($id: ID!) { unsuspendUser(input: {userId: $id}) { user { status } } }`, map[string]any{"id": userID}, nil)
 	anon.fails("TOKEN_INVALID", reset, map[string]any{"t": suspendedLink, "p": "an attacker's passphrase"})
+}
+
+// TestThrottledSignInsWriteBoundedEvents hammers sign-in for an email that is
+// already throttled, with a 60 KB User-Agent: what the database and the log
+// keep must stay small, and the User-Agent is stored cut short.
+func TestThrottledSignInsWriteBoundedEvents(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	const email = "flood@example.com"
+	mustSignUp(t, s, email)
+	ua := strings.Repeat("A", 60<<10) + "\xff"
+	c := s.client(t)
+	c.header.Set("User-Agent", ua)
+	for i := range 5 {
+		c.fails("INVALID_CREDENTIALS", signInMutation, map[string]any{"email": email, "password": fmt.Sprint("wrong ", i)})
+	}
+	type usage struct{ rows, bytes int64 }
+	measure := func() usage {
+		t.Helper()
+		var u usage
+		if err := s.db.NewRaw(`SELECT count(*), coalesce(sum(octet_length(user_agent) + octet_length(ip) + octet_length(detail::text)), 0)
+			FROM security_events`).Scan(context.Background(), &u.rows, &u.bytes); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	before := measure()
+	logBefore := len(s.logs.String())
+
+	const n = 200
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for range n / 8 {
+				if code := c.do(signInMutation, map[string]any{"email": email, "password": fmt.Sprint("wrong ", w)}).code(); code != "RATE_LIMITED" {
+					t.Errorf("got code %q, want RATE_LIMITED", code)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	after := measure()
+	grown := usage{after.rows - before.rows, after.bytes - before.bytes}
+	t.Logf("%d throttled sign-ins wrote %d security events, %d bytes; the log grew %d bytes", n, grown.rows, grown.bytes, len(s.logs.String())-logBefore)
+	if grown.rows > 1 || grown.bytes > 1024 {
+		t.Errorf("%d throttled sign-ins wrote %d security events of %d bytes, want at most 1 of at most 1 KB", n, grown.rows, grown.bytes)
+	}
+	if perRequest := (len(s.logs.String()) - logBefore) / n; perRequest > 2048 {
+		t.Errorf("the log grew %d bytes per throttled sign-in, want at most 2 KB", perRequest)
+	}
+
+	// Stored user agents are cut short, as valid text; sessions' too.
+	mustSignUp(t, s, "fresh@example.com")
+	c.must(signInMutation, map[string]any{"email": "fresh@example.com", "password": goodPassword}, nil)
+	var longest int
+	if err := s.db.NewRaw(`SELECT max(octet_length(user_agent)) FROM (
+		SELECT user_agent FROM security_events UNION ALL SELECT user_agent FROM sessions) AS t`).
+		Scan(context.Background(), &longest); err != nil {
+		t.Fatal(err)
+	}
+	if longest == 0 || longest > 512 {
+		t.Errorf("longest stored user agent is %d bytes, want 1–512", longest)
+	}
+
+	// A client cannot mint metric series with made-up methods.
+	for i := range 3 {
+		req, _ := http.NewRequest(fmt.Sprint("BREW", i), s.URL+"/graphql", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if m := scrape(t, s.URL); strings.Contains(m, "BREW") {
+		t.Error("/metrics has a series for a made-up method")
+	}
 }
 
 // countEvents counts userID's security events of kind.
