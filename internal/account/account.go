@@ -105,6 +105,9 @@ type Limits struct {
 	// SignUpsPerIP and ResetsPerIP bound what one client IP may ask for.
 	SignUpsPerIP ratelimit.Window
 	ResetsPerIP  ratelimit.Window
+	// EventsPerIP bounds the security events that requests from one client
+	// IP may write outside the flows that succeed (failures, refusals).
+	EventsPerIP ratelimit.Window
 }
 
 // DefaultLimits are the limits promised to users: at most 1 email a minute
@@ -116,6 +119,7 @@ func DefaultLimits() Limits {
 		SignInFailures:   ratelimit.Window{Max: 5, Period: 15 * time.Minute},
 		SignUpsPerIP:     ratelimit.Window{Max: 30, Period: time.Hour},
 		ResetsPerIP:      ratelimit.Window{Max: 30, Period: time.Hour},
+		EventsPerIP:      ratelimit.Window{Max: 60, Period: time.Minute},
 	}
 }
 
@@ -135,6 +139,9 @@ type Service struct {
 func New(db *bun.DB, cfg Config, mailer mail.Mailer, captchaVerifier captcha.Verifier, log *slog.Logger) *Service {
 	if cfg.Limits.EmailsPerAddress == nil {
 		cfg.Limits = DefaultLimits()
+	}
+	if cfg.Limits.EventsPerIP.Max == 0 {
+		cfg.Limits.EventsPerIP = DefaultLimits().EventsPerIP
 	}
 	return &Service{db: db, cfg: cfg, mailer: mailer, limiter: ratelimit.New(db, clock.System{}), captcha: captchaVerifier, log: log}
 }

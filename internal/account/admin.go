@@ -14,8 +14,9 @@ import (
 	"github.com/fastimage/api/internal/apperr"
 )
 
-// Suspend stops a user: their sessions end at once and every request they
-// make gets ACCOUNT_SUSPENDED until an admin unsuspends them.
+// Suspend stops a user: their sessions end at once, their open reset and
+// email-change links stop working, and every request they make gets
+// ACCOUNT_SUSPENDED until an admin unsuspends them.
 // Returns FORBIDDEN (not an admin, or suspending oneself), NOT_FOUND or
 // VALIDATION (no reason).
 func (s *Service) Suspend(ctx context.Context, admin actor.Actor, userID uuid.UUID, reason string) (*User, error) {
@@ -51,6 +52,9 @@ func (s *Service) setStatus(ctx context.Context, admin actor.Actor, userID uuid.
 		}
 		if status == StatusSuspended {
 			if _, err := revokeOthers(ctx, tx, userID, nil, "suspended"); err != nil {
+				return err
+			}
+			if err := voidOpenTokens(ctx, tx, userID, kindPasswordReset, kindEmailChange); err != nil {
 				return err
 			}
 		}

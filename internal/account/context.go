@@ -2,6 +2,8 @@ package account
 
 import (
 	"context"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
@@ -14,11 +16,36 @@ type Client struct {
 	UserAgent string
 }
 
+// Bounds of the client strings kept with sessions and security events (and
+// so in every row a stranger's request may write).
+const (
+	MaxUserAgentBytes = 512
+	maxIPBytes        = 64
+)
+
 type clientKey struct{}
 
-// WithClient returns ctx carrying the caller's network identity.
+// WithClient returns ctx carrying the caller's network identity, its strings
+// made valid UTF-8 and cut to MaxUserAgentBytes and 64 bytes: they come from
+// the client and end up in rows and logs.
 func WithClient(ctx context.Context, c Client) context.Context {
+	c.IP = Truncate(c.IP, maxIPBytes)
+	c.UserAgent = Truncate(c.UserAgent, MaxUserAgentBytes)
 	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// Truncate returns s as valid UTF-8 without NUL (invalid bytes and NULs
+// replaced, as Postgres text refuses them) of at most n bytes, cut at a
+// character boundary: what may be stored or logged of a string a client sent.
+func Truncate(s string, n int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // ClientFrom returns the caller's network identity (empty when unknown).

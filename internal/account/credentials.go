@@ -14,12 +14,13 @@ import (
 )
 
 // ChangePassword replaces the viewer's password after checking the current
-// one, and signs out every other session.
-// Returns INVALID_CREDENTIALS or PASSWORD_WEAK.
+// one, signs out every other session and voids open reset and email-change
+// links.
+// Returns INVALID_CREDENTIALS, RATE_LIMITED or PASSWORD_WEAK.
 func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next string) error {
-	ok, err := password.Verify(current, v.User.PasswordHash)
+	ok, err := s.checkViewerPassword(ctx, v, current)
 	if err != nil {
-		return fmt.Errorf("verify password: %w", err)
+		return err
 	}
 	if !ok {
 		s.recordBestEffort(ctx, &v.User.ID, &v.Session.ID, EventSignInFailed, map[string]any{"during": "change password"})
@@ -38,6 +39,9 @@ func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next s
 			return fmt.Errorf("update password: %w", err)
 		}
 		if _, err := revokeOthers(ctx, tx, v.User.ID, &v.Session.ID, "password changed"); err != nil {
+			return err
+		}
+		if err := voidOpenTokens(ctx, tx, v.User.ID, kindPasswordReset, kindEmailChange); err != nil {
 			return err
 		}
 		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventPasswordChanged, nil)
@@ -67,7 +71,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 }
 
 // ResetPassword sets a new password with an emailed reset token, signs out
-// every session, and does not sign in. A token works once, however many
+// every session, voids open email-change links, and does not sign in. A token works once, however many
 // requests race with it.
 // Returns TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_USED or PASSWORD_WEAK.
 func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
@@ -101,6 +105,9 @@ func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
 		if _, err := revokeOthers(ctx, tx, t.UserID, nil, "password reset"); err != nil {
 			return err
 		}
+		if err := voidOpenTokens(ctx, tx, t.UserID, kindPasswordReset, kindEmailChange); err != nil {
+			return err
+		}
 		return record(ctx, tx, &t.UserID, nil, EventResetCompleted, nil)
 	})
 }
@@ -114,9 +121,9 @@ func (s *Service) ChangeEmail(ctx context.Context, v *Viewer, newEmail, pw strin
 	if err != nil {
 		return err
 	}
-	ok, err := password.Verify(pw, v.User.PasswordHash)
+	ok, err := s.checkViewerPassword(ctx, v, pw)
 	if err != nil {
-		return fmt.Errorf("verify password: %w", err)
+		return err
 	}
 	if !ok {
 		return apperr.Errorf(apperr.InvalidCredentials, "Your password is wrong.").With("field", "password")
@@ -145,7 +152,7 @@ func (s *Service) ChangeEmail(ctx context.Context, v *Viewer, newEmail, pw strin
 }
 
 // ConfirmEmailChange applies an email change with the link sent to the new
-// address.
+// address, and voids every other open link: those went to the old address.
 // Returns TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_USED or CONFLICT when the
 // address was taken meanwhile.
 func (s *Service) ConfirmEmailChange(ctx context.Context, token string) (*User, error) {
@@ -171,12 +178,34 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, token string) (*User, 
 			Where("id = ?", t.UserID).Returning("*").Scan(ctx); err != nil {
 			return fmt.Errorf("change email: %w", err)
 		}
+		if err := voidOpenTokens(ctx, tx, u.ID, kindVerifyEmail, kindPasswordReset, kindEmailChange); err != nil {
+			return err
+		}
 		return record(ctx, tx, &u.ID, nil, EventEmailChanged, nil)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &u, nil
+}
+
+// checkViewerPassword verifies the signed-in viewer's password. Its checks
+// are counted per user like sign-in attempts, so that a session (perhaps a
+// stolen one) cannot guess the password, an argon2 hash each, without bound.
+// Returns RATE_LIMITED.
+func (s *Service) checkViewerPassword(ctx context.Context, v *Viewer, pw string) (bool, error) {
+	attempt, err := s.beginPasswordCheck(ctx, &v.User.ID, "password-check:"+v.User.ID.String(), nil)
+	if err != nil {
+		return false, err
+	}
+	ok, err := password.Verify(pw, v.User.PasswordHash)
+	if err != nil {
+		return false, fmt.Errorf("verify password: %w", err)
+	}
+	if !ok {
+		return false, s.passwordFailed(ctx, attempt)
+	}
+	return true, s.passwordPassed(ctx, attempt)
 }
 
 // UpdateProfile sets the viewer's display name.

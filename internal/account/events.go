@@ -53,12 +53,20 @@ type SecurityEvent struct {
 	CreatedAt time.Time      `bun:"created_at,nullzero,default:now()"`
 }
 
+// maxDetailString bounds each string of an event's detail.
+const maxDetailString = 256
+
 // record appends a security event for userID (nil for an unknown account)
-// with the caller's IP and user agent.
+// with the caller's IP and user agent (bounded by WithClient).
 func record(ctx context.Context, idb bun.IDB, userID *uuid.UUID, sessionID *uuid.UUID, kind EventKind, detail map[string]any) error {
 	c := ClientFrom(ctx)
 	if detail == nil {
 		detail = map[string]any{}
+	}
+	for k, v := range detail {
+		if str, ok := v.(string); ok {
+			detail[k] = Truncate(str, maxDetailString)
+		}
 	}
 	ev := &SecurityEvent{UserID: userID, Kind: kind, IP: c.IP, UserAgent: c.UserAgent, SessionID: sessionID, Detail: detail}
 	if _, err := idb.NewInsert().Model(ev).Exec(ctx); err != nil {
@@ -68,9 +76,19 @@ func record(ctx context.Context, idb bun.IDB, userID *uuid.UUID, sessionID *uuid
 }
 
 // recordBestEffort records an event outside a transaction; a failure is
-// logged, never shown to the user, who did nothing wrong.
+// logged, never shown to the user, who did nothing wrong. These are the
+// events that strangers trigger (failed sign-ins, refusals), so each client
+// IP may write at most Limits.EventsPerIP of them; beyond that they are
+// dropped, as the flood they would record is already on file.
 func (s *Service) recordBestEffort(ctx context.Context, userID *uuid.UUID, sessionID *uuid.UUID, kind EventKind, detail map[string]any) {
-	if err := record(ctx, s.db, userID, sessionID, kind, detail); err != nil {
+	d, err := s.limiter.Take(ctx, "event-ip:"+ClientFrom(ctx).IP, s.cfg.Limits.EventsPerIP)
+	if err == nil && !d.Allowed {
+		return
+	}
+	if err == nil {
+		err = record(ctx, s.db, userID, sessionID, kind, detail)
+	}
+	if err != nil {
 		s.log.ErrorContext(ctx, "security event not recorded", "kind", kind, "err", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -36,8 +37,78 @@ func (s *Service) take(ctx context.Context, userID *uuid.UUID, key string, windo
 	if d.Allowed {
 		return nil
 	}
-	s.recordBestEffort(ctx, userID, nil, EventRateLimited, map[string]any{"limit": limitName(key)})
+	s.recordLimited(ctx, userID, key, windows...)
 	return rateLimited(d)
+}
+
+// recordLimited records that key's limit refused someone, once per key and
+// longest window: a client that keeps knocking on a closed door would
+// otherwise write an event on every knock.
+func (s *Service) recordLimited(ctx context.Context, userID *uuid.UUID, key string, windows ...ratelimit.Window) {
+	var period time.Duration
+	for _, w := range windows {
+		period = max(period, w.Period)
+	}
+	d, err := s.limiter.Take(ctx, "event-limited:"+key, ratelimit.Window{Max: 1, Period: period})
+	if err != nil {
+		s.log.ErrorContext(ctx, "security event not recorded", "kind", EventRateLimited, "err", err)
+		return
+	}
+	if d.Allowed {
+		s.recordBestEffort(ctx, userID, nil, EventRateLimited, map[string]any{"limit": limitName(key)})
+	}
+}
+
+// passwordAttempt is one password check, counted before it runs.
+type passwordAttempt struct {
+	key  string
+	slot ratelimit.Decision // not Allowed: past the limit on a solved CAPTCHA
+}
+
+// beginPasswordCheck counts a password check against key (SignInFailures)
+// before the password is verified. The count is taken atomically, so racing
+// attempts from any number of replicas cannot all pass a check made before
+// any of them failed. Past the limit, a solved CAPTCHA lets the check run
+// uncounted; callers that cannot offer one (captchaToken nil), and every
+// caller when CAPTCHA is off, are refused.
+// Returns RATE_LIMITED, CAPTCHA_REQUIRED or CAPTCHA_FAILED.
+func (s *Service) beginPasswordCheck(ctx context.Context, userID *uuid.UUID, key string, captchaToken *string) (passwordAttempt, error) {
+	d, err := s.limiter.Take(ctx, key, s.cfg.Limits.SignInFailures)
+	if err != nil {
+		return passwordAttempt{}, err
+	}
+	a := passwordAttempt{key: key, slot: d}
+	if d.Allowed {
+		return a, nil
+	}
+	if s.captcha == nil || captchaToken == nil {
+		s.recordLimited(ctx, userID, key, s.cfg.Limits.SignInFailures)
+		return a, rateLimited(d)
+	}
+	if *captchaToken == "" {
+		return a, apperr.Errorf(apperr.CaptchaRequired, "Too many failed attempts: complete the CAPTCHA to sign in.")
+	}
+	if err := s.checkCaptcha(ctx, *captchaToken, actionSignIn, userID); err != nil {
+		return a, err
+	}
+	return a, nil
+}
+
+// passwordFailed keeps a wrong password counted: the slot it took stays, or,
+// for a check let through by a CAPTCHA, a failure is added.
+func (s *Service) passwordFailed(ctx context.Context, a passwordAttempt) error {
+	if a.slot.Allowed {
+		return nil
+	}
+	return s.limiter.Record(ctx, a.key)
+}
+
+// passwordPassed gives back the slot of a correct password: only failures
+// count. Earlier failures stay counted for their window, as promised ("5
+// failed sign-ins in 15 minutes"); forgiving them here would hand their
+// slots to attempts racing with this one.
+func (s *Service) passwordPassed(ctx context.Context, a passwordAttempt) error {
+	return s.limiter.GiveBack(ctx, a.key, a.slot)
 }
 
 func rateLimited(d ratelimit.Decision) error {

@@ -49,29 +49,17 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (*SignedIn, error)
 		return nil, apperr.Errorf(apperr.InvalidCredentials, "The email or password is wrong.")
 	}
 	client := ClientFrom(ctx)
-	failKey := "signin-fail:" + email + "|" + client.IP
-	d, err := s.limiter.Check(ctx, failKey, s.cfg.Limits.SignInFailures)
+	// The attempt is counted before the password is checked, never after.
+	attempt, err := s.beginPasswordCheck(ctx, nil, "signin-fail:"+email+"|"+client.IP, &in.CaptchaToken)
 	if err != nil {
 		return nil, err
-	}
-	if !d.Allowed {
-		if s.captcha == nil {
-			s.recordBestEffort(ctx, nil, nil, EventRateLimited, map[string]any{"limit": "signin-fail"})
-			return nil, rateLimited(d)
-		}
-		if in.CaptchaToken == "" {
-			return nil, apperr.Errorf(apperr.CaptchaRequired, "Too many failed attempts: complete the CAPTCHA to sign in.")
-		}
-		if err := s.checkCaptcha(ctx, in.CaptchaToken, actionSignIn, nil); err != nil {
-			return nil, err
-		}
 	}
 
 	var u User
 	err = s.db.NewSelect().Model(&u).Where("email = ?", email).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		password.DummyVerify(in.Password)
-		return nil, s.signInFailed(ctx, nil, failKey)
+		return nil, s.signInFailed(ctx, nil, attempt)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find user: %w", err)
@@ -81,22 +69,22 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (*SignedIn, error)
 		return nil, fmt.Errorf("verify password of %s: %w", u.ID, err)
 	}
 	if !ok {
-		return nil, s.signInFailed(ctx, &u.ID, failKey)
+		return nil, s.signInFailed(ctx, &u.ID, attempt)
 	}
-	switch u.Status {
-	case StatusSuspended:
-		return nil, suspendedError()
-	case StatusDeleted:
-		return nil, s.signInFailed(ctx, nil, failKey)
+	if u.Status == StatusDeleted {
+		return nil, s.signInFailed(ctx, nil, attempt)
 	}
-	if err := s.limiter.Reset(ctx, failKey); err != nil {
+	if err := s.passwordPassed(ctx, attempt); err != nil {
 		return nil, err
+	}
+	if u.Status == StatusSuspended {
+		return nil, suspendedError()
 	}
 	s.upgradeHash(ctx, &u, in.Password)
 
 	token, hash := newToken()
 	now := time.Now()
-	sess := &Session{UserID: u.ID, TokenHash: hash, IP: client.IP, UserAgent: truncate(client.UserAgent, 512), ExpiresAt: now.Add(s.cfg.SessionLifetime), New: true}
+	sess := &Session{UserID: u.ID, TokenHash: hash, IP: client.IP, UserAgent: client.UserAgent, ExpiresAt: now.Add(s.cfg.SessionLifetime), New: true}
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(sess).Returning("*").Exec(ctx); err != nil {
 			return fmt.Errorf("insert session: %w", err)
@@ -109,8 +97,8 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (*SignedIn, error)
 	return &SignedIn{Token: token, Session: sess, User: &u}, nil
 }
 
-func (s *Service) signInFailed(ctx context.Context, userID *uuid.UUID, failKey string) error {
-	if err := s.limiter.Record(ctx, failKey); err != nil {
+func (s *Service) signInFailed(ctx context.Context, userID *uuid.UUID, attempt passwordAttempt) error {
+	if err := s.passwordFailed(ctx, attempt); err != nil {
 		return err
 	}
 	s.recordBestEffort(ctx, userID, nil, EventSignInFailed, nil)
@@ -307,11 +295,4 @@ func ringSessions(ctx context.Context, idb bun.IDB, userID uuid.UUID) error {
 		return fmt.Errorf("ring sessions: %w", err)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

@@ -185,12 +185,30 @@ type emailToken struct {
 	VoidedAt  *time.Time `bun:"voided_at"`
 }
 
+// Kinds of emailed links.
+const (
+	kindVerifyEmail   = "verify_email"
+	kindPasswordReset = "password_reset"
+	kindEmailChange   = "email_change"
+)
+
+// voidOpenTokens voids userID's open links of kinds. Once the owner secures
+// the account (a new password, a new address, a suspension), a link sent
+// earlier, perhaps to an address or a person no longer trusted, must not
+// undo it.
+func voidOpenTokens(ctx context.Context, idb bun.IDB, userID uuid.UUID, kinds ...string) error {
+	if _, err := idb.NewUpdate().Model((*emailToken)(nil)).Set("voided_at = now()").
+		Where("user_id = ? AND kind IN (?) AND used_at IS NULL AND voided_at IS NULL", userID, bun.In(kinds)).Exec(ctx); err != nil {
+		return fmt.Errorf("void open links: %w", err)
+	}
+	return nil
+}
+
 // createEmailToken voids the user's open tokens of the same kind (a newer
 // link replaces older ones) and returns a new one.
 func createEmailToken(ctx context.Context, tx bun.Tx, userID uuid.UUID, kind string, newEmail *string, ttl time.Duration) (string, error) {
-	if _, err := tx.NewUpdate().Model((*emailToken)(nil)).Set("voided_at = now()").
-		Where("user_id = ? AND kind = ? AND used_at IS NULL AND voided_at IS NULL", userID, kind).Exec(ctx); err != nil {
-		return "", fmt.Errorf("void older %s tokens: %w", kind, err)
+	if err := voidOpenTokens(ctx, tx, userID, kind); err != nil {
+		return "", err
 	}
 	token, hash := newToken()
 	t := &emailToken{UserID: userID, Kind: kind, TokenHash: hash, NewEmail: newEmail, ExpiresAt: time.Now().Add(ttl)}
@@ -228,7 +246,7 @@ func consumeEmailToken(ctx context.Context, tx bun.Tx, kind, token string) (*ema
 	case t.UsedAt != nil:
 		return nil, apperr.Errorf(apperr.TokenUsed, "This link was already used. Ask for a new one if you still need it.")
 	case t.VoidedAt != nil:
-		return nil, apperr.Errorf(apperr.TokenInvalid, "A newer link replaced this one. Use the newest link we emailed you.")
+		return nil, apperr.Errorf(apperr.TokenInvalid, "This link no longer works: a newer link replaced it, or the account's password or email changed since it was sent. Use the newest link we emailed you, or ask for a new one.")
 	default:
 		return nil, apperr.Errorf(apperr.TokenExpired, "This link has expired. Ask for a new one.")
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/logging"
 )
@@ -56,7 +57,7 @@ func (s *Server) recoverHTTP(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				s.log.ErrorContext(r.Context(), "panic in HTTP handler", "panic", fmt.Sprint(p), "path", r.URL.Path)
+				s.log.ErrorContext(r.Context(), "panic in HTTP handler", "panic", fmt.Sprint(p), "path", account.Truncate(r.URL.Path, maxLoggedPath))
 				id := logging.RequestID(r.Context())
 				writeJSONError(w, http.StatusInternalServerError, apperr.Internal,
 					"Something went wrong on our side. If it keeps happening, contact support and quote request id "+id+".")
@@ -66,8 +67,13 @@ func (s *Server) recoverHTTP(next http.Handler) http.Handler {
 	})
 }
 
+// maxLoggedPath bounds the request path in log lines; like the user agent,
+// it is the client's to choose.
+const maxLoggedPath = 1024
+
 // observe counts and times the requests of one route and logs each once.
-// The path is logged without its query string, which may carry variables.
+// The path is logged without its query string, which may carry variables,
+// and cut, like the user agent, to a bounded size.
 func (s *Server) observe(route string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -80,18 +86,30 @@ func (s *Server) observe(route string, next http.Handler) http.Handler {
 		if rec.hijacked {
 			status = http.StatusSwitchingProtocols
 		}
-		s.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+		method := methodLabel(r.Method)
+		s.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 		elapsed := time.Since(start)
 		streaming := rec.hijacked || strings.HasPrefix(rec.Header().Get("Content-Type"), "text/event-stream")
 		if !streaming {
-			s.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+			s.latency.WithLabelValues(route, method).Observe(elapsed.Seconds())
 		}
 		level := slogLevelFor(route, status)
 		s.log.Log(r.Context(), level, "http request",
-			"method", r.Method, "path", r.URL.Path, "route", route, "status", status,
+			"method", method, "path", account.Truncate(r.URL.Path, maxLoggedPath), "route", route, "status", status,
 			"bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds())/1000,
-			"remote", r.RemoteAddr, "user_agent", r.UserAgent())
+			"remote", r.RemoteAddr, "user_agent", account.Truncate(r.UserAgent(), account.MaxUserAgentBytes))
 	})
+}
+
+// methodLabel names a request's method for metrics and logs: a client may
+// send any token as its method, and each new one would be a new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
 }
 
 // statusRecorder remembers the status and size of a response. It passes on
