@@ -226,10 +226,13 @@ type ComplexityRoot struct {
 	}
 
 	Limits struct {
-		MaxQueryComplexity func(childComplexity int) int
-		MaxQueryDepth      func(childComplexity int) int
-		MaxRequestBytes    func(childComplexity int) int
-		MaxUploadBytes     func(childComplexity int) int
+		MaxQueryComplexity        func(childComplexity int) int
+		MaxQueryDepth             func(childComplexity int) int
+		MaxRequestBytes           func(childComplexity int) int
+		MaxStreamsPerIP           func(childComplexity int) int
+		MaxSubscriptionsPerSocket func(childComplexity int) int
+		MaxSubscriptionsPerUser   func(childComplexity int) int
+		MaxUploadBytes            func(childComplexity int) int
 	}
 
 	MessagePayload struct {
@@ -1258,6 +1261,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Limits.MaxRequestBytes(childComplexity), true
+	case "Limits.maxStreamsPerIp":
+		if e.ComplexityRoot.Limits.MaxStreamsPerIP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Limits.MaxStreamsPerIP(childComplexity), true
+	case "Limits.maxSubscriptionsPerSocket":
+		if e.ComplexityRoot.Limits.MaxSubscriptionsPerSocket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Limits.MaxSubscriptionsPerSocket(childComplexity), true
+	case "Limits.maxSubscriptionsPerUser":
+		if e.ComplexityRoot.Limits.MaxSubscriptionsPerUser == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Limits.MaxSubscriptionsPerUser(childComplexity), true
 	case "Limits.maxUploadBytes":
 		if e.ComplexityRoot.Limits.MaxUploadBytes == nil {
 			break
@@ -2429,6 +2450,7 @@ type Subscription {
   """
   A tick every ` + "`" + `intervalMs` + "`" + ` milliseconds (250 to 60000, default 1000) carrying
   the server's time, for testing a socket end to end. It runs until you stop it.
+  Errors: VALIDATION, LIMIT_EXCEEDED (too many subscriptions at once).
   """
   heartbeat("Milliseconds between ticks, 250 to 60000." intervalMs: Int = 1000): Heartbeat!
 }
@@ -2488,6 +2510,12 @@ type Limits {
   maxQueryComplexity: Int!
   "Deepest selection nesting of one operation."
   maxQueryDepth: Int!
+  "WebSockets and SSE streams one client IP may hold open at once (per server process); more are refused with HTTP 429 and LIMIT_EXCEEDED."
+  maxStreamsPerIp: Int!
+  "Subscriptions one WebSocket may run at once; more are refused with LIMIT_EXCEEDED."
+  maxSubscriptionsPerSocket: Int!
+  "Subscriptions you may run at once over all your WebSockets and SSE streams (per server process); more are refused with LIMIT_EXCEEDED."
+  maxSubscriptionsPerUser: Int!
 }
 `, BuiltIn: false},
 	{Name: "schema/account.graphqls", Input: sourceData("schema/account.graphqls"), BuiltIn: false},
@@ -2856,6 +2884,12 @@ func (ec *executionContext) childFields_Limits(ctx context.Context, field graphq
 		return ec.fieldContext_Limits_maxQueryComplexity(ctx, field)
 	case "maxQueryDepth":
 		return ec.fieldContext_Limits_maxQueryDepth(ctx, field)
+	case "maxStreamsPerIp":
+		return ec.fieldContext_Limits_maxStreamsPerIp(ctx, field)
+	case "maxSubscriptionsPerSocket":
+		return ec.fieldContext_Limits_maxSubscriptionsPerSocket(ctx, field)
+	case "maxSubscriptionsPerUser":
+		return ec.fieldContext_Limits_maxSubscriptionsPerUser(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Limits", field.Name)
 }
@@ -6869,6 +6903,75 @@ func (ec *executionContext) _Limits_maxQueryDepth(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_Limits_maxQueryDepth(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Limits", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Limits_maxStreamsPerIp(ctx context.Context, field graphql.CollectedField, obj *model.Limits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Limits_maxStreamsPerIp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxStreamsPerIP, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Limits_maxStreamsPerIp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Limits", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Limits_maxSubscriptionsPerSocket(ctx context.Context, field graphql.CollectedField, obj *model.Limits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Limits_maxSubscriptionsPerSocket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxSubscriptionsPerSocket, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Limits_maxSubscriptionsPerSocket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Limits", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Limits_maxSubscriptionsPerUser(ctx context.Context, field graphql.CollectedField, obj *model.Limits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Limits_maxSubscriptionsPerUser(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxSubscriptionsPerUser, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Limits_maxSubscriptionsPerUser(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Limits", field, false, false, "Int")
 }
 
@@ -14536,6 +14639,21 @@ func (ec *executionContext) _Limits(ctx context.Context, sel ast.SelectionSet, o
 			}
 		case "maxQueryDepth":
 			out.Values[i] = ec._Limits_maxQueryDepth(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxStreamsPerIp":
+			out.Values[i] = ec._Limits_maxStreamsPerIp(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxSubscriptionsPerSocket":
+			out.Values[i] = ec._Limits_maxSubscriptionsPerSocket(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxSubscriptionsPerUser":
+			out.Values[i] = ec._Limits_maxSubscriptionsPerUser(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

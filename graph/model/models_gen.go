@@ -312,6 +312,12 @@ type Limits struct {
 	MaxQueryComplexity int `json:"maxQueryComplexity"`
 	// Deepest selection nesting of one operation.
 	MaxQueryDepth int `json:"maxQueryDepth"`
+	// WebSockets and SSE streams one client IP may hold open at once (per server process); more are refused with HTTP 429 and LIMIT_EXCEEDED.
+	MaxStreamsPerIP int `json:"maxStreamsPerIp"`
+	// Subscriptions one WebSocket may run at once; more are refused with LIMIT_EXCEEDED.
+	MaxSubscriptionsPerSocket int `json:"maxSubscriptionsPerSocket"`
+	// Subscriptions you may run at once over all your WebSockets and SSE streams (per server process); more are refused with LIMIT_EXCEEDED.
+	MaxSubscriptionsPerUser int `json:"maxSubscriptionsPerUser"`
 }
 
 // A result that only says what happens next.

@@ -21,6 +21,10 @@ const (
 	NotFound        Code = "NOT_FOUND"
 	Validation      Code = "VALIDATION"
 	RateLimited     Code = "RATE_LIMITED"
+	// LimitExceeded refuses what would hold more open at once than allowed
+	// (streams, subscriptions); ending one of them makes room, waiting
+	// does not.
+	LimitExceeded   Code = "LIMIT_EXCEEDED"
 	BadRequest      Code = "BAD_REQUEST"
 	PayloadTooLarge Code = "PAYLOAD_TOO_LARGE"
 	QueryTooComplex Code = "QUERY_TOO_COMPLEX"

@@ -64,6 +64,9 @@ type Serve struct {
 	WSPingInterval time.Duration
 	WSMaxMessage   int64
 
+	// Streams bounds the streams and subscriptions clients hold open.
+	Streams Streams
+
 	// MaintenanceInterval is how often the periodic jobs run: releasing
 	// expired credit holds, expiring lots, purging the bin, sweeping old
 	// rate-limit events.
@@ -79,6 +82,15 @@ type Serve struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed when
 	// working out the client IP.
 	TrustedProxies []netip.Prefix
+}
+
+// Streams bounds, in each process, what clients hold open: streams
+// (WebSockets and SSE streams) per client IP, subscriptions per WebSocket,
+// and subscriptions per user over all their streams.
+type Streams struct {
+	PerIP     int
+	PerSocket int
+	PerUser   int
 }
 
 // Accounts holds the session and link lifetimes.
@@ -355,6 +367,9 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.WSWriteTimeout, "ws-write-timeout", "WS_WRITE_TIMEOUT", 10*time.Second, "a WebSocket whose client does not take a message within this is closed")
 	s.duration(&cfg.WSPingInterval, "ws-ping-interval", "WS_PING_INTERVAL", 25*time.Second, "WebSocket ping period; a client silent for two periods is closed")
 	s.int64(&cfg.WSMaxMessage, "ws-max-message-bytes", "WS_MAX_MESSAGE_BYTES", 64<<10, "largest WebSocket message accepted from a client, in bytes")
+	s.int(&cfg.Streams.PerIP, "max-streams-per-ip", "MAX_STREAMS_PER_IP", 100, "WebSockets and SSE streams one client IP may hold open in a process; more are refused with 429 LIMIT_EXCEEDED")
+	s.int(&cfg.Streams.PerSocket, "max-subscriptions-per-socket", "MAX_SUBSCRIPTIONS_PER_SOCKET", 100, "subscriptions one WebSocket may run at once; more are refused with LIMIT_EXCEEDED")
+	s.int(&cfg.Streams.PerUser, "max-subscriptions-per-user", "MAX_SUBSCRIPTIONS_PER_USER", 100, "subscriptions one user may run at once in a process, over all their WebSockets and SSE streams; more are refused with LIMIT_EXCEEDED")
 	var proxies, captchaHosts string
 	s.duration(&cfg.Accounts.SessionIdleTimeout, "session-idle-timeout", "SESSION_IDLE_TIMEOUT", 7*24*time.Hour, "a session unused this long ends")
 	s.duration(&cfg.Accounts.SessionLifetime, "session-lifetime", "SESSION_LIFETIME", 30*24*time.Hour, "every session ends this long after sign-in")
@@ -477,6 +492,9 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(cfg.WSWriteTimeout >= 100*time.Millisecond, "--ws-write-timeout must be at least 100ms")
 	s.check(cfg.WSPingInterval >= 100*time.Millisecond, "--ws-ping-interval must be at least 100ms")
 	s.check(cfg.WSMaxMessage >= 1<<10, "--ws-max-message-bytes must be at least 1024")
+	s.check(cfg.Streams.PerIP >= 1, "--max-streams-per-ip must be at least 1")
+	s.check(cfg.Streams.PerSocket >= 1, "--max-subscriptions-per-socket must be at least 1")
+	s.check(cfg.Streams.PerUser >= 1, "--max-subscriptions-per-user must be at least 1")
 	return &cfg, s.err()
 }
 

@@ -21,15 +21,39 @@ type Stream[R any] struct {
 	Seq func(R) (seq int64, final bool)
 	// Poll is the safety net behind the doorbell.
 	Poll time.Duration
+	// Wake, when set, replaces both the doorbell of Topic and the Poll
+	// timer: it returns the follower's wake-ups and a function, called when
+	// the follower ends, that stops them. A source shared by many followers
+	// can then ring the doorbell and run the safety net once for all of
+	// them (see feed).
+	Wake func() (<-chan struct{}, func())
 }
 
 // Follow sends the rows after last, then each row appended later, re-reading
 // the table after the last row sent every time the doorbell rings or the
-// poll interval passes. Nothing is lost and nothing repeats. The channel
-// closes after a final row or when ctx ends.
+// poll interval passes (or, with s.Wake, whenever that wakes it). Nothing is
+// lost and nothing repeats. The channel closes after a final row or when ctx
+// ends.
 func Follow[R any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], last int64) <-chan R {
 	out := make(chan R)
-	wake, stop := b.Subscribe(s.Topic)
+	var (
+		wake <-chan struct{}
+		stop func()
+	)
+	wait := func() bool { return WaitFor(ctx, wake, s.Poll) }
+	if s.Wake != nil {
+		wake, stop = s.Wake()
+		wait = func() bool {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-wake:
+				return true
+			}
+		}
+	} else {
+		wake, stop = b.Subscribe(s.Topic)
+	}
 	go func() {
 		defer close(out)
 		defer stop()
@@ -53,7 +77,7 @@ func Follow[R any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], l
 			if len(rows) == ReadPage {
 				continue // more are waiting
 			}
-			if !WaitFor(ctx, wake, s.Poll) {
+			if !wait() {
 				return
 			}
 		}

@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/events"
@@ -136,6 +138,11 @@ type Service struct {
 	bus  *events.Bus
 	log  *slog.Logger
 	poll time.Duration
+
+	reads     singleflight.Group
+	mu        sync.Mutex
+	following map[uuid.UUID]*followers
+	lastID    uint64
 }
 
 // New returns a Service; poll is the safety net behind the doorbell (0: 5 s).
@@ -143,7 +150,7 @@ func New(db *bun.DB, bus *events.Bus, log *slog.Logger, poll time.Duration) *Ser
 	if poll == 0 {
 		poll = 5 * time.Second
 	}
-	return &Service{db: db, bus: bus, log: log, poll: poll}
+	return &Service{db: db, bus: bus, log: log, poll: poll, following: make(map[uuid.UUID]*followers)}
 }
 
 // after returns up to events.ReadPage of a user's entries after seq, in
@@ -159,12 +166,15 @@ func (s *Service) after(ctx context.Context, userID uuid.UUID, afterSeq int64) (
 
 // Stream replays the actor's entries after afterSeq, then streams new ones
 // as they commit, until ctx ends. Only the actor's own feed can be followed.
+// The followers of one user in this process share their doorbell, their
+// safety-net poll and their reads (see followers).
 func (s *Service) Stream(ctx context.Context, a actor.Actor, afterSeq int64) <-chan Entry {
 	userID := a.UserID
+	f := s.join(userID, afterSeq)
 	return events.Follow(ctx, s.bus, s.log, events.Stream[Entry]{
 		Topic: Topic(userID),
-		Read:  func(ctx context.Context, after int64) ([]Entry, error) { return s.after(ctx, userID, after) },
+		Read:  f.read,
 		Seq:   func(e Entry) (int64, bool) { return e.Seq, false },
-		Poll:  s.poll,
+		Wake:  func() (<-chan struct{}, func()) { return f.wake, func() { s.leave(f) } },
 	}, afterSeq)
 }

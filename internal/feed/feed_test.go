@@ -400,3 +400,57 @@ func TestStream(t *testing.T) {
 		}
 	})
 }
+
+// TestFollowersShareOneDoorbell: the followers of one user in a process wait
+// on one doorbell subscription, all get every entry, and the subscription
+// goes when the last of them ends.
+func TestFollowersShareOneDoorbell(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	log := slog.New(slog.DiscardHandler)
+	bus := events.New(db, log)
+	busCtx, stopBus := context.WithCancel(context.Background())
+	busDone := make(chan struct{})
+	go func() {
+		defer close(busDone)
+		bus.Run(busCtx)
+	}()
+	t.Cleanup(func() {
+		stopBus()
+		<-busDone
+	})
+	svc := feed.New(db, bus, log, time.Hour) // entries come by the doorbell
+	user := newUser(t, db)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 20
+	streams := make([]*follower, n)
+	for i := range streams {
+		streams[i] = &follower{t: t, user: user, ch: svc.Stream(ctx, actor.Actor{UserID: user}, 0)}
+	}
+	if got := bus.Waiters(); got != 1 {
+		t.Errorf("%d followers of one user: %d doorbell waiters, want 1", n, got)
+	}
+	for i := range 3 {
+		appendOne(t, db, user, credits(int64(i+1)))
+		for _, f := range streams {
+			if got := f.next(1)[0].Seq; got != int64(i+1) {
+				t.Fatalf("got seq %d, want %d", got, i+1)
+			}
+		}
+	}
+
+	cancel()
+	for _, f := range streams {
+		for range f.ch { // closes once the stream has ended
+		}
+	}
+	end := time.Now().Add(deadline)
+	for bus.Waiters() != 0 {
+		if time.Now().After(end) {
+			t.Fatalf("%d doorbell waiters left after every follower ended", bus.Waiters())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -61,6 +61,7 @@ func (s *Server) graphqlHandler() http.Handler {
 	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth})
 	present := presentError(s.log)
 	h.AroundOperations(endOperations(present))
+	h.AroundOperations(s.limitSubscriptions(present))
 	h.AroundOperations(s.countSubscriptions)
 	h.AroundOperations(resolver.WithLoaders)
 	h.SetErrorPresenter(present)

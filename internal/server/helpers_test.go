@@ -53,6 +53,7 @@ func testConfig() *config.Serve {
 		WSWriteTimeout:      2 * time.Second,
 		WSPingInterval:      5 * time.Second,
 		WSMaxMessage:        64 << 10,
+		Streams:             config.Streams{PerIP: 100, PerSocket: 100, PerUser: 100},
 		Credits:             config.Credits{SignupBonus: 25},
 		MaintenanceInterval: time.Minute,
 		Generate: config.Generate{

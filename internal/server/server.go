@@ -73,6 +73,7 @@ type Server struct {
 
 	origins *originList
 	ws      *wsAcceptor
+	limits  *streamLimits
 	handler http.Handler
 
 	// streams ends SSE streams at shutdown; WebSockets are closed through ws.
@@ -109,6 +110,7 @@ func New(d Deps) *Server {
 	if d.Bus != nil {
 		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_event_waiters", Help: "Subscriptions and workers waiting for a doorbell in this process."}, func() float64 { return float64(d.Bus.Waiters()) })
 	}
+	s.limits = newStreamLimits(d.Config.Streams, reg)
 	s.ws = newWSAcceptor(s.origins, d.Config.WSWriteTimeout, d.Config.WSPingInterval, wsOpen, d.Log)
 	s.handler = s.routes()
 	return s
@@ -122,7 +124,7 @@ func (s *Server) routes() http.Handler {
 	handle := func(pattern, route string, h http.Handler) {
 		mux.Handle(pattern, s.observe(route, h))
 	}
-	handle("/graphql", "/graphql", s.cors(s.checkUpgradeOrigin(s.limitBody(s.authenticate(s.graphqlHandler())))))
+	handle("/graphql", "/graphql", s.cors(s.checkUpgradeOrigin(s.limitBody(s.limitStreams(s.authenticate(s.graphqlHandler()))))))
 	handle("GET /verify-email", "/verify-email", linkPage(verifyEmailPage))
 	handle("GET /reset-password", "/reset-password", linkPage(resetPasswordPage))
 	handle("GET /confirm-email", "/confirm-email", linkPage(confirmEmailPage))
@@ -174,6 +176,10 @@ func (s *Server) serverInfo() *model.ServerInfo {
 			MaxRequestBytes:    int(s.cfg.MaxBodyBytes),
 			MaxQueryComplexity: s.cfg.MaxQueryComplexity,
 			MaxQueryDepth:      s.cfg.MaxQueryDepth,
+
+			MaxStreamsPerIP:           s.cfg.Streams.PerIP,
+			MaxSubscriptionsPerSocket: s.cfg.Streams.PerSocket,
+			MaxSubscriptionsPerUser:   s.cfg.Streams.PerUser,
 		},
 	}
 }

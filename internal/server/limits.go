@@ -1,0 +1,167 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/config"
+)
+
+// streamLimits bounds what clients hold open in this process: streams
+// (WebSockets and SSE streams) per client IP, subscriptions per WebSocket,
+// and subscriptions per user over all their streams. A slot is taken when a
+// stream or subscription starts and given back when it ends, however it
+// ends.
+type streamLimits struct {
+	cfg     config.Streams
+	refused *prometheus.CounterVec
+
+	mu    sync.Mutex
+	ips   map[string]int
+	users map[uuid.UUID]int
+}
+
+func newStreamLimits(cfg config.Streams, reg promauto.Factory) *streamLimits {
+	return &streamLimits{
+		cfg:     cfg,
+		refused: reg.NewCounterVec(prometheus.CounterOpts{Name: "fastimage_stream_limit_refusals_total", Help: "Streams and subscriptions refused for being over a limit, by limit (ip, socket, user)."}, []string{"limit"}),
+		ips:     make(map[string]int),
+		users:   make(map[uuid.UUID]int),
+	}
+}
+
+// socketSubs counts the subscriptions running on one WebSocket (guarded by
+// streamLimits.mu).
+type socketSubs struct{ n int }
+
+type socketSubsKey struct{}
+
+// limitStreams refuses a WebSocket upgrade or an SSE stream from a client IP
+// (as clientIP works it out) that already holds MAX_STREAMS_PER_IP open,
+// with 429 and LIMIT_EXCEEDED before anything else happens; the slot is
+// given back when the stream ends. A WebSocket also gets its subscription
+// count.
+
+func (s *Server) limitStreams(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		websocket := r.Header.Get("Upgrade") != "" // what gqlgen's WebSocket transport takes
+		if !websocket && !(transport.SSE{}).Supports(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ip := s.clientIP(r)
+		if !s.limits.openStream(ip) {
+			writeJSONError(w, http.StatusTooManyRequests, apperr.LimitExceeded,
+				fmt.Sprintf("%d WebSockets and SSE streams are already open from your address, the most allowed at once. Close one before opening another; one WebSocket can carry many subscriptions.", s.limits.cfg.PerIP))
+			return
+		}
+		defer s.limits.closeStream(ip)
+		if websocket {
+			r = r.WithContext(context.WithValue(r.Context(), socketSubsKey{}, &socketSubs{}))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (l *streamLimits) openStream(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ips[ip] >= l.cfg.PerIP {
+		l.refused.WithLabelValues("ip").Inc()
+		return false
+	}
+	l.ips[ip]++
+	return true
+}
+
+func (l *streamLimits) closeStream(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ips[ip]--; l.ips[ip] <= 0 {
+		delete(l.ips, ip)
+	}
+}
+
+// limitSubscriptions refuses a subscription over MAX_SUBSCRIPTIONS_PER_SOCKET
+// on its WebSocket or over MAX_SUBSCRIPTIONS_PER_USER for its viewer, with
+// LIMIT_EXCEEDED: over a WebSocket an `error` message for its id, over SSE
+// its one event. The slots are given back when the operation ends (it
+// completes, the client stops it, or the connection closes).
+func (s *Server) limitSubscriptions(present graphql.ErrorPresenterFunc) graphql.OperationMiddleware {
+	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		if graphql.GetOperationContext(ctx).Operation.Operation != ast.Subscription {
+			return next(ctx)
+		}
+		socket, _ := ctx.Value(socketSubsKey{}).(*socketSubs)
+		var user *uuid.UUID
+		if v, _ := account.Optional(ctx); v != nil {
+			user = &v.User.ID
+		}
+		if err := s.limits.startSubscription(socket, user); err != nil {
+			refused := false
+			return func(rctx context.Context) *graphql.Response {
+				if refused {
+					return nil
+				}
+				refused = true
+				gerr := present(rctx, err)
+				if socket != nil {
+					transport.AddSubscriptionError(rctx, gerr)
+					return nil
+				}
+				return &graphql.Response{Errors: gqlerror.List{gerr}}
+			}
+		}
+		context.AfterFunc(ctx, func() { s.limits.endSubscription(socket, user) })
+		return next(ctx)
+	}
+}
+
+// startSubscription takes a slot on socket and for user (either may be
+// nil). Returns LimitExceeded, taking nothing, when either is full.
+func (l *streamLimits) startSubscription(socket *socketSubs, user *uuid.UUID) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if socket != nil && socket.n >= l.cfg.PerSocket {
+		l.refused.WithLabelValues("socket").Inc()
+		return apperr.Errorf(apperr.LimitExceeded, "This connection already runs %d subscriptions, the most one connection may run at once. Stop one (complete) before starting another.", l.cfg.PerSocket).
+			With("limit", l.cfg.PerSocket)
+	}
+	if user != nil && l.users[*user] >= l.cfg.PerUser {
+		l.refused.WithLabelValues("user").Inc()
+		return apperr.Errorf(apperr.LimitExceeded, "You already run %d subscriptions, the most one account may run at once. Stop one, or close a tab or device that follows the same things, before starting another.", l.cfg.PerUser).
+			With("limit", l.cfg.PerUser)
+	}
+	if socket != nil {
+		socket.n++
+	}
+	if user != nil {
+		l.users[*user]++
+	}
+	return nil
+}
+
+func (l *streamLimits) endSubscription(socket *socketSubs, user *uuid.UUID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if socket != nil {
+		socket.n--
+	}
+	if user != nil {
+		if l.users[*user]--; l.users[*user] <= 0 {
+			delete(l.users, *user)
+		}
+	}
+}
