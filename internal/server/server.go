@@ -109,7 +109,7 @@ func New(d Deps) *Server {
 	if d.Bus != nil {
 		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_event_waiters", Help: "Subscriptions and workers waiting for a doorbell in this process."}, func() float64 { return float64(d.Bus.Waiters()) })
 	}
-	s.ws = newWSAcceptor(s.origins, d.Config.WSWriteTimeout, d.Config.WSPingInterval, wsOpen, d.Log)
+	s.ws = newWSAcceptor(s.origins, d.Config.WSInitTimeout, d.Config.WSWriteTimeout, d.Config.WSPingInterval, wsOpen, d.Log)
 	s.handler = s.routes()
 	return s
 }
