@@ -64,6 +64,14 @@ type Serve struct {
 	WSPingInterval time.Duration
 	WSMaxMessage   int64
 
+	// HTTP connection timeouts. A request body must arrive within
+	// HTTPReadTimeout plus one second per HTTPMinBodyRate bytes received:
+	// uploads on a slow but steady link go through, a trickle is cut.
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPMinBodyRate       int64 // bytes a second
+	HTTPIdleTimeout       time.Duration
+
 	// MaintenanceInterval is how often the periodic jobs run: releasing
 	// expired credit holds, expiring lots, purging the bin, sweeping old
 	// rate-limit events.
@@ -355,6 +363,10 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.WSWriteTimeout, "ws-write-timeout", "WS_WRITE_TIMEOUT", 10*time.Second, "a WebSocket whose client does not take a message within this is closed")
 	s.duration(&cfg.WSPingInterval, "ws-ping-interval", "WS_PING_INTERVAL", 25*time.Second, "WebSocket ping period; a client silent for two periods is closed")
 	s.int64(&cfg.WSMaxMessage, "ws-max-message-bytes", "WS_MAX_MESSAGE_BYTES", 64<<10, "largest WebSocket message accepted from a client, in bytes")
+	s.duration(&cfg.HTTPReadHeaderTimeout, "http-read-header-timeout", "HTTP_READ_HEADER_TIMEOUT", 10*time.Second, "a connection whose request headers take longer is closed")
+	s.duration(&cfg.HTTPReadTimeout, "http-read-timeout", "HTTP_READ_TIMEOUT", 10*time.Second, "a request body gets this long, plus a second per --http-min-body-rate bytes received (408 after)")
+	s.int64(&cfg.HTTPMinBodyRate, "http-min-body-rate", "HTTP_MIN_BODY_RATE", 8<<10, "slowest request body accepted past --http-read-timeout, in bytes a second")
+	s.duration(&cfg.HTTPIdleTimeout, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", 2*time.Minute, "a keep-alive connection idle this long is closed")
 	var proxies, captchaHosts string
 	s.duration(&cfg.Accounts.SessionIdleTimeout, "session-idle-timeout", "SESSION_IDLE_TIMEOUT", 7*24*time.Hour, "a session unused this long ends")
 	s.duration(&cfg.Accounts.SessionLifetime, "session-lifetime", "SESSION_LIFETIME", 30*24*time.Hour, "every session ends this long after sign-in")
@@ -477,6 +489,10 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(cfg.WSWriteTimeout >= 100*time.Millisecond, "--ws-write-timeout must be at least 100ms")
 	s.check(cfg.WSPingInterval >= 100*time.Millisecond, "--ws-ping-interval must be at least 100ms")
 	s.check(cfg.WSMaxMessage >= 1<<10, "--ws-max-message-bytes must be at least 1024")
+	s.check(cfg.HTTPReadHeaderTimeout >= 100*time.Millisecond, "--http-read-header-timeout must be at least 100ms")
+	s.check(cfg.HTTPReadTimeout >= 100*time.Millisecond, "--http-read-timeout must be at least 100ms")
+	s.check(cfg.HTTPMinBodyRate >= 1, "--http-min-body-rate must be at least 1")
+	s.check(cfg.HTTPIdleTimeout >= 100*time.Millisecond, "--http-idle-timeout must be at least 100ms")
 	return &cfg, s.err()
 }
 
