@@ -27,6 +27,7 @@ const (
 	LimitExceeded   Code = "LIMIT_EXCEEDED"
 	BadRequest      Code = "BAD_REQUEST"
 	PayloadTooLarge Code = "PAYLOAD_TOO_LARGE"
+	RequestTimeout  Code = "REQUEST_TIMEOUT"
 	QueryTooComplex Code = "QUERY_TOO_COMPLEX"
 	QueryTooDeep    Code = "QUERY_TOO_DEEP"
 	Conflict        Code = "CONFLICT"

@@ -66,6 +66,13 @@ type Serve struct {
 
 	// Streams bounds the streams and subscriptions clients hold open.
 	Streams Streams
+	// HTTP connection timeouts. A request body must arrive within
+	// HTTPReadTimeout plus one second per HTTPMinBodyRate bytes received:
+	// uploads on a slow but steady link go through, a trickle is cut.
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPMinBodyRate       int64 // bytes a second
+	HTTPIdleTimeout       time.Duration
 
 	// MaintenanceInterval is how often the periodic jobs run: releasing
 	// expired credit holds, expiring lots, purging the bin, sweeping old
@@ -370,6 +377,10 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.int(&cfg.Streams.PerIP, "max-streams-per-ip", "MAX_STREAMS_PER_IP", 100, "WebSockets and SSE streams one client IP may hold open in a process; more are refused with 429 LIMIT_EXCEEDED")
 	s.int(&cfg.Streams.PerSocket, "max-subscriptions-per-socket", "MAX_SUBSCRIPTIONS_PER_SOCKET", 100, "subscriptions one WebSocket may run at once; more are refused with LIMIT_EXCEEDED")
 	s.int(&cfg.Streams.PerUser, "max-subscriptions-per-user", "MAX_SUBSCRIPTIONS_PER_USER", 100, "subscriptions one user may run at once in a process, over all their WebSockets and SSE streams; more are refused with LIMIT_EXCEEDED")
+	s.duration(&cfg.HTTPReadHeaderTimeout, "http-read-header-timeout", "HTTP_READ_HEADER_TIMEOUT", 10*time.Second, "a connection whose request headers take longer is closed")
+	s.duration(&cfg.HTTPReadTimeout, "http-read-timeout", "HTTP_READ_TIMEOUT", 10*time.Second, "a request body gets this long, plus a second per --http-min-body-rate bytes received (408 after)")
+	s.int64(&cfg.HTTPMinBodyRate, "http-min-body-rate", "HTTP_MIN_BODY_RATE", 8<<10, "slowest request body accepted past --http-read-timeout, in bytes a second")
+	s.duration(&cfg.HTTPIdleTimeout, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", 2*time.Minute, "a keep-alive connection idle this long is closed")
 	var proxies, captchaHosts string
 	s.duration(&cfg.Accounts.SessionIdleTimeout, "session-idle-timeout", "SESSION_IDLE_TIMEOUT", 7*24*time.Hour, "a session unused this long ends")
 	s.duration(&cfg.Accounts.SessionLifetime, "session-lifetime", "SESSION_LIFETIME", 30*24*time.Hour, "every session ends this long after sign-in")
@@ -495,6 +506,10 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(cfg.Streams.PerIP >= 1, "--max-streams-per-ip must be at least 1")
 	s.check(cfg.Streams.PerSocket >= 1, "--max-subscriptions-per-socket must be at least 1")
 	s.check(cfg.Streams.PerUser >= 1, "--max-subscriptions-per-user must be at least 1")
+	s.check(cfg.HTTPReadHeaderTimeout >= 100*time.Millisecond, "--http-read-header-timeout must be at least 100ms")
+	s.check(cfg.HTTPReadTimeout >= 100*time.Millisecond, "--http-read-timeout must be at least 100ms")
+	s.check(cfg.HTTPMinBodyRate >= 1, "--http-min-body-rate must be at least 1")
+	s.check(cfg.HTTPIdleTimeout >= 100*time.Millisecond, "--http-idle-timeout must be at least 100ms")
 	return &cfg, s.err()
 }
 

@@ -39,8 +39,9 @@ func (s *Server) graphqlHandler() http.Handler {
 
 	readLimit := s.cfg.WSMaxMessage
 	h.AddTransport(wsTransport{transport.Websocket{
+		// The adapter closes a socket without connection_init in time
+		// itself: gqlgen would use 1002, which ends the reference client.
 		Implementation: s.ws,
-		InitTimeout:    s.cfg.WSInitTimeout,
 		// graphql-ws (legacy) clients expect "ka" messages; graphql-transport-ws
 		// clients get protocol pings. Dead peers are found by the adapter's
 		// WebSocket-level ping/pong on both.

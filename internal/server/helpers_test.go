@@ -70,6 +70,10 @@ func testConfig() *config.Serve {
 			VerifyLinkTTL:      time.Hour,
 			EmailChangeLinkTTL: time.Hour,
 		},
+		HTTPReadHeaderTimeout: 10 * time.Second,
+		HTTPReadTimeout:       10 * time.Second,
+		HTTPMinBodyRate:       8 << 10,
+		HTTPIdleTimeout:       2 * time.Minute,
 	}
 }
 

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -111,7 +112,7 @@ func New(d Deps) *Server {
 		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_event_waiters", Help: "Subscriptions and workers waiting for a doorbell in this process."}, func() float64 { return float64(d.Bus.Waiters()) })
 	}
 	s.limits = newStreamLimits(d.Config.Streams, reg)
-	s.ws = newWSAcceptor(s.origins, d.Config.WSWriteTimeout, d.Config.WSPingInterval, wsOpen, d.Log)
+	s.ws = newWSAcceptor(s.origins, d.Config.WSInitTimeout, d.Config.WSWriteTimeout, d.Config.WSPingInterval, wsOpen, d.Log)
 	s.handler = s.routes()
 	return s
 }
@@ -122,7 +123,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern, route string, h http.Handler) {
-		mux.Handle(pattern, s.observe(route, h))
+		mux.Handle(pattern, s.observe(route, s.limitBodyTime(h)))
 	}
 	handle("/graphql", "/graphql", s.cors(s.checkUpgradeOrigin(s.limitBody(s.limitStreams(s.authenticate(s.graphqlHandler()))))))
 	handle("GET /verify-email", "/verify-email", linkPage(verifyEmailPage))
@@ -205,10 +206,13 @@ func (s *Server) registerDBStats(reg promauto.Factory) {
 // it stops accepting, closes WebSockets with 1001 and ends SSE streams, and
 // waits for in-flight requests up to the shutdown timeout.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// No ReadTimeout: one fixed time for a whole request cannot fit both a
+	// slow 20 MiB upload and a trickling attacker; limitBodyTime bounds
+	// bodies by their rate instead.
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cmp.Or(s.cfg.HTTPReadHeaderTimeout, 10*time.Second),
+		IdleTimeout:       cmp.Or(s.cfg.HTTPIdleTimeout, 2*time.Minute),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -1,0 +1,208 @@
+package server_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// wsCloseCode reads until the server closes c and returns the close code;
+// it fails the test if the socket is still open after timeout.
+func wsCloseCode(t *testing.T, c *websocket.Conn, timeout time.Duration) int {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) {
+			t.Fatalf("got %v, want a close frame from the server within %v", err, timeout)
+		}
+		return ce.Code
+	}
+}
+
+// wsAck opens a socket and has it acknowledged.
+func wsAck(t *testing.T, baseURL, proto string) *websocket.Conn {
+	t.Helper()
+	c, _, err := wsDial(t, baseURL, proto, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsSend(t, c, wsMessage{Type: "connection_init"})
+	if m := wsNext(t, c, 5*time.Second); m.Type != "connection_ack" {
+		t.Fatalf("got %q, want connection_ack", m.Type)
+	}
+	return c
+}
+
+// A protocol violation closes a graphql-transport-ws socket with the code
+// the protocol gives it, which tells the reference client whether to
+// reconnect (4408) or stop (the others); gqlgen used 1002 or 1000 for all.
+func TestWebSocketCloseCodes(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.WSInitTimeout = 300 * time.Millisecond
+	s := start(t, cfg)
+	subscribe := func(id string) wsMessage {
+		return wsMessage{ID: id, Type: "subscribe", Payload: mustJSON(map[string]any{"query": heartbeatQuery})}
+	}
+	for _, tc := range []struct {
+		name  string
+		proto string
+		do    func(t *testing.T, c *websocket.Conn)
+		want  int
+	}{
+		{"no connection_init in time", "graphql-transport-ws", func(*testing.T, *websocket.Conn) {}, 4408},
+		{"second connection_init", "graphql-transport-ws", func(t *testing.T, c *websocket.Conn) {
+			wsSend(t, c, wsMessage{Type: "connection_init"})
+			if m := wsNext(t, c, 5*time.Second); m.Type != "connection_ack" {
+				t.Fatalf("got %q, want connection_ack", m.Type)
+			}
+			wsSend(t, c, wsMessage{Type: "connection_init"})
+		}, 4429},
+		{"subscribe before connection_ack", "graphql-transport-ws", func(t *testing.T, c *websocket.Conn) {
+			wsSend(t, c, subscribe("1"))
+		}, 4401},
+		{"subscribe with an id already running", "graphql-transport-ws", func(t *testing.T, c *websocket.Conn) {
+			wsSend(t, c, wsMessage{Type: "connection_init"})
+			wsNext(t, c, 5*time.Second)
+			wsSend(t, c, subscribe("1"))
+			if m := wsNext(t, c, 5*time.Second); m.Type != "next" || m.ID != "1" {
+				t.Fatalf("got %s %s, want next for id 1", m.Type, m.Payload)
+			}
+			wsSend(t, c, subscribe("1"))
+		}, 4409},
+		{"a long id already running", "graphql-transport-ws", func(t *testing.T, c *websocket.Conn) {
+			// The reason names the id; it must still fit in a close frame.
+			id := strings.Repeat("é", 100)
+			wsSend(t, c, wsMessage{Type: "connection_init"})
+			wsNext(t, c, 5*time.Second)
+			wsSend(t, c, subscribe(id))
+			wsSend(t, c, subscribe(id))
+		}, 4409},
+		{"a server message from the client", "graphql-transport-ws", func(t *testing.T, c *websocket.Conn) {
+			wsSend(t, c, wsMessage{Type: "connection_init"})
+			wsNext(t, c, 5*time.Second)
+			wsSend(t, c, wsMessage{ID: "1", Type: "next"})
+		}, 4400},
+		{"not JSON", "graphql-transport-ws", func(t *testing.T, c *websocket.Conn) {
+			wsSend(t, c, wsMessage{Type: "connection_init"})
+			wsNext(t, c, 5*time.Second)
+			if err := c.WriteMessage(websocket.TextMessage, []byte("{")); err != nil {
+				t.Fatal(err)
+			}
+		}, 4400},
+		// Legacy graphql-ws defines no codes; it keeps gqlgen's 1002.
+		{"legacy: no connection_init in time", "graphql-ws", func(*testing.T, *websocket.Conn) {}, websocket.CloseProtocolError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := wsDial(t, s.URL, tc.proto, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.do(t, c)
+			if got := wsCloseCode(t, c, 5*time.Second); got != tc.want {
+				t.Errorf("got close code %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// Once an operation ended, its id is the client's to reuse: nothing the
+// server still had to say about the old operation reaches the new one — no
+// complete echoing the client's own, no tick of the old stream.
+func TestWebSocketReusedIDIsNotEndedByItsPast(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	c := wsAck(t, s.URL, "graphql-transport-ws")
+	subscribe := func(id string) {
+		wsSend(t, c, wsMessage{ID: id, Type: "subscribe", Payload: mustJSON(map[string]any{"query": heartbeatQuery})})
+	}
+	subscribe("1")
+	if m := wsNext(t, c, 5*time.Second); m.Type != "next" || m.ID != "1" {
+		t.Fatalf("got %s %s, want next for id 1", m.Type, m.Payload)
+	}
+	wsSend(t, c, wsMessage{ID: "1", Type: "complete"})
+	subscribe("1")
+	// Ticks of the old stream sent before the server read the complete may
+	// still come; the new stream starts again at seq 1.
+	for {
+		m := wsNext(t, c, 5*time.Second)
+		if m.Type != "next" || m.ID != "1" {
+			t.Fatalf("got %s for id %q %s, want only ticks for id 1", m.Type, m.ID, m.Payload)
+		}
+		if decodeHeartbeat(t, m.Payload).Data.Heartbeat.Seq == 1 {
+			break
+		}
+	}
+	// Everything the server sends about id 1 after it read this complete is
+	// dropped, and it reads the complete before the subscribe of id 2.
+	wsSend(t, c, wsMessage{ID: "1", Type: "complete"})
+	subscribe("2")
+	for seen := 0; seen < 3; {
+		m := wsNext(t, c, 5*time.Second)
+		if m.ID == "1" && seen == 0 && m.Type == "next" {
+			continue // sent before the complete was read
+		}
+		if m.Type != "next" || m.ID != "2" {
+			t.Fatalf("got %s for id %q %s, want only ticks for id 2", m.Type, m.ID, m.Payload)
+		}
+		seen++
+	}
+}
+
+// On legacy graphql-ws a start under an id already running replaces that
+// operation, as the reference server did: the old one stops, so its ticks
+// do not interleave with the new one's (gqlgen ran both, the first beyond
+// reach of any stop).
+func TestLegacyWebSocketDuplicateIDReplaces(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	c := wsAck(t, s.URL, "graphql-ws")
+	startOp := func() {
+		wsSend(t, c, wsMessage{ID: "a", Type: "start", Payload: mustJSON(map[string]any{"query": heartbeatQuery})})
+	}
+	startOp()
+	for {
+		m := wsNext(t, c, 5*time.Second)
+		if m.Type != "data" || m.ID != "a" {
+			t.Fatalf("got %s %s, want data for id a", m.Type, m.Payload)
+		}
+		if decodeHeartbeat(t, m.Payload).Data.Heartbeat.Seq == 2 {
+			break
+		}
+	}
+	startOp()
+	// The old stream may still be heard until the new one starts at seq 1;
+	// from then on, only the new one.
+	want := 0
+	for want < 4 {
+		m := wsNext(t, c, 5*time.Second)
+		if m.Type != "data" || m.ID != "a" {
+			t.Fatalf("got %s %s, want data for id a", m.Type, m.Payload)
+		}
+		seq := decodeHeartbeat(t, m.Payload).Data.Heartbeat.Seq
+		switch {
+		case want == 0 && seq != 1:
+			continue
+		case want == 0:
+			want = 2
+		case seq != want:
+			t.Fatalf("got seq %d, want %d: the replaced operation still runs", seq, want)
+		default:
+			want++
+		}
+	}
+	wsSend(t, c, wsMessage{ID: "a", Type: "stop"})
+	for {
+		if m := wsNext(t, c, 5*time.Second); m.Type == "complete" && m.ID == "a" {
+			break
+		}
+	}
+}
