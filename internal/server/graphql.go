@@ -51,8 +51,9 @@ func (s *Server) graphqlHandler() http.Handler {
 		InitFunc:              s.wsInit,
 	}})
 	h.AddTransport(sseTransport{SSE: transport.SSE{KeepAlivePingInterval: sseKeepAlive}, streams: s.streams, watch: s.watchSession})
-	h.AddTransport(transport.MultipartForm{MaxUploadSize: s.cfg.MaxUploadBytes, MaxMemory: 1 << 20})
+	h.AddTransport(multipartTransport{maxFile: s.cfg.MaxUploadBytes, maxFields: s.cfg.MaxBodyBytes, maxMemory: 1 << 20, log: s.log})
 	h.AddTransport(httpTransport{})
+	h.AddTransport(otherMethods{})
 
 	h.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	h.SetParserTokenLimit(parserTokenLimit)
@@ -73,6 +74,9 @@ func (s *Server) graphqlHandler() http.Handler {
 type wsTransport struct{ transport.Websocket }
 
 func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	if a, _ := t.Implementation.(*wsAcceptor); !checkUpgrade(w, r, a) {
+		return
+	}
 	t.Websocket.Do(w, r.WithContext(withSessionEnd(r.Context(), true)), exec)
 }
 
@@ -85,6 +89,9 @@ type sseTransport struct {
 }
 
 func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	if !checkSSERequest(w, r) {
+		return
+	}
 	ctx, cancel := context.WithCancel(t.watch(withSessionEnd(r.Context(), false)))
 	defer cancel()
 	stop := context.AfterFunc(t.streams, cancel)
