@@ -60,6 +60,7 @@ func (s *Server) graphqlHandler() http.Handler {
 	h.Use(extension.Introspection{})
 	h.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
 	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth})
+	h.Use(errorCap{})
 	present := nameInputs(presentError(s.log))
 	h.AroundOperations(endOperations(present))
 	h.AroundOperations(s.countSubscriptions)
