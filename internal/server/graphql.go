@@ -57,7 +57,11 @@ func (s *Server) graphqlHandler() http.Handler {
 
 	h.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	h.SetParserTokenLimit(parserTokenLimit)
-	h.Use(extension.Introspection{})
+	if s.cfg.DisableIntrospection {
+		h.Use(noIntrospection{})
+	} else {
+		h.Use(extension.Introspection{})
+	}
 	h.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
 	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth})
 	h.Use(errorCap{})
@@ -118,6 +122,10 @@ func (s *Server) countSubscriptions(ctx context.Context, next graphql.OperationH
 	}
 }
 
-func graphiqlHandler() http.Handler {
+// graphiqlHandler serves the GraphiQL page, or 404 when GRAPHIQL=false.
+func (s *Server) graphiqlHandler() http.Handler {
+	if s.cfg.DisableGraphiQL {
+		return http.HandlerFunc(notFound)
+	}
 	return playground.Handler("FastImage API", "/graphql", playground.WithGraphiqlEnablePluginExplorer(true))
 }
