@@ -16,6 +16,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/fastimage/api/graph/model"
+	"github.com/fastimage/api/graph/scalar"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/feed"
@@ -16572,14 +16573,14 @@ func (ec *executionContext) marshalNCreditEntryEdge2ᚖgithubᚗcomᚋfastimage�
 }
 
 func (ec *executionContext) unmarshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind(ctx context.Context, v any) (credit.Kind, error) {
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := scalar.UnmarshalString(v)
 	res := unmarshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind(ctx context.Context, sel ast.SelectionSet, v credit.Kind) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind[v])
+	res := scalar.MarshalString(marshalNCreditEntryKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐKind[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "CreditEntryKind!")
 	}
@@ -16650,14 +16651,14 @@ func (ec *executionContext) marshalNCreditHoldEdge2ᚖgithubᚗcomᚋfastimage�
 }
 
 func (ec *executionContext) unmarshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus(ctx context.Context, v any) (credit.HoldStatus, error) {
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := scalar.UnmarshalString(v)
 	res := unmarshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus(ctx context.Context, sel ast.SelectionSet, v credit.HoldStatus) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus[v])
+	res := scalar.MarshalString(marshalNCreditHoldStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "CreditHoldStatus!")
 	}
@@ -16811,14 +16812,14 @@ func (ec *executionContext) marshalNGenerationEvent2ᚖgithubᚗcomᚋfastimage�
 }
 
 func (ec *executionContext) unmarshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind(ctx context.Context, v any) (generate.EventKind, error) {
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := scalar.UnmarshalString(v)
 	res := unmarshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind(ctx context.Context, sel ast.SelectionSet, v generate.EventKind) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind[v])
+	res := scalar.MarshalString(marshalNGenerationEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋgenerateᚐEventKind[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "GenerationEventKind!")
 	}
@@ -16871,13 +16872,13 @@ func (ec *executionContext) marshalNHeartbeat2ᚖgithubᚗcomᚋfastimageᚋapi�
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
-	res, err := graphql.UnmarshalID(v)
+	res, err := scalar.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalID(v)
+	res := scalar.MarshalID(v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "ID!")
 	}
@@ -17148,14 +17149,14 @@ func (ec *executionContext) marshalNSecurityEventEdge2ᚖgithubᚗcomᚋfastimag
 }
 
 func (ec *executionContext) unmarshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind(ctx context.Context, v any) (account.EventKind, error) {
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := scalar.UnmarshalString(v)
 	res := unmarshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind(ctx context.Context, sel ast.SelectionSet, v account.EventKind) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind[v])
+	res := scalar.MarshalString(marshalNSecurityEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐEventKind[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "SecurityEventKind!")
 	}
@@ -17282,13 +17283,13 @@ func (ec *executionContext) marshalNStorageUsage2ᚖgithubᚗcomᚋfastimageᚋa
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
-	res, err := graphql.UnmarshalString(v)
+	res, err := scalar.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(v)
+	res := scalar.MarshalString(v)
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
@@ -17377,14 +17378,14 @@ func (ec *executionContext) marshalNViewerEvent2ᚖgithubᚗcomᚋfastimageᚋap
 }
 
 func (ec *executionContext) unmarshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind(ctx context.Context, v any) (feed.Kind, error) {
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := scalar.UnmarshalString(v)
 	res := unmarshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind(ctx context.Context, sel ast.SelectionSet, v feed.Kind) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind[v])
+	res := scalar.MarshalString(marshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "ViewerEventKind!")
 	}
@@ -17477,14 +17478,14 @@ func (ec *executionContext) marshalNWorkPayload2ᚖgithubᚗcomᚋfastimageᚋap
 }
 
 func (ec *executionContext) unmarshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus(ctx context.Context, v any) (work.Status, error) {
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := scalar.UnmarshalString(v)
 	res := unmarshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus(ctx context.Context, sel ast.SelectionSet, v work.Status) graphql.Marshaler {
 	_ = sel
-	res := graphql.MarshalString(marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus[v])
+	res := scalar.MarshalString(marshalNWorkStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus[v])
 	if res == graphql.Null {
 		graphql.AddInvalidNullFromMarshaler(ctx, "WorkStatus!")
 	}
@@ -17700,7 +17701,7 @@ func (ec *executionContext) unmarshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastima
 	if v == nil {
 		return nil, nil
 	}
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := scalar.UnmarshalString(v)
 	res := unmarshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus[tmp]
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
@@ -17711,7 +17712,7 @@ func (ec *executionContext) marshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastimage
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalString(marshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus[*v])
+	res := scalar.MarshalString(marshalOCreditHoldStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋcreditᚐHoldStatus[*v])
 	return res
 }
 
@@ -17789,7 +17790,7 @@ func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (
 	if v == nil {
 		return nil, nil
 	}
-	res, err := graphql.UnmarshalID(v)
+	res, err := scalar.UnmarshalID(v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -17799,7 +17800,7 @@ func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.Se
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalID(*v)
+	res := scalar.MarshalID(*v)
 	return res
 }
 
@@ -17866,7 +17867,7 @@ func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v an
 	if v == nil {
 		return nil, nil
 	}
-	res, err := graphql.UnmarshalString(v)
+	res, err := scalar.UnmarshalString(v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -17876,7 +17877,7 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalString(*v)
+	res := scalar.MarshalString(*v)
 	return res
 }
 
@@ -17922,7 +17923,7 @@ func (ec *executionContext) unmarshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋa
 	if v == nil {
 		return nil, nil
 	}
-	tmp, err := graphql.UnmarshalString(v)
+	tmp, err := scalar.UnmarshalString(v)
 	res := unmarshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus[tmp]
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
@@ -17933,7 +17934,7 @@ func (ec *executionContext) marshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapi
 	}
 	_ = sel
 	_ = ctx
-	res := graphql.MarshalString(marshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus[*v])
+	res := scalar.MarshalString(marshalOWorkStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋworkᚐStatus[*v])
 	return res
 }
 

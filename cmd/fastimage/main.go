@@ -21,6 +21,7 @@ import (
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/logging"
+	"github.com/fastimage/api/internal/metrics"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -108,11 +109,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	metricsURL, stopMetrics, err := serveMetrics(ctx, cfg, a, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 	base := "http://" + ln.Addr().String()
+	if metricsURL == "" {
+		metricsURL = base + "/metrics"
+	}
+	graphiql := base + "/graphiql"
+	if cfg.DisableGraphiQL {
+		graphiql = "off (GRAPHIQL=false)"
+	}
 	log.Info("FastImage API listening",
 		"addr", ln.Addr().String(), "version", buildVersion(), "env", string(cfg.Env),
-		"graphql", base+"/graphql", "graphiql", base+"/graphiql", "ready", base+"/readyz", "public_url", cfg.PublicURL.String())
-	fmt.Fprintf(stdout, "FastImage API is up.\n  GraphQL:  %[1]s/graphql\n  GraphiQL: %[1]s/graphiql\n  Ready:    %[1]s/readyz\n  Metrics:  %[1]s/metrics\n", base)
+		"graphql", base+"/graphql", "graphiql", graphiql, "ready", base+"/readyz", "metrics", metricsURL, "public_url", cfg.PublicURL.String())
+	fmt.Fprintf(stdout, "FastImage API is up.\n  GraphQL:  %s/graphql\n  GraphiQL: %s\n  Ready:    %s/readyz\n  Metrics:  %s\n", base, graphiql, base, metricsURL)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
@@ -171,12 +185,39 @@ func worker(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	log.Info("FastImage workers running", "workers", cfg.Generate.Workers, "provider", a.Jobs.ProviderName())
+	metricsURL, stopMetrics, err := serveMetrics(ctx, cfg, a, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	log.Info("FastImage workers running", "workers", cfg.Generate.Workers, "provider", a.Jobs.ProviderName(), "metrics", metricsURL)
 	stop := a.Background(ctx)
 	<-ctx.Done()
 	stop()
 	log.Info("stopped")
 	return nil
+}
+
+// serveMetrics serves the App's metrics on METRICS_ADDR, when it is set,
+// and returns their URL ("" when it is not set) and a function that stops
+// that listener and waits for it.
+func serveMetrics(ctx context.Context, cfg *config.Serve, a *app.App, log *slog.Logger) (string, func(), error) {
+	if cfg.MetricsAddr == "" {
+		return "", func() {}, nil
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen on %s (METRICS_ADDR): %w", cfg.MetricsAddr, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := metrics.Serve(ctx, ln, a.Metrics, log); err != nil {
+			log.Error("metrics listener stopped", "addr", cfg.MetricsAddr, "err", err)
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/metrics", func() { cancel(); <-done }, nil
 }
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

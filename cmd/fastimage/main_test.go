@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,9 +58,10 @@ func TestMain(m *testing.M) {
 }
 
 type process struct {
-	cmd    *exec.Cmd
-	url    string
-	stderr *logBuffer
+	cmd     *exec.Cmd
+	url     string
+	metrics string // the URL of /metrics the banner names
+	stderr  *logBuffer
 }
 
 // startServe runs `fastimage serve` with args and waits for it to print its
@@ -81,13 +83,18 @@ func startServe(t *testing.T, dbURL string, args ...string) *process {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	found := make(chan string, 1)
+	found := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		re := regexp.MustCompile(`GraphQL:\s+(http://\S+)/graphql`)
+		metrics := regexp.MustCompile(`Metrics:\s+(http://\S+)`)
+		var u string
 		for sc.Scan() {
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
+				u = m[1]
+			}
+			if m := metrics.FindStringSubmatch(sc.Text()); m != nil {
+				found <- [2]string{u, m[1]}
 			}
 		}
 		close(found)
@@ -97,7 +104,7 @@ func startServe(t *testing.T, dbURL string, args ...string) *process {
 		if !ok {
 			t.Fatalf("serve exited before listening; stderr:\n%s", p.stderr)
 		}
-		p.url = u
+		p.url, p.metrics = u[0], u[1]
 	case <-time.After(30 * time.Second):
 		t.Fatalf("serve did not start; stderr:\n%s", p.stderr)
 	}
@@ -223,7 +230,7 @@ func TestServeHelpListsEverySetting(t *testing.T) {
 	if code := run(context.Background(), []string{"serve", "--help"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, env := range []string{"DATABASE_URL", "HTTP_ADDR", "PUBLIC_URL", "ALLOWED_ORIGINS", "MIGRATE", "DB_STATEMENT_TIMEOUT", "DB_MAX_OPEN_CONNS"} {
+	for _, env := range []string{"DATABASE_URL", "HTTP_ADDR", "PUBLIC_URL", "ALLOWED_ORIGINS", "MIGRATE", "DB_STATEMENT_TIMEOUT", "DB_MAX_OPEN_CONNS", "INTROSPECTION", "GRAPHIQL", "METRICS_ADDR"} {
 		if !strings.Contains(stderr.String(), "env "+env) {
 			t.Errorf("serve --help does not document %s", env)
 		}
@@ -269,7 +276,7 @@ func TestWorkerCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"worker", "--database-url", dbURL, "--workers", "0"}, &stdout, &stderr); code != 2 {
 		t.Fatalf("worker --workers 0: exit %d (%s), want 2", code, stderr.String())
 	}
-	cmd := exec.Command(buildBinary(t), "worker", "--workers", "1", "--storage-dir", t.TempDir())
+	cmd := exec.Command(buildBinary(t), "worker", "--workers", "1", "--storage-dir", t.TempDir(), "--metrics-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_FORMAT=json")
 	logs := &logBuffer{}
 	cmd.Stderr = logs
@@ -284,6 +291,13 @@ func TestWorkerCommand(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A worker serves its metrics on METRICS_ADDR too.
+	m := regexp.MustCompile(`"metrics":"(http://[^"]+)"`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Errorf("the worker names no metrics URL: %s", logs.String())
+	} else if body := getOK(t, m[1]); !strings.Contains(body, "\nfastimage_db_open_connections ") || !strings.Contains(body, "\ngo_goroutines ") {
+		t.Errorf("the worker's metrics lack the database pool or the Go runtime:\n%s", body)
+	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -296,4 +310,46 @@ func TestWorkerCommand(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatal("worker did not stop on SIGTERM")
 	}
+}
+
+// With METRICS_ADDR, /metrics is served there alone, not on the API's
+// address.
+func TestMetricsOnTheirOwnAddress(t *testing.T) {
+	t.Parallel()
+	p := startServe(t, dbtest.NewEmptyURL(t), "--migrate", "--metrics-addr", "127.0.0.1:0")
+	if strings.HasPrefix(p.metrics, p.url+"/") {
+		t.Fatalf("metrics at %s, on the API's address %s", p.metrics, p.url)
+	}
+	resp, err := http.Get(p.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the API's address: %d, want 404", resp.StatusCode)
+	}
+	body := getOK(t, p.metrics)
+	for _, want := range []string{`fastimage_http_requests_total{method="GET",route="other",status="404"} 1`, "\nfastimage_db_open_connections ", "\ngo_goroutines "} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// getOK fetches url, which must answer 200, and returns its body.
+func getOK(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	return string(b)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/account"
@@ -87,6 +88,8 @@ type App struct {
 	// Outbox keeps mail in Postgres when no SMTP server is configured; nil
 	// otherwise.
 	Outbox *mail.Outbox
+	// Metrics is the process's Prometheus registry (see newMetrics).
+	Metrics *prometheus.Registry
 
 	workerID string
 	clock    clock.Clock
@@ -139,6 +142,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		workerID: workerID,
 		clock:    clk,
 	}
+	a.Metrics = newMetrics(bdb, a.Bus)
 	if lb, ok := bucket.(*local.Bucket); ok {
 		a.Blobs = lb.Handler()
 	}
@@ -162,7 +166,7 @@ func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
 	return server.New(server.Deps{
 		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
 		Accounts: a.Accounts, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Bus: a.Bus,
-		Blobs: a.Blobs, Outbox: a.Outbox,
+		Blobs: a.Blobs, Outbox: a.Outbox, Metrics: a.Metrics,
 	})
 }
 

@@ -89,6 +89,14 @@ type Serve struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed when
 	// working out the client IP.
 	TrustedProxies []netip.Prefix
+
+	// DisableIntrospection refuses __schema and __type (INTROSPECTION=false);
+	// DisableGraphiQL stops serving /graphiql (GRAPHIQL=false). MetricsAddr,
+	// when set, is the only address /metrics is served at, by `serve` and
+	// `worker` alike; the API's address then answers 404 there.
+	DisableIntrospection bool
+	DisableGraphiQL      bool
+	MetricsAddr          string
 }
 
 // Streams bounds, in each process, what clients hold open: streams
@@ -419,8 +427,18 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.str(&captchaHosts, "captcha-hostnames", "CAPTCHA_HOSTNAMES", "", "comma-separated hostnames a solved CAPTCHA may come from (default: the public URL's host)")
 	s.str(&cfg.Captcha.VerifyURL, "captcha-verify-url", "CAPTCHA_VERIFY_URL", "", "override of the provider's verify endpoint")
 	s.duration(&cfg.Captcha.Timeout, "captcha-timeout", "CAPTCHA_TIMEOUT", 5*time.Second, "longest wait for the CAPTCHA provider; a slower answer fails closed")
+	var introspection, graphiql bool
+	s.bool(&introspection, "introspection", "INTROSPECTION", true, "let clients read the schema through __schema and __type (GraphiQL and code generators need it); false refuses them with FORBIDDEN")
+	s.bool(&graphiql, "graphiql", "GRAPHIQL", true, "serve the GraphiQL page at /graphiql")
+	s.str(&cfg.MetricsAddr, "metrics-addr", "METRICS_ADDR", "", "host:port to serve /metrics on, alone (also for `worker`); empty serves it on --http-addr")
 	if err := s.parse(args); err != nil {
 		return nil, err
+	}
+	cfg.DisableIntrospection, cfg.DisableGraphiQL = !introspection, !graphiql
+	if cfg.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.MetricsAddr); err != nil {
+			s.problems = append(s.problems, fmt.Sprintf("--metrics-addr / METRICS_ADDR must be host:port, not %q", cfg.MetricsAddr))
+		}
 	}
 	s.finishCommon(&c, &cfg.DB, &cfg.Env, &cfg.Log)
 	for _, p := range splitList(proxies) {

@@ -40,8 +40,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 }
 
 // bearerOrCookie returns the session token a request presents. A cookie
-// counts only when the request does not come from a foreign page: browsers
-// attach cookies to cross-site requests that a hostile page can forge.
+// counts only when the request does not come from a foreign page (see
+// cookieCounts): browsers attach cookies to cross-site requests that a
+// hostile page can forge. A cookie that does not count is refused with
+// UNAUTHENTICATED, not quietly ignored.
 func (s *Server) bearerOrCookie(r *http.Request) (string, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, token, ok := strings.Cut(h, " ")
@@ -50,10 +52,33 @@ func (s *Server) bearerOrCookie(r *http.Request) (string, error) {
 		}
 		return strings.TrimSpace(token), nil
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil && s.origins.allows(r.Header.Get("Origin")) {
-		return c.Value, nil
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return "", nil
 	}
-	return "", nil
+	if !s.cookieCounts(r) {
+		return "", apperr.Errorf(apperr.Unauthenticated,
+			"The session cookie counts only on requests from this service's own pages and the configured ALLOWED_ORIGINS; from elsewhere, send the session token as `Authorization: Bearer <token>`.")
+	}
+	return c.Value, nil
+}
+
+// cookieCounts reports whether a request may be authenticated by the
+// session cookie. With an Origin, that origin must be allowed. Without one,
+// the browser's Sec-Fetch-Site must say the request comes from the same
+// origin or from no page at all (the user's own navigation); programs and
+// old browsers send neither header. Browsers omit Origin on some
+// cross-site requests, so the Origin check alone would let those through.
+func (s *Server) cookieCounts(r *http.Request) bool {
+	if origin := r.Header.Get("Origin"); origin != "" {
+		return s.origins.allows(origin)
+	}
+	switch strings.ToLower(r.Header.Get("Sec-Fetch-Site")) {
+	case "", "same-origin", "none":
+		return true
+	default: // cross-site, same-site (a sibling host we do not list)
+		return false
+	}
 }
 
 // clientIP is the address of the client: the peer, or, when the peer is a

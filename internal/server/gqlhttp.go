@@ -77,20 +77,13 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 			writeGraphQLError(w, media, http.StatusBadRequest, apperr.BadRequest, "The request body could not be read; send it again.")
 			return
 		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		if err := dec.Decode(params); err != nil {
-			writeGraphQLError(w, media, http.StatusBadRequest, apperr.BadRequest,
-				"The request body is not valid JSON: "+jsonProblem(err)+`. Send {"query": "...", "variables": {...}}.`)
-			return
-		}
-		if dec.More() {
-			writeGraphQLError(w, media, http.StatusBadRequest, apperr.BadRequest, "The request body holds more than one JSON value; send exactly one object.")
+		if msg := decodeParams(body, "request body", params); msg != "" {
+			writeGraphQLError(w, media, http.StatusBadRequest, apperr.BadRequest, msg)
 			return
 		}
 	}
-	if strings.TrimSpace(params.Query) == "" && params.Extensions["persistedQuery"] == nil {
-		writeGraphQLError(w, media, http.StatusBadRequest, apperr.BadRequest, `The request has no "query"; send the GraphQL document in the "query" field.`)
+	if msg := checkQuery(params); msg != "" {
+		writeGraphQLError(w, media, http.StatusBadRequest, apperr.BadRequest, msg)
 		return
 	}
 	if r.Method == http.MethodGet && isMutation(params) {
@@ -98,9 +91,14 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		writeGraphQLError(w, media, http.StatusMethodNotAllowed, apperr.BadRequest, "Mutations must be sent with POST, never GET.")
 		return
 	}
-	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	execute(w, r, exec, media, params)
+}
 
+// execute runs a query or mutation that a transport has read, and answers
+// as the GraphQL-over-HTTP specification asks for media.
+func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, media string, params *graphql.RawParams) {
+	params.Headers = r.Header
 	ctx := r.Context()
 	opCtx, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
@@ -125,6 +123,29 @@ func (httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		status = http.StatusBadRequest
 	}
 	writeResponse(w, media, status, resp)
+}
+
+// decodeParams decodes a JSON GraphQL request (what names where it came
+// from) into p, and returns what is wrong with it, or "".
+func decodeParams(body []byte, what string, p *graphql.RawParams) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(p); err != nil {
+		return "The " + what + " is not valid JSON: " + jsonProblem(err) + `. Send {"query": "...", "variables": {...}}.`
+	}
+	if dec.More() {
+		return "The " + what + " holds more than one JSON value; send exactly one object."
+	}
+	return ""
+}
+
+// checkQuery returns what is wrong with a request that names no operation to
+// run, or "".
+func checkQuery(p *graphql.RawParams) string {
+	if strings.TrimSpace(p.Query) == "" && p.Extensions["persistedQuery"] == nil {
+		return `The request has no "query"; send the GraphQL document in the "query" field.`
+	}
+	return ""
 }
 
 func readGETParams(r *http.Request, p *graphql.RawParams) string {

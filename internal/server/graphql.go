@@ -52,15 +52,21 @@ func (s *Server) graphqlHandler() http.Handler {
 		InitFunc:              s.wsInit,
 	}})
 	h.AddTransport(sseTransport{SSE: transport.SSE{KeepAlivePingInterval: sseKeepAlive}, streams: s.streams, watch: s.watchSession})
-	h.AddTransport(transport.MultipartForm{MaxUploadSize: s.cfg.MaxUploadBytes, MaxMemory: 1 << 20})
+	h.AddTransport(multipartTransport{maxFile: s.cfg.MaxUploadBytes, maxFields: s.cfg.MaxBodyBytes, maxMemory: 1 << 20, log: s.log})
 	h.AddTransport(httpTransport{})
+	h.AddTransport(otherMethods{})
 
 	h.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	h.SetParserTokenLimit(parserTokenLimit)
-	h.Use(extension.Introspection{})
+	if s.cfg.DisableIntrospection {
+		h.Use(noIntrospection{})
+	} else {
+		h.Use(extension.Introspection{})
+	}
 	h.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
 	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth})
-	present := presentError(s.log)
+	h.Use(errorCap{})
+	present := nameInputs(presentError(s.log))
 	h.AroundOperations(endOperations(present))
 	h.AroundOperations(s.limitSubscriptions(present))
 	h.AroundOperations(s.countSubscriptions)
@@ -75,6 +81,9 @@ func (s *Server) graphqlHandler() http.Handler {
 type wsTransport struct{ transport.Websocket }
 
 func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	if a, _ := t.Implementation.(*wsAcceptor); !checkUpgrade(w, r, a) {
+		return
+	}
 	t.Websocket.Do(w, r.WithContext(withSessionEnd(r.Context(), true)), exec)
 }
 
@@ -87,6 +96,9 @@ type sseTransport struct {
 }
 
 func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	if !checkSSERequest(w, r) {
+		return
+	}
 	ctx, cancel := context.WithCancel(t.watch(withSessionEnd(r.Context(), false)))
 	defer cancel()
 	stop := context.AfterFunc(t.streams, cancel)
@@ -112,6 +124,10 @@ func (s *Server) countSubscriptions(ctx context.Context, next graphql.OperationH
 	}
 }
 
-func graphiqlHandler() http.Handler {
+// graphiqlHandler serves the GraphiQL page, or 404 when GRAPHIQL=false.
+func (s *Server) graphiqlHandler() http.Handler {
+	if s.cfg.DisableGraphiQL {
+		return http.HandlerFunc(notFound)
+	}
 	return playground.Handler("FastImage API", "/graphql", playground.WithGraphiqlEnablePluginExplorer(true))
 }

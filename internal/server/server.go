@@ -7,7 +7,6 @@ package server
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"errors"
 	"log/slog"
 	"net"
@@ -49,6 +48,9 @@ type Deps struct {
 	Blobs http.Handler
 	// Outbox, when mail stays local, is listed at /dev/outbox in development.
 	Outbox *mail.Outbox
+	// Metrics is the process's registry, to which the server adds its HTTP
+	// metrics; nil makes one.
+	Metrics *prometheus.Registry
 }
 
 // Server serves the API.
@@ -98,8 +100,11 @@ func New(d Deps) *Server {
 		bus:      d.Bus,
 		blobs:    d.Blobs,
 		outbox:   d.Outbox,
-		metrics:  metrics.NewRegistry(),
+		metrics:  d.Metrics,
 		origins:  newOriginList(d.Config.AllowedOrigins),
+	}
+	if s.metrics == nil {
+		s.metrics = metrics.NewRegistry()
 	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	reg := promauto.With(s.metrics)
@@ -107,10 +112,6 @@ func New(d Deps) *Server {
 	s.latency = reg.NewHistogramVec(prometheus.HistogramOpts{Name: "fastimage_http_request_duration_seconds", Help: "Time to answer HTTP requests (streams excluded).", Buckets: metrics.LatencyBuckets()}, []string{"route", "method"})
 	wsOpen := reg.NewGauge(prometheus.GaugeOpts{Name: "fastimage_websocket_connections", Help: "Open WebSocket connections."})
 	s.subscriptions = reg.NewGauge(prometheus.GaugeOpts{Name: "fastimage_graphql_active_subscriptions", Help: "GraphQL subscriptions running now, over WebSocket or SSE."})
-	s.registerDBStats(reg)
-	if d.Bus != nil {
-		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_event_waiters", Help: "Subscriptions and workers waiting for a doorbell in this process."}, func() float64 { return float64(d.Bus.Waiters()) })
-	}
 	s.limits = newStreamLimits(d.Config.Streams, reg)
 	s.ws = newWSAcceptor(s.origins, d.Config.WSInitTimeout, d.Config.WSWriteTimeout, d.Config.WSPingInterval, wsOpen, d.Log)
 	s.handler = s.routes()
@@ -135,10 +136,12 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.Env == config.Development && s.outbox != nil {
 		handle("GET /dev/outbox", "/dev/outbox", http.HandlerFunc(s.devOutbox))
 	}
-	handle("GET /graphiql", "/graphiql", graphiqlHandler())
+	handle("GET /graphiql", "/graphiql", s.graphiqlHandler())
 	handle("GET /healthz", "/healthz", http.HandlerFunc(s.healthz))
 	handle("GET /readyz", "/readyz", http.HandlerFunc(s.readyz))
-	handle("GET /metrics", "/metrics", metrics.Handler(s.metrics, s.log))
+	if s.cfg.MetricsAddr == "" { // otherwise served there alone (metrics.Serve)
+		handle("GET /metrics", "/metrics", metrics.Handler(s.metrics, s.log))
+	}
 	handle("GET /{$}", "/", http.HandlerFunc(s.index))
 	handle("/", "other", http.HandlerFunc(notFound))
 	return s.recoverHTTP(s.withRequestID(securityHeaders(mux)))
@@ -186,21 +189,6 @@ func (s *Server) serverInfo() *model.ServerInfo {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func (s *Server) registerDBStats(reg promauto.Factory) {
-	if s.db == nil {
-		return
-	}
-	stat := func(f func(st sql.DBStats) float64) func() float64 {
-		return func() float64 { return f(s.db.Stats()) }
-	}
-	reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_db_open_connections", Help: "Open database connections."}, stat(func(st sql.DBStats) float64 { return float64(st.OpenConnections) }))
-	reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_db_in_use_connections", Help: "Database connections in use."}, stat(func(st sql.DBStats) float64 { return float64(st.InUse) }))
-	reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_db_idle_connections", Help: "Idle database connections."}, stat(func(st sql.DBStats) float64 { return float64(st.Idle) }))
-	reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_db_max_open_connections", Help: "Largest number of database connections allowed."}, stat(func(st sql.DBStats) float64 { return float64(st.MaxOpenConnections) }))
-	reg.NewCounterFunc(prometheus.CounterOpts{Name: "fastimage_db_wait_count_total", Help: "Times a request waited for a free database connection."}, stat(func(st sql.DBStats) float64 { return float64(st.WaitCount) }))
-	reg.NewCounterFunc(prometheus.CounterOpts{Name: "fastimage_db_wait_seconds_total", Help: "Time spent waiting for a free database connection."}, stat(func(st sql.DBStats) float64 { return st.WaitDuration.Seconds() }))
-}
 
 // Serve answers requests on ln until ctx ends, then shuts down gracefully:
 // it stops accepting, closes WebSockets with 1001 and ends SSE streams, and
