@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 	}
 	p := o.Provider
 	if p == nil {
-		if p, err = newProvider(cfg.Generate); err != nil {
+		if p, err = newProvider(cfg.Generate, cfg.Works.MaxDecodeBytes); err != nil {
 			return nil, err
 		}
 	}
@@ -146,6 +146,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 	a.Gallery = work.New(bdb, bucket, work.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
 		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention, Clock: clk,
+		MaxDecodeBytes: cfg.Works.MaxDecodeBytes, MaxConcurrentDecodes: cfg.Works.MaxConcurrentDecodes,
 	})
 	a.Jobs = generate.New(bdb, generate.Config{
 		Workers: cfg.Generate.Workers, Lease: cfg.Generate.Lease, MaxAttempts: cfg.Generate.MaxAttempts,

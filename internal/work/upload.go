@@ -139,7 +139,7 @@ func (s *Service) storeCleaned(ctx context.Context, key, contentType string, r i
 	}
 	done := make(chan result, 1)
 	go func() {
-		info, err := imaging.Process(r, pw, imaging.Limits{MaxBytes: s.cfg.MaxUploadBytes, MaxPixels: s.cfg.MaxPixels})
+		info, err := imaging.Process(r, pw, s.imageLimits())
 		pw.CloseWithError(err) // nil: the reader sees EOF
 		done <- result{info, err}
 	}()
@@ -158,12 +158,7 @@ func (s *Service) storeCleaned(ctx context.Context, key, contentType string, r i
 // makeThumbnails decodes the stored original once and stores an upright
 // preview (per its EXIF orientation) at each configured size beside it.
 func (s *Service) makeThumbnails(ctx context.Context, original *Asset, orientation int) ([]Asset, error) {
-	rc, _, err := s.bucket.Open(ctx, original.StorageKey, 0, -1)
-	if err != nil {
-		return nil, fmt.Errorf("open original: %w", err)
-	}
-	defer rc.Close()
-	thumbs, err := imaging.OrientedThumbnails(rc, orientation, s.cfg.ThumbnailSizes...)
+	thumbs, err := s.thumbnails(ctx, original.StorageKey, orientation)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +178,25 @@ func (s *Service) makeThumbnails(ctx context.Context, original *Asset, orientati
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// thumbnails decodes the image at key and returns its previews. It waits
+// its turn among the MaxConcurrentDecodes decodes first, so that at most
+// that many decoded images are in memory at once, and returns ctx's error if
+// ctx ends while it waits.
+func (s *Service) thumbnails(ctx context.Context, key string, orientation int) ([]imaging.Thumb, error) {
+	select {
+	case s.decodes <- struct{}{}:
+		defer func() { <-s.decodes }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	rc, _, err := s.bucket.Open(ctx, key, 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("open original: %w", err)
+	}
+	defer rc.Close()
+	return imaging.OrientedThumbnails(rc, orientation, s.imageLimits(), s.cfg.ThumbnailSizes...)
 }
 
 func extension(contentType string) string {
