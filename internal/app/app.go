@@ -139,15 +139,16 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		workerID: workerID,
 		clock:    clk,
 	}
-	if lb, ok := bucket.(*local.Bucket); ok {
-		a.Blobs = lb.Handler()
-	}
 	a.Accounts = account.New(bdb, accountConfig(cfg), mailer, verifier, log)
 	a.Gallery = work.New(bdb, bucket, work.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
 		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention, Clock: clk,
 		MaxDecodeBytes: cfg.Works.MaxDecodeBytes, MaxConcurrentDecodes: cfg.Works.MaxConcurrentDecodes,
 	})
+	if lb, ok := bucket.(*local.Bucket); ok {
+		// Signed PUTs are direct uploads: they store only while theirs is open.
+		a.Blobs = lb.HandlerAccepting(a.Gallery.AcceptsPut)
+	}
 	a.Jobs = generate.New(bdb, generate.Config{
 		Workers: cfg.Generate.Workers, Lease: cfg.Generate.Lease, MaxAttempts: cfg.Generate.MaxAttempts,
 		UserRunningLimit: cfg.Generate.UserRunningLimit, QueueCap: cfg.Generate.QueueCap,
