@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 	}
 	p := o.Provider
 	if p == nil {
-		if p, err = newProvider(cfg.Generate); err != nil {
+		if p, err = newProvider(cfg.Generate, cfg.Works.MaxDecodeBytes); err != nil {
 			return nil, err
 		}
 	}
@@ -143,14 +143,16 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		clock:    clk,
 	}
 	a.Metrics = newMetrics(bdb, a.Bus)
-	if lb, ok := bucket.(*local.Bucket); ok {
-		a.Blobs = lb.Handler()
-	}
 	a.Accounts = account.New(bdb, accountConfig(cfg), mailer, verifier, log)
 	a.Gallery = work.New(bdb, bucket, work.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
 		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention, Clock: clk,
+		MaxDecodeBytes: cfg.Works.MaxDecodeBytes, MaxConcurrentDecodes: cfg.Works.MaxConcurrentDecodes,
 	})
+	if lb, ok := bucket.(*local.Bucket); ok {
+		// Signed PUTs are direct uploads: they store only while theirs is open.
+		a.Blobs = lb.HandlerAccepting(a.Gallery.AcceptsPut)
+	}
 	a.Jobs = generate.New(bdb, generate.Config{
 		Workers: cfg.Generate.Workers, Lease: cfg.Generate.Lease, MaxAttempts: cfg.Generate.MaxAttempts,
 		UserRunningLimit: cfg.Generate.UserRunningLimit, QueueCap: cfg.Generate.QueueCap,

@@ -8,10 +8,11 @@ import (
 )
 
 // newProvider returns the configured AI provider: the built-in generator by
-// default, or an OpenAI-compatible Images API.
-func newProvider(cfg config.Generate) (provider.Provider, error) {
+// default, whose edits decode no image costlier than maxDecodeBytes, or an
+// OpenAI-compatible Images API.
+func newProvider(cfg config.Generate, maxDecodeBytes int64) (provider.Provider, error) {
 	if cfg.Provider != "openai" {
-		return local.New(local.Config{StepDelay: cfg.LocalStepDelay}), nil
+		return local.New(local.Config{StepDelay: cfg.LocalStepDelay, MaxDecodeBytes: maxDecodeBytes}), nil
 	}
 	c, err := openai.New(openai.Config{
 		BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIKey, Model: cfg.OpenAIModel,

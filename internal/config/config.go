@@ -140,6 +140,10 @@ type Works struct {
 	QuotaBytes int64
 	URLTTL     time.Duration
 	Retention  time.Duration
+	// MaxDecodeBytes is the most memory decoding one image may take, as its
+	// header tells; MaxConcurrentDecodes is how many are decoded at once.
+	MaxDecodeBytes       int64
+	MaxConcurrentDecodes int
 }
 
 // Generate holds the generation settings.
@@ -407,6 +411,8 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.int64(&cfg.Works.QuotaBytes, "storage-quota-bytes", "STORAGE_QUOTA_BYTES", 5<<30, "bytes each user may keep")
 	s.duration(&cfg.Works.URLTTL, "signed-url-ttl", "SIGNED_URL_TTL", time.Hour, "how long signed image URLs work (at least)")
 	s.duration(&cfg.Works.Retention, "works-retention", "WORKS_RETENTION", 7*24*time.Hour, "how long deleted works stay restorable before they are erased")
+	s.int64(&cfg.Works.MaxDecodeBytes, "max-decode-bytes", "MAX_DECODE_BYTES", 256<<20, "most memory decoding one image may take, worked out from its header (pixels × bytes per pixel at its bit depth); bigger images are refused with IMAGE_TOO_LARGE")
+	s.int(&cfg.Works.MaxConcurrentDecodes, "max-concurrent-decodes", "MAX_CONCURRENT_DECODES", 2, "images this process decodes at once (for thumbnails); others wait their turn")
 	s.int(&cfg.Generate.Workers, "workers", "WORKERS", 2, "generation jobs this process runs at once (0: none; the API only)")
 	s.duration(&cfg.Generate.Lease, "job-lease", "JOB_LEASE", 30*time.Second, "a claimed job whose worker stops renewing it for this long is taken over by another worker")
 	s.int(&cfg.Generate.MaxAttempts, "job-max-attempts", "JOB_MAX_ATTEMPTS", 3, "how often a job whose worker died is tried before it fails")
@@ -479,6 +485,8 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(cfg.Works.QuotaBytes >= cfg.MaxUploadBytes, "--storage-quota-bytes must be at least --max-upload-bytes")
 	s.check(cfg.Works.URLTTL >= time.Minute && cfg.Works.URLTTL <= 7*24*time.Hour, "--signed-url-ttl must be between 1m and 168h")
 	s.check(cfg.Works.Retention >= time.Hour, "--works-retention must be at least 1h")
+	s.check(cfg.Works.MaxDecodeBytes >= 16<<20, "--max-decode-bytes must be at least 16777216")
+	s.check(cfg.Works.MaxConcurrentDecodes >= 1 && cfg.Works.MaxConcurrentDecodes <= 64, "--max-concurrent-decodes must be between 1 and 64")
 	g := cfg.Generate
 	s.check(g.Workers >= 0 && g.Workers <= 64, "--workers must be between 0 and 64")
 	s.check(g.Lease >= time.Second, "--job-lease must be at least 1s")

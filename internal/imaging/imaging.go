@@ -21,7 +21,8 @@ const (
 	UnsupportedMediaType apperr.Code = "UNSUPPORTED_MEDIA_TYPE"
 	// PayloadTooLarge means the upload has more bytes than Limits.MaxBytes.
 	PayloadTooLarge = apperr.PayloadTooLarge
-	// ImageTooLarge means the image declares more pixels than allowed.
+	// ImageTooLarge means the image declares more pixels than allowed, or
+	// pixels that would take more memory to decode than allowed.
 	ImageTooLarge apperr.Code = "IMAGE_TOO_LARGE"
 	// InvalidImage means the file is truncated or corrupt.
 	InvalidImage apperr.Code = "INVALID_IMAGE"
@@ -44,6 +45,17 @@ type Limits struct {
 	MaxBytes int64
 	// MaxPixels is the largest width × height; zero means DefaultMaxPixels.
 	MaxPixels int64
+	// MaxDecodeBytes is the most memory that decoding the image may take,
+	// as its header tells (the pixels at their bit depth: a 16-bit PNG
+	// takes twice an 8-bit one); zero means DefaultMaxDecodeBytes.
+	MaxDecodeBytes int64
+}
+
+func (l Limits) maxDecodeBytes() int64 {
+	if l.MaxDecodeBytes <= 0 {
+		return DefaultMaxDecodeBytes
+	}
+	return l.MaxDecodeBytes
 }
 
 func (l Limits) maxPixels() int64 {
@@ -58,6 +70,8 @@ type Header struct {
 	ContentType string
 	Width       int
 	Height      int
+	// DecodeBytes is how much memory decoding the image takes, at most.
+	DecodeBytes int64
 }
 
 // Info describes the cleaned copy that Process wrote.
@@ -88,6 +102,18 @@ func checkPixels(width, height, maxPixels int64) error {
 			"The image is %d × %d pixels; the limit is %s megapixels.",
 			width, height, strconv.FormatFloat(float64(maxPixels)/1e6, 'f', -1, 64)).
 			With("maxPixels", maxPixels)
+	}
+	return nil
+}
+
+// checkDecodeBytes refuses an image whose decoding would take more than
+// maxBytes of memory.
+func checkDecodeBytes(n, maxBytes int64) error {
+	if n > maxBytes {
+		return apperr.Errorf(ImageTooLarge,
+			"Opening this image would take %s of memory; the limit is %s. Save it with 8 bits per channel, or with fewer pixels.",
+			humanBytes(n), humanBytes(maxBytes)).
+			With("maxDecodeBytes", maxBytes)
 	}
 	return nil
 }

@@ -46,7 +46,7 @@ const (
 //
 // Segments are at most 64 KiB, so each is read whole into one reused buffer;
 // scans are copied through the read buffer.
-func stripJPEG(src *source, out io.Writer, maxPixels int64) (Info, error) {
+func stripJPEG(src *source, out io.Writer, maxPixels, maxDecodeBytes int64) (Info, error) {
 	var soi [2]byte
 	if err := src.readFull(soi[:]); err != nil {
 		return Info{}, err
@@ -62,6 +62,7 @@ func stripJPEG(src *source, out io.Writer, maxPixels int64) (Info, error) {
 		info    Info
 		seenSOF bool
 		seenSOS bool
+		adobe   = -1 // the Adobe segment's colour transform, once seen
 		seg     = make([]byte, 0xFFFF)
 		scratch = make([]byte, 4) // allocated once: slices passed to Write escape
 	)
@@ -119,6 +120,13 @@ func stripJPEG(src *source, out io.Writer, maxPixels int64) (Info, error) {
 			if err := checkPixels(int64(info.Width), int64(info.Height), maxPixels); err != nil {
 				return Info{}, err
 			}
+			frame, ok := parseJPEGFrame(marker, payload, adobe)
+			if !ok {
+				return Info{}, invalid("The JPEG file is corrupt.")
+			}
+			if err := checkDecodeBytes(frame.decodeBytes(), maxDecodeBytes); err != nil {
+				return Info{}, err
+			}
 		case marker == markerSOS:
 			if !seenSOF {
 				return Info{}, invalid("The JPEG file has image data before its header.")
@@ -147,6 +155,9 @@ func stripJPEG(src *source, out io.Writer, maxPixels int64) (Info, error) {
 			keep = bytes.HasPrefix(payload, []byte("ICC_PROFILE\x00"))
 		case marker == markerAPP14:
 			keep = bytes.HasPrefix(payload, []byte("Adobe"))
+			if keep && len(payload) >= 12 {
+				adobe = int(payload[11])
+			}
 		case marker >= markerAPP0 && marker <= markerAPP15 || marker == markerCOM:
 			keep = false
 		}

@@ -64,7 +64,7 @@ func TestUprightJPEGKeepsNoEXIF(t *testing.T) {
 func TestOrientedThumbnailsAreUpright(t *testing.T) {
 	// A 40×20 image that needs a quarter turn clockwise shows as 20×40.
 	src := encodePNG(t, gradient(40, 20, false))
-	thumbs, err := OrientedThumbnails(bytes.NewReader(src), 6, 256)
+	thumbs, err := OrientedThumbnails(bytes.NewReader(src), 6, Limits{}, 256)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func keepPNGChunk(typ [4]byte) bool {
 // keepPNGChunk rejects. Every chunk's CRC is checked, including dropped ones,
 // and the stream must reach IEND. Bytes after IEND are not read, so anything
 // appended to the image (a ZIP in a polyglot file) is left behind.
-func stripPNG(src *source, out io.Writer, maxPixels int64) (Info, error) {
+func stripPNG(src *source, out io.Writer, maxPixels, maxDecodeBytes int64) (Info, error) {
 	// The signature and IHDR are read whole and checked before anything is
 	// written, so a bomb leaves w untouched.
 	var head [8 + 8 + 13 + 4]byte
@@ -61,6 +61,9 @@ func stripPNG(src *source, out io.Writer, maxPixels int64) (Info, error) {
 		return Info{}, invalid("The PNG file declares impossible dimensions.")
 	}
 	if err := checkPixels(int64(width), int64(height), maxPixels); err != nil {
+		return Info{}, err
+	}
+	if err := checkDecodeBytes(pngDecodeBytes(int64(width), int64(height), head[24], head[25], head[28]), maxDecodeBytes); err != nil {
 		return Info{}, err
 	}
 	if _, err := out.Write(head[:]); err != nil {

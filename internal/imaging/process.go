@@ -22,7 +22,8 @@ const (
 // Process reads an upload once from r and writes a cleaned copy to w: the same
 // compressed pixels, byte for byte, without the metadata that can identify a
 // person (EXIF with GPS, XMP, IPTC, comments, text chunks, timestamps). It
-// takes the dimensions from the header and refuses a decompression bomb before
+// takes the dimensions and bit depth from the header and refuses a
+// decompression bomb, or an image too costly to decode, before
 // any pixel data is read. Nothing is decoded or re-encoded.
 //
 // PNG, JPEG and simple WebP are streamed in constant memory (a few hundred
@@ -34,7 +35,8 @@ const (
 //
 // Returns UnsupportedMediaType if r is not a PNG, JPEG or WebP image,
 // PayloadTooLarge as soon as r yields more than limits.MaxBytes bytes,
-// ImageTooLarge if the image declares more than limits.MaxPixels pixels, and
+// ImageTooLarge if the image declares more than limits.MaxPixels pixels or
+// would take more than limits.MaxDecodeBytes to decode, and
 // InvalidImage if it is truncated or corrupt.
 func Process(r io.Reader, w io.Writer, limits Limits) (Info, error) {
 	if limits.MaxBytes <= 0 {
@@ -55,11 +57,11 @@ func Process(r io.Reader, w io.Writer, limits Limits) (Info, error) {
 	var info Info
 	switch ct {
 	case PNG:
-		info, err = stripPNG(&source{br: in, format: "PNG"}, out, limits.maxPixels())
+		info, err = stripPNG(&source{br: in, format: "PNG"}, out, limits.maxPixels(), limits.maxDecodeBytes())
 	case JPEG:
-		info, err = stripJPEG(&source{br: in, format: "JPEG"}, out, limits.maxPixels())
+		info, err = stripJPEG(&source{br: in, format: "JPEG"}, out, limits.maxPixels(), limits.maxDecodeBytes())
 	case WebP:
-		info, err = stripWebP(&source{br: in, format: "WebP"}, out, limits.MaxBytes, limits.maxPixels())
+		info, err = stripWebP(&source{br: in, format: "WebP"}, out, limits.MaxBytes, limits.maxPixels(), limits.maxDecodeBytes())
 	}
 	if err != nil {
 		return Info{}, err

@@ -36,23 +36,21 @@ func Sniff(header []byte) (string, error) {
 
 // Probe reads only the header of the image in r (the format's own
 // DecodeConfig, which stops before the pixel data) and refuses it if it
-// declares more than maxPixels pixels (zero means DefaultMaxPixels), so that
-// a decompression bomb is caught before anything allocates its pixels.
+// declares more than limits.MaxPixels pixels or would take more than
+// limits.MaxDecodeBytes of memory to decode, so that a decompression bomb is
+// caught before anything allocates its pixels. limits.MaxBytes is not used.
 //
 // Returns UnsupportedMediaType, ImageTooLarge, or InvalidImage when the
 // header is truncated or corrupt.
-func Probe(r io.Reader, maxPixels int64) (Header, error) {
-	h, _, err := probe(r, maxPixels)
+func Probe(r io.Reader, limits Limits) (Header, error) {
+	h, _, err := probe(r, limits)
 	return h, err
 }
 
 // probe is Probe that also returns a reader replaying the whole stream from
 // its first byte: the bytes probing consumed, then the rest of r. The
 // replayed part is as long as the header (for a JPEG, up to its first frame).
-func probe(r io.Reader, maxPixels int64) (Header, io.Reader, error) {
-	if maxPixels <= 0 {
-		maxPixels = DefaultMaxPixels
-	}
+func probe(r io.Reader, limits Limits) (Header, io.Reader, error) {
 	var seen bytes.Buffer
 	src := &errReader{r: io.TeeReader(r, &seen)}
 	head := make([]byte, SniffLen)
@@ -68,10 +66,20 @@ func probe(r io.Reader, maxPixels int64) (Header, io.Reader, error) {
 	if err != nil {
 		return Header{}, nil, src.explain(err)
 	}
-	if err := checkPixels(int64(cfg.Width), int64(cfg.Height), maxPixels); err != nil {
+	if err := checkPixels(int64(cfg.Width), int64(cfg.Height), limits.maxPixels()); err != nil {
 		return Header{}, nil, err
 	}
-	return Header{ContentType: ct, Width: cfg.Width, Height: cfg.Height}, io.MultiReader(&seen, r), nil
+	cost, ok := headerDecodeBytes(ct, seen.Bytes())
+	if !ok {
+		// DecodeConfig read a header this package cannot: assume the
+		// costliest pixels (16-bit RGBA, twice over).
+		cost = 16 * int64(cfg.Width) * int64(cfg.Height)
+	}
+	if err := checkDecodeBytes(cost, limits.maxDecodeBytes()); err != nil {
+		return Header{}, nil, err
+	}
+	h := Header{ContentType: ct, Width: cfg.Width, Height: cfg.Height, DecodeBytes: cost}
+	return h, io.MultiReader(&seen, r), nil
 }
 
 // codec is one format's decoder. Calling the decoders directly, rather than

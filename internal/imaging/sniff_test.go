@@ -45,10 +45,10 @@ func TestProbe(t *testing.T) {
 		want Header
 		code apperr.Code
 	}{
-		{"png", encodePNG(t, gradient(40, 30, false)), Header{PNG, 40, 30}, ""},
-		{"jpeg", jpegFile, Header{JPEG, 40, 30}, ""},
-		{"webp", []byte(webpLossy3x2), Header{WebP, 3, 2}, ""},
-		{"webp VP8X", []byte(webpLossyAlpha3x2), Header{WebP, 3, 2}, ""},
+		{"png", encodePNG(t, gradient(40, 30, false)), Header{PNG, 40, 30, 0}, ""},
+		{"jpeg", jpegFile, Header{JPEG, 40, 30, 0}, ""},
+		{"webp", []byte(webpLossy3x2), Header{WebP, 3, 2, 0}, ""},
+		{"webp VP8X", []byte(webpLossyAlpha3x2), Header{WebP, 3, 2, 0}, ""},
 		// Only the header is given (for a JPEG without JFIF, Go reads up to
 		// the scan header): Probe must decide from it alone.
 		{"png bomb header", bombPNG(50000, 50000)[:8+25], Header{}, ImageTooLarge},
@@ -58,8 +58,12 @@ func TestProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Probe(bytes.NewReader(tt.in), 0)
+			got, err := Probe(bytes.NewReader(tt.in), Limits{})
 			checkCode(t, err, tt.code)
+			if err == nil && got.DecodeBytes <= 0 {
+				t.Errorf("Probe: DecodeBytes %d, want it positive", got.DecodeBytes)
+			}
+			got.DecodeBytes = 0
 			if got != tt.want {
 				t.Errorf("Probe: got %+v, want %+v", got, tt.want)
 			}
@@ -69,6 +73,6 @@ func TestProbe(t *testing.T) {
 
 func TestProbeReportsReadFailure(t *testing.T) {
 	r := io.MultiReader(bytes.NewReader([]byte("\x89PNG\r\n\x1a\n\x00\x00")), iotestErrReader{})
-	_, err := Probe(r, 0)
+	_, err := Probe(r, Limits{})
 	checkCode(t, err, apperr.Internal)
 }

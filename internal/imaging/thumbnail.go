@@ -44,21 +44,28 @@ func Thumbnail(r io.Reader, maxSide int) (Thumb, error) {
 // full image again.
 //
 // Thumbnails reads the header first and refuses images over
-// DefaultMaxPixels, so it is safe even on an upload that has not been through
-// Process. It does not apply EXIF orientation (Process drops EXIF and reports
+// DefaultMaxPixels or DefaultMaxDecodeBytes, so it is safe even on an upload
+// that has not been through Process. It does not apply EXIF orientation (Process drops EXIF and reports
 // it in Info.Orientation) and the previews carry no colour profile. Animated
 // WebP is not supported by the decoder and fails as InvalidImage.
 //
 // Returns UnsupportedMediaType, ImageTooLarge, or InvalidImage if the image
 // cannot be decoded.
 func Thumbnails(r io.Reader, sizes ...int) ([]Thumb, error) {
-	return OrientedThumbnails(r, 1, sizes...)
+	return OrientedThumbnails(r, 1, Limits{}, sizes...)
 }
 
 // OrientedThumbnails is Thumbnails for an image whose EXIF orientation (1–8,
 // as Process reports it) says how to turn it: the previews come out upright,
-// since they carry no EXIF of their own.
-func OrientedThumbnails(r io.Reader, orientation int, sizes ...int) ([]Thumb, error) {
+// since they carry no EXIF of their own. It refuses images over
+// limits.MaxPixels or limits.MaxDecodeBytes (limits.MaxBytes is not used).
+//
+// The standard decoders return the whole image at its own bit depth (a
+// 16-bit PNG as RGBA64) and none decodes at a reduced scale, so that is what
+// MaxDecodeBytes bounds; the decoded image is let go as soon as the largest
+// preview has been scaled from it, and the smaller ones are scaled from that
+// preview.
+func OrientedThumbnails(r io.Reader, orientation int, limits Limits, sizes ...int) ([]Thumb, error) {
 	if len(sizes) == 0 {
 		return nil, errors.New("imaging: Thumbnails needs at least one size")
 	}
@@ -67,7 +74,7 @@ func OrientedThumbnails(r io.Reader, orientation int, sizes ...int) ([]Thumb, er
 			return nil, fmt.Errorf("imaging: thumbnail size %d is not positive", s)
 		}
 	}
-	hdr, replay, err := probe(r, DefaultMaxPixels)
+	hdr, replay, err := probe(r, limits)
 	if err != nil {
 		return nil, err
 	}
@@ -87,12 +94,15 @@ func OrientedThumbnails(r io.Reader, orientation int, sizes ...int) ([]Thumb, er
 	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
 
 	thumbs := make([]Thumb, len(sizes))
+	b := img.Bounds()
+	// Only from holds the decoded image from here on, so that it can be
+	// freed once the largest preview has been scaled from it.
 	from := img
+	img = nil
 	for _, i := range order {
-		b := img.Bounds()
 		w, h := fit(b.Dx(), b.Dy(), sizes[i])
-		scaled := img
-		if w != b.Dx() || h != b.Dy() {
+		scaled := from
+		if w != from.Bounds().Dx() || h != from.Bounds().Dy() {
 			dst := image.NewRGBA(image.Rect(0, 0, w, h))
 			draw.CatmullRom.Scale(dst, dst.Bounds(), from, from.Bounds(), draw.Src, nil)
 			scaled, from = dst, dst

@@ -33,7 +33,7 @@ const (
 // Kept chunks: VP8X (with the EXIF and XMP flags cleared), ICCP, ANIM, ANMF,
 // ALPH, VP8, VP8L. Dropped: EXIF, XMP and every unknown chunk. Bytes after
 // the RIFF size, or after the image chunk of a simple WebP, are not read.
-func stripWebP(src *source, out io.Writer, maxBytes, maxPixels int64) (Info, error) {
+func stripWebP(src *source, out io.Writer, maxBytes, maxPixels, maxDecodeBytes int64) (Info, error) {
 	var riff [12]byte
 	if err := src.readFull(riff[:]); err != nil {
 		return Info{}, err
@@ -50,9 +50,9 @@ func stripWebP(src *source, out io.Writer, maxBytes, maxPixels int64) (Info, err
 	}
 	switch fourCC {
 	case "VP8 ", "VP8L":
-		return streamSimpleWebP(src, out, fourCC, size, maxPixels)
+		return streamSimpleWebP(src, out, fourCC, size, maxPixels, maxDecodeBytes)
 	case "VP8X":
-		return bufferExtendedWebP(src, out, size, left, maxPixels)
+		return bufferExtendedWebP(src, out, size, left, maxPixels, maxDecodeBytes)
 	}
 	return Info{}, invalid("The WebP file is corrupt.")
 }
@@ -76,7 +76,7 @@ func nextWebPChunk(src *source, left *int64) (string, uint32, error) {
 	return string(hdr[0:4]), size, nil
 }
 
-func streamSimpleWebP(src *source, out io.Writer, fourCC string, size uint32, maxPixels int64) (Info, error) {
+func streamSimpleWebP(src *source, out io.Writer, fourCC string, size uint32, maxPixels, maxDecodeBytes int64) (Info, error) {
 	var (
 		width, height int
 		ok            bool
@@ -100,6 +100,9 @@ func streamSimpleWebP(src *source, out io.Writer, fourCC string, size uint32, ma
 	if err := checkPixels(int64(width), int64(height), maxPixels); err != nil {
 		return Info{}, err
 	}
+	if err := checkDecodeBytes(webpDecodeBytes(int64(width), int64(height), fourCC), maxDecodeBytes); err != nil {
+		return Info{}, err
+	}
 
 	var hdr [20]byte
 	padded := int64(size) + int64(size&1)
@@ -116,7 +119,7 @@ func streamSimpleWebP(src *source, out io.Writer, fourCC string, size uint32, ma
 	return Info{Width: width, Height: height}, nil
 }
 
-func bufferExtendedWebP(src *source, out io.Writer, size uint32, left int64, maxPixels int64) (Info, error) {
+func bufferExtendedWebP(src *source, out io.Writer, size uint32, left int64, maxPixels, maxDecodeBytes int64) (Info, error) {
 	if size != 10 {
 		return Info{}, invalid("The WebP file is corrupt.")
 	}
@@ -130,6 +133,9 @@ func bufferExtendedWebP(src *source, out io.Writer, size uint32, left int64, max
 	width := 1 + (int64(flags[4]) | int64(flags[5])<<8 | int64(flags[6])<<16)
 	height := 1 + (int64(flags[7]) | int64(flags[8])<<8 | int64(flags[9])<<16)
 	if err := checkPixels(width, height, maxPixels); err != nil {
+		return Info{}, err
+	}
+	if err := checkDecodeBytes(webpDecodeBytes(width, height, "VP8X"), maxDecodeBytes); err != nil {
 		return Info{}, err
 	}
 	flags[0] &^= vp8xEXIF | vp8xXMP

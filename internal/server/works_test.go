@@ -453,7 +453,7 @@ func TestQuota(t *testing.T) {
 func TestDirectUpload(t *testing.T) {
 	t.Parallel()
 	s := start(t, worksCfg())
-	me, _ := mustSignUp(t, s, "direct@example.com")
+	me, id := mustSignUp(t, s, "direct@example.com")
 	data := imagingtest.JPEGWithGPS(200, 100)
 	var up struct {
 		CreateUpload struct{ UploadID, UploadURL, ContentType string }
@@ -507,6 +507,18 @@ func TestDirectUpload(t *testing.T) {
 	me.must(complete, map[string]any{"id": up.CreateUpload.UploadID}, &again)
 	if again.CompleteUpload.Work.ID != w.ID {
 		t.Errorf("completing twice made another work")
+	}
+
+	// Completion voided the URL: another PUT stores nothing.
+	if code := put("image/jpeg"); code != 403 {
+		t.Errorf("PUT after completeUpload: %d, want 403", code)
+	}
+	staged, err := s.bucket.List(context.Background(), storage.UserPrefix(uuidOfGlobal(t, id))+"uploads/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(staged) != 0 {
+		t.Errorf("after a PUT to a completed upload: %d staged files, want none", len(staged))
 	}
 }
 

@@ -66,6 +66,11 @@ type SignOptions struct {
 	// ContentType, for PUT, is the Content-Type the upload must carry; for
 	// GET it is ignored.
 	ContentType string
+	// Size, for PUT, is the size the client declared for the body, which
+	// the URL then holds it to: the local backend refuses a larger body,
+	// GCS signs it as the Content-Length header (so the body must be
+	// exactly that long). Zero leaves only the backend's own cap.
+	Size int64
 }
 
 // UserPrefix is the prefix under which every object of a user lives.

@@ -44,7 +44,7 @@ func (s *Service) Upload(ctx context.Context, a actor.Actor, in UploadInput) (*W
 	if err := s.precheck(ctx, a.UserID, in.Size); err != nil {
 		return nil, err
 	}
-	return s.ingest(ctx, a.UserID, in.File, title)
+	return s.ingest(ctx, a.UserID, in.File, title, nil)
 }
 
 // precheck refuses early what is sure to fail, before reading any bytes.
@@ -67,8 +67,10 @@ func tooLarge(limit int64) error {
 }
 
 // ingest streams src through the image checks into storage, makes the
-// thumbnails, and records work, assets and quota in one transaction.
-func (s *Service) ingest(ctx context.Context, userID uuid.UUID, src io.Reader, title string) (w *Work, err error) {
+// thumbnails, and records work, assets and quota in one transaction, in
+// which claim (if not nil) runs with the new work's id once it is inserted,
+// before the quota is reserved.
+func (s *Service) ingest(ctx context.Context, userID uuid.UUID, src io.Reader, title string, claim func(ctx context.Context, tx bun.Tx, workID uuid.UUID) error) (w *Work, err error) {
 	workID, assetID := newID(), newID()
 	prefix := workPrefix(userID, workID)
 	defer func() {
@@ -111,16 +113,18 @@ func (s *Service) ingest(ctx context.Context, userID uuid.UUID, src io.Reader, t
 	}
 	assets := append([]Asset{original}, thumbs...)
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := reserveQuota(ctx, tx, userID, total, s.cfg.QuotaBytes); err != nil {
-			return err
-		}
 		if _, err := tx.NewInsert().Model(w).Returning("*").Exec(ctx); err != nil {
 			return fmt.Errorf("insert work: %w", err)
 		}
 		if _, err := tx.NewInsert().Model(&assets).Exec(ctx); err != nil {
 			return fmt.Errorf("insert assets: %w", err)
 		}
-		return nil
+		if claim != nil {
+			if err := claim(ctx, tx, workID); err != nil {
+				return err
+			}
+		}
+		return reserveQuota(ctx, tx, userID, total, s.cfg.QuotaBytes)
 	})
 	if err != nil {
 		return nil, err
@@ -139,7 +143,7 @@ func (s *Service) storeCleaned(ctx context.Context, key, contentType string, r i
 	}
 	done := make(chan result, 1)
 	go func() {
-		info, err := imaging.Process(r, pw, imaging.Limits{MaxBytes: s.cfg.MaxUploadBytes, MaxPixels: s.cfg.MaxPixels})
+		info, err := imaging.Process(r, pw, s.imageLimits())
 		pw.CloseWithError(err) // nil: the reader sees EOF
 		done <- result{info, err}
 	}()
@@ -158,12 +162,7 @@ func (s *Service) storeCleaned(ctx context.Context, key, contentType string, r i
 // makeThumbnails decodes the stored original once and stores an upright
 // preview (per its EXIF orientation) at each configured size beside it.
 func (s *Service) makeThumbnails(ctx context.Context, original *Asset, orientation int) ([]Asset, error) {
-	rc, _, err := s.bucket.Open(ctx, original.StorageKey, 0, -1)
-	if err != nil {
-		return nil, fmt.Errorf("open original: %w", err)
-	}
-	defer rc.Close()
-	thumbs, err := imaging.OrientedThumbnails(rc, orientation, s.cfg.ThumbnailSizes...)
+	thumbs, err := s.thumbnails(ctx, original.StorageKey, orientation)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +182,25 @@ func (s *Service) makeThumbnails(ctx context.Context, original *Asset, orientati
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// thumbnails decodes the image at key and returns its previews. It waits
+// its turn among the MaxConcurrentDecodes decodes first, so that at most
+// that many decoded images are in memory at once, and returns ctx's error if
+// ctx ends while it waits.
+func (s *Service) thumbnails(ctx context.Context, key string, orientation int) ([]imaging.Thumb, error) {
+	select {
+	case s.decodes <- struct{}{}:
+		defer func() { <-s.decodes }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	rc, _, err := s.bucket.Open(ctx, key, 0, -1)
+	if err != nil {
+		return nil, fmt.Errorf("open original: %w", err)
+	}
+	defer rc.Close()
+	return imaging.OrientedThumbnails(rc, orientation, s.imageLimits(), s.cfg.ThumbnailSizes...)
 }
 
 func extension(contentType string) string {
@@ -227,7 +245,9 @@ type DirectUpload struct {
 }
 
 // CreateUpload opens a direct upload: a signed URL that accepts one PUT of
-// the file with the given content type.
+// the file with the given content type and at most size bytes. Until the
+// upload is completed, or forgotten by CleanStaleUploads, size counts
+// against the user's quota, so that open uploads cannot stage more than it.
 // Returns UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, QUOTA_EXCEEDED or
 // VALIDATION.
 func (s *Service) CreateUpload(ctx context.Context, a actor.Actor, filename, contentType string, size int64, title string) (*DirectUpload, error) {
@@ -252,23 +272,72 @@ func (s *Service) CreateUpload(ctx context.Context, a actor.Actor, filename, con
 	id := newID()
 	u := &upload{
 		ID: id, UserID: a.UserID, Filename: filename, ContentType: contentType, DeclaredBytes: size, Title: title,
-		StagingKey: storage.UserPrefix(a.UserID) + "uploads/" + id.String(),
+		StagingKey: stagingKey(a.UserID, id),
 		ExpiresAt:  s.clock.Now().Add(s.cfg.UploadURLTTL),
 	}
-	url, err := s.bucket.SignedURL(ctx, u.StagingKey, storage.SignOptions{Method: http.MethodPut, Expires: u.ExpiresAt, ContentType: contentType})
+	url, err := s.bucket.SignedURL(ctx, u.StagingKey, storage.SignOptions{Method: http.MethodPut, Expires: u.ExpiresAt, ContentType: contentType, Size: size})
 	if err != nil {
 		return nil, fmt.Errorf("sign upload URL: %w", err)
 	}
-	if _, err := s.db.NewInsert().Model(u).Exec(ctx); err != nil {
-		return nil, fmt.Errorf("record upload: %w", err)
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := reserveQuota(ctx, tx, a.UserID, size, s.cfg.QuotaBytes); err != nil {
+			return err
+		}
+		if _, err := tx.NewInsert().Model(u).Exec(ctx); err != nil {
+			return fmt.Errorf("record upload: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &DirectUpload{ID: id, URL: url, ContentType: contentType, ExpiresAt: u.ExpiresAt}, nil
 }
 
+// stagingKey is where the file of a direct upload is PUT.
+func stagingKey(userID, uploadID uuid.UUID) string {
+	return storage.UserPrefix(userID) + "uploads/" + uploadID.String()
+}
+
+// AcceptsPut is the storage.local PutGuard of direct uploads: a PUT to key
+// may store something only while key is the staging key of an upload that
+// is open (not completed, not expired). Once an upload is completed its URL
+// is void, so nothing can be left at it that the quota does not count.
+// Returns FORBIDDEN otherwise.
+func (s *Service) AcceptsPut(ctx context.Context, key string) error {
+	closed := apperr.Errorf(apperr.Forbidden, "This upload link is no longer open: its upload was completed or has expired. Start a new one with createUpload.")
+	rest, ok := strings.CutPrefix(key, "users/")
+	if !ok {
+		return closed
+	}
+	user, id, ok := strings.Cut(rest, "/uploads/")
+	userID, uerr := uuid.Parse(user)
+	uploadID, ierr := uuid.Parse(id)
+	if !ok || uerr != nil || ierr != nil || key != stagingKey(userID, uploadID) {
+		return closed
+	}
+	open, err := s.db.NewSelect().Model((*upload)(nil)).
+		Where("id = ? AND user_id = ? AND completed_at IS NULL AND expires_at > ?", uploadID, userID, s.clock.Now()).Exists(ctx)
+	if err != nil {
+		return fmt.Errorf("find upload: %w", err)
+	}
+	if !open {
+		return closed
+	}
+	return nil
+}
+
+// errUploadTaken means another completion of the same upload committed
+// first.
+var errUploadTaken = errors.New("upload completed concurrently")
+
 // CompleteUpload validates what arrived at a direct upload's URL exactly as
 // Upload does and records the work; the staged file is removed either way.
-// Completing twice returns the same work.
-// Returns NOT_FOUND, VALIDATION (nothing arrived), and Upload's codes.
+// The work takes the place of the upload's reservation in the quota, and
+// the upload's URL stops accepting PUTs. Completing twice returns the same
+// work.
+// Returns NOT_FOUND, VALIDATION (nothing arrived), PAYLOAD_TOO_LARGE (more
+// arrived than was declared), and Upload's codes.
 func (s *Service) CompleteUpload(ctx context.Context, a actor.Actor, uploadID uuid.UUID) (*Work, error) {
 	var u upload
 	err := s.db.NewSelect().Model(&u).Where("id = ? AND user_id = ?", uploadID, a.UserID).Scan(ctx)
@@ -289,6 +358,11 @@ func (s *Service) CompleteUpload(ctx context.Context, a actor.Actor, uploadID uu
 		return nil, fmt.Errorf("stat upload: %w", err)
 	}
 	defer func() { _ = s.bucket.Delete(context.WithoutCancel(ctx), u.StagingKey) }()
+	if info.Size > u.DeclaredBytes {
+		return nil, apperr.Errorf(apperr.PayloadTooLarge,
+			"The file uploaded is %d bytes, more than the %d given to createUpload. Start a new upload with the file's real size.", info.Size, u.DeclaredBytes).
+			With("maxBytes", u.DeclaredBytes)
+	}
 	if info.Size > s.cfg.MaxUploadBytes {
 		return nil, tooLarge(s.cfg.MaxUploadBytes)
 	}
@@ -297,37 +371,58 @@ func (s *Service) CompleteUpload(ctx context.Context, a actor.Actor, uploadID uu
 		return nil, fmt.Errorf("open upload: %w", err)
 	}
 	defer rc.Close()
-	w, err := s.ingest(ctx, a.UserID, rc, u.Title)
+	w, err := s.ingest(ctx, a.UserID, rc, u.Title, func(ctx context.Context, tx bun.Tx, workID uuid.UUID) error {
+		res, err := tx.NewUpdate().Model((*upload)(nil)).Set("completed_at = now()").Set("work_id = ?", workID).
+			Where("id = ? AND completed_at IS NULL", u.ID).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("complete upload: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errUploadTaken
+		}
+		return releaseQuota(ctx, tx, u.UserID, u.DeclaredBytes)
+	})
+	if errors.Is(err, errUploadTaken) {
+		// A concurrent completion won; return its work, not a duplicate.
+		return s.CompleteUpload(ctx, a, uploadID)
+	}
 	if err != nil {
 		return nil, err
-	}
-	res, err := s.db.NewUpdate().Model((*upload)(nil)).Set("completed_at = now()").Set("work_id = ?", w.ID).
-		Where("id = ? AND completed_at IS NULL", u.ID).Exec(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("complete upload: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		// A concurrent completion won; keep its work, not a duplicate.
-		_, _ = s.Delete(ctx, a, []uuid.UUID{w.ID})
-		return s.CompleteUpload(ctx, a, uploadID)
 	}
 	return w, nil
 }
 
-// CleanStaleUploads forgets direct uploads that were never completed, with
-// whatever was PUT for them, a day after their URL expired.
+// CleanStaleUploads forgets direct uploads a day after their URL expired,
+// with whatever was PUT for them: those never completed give their
+// reservation back to the quota; for completed ones, it deletes anything
+// PUT after completion that a backend could not refuse (GCS honours a
+// signed URL until it expires).
 func (s *Service) CleanStaleUploads(ctx context.Context) (int, error) {
 	var stale []upload
 	if err := s.db.NewSelect().Model(&stale).
-		Where("completed_at IS NULL AND expires_at < now() - interval '1 day'").Limit(500).Scan(ctx); err != nil {
+		Where("expires_at < now() - interval '1 day'").OrderExpr("expires_at").Limit(500).Scan(ctx); err != nil {
 		return 0, fmt.Errorf("find stale uploads: %w", err)
 	}
 	for _, u := range stale {
 		if err := s.bucket.Delete(ctx, u.StagingKey); err != nil {
 			return 0, fmt.Errorf("delete staged upload: %w", err)
 		}
-		if _, err := s.db.NewDelete().Model((*upload)(nil)).Where("id = ?", u.ID).Exec(ctx); err != nil {
-			return 0, fmt.Errorf("forget upload: %w", err)
+		err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			var open bool
+			err := tx.NewDelete().Model((*upload)(nil)).Where("id = ?", u.ID).
+				Returning("completed_at IS NULL").Scan(ctx, &open)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return nil // another replica forgot it first
+			case err != nil:
+				return fmt.Errorf("forget upload: %w", err)
+			case open:
+				return releaseQuota(ctx, tx, u.UserID, u.DeclaredBytes)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
 		}
 	}
 	return len(stale), nil

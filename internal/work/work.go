@@ -11,6 +11,7 @@ import (
 
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/clock"
+	"github.com/fastimage/api/internal/imaging"
 	"github.com/fastimage/api/internal/storage"
 )
 
@@ -101,11 +102,22 @@ type Config struct {
 	ThumbnailSizes []int
 	// UploadURLTTL is how long a direct-upload URL works.
 	UploadURLTTL time.Duration
+	// MaxDecodeBytes is the most memory decoding one image may take, as its
+	// header tells (imaging.Limits); zero means
+	// imaging.DefaultMaxDecodeBytes. Bigger images are refused on upload.
+	MaxDecodeBytes int64
+	// MaxConcurrentDecodes is how many images the service decodes at once
+	// (to make thumbnails); zero means DefaultMaxConcurrentDecodes. With
+	// MaxDecodeBytes it bounds the memory decoding takes.
+	MaxConcurrentDecodes int
 	// Clock tells the time URLs expire and deleted works stop being
 	// restorable by; nil means the machine's clock. The database's own
 	// now() (when a work was deleted, when the bin is purged) stays real.
 	Clock clock.Clock
 }
+
+// DefaultMaxConcurrentDecodes is Config.MaxConcurrentDecodes's default.
+const DefaultMaxConcurrentDecodes = 2
 
 // Service runs My Works.
 type Service struct {
@@ -114,6 +126,8 @@ type Service struct {
 	cfg    Config
 	clock  clock.Clock
 	urls   urlCache
+	// decodes holds a token for each image being decoded.
+	decodes chan struct{}
 }
 
 // New returns a Service storing blobs in bucket.
@@ -124,7 +138,16 @@ func New(db *bun.DB, bucket storage.Bucket, cfg Config) *Service {
 	if cfg.UploadURLTTL == 0 {
 		cfg.UploadURLTTL = 15 * time.Minute
 	}
-	return &Service{db: db, bucket: bucket, cfg: cfg, clock: clock.Or(cfg.Clock)}
+	if cfg.MaxConcurrentDecodes <= 0 {
+		cfg.MaxConcurrentDecodes = DefaultMaxConcurrentDecodes
+	}
+	return &Service{db: db, bucket: bucket, cfg: cfg, clock: clock.Or(cfg.Clock),
+		decodes: make(chan struct{}, cfg.MaxConcurrentDecodes)}
+}
+
+// imageLimits are the limits every image the service takes in must meet.
+func (s *Service) imageLimits() imaging.Limits {
+	return imaging.Limits{MaxBytes: s.cfg.MaxUploadBytes, MaxPixels: s.cfg.MaxPixels, MaxDecodeBytes: s.cfg.MaxDecodeBytes}
 }
 
 // Bucket returns the bucket the service stores blobs in.

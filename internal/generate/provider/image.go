@@ -25,12 +25,14 @@ const PreviewQuality = 75
 
 // DecodeImage decodes a PNG, JPEG or WebP image and returns it with its
 // content type. It reads the header first and refuses an image over
-// imaging.DefaultMaxPixels before allocating its pixels.
+// limits.MaxPixels, or one that would take more than limits.MaxDecodeBytes
+// to decode, before allocating its pixels (zero values mean imaging's
+// defaults).
 //
 // Returns imaging.UnsupportedMediaType, imaging.ImageTooLarge or
 // imaging.InvalidImage.
-func DecodeImage(data []byte) (image.Image, string, error) {
-	hdr, err := imaging.Probe(bytes.NewReader(data), imaging.DefaultMaxPixels)
+func DecodeImage(data []byte, limits imaging.Limits) (image.Image, string, error) {
+	hdr, err := imaging.Probe(bytes.NewReader(data), limits)
 	if err != nil {
 		return nil, "", err
 	}

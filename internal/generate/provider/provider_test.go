@@ -136,12 +136,13 @@ func TestDecodeImage(t *testing.T) {
 		{"jpeg", jpegData.Bytes(), imaging.JPEG, ""},
 		{"webp", []byte(imagingtest.WebPLossy3x2), imaging.WebP, ""},
 		{"decompression bomb", imagingtest.BombPNG(100000, 100000), "", imaging.ImageTooLarge},
+		{"16-bit, 40 megapixels", imagingtest.DeepPNG(8000, 5000), "", imaging.ImageTooLarge},
 		{"text", []byte("not an image at all"), "", imaging.UnsupportedMediaType},
 		{"truncated png", pngData.Bytes()[:40], "", imaging.InvalidImage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			img, ct, err := provider.DecodeImage(tt.data)
+			img, ct, err := provider.DecodeImage(tt.data, imaging.Limits{})
 			if got := apperr.CodeOf(err); got != tt.wantCode {
 				t.Fatalf("code: got %v, want %v (%v)", got, tt.wantCode, err)
 			}

@@ -5,6 +5,7 @@ package imagingtest
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"hash/crc32"
 	"image"
@@ -160,4 +161,57 @@ func NoisyPNG(w, h int) []byte {
 		panic(err)
 	}
 	return b.Bytes()
+}
+
+// DeepPNG returns a real w×h PNG of black pixels at 16 bits a channel with
+// alpha: every decoder must allocate 8 bytes a pixel for it (320 MB at 40
+// megapixels), yet the file is a few hundred KB, since its rows are all
+// zero. The rows are compressed once and repeated, so making the file costs
+// neither the pixels nor the time to compress them.
+func DeepPNG(w, h int) []byte {
+	row := make([]byte, 1+8*w) // the filter byte (none), then the pixels
+	var buf bytes.Buffer
+	zw, err := flate.NewWriter(&buf, flate.BestCompression)
+	if err != nil {
+		panic(err)
+	}
+	block := func() []byte {
+		buf.Reset()
+		if _, err := zw.Write(row); err != nil {
+			panic(err)
+		}
+		if err := zw.Flush(); err != nil {
+			panic(err)
+		}
+		return bytes.Clone(buf.Bytes())
+	}
+	// From the second row on, the window holds only zeros, so each row
+	// compresses to the same bytes; the third confirms it.
+	first, next, third := block(), block(), block()
+	if !bytes.Equal(next, third) || h < 2 {
+		panic("imagingtest: DeepPNG rows do not compress alike")
+	}
+	buf.Reset()
+	if err := zw.Close(); err != nil {
+		panic(err)
+	}
+	end := bytes.Clone(buf.Bytes())
+
+	idat := []byte{0x78, 0xDA} // zlib, best compression
+	idat = append(idat, first...)
+	for range h - 1 {
+		idat = append(idat, next...)
+	}
+	idat = append(idat, end...)
+	// Adler-32 of n zero bytes: a stays 1 and b adds it n times.
+	n := uint64(h) * uint64(len(row))
+	idat = binary.BigEndian.AppendUint32(idat, uint32(n%65521)<<16|1)
+
+	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
+	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
+	ihdr = append(ihdr, 16, 6, 0, 0, 0)
+	b := []byte("\x89PNG\r\n\x1a\n")
+	b = append(b, PNGChunk("IHDR", ihdr)...)
+	b = append(b, PNGChunk("IDAT", idat)...)
+	return append(b, PNGChunk("IEND", nil)...)
 }

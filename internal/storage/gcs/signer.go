@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	cloudstorage "cloud.google.com/go/storage"
@@ -107,7 +108,9 @@ func parseServiceAccountKey(data []byte) (email string, pemKey []byte, err error
 // GET or PUT the object at key until opts.Expires, which must be in the
 // future and at most MaxSignedURLLifetime away. A PUT URL needs a
 // ContentType and signs it as the content-type header, so the upload must
-// carry exactly that Content-Type (and is then served with it).
+// carry exactly that Content-Type (and is then served with it). A PUT URL
+// with a Size also signs the content-length header, so GCS refuses a body
+// of any other length.
 //
 // With a signing key in Config the URL is signed locally. Otherwise the SDK
 // signs it, possibly through the IAM signBlob API; that call does not take
@@ -144,6 +147,12 @@ func (b *Bucket) SignedURL(ctx context.Context, key string, opts storage.SignOpt
 		}
 		so.Method = http.MethodPut
 		so.ContentType = opts.ContentType
+		if opts.Size < 0 {
+			return "", fmt.Errorf("gcs: signed URL %q: size %d is negative", key, opts.Size)
+		}
+		if opts.Size > 0 {
+			so.Headers = []string{"content-length:" + strconv.FormatInt(opts.Size, 10)}
+		}
 	default:
 		return "", fmt.Errorf("gcs: signed URL %q: method %q is neither GET nor PUT", key, opts.Method)
 	}

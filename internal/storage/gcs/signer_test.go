@@ -181,6 +181,38 @@ func TestSignedURL(t *testing.T) {
 	}
 }
 
+// A PUT URL signed with a size signs the content-length header: GCS
+// refuses a body of another length, so a client cannot store more than it
+// declared.
+func TestSignedPutURLHoldsTheSize(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config(t, e.client(t, nil))
+	cfg.SignedURLHost, cfg.SignedURLScheme = signHost, ""
+	b := e.bucket(t, cfg)
+	u, err := b.SignedURL(t.Context(), "users/u/uploads/in.png", storage.SignOptions{
+		Method: http.MethodPut, Expires: time.Now().Add(15 * time.Minute), ContentType: "image/png", Size: 1234,
+	})
+	if err != nil {
+		t.Fatalf("SignedURL: %v", err)
+	}
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := parsed.Query().Get("X-Goog-SignedHeaders"); !slices.Contains(strings.Split(got, ";"), "content-length") {
+		t.Fatalf("signed headers: got %q, want content-length among them", got)
+	}
+	for _, tt := range []struct {
+		length string
+		ok     bool
+	}{{"1234", true}, {"5242880", false}, {"1", false}} {
+		err := verifyV4(u, http.MethodPut, map[string]string{"content-type": "image/png", "content-length": tt.length}, &e.key.PublicKey)
+		if (err == nil) != tt.ok {
+			t.Errorf("a PUT of %s bytes: verify error %v, want accepted %v", tt.length, err, tt.ok)
+		}
+	}
+}
+
 // withQuery returns raw with the query parameter k set to v.
 func withQuery(t *testing.T, raw, k, v string) string {
 	t.Helper()

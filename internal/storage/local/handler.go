@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,14 +21,27 @@ import (
 // GET and HEAD serve the object (ranges and conditional requests included)
 // with Cache-Control private for the rest of the URL's life. PUT streams
 // the body into the object; its Content-Type must be the signed one and its
-// size at most MaxPutBytes (413 beyond). A bad, expired or tampered URL gets
-// 403, a missing object 404 and other methods 405, each with a
-// GraphQL-shaped JSON error body.
+// size at most the signed size and MaxPutBytes (413 beyond, and nothing is
+// stored). A bad, expired or tampered URL gets 403, a missing object 404
+// and other methods 405, each with a GraphQL-shaped JSON error body.
 func (b *Bucket) Handler() http.Handler {
-	return http.HandlerFunc(b.serve)
+	return b.HandlerAccepting(nil)
 }
 
-func (b *Bucket) serve(w http.ResponseWriter, r *http.Request) {
+// PutGuard decides whether a signed PUT to key may still store anything:
+// nil if it may, an *apperr.Error (answered with 403 and its code) if its
+// purpose is over, any other error for a failure.
+type PutGuard func(ctx context.Context, key string) error
+
+// HandlerAccepting is Handler with a guard that every PUT must pass, before
+// its body is read and again once it is stored (a refusal then deletes
+// it): a signed URL works until it expires, but what it was made for can
+// end sooner, e.g. an upload that has been completed.
+func (b *Bucket) HandlerAccepting(accept PutGuard) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.serve(w, r, accept) })
+}
+
+func (b *Bucket) serve(w http.ResponseWriter, r *http.Request, accept PutGuard) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodPut:
 	default:
@@ -52,7 +66,7 @@ func (b *Bucket) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodPut {
-		b.serveUpload(w, r, key, g)
+		b.serveUpload(w, r, key, g, accept)
 		return
 	}
 	b.serveDownload(w, r, key, g)
@@ -84,21 +98,28 @@ func (b *Bucket) serveDownload(w http.ResponseWriter, r *http.Request, key strin
 	http.ServeContent(w, r, "", info.Updated, f)
 }
 
-func (b *Bucket) serveUpload(w http.ResponseWriter, r *http.Request, key string, g grant) {
+func (b *Bucket) serveUpload(w http.ResponseWriter, r *http.Request, key string, g grant, accept PutGuard) {
 	if got := r.Header.Get("Content-Type"); got != g.contentType {
 		writeError(w, http.StatusForbidden, apperr.Forbidden, fmt.Sprintf("This link accepts only uploads of type %s.", g.contentType))
 		return
 	}
-	if r.ContentLength > b.maxPutBytes {
-		b.tooLarge(w)
+	limit := b.maxPutBytes
+	if g.size > 0 {
+		limit = min(limit, g.size)
+	}
+	if r.ContentLength > limit {
+		b.tooLarge(w, limit, g.size > 0)
 		return
 	}
-	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, b.maxPutBytes)}
+	if !b.accepts(w, r, key, accept) {
+		return
+	}
+	body := &bodyReader{r: http.MaxBytesReader(w, r.Body, limit)}
 	info, err := b.Put(r.Context(), key, body, storage.PutOptions{ContentType: g.contentType})
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(body.err, &tooBig):
-		b.tooLarge(w)
+		b.tooLarge(w, limit, g.size > 0)
 		return
 	case body.err != nil:
 		writeError(w, http.StatusBadRequest, apperr.BadRequest, "The upload was cut short; please try again.")
@@ -109,12 +130,45 @@ func (b *Bucket) serveUpload(w http.ResponseWriter, r *http.Request, key string,
 		b.fail(w, r, key, err)
 		return
 	}
+	// What the URL was for may have ended while the body arrived: then
+	// what it stored must not stay.
+	if accept != nil && accept(r.Context(), key) != nil {
+		if err := b.Delete(context.WithoutCancel(r.Context()), key); err != nil {
+			b.fail(w, r, key, err)
+			return
+		}
+		b.accepts(w, r, key, accept)
+		return
+	}
 	w.Header().Set("ETag", info.ETag)
 	w.WriteHeader(http.StatusOK)
 }
 
-func (b *Bucket) tooLarge(w http.ResponseWriter) {
-	writeError(w, http.StatusRequestEntityTooLarge, apperr.PayloadTooLarge, fmt.Sprintf("Uploads are limited to %d bytes.", b.maxPutBytes))
+// accepts asks accept whether a PUT to key may store anything, and answers
+// the request itself when not.
+func (b *Bucket) accepts(w http.ResponseWriter, r *http.Request, key string, accept PutGuard) bool {
+	if accept == nil {
+		return true
+	}
+	err := accept(r.Context(), key)
+	var aerr *apperr.Error
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &aerr):
+		writeError(w, http.StatusForbidden, aerr.Code, aerr.Message)
+	default:
+		b.fail(w, r, key, err)
+	}
+	return false
+}
+
+func (b *Bucket) tooLarge(w http.ResponseWriter, limit int64, declared bool) {
+	msg := fmt.Sprintf("Uploads are limited to %d bytes.", limit)
+	if declared {
+		msg = fmt.Sprintf("This link accepts at most %d bytes, the size given when the upload was created.", limit)
+	}
+	writeError(w, http.StatusRequestEntityTooLarge, apperr.PayloadTooLarge, msg)
 }
 
 // fail answers a failure of ours: the client sees INTERNAL, the log the

@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,9 +12,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/storage"
 )
 
@@ -405,5 +408,89 @@ func checkErrorBody(t *testing.T, body []byte, code string) {
 	}
 	if len(got.Errors) != 1 || got.Errors[0].Extensions.Code != code || got.Errors[0].Message == "" {
 		t.Errorf("error body: got %s, want one error with a message and code %v", body, code)
+	}
+}
+
+// A PUT URL signed with a size accepts no larger body (and a URL whose size
+// was raised no longer verifies); a guard that refuses a PUT, before or
+// after its body arrived, leaves nothing stored.
+func TestUploadSignedSizeAndGuard(t *testing.T) {
+	b, srv := serve(t, nil)
+	closed := map[string]bool{}
+	calls := map[string]int{}
+	var mu sync.Mutex
+	guarded := httptest.NewServer(b.HandlerAccepting(func(_ context.Context, key string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[key]++
+		// "late" ends while its body arrives: the second ask refuses.
+		if closed[key] || key == "late" && calls[key] > 1 {
+			return apperr.Errorf(apperr.Forbidden, "This upload is over.")
+		}
+		return nil
+	}))
+	t.Cleanup(guarded.Close)
+	sign := func(key string, size int64) string {
+		u, err := b.SignedURL(t.Context(), key, storage.SignOptions{Method: http.MethodPut, Expires: time.Now().Add(time.Hour), ContentType: "image/png", Size: size})
+		if err != nil {
+			t.Fatalf("SignedURL: %v", err)
+		}
+		return u
+	}
+	ct := http.Header{"Content-Type": {"image/png"}}
+	tests := []struct {
+		name   string
+		url    string
+		body   io.Reader
+		status int
+		code   string
+	}{
+		{"at the size", sign("a", 100), bytes.NewReader(make([]byte, 100)), http.StatusOK, ""},
+		{"over the size", sign("b", 100), bytes.NewReader(make([]byte, 101)), http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE"},
+		{"over the size, chunked", sign("c", 100), hideLength{bytes.NewReader(make([]byte, 5000))}, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE"},
+		{"size raised", strings.Replace(sign("d", 100), "X-Size=100", "X-Size=5000", 1), bytes.NewReader(make([]byte, 101)), http.StatusForbidden, "FORBIDDEN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, rb := request(t, http.MethodPut, tt.url, tt.body, ct)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("PUT: got %d (%s), want %d", resp.StatusCode, rb, tt.status)
+			}
+			if tt.code != "" {
+				checkErrorBody(t, rb, tt.code)
+				key := strings.TrimPrefix(strings.SplitN(tt.url, "?", 2)[0], srv.URL+"/blobs/")
+				if _, err := b.Stat(t.Context(), key); !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("after the refused PUT: Stat got %v, want %v", err, storage.ErrNotFound)
+				}
+			}
+		})
+	}
+
+	u := strings.Replace(sign("g", 100), srv.URL, guarded.URL, 1)
+	if resp, rb := request(t, http.MethodPut, u, bytes.NewReader(make([]byte, 10)), ct); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT while the guard accepts: got %d (%s), want 200", resp.StatusCode, rb)
+	}
+	mu.Lock()
+	closed["g"] = true
+	mu.Unlock()
+	if err := b.Delete(t.Context(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	resp, rb := request(t, http.MethodPut, u, bytes.NewReader(make([]byte, 10)), ct)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("PUT once the guard refuses: got %d (%s), want 403", resp.StatusCode, rb)
+	}
+	checkErrorBody(t, rb, "FORBIDDEN")
+	if _, err := b.Stat(t.Context(), "g"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("after the guarded PUT: Stat got %v, want %v", err, storage.ErrNotFound)
+	}
+
+	u = strings.Replace(sign("late", 100), srv.URL, guarded.URL, 1)
+	resp, rb = request(t, http.MethodPut, u, bytes.NewReader(make([]byte, 10)), ct)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("PUT whose upload ended while it arrived: got %d (%s), want 403", resp.StatusCode, rb)
+	}
+	if _, err := b.Stat(t.Context(), "late"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("after a PUT whose upload ended: Stat got %v, want %v", err, storage.ErrNotFound)
 	}
 }

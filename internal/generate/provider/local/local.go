@@ -43,19 +43,23 @@ type Config struct {
 	// watches looks like the work of a real model; zero means
 	// DefaultStepDelay and a negative value means no pause.
 	StepDelay time.Duration
+	// MaxDecodeBytes is the most memory decoding an edit's source or mask
+	// may take (imaging.Limits); zero means imaging.DefaultMaxDecodeBytes.
+	MaxDecodeBytes int64
 }
 
 // Local is the built-in provider. It is safe for concurrent use.
 type Local struct {
-	steps int
-	delay time.Duration
+	steps  int
+	delay  time.Duration
+	limits imaging.Limits
 }
 
 var _ provider.Provider = (*Local)(nil)
 
 // New returns a Local configured by cfg.
 func New(cfg Config) *Local {
-	l := &Local{steps: cfg.Steps, delay: cfg.StepDelay}
+	l := &Local{steps: cfg.Steps, delay: cfg.StepDelay, limits: imaging.Limits{MaxDecodeBytes: cfg.MaxDecodeBytes}}
 	if l.steps <= 0 {
 		l.steps = DefaultSteps
 	}
@@ -82,7 +86,8 @@ func (l *Local) Name() string { return "local" }
 // source) and must have transparent pixels, which mark where to edit.
 //
 // Returns Validation for a request Request.Validate refuses or an unusable
-// mask, imaging.UnsupportedMediaType, imaging.ImageTooLarge or
+// mask, imaging.ImageTooLarge for a source or mask too costly to decode
+// (Config.MaxDecodeBytes), imaging.UnsupportedMediaType or
 // imaging.InvalidImage for an unusable source, ctx.Err() when ctx is done,
 // and emit's error as is.
 func (l *Local) Generate(ctx context.Context, req provider.Request, report func(provider.Progress), emit func(provider.Output) error) error {
@@ -130,13 +135,13 @@ func (l *Local) generate(ctx context.Context, req provider.Request, report func(
 }
 
 func (l *Local) edit(ctx context.Context, req provider.Request, report func(provider.Progress), emit func(provider.Output) error) error {
-	src, _, err := provider.DecodeImage(req.Source)
+	src, _, err := provider.DecodeImage(req.Source, l.limits)
 	if err != nil {
 		return err
 	}
 	var m *mask
 	if len(req.Mask) > 0 {
-		if m, err = readMask(req.Mask); err != nil {
+		if m, err = readMask(req.Mask, l.limits); err != nil {
 			return err
 		}
 	}
@@ -178,9 +183,12 @@ func (l *Local) edit(ctx context.Context, req provider.Request, report func(prov
 
 // readMask decodes an edit mask and checks that it marks something to edit.
 //
-// Returns Validation.
-func readMask(data []byte) (*mask, error) {
-	img, ct, err := provider.DecodeImage(data)
+// Returns imaging.ImageTooLarge or Validation.
+func readMask(data []byte, limits imaging.Limits) (*mask, error) {
+	img, ct, err := provider.DecodeImage(data, limits)
+	if apperr.CodeOf(err) == imaging.ImageTooLarge {
+		return nil, err // its own message says what to change
+	}
 	if err != nil {
 		return nil, apperr.Wrap(err, apperr.Validation, "The mask must be a PNG image whose transparent pixels mark where to edit.")
 	}

@@ -326,6 +326,8 @@ func TestGenerateRejects(t *testing.T) {
 		{"edit without source", provider.Request{Kind: provider.KindEdit, Prompt: "x", Count: 1}, apperr.Validation},
 		{"edit of a text file", provider.Request{Kind: provider.KindEdit, Prompt: "x", Count: 1, Source: []byte("hello, world")}, imaging.UnsupportedMediaType},
 		{"edit of a bomb", provider.Request{Kind: provider.KindEdit, Prompt: "x", Count: 1, Source: imagingtest.BombPNG(90000, 90000)}, imaging.ImageTooLarge},
+		{"edit of a 16-bit 40-megapixel source", provider.Request{Kind: provider.KindEdit, Prompt: "x", Count: 1, Source: imagingtest.DeepPNG(8000, 5000)}, imaging.ImageTooLarge},
+		{"16-bit 40-megapixel mask", provider.Request{Kind: provider.KindEdit, Prompt: "x", Count: 1, Source: imagingtest.PNG(10, 10), Mask: imagingtest.DeepPNG(8000, 5000)}, imaging.ImageTooLarge},
 		{"mask that is not an image", provider.Request{Kind: provider.KindEdit, Prompt: "x", Count: 1, Source: imagingtest.PNG(10, 10), Mask: []byte("mask")}, apperr.Validation},
 		{"mask with nothing to edit", provider.Request{Kind: provider.KindEdit, Prompt: "x", Count: 1, Source: imagingtest.PNG(10, 10), Mask: opaqueMask}, apperr.Validation},
 		{"JPEG mask", provider.Request{Kind: provider.KindEdit, Prompt: "x", Count: 1, Source: imagingtest.PNG(10, 10), Mask: imagingtest.JPEG(10, 10)}, apperr.Validation},

@@ -123,7 +123,7 @@ func (k *call) reportPartial(ev streamEvent) {
 	if err != nil {
 		return
 	}
-	img, _, err := provider.DecodeImage(data)
+	img, _, err := provider.DecodeImage(data, imaging.Limits{})
 	if err != nil {
 		return
 	}
@@ -150,7 +150,7 @@ func (k *call) emitImage(b64 string) error {
 	if err != nil {
 		return fmt.Errorf("openai: decode image %d: %w", k.emitted, err)
 	}
-	hdr, err := imaging.Probe(bytes.NewReader(data), imaging.DefaultMaxPixels)
+	hdr, err := imaging.Probe(bytes.NewReader(data), imaging.Limits{})
 	if err != nil {
 		return fmt.Errorf("openai: image %d: %w", k.emitted, err)
 	}
