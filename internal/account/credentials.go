@@ -10,14 +10,13 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/apperr"
-	"github.com/fastimage/api/internal/password"
 )
 
 // ChangePassword replaces the viewer's password after checking the current
 // one, and signs out every other session.
 // Returns INVALID_CREDENTIALS or PASSWORD_WEAK.
 func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next string) error {
-	ok, err := password.Verify(current, v.User.PasswordHash)
+	ok, err := s.cfg.Passwords.Verify(ctx, current, v.User.PasswordHash)
 	if err != nil {
 		return fmt.Errorf("verify password: %w", err)
 	}
@@ -28,7 +27,7 @@ func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next s
 	if err := checkPassword(next, v.User.Email); err != nil {
 		return err
 	}
-	hash, err := password.Hash(next, s.cfg.Password)
+	hash, err := s.cfg.Passwords.Hash(ctx, next)
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
@@ -85,7 +84,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
 			return err
 		}
 	}
-	hash, err := password.Hash(next, s.cfg.Password)
+	hash, err := s.cfg.Passwords.Hash(ctx, next)
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
@@ -114,7 +113,7 @@ func (s *Service) ChangeEmail(ctx context.Context, v *Viewer, newEmail, pw strin
 	if err != nil {
 		return err
 	}
-	ok, err := password.Verify(pw, v.User.PasswordHash)
+	ok, err := s.cfg.Passwords.Verify(ctx, pw, v.User.PasswordHash)
 	if err != nil {
 		return fmt.Errorf("verify password: %w", err)
 	}

@@ -64,6 +64,12 @@ type Serve struct {
 	WSPingInterval time.Duration
 	WSMaxMessage   int64
 
+	// Bounds on the expensive work one client can start at once.
+	MaxMutationsPerOperation int // root mutation fields of one operation
+	WSMaxOperations          int // queries and mutations running at once on one WebSocket
+	PasswordHashConcurrency  int // argon2id hashes running at once in the process; 0: CPUs
+	PasswordHashQueue        int // callers that may wait for a hash slot; 0: 32 per slot
+
 	// MaintenanceInterval is how often the periodic jobs run: releasing
 	// expired credit holds, expiring lots, purging the bin, sweeping old
 	// rate-limit events.
@@ -355,6 +361,10 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.WSWriteTimeout, "ws-write-timeout", "WS_WRITE_TIMEOUT", 10*time.Second, "a WebSocket whose client does not take a message within this is closed")
 	s.duration(&cfg.WSPingInterval, "ws-ping-interval", "WS_PING_INTERVAL", 25*time.Second, "WebSocket ping period; a client silent for two periods is closed")
 	s.int64(&cfg.WSMaxMessage, "ws-max-message-bytes", "WS_MAX_MESSAGE_BYTES", 64<<10, "largest WebSocket message accepted from a client, in bytes")
+	s.int(&cfg.MaxMutationsPerOperation, "max-mutations-per-operation", "MAX_MUTATIONS_PER_OPERATION", 10, "most root mutation fields (aliases included) one GraphQL operation may have")
+	s.int(&cfg.WSMaxOperations, "ws-max-operations", "WS_MAX_OPERATIONS", 8, "queries and mutations one WebSocket may run at once; more are refused with RATE_LIMITED (subscriptions not counted)")
+	s.int(&cfg.PasswordHashConcurrency, "password-hash-concurrency", "PASSWORD_HASH_CONCURRENCY", 0, "password hashes (argon2id, 19 MiB each) running at once in the process; 0 means the number of CPUs")
+	s.int(&cfg.PasswordHashQueue, "password-hash-queue", "PASSWORD_HASH_QUEUE", 0, "sign-ins and password changes that may wait for a hash slot; more are refused with UNAVAILABLE (0: 32 per slot)")
 	var proxies, captchaHosts string
 	s.duration(&cfg.Accounts.SessionIdleTimeout, "session-idle-timeout", "SESSION_IDLE_TIMEOUT", 7*24*time.Hour, "a session unused this long ends")
 	s.duration(&cfg.Accounts.SessionLifetime, "session-lifetime", "SESSION_LIFETIME", 30*24*time.Hour, "every session ends this long after sign-in")
@@ -477,6 +487,10 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(cfg.WSWriteTimeout >= 100*time.Millisecond, "--ws-write-timeout must be at least 100ms")
 	s.check(cfg.WSPingInterval >= 100*time.Millisecond, "--ws-ping-interval must be at least 100ms")
 	s.check(cfg.WSMaxMessage >= 1<<10, "--ws-max-message-bytes must be at least 1024")
+	s.check(cfg.MaxMutationsPerOperation >= 1 && cfg.MaxMutationsPerOperation <= 1000, "--max-mutations-per-operation must be between 1 and 1000")
+	s.check(cfg.WSMaxOperations >= 1 && cfg.WSMaxOperations <= 1000, "--ws-max-operations must be between 1 and 1000")
+	s.check(cfg.PasswordHashConcurrency >= 0 && cfg.PasswordHashConcurrency <= 1024, "--password-hash-concurrency must be between 0 and 1024")
+	s.check(cfg.PasswordHashQueue >= 0 && cfg.PasswordHashQueue <= 100_000, "--password-hash-queue must be between 0 and 100000")
 	return &cfg, s.err()
 }
 

@@ -49,7 +49,7 @@ func (s *Server) graphqlHandler() http.Handler {
 		MissingPongOk:         true,
 		PayloadReadLimit:      &readLimit,
 		InitFunc:              s.wsInit,
-	}})
+	}, s.cfg.WSMaxOperations})
 	h.AddTransport(sseTransport{SSE: transport.SSE{KeepAlivePingInterval: sseKeepAlive}, streams: s.streams, watch: s.watchSession})
 	h.AddTransport(transport.MultipartForm{MaxUploadSize: s.cfg.MaxUploadBytes, MaxMemory: 1 << 20})
 	h.AddTransport(httpTransport{})
@@ -58,10 +58,11 @@ func (s *Server) graphqlHandler() http.Handler {
 	h.SetParserTokenLimit(parserTokenLimit)
 	h.Use(extension.Introspection{})
 	h.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
-	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth})
+	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth, maxMutations: s.cfg.MaxMutationsPerOperation})
 	present := presentError(s.log)
 	h.AroundOperations(endOperations(present))
 	h.AroundOperations(s.countSubscriptions)
+	h.AroundOperations(limitSocketOperations(present))
 	h.AroundOperations(resolver.WithLoaders)
 	h.SetErrorPresenter(present)
 	h.SetRecoverFunc(recoverPanic(s.log))
@@ -69,11 +70,16 @@ func (s *Server) graphqlHandler() http.Handler {
 }
 
 // wsTransport is gqlgen's WebSocket transport with a sessionEnd for each
-// socket, which the adapter reads to close it with 4401 or 4403.
-type wsTransport struct{ transport.Websocket }
+// socket, which the adapter reads to close it with 4401 or 4403, and a bound
+// on the queries and mutations each socket runs at once.
+type wsTransport struct {
+	transport.Websocket
+	maxOperations int
+}
 
 func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	t.Websocket.Do(w, r.WithContext(withSessionEnd(r.Context(), true)), exec)
+	ctx := withSocketOps(withSessionEnd(r.Context(), true), t.maxOperations)
+	t.Websocket.Do(w, r.WithContext(ctx), exec)
 }
 
 // sseTransport is gqlgen's SSE transport with streams that end at shutdown

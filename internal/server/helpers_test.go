@@ -55,6 +55,10 @@ func testConfig() *config.Serve {
 		WSMaxMessage:        64 << 10,
 		Credits:             config.Credits{SignupBonus: 25},
 		MaintenanceInterval: time.Minute,
+
+		MaxMutationsPerOperation: 10,
+		WSMaxOperations:          8,
+		PasswordHashConcurrency:  2,
 		Generate: config.Generate{
 			Workers: 2, Lease: 2 * time.Second, MaxAttempts: 3, UserRunningLimit: 2, QueueCap: 100,
 			Provider: "local", LocalStepDelay: 5 * time.Millisecond,

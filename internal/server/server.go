@@ -27,6 +27,7 @@ import (
 	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/metrics"
+	"github.com/fastimage/api/internal/password"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -48,6 +49,9 @@ type Deps struct {
 	Blobs http.Handler
 	// Outbox, when mail stays local, is listed at /dev/outbox in development.
 	Outbox *mail.Outbox
+	// Passwords is the process's password hasher, whose hashes in flight
+	// are reported in /metrics.
+	Passwords *password.Hasher
 }
 
 // Server serves the API.
@@ -106,6 +110,11 @@ func New(d Deps) *Server {
 	wsOpen := reg.NewGauge(prometheus.GaugeOpts{Name: "fastimage_websocket_connections", Help: "Open WebSocket connections."})
 	s.subscriptions = reg.NewGauge(prometheus.GaugeOpts{Name: "fastimage_graphql_active_subscriptions", Help: "GraphQL subscriptions running now, over WebSocket or SSE."})
 	s.registerDBStats(reg)
+	if d.Passwords != nil {
+		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_password_hashes_in_flight", Help: "Password hashes (argon2id) running now."}, func() float64 { return float64(d.Passwords.InFlight()) })
+		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_password_hashes_waiting", Help: "Sign-ins and password changes waiting for a hash slot."}, func() float64 { return float64(d.Passwords.Waiting()) })
+		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_password_hash_slots", Help: "Password hashes allowed to run at once."}, func() float64 { return float64(d.Passwords.Concurrency()) })
+	}
 	if d.Bus != nil {
 		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_event_waiters", Help: "Subscriptions and workers waiting for a doorbell in this process."}, func() float64 { return float64(d.Bus.Waiters()) })
 	}
