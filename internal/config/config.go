@@ -355,7 +355,7 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "longest wait for in-flight requests when stopping")
 	s.int64(&cfg.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", 1<<20, "largest accepted body of a JSON GraphQL request, in bytes")
 	s.int64(&cfg.MaxUploadBytes, "max-upload-bytes", "MAX_UPLOAD_BYTES", 20<<20, "largest accepted multipart upload, in bytes")
-	s.int(&cfg.MaxQueryComplexity, "max-query-complexity", "MAX_QUERY_COMPLEXITY", 1000, "largest computed cost of one GraphQL operation")
+	s.int(&cfg.MaxQueryComplexity, "max-query-complexity", "MAX_QUERY_COMPLEXITY", 10_000, "largest computed cost of one GraphQL operation (a page of 100 works with their images costs about 6,300)")
 	s.int(&cfg.MaxQueryDepth, "max-query-depth", "MAX_QUERY_DEPTH", 12, "deepest selection nesting of one GraphQL operation (introspection not counted)")
 	s.duration(&cfg.WSInitTimeout, "ws-init-timeout", "WS_INIT_TIMEOUT", 10*time.Second, "a WebSocket that sends no connection_init within this is closed")
 	s.duration(&cfg.WSWriteTimeout, "ws-write-timeout", "WS_WRITE_TIMEOUT", 10*time.Second, "a WebSocket whose client does not take a message within this is closed")

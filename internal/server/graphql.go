@@ -31,9 +31,9 @@ const (
 func (s *Server) graphqlHandler() http.Handler {
 	resolver := graph.NewResolver(s.serverInfo(), s.accounts, s.ledger, s.gallery, s.jobs, s.feed, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})
 	cfg := graph.Config{Resolvers: resolver}
-	// nodes(ids:) fetches every id it names: its cost grows with the list,
-	// so that aliasing it cannot multiply lookups within the limit.
-	cfg.Complexity.Query.Nodes = func(child int, ids []string) int { return 1 + len(ids)*child }
+	// Lists cost their size and expensive fields what they cost, so that
+	// aliases and big pages cannot multiply work within the limit.
+	graph.SetCosts(&cfg.Complexity)
 	es := graph.NewExecutableSchema(cfg)
 	h := handler.New(es)
 

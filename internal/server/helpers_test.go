@@ -47,7 +47,7 @@ func testConfig() *config.Serve {
 		ShutdownTimeout:     5 * time.Second,
 		MaxBodyBytes:        64 << 10,
 		MaxUploadBytes:      1 << 20,
-		MaxQueryComplexity:  1000,
+		MaxQueryComplexity:  10_000,
 		MaxQueryDepth:       12,
 		WSInitTimeout:       2 * time.Second,
 		WSWriteTimeout:      2 * time.Second,
