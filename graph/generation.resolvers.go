@@ -80,15 +80,12 @@ func (r *generationResolver) RetryOf(ctx context.Context, obj *generate.Generati
 	if obj.RetryOf == nil {
 		return nil, nil
 	}
-	a, err := account.Actor(ctx)
+	n, err := r.node(ctx, relay.ID("Generation", obj.RetryOf.String()))
 	if err != nil {
 		return nil, err
 	}
-	g, err := r.Jobs.Get(ctx, a, *obj.RetryOf)
-	if apperr.CodeOf(err) == apperr.NotFound {
-		return nil, nil
-	}
-	return g, err
+	g, _ := n.(*generate.Generation) // nil when not found
+	return g, nil
 }
 
 // GenerateImage is the resolver for the generateImage field.

@@ -9,6 +9,7 @@ import (
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -25,6 +26,10 @@ const (
 type loaders struct {
 	images *dataloadgen.Loader[uuid.UUID, []*work.Image]
 	works  *dataloadgen.Loader[uuid.UUID, *work.Work]
+	// nodes serves node, nodes and every field that names an object by
+	// type and key (a ledger row's reference, a generation's retryOf): one
+	// query per type for all of them in an operation, however many aliases.
+	nodes *dataloadgen.Loader[nodeKey, relay.Node]
 	// urlExpires is when the image URLs of this operation expire: one value
 	// for the whole response, so every url agrees with its urlExpiresAt.
 	urlExpires time.Time
@@ -38,6 +43,7 @@ func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandle
 	l := &loaders{
 		images: dataloadgen.NewMappedLoader(r.fetchImages, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)),
 		works:  dataloadgen.NewMappedLoader(r.fetchWorks, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)),
+		nodes:  dataloadgen.NewMappedLoader(r.fetchNodeKeys, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)),
 	}
 	if r.Gallery != nil {
 		l.urlExpires = r.Gallery.URLExpiry()
@@ -82,6 +88,36 @@ func (r *Resolver) fetchWorks(ctx context.Context, ids []uuid.UUID) (map[uuid.UU
 	for _, id := range ids {
 		if _, ok := out[id]; !ok {
 			out[id] = nil // not the viewer's, deleted or gone
+		}
+	}
+	return out, nil
+}
+
+// nodeKey names an object: its GraphQL type and its key.
+type nodeKey struct {
+	typ string
+	key uuid.UUID
+}
+
+// fetchNodeKeys finds the objects of keys with one query per type; those
+// the actor may not see, or that do not exist, are nil.
+func (r *Resolver) fetchNodeKeys(ctx context.Context, keys []nodeKey) (map[nodeKey]relay.Node, error) {
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byType := map[string][]uuid.UUID{}
+	for _, k := range keys {
+		byType[k.typ] = append(byType[k.typ], k.key)
+	}
+	out := make(map[nodeKey]relay.Node, len(keys))
+	for typ, ids := range byType {
+		found, err := r.nodes[typ](ctx, a, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			out[nodeKey{typ, id}] = found[id] // nil when not found
 		}
 	}
 	return out, nil

@@ -7,9 +7,11 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/vikstrous/dataloadgen"
 
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
@@ -104,17 +106,13 @@ func finderOfPointers[T any](find func(context.Context, actor.Actor, []uuid.UUID
 }
 
 // fetchNodes returns the objects of global ids, in order, nil for each id
-// that names nothing the actor may see; one query per type, however many
-// ids. Returns VALIDATION for an id this API never issued, then
-// UNAUTHENTICATED.
+// that names nothing the actor may see. They are loaded through the
+// operation's node loader: one query per type for every id the operation
+// names, whatever the number of ids and aliases. Returns VALIDATION for an
+// id this API never issued, then UNAUTHENTICATED.
 func (r *Resolver) fetchNodes(ctx context.Context, ids []string) ([]relay.Node, error) {
-	type ref struct {
-		typ string
-		key uuid.UUID
-		ok  bool
-	}
-	refs := make([]ref, len(ids))
-	byType := map[string][]uuid.UUID{}
+	keys := make([]nodeKey, 0, len(ids))
+	at := make([]int, len(ids)) // index in keys, or -1: names nothing
 	for i, id := range ids {
 		typ, key, err := relay.ParseID(id)
 		if err != nil {
@@ -122,28 +120,40 @@ func (r *Resolver) fetchNodes(ctx context.Context, ids []string) ([]relay.Node, 
 		}
 		u, perr := uuid.Parse(key)
 		if _, known := r.nodes[typ]; !known || perr != nil {
-			continue // names nothing: null
+			at[i] = -1
+			continue
 		}
-		refs[i] = ref{typ, u, true}
-		byType[typ] = append(byType[typ], u)
+		at[i] = len(keys)
+		keys = append(keys, nodeKey{typ, u})
 	}
-	a, err := account.Actor(ctx)
-	if err != nil {
+	if _, err := account.Actor(ctx); err != nil {
 		return nil, err
 	}
-	found := make(map[string]map[uuid.UUID]relay.Node, len(byType))
-	for typ, keys := range byType {
-		if found[typ], err = r.nodes[typ](ctx, a, keys); err != nil {
-			return nil, err
-		}
+	found, err := loadersFrom(ctx).nodes.LoadAll(ctx, keys)
+	if err != nil {
+		return nil, firstError(err)
 	}
 	out := make([]relay.Node, len(ids))
-	for i, ref := range refs {
-		if ref.ok {
-			out[i] = found[ref.typ][ref.key] // nil when not found
+	for i, k := range at {
+		if k >= 0 {
+			out[i] = found[k]
 		}
 	}
 	return out, nil
+}
+
+// firstError returns the first error of a loader's per-key errors (a failed
+// batch fails every key alike), or err itself.
+func firstError(err error) error {
+	var errs dataloadgen.ErrorSlice
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			if e != nil {
+				return e
+			}
+		}
+	}
+	return err
 }
 
 // node returns the object of one global id (see fetchNodes).

@@ -84,9 +84,11 @@ type Config struct {
 	// password reset links always last one hour.
 	VerifyTokenTTL      time.Duration
 	EmailChangeTokenTTL time.Duration
-	// Password is the argon2id cost; hashes with other parameters are
-	// upgraded at the next sign-in.
-	Password password.Params
+	// Passwords hashes and verifies passwords, with the process-wide bound
+	// on hashes in flight; hashes with other parameters than its own are
+	// upgraded at the next sign-in. Nil means a Hasher of its own with the
+	// default parameters and bound.
+	Passwords *password.Hasher
 	// Limits are the rate limits; zero means DefaultLimits.
 	Limits Limits
 	// OnEmailVerified runs inside the transaction that first verifies a
@@ -142,6 +144,9 @@ func New(db *bun.DB, cfg Config, mailer mail.Mailer, captchaVerifier captcha.Ver
 	}
 	if cfg.Limits.EventsPerIP.Max == 0 {
 		cfg.Limits.EventsPerIP = DefaultLimits().EventsPerIP
+	}
+	if cfg.Passwords == nil {
+		cfg.Passwords = password.NewHasher(password.HasherConfig{})
 	}
 	return &Service{db: db, cfg: cfg, mailer: mailer, limiter: ratelimit.New(db, clock.System{}), captcha: captchaVerifier, log: log}
 }

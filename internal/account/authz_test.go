@@ -38,7 +38,7 @@ func newAccounts(t testing.TB) (*bun.DB, *mail.Outbox, *account.Service) {
 		PublicURL: public, SessionIdleTimeout: time.Hour, SessionLifetime: 24 * time.Hour,
 		VerifyTokenTTL: time.Hour, EmailChangeTokenTTL: time.Hour,
 		// The cheapest valid argon2id: hashing is not what these tests are about.
-		Password: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
+		Passwords: password.NewHasher(password.HasherConfig{Params: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}),
 	}, outbox, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return db, outbox, svc
 }

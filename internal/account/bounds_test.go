@@ -31,8 +31,8 @@ func TestEventsOneIPMayWriteAreBudgeted(t *testing.T) {
 	svc := account.New(db, account.Config{
 		PublicURL: public, SessionIdleTimeout: time.Hour, SessionLifetime: 24 * time.Hour,
 		VerifyTokenTTL: time.Hour, EmailChangeTokenTTL: time.Hour,
-		Password: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
-		Limits:   limits,
+		Passwords: password.NewHasher(password.HasherConfig{Params: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}}),
+		Limits:    limits,
 	}, mail.NewOutbox(db), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 	// Sign-ins for addresses without accounts: each is a failure to record.

@@ -10,7 +10,6 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/apperr"
-	"github.com/fastimage/api/internal/password"
 )
 
 // ChangePassword replaces the viewer's password after checking the current
@@ -29,7 +28,7 @@ func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next s
 	if err := checkPassword(next, v.User.Email); err != nil {
 		return err
 	}
-	hash, err := password.Hash(next, s.cfg.Password)
+	hash, err := s.cfg.Passwords.Hash(ctx, next)
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
@@ -89,7 +88,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
 			return err
 		}
 	}
-	hash, err := password.Hash(next, s.cfg.Password)
+	hash, err := s.cfg.Passwords.Hash(ctx, next)
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
@@ -198,7 +197,7 @@ func (s *Service) checkViewerPassword(ctx context.Context, v *Viewer, pw string)
 	if err != nil {
 		return false, err
 	}
-	ok, err := password.Verify(pw, v.User.PasswordHash)
+	ok, err := s.cfg.Passwords.Verify(ctx, pw, v.User.PasswordHash)
 	if err != nil {
 		return false, fmt.Errorf("verify password: %w", err)
 	}

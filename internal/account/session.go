@@ -14,7 +14,6 @@ import (
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/events"
-	"github.com/fastimage/api/internal/password"
 )
 
 // SignInInput is what a returning user gives.
@@ -58,13 +57,15 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (*SignedIn, error)
 	var u User
 	err = s.db.NewSelect().Model(&u).Where("email = ?", email).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
-		password.DummyVerify(in.Password)
+		if err := s.cfg.Passwords.DummyVerify(ctx, in.Password); err != nil {
+			return nil, fmt.Errorf("verify password: %w", err)
+		}
 		return nil, s.signInFailed(ctx, nil, attempt)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find user: %w", err)
 	}
-	ok, err := password.Verify(in.Password, u.PasswordHash)
+	ok, err := s.cfg.Passwords.Verify(ctx, in.Password, u.PasswordHash)
 	if err != nil {
 		return nil, fmt.Errorf("verify password of %s: %w", u.ID, err)
 	}
@@ -108,10 +109,10 @@ func (s *Service) signInFailed(ctx context.Context, userID *uuid.UUID, attempt p
 // upgradeHash re-hashes a correct password whose stored hash has older
 // parameters. A failure only leaves the old hash in place.
 func (s *Service) upgradeHash(ctx context.Context, u *User, pw string) {
-	if !password.NeedsRehash(u.PasswordHash, s.cfg.Password) {
+	if !s.cfg.Passwords.NeedsRehash(u.PasswordHash) {
 		return
 	}
-	hash, err := password.Hash(pw, s.cfg.Password)
+	hash, err := s.cfg.Passwords.Hash(ctx, pw)
 	if err == nil {
 		_, err = s.db.NewUpdate().Model(u).Set("password_hash = ?", hash).Where("id = ? AND password_hash = ?", u.ID, u.PasswordHash).Exec(ctx)
 	}

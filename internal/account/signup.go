@@ -59,7 +59,7 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) error {
 	}
 	// Hash before knowing whether the account exists, so both answers take
 	// the same time.
-	hash, err := password.Hash(in.Password, s.cfg.Password)
+	hash, err := s.cfg.Passwords.Hash(ctx, in.Password)
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}

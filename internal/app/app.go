@@ -90,6 +90,9 @@ type App struct {
 	Outbox *mail.Outbox
 	// Metrics is the process's Prometheus registry (see newMetrics).
 	Metrics *prometheus.Registry
+	// Passwords hashes every password of the process, a bounded number at
+	// once.
+	Passwords *password.Hasher
 
 	workerID string
 	clock    clock.Clock
@@ -143,7 +146,10 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		clock:    clk,
 	}
 	a.Metrics = newMetrics(bdb, a.Bus)
-	a.Accounts = account.New(bdb, accountConfig(cfg), mailer, verifier, log)
+	a.Passwords = password.NewHasher(password.HasherConfig{
+		Params: password.DefaultParams, Concurrency: cfg.PasswordHashConcurrency, Queue: cfg.PasswordHashQueue,
+	})
+	a.Accounts = account.New(bdb, accountConfig(cfg, a.Passwords), mailer, verifier, log)
 	a.Gallery = work.New(bdb, bucket, work.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
 		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention, Clock: clk,
@@ -167,7 +173,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
 	return server.New(server.Deps{
 		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
-		Accounts: a.Accounts, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Bus: a.Bus,
+		Accounts: a.Accounts, Passwords: a.Passwords, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Bus: a.Bus,
 		Blobs: a.Blobs, Outbox: a.Outbox, Metrics: a.Metrics,
 	})
 }
@@ -219,14 +225,14 @@ func newCaptcha(cfg *config.Serve) (captcha.Verifier, error) {
 
 // accountConfig is the account settings, with the sign-up bonus granted in
 // the transaction that verifies a user's email.
-func accountConfig(cfg *config.Serve) account.Config {
+func accountConfig(cfg *config.Serve, passwords *password.Hasher) account.Config {
 	return account.Config{
 		PublicURL:           cfg.PublicURL,
 		SessionIdleTimeout:  cfg.Accounts.SessionIdleTimeout,
 		SessionLifetime:     cfg.Accounts.SessionLifetime,
 		VerifyTokenTTL:      cfg.Accounts.VerifyLinkTTL,
 		EmailChangeTokenTTL: cfg.Accounts.EmailChangeLinkTTL,
-		Password:            password.DefaultParams,
+		Passwords:           passwords,
 		OnEmailVerified: func(ctx context.Context, tx bun.Tx, userID uuid.UUID) error {
 			return credit.GrantSignupBonus(ctx, tx, userID, cfg.Credits.SignupBonus)
 		},

@@ -73,6 +73,11 @@ type Serve struct {
 	HTTPReadTimeout       time.Duration
 	HTTPMinBodyRate       int64 // bytes a second
 	HTTPIdleTimeout       time.Duration
+	// Bounds on the expensive work one client can start at once.
+	MaxMutationsPerOperation int // root mutation fields of one operation
+	WSMaxOperations          int // queries and mutations running at once on one WebSocket
+	PasswordHashConcurrency  int // argon2id hashes running at once in the process; 0: CPUs
+	PasswordHashQueue        int // callers that may wait for a hash slot; 0: 32 per slot
 
 	// MaintenanceInterval is how often the periodic jobs run: releasing
 	// expired credit holds, expiring lots, purging the bin, sweeping old
@@ -380,7 +385,7 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "longest wait for in-flight requests when stopping")
 	s.int64(&cfg.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", 1<<20, "largest accepted body of a JSON GraphQL request, in bytes")
 	s.int64(&cfg.MaxUploadBytes, "max-upload-bytes", "MAX_UPLOAD_BYTES", 20<<20, "largest accepted multipart upload, in bytes")
-	s.int(&cfg.MaxQueryComplexity, "max-query-complexity", "MAX_QUERY_COMPLEXITY", 1000, "largest computed cost of one GraphQL operation")
+	s.int(&cfg.MaxQueryComplexity, "max-query-complexity", "MAX_QUERY_COMPLEXITY", 10_000, "largest computed cost of one GraphQL operation (a page of 100 works with their images costs about 6,300)")
 	s.int(&cfg.MaxQueryDepth, "max-query-depth", "MAX_QUERY_DEPTH", 12, "deepest selection nesting of one GraphQL operation (introspection not counted)")
 	s.duration(&cfg.WSInitTimeout, "ws-init-timeout", "WS_INIT_TIMEOUT", 10*time.Second, "a WebSocket that sends no connection_init within this is closed")
 	s.duration(&cfg.WSWriteTimeout, "ws-write-timeout", "WS_WRITE_TIMEOUT", 10*time.Second, "a WebSocket whose client does not take a message within this is closed")
@@ -393,6 +398,10 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.HTTPReadTimeout, "http-read-timeout", "HTTP_READ_TIMEOUT", 10*time.Second, "a request body gets this long, plus a second per --http-min-body-rate bytes received (408 after)")
 	s.int64(&cfg.HTTPMinBodyRate, "http-min-body-rate", "HTTP_MIN_BODY_RATE", 8<<10, "slowest request body accepted past --http-read-timeout, in bytes a second")
 	s.duration(&cfg.HTTPIdleTimeout, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", 2*time.Minute, "a keep-alive connection idle this long is closed")
+	s.int(&cfg.MaxMutationsPerOperation, "max-mutations-per-operation", "MAX_MUTATIONS_PER_OPERATION", 10, "most root mutation fields (aliases included) one GraphQL operation may have")
+	s.int(&cfg.WSMaxOperations, "ws-max-operations", "WS_MAX_OPERATIONS", 8, "queries and mutations one WebSocket may run at once; more are refused with RATE_LIMITED (subscriptions not counted)")
+	s.int(&cfg.PasswordHashConcurrency, "password-hash-concurrency", "PASSWORD_HASH_CONCURRENCY", 0, "password hashes (argon2id, 19 MiB each) running at once in the process; 0 means the number of CPUs")
+	s.int(&cfg.PasswordHashQueue, "password-hash-queue", "PASSWORD_HASH_QUEUE", 0, "sign-ins and password changes that may wait for a hash slot; more are refused with UNAVAILABLE (0: 32 per slot)")
 	var proxies, captchaHosts string
 	s.duration(&cfg.Accounts.SessionIdleTimeout, "session-idle-timeout", "SESSION_IDLE_TIMEOUT", 7*24*time.Hour, "a session unused this long ends")
 	s.duration(&cfg.Accounts.SessionLifetime, "session-lifetime", "SESSION_LIFETIME", 30*24*time.Hour, "every session ends this long after sign-in")
@@ -536,6 +545,10 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(cfg.HTTPReadTimeout >= 100*time.Millisecond, "--http-read-timeout must be at least 100ms")
 	s.check(cfg.HTTPMinBodyRate >= 1, "--http-min-body-rate must be at least 1")
 	s.check(cfg.HTTPIdleTimeout >= 100*time.Millisecond, "--http-idle-timeout must be at least 100ms")
+	s.check(cfg.MaxMutationsPerOperation >= 1 && cfg.MaxMutationsPerOperation <= 1000, "--max-mutations-per-operation must be between 1 and 1000")
+	s.check(cfg.WSMaxOperations >= 1 && cfg.WSMaxOperations <= 1000, "--ws-max-operations must be between 1 and 1000")
+	s.check(cfg.PasswordHashConcurrency >= 0 && cfg.PasswordHashConcurrency <= 1024, "--password-hash-concurrency must be between 0 and 1024")
+	s.check(cfg.PasswordHashQueue >= 0 && cfg.PasswordHashQueue <= 100_000, "--password-hash-queue must be between 0 and 100000")
 	return &cfg, s.err()
 }
 

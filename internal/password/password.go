@@ -74,9 +74,9 @@ func Hash(password string, p Params) (string, error) {
 	if err := p.validate(); err != nil {
 		return "", err
 	}
-	salt := make([]byte, p.SaltLen)
-	if _, err := rand.Read(salt); err != nil {
-		return "", fmt.Errorf("password: read salt: %w", err)
+	salt, err := newSalt(p.SaltLen)
+	if err != nil {
+		return "", err
 	}
 	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
 	return encode(p, salt, key), nil
@@ -91,7 +91,19 @@ func Verify(password, encoded string) (ok bool, err error) {
 		return false, err
 	}
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
-	return subtle.ConstantTimeCompare(got, key) == 1, nil
+	return constantTimeEqual(got, key), nil
+}
+
+func newSalt(n uint32) ([]byte, error) {
+	salt := make([]byte, n)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, fmt.Errorf("password: read salt: %w", err)
+	}
+	return salt, nil
+}
+
+func constantTimeEqual(a, b []byte) bool {
+	return subtle.ConstantTimeCompare(a, b) == 1
 }
 
 // NeedsRehash reports whether encoded was made with parameters other than p,

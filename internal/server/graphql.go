@@ -31,9 +31,9 @@ const (
 func (s *Server) graphqlHandler() http.Handler {
 	resolver := graph.NewResolver(s.serverInfo(), s.accounts, s.ledger, s.gallery, s.jobs, s.feed, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})
 	cfg := graph.Config{Resolvers: resolver}
-	// nodes(ids:) fetches every id it names: its cost grows with the list,
-	// so that aliasing it cannot multiply lookups within the limit.
-	cfg.Complexity.Query.Nodes = func(child int, ids []string) int { return 1 + len(ids)*child }
+	// Lists cost their size and expensive fields what they cost, so that
+	// aliases and big pages cannot multiply work within the limit.
+	graph.SetCosts(&cfg.Complexity)
 	es := graph.NewExecutableSchema(cfg)
 	h := handler.New(es)
 
@@ -50,7 +50,7 @@ func (s *Server) graphqlHandler() http.Handler {
 		MissingPongOk:         true,
 		PayloadReadLimit:      &readLimit,
 		InitFunc:              s.wsInit,
-	}})
+	}, s.cfg.WSMaxOperations})
 	h.AddTransport(sseTransport{SSE: transport.SSE{KeepAlivePingInterval: sseKeepAlive}, streams: s.streams, watch: s.watchSession})
 	h.AddTransport(multipartTransport{maxFile: s.cfg.MaxUploadBytes, maxFields: s.cfg.MaxBodyBytes, maxMemory: 1 << 20, log: s.log})
 	h.AddTransport(httpTransport{})
@@ -64,12 +64,13 @@ func (s *Server) graphqlHandler() http.Handler {
 		h.Use(extension.Introspection{})
 	}
 	h.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
-	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth})
+	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth, maxMutations: s.cfg.MaxMutationsPerOperation})
 	h.Use(errorCap{})
 	present := nameInputs(presentError(s.log))
 	h.AroundOperations(endOperations(present))
 	h.AroundOperations(s.limitSubscriptions(present))
 	h.AroundOperations(s.countSubscriptions)
+	h.AroundOperations(limitSocketOperations(present))
 	h.AroundOperations(resolver.WithLoaders)
 	h.SetErrorPresenter(present)
 	h.SetRecoverFunc(recoverPanic(s.log))
@@ -77,14 +78,19 @@ func (s *Server) graphqlHandler() http.Handler {
 }
 
 // wsTransport is gqlgen's WebSocket transport with a sessionEnd for each
-// socket, which the adapter reads to close it with 4401 or 4403.
-type wsTransport struct{ transport.Websocket }
+// socket, which the adapter reads to close it with 4401 or 4403, and a bound
+// on the queries and mutations each socket runs at once.
+type wsTransport struct {
+	transport.Websocket
+	maxOperations int
+}
 
 func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	if a, _ := t.Implementation.(*wsAcceptor); !checkUpgrade(w, r, a) {
 		return
 	}
-	t.Websocket.Do(w, r.WithContext(withSessionEnd(r.Context(), true)), exec)
+	ctx := withSocketOps(withSessionEnd(r.Context(), true), t.maxOperations)
+	t.Websocket.Do(w, r.WithContext(ctx), exec)
 }
 
 // sseTransport is gqlgen's SSE transport with streams that end at shutdown

@@ -47,7 +47,7 @@ func testConfig() *config.Serve {
 		ShutdownTimeout:     5 * time.Second,
 		MaxBodyBytes:        64 << 10,
 		MaxUploadBytes:      1 << 20,
-		MaxQueryComplexity:  1000,
+		MaxQueryComplexity:  10_000,
 		MaxQueryDepth:       12,
 		WSInitTimeout:       2 * time.Second,
 		WSWriteTimeout:      2 * time.Second,
@@ -56,6 +56,10 @@ func testConfig() *config.Serve {
 		Streams:             config.Streams{PerIP: 100, PerSocket: 100, PerUser: 100},
 		Credits:             config.Credits{SignupBonus: 25},
 		MaintenanceInterval: time.Minute,
+
+		MaxMutationsPerOperation: 10,
+		WSMaxOperations:          8,
+		PasswordHashConcurrency:  2,
 		Generate: config.Generate{
 			Workers: 2, Lease: 2 * time.Second, MaxAttempts: 3, UserRunningLimit: 2, QueueCap: 100,
 			Provider: "local", LocalStepDelay: 5 * time.Millisecond,

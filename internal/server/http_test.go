@@ -35,7 +35,7 @@ func TestServerInfoOverPOSTAndGET(t *testing.T) {
 		t.Errorf("serverInfo = %+v, want version test-1 and the configured limits", data.ServerInfo)
 	}
 	cost, ok := out.Extensions["cost"].(map[string]any)
-	if !ok || cost["complexity"].(float64) < 1 || cost["limit"].(float64) != 1000 {
+	if !ok || cost["complexity"].(float64) < 1 || cost["limit"].(float64) != 10_000 {
 		t.Errorf("extensions.cost = %v, want the computed complexity and the limit", out.Extensions["cost"])
 	}
 

@@ -19,6 +19,7 @@ import (
 type queryLimits struct {
 	maxComplexity int
 	maxDepth      int
+	maxMutations  int
 	es            graphql.ExecutableSchema
 }
 
@@ -57,6 +58,15 @@ func (q *queryLimits) MutateOperationContext(ctx context.Context, opCtx *graphql
 		err := gqlerror.Errorf("This operation nests fields %d levels deep; the limit is %d. Select fewer nested fields, or split it into several operations.", cost.Depth, q.maxDepth)
 		errcode.Set(err, string(apperr.QueryTooDeep))
 		return err
+	}
+	if opCtx.Operation.Operation == ast.Mutation {
+		// Root mutation fields run one after another, each as much work as
+		// a request of its own: aliases must not multiply them.
+		if n := len(graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Mutation"})); n > q.maxMutations {
+			err := gqlerror.Errorf("This operation has %d mutations; the limit is %d. Send them in several operations.", n, q.maxMutations)
+			errcode.Set(err, string(apperr.QueryTooComplex))
+			return err
+		}
 	}
 	if cost.Complexity > q.maxComplexity {
 		err := gqlerror.Errorf("This operation costs %d; the limit is %d. Ask for fewer fields or smaller pages (first), or split it into several operations.", cost.Complexity, q.maxComplexity)

@@ -27,6 +27,7 @@ import (
 	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/metrics"
+	"github.com/fastimage/api/internal/password"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -51,6 +52,9 @@ type Deps struct {
 	// Metrics is the process's registry, to which the server adds its HTTP
 	// metrics; nil makes one.
 	Metrics *prometheus.Registry
+	// Passwords is the process's password hasher, whose hashes in flight
+	// are reported in /metrics.
+	Passwords *password.Hasher
 }
 
 // Server serves the API.
@@ -112,6 +116,11 @@ func New(d Deps) *Server {
 	s.latency = reg.NewHistogramVec(prometheus.HistogramOpts{Name: "fastimage_http_request_duration_seconds", Help: "Time to answer HTTP requests (streams excluded).", Buckets: metrics.LatencyBuckets()}, []string{"route", "method"})
 	wsOpen := reg.NewGauge(prometheus.GaugeOpts{Name: "fastimage_websocket_connections", Help: "Open WebSocket connections."})
 	s.subscriptions = reg.NewGauge(prometheus.GaugeOpts{Name: "fastimage_graphql_active_subscriptions", Help: "GraphQL subscriptions running now, over WebSocket or SSE."})
+	if d.Passwords != nil {
+		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_password_hashes_in_flight", Help: "Password hashes (argon2id) running now."}, func() float64 { return float64(d.Passwords.InFlight()) })
+		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_password_hashes_waiting", Help: "Sign-ins and password changes waiting for a hash slot."}, func() float64 { return float64(d.Passwords.Waiting()) })
+		reg.NewGaugeFunc(prometheus.GaugeOpts{Name: "fastimage_password_hash_slots", Help: "Password hashes allowed to run at once."}, func() float64 { return float64(d.Passwords.Concurrency()) })
+	}
 	s.limits = newStreamLimits(d.Config.Streams, reg)
 	s.ws = newWSAcceptor(s.origins, d.Config.WSInitTimeout, d.Config.WSWriteTimeout, d.Config.WSPingInterval, wsOpen, d.Log)
 	s.handler = s.routes()
