@@ -131,14 +131,15 @@ const resetTokenTTL = time.Hour
 type Service struct {
 	db      *bun.DB
 	cfg     Config
-	mailer  mail.Mailer
+	outbox  *mail.Outbox
 	limiter *ratelimit.Limiter
 	captcha captcha.Verifier // nil when CAPTCHA is off
 	log     *slog.Logger
 }
 
-// New returns a Service. captchaVerifier may be nil (CAPTCHA off).
-func New(db *bun.DB, cfg Config, mailer mail.Mailer, captchaVerifier captcha.Verifier, log *slog.Logger) *Service {
+// New returns a Service that enqueues its mail in outbox. captchaVerifier
+// may be nil (CAPTCHA off).
+func New(db *bun.DB, cfg Config, outbox *mail.Outbox, captchaVerifier captcha.Verifier, log *slog.Logger) *Service {
 	if cfg.Limits.EmailsPerAddress == nil {
 		cfg.Limits = DefaultLimits()
 	}
@@ -148,5 +149,5 @@ func New(db *bun.DB, cfg Config, mailer mail.Mailer, captchaVerifier captcha.Ver
 	if cfg.Passwords == nil {
 		cfg.Passwords = password.NewHasher(password.HasherConfig{})
 	}
-	return &Service{db: db, cfg: cfg, mailer: mailer, limiter: ratelimit.New(db, clock.System{}), captcha: captchaVerifier, log: log}
+	return &Service{db: db, cfg: cfg, outbox: outbox, limiter: ratelimit.New(db, clock.System{}), captcha: captchaVerifier, log: log}
 }

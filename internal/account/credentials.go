@@ -43,13 +43,16 @@ func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next s
 		if err := voidOpenTokens(ctx, tx, v.User.ID, kindPasswordReset, kindEmailChange); err != nil {
 			return err
 		}
+		if err := s.enqueue(ctx, tx, passwordChangedMessage(v.User.Email)); err != nil {
+			return err
+		}
 		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventPasswordChanged, nil)
 	})
 	if err != nil {
 		return err
 	}
 	v.User.PasswordHash = hash
-	return s.send(ctx, passwordChangedMessage(v.User.Email))
+	return nil
 }
 
 // RequestPasswordReset emails a one-hour, single-use reset link to the
@@ -133,21 +136,16 @@ func (s *Service) ChangeEmail(ctx context.Context, v *Viewer, newEmail, pw strin
 	if err := s.take(ctx, &v.User.ID, "mail:"+newEmail, s.cfg.Limits.EmailsPerAddress...); err != nil {
 		return err
 	}
-	var token string
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var err error
-		if token, err = createEmailToken(ctx, tx, v.User.ID, "email_change", &newEmail, s.cfg.EmailChangeTokenTTL); err != nil {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		token, err := createEmailToken(ctx, tx, v.User.ID, "email_change", &newEmail, s.cfg.EmailChangeTokenTTL)
+		if err != nil {
+			return err
+		}
+		if err := s.enqueue(ctx, tx, s.emailChangeMessage(newEmail, token), emailChangeNoticeMessage(v.User.Email, newEmail)); err != nil {
 			return err
 		}
 		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventEmailChangeAsked, nil)
 	})
-	if err != nil {
-		return err
-	}
-	if err := s.send(ctx, s.emailChangeMessage(newEmail, token)); err != nil {
-		return err
-	}
-	return s.send(ctx, emailChangeNoticeMessage(v.User.Email, newEmail))
 }
 
 // ConfirmEmailChange applies an email change with the link sent to the new

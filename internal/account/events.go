@@ -69,7 +69,10 @@ func record(ctx context.Context, idb bun.IDB, userID *uuid.UUID, sessionID *uuid
 		}
 	}
 	ev := &SecurityEvent{UserID: userID, Kind: kind, IP: c.IP, UserAgent: c.UserAgent, SessionID: sessionID, Detail: detail}
-	if _, err := idb.NewInsert().Model(ev).Exec(ctx); err != nil {
+	// The ids are given even when nil, so that the statement is the same for
+	// an unknown account (see mailLink).
+	if _, err := idb.NewInsert().Model(ev).Value("user_id", "?", userID).Value("session_id", "?", sessionID).
+		Returning("id, created_at").Exec(ctx); err != nil {
 		return fmt.Errorf("record %s: %w", kind, err)
 	}
 	return nil

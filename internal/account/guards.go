@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/mail"
@@ -15,14 +16,12 @@ import (
 
 type mailMessage = mail.Message
 
-// send delivers msg after the transaction that decided it committed; an
-// empty message (nothing to send) is fine.
-func (s *Service) send(ctx context.Context, msg mailMessage) error {
-	if msg.To == "" {
-		return nil
-	}
-	if err := s.mailer.Send(ctx, msg); err != nil {
-		return fmt.Errorf("send %s email: %w", msg.Kind, err)
+// enqueue stores msgs in the outbox within tx, the transaction that decided
+// to send them: they go if it commits, and the flow never waits for the mail
+// server. No message still runs the statement (see mail.Outbox.Enqueue).
+func (s *Service) enqueue(ctx context.Context, tx bun.Tx, msgs ...mailMessage) error {
+	if err := s.outbox.Enqueue(ctx, tx, msgs...); err != nil {
+		return fmt.Errorf("enqueue email: %w", err)
 	}
 	return nil
 }

@@ -64,8 +64,10 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) error {
 		return fmt.Errorf("hash password: %w", err)
 	}
 
-	var msg mailMessage
-	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	// Both branches run as many statements of like cost (loading the
+	// existing account stands for creating the token), so that the time the
+	// answer takes does not tell either.
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		u := &User{Email: email, Name: name, PasswordHash: hash, Role: RoleUser, Status: StatusActive}
 		res, err := tx.NewInsert().Model(u).On("CONFLICT (email) DO NOTHING").Returning("id, created_at").Exec(ctx)
 		if err != nil {
@@ -76,20 +78,20 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) error {
 			if err := tx.NewSelect().Model(&existing).Where("email = ?", email).Scan(ctx); err != nil {
 				return fmt.Errorf("load existing user: %w", err)
 			}
-			msg = signUpExistingMessage(email)
+			if err := s.enqueue(ctx, tx, signUpExistingMessage(email)); err != nil {
+				return err
+			}
 			return record(ctx, tx, &existing.ID, nil, EventSignUpExisting, nil)
 		}
 		token, err := createEmailToken(ctx, tx, u.ID, "verify_email", nil, s.cfg.VerifyTokenTTL)
 		if err != nil {
 			return err
 		}
-		msg = s.verifyEmailMessage(email, token)
+		if err := s.enqueue(ctx, tx, s.verifyEmailMessage(email, token)); err != nil {
+			return err
+		}
 		return record(ctx, tx, &u.ID, nil, EventSignUp, nil)
 	})
-	if err != nil {
-		return err
-	}
-	return s.send(ctx, msg)
 }
 
 // VerifyEmail marks the account of an emailed verification link verified.
@@ -140,35 +142,39 @@ func (s *Service) ResendVerification(ctx context.Context, email string) error {
 
 // mailLink emails a new link of kind (voiding older ones) to the active
 // account of email that also meets extra (an SQL condition, or ""), and
-// records event. When there is no such account it does nothing, so that
-// callers answer the same either way.
+// records event. When there is no such account it sends nothing, but runs
+// the same statements (which then change nothing but the record of the
+// request, kept without a user): the time the answer takes must not tell
+// whether the address has an account.
 func (s *Service) mailLink(ctx context.Context, email, extra, kind string, ttl time.Duration, event EventKind,
 	message func(to, token string) mailMessage) error {
-	var msg mailMessage
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var u User
 		q := tx.NewSelect().Model(&u).Where("email = ? AND status = ?", email, StatusActive)
 		if extra != "" {
 			q = q.Where(extra)
 		}
 		err := q.Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
+		found := err == nil
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("find user: %w", err)
 		}
+		// Without an account u.ID is uuid.Nil, which has no tokens to void
+		// and gets none.
 		token, err := createEmailToken(ctx, tx, u.ID, kind, nil, ttl)
 		if err != nil {
 			return err
 		}
-		msg = message(email, token)
-		return record(ctx, tx, &u.ID, nil, event, nil)
+		msgs := []mailMessage{message(email, token)}
+		userID := &u.ID
+		if !found {
+			msgs, userID = nil, nil
+		}
+		if err := s.enqueue(ctx, tx, msgs...); err != nil {
+			return err
+		}
+		return record(ctx, tx, userID, nil, event, nil)
 	})
-	if err != nil {
-		return err
-	}
-	return s.send(ctx, msg)
 }
 
 type emailToken struct {
@@ -205,15 +211,20 @@ func voidOpenTokens(ctx context.Context, idb bun.IDB, userID uuid.UUID, kinds ..
 }
 
 // createEmailToken voids the user's open tokens of the same kind (a newer
-// link replaces older ones) and returns a new one.
+// link replaces older ones) and returns a new one, in one statement. For a
+// user that does not exist, such as uuid.Nil, the statement runs all the
+// same and changes nothing.
 func createEmailToken(ctx context.Context, tx bun.Tx, userID uuid.UUID, kind string, newEmail *string, ttl time.Duration) (string, error) {
-	if err := voidOpenTokens(ctx, tx, userID, kind); err != nil {
-		return "", err
-	}
 	token, hash := newToken()
-	t := &emailToken{UserID: userID, Kind: kind, TokenHash: hash, NewEmail: newEmail, ExpiresAt: time.Now().Add(ttl)}
-	if _, err := tx.NewInsert().Model(t).Exec(ctx); err != nil {
-		return "", fmt.Errorf("insert %s token: %w", kind, err)
+	if _, err := tx.NewRaw(`
+		WITH voided AS (
+			UPDATE email_tokens SET voided_at = now()
+			WHERE user_id = ?0 AND kind = ?1 AND used_at IS NULL AND voided_at IS NULL
+		)
+		INSERT INTO email_tokens (user_id, kind, token_hash, new_email, expires_at)
+		SELECT id, ?1, ?2, ?3::text, ?4::timestamptz FROM users WHERE id = ?0`,
+		userID, kind, hash, newEmail, time.Now().Add(ttl)).Exec(ctx); err != nil {
+		return "", fmt.Errorf("create %s token: %w", kind, err)
 	}
 	return token, nil
 }

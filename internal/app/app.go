@@ -47,15 +47,18 @@ type Overrides struct {
 	Bucket storage.Bucket
 	// Provider replaces the configured AI provider.
 	Provider provider.Provider
-	// Mailer replaces the SMTP server or local outbox. A *mail.Outbox is
-	// also listed at /dev/outbox in development.
+	// Mailer replaces the transport the mail worker delivers the outbox
+	// through (the SMTP server). A *mail.Outbox keeps the mail in that outbox
+	// instead, undelivered, where tests read it (and /dev/outbox lists it
+	// in development), as when no SMTP server is configured.
 	Mailer mail.Mailer
 	// WorkerID names this process's generation workers in the leases they
 	// hold; empty means host:pid. Several Apps in one process that share a
 	// database need different names.
 	WorkerID string
 	// PollInterval and ProgressEvery replace generate's defaults (the
-	// safety-net poll behind the NOTIFY wake-up, and the PROGRESS throttle).
+	// safety-net poll behind the NOTIFY wake-up, also of the feeds and the
+	// mail worker, and the PROGRESS throttle).
 	PollInterval  time.Duration
 	ProgressEvery time.Duration
 	// Clock replaces the machine's clock where the works service and the
@@ -85,14 +88,16 @@ type App struct {
 	Jobs    *generate.Service
 	Feed    *feed.Service
 	Bus     *events.Bus
-	// Outbox keeps mail in Postgres when no SMTP server is configured; nil
-	// otherwise.
+	// Outbox is where every flow enqueues its mail; Mail delivers it
+	// through SMTP, and is nil when mail stays in the outbox (no SMTP server
+	// configured).
 	Outbox *mail.Outbox
 	// Metrics is the process's Prometheus registry (see newMetrics).
 	Metrics *prometheus.Registry
 	// Passwords hashes every password of the process, a bounded number at
 	// once.
 	Passwords *password.Hasher
+	Mail      *mail.Worker
 
 	workerID string
 	clock    clock.Clock
@@ -102,15 +107,16 @@ type App struct {
 // Settings that cannot work (production without SMTP, bad CAPTCHA or
 // OpenAI settings) are returned as *config.Error.
 func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, o Overrides) (*App, error) {
-	mailer, outbox := o.Mailer, (*mail.Outbox)(nil)
-	if mailer == nil {
+	transport := o.Mailer
+	if transport == nil {
 		var err error
-		if mailer, err = newMailer(cfg, bdb); err != nil {
+		if transport, err = newMailer(cfg, bdb); err != nil {
 			return nil, err
 		}
 	}
-	if ob, ok := mailer.(*mail.Outbox); ok {
-		outbox = ob
+	outbox, keep := transport.(*mail.Outbox)
+	if !keep {
+		outbox = mail.NewOutbox(bdb)
 	}
 	verifier, err := newCaptcha(cfg)
 	if err != nil {
@@ -149,7 +155,10 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 	a.Passwords = password.NewHasher(password.HasherConfig{
 		Params: password.DefaultParams, Concurrency: cfg.PasswordHashConcurrency, Queue: cfg.PasswordHashQueue,
 	})
-	a.Accounts = account.New(bdb, accountConfig(cfg, a.Passwords), mailer, verifier, log)
+	if !keep {
+		a.Mail = mail.NewWorker(bdb, transport, a.Bus, log, mail.WorkerConfig{Poll: o.PollInterval})
+	}
+	a.Accounts = account.New(bdb, accountConfig(cfg, a.Passwords), outbox, verifier, log)
 	a.Gallery = work.New(bdb, bucket, work.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
 		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention, Clock: clk,
@@ -171,10 +180,14 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 // Server returns the HTTP API over the App's services. migrator answers the
 // readiness probe; version is reported by it and in the logs.
 func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
+	local := a.Outbox
+	if a.Mail != nil {
+		local = nil
+	}
 	return server.New(server.Deps{
 		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
 		Accounts: a.Accounts, Passwords: a.Passwords, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Bus: a.Bus,
-		Blobs: a.Blobs, Outbox: a.Outbox, Metrics: a.Metrics,
+		Blobs: a.Blobs, Outbox: local, Metrics: a.Metrics,
 	})
 }
 
@@ -188,7 +201,7 @@ func (a *App) Close() error {
 }
 
 // newMailer returns the SMTP mailer when SMTP_URL is set, else the local
-// outbox.
+// outbox, which keeps the mail.
 func newMailer(cfg *config.Serve, bdb *bun.DB) (mail.Mailer, error) {
 	if cfg.Mail.SMTPURL == "" {
 		if cfg.Env == config.Production {

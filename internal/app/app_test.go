@@ -3,8 +3,10 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -92,19 +94,33 @@ func TestNewRefusesProductionWithoutSMTP(t *testing.T) {
 	}
 }
 
-// TestBackgroundStopsCleanly runs the event listener, the workers and the
-// maintenance loop, and checks that stop leaves no goroutine behind.
+// TestBackgroundStopsCleanly runs the event listener, the workers, the
+// maintenance loop and the mail worker (in the middle of a delivery to an
+// SMTP server that never answers), and checks that stop leaves no goroutine
+// behind.
 func TestBackgroundStopsCleanly(t *testing.T) {
 	// Not parallel: it counts the process's goroutines.
 	ctx := context.Background()
 	bdb := dbtest.New(t)
 	cfg := defaults(t)
 	cfg.MaintenanceInterval = 10 * time.Millisecond // several rounds before stop
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	cfg.Mail.SMTPURL = fmt.Sprintf("smtp://%s?from=no-reply%%40example.com&tls=none&timeout=1m", silent.Addr())
 	a, err := app.New(ctx, cfg, bdb, quietLog(), app.Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
+	if a.Mail == nil {
+		t.Fatal("no mail worker with SMTP configured")
+	}
+	if err := a.Outbox.Send(ctx, mail.Message{Kind: "test", To: "ada@example.com", Subject: "Hi", Text: "Hello."}); err != nil {
+		t.Fatal(err)
+	}
 
 	before := runtime.NumGoroutine()
 	stop := a.Background(ctx)

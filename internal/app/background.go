@@ -4,11 +4,14 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/fastimage/api/internal/mail"
 )
 
 // Background starts what runs beside requests: the event listener (in every
 // process, so that subscribers on any replica hear of every commit), the
-// generation workers when cfg.Generate.Workers > 0, and the periodic
+// mail worker when mail is delivered (SMTP is configured), the generation
+// workers when cfg.Generate.Workers > 0, and the periodic
 // maintenance tasks every cfg.MaintenanceInterval (none when it is not
 // positive). The returned function stops them all, giving running jobs'
 // leases back, and waits until they have returned; stopping ctx does the
@@ -17,6 +20,9 @@ func (a *App) Background(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Bus.Run(ctx) })
+	if a.Mail != nil {
+		wg.Go(func() { a.Mail.Run(ctx) })
+	}
 	if a.Config.Generate.Workers > 0 {
 		wg.Go(func() { a.Jobs.RunWorkers(ctx, a.workerID) })
 	}
@@ -40,6 +46,7 @@ func (a *App) maintenanceTasks() []task {
 		{"purge deleted works", a.Gallery.Purge},
 		{"clean stale uploads", a.Gallery.CleanStaleUploads},
 		{"forget old idempotency keys", a.Jobs.ForgetOldKeys},
+		{"forget delivered mail", func(ctx context.Context) (int, error) { return mail.ForgetDelivered(ctx, a.DB) }},
 		{"sweep rate-limit events", func(ctx context.Context) (int, error) {
 			n, err := a.Limiter.Sweep(ctx, 24*time.Hour)
 			return int(n), err

@@ -61,6 +61,9 @@ const QueueTopic = "queue"
 // stop at once.
 func SessionsTopic(userID string) string { return "sessions:" + userID }
 
+// MailTopic is rung when mail is enqueued for the mail worker.
+const MailTopic = "mail"
+
 // CancelTopic is rung when a running job is asked to stop.
 func CancelTopic(id string) string { return "cancel:" + id }
 

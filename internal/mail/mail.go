@@ -1,7 +1,9 @@
 // Package mail sends the service's email: account verification, password
-// resets and the like. A Mailer hides where the mail goes: an SMTP server in
-// production, or the outbox table in development and tests, where the mail
-// can be read back.
+// resets and the like. Every flow enqueues its messages in the Outbox table
+// inside its own transaction; a Worker delivers them through a Mailer (SMTP
+// in production) with retries, so that no answer waits for a mail server.
+// With no SMTP server (development and tests) the mail stays in the outbox,
+// where it can be read back.
 package mail
 
 import (
@@ -9,7 +11,8 @@ import (
 	"errors"
 )
 
-// Mailer sends one message. Implementations are safe for concurrent use.
+// Mailer sends one message: the transport a Worker delivers through.
+// Implementations are safe for concurrent use.
 type Mailer interface {
 	// Send delivers m or returns why it could not. A message that fails
 	// validation returns an error wrapping ErrInvalidMessage before anything

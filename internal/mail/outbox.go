@@ -8,13 +8,17 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/events"
 )
 
-// Outbox is a Mailer that keeps messages in the mail_outbox table instead of
-// sending them: the default when no SMTP server is configured, so that
-// development and tests can read the mail back.
+// Outbox is the mail_outbox table, the one way mail leaves: every flow
+// enqueues its messages in its own transaction, so that they go only if the
+// flow commits, and a Worker delivers them through the configured transport
+// (SMTP) without the flow waiting for it. With no transport (development and
+// tests) the messages stay in the table, where they can be read back.
 type Outbox struct {
 	db *bun.DB
 }
@@ -24,11 +28,19 @@ func NewOutbox(db *bun.DB) *Outbox {
 	return &Outbox{db: db}
 }
 
-// Stored is a message kept in the outbox.
+// Stored is a message kept in the outbox, with its delivery so far.
 type Stored struct {
 	ID string
 	Message
 	CreatedAt time.Time
+	// Attempts counts the deliveries tried. SentAt is set once the server
+	// took the message; NextAttemptAt is when the next try is due, nil once
+	// the message was sent or given up. LastError is why the latest failed
+	// try failed.
+	Attempts      int
+	SentAt        *time.Time
+	NextAttemptAt *time.Time
+	LastError     string
 }
 
 // outboxRow maps a mail_outbox row; Stored stays free of database tags.
@@ -42,27 +54,64 @@ type outboxRow struct {
 	Text      string    `bun:"text_body,notnull"`
 	HTML      string    `bun:"html_body,notnull"`
 	CreatedAt time.Time `bun:"created_at,nullzero,notnull"`
+
+	Attempts      int        `bun:"attempts,notnull"`
+	NextAttemptAt *time.Time `bun:"next_attempt_at"`
+	SentAt        *time.Time `bun:"sent_at"`
+	LastError     *string    `bun:"last_error"`
 }
 
 func (r outboxRow) stored() Stored {
-	return Stored{
+	s := Stored{
 		ID:        r.ID,
 		Message:   Message{Kind: r.Kind, To: r.To, Subject: r.Subject, Text: r.Text, HTML: r.HTML},
 		CreatedAt: r.CreatedAt,
+		Attempts:  r.Attempts, SentAt: r.SentAt, NextAttemptAt: r.NextAttemptAt,
 	}
+	if r.LastError != nil {
+		s.LastError = *r.LastError
+	}
+	return s
 }
 
-// Send stores m. It refuses the same messages SMTP.Send refuses (wrapping
-// ErrInvalidMessage), so that tests run against the outbox catch them.
-func (o *Outbox) Send(ctx context.Context, m Message) error {
-	if err := m.validate(); err != nil {
-		return err
+// Enqueue stores msgs through idb, to be delivered once the transaction idb
+// belongs to commits (at once outside a transaction), and rings the mail
+// worker's doorbell. Pass the transaction of the flow that decided to send
+// them. It refuses every message if one must not be sent, wrapping
+// ErrInvalidMessage. With no message it still runs its one statement,
+// storing nothing: a caller that has nothing to send, such as a password
+// reset for an address without an account, takes as long as one that has.
+func (o *Outbox) Enqueue(ctx context.Context, idb bun.IDB, msgs ...Message) error {
+	cols := make([][]string, 5)
+	for _, m := range msgs {
+		if err := m.validate(); err != nil {
+			return err
+		}
+		for i, v := range []string{m.Kind, m.To, m.Subject, m.Text, m.HTML} {
+			cols[i] = append(cols[i], v)
+		}
 	}
-	row := outboxRow{Kind: m.Kind, To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML}
-	if _, err := o.db.NewInsert().Model(&row).Exec(ctx); err != nil {
-		return fmt.Errorf("store %s mail in outbox: %w", m.Kind, err)
+	_, err := idb.NewRaw(`
+		WITH stored AS (
+			INSERT INTO mail_outbox (kind, to_address, subject, text_body, html_body)
+			SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[])
+			RETURNING id
+		)
+		SELECT pg_notify(?, ?) FROM (SELECT 1 FROM stored LIMIT 1) AS any_stored`,
+		pgdialect.Array(cols[0]), pgdialect.Array(cols[1]), pgdialect.Array(cols[2]),
+		pgdialect.Array(cols[3]), pgdialect.Array(cols[4]),
+		events.Channel, events.MailTopic).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("enqueue %d mail(s): %w", len(msgs), err)
 	}
 	return nil
+}
+
+// Send enqueues m on its own, outside any transaction; flows use Enqueue.
+// It lets an Outbox stand where a Mailer is expected: given as the
+// transport, it means mail stays in the outbox, undelivered.
+func (o *Outbox) Send(ctx context.Context, m Message) error {
+	return o.Enqueue(ctx, o.db, m)
 }
 
 // DefaultListLimit is how many messages List returns when asked for zero or

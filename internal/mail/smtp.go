@@ -238,6 +238,17 @@ func (s *SMTP) send(ctx context.Context, msg *gomail.Msg) error {
 	return err
 }
 
+// Permanent reports whether trying err's message again cannot help: it was
+// refused before sending (ErrInvalidMessage), or the server refused it with
+// a permanent (5xx) reply, such as an unknown recipient.
+func Permanent(err error) bool {
+	if errors.Is(err, ErrInvalidMessage) {
+		return true
+	}
+	var se *gomail.SendError
+	return errors.As(err, &se) && se.ErrorCode() >= 500 && se.ErrorCode() < 600
+}
+
 // noStartTLS is how go-mail v0.8.1 reports a server that does not offer
 // STARTTLS; it has no error value to compare with. TestSMTPRefusals notices
 // if an upgrade changes the wording.

@@ -44,6 +44,7 @@ type fakeSMTP struct {
 	user, pass  string // required credentials, if user is set
 	stallAt     string // "greeting" or "DATA": never answer from there on
 	rejectRcpt  bool   // refuse every recipient with 550
+	deferRcpt   int    // refuse the first deferRcpt recipients with 451 (try later)
 	dropAtQuit  bool   // hang up on QUIT without a reply
 
 	ln   net.Listener
@@ -227,6 +228,14 @@ func (s *fakeSMTP) serve(conn net.Conn) {
 		case "RCPT":
 			if s.rejectRcpt {
 				reply("550 5.1.1 no such user")
+				continue
+			}
+			s.mu.Lock()
+			deferred := s.deferRcpt > 0
+			s.deferRcpt--
+			s.mu.Unlock()
+			if deferred {
+				reply("451 4.3.0 try again later")
 				continue
 			}
 			rec.rcpt = append(rec.rcpt, strings.TrimPrefix(arg, "TO:"))

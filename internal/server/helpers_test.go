@@ -178,10 +178,16 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Mail stays in the outbox, even in production, so that tests can read
+	// it; unless the test configures an SMTP server to deliver it.
+	var mailer mail.Mailer = outbox
+	if cfg.Mail.SMTPURL != "" {
+		mailer = nil
+	}
 	a, err := app.New(ctx, cfg, bdb, log, app.Overrides{
 		Bucket:        bucket,
 		Provider:      providerFor(t, cfg.Generate),
-		Mailer:        outbox, // even in production, so that tests can read the mail
+		Mailer:        mailer,
 		WorkerID:      "test-" + addr,
 		PollInterval:  2 * time.Second,
 		ProgressEvery: 10 * time.Millisecond,
