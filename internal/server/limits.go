@@ -30,7 +30,29 @@ type streamLimits struct {
 
 	mu    sync.Mutex
 	ips   map[string]int
-	users map[uuid.UUID]int
+	users map[uuid.UUID]slots
+}
+
+// slot is one running subscription's place in its socket's and its user's
+// counts. It is free as soon as its operation's context is done: a client
+// that stops one subscription and at once starts another finds the room,
+// though the goroutine that gives the slot back may not have run yet.
+type slot struct {
+	ctx    context.Context
+	socket *socketSubs
+	user   *uuid.UUID
+}
+
+type slots map[*slot]struct{}
+
+// live counts the slots whose operation still runs, forgetting the others.
+func (ss slots) live() int {
+	for sl := range ss {
+		if sl.ctx.Err() != nil {
+			delete(ss, sl)
+		}
+	}
+	return len(ss)
 }
 
 func newStreamLimits(cfg config.Streams, reg promauto.Factory) *streamLimits {
@@ -38,13 +60,13 @@ func newStreamLimits(cfg config.Streams, reg promauto.Factory) *streamLimits {
 		cfg:     cfg,
 		refused: reg.NewCounterVec(prometheus.CounterOpts{Name: "fastimage_stream_limit_refusals_total", Help: "Streams and subscriptions refused for being over a limit, by limit (ip, socket, user)."}, []string{"limit"}),
 		ips:     make(map[string]int),
-		users:   make(map[uuid.UUID]int),
+		users:   make(map[uuid.UUID]slots),
 	}
 }
 
-// socketSubs counts the subscriptions running on one WebSocket (guarded by
+// socketSubs holds the subscriptions running on one WebSocket (guarded by
 // streamLimits.mu).
-type socketSubs struct{ n int }
+type socketSubs struct{ slots slots }
 
 type socketSubsKey struct{}
 
@@ -69,7 +91,7 @@ func (s *Server) limitStreams(next http.Handler) http.Handler {
 		}
 		defer s.limits.closeStream(ip)
 		if websocket {
-			r = r.WithContext(context.WithValue(r.Context(), socketSubsKey{}, &socketSubs{}))
+			r = r.WithContext(context.WithValue(r.Context(), socketSubsKey{}, &socketSubs{slots: slots{}}))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -109,7 +131,8 @@ func (s *Server) limitSubscriptions(present graphql.ErrorPresenterFunc) graphql.
 		if v, _ := account.Optional(ctx); v != nil {
 			user = &v.User.ID
 		}
-		if err := s.limits.startSubscription(socket, user); err != nil {
+		sl, err := s.limits.startSubscription(ctx, socket, user)
+		if err != nil {
 			refused := false
 			return func(rctx context.Context) *graphql.Response {
 				if refused {
@@ -124,44 +147,50 @@ func (s *Server) limitSubscriptions(present graphql.ErrorPresenterFunc) graphql.
 				return &graphql.Response{Errors: gqlerror.List{gerr}}
 			}
 		}
-		context.AfterFunc(ctx, func() { s.limits.endSubscription(socket, user) })
+		context.AfterFunc(ctx, func() { s.limits.endSubscription(sl) })
 		return next(ctx)
 	}
 }
 
 // startSubscription takes a slot on socket and for user (either may be
-// nil). Returns LimitExceeded, taking nothing, when either is full.
-func (l *streamLimits) startSubscription(socket *socketSubs, user *uuid.UUID) error {
+// nil) for the operation of ctx. Returns LimitExceeded, taking nothing,
+// when either is full.
+func (l *streamLimits) startSubscription(ctx context.Context, socket *socketSubs, user *uuid.UUID) (*slot, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if socket != nil && socket.n >= l.cfg.PerSocket {
+	if socket != nil && socket.slots.live() >= l.cfg.PerSocket {
 		l.refused.WithLabelValues("socket").Inc()
-		return apperr.Errorf(apperr.LimitExceeded, "This connection already runs %d subscriptions, the most one connection may run at once. Stop one (complete) before starting another.", l.cfg.PerSocket).
+		return nil, apperr.Errorf(apperr.LimitExceeded, "This connection already runs %d subscriptions, the most one connection may run at once. Stop one (complete) before starting another.", l.cfg.PerSocket).
 			With("limit", l.cfg.PerSocket)
 	}
-	if user != nil && l.users[*user] >= l.cfg.PerUser {
+	if user != nil && l.users[*user].live() >= l.cfg.PerUser {
 		l.refused.WithLabelValues("user").Inc()
-		return apperr.Errorf(apperr.LimitExceeded, "You already run %d subscriptions, the most one account may run at once. Stop one, or close a tab or device that follows the same things, before starting another.", l.cfg.PerUser).
+		return nil, apperr.Errorf(apperr.LimitExceeded, "You already run %d subscriptions, the most one account may run at once. Stop one, or close a tab or device that follows the same things, before starting another.", l.cfg.PerUser).
 			With("limit", l.cfg.PerUser)
 	}
+	sl := &slot{ctx: ctx, socket: socket, user: user}
 	if socket != nil {
-		socket.n++
+		socket.slots[sl] = struct{}{}
 	}
 	if user != nil {
-		l.users[*user]++
+		if l.users[*user] == nil {
+			l.users[*user] = slots{}
+		}
+		l.users[*user][sl] = struct{}{}
 	}
-	return nil
+	return sl, nil
 }
 
-func (l *streamLimits) endSubscription(socket *socketSubs, user *uuid.UUID) {
+// endSubscription gives back the slot of an operation that ended.
+func (l *streamLimits) endSubscription(sl *slot) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if socket != nil {
-		socket.n--
+	if sl.socket != nil {
+		delete(sl.socket.slots, sl)
 	}
-	if user != nil {
-		if l.users[*user]--; l.users[*user] <= 0 {
-			delete(l.users, *user)
+	if sl.user != nil {
+		if delete(l.users[*sl.user], sl); len(l.users[*sl.user]) == 0 {
+			delete(l.users, *sl.user)
 		}
 	}
 }
