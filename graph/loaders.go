@@ -129,14 +129,14 @@ func (r *Resolver) fetchNodeKeys(ctx context.Context, keys []nodeKey) (map[nodeK
 // its own. Only the fields the operation selects are loaded.
 func primeWorks(ctx context.Context, works []work.Work) {
 	l := loadersFrom(ctx)
-	if requested(ctx, "edges", "node", "images") {
+	if requested(ctx, workConnectionTypes, "edges", "node", "images") {
 		ids := make([]uuid.UUID, len(works))
 		for i, w := range works {
 			ids[i] = w.ID
 		}
 		l.images.LoadAllThunk(ctx, ids)
 	}
-	if requested(ctx, "edges", "node", "sourceWork") {
+	if requested(ctx, workConnectionTypes, "edges", "node", "sourceWork") {
 		var ids []uuid.UUID
 		for _, w := range works {
 			if w.SourceWorkID != nil {
@@ -149,14 +149,40 @@ func primeWorks(ctx context.Context, works []work.Work) {
 	}
 }
 
-// connectionTypes are the types whose fragments count when looking down a
-// works connection's selections.
-var connectionTypes = []string{"WorkConnection", "WorkEdge", "Work", "Node"}
+// primeReferences starts, with every key at once, the batch of the objects
+// a page of ledger rows names, when the operation selects them (see
+// primeWorks for why).
+func primeReferences(ctx context.Context, types []string, refs []nodeKey) {
+	if len(refs) > 0 && requested(ctx, types, "edges", "node", "reference") {
+		loadersFrom(ctx).nodes.LoadAllThunk(ctx, refs)
+	}
+}
 
-// requested reports whether the current field's selection reaches path.
-func requested(ctx context.Context, path ...string) bool {
+// referenceKey is the node a ledger row names, if it names one by a key.
+func (r *Resolver) referenceKey(typ, key *string) (nodeKey, bool) {
+	if typ == nil || key == nil {
+		return nodeKey{}, false
+	}
+	if _, known := r.nodes[*typ]; !known {
+		return nodeKey{}, false
+	}
+	id, err := uuid.Parse(*key)
+	return nodeKey{*typ, id}, err == nil
+}
+
+// The types whose fragments count when looking down a connection's
+// selections.
+var (
+	workConnectionTypes        = []string{"WorkConnection", "WorkEdge", "Work", "Node"}
+	creditEntryConnectionTypes = []string{"CreditEntryConnection", "CreditEntryEdge", "CreditEntry", "Node"}
+	creditHoldConnectionTypes  = []string{"CreditHoldConnection", "CreditHoldEdge", "CreditHold", "Node"}
+)
+
+// requested reports whether the current field's selection reaches path,
+// looking through fragments on types.
+func requested(ctx context.Context, types []string, path ...string) bool {
 	opCtx := graphql.GetOperationContext(ctx)
-	fields := graphql.CollectFieldsCtx(ctx, connectionTypes)
+	fields := graphql.CollectFieldsCtx(ctx, types)
 	for i, name := range path {
 		var next []graphql.CollectedField
 		for _, f := range fields {
@@ -166,7 +192,7 @@ func requested(ctx context.Context, path ...string) bool {
 			if i == len(path)-1 {
 				return true
 			}
-			next = append(next, graphql.CollectFields(opCtx, f.Selections, connectionTypes)...)
+			next = append(next, graphql.CollectFields(opCtx, f.Selections, types)...)
 		}
 		if len(next) == 0 {
 			return false

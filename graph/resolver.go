@@ -168,13 +168,11 @@ func (r *Resolver) node(ctx context.Context, id string) (relay.Node, error) {
 // reference returns the object a ledger row names, when it is a Node the
 // actor may see.
 func (r *Resolver) reference(ctx context.Context, typ, key *string) (relay.Node, error) {
-	if typ == nil || key == nil {
+	k, ok := r.referenceKey(typ, key)
+	if !ok {
 		return nil, nil
 	}
-	if _, known := r.nodes[*typ]; !known {
-		return nil, nil
-	}
-	return r.node(ctx, relay.ID(*typ, *key))
+	return loadersFrom(ctx).nodes.Load(ctx, k)
 }
 
 // actorAnd is the opening of most resolvers that act on one object: the
