@@ -36,8 +36,6 @@ func New(db *bun.DB, clk clock.Clock) *Limiter { return &Limiter{db: db, clock: 
 type Decision struct {
 	Allowed    bool
 	RetryAfter time.Duration
-	// at stamps the event Take recorded, so that GiveBack finds it.
-	at time.Time
 }
 
 // RetryAfterSeconds rounds RetryAfter up to whole seconds, at least 1.
@@ -62,29 +60,12 @@ func (l *Limiter) Take(ctx context.Context, key string, windows ...Window) (Deci
 			return err
 		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO rate_events (key, at) VALUES (?, ?)", key, now)
-		d.at = now
 		return err
 	})
 	if err != nil {
 		return Decision{}, fmt.Errorf("rate limit %s: %w", key, err)
 	}
 	return d, nil
-}
-
-// GiveBack removes the event that Take recorded when it returned d, as if it
-// had never been taken: a slot counted before an attempt whose outcome turned
-// out not to count (a correct password). A refused d recorded nothing.
-func (l *Limiter) GiveBack(ctx context.Context, key string, d Decision) error {
-	if !d.Allowed || d.at.IsZero() {
-		return nil
-	}
-	_, err := l.db.ExecContext(ctx, `
-		DELETE FROM rate_events WHERE ctid = (
-			SELECT ctid FROM rate_events WHERE key = ? AND at = ? LIMIT 1)`, key, d.at)
-	if err != nil {
-		return fmt.Errorf("rate limit %s: give back: %w", key, err)
-	}
-	return nil
 }
 
 // Check reports whether one more event for key would be allowed, without

@@ -83,39 +83,3 @@ func TestSeveralWindowsAndExpiry(t *testing.T) {
 		t.Fatal("after Reset the key is still limited")
 	}
 }
-
-func TestGiveBackReturnsExactlyOneSlot(t *testing.T) {
-	t.Parallel()
-	// Every event at the same instant: GiveBack must still remove only one.
-	clk := clock.NewFake(time.Now().Truncate(time.Second))
-	l := ratelimit.New(dbtest.New(t), clk)
-	ctx := context.Background()
-	w := ratelimit.Window{Max: 3, Period: time.Hour}
-	var taken []ratelimit.Decision
-	for i := range 3 {
-		d, err := l.Take(ctx, "k", w)
-		if err != nil || !d.Allowed {
-			t.Fatalf("take %d: %+v %v", i, d, err)
-		}
-		taken = append(taken, d)
-	}
-	refused, err := l.Take(ctx, "k", w)
-	if err != nil || refused.Allowed {
-		t.Fatalf("fourth: got %+v %v, want refused", refused, err)
-	}
-	if err := l.GiveBack(ctx, "k", refused); err != nil {
-		t.Fatal(err)
-	}
-	if d, err := l.Check(ctx, "k", w); err != nil || d.Allowed {
-		t.Fatalf("giving back a refused decision freed a slot: %+v %v", d, err)
-	}
-	if err := l.GiveBack(ctx, "k", taken[1]); err != nil {
-		t.Fatal(err)
-	}
-	if d, err := l.Take(ctx, "k", w); err != nil || !d.Allowed {
-		t.Fatalf("after giving one back: got %+v %v, want allowed", d, err)
-	}
-	if d, err := l.Take(ctx, "k", w); err != nil || d.Allowed {
-		t.Fatalf("one given back let two through: got %+v %v", d, err)
-	}
-}
