@@ -197,6 +197,7 @@ func (s *Service) checkViewerPassword(ctx context.Context, v *Viewer, pw string)
 	}
 	ok, err := s.cfg.Passwords.Verify(ctx, pw, v.User.PasswordHash)
 	if err != nil {
+		s.passwordUnchecked(ctx, attempt)
 		return false, fmt.Errorf("verify password: %w", err)
 	}
 	if !ok {

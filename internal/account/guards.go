@@ -102,6 +102,17 @@ func (s *Service) passwordFailed(ctx context.Context, a passwordAttempt) error {
 	return s.limiter.Record(ctx, a.key)
 }
 
+// passwordUnchecked gives back the slot of a check that never ran: the
+// hasher refused it (UNAVAILABLE, "try again in a second") or the caller
+// stopped waiting. Only checks that ran count against the limit; otherwise
+// a client retrying as told while the server is busy would lock its user
+// out without a single password checked.
+func (s *Service) passwordUnchecked(ctx context.Context, a passwordAttempt) {
+	if err := s.limiter.Give(context.WithoutCancel(ctx), a.key, a.slot); err != nil {
+		s.log.ErrorContext(ctx, "give back a password check's slot", "limit", limitName(a.key), "err", err)
+	}
+}
+
 // passwordPassed keeps the slot of a correct password counted too: every
 // password check takes one, so that however many attempts race (on any
 // number of replicas), no more than the limit's checks ever run. Giving the

@@ -58,6 +58,7 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (*SignedIn, error)
 	err = s.db.NewSelect().Model(&u).Where("email = ?", email).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		if err := s.cfg.Passwords.DummyVerify(ctx, in.Password); err != nil {
+			s.passwordUnchecked(ctx, attempt)
 			return nil, fmt.Errorf("verify password: %w", err)
 		}
 		return nil, s.signInFailed(ctx, nil, attempt)
@@ -67,6 +68,7 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (*SignedIn, error)
 	}
 	ok, err := s.cfg.Passwords.Verify(ctx, in.Password, u.PasswordHash)
 	if err != nil {
+		s.passwordUnchecked(ctx, attempt)
 		return nil, fmt.Errorf("verify password of %s: %w", u.ID, err)
 	}
 	if !ok {

@@ -36,6 +36,8 @@ func New(db *bun.DB, clk clock.Clock) *Limiter { return &Limiter{db: db, clock: 
 type Decision struct {
 	Allowed    bool
 	RetryAfter time.Duration
+
+	at time.Time // when Take recorded the event it allowed
 }
 
 // RetryAfterSeconds rounds RetryAfter up to whole seconds, at least 1.
@@ -60,6 +62,7 @@ func (l *Limiter) Take(ctx context.Context, key string, windows ...Window) (Deci
 			return err
 		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO rate_events (key, at) VALUES (?, ?)", key, now)
+		d.at = now
 		return err
 	})
 	if err != nil {
@@ -81,6 +84,21 @@ func (l *Limiter) Check(ctx context.Context, key string, windows ...Window) (Dec
 // Record adds one event for key unconditionally (e.g. a failed sign-in).
 func (l *Limiter) Record(ctx context.Context, key string) error {
 	if _, err := l.db.ExecContext(ctx, "INSERT INTO rate_events (key, at) VALUES (?, ?)", key, l.clock.Now()); err != nil {
+		return fmt.Errorf("rate limit %s: %w", key, err)
+	}
+	return nil
+}
+
+// Give gives back the event a Take allowed with d, for something that then
+// did not happen after all (the work it counted was refused before it ran).
+// It does nothing for a Decision that allowed nothing.
+func (l *Limiter) Give(ctx context.Context, key string, d Decision) error {
+	if !d.Allowed || d.at.IsZero() {
+		return nil
+	}
+	_, err := l.db.ExecContext(ctx, `DELETE FROM rate_events WHERE ctid IN (
+		SELECT ctid FROM rate_events WHERE key = ? AND at = ? LIMIT 1)`, key, d.at)
+	if err != nil {
 		return fmt.Errorf("rate limit %s: %w", key, err)
 	}
 	return nil
