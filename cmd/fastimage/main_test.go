@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -233,6 +234,14 @@ func TestServeHelpListsEverySetting(t *testing.T) {
 	for _, env := range []string{"DATABASE_URL", "HTTP_ADDR", "PUBLIC_URL", "ALLOWED_ORIGINS", "MIGRATE", "DB_STATEMENT_TIMEOUT", "DB_MAX_OPEN_CONNS", "INTROSPECTION", "GRAPHIQL", "METRICS_ADDR"} {
 		if !strings.Contains(stderr.String(), "env "+env) {
 			t.Errorf("serve --help does not document %s", env)
+		}
+	}
+	// The flag package names a flag's value after the first `quoted` word of
+	// its usage: a usage must not quote words, or --help shows nonsense
+	// such as "-metrics-addr worker" instead of the value's type.
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && strings.HasPrefix(f[0], "-") && !slices.Contains([]string{"string", "int", "duration", "value"}, f[1]) {
+			t.Errorf("serve --help shows %q: the value of %s is not a type", strings.TrimSpace(line), f[0])
 		}
 	}
 }

@@ -445,7 +445,7 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	var introspection, graphiql bool
 	s.bool(&introspection, "introspection", "INTROSPECTION", true, "let clients read the schema through __schema and __type (GraphiQL and code generators need it); false refuses them with FORBIDDEN")
 	s.bool(&graphiql, "graphiql", "GRAPHIQL", true, "serve the GraphiQL page at /graphiql")
-	s.str(&cfg.MetricsAddr, "metrics-addr", "METRICS_ADDR", "", "host:port to serve /metrics on, alone (also for `worker`); empty serves it on --http-addr")
+	s.str(&cfg.MetricsAddr, "metrics-addr", "METRICS_ADDR", "", "host:port to serve /metrics on, alone (also for fastimage worker); empty serves it on --http-addr")
 	if err := s.parse(args); err != nil {
 		return nil, err
 	}
