@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/events"
@@ -139,7 +138,7 @@ type Service struct {
 	log  *slog.Logger
 	poll time.Duration
 
-	reads     singleflight.Group
+	reads     events.SharedReads[Entry]
 	mu        sync.Mutex
 	following map[uuid.UUID]*followers
 	lastID    uint64

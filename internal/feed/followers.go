@@ -140,19 +140,5 @@ func (s *Service) lastSeq(ctx context.Context, userID uuid.UUID) (int64, error) 
 // asks under the same key at once: a doorbell that wakes a thousand tabs
 // costs one read, not a thousand. Readers only range over the shared slice.
 func (s *Service) sharedAfter(ctx context.Context, key string, userID uuid.UUID, afterSeq int64) ([]Entry, error) {
-	ch := s.reads.DoChan(key, func() (any, error) {
-		// Not the first caller's ctx: the others must not fail with it.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		return s.after(rctx, userID, afterSeq)
-	})
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.([]Entry), nil
-	}
+	return s.reads.Do(ctx, key, func(ctx context.Context) ([]Entry, error) { return s.after(ctx, userID, afterSeq) })
 }

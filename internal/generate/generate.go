@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/events"
@@ -122,7 +121,7 @@ type Service struct {
 	gallery  *work.Service
 	provider provider.Provider
 	log      *slog.Logger
-	reads    singleflight.Group
+	reads    events.SharedReads[Event]
 }
 
 // New returns a Service.

@@ -3,7 +3,6 @@ package generate
 import (
 	"context"
 	"strconv"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -36,19 +35,5 @@ func (s *Service) Stream(ctx context.Context, a actor.Actor, genID uuid.UUID, af
 // not a thousand. Readers only range over the shared slice.
 func (s *Service) sharedEventsAfter(ctx context.Context, genID uuid.UUID, afterSeq int) ([]Event, error) {
 	key := genID.String() + ":" + strconv.Itoa(afterSeq)
-	ch := s.reads.DoChan(key, func() (any, error) {
-		// Not the first caller's ctx: the others must not fail with it.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		return s.EventsAfter(rctx, genID, afterSeq)
-	})
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.([]Event), nil
-	}
+	return s.reads.Do(ctx, key, func(ctx context.Context) ([]Event, error) { return s.EventsAfter(ctx, genID, afterSeq) })
 }
