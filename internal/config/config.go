@@ -76,7 +76,7 @@ type Serve struct {
 	// Bounds on the expensive work one client can start at once.
 	MaxMutationsPerOperation int // root mutation fields of one operation
 	WSMaxOperations          int // queries and mutations running at once on one WebSocket
-	PasswordHashConcurrency  int // argon2id hashes running at once in the process; 0: CPUs
+	PasswordHashConcurrency  int // argon2id hashes running at once in the process; 0: as many as fit in 40 MiB, at most the CPUs
 	PasswordHashQueue        int // callers that may wait for a hash slot; 0: 32 per slot
 
 	// MaintenanceInterval is how often the periodic jobs run: releasing
@@ -400,7 +400,7 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.HTTPIdleTimeout, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", 2*time.Minute, "a keep-alive connection idle this long is closed")
 	s.int(&cfg.MaxMutationsPerOperation, "max-mutations-per-operation", "MAX_MUTATIONS_PER_OPERATION", 10, "most root mutation fields (aliases included) one GraphQL operation may have")
 	s.int(&cfg.WSMaxOperations, "ws-max-operations", "WS_MAX_OPERATIONS", 8, "queries and mutations one WebSocket may run at once; more are refused with RATE_LIMITED (subscriptions not counted)")
-	s.int(&cfg.PasswordHashConcurrency, "password-hash-concurrency", "PASSWORD_HASH_CONCURRENCY", 0, "password hashes (argon2id, 19 MiB each) running at once in the process; 0 means the number of CPUs")
+	s.int(&cfg.PasswordHashConcurrency, "password-hash-concurrency", "PASSWORD_HASH_CONCURRENCY", 0, "password hashes (argon2id, 19 MiB each) running at once in the process; 0 means as many as fit in 40 MiB (2), at most the number of CPUs")
 	s.int(&cfg.PasswordHashQueue, "password-hash-queue", "PASSWORD_HASH_QUEUE", 0, "sign-ins and password changes that may wait for a hash slot; more are refused with UNAVAILABLE (0: 32 per slot)")
 	var proxies, captchaHosts string
 	s.duration(&cfg.Accounts.SessionIdleTimeout, "session-idle-timeout", "SESSION_IDLE_TIMEOUT", 7*24*time.Hour, "a session unused this long ends")
