@@ -2515,7 +2515,7 @@ type Limits {
   maxStreamsPerIp: Int!
   "Subscriptions one WebSocket may run at once; more are refused with LIMIT_EXCEEDED."
   maxSubscriptionsPerSocket: Int!
-  "Subscriptions you may run at once over all your WebSockets and SSE streams (per server process); more are refused with LIMIT_EXCEEDED."
+  "Subscriptions you may run at once over all your WebSockets and SSE streams (per server process); clients of one IP that are not signed in share one such allowance. More are refused with LIMIT_EXCEEDED."
   maxSubscriptionsPerUser: Int!
 }
 `, BuiltIn: false},

@@ -316,7 +316,7 @@ type Limits struct {
 	MaxStreamsPerIP int `json:"maxStreamsPerIp"`
 	// Subscriptions one WebSocket may run at once; more are refused with LIMIT_EXCEEDED.
 	MaxSubscriptionsPerSocket int `json:"maxSubscriptionsPerSocket"`
-	// Subscriptions you may run at once over all your WebSockets and SSE streams (per server process); more are refused with LIMIT_EXCEEDED.
+	// Subscriptions you may run at once over all your WebSockets and SSE streams (per server process); clients of one IP that are not signed in share one such allowance. More are refused with LIMIT_EXCEEDED.
 	MaxSubscriptionsPerUser int `json:"maxSubscriptionsPerUser"`
 }
 

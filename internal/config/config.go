@@ -76,7 +76,7 @@ type Serve struct {
 	// Bounds on the expensive work one client can start at once.
 	MaxMutationsPerOperation int // root mutation fields of one operation
 	WSMaxOperations          int // queries and mutations running at once on one WebSocket
-	PasswordHashConcurrency  int // argon2id hashes running at once in the process; 0: CPUs
+	PasswordHashConcurrency  int // argon2id hashes running at once in the process; 0: as many as fit in 40 MiB, at most the CPUs
 	PasswordHashQueue        int // callers that may wait for a hash slot; 0: 32 per slot
 
 	// MaintenanceInterval is how often the periodic jobs run: releasing
@@ -393,14 +393,14 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.int64(&cfg.WSMaxMessage, "ws-max-message-bytes", "WS_MAX_MESSAGE_BYTES", 64<<10, "largest WebSocket message accepted from a client, in bytes")
 	s.int(&cfg.Streams.PerIP, "max-streams-per-ip", "MAX_STREAMS_PER_IP", 100, "WebSockets and SSE streams one client IP may hold open in a process; more are refused with 429 LIMIT_EXCEEDED")
 	s.int(&cfg.Streams.PerSocket, "max-subscriptions-per-socket", "MAX_SUBSCRIPTIONS_PER_SOCKET", 100, "subscriptions one WebSocket may run at once; more are refused with LIMIT_EXCEEDED")
-	s.int(&cfg.Streams.PerUser, "max-subscriptions-per-user", "MAX_SUBSCRIPTIONS_PER_USER", 100, "subscriptions one user may run at once in a process, over all their WebSockets and SSE streams; more are refused with LIMIT_EXCEEDED")
+	s.int(&cfg.Streams.PerUser, "max-subscriptions-per-user", "MAX_SUBSCRIPTIONS_PER_USER", 100, "subscriptions one user may run at once in a process, over all their WebSockets and SSE streams (clients of one IP not signed in count as one user); more are refused with LIMIT_EXCEEDED")
 	s.duration(&cfg.HTTPReadHeaderTimeout, "http-read-header-timeout", "HTTP_READ_HEADER_TIMEOUT", 10*time.Second, "a connection whose request headers take longer is closed")
 	s.duration(&cfg.HTTPReadTimeout, "http-read-timeout", "HTTP_READ_TIMEOUT", 10*time.Second, "a request body gets this long, plus a second per --http-min-body-rate bytes received (408 after)")
 	s.int64(&cfg.HTTPMinBodyRate, "http-min-body-rate", "HTTP_MIN_BODY_RATE", 8<<10, "slowest request body accepted past --http-read-timeout, in bytes a second")
 	s.duration(&cfg.HTTPIdleTimeout, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", 2*time.Minute, "a keep-alive connection idle this long is closed")
 	s.int(&cfg.MaxMutationsPerOperation, "max-mutations-per-operation", "MAX_MUTATIONS_PER_OPERATION", 10, "most root mutation fields (aliases included) one GraphQL operation may have")
 	s.int(&cfg.WSMaxOperations, "ws-max-operations", "WS_MAX_OPERATIONS", 8, "queries and mutations one WebSocket may run at once; more are refused with RATE_LIMITED (subscriptions not counted)")
-	s.int(&cfg.PasswordHashConcurrency, "password-hash-concurrency", "PASSWORD_HASH_CONCURRENCY", 0, "password hashes (argon2id, 19 MiB each) running at once in the process; 0 means the number of CPUs")
+	s.int(&cfg.PasswordHashConcurrency, "password-hash-concurrency", "PASSWORD_HASH_CONCURRENCY", 0, "password hashes (argon2id, 19 MiB each) running at once in the process; 0 means as many as fit in 40 MiB (2), at most the number of CPUs")
 	s.int(&cfg.PasswordHashQueue, "password-hash-queue", "PASSWORD_HASH_QUEUE", 0, "sign-ins and password changes that may wait for a hash slot; more are refused with UNAVAILABLE (0: 32 per slot)")
 	var proxies, captchaHosts string
 	s.duration(&cfg.Accounts.SessionIdleTimeout, "session-idle-timeout", "SESSION_IDLE_TIMEOUT", 7*24*time.Hour, "a session unused this long ends")

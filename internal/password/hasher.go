@@ -18,13 +18,21 @@ type HasherConfig struct {
 	Params Params
 	// Concurrency is how many hashes (Hash or Verify) may run at once in
 	// the process; each holds Params.Memory KiB while it runs. Zero means
-	// the number of CPUs Go may use.
+	// as many as fit in DefaultHashMemory, at least one and at most the
+	// number of CPUs Go may use.
 	Concurrency int
 	// Queue is how many callers may wait for a free slot; one more is
 	// refused at once. Zero means 32 per slot. Waiting is also cut short
 	// when the caller's context ends.
 	Queue int
 }
+
+// DefaultHashMemory is the argon2 memory that the hashes in flight hold
+// together when HasherConfig.Concurrency is zero: two hashes at
+// DefaultParams. Go's collector lets the heap grow to about twice what is
+// live before it collects, so a burst of sign-ins then takes at most about
+// 100 MB of resident memory, whatever the number of CPUs.
+const DefaultHashMemory = 40 << 20
 
 // Hasher hashes and verifies passwords with a bound on the hashes in flight:
 // argon2id holds its whole memory cost (19 MiB by default) for the length of
@@ -46,7 +54,8 @@ func NewHasher(cfg HasherConfig) *Hasher {
 		cfg.Params = DefaultParams
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = runtime.GOMAXPROCS(0)
+		fit := DefaultHashMemory / (int(cfg.Params.Memory) << 10)
+		cfg.Concurrency = max(1, min(fit, runtime.GOMAXPROCS(0)))
 	}
 	if cfg.Queue <= 0 {
 		cfg.Queue = 32 * cfg.Concurrency

@@ -3,6 +3,7 @@ package password
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -120,6 +121,38 @@ func TestHasherRefusesPastQueue(t *testing.T) {
 	}
 	if h.Waiting() != 0 || h.InFlight() != 1 {
 		t.Errorf("after: %d waiting, %d in flight; want 0, 1", h.Waiting(), h.InFlight())
+	}
+}
+
+// By default the hashes in flight hold at most DefaultHashMemory, however
+// many CPUs there are: with one slot per CPU, a burst of sign-ins on an
+// 8-CPU machine held 8 × 19 MiB and the server's memory grew by 290 MB.
+// Cheaper parameters let more run, up to one per CPU.
+func TestHasherDefaultConcurrencyFitsItsMemory(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	tests := []struct {
+		name   string
+		params Params
+		want   int
+	}{
+		{"default parameters", DefaultParams, 2},
+		{"cheap parameters", fastParams, 8},
+		{"memory above the budget", Params{Memory: 64 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewHasher(HasherConfig{Params: tc.params})
+			if got := h.Concurrency(); got != tc.want {
+				t.Errorf("concurrency on 8 CPUs: got %d, want %d", got, tc.want)
+			}
+			if held := h.Concurrency() * int(tc.params.Memory) << 10; h.Concurrency() > 1 && held > DefaultHashMemory {
+				t.Errorf("hashes in flight hold %d MiB, want at most %d", held>>20, DefaultHashMemory>>20)
+			}
+		})
+	}
+	runtime.GOMAXPROCS(1)
+	if got := NewHasher(HasherConfig{Params: fastParams}).Concurrency(); got != 1 {
+		t.Errorf("concurrency on 1 CPU: got %d, want 1", got)
 	}
 }
 

@@ -21,16 +21,26 @@ import (
 
 // streamLimits bounds what clients hold open in this process: streams
 // (WebSockets and SSE streams) per client IP, subscriptions per WebSocket,
-// and subscriptions per user over all their streams. A slot is taken when a
-// stream or subscription starts and given back when it ends, however it
+// and subscriptions per user over all their streams, the clients of one
+// address that are not signed in counting as one user. A slot is taken when
+// a stream or subscription starts and given back when it ends, however it
 // ends.
 type streamLimits struct {
 	cfg     config.Streams
 	refused *prometheus.CounterVec
 
-	mu    sync.Mutex
-	ips   map[string]int
-	users map[uuid.UUID]slots
+	mu     sync.Mutex
+	ips    map[string]int
+	owners map[owner]slots
+}
+
+// owner is whom a subscription counts against for MAX_SUBSCRIPTIONS_PER_USER:
+// its viewer, or, for a client not signed in, its address. Otherwise one
+// address could run MAX_STREAMS_PER_IP × MAX_SUBSCRIPTIONS_PER_SOCKET
+// subscriptions without an account.
+type owner struct {
+	user uuid.UUID // zero when not signed in
+	ip   string    // only when not signed in
 }
 
 // slot is one running subscription's place in its socket's and its user's
@@ -40,7 +50,7 @@ type streamLimits struct {
 type slot struct {
 	ctx    context.Context
 	socket *socketSubs
-	user   *uuid.UUID
+	owner  owner
 }
 
 type slots map[*slot]struct{}
@@ -58,9 +68,9 @@ func (ss slots) live() int {
 func newStreamLimits(cfg config.Streams, reg promauto.Factory) *streamLimits {
 	return &streamLimits{
 		cfg:     cfg,
-		refused: reg.NewCounterVec(prometheus.CounterOpts{Name: "fastimage_stream_limit_refusals_total", Help: "Streams and subscriptions refused for being over a limit, by limit (ip, socket, user)."}, []string{"limit"}),
+		refused: reg.NewCounterVec(prometheus.CounterOpts{Name: "fastimage_stream_limit_refusals_total", Help: "Streams and subscriptions refused for being over a limit, by limit (ip, socket, user, anonymous)."}, []string{"limit"}),
 		ips:     make(map[string]int),
-		users:   make(map[uuid.UUID]slots),
+		owners:  make(map[owner]slots),
 	}
 }
 
@@ -117,8 +127,8 @@ func (l *streamLimits) closeStream(ip string) {
 }
 
 // limitSubscriptions refuses a subscription over MAX_SUBSCRIPTIONS_PER_SOCKET
-// on its WebSocket or over MAX_SUBSCRIPTIONS_PER_USER for its viewer, with
-// LIMIT_EXCEEDED: over a WebSocket an `error` message for its id, over SSE
+// on its WebSocket or over MAX_SUBSCRIPTIONS_PER_USER for its viewer (or,
+// not signed in, its client IP), with LIMIT_EXCEEDED: over a WebSocket an `error` message for its id, over SSE
 // its one event. The slots are given back when the operation ends (it
 // completes, the client stops it, or the connection closes).
 func (s *Server) limitSubscriptions(present graphql.ErrorPresenterFunc) graphql.OperationMiddleware {
@@ -127,11 +137,11 @@ func (s *Server) limitSubscriptions(present graphql.ErrorPresenterFunc) graphql.
 			return next(ctx)
 		}
 		socket, _ := ctx.Value(socketSubsKey{}).(*socketSubs)
-		var user *uuid.UUID
+		own := owner{ip: account.ClientFrom(ctx).IP}
 		if v, _ := account.Optional(ctx); v != nil {
-			user = &v.User.ID
+			own = owner{user: v.User.ID}
 		}
-		sl, err := s.limits.startSubscription(ctx, socket, user)
+		sl, err := s.limits.startSubscription(ctx, socket, own)
 		if err != nil {
 			refused := false
 			return func(rctx context.Context) *graphql.Response {
@@ -152,10 +162,10 @@ func (s *Server) limitSubscriptions(present graphql.ErrorPresenterFunc) graphql.
 	}
 }
 
-// startSubscription takes a slot on socket and for user (either may be
-// nil) for the operation of ctx. Returns LimitExceeded, taking nothing,
-// when either is full.
-func (l *streamLimits) startSubscription(ctx context.Context, socket *socketSubs, user *uuid.UUID) (*slot, error) {
+// startSubscription takes a slot on socket (nil over SSE) and for own for
+// the operation of ctx. Returns LimitExceeded, taking nothing, when either
+// is full.
+func (l *streamLimits) startSubscription(ctx context.Context, socket *socketSubs, own owner) (*slot, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if socket != nil && socket.slots.live() >= l.cfg.PerSocket {
@@ -163,21 +173,24 @@ func (l *streamLimits) startSubscription(ctx context.Context, socket *socketSubs
 		return nil, apperr.Errorf(apperr.LimitExceeded, "This connection already runs %d subscriptions, the most one connection may run at once. Stop one (complete) before starting another.", l.cfg.PerSocket).
 			With("limit", l.cfg.PerSocket)
 	}
-	if user != nil && l.users[*user].live() >= l.cfg.PerUser {
+	if l.owners[own].live() >= l.cfg.PerUser {
+		if own.user == uuid.Nil {
+			l.refused.WithLabelValues("anonymous").Inc()
+			return nil, apperr.Errorf(apperr.LimitExceeded, "Your address already runs %d subscriptions without signing in, the most allowed at once. Stop one, or sign in, before starting another.", l.cfg.PerUser).
+				With("limit", l.cfg.PerUser)
+		}
 		l.refused.WithLabelValues("user").Inc()
 		return nil, apperr.Errorf(apperr.LimitExceeded, "You already run %d subscriptions, the most one account may run at once. Stop one, or close a tab or device that follows the same things, before starting another.", l.cfg.PerUser).
 			With("limit", l.cfg.PerUser)
 	}
-	sl := &slot{ctx: ctx, socket: socket, user: user}
+	sl := &slot{ctx: ctx, socket: socket, owner: own}
 	if socket != nil {
 		socket.slots[sl] = struct{}{}
 	}
-	if user != nil {
-		if l.users[*user] == nil {
-			l.users[*user] = slots{}
-		}
-		l.users[*user][sl] = struct{}{}
+	if l.owners[own] == nil {
+		l.owners[own] = slots{}
 	}
+	l.owners[own][sl] = struct{}{}
 	return sl, nil
 }
 
@@ -188,9 +201,7 @@ func (l *streamLimits) endSubscription(sl *slot) {
 	if sl.socket != nil {
 		delete(sl.socket.slots, sl)
 	}
-	if sl.user != nil {
-		if delete(l.users[*sl.user], sl); len(l.users[*sl.user]) == 0 {
-			delete(l.users, *sl.user)
-		}
+	if delete(l.owners[sl.owner], sl); len(l.owners[sl.owner]) == 0 {
+		delete(l.owners, sl.owner)
 	}
 }

@@ -353,3 +353,77 @@ func TestIdleFeedFollowersShareReads(t *testing.T) {
 		t.Errorf("%d idle followers cost %d statements in %v; one cost %d", sockets*perSocket, many, window, one)
 	}
 }
+
+// Clients that are not signed in share one account's allowance of
+// subscriptions per address (MAX_SUBSCRIPTIONS_PER_USER). Before, nothing
+// counted them together: one address could hold MAX_STREAMS_PER_IP sockets
+// of MAX_SUBSCRIPTIONS_PER_SOCKET subscriptions each, 10,000 by default,
+// which took the server's memory up by a quarter of a gigabyte.
+func TestAnonymousSubscriptionsPerIPAreCapped(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Streams.PerUser = 3
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	s := start(t, cfg)
+	const (
+		ip   = "203.0.113.7"
+		tick = `subscription { heartbeat(intervalMs: 250) { seq } }`
+	)
+	// as opens a socket from ip, signed in with token unless it is "".
+	as := func(ip, token string) *websocket.Conn {
+		t.Helper()
+		ws, _, err := dialAs(t, s, ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload := map[string]any{}
+		if token != "" {
+			payload["token"] = token
+		}
+		wsSend(t, ws, wsMessage{Type: "connection_init", Payload: mustJSON(payload)})
+		if m := wsNext(t, ws, 5*time.Second); m.Type != "connection_ack" {
+			t.Fatalf("got %s %s, want connection_ack", m.Type, m.Payload)
+		}
+		return ws
+	}
+
+	a, b := as(ip, ""), as(ip, "")
+	for _, id := range []string{"1", "2"} {
+		subscribe(t, a, id, tick)
+		awaitOp(t, a, id, "next")
+	}
+	subscribe(t, b, "1", tick)
+	awaitOp(t, b, "1", "next")
+	subscribe(t, b, "2", tick)
+	wantLimitExceeded(t, awaitOp(t, b, "2", "error"))
+
+	// SSE streams from the address count too.
+	req, _ := http.NewRequest("POST", s.URL+"/graphql", strings.NewReader(string(mustJSON(map[string]any{"query": tick}))))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("X-Forwarded-For", ip)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := bufio.NewReader(resp.Body).ReadString('}')
+	resp.Body.Close()
+	if err != nil || !strings.Contains(body, "LIMIT_EXCEEDED") {
+		t.Errorf("an SSE subscription over the allowance: %q (%v), want LIMIT_EXCEEDED", body, err)
+	}
+
+	// Another address has room of its own, and so has a user signed in at
+	// this one.
+	other := as("203.0.113.8", "")
+	subscribe(t, other, "1", tick)
+	awaitOp(t, other, "1", "next")
+	c, _ := mustSignUp(t, s, "behind-nat@example.com")
+	mine := as(ip, c.token)
+	subscribe(t, mine, "1", tick)
+	awaitOp(t, mine, "1", "next")
+
+	// Stopping one makes room for another.
+	wsSend(t, a, wsMessage{ID: "1", Type: "complete"})
+	subscribe(t, a, "3", tick)
+	awaitOp(t, a, "3", "next")
+}
