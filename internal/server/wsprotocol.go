@@ -150,7 +150,7 @@ func (p *wsProtocol) inboundTransportWS(f wsFrame, data []byte) verdict {
 		if !p.acked {
 			return verdict{code: closeUnauthorized, reason: reasonUnauthorized}
 		}
-		if f.ID == nil || *f.ID == "" {
+		if f.ID == nil || *f.ID == "" || !isObject(f.Payload) {
 			return verdict{code: closeBadRequest, reason: reasonBadRequest}
 		}
 		if _, running := p.byClient[*f.ID]; running {
@@ -170,6 +170,13 @@ func (p *wsProtocol) inboundTransportWS(f wsFrame, data []byte) verdict {
 	default:
 		return verdict{code: closeBadRequest, reason: reasonBadRequest}
 	}
+}
+
+// isObject reports whether raw is a JSON object: a subscribe's payload is
+// an operation ({"query": …}), never a string, a list or nothing.
+func isObject(raw json.RawMessage) bool {
+	var obj map[string]json.RawMessage
+	return json.Unmarshal(raw, &obj) == nil && obj != nil
 }
 
 func (p *wsProtocol) inboundLegacy(f wsFrame, data []byte) verdict {

@@ -98,6 +98,11 @@ func TestWebSocketCloseCodes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, 4400},
+		{"subscribe whose payload is not an operation", "graphql-transport-ws", func(t *testing.T, c *websocket.Conn) {
+			wsSend(t, c, wsMessage{Type: "connection_init"})
+			wsNext(t, c, 5*time.Second)
+			wsSend(t, c, wsMessage{ID: "1", Type: "subscribe", Payload: mustJSON("not an operation")})
+		}, 4400},
 		// Legacy graphql-ws defines no codes; it keeps gqlgen's 1002.
 		{"legacy: no connection_init in time", "graphql-ws", func(*testing.T, *websocket.Conn) {}, websocket.CloseProtocolError},
 	} {
