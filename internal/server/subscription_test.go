@@ -201,6 +201,7 @@ func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 	cfg := testConfig()
 	cfg.WSWriteTimeout = 500 * time.Millisecond
 	cfg.WSPingInterval = time.Minute // so that only the write deadline can find the staller
+	cfg.Streams.PerUser = 1000       // both sockets are anonymous, from one address
 	s := startWithListener(t, cfg, dbtest.NewURL(t), func(ln net.Listener) net.Listener { return smallBuffers{ln} })
 
 	// The staller opens many fast subscriptions and then never reads, so the
