@@ -37,16 +37,23 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "version": s.version})
 }
 
+// index lists what this address serves: GraphiQL and /metrics only when
+// they are served here.
 func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"service":  "FastImage API",
-		"version":  s.version,
-		"graphql":  "/graphql",
-		"graphiql": "/graphiql",
-		"health":   "/healthz",
-		"ready":    "/readyz",
-		"metrics":  "/metrics",
-	})
+	links := map[string]any{
+		"service": "FastImage API",
+		"version": s.version,
+		"graphql": "/graphql",
+		"health":  "/healthz",
+		"ready":   "/readyz",
+	}
+	if !s.cfg.DisableGraphiQL {
+		links["graphiql"] = "/graphiql"
+	}
+	if s.cfg.MetricsAddr == "" {
+		links["metrics"] = "/metrics"
+	}
+	writeJSON(w, http.StatusOK, links)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,6 +43,22 @@ func TestProductionSettings(t *testing.T) {
 			if resp.StatusCode != http.StatusNotFound || out.code() != "NOT_FOUND" {
 				t.Errorf("GET %s: %d %q, want 404 NOT_FOUND", path, resp.StatusCode, out.code())
 			}
+		}
+		var index map[string]any
+		if resp, err := http.Get(s.URL + "/"); err != nil {
+			t.Fatal(err)
+		} else {
+			err := json.NewDecoder(resp.Body).Decode(&index)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, listed := index["graphiql"]; listed {
+			t.Errorf("the index lists /graphiql, which is off: %v", index)
+		}
+		if _, listed := index["metrics"]; listed {
+			t.Errorf("the index lists /metrics, which is on its own address: %v", index)
 		}
 		for _, line := range strings.Split(s.logs.String(), "\n") {
 			if strings.Contains(line, `"level":"ERROR"`) {
