@@ -62,13 +62,9 @@ func (r *userResolver) CreditHolds(ctx context.Context, obj *account.User, first
 	if err != nil {
 		return nil, err
 	}
-	var refs []nodeKey
-	for _, h := range page.Items {
-		if k, ok := r.referenceKey(h.ReferenceType, h.ReferenceID); ok {
-			refs = append(refs, k)
-		}
-	}
-	primeReferences(ctx, creditHoldConnectionTypes, refs)
+	primeReferences(ctx, creditHoldConnectionTypes, r.referenceKeys(len(page.Items), func(i int) (*string, *string) {
+		return page.Items[i].ReferenceType, page.Items[i].ReferenceID
+	}))
 	edges, pi := connection(page, "CreditHold", after, func(h *credit.Hold) uuid.UUID { return h.ID },
 		func(cursor string, h *credit.Hold) *model.CreditHoldEdge {
 			return &model.CreditHoldEdge{Cursor: cursor, Node: h}
@@ -99,13 +95,9 @@ func (r *userResolver) CreditEntries(ctx context.Context, obj *account.User, fir
 	if err != nil {
 		return nil, err
 	}
-	var refs []nodeKey
-	for _, e := range page.Items {
-		if k, ok := r.referenceKey(e.ReferenceType, e.ReferenceID); ok {
-			refs = append(refs, k)
-		}
-	}
-	primeReferences(ctx, creditEntryConnectionTypes, refs)
+	primeReferences(ctx, creditEntryConnectionTypes, r.referenceKeys(len(page.Items), func(i int) (*string, *string) {
+		return page.Items[i].ReferenceType, page.Items[i].ReferenceID
+	}))
 	edges, pi := connection(page, "CreditEntry", after, func(e *credit.Entry) uuid.UUID { return e.ID },
 		func(cursor string, e *credit.Entry) *model.CreditEntryEdge {
 			return &model.CreditEntryEdge{Cursor: cursor, Node: e}

@@ -170,6 +170,18 @@ func (r *Resolver) referenceKey(typ, key *string) (nodeKey, bool) {
 	return nodeKey{*typ, id}, err == nil
 }
 
+// referenceKeys returns the nodes that n ledger rows name (ref(i) gives
+// row i's reference), for primeReferences.
+func (r *Resolver) referenceKeys(n int, ref func(i int) (typ, key *string)) []nodeKey {
+	var keys []nodeKey
+	for i := range n {
+		if k, ok := r.referenceKey(ref(i)); ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 // The types whose fragments count when looking down a connection's
 // selections.
 var (
