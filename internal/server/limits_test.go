@@ -23,6 +23,14 @@ func wsSignedIn(t *testing.T, s *testServer, token string) *websocket.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	wsInit(t, ws, token)
+	return ws
+}
+
+// wsInit sends connection_init, with token unless it is "", and waits for
+// the ack.
+func wsInit(t *testing.T, ws *websocket.Conn, token string) {
+	t.Helper()
 	payload := map[string]any{}
 	if token != "" {
 		payload["token"] = token
@@ -31,7 +39,6 @@ func wsSignedIn(t *testing.T, s *testServer, token string) *websocket.Conn {
 	if m := wsNext(t, ws, 5*time.Second); m.Type != "connection_ack" {
 		t.Fatalf("got %s %s, want connection_ack", m.Type, m.Payload)
 	}
-	return ws
 }
 
 // subscribe starts query as operation id on ws.
@@ -376,14 +383,7 @@ func TestAnonymousSubscriptionsPerIPAreCapped(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		payload := map[string]any{}
-		if token != "" {
-			payload["token"] = token
-		}
-		wsSend(t, ws, wsMessage{Type: "connection_init", Payload: mustJSON(payload)})
-		if m := wsNext(t, ws, 5*time.Second); m.Type != "connection_ack" {
-			t.Fatalf("got %s %s, want connection_ack", m.Type, m.Payload)
-		}
+		wsInit(t, ws, token)
 		return ws
 	}
 

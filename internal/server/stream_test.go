@@ -27,10 +27,7 @@ func TestBrokenStreamEndsWithAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wsSend(t, ws, wsMessage{Type: "connection_init", Payload: mustJSON(map[string]any{"token": c.token})})
-	if m := wsNext(t, ws, 5*time.Second); m.Type != "connection_ack" {
-		t.Fatalf("got %s, want connection_ack", m.Type)
-	}
+	wsInit(t, ws, c.token)
 	wsSend(t, ws, wsMessage{ID: "1", Type: "subscribe", Payload: mustJSON(map[string]any{"query": `subscription { viewerEvents(afterSeq: 0) { seq kind cause } }`})})
 	if m := wsNext(t, ws, 5*time.Second); m.Type != "next" || !strings.Contains(string(m.Payload), `"SIGNUP_BONUS"`) {
 		t.Fatalf("got %s %s, want the sign-up bonus", m.Type, m.Payload)
