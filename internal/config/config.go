@@ -91,6 +91,7 @@ type Serve struct {
 	Generate Generate
 	Mail     Mail
 	Captcha  Captcha
+	Payments Payments
 	// TrustedProxies are the networks whose X-Forwarded-For is believed when
 	// working out the client IP.
 	TrustedProxies []netip.Prefix
@@ -103,6 +104,29 @@ type Serve struct {
 	DisableGraphiQL      bool
 	MetricsAddr          string
 }
+
+// Payments holds the Stripe settings. Payments are on when SecretKey is
+// set; WebhookSecret must then be set too.
+type Payments struct {
+	SecretKey     string
+	WebhookSecret string
+	// APIBase replaces Stripe's API address (stripe-mock in tests and local
+	// use); empty means the library's default.
+	APIBase string
+	// CatalogFile replaces the built-in catalog of credit packs and plans.
+	CatalogFile string
+	// Tax turns on Stripe Tax in Checkout.
+	Tax bool
+	// ReconcileInterval is how often paid sessions and invoices that no
+	// webhook delivered are looked up (0: never), over ReconcileWindow.
+	ReconcileInterval time.Duration
+	ReconcileWindow   time.Duration
+	// WebhookMaxBytes caps a webhook's body.
+	WebhookMaxBytes int64
+}
+
+// Enabled says whether payments are configured.
+func (p Payments) Enabled() bool { return p.SecretKey != "" }
 
 // Streams bounds, in each process, what clients hold open: streams
 // (WebSockets and SSE streams) per client IP, subscriptions per WebSocket,
@@ -442,6 +466,14 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.str(&captchaHosts, "captcha-hostnames", "CAPTCHA_HOSTNAMES", "", "comma-separated hostnames a solved CAPTCHA may come from (default: the public URL's host)")
 	s.str(&cfg.Captcha.VerifyURL, "captcha-verify-url", "CAPTCHA_VERIFY_URL", "", "override of the provider's verify endpoint")
 	s.duration(&cfg.Captcha.Timeout, "captcha-timeout", "CAPTCHA_TIMEOUT", 5*time.Second, "longest wait for the CAPTCHA provider; a slower answer fails closed")
+	s.secret(&cfg.Payments.SecretKey, "stripe-secret-key", "STRIPE_SECRET_KEY", "", "Stripe secret API key; empty turns payments off (purchases answer PAYMENTS_DISABLED)")
+	s.secret(&cfg.Payments.WebhookSecret, "stripe-webhook-secret", "STRIPE_WEBHOOK_SECRET", "", "signing secret of the Stripe webhook endpoint at /webhooks/stripe (required with STRIPE_SECRET_KEY)")
+	s.str(&cfg.Payments.APIBase, "stripe-api-base", "STRIPE_API_BASE", "", "Stripe API base URL, e.g. a local stripe-mock (empty: Stripe's own)")
+	s.str(&cfg.Payments.CatalogFile, "billing-catalog-file", "BILLING_CATALOG_FILE", "", "JSON file of the credit packs and plans on sale (empty: the built-in catalog)")
+	s.bool(&cfg.Payments.Tax, "stripe-tax", "STRIPE_TAX", false, "let Stripe Tax compute and collect tax in Checkout")
+	s.duration(&cfg.Payments.ReconcileInterval, "billing-reconcile-interval", "BILLING_RECONCILE_INTERVAL", time.Hour, "how often paid Checkout Sessions and invoices that no webhook delivered are looked up and applied (0: never)")
+	s.duration(&cfg.Payments.ReconcileWindow, "billing-reconcile-window", "BILLING_RECONCILE_WINDOW", 72*time.Hour, "how far back the periodic reconcile looks")
+	s.int64(&cfg.Payments.WebhookMaxBytes, "stripe-webhook-max-bytes", "STRIPE_WEBHOOK_MAX_BYTES", 256<<10, "largest Stripe webhook body accepted (413 above)")
 	var introspection, graphiql bool
 	s.bool(&introspection, "introspection", "INTROSPECTION", true, "let clients read the schema through __schema and __type (GraphiQL and code generators need it); false refuses them with FORBIDDEN")
 	s.bool(&graphiql, "graphiql", "GRAPHIQL", true, "serve the GraphiQL page at /graphiql")
@@ -505,6 +537,12 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(g.Provider == "local" || g.Provider == "openai", "--ai-provider / AI_PROVIDER must be local or openai, not %q", g.Provider)
 	s.check(g.Provider != "openai" || g.OpenAIKey != "", "OPENAI_API_KEY is required with AI_PROVIDER=openai")
 	s.check(g.OpenAIPartials >= 0 && g.OpenAIPartials <= 3, "--openai-partial-images must be between 0 and 3")
+	pay := cfg.Payments
+	s.check(pay.SecretKey == "" || pay.WebhookSecret != "", "STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY: without it no payment would ever be credited")
+	s.check(pay.APIBase == "" || strings.HasPrefix(pay.APIBase, "http://") || strings.HasPrefix(pay.APIBase, "https://"), "--stripe-api-base must be an http(s) URL, not %q", pay.APIBase)
+	s.check(pay.ReconcileInterval == 0 || pay.ReconcileInterval >= time.Minute, "--billing-reconcile-interval must be 0 or at least 1m")
+	s.check(pay.ReconcileWindow >= time.Hour && pay.ReconcileWindow <= 30*24*time.Hour, "--billing-reconcile-window must be between 1h and 720h")
+	s.check(pay.WebhookMaxBytes >= 16<<10 && pay.WebhookMaxBytes <= 16<<20, "--stripe-webhook-max-bytes must be between 16384 and 16777216")
 	s.check(cfg.Captcha.Timeout >= 100*time.Millisecond, "--captcha-timeout must be at least 100ms")
 
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {

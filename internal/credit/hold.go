@@ -251,19 +251,21 @@ func (h *Hold) ref() Ref {
 // released. It is the safety net for holds whose owner is gone: a hold for
 // a generation that is still queued or running lives as long as the
 // generation does (a queue may hold a job longer than any fixed time), and
-// the generation resolves it when it ends. now comes from the caller's
+// the generation resolves it when it ends. A freeze of a disputed payment is
+// never released here: the dispute's close ends it. now comes from the caller's
 // clock, the kind of clock that set the holds' expiry.
 func (l *Ledger) ReleaseExpiredHolds(ctx context.Context, now time.Time) (int, error) {
 	var ids []uuid.UUID
 	if err := l.db.NewRaw(`
 		SELECT h.id FROM credit_holds h
 		WHERE h.status = 'held' AND h.expires_at <= ?
+		  AND h.reference_type IS DISTINCT FROM ?
 		  AND NOT EXISTS (
 		    SELECT 1 FROM generations g
 		    WHERE h.reference_type = 'Generation'
 		      AND g.id = CASE WHEN h.reference_type = 'Generation' THEN h.reference_id::uuid END
 		      AND g.status IN ('queued', 'running'))
-		ORDER BY h.expires_at LIMIT 1000`, now).
+		ORDER BY h.expires_at LIMIT 1000`, now, RefFreeze).
 		Scan(ctx, &ids); err != nil {
 		return 0, fmt.Errorf("find expired holds: %w", err)
 	}

@@ -191,6 +191,13 @@ func PostTx(ctx context.Context, tx bun.Tx, p Posting) (*Entry, error) {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil, errKeyRace
 	}
+	if p.Kind == Purchase || p.Kind == SubscriptionGrant {
+		// A paid grant first settles what the account owes from earlier
+		// refunds and lost disputes.
+		if err := settleOwed(ctx, tx, p.UserID, *e.LotID, p.IdempotencyKey); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 

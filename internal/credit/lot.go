@@ -23,7 +23,8 @@ type lot struct {
 }
 
 // consumeLots takes amount from the user's lots, the one that expires first
-// first (lots that never expire last). The caller's UPDATE of the account row
+// first (lots that never expire last, frozen lots of disputed payments after
+// all others). The caller's UPDATE of the account row
 // holds its lock, so no other posting of this user runs meanwhile.
 func consumeLots(ctx context.Context, tx bun.Tx, userID uuid.UUID, amount int64) error {
 	res, err := tx.NewRaw(`
@@ -31,7 +32,7 @@ func consumeLots(ctx context.Context, tx bun.Tx, userID uuid.UUID, amount int64)
 		SET remaining = l.remaining - LEAST(l.remaining, ?0 - (o.running - o.remaining))
 		FROM (
 			SELECT id, remaining,
-			       sum(remaining) OVER (ORDER BY expires_at NULLS LAST, created_at, id) AS running
+			       sum(remaining) OVER (ORDER BY frozen, expires_at NULLS LAST, created_at, id) AS running
 			FROM credit_lots WHERE user_id = ?1 AND remaining > 0
 		) AS o
 		WHERE l.id = o.id AND o.running - o.remaining < ?0`, amount, userID).Exec(ctx)

@@ -25,8 +25,10 @@ type Kind string
 
 // The kinds of entries.
 const (
-	KindGeneration Kind = "GENERATION"
-	KindCredits    Kind = "CREDITS"
+	KindGeneration   Kind = "GENERATION"
+	KindCredits      Kind = "CREDITS"
+	KindPurchase     Kind = "PURCHASE"
+	KindSubscription Kind = "SUBSCRIPTION"
 )
 
 // Payload is the typed body of an entry; its kind is the type's.
@@ -63,6 +65,28 @@ type CreditsChanged struct {
 // Kind implements Payload.
 func (CreditsChanged) Kind() Kind { return KindCredits }
 
+// PurchaseChanged says that one of the user's purchases changed: its
+// payment status (a billing.Status value), a refund, or a dispute.
+type PurchaseChanged struct {
+	PurchaseID uuid.UUID `json:"purchaseId"`
+	Status     string    `json:"status"`
+}
+
+// Kind implements Payload.
+func (PurchaseChanged) Kind() Kind { return KindPurchase }
+
+// SubscriptionChanged says that the user's subscription changed: its plan,
+// its Stripe status, or whether it ends with the period.
+type SubscriptionChanged struct {
+	SubscriptionID    uuid.UUID `json:"subscriptionId"`
+	PlanCode          string    `json:"planCode"`
+	Status            string    `json:"status"`
+	CancelAtPeriodEnd bool      `json:"cancelAtPeriodEnd"`
+}
+
+// Kind implements Payload.
+func (SubscriptionChanged) Kind() Kind { return KindSubscription }
+
 // Entry is one entry of a user's feed, numbered 1, 2, 3 … per user.
 type Entry struct {
 	bun.BaseModel `bun:"table:viewer_events"`
@@ -74,8 +98,8 @@ type Entry struct {
 	CreatedAt time.Time       `bun:"created_at,nullzero,default:clock_timestamp()"`
 }
 
-// Decode returns the entry's typed payload: a GenerationChanged or a
-// CreditsChanged.
+// Decode returns the entry's typed payload: a GenerationChanged,
+// CreditsChanged, PurchaseChanged or SubscriptionChanged.
 func (e *Entry) Decode() (Payload, error) {
 	var (
 		p   Payload
@@ -86,6 +110,10 @@ func (e *Entry) Decode() (Payload, error) {
 		p, err = decode[GenerationChanged](e.Payload)
 	case KindCredits:
 		p, err = decode[CreditsChanged](e.Payload)
+	case KindPurchase:
+		p, err = decode[PurchaseChanged](e.Payload)
+	case KindSubscription:
+		p, err = decode[SubscriptionChanged](e.Payload)
 	default:
 		err = fmt.Errorf("unknown kind %q", e.Kind)
 	}

@@ -1,0 +1,253 @@
+package billing
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stripe/stripe-go/v76"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/actor"
+	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/feed"
+)
+
+// Subscription is a user's subscription as Stripe last told us.
+type Subscription struct {
+	bun.BaseModel `bun:"table:subscriptions,alias:sub"`
+
+	ID                   uuid.UUID  `bun:"id,pk,type:uuid,default:uuidv7()"`
+	UserID               uuid.UUID  `bun:"user_id,type:uuid"`
+	StripeID             string     `bun:"stripe_subscription_id"`
+	CustomerID           *string    `bun:"customer_id"`
+	PlanCode             string     `bun:"plan_code"`
+	Status               string     `bun:"status"` // Stripe's: active, trialing, past_due, canceled, …
+	CurrentPeriodStart   *time.Time `bun:"current_period_start"`
+	CurrentPeriodEnd     *time.Time `bun:"current_period_end"`
+	CancelAtPeriodEnd    bool       `bun:"cancel_at_period_end"`
+	CanceledAt           *time.Time `bun:"canceled_at"`
+	ObservedAt           time.Time  `bun:"observed_at"`
+	CreatedAt            time.Time  `bun:"created_at,nullzero,default:now()"`
+	UpdatedAt            time.Time  `bun:"updated_at,nullzero,default:now()"`
+}
+
+// live are the Stripe statuses in which a plan's benefits apply. past_due
+// keeps them while Stripe retries the card.
+var live = []string{string(stripe.SubscriptionStatusActive), string(stripe.SubscriptionStatusTrialing), string(stripe.SubscriptionStatusPastDue)}
+
+// terminal statuses never change again in Stripe.
+func terminal(status string) bool {
+	return status == string(stripe.SubscriptionStatusCanceled) || status == string(stripe.SubscriptionStatusIncompleteExpired)
+}
+
+// SubscriptionOf returns userID's current subscription: the live one, else
+// the latest; nil when they never subscribed. Returns FORBIDDEN unless the
+// actor is that user or an admin.
+func (s *Service) SubscriptionOf(ctx context.Context, a actor.Actor, userID uuid.UUID) (*Subscription, error) {
+	if err := a.ReadAccount(userID); err != nil {
+		return nil, err
+	}
+	var sub Subscription
+	err := s.db.NewSelect().Model(&sub).Where("user_id = ?", userID).
+		OrderExpr("status IN (?) DESC, id DESC", bun.In(live)).Limit(1).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read subscription: %w", err)
+	}
+	return &sub, nil
+}
+
+// SubscriptionsByIDs returns the actor's subscriptions among ids (an
+// admin's: any user's), in no order.
+func (s *Service) SubscriptionsByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Subscription, error) {
+	var subs []Subscription
+	q := s.db.NewSelect().Model(&subs).Where("id IN (?)", bun.In(ids))
+	if !a.Admin() {
+		q = q.Where("user_id = ?", a.UserID)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("find subscriptions: %w", err)
+	}
+	return subs, nil
+}
+
+func (s *Service) activeSubscription(ctx context.Context, userID uuid.UUID) (*Subscription, error) {
+	var sub Subscription
+	err := s.db.NewSelect().Model(&sub).Where("user_id = ? AND status IN (?)", userID, bun.In(live)).Limit(1).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read subscription: %w", err)
+	}
+	return &sub, nil
+}
+
+// SetCancelAtPeriodEnd cancels the actor's subscription at the end of the
+// period it is paid for (cancel true), or takes that back (false). The plan
+// and its limits stay until then. Returns PAYMENTS_DISABLED, NOT_FOUND
+// (not the actor's, or over), or UNAVAILABLE.
+func (s *Service) SetCancelAtPeriodEnd(ctx context.Context, a actor.Actor, id uuid.UUID, cancel bool) (*Subscription, error) {
+	if err := s.requireEnabled(); err != nil {
+		return nil, err
+	}
+	var sub Subscription
+	err := s.db.NewSelect().Model(&sub).Where("id = ? AND user_id = ?", id, a.UserID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && terminal(sub.Status)) {
+		return nil, apperr.Errorf(apperr.NotFound, "No such subscription, or it has ended.")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read subscription: %w", err)
+	}
+	observed := s.clock.Now()
+	ss, err := s.api.Subscriptions.Update(sub.StripeID, &stripe.SubscriptionParams{CancelAtPeriodEnd: stripe.Bool(cancel)})
+	if err != nil {
+		return nil, s.stripeError(ctx, "change your subscription", err)
+	}
+	// Stripe's answer is the newest word on it; the webhook that follows
+	// repeats it.
+	if err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return s.mergeSubscription(ctx, tx, ss, observed)
+	}); err != nil {
+		return nil, err
+	}
+	return s.SubscriptionOf(ctx, a, a.UserID)
+}
+
+// mergeSubscription records what Stripe said about a subscription at
+// observed, unless we already know something newer, and sets the user's
+// limits to their live plan's.
+func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.Subscription, observed time.Time) error {
+	userID, err := s.userOf(ctx, tx, ss.Metadata, customerID(ss.Customer))
+	if err != nil {
+		return err
+	}
+	code := ss.Metadata[metaCode]
+	if ss.Items != nil {
+		for _, it := range ss.Items.Data {
+			if it.Price != nil {
+				if item, ok := s.catalog.ByLookupKey(it.Price.LookupKey); ok {
+					code = item.Code
+				}
+			}
+		}
+	}
+	if code == "" {
+		return fmt.Errorf("subscription %s: no catalog plan in its items or metadata", ss.ID)
+	}
+	sub := &Subscription{
+		UserID: userID, StripeID: ss.ID, PlanCode: code, Status: string(ss.Status),
+		CurrentPeriodStart: unixTime(ss.CurrentPeriodStart), CurrentPeriodEnd: unixTime(ss.CurrentPeriodEnd),
+		CancelAtPeriodEnd: ss.CancelAtPeriodEnd, CanceledAt: unixTime(ss.CanceledAt), ObservedAt: observed,
+	}
+	if c := customerID(ss.Customer); c != "" {
+		sub.CustomerID = &c
+	}
+	// A newer observation wins; an ended subscription stays ended.
+	res, err := tx.NewInsert().Model(sub).
+		On("CONFLICT (stripe_subscription_id) DO UPDATE").
+		Set("plan_code = EXCLUDED.plan_code, status = EXCLUDED.status").
+		Set("current_period_start = EXCLUDED.current_period_start, current_period_end = EXCLUDED.current_period_end").
+		Set("cancel_at_period_end = EXCLUDED.cancel_at_period_end, canceled_at = EXCLUDED.canceled_at").
+		Set("observed_at = EXCLUDED.observed_at, updated_at = now()").
+		Where("sub.observed_at <= EXCLUDED.observed_at AND sub.status NOT IN ('canceled', 'incomplete_expired')").
+		Returning("id").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("record subscription: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil // older news
+	}
+	if err := s.applyLimits(ctx, tx, userID); err != nil {
+		return err
+	}
+	var cur Subscription
+	if err := tx.NewSelect().Model(&cur).Where("stripe_subscription_id = ?", ss.ID).Scan(ctx); err != nil {
+		return fmt.Errorf("read subscription: %w", err)
+	}
+	return feed.AppendTx(ctx, tx, userID, feed.SubscriptionChanged{
+		SubscriptionID: cur.ID, PlanCode: cur.PlanCode, Status: cur.Status, CancelAtPeriodEnd: cur.CancelAtPeriodEnd,
+	})
+}
+
+// applyLimits sets userID's limits to those of their live plan, or back to
+// the settings' defaults when none is live.
+func (s *Service) applyLimits(ctx context.Context, tx bun.Tx, userID uuid.UUID) error {
+	var codes []string
+	if err := tx.NewRaw("SELECT plan_code FROM subscriptions WHERE user_id = ? AND status IN (?) ORDER BY id DESC", userID, bun.In(live)).
+		Scan(ctx, &codes); err != nil {
+		return fmt.Errorf("read live plans: %w", err)
+	}
+	for _, code := range codes {
+		item, ok := s.catalog.Find(code)
+		if !ok || (item.StorageQuotaBytes == 0 && item.RunningJobsLimit == 0) {
+			continue
+		}
+		_, err := tx.NewRaw(`
+			INSERT INTO user_limits (user_id, plan_code, storage_quota_bytes, running_jobs_limit) VALUES (?, ?, ?, ?)
+			ON CONFLICT (user_id) DO UPDATE SET plan_code = EXCLUDED.plan_code, storage_quota_bytes = EXCLUDED.storage_quota_bytes,
+			  running_jobs_limit = EXCLUDED.running_jobs_limit, updated_at = now()`,
+			userID, code, nullIfZero(item.StorageQuotaBytes), nullIfZero(int64(item.RunningJobsLimit))).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("set plan limits: %w", err)
+		}
+		return nil
+	}
+	if _, err := tx.NewRaw("DELETE FROM user_limits WHERE user_id = ?", userID).Exec(ctx); err != nil {
+		return fmt.Errorf("clear plan limits: %w", err)
+	}
+	return nil
+}
+
+func nullIfZero(n int64) *int64 {
+	if n == 0 {
+		return nil
+	}
+	return &n
+}
+
+func unixTime(sec int64) *time.Time {
+	if sec == 0 {
+		return nil
+	}
+	t := time.Unix(sec, 0).UTC()
+	return &t
+}
+
+func customerID(c *stripe.Customer) string {
+	if c == nil {
+		return ""
+	}
+	return c.ID
+}
+
+// userOf finds our user for a Stripe object: by the user id in its
+// metadata, else by its customer.
+func (s *Service) userOf(ctx context.Context, idb bun.IDB, meta map[string]string, customer string) (uuid.UUID, error) {
+	if id, err := uuid.Parse(meta[metaUser]); err == nil {
+		var exists bool
+		if err := idb.NewRaw("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)", id).Scan(ctx, &exists); err != nil {
+			return uuid.Nil, fmt.Errorf("find user: %w", err)
+		}
+		if exists {
+			return id, nil
+		}
+	}
+	if customer != "" {
+		var id uuid.UUID
+		err := idb.NewRaw("SELECT id FROM users WHERE stripe_customer_id = ?", customer).Scan(ctx, &id)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return uuid.Nil, fmt.Errorf("find user by customer: %w", err)
+		}
+	}
+	return uuid.Nil, errNoUser
+}

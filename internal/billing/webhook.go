@@ -1,0 +1,198 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+	"github.com/uptrace/bun"
+)
+
+// Handled lists the event types that change anything here; Stripe's
+// endpoint should send these. Others are answered 200 and ignored.
+var Handled = []string{
+	"checkout.session.completed",
+	"checkout.session.async_payment_succeeded",
+	"checkout.session.async_payment_failed",
+	"checkout.session.expired",
+	"invoice.paid",
+	"invoice.payment_failed",
+	"customer.subscription.created",
+	"customer.subscription.updated",
+	"customer.subscription.deleted",
+	"charge.refunded",
+	"charge.dispute.created",
+	"charge.dispute.closed",
+}
+
+func handled(t string) bool {
+	for _, h := range Handled {
+		if h == t {
+			return true
+		}
+	}
+	return false
+}
+
+// WebhookHandler serves Stripe's webhooks (POST /webhooks/stripe). It reads
+// the raw body up to the cap, verifies the signature (and its age) and the
+// API version, and applies the event once. Refusals are 4xx with nothing
+// written; a failure to apply is 500, and Stripe sends the event again.
+func (s *Service) WebhookHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeJSON(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Stripe webhooks are POSTed.")
+			return
+		}
+		if s.api == nil {
+			writeJSON(w, http.StatusNotFound, string(PaymentsDisabled), "Payments are not enabled on this server.")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.WebhookMaxBytes))
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
+			writeJSON(w, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", fmt.Sprintf("A webhook body may be at most %d bytes.", s.cfg.WebhookMaxBytes))
+			return
+		case err != nil:
+			writeJSON(w, http.StatusBadRequest, "BAD_REQUEST", "The body could not be read.")
+			return
+		}
+		ev, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), s.cfg.WebhookSecret,
+			webhook.ConstructEventOptions{Tolerance: s.cfg.Tolerance})
+		if err != nil {
+			code, msg := refusal(err)
+			s.log.WarnContext(r.Context(), "stripe webhook refused", "reason", code)
+			writeJSON(w, http.StatusBadRequest, code, msg)
+			return
+		}
+		applied, err := s.Apply(r.Context(), ev)
+		if err != nil {
+			s.log.ErrorContext(r.Context(), "stripe webhook failed; Stripe will send it again", "event", ev.ID, "type", ev.Type, "err", err)
+			writeJSON(w, http.StatusInternalServerError, "INTERNAL", "The event could not be applied now; send it again.")
+			return
+		}
+		s.log.InfoContext(r.Context(), "stripe webhook", "event", ev.ID, "type", ev.Type, "applied", applied)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"received":true}`)
+	})
+}
+
+// refusal names why a webhook was refused.
+func refusal(err error) (code, msg string) {
+	switch {
+	case errors.Is(err, webhook.ErrNotSigned), errors.Is(err, webhook.ErrInvalidHeader):
+		return "SIGNATURE_MISSING", "The Stripe-Signature header is missing or malformed."
+	case errors.Is(err, webhook.ErrTooOld):
+		return "SIGNATURE_EXPIRED", "The signature's timestamp is more than 300 seconds old."
+	case errors.Is(err, webhook.ErrNoValidSignature):
+		return "SIGNATURE_INVALID", "No signature matches this body and the endpoint's secret."
+	case strings.Contains(err.Error(), "API version"):
+		return "API_VERSION_MISMATCH", fmt.Sprintf("This endpoint takes events of Stripe API version %s only; set the endpoint's version to it.", stripe.APIVersion)
+	}
+	return "BAD_REQUEST", "The body is not a Stripe event."
+}
+
+func writeJSON(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// Apply applies one verified event, once: its id is recorded in the
+// transaction of its effects, so a repeat, sequential or concurrent (the
+// second waits on the first's row), changes nothing and reports false.
+// Event types not handled are ignored.
+func (s *Service) Apply(ctx context.Context, ev stripe.Event) (applied bool, err error) {
+	if !handled(string(ev.Type)) || ev.Data == nil {
+		return false, nil
+	}
+	var current *stripe.Subscription
+	if strings.HasPrefix(string(ev.Type), "customer.subscription.") {
+		// Subscription events can race each other within one second; what
+		// Stripe says now settles it.
+		var ss stripe.Subscription
+		if err := json.Unmarshal(ev.Data.Raw, &ss); err != nil {
+			return false, fmt.Errorf("decode %s: %w", ev.Type, err)
+		}
+		if current, err = s.currentSubscription(ctx, &ss); err != nil {
+			return false, err
+		}
+	}
+	observed := s.clock.Now()
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewRaw("INSERT INTO stripe_events (id, type, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+			ev.ID, string(ev.Type), time.Unix(ev.Created, 0).UTC()).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("record event: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		applied = true
+		if current != nil {
+			return s.mergeSubscription(ctx, tx, current, observed)
+		}
+		return s.applyObject(ctx, tx, string(ev.Type), ev.Data.Raw)
+	})
+	if errors.Is(err, errNoUser) {
+		// Not ours (made outside this service): recorded nowhere, ignored.
+		s.log.WarnContext(ctx, "stripe event names no user of ours; ignored", "event", ev.ID, "type", ev.Type)
+		return false, nil
+	}
+	return applied, err
+}
+
+// applyObject merges the object of an event of type t.
+func (s *Service) applyObject(ctx context.Context, tx bun.Tx, t string, raw json.RawMessage) error {
+	switch {
+	case strings.HasPrefix(t, "checkout.session."):
+		var cs stripe.CheckoutSession
+		if err := json.Unmarshal(raw, &cs); err != nil {
+			return fmt.Errorf("decode %s: %w", t, err)
+		}
+		return s.mergeCheckout(ctx, tx, &cs, t)
+	case t == "invoice.paid" || t == "invoice.payment_failed":
+		var inv stripe.Invoice
+		if err := json.Unmarshal(raw, &inv); err != nil {
+			return fmt.Errorf("decode %s: %w", t, err)
+		}
+		st := StatusPaid
+		if t == "invoice.payment_failed" {
+			st = StatusFailed
+		}
+		return s.mergeInvoice(ctx, tx, &inv, st)
+	case t == "charge.refunded":
+		var ch stripe.Charge
+		if err := json.Unmarshal(raw, &ch); err != nil {
+			return fmt.Errorf("decode %s: %w", t, err)
+		}
+		return s.mergeCharge(ctx, tx, &ch)
+	case strings.HasPrefix(t, "charge.dispute."):
+		var d stripe.Dispute
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return fmt.Errorf("decode %s: %w", t, err)
+		}
+		return s.mergeDispute(ctx, tx, &d)
+	}
+	return nil
+}
+
+// currentSubscription asks Stripe for the subscription as it is now.
+func (s *Service) currentSubscription(ctx context.Context, ss *stripe.Subscription) (*stripe.Subscription, error) {
+	params := &stripe.SubscriptionParams{}
+	params.Context = ctx
+	cur, err := s.api.Subscriptions.Get(ss.ID, params)
+	if err != nil {
+		return nil, fmt.Errorf("fetch subscription %s: %w", ss.ID, err)
+	}
+	return cur, nil
+}

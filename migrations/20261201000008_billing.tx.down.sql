@@ -1,0 +1,10 @@
+DROP TABLE user_limits;
+DROP TABLE subscriptions;
+DROP TABLE stripe_charges;
+DROP TABLE purchases;
+DROP TABLE stripe_events;
+DROP INDEX credit_lots_spend_idx;
+ALTER TABLE credit_lots DROP COLUMN frozen;
+CREATE INDEX credit_lots_spend_idx ON credit_lots (user_id, expires_at NULLS LAST, created_at, id) WHERE remaining > 0;
+ALTER TABLE credit_accounts DROP COLUMN owed;
+ALTER TABLE users DROP COLUMN stripe_customer_id;
