@@ -1,6 +1,8 @@
 # FastImage API — `make run` starts the service on local defaults, `make test`
 # runs every test. Both find or start PostgreSQL themselves (.ci/ensure-postgres);
-# DATABASE_URL / TEST_DATABASE_URL override that.
+# DATABASE_URL / TEST_DATABASE_URL override that. `make test` and `make bench` also
+# install the pinned stripe-mock once (.ci/ensure-stripe-mock); STRIPE_MOCK_BIN
+# overrides it.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 GO ?= go
@@ -17,9 +19,10 @@ run:
 ## test: vet, format check, then every test against a real PostgreSQL
 test: lint
 	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
+	stripe_mock="$${STRIPE_MOCK_BIN:-$$(.ci/ensure-stripe-mock)}"; \
 	echo "testing against $$url"; \
 	start=$$(date +%s); \
-	TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 15m ./...; \
+	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" $(GO) test -race -count=1 -timeout 15m ./...; \
 	echo "make test: all packages passed in $$(( $$(date +%s) - start ))s"
 
 lint:
@@ -42,7 +45,8 @@ check-generate:
 ## bench: run the benchmarks and print their figures
 bench:
 	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
-	TEST_DATABASE_URL="$$url" $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+	stripe_mock="$${STRIPE_MOCK_BIN:-$$(.ci/ensure-stripe-mock)}"; \
+	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
 
 ## build: the binary in bin/
 build:
