@@ -105,9 +105,9 @@ func NewStripeClient(key, base string, hc *http.Client) *client.API {
 		cfg.URL = stripe.String(strings.TrimRight(base, "/"))
 	}
 	backends := &stripe.Backends{
-		API:         stripe.GetBackendWithConfig(stripe.APIBackend, cfg),
-		Connect:     stripe.GetBackendWithConfig(stripe.ConnectBackend, cfg),
-		Uploads:     stripe.GetBackendWithConfig(stripe.UploadsBackend, cfg),
+		API:     stripe.GetBackendWithConfig(stripe.APIBackend, cfg),
+		Connect: stripe.GetBackendWithConfig(stripe.ConnectBackend, cfg),
+		Uploads: stripe.GetBackendWithConfig(stripe.UploadsBackend, cfg),
 	}
 	return client.New(key, backends)
 }
@@ -141,4 +141,3 @@ func (s *Service) stripeError(ctx context.Context, what string, err error) error
 	s.log.ErrorContext(ctx, "stripe call failed", "what", what, "err", err)
 	return apperr.Errorf(apperr.Unavailable, "The payment provider could not %s just now; please try again in a minute.", what)
 }
-

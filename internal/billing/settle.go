@@ -133,11 +133,11 @@ func (s *Service) takeBack(ctx context.Context, tx bun.Tx, p *Purchase, lostToDi
 
 // fingerprint is what the user sees of a purchase; a change is news.
 type fingerprint struct {
-	status                 Status
-	granted, clawed, owed  int64
-	refunded               int64
-	dispute                string
-	frozen                 bool
+	status                Status
+	granted, clawed, owed int64
+	refunded              int64
+	dispute               string
+	frozen                bool
 }
 
 func (p *Purchase) fingerprint() fingerprint {

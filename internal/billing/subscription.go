@@ -20,19 +20,19 @@ import (
 type Subscription struct {
 	bun.BaseModel `bun:"table:subscriptions,alias:sub"`
 
-	ID                   uuid.UUID  `bun:"id,pk,type:uuid,default:uuidv7()"`
-	UserID               uuid.UUID  `bun:"user_id,type:uuid"`
-	StripeID             string     `bun:"stripe_subscription_id"`
-	CustomerID           *string    `bun:"customer_id"`
-	PlanCode             string     `bun:"plan_code"`
-	Status               string     `bun:"status"` // Stripe's: active, trialing, past_due, canceled, …
-	CurrentPeriodStart   *time.Time `bun:"current_period_start"`
-	CurrentPeriodEnd     *time.Time `bun:"current_period_end"`
-	CancelAtPeriodEnd    bool       `bun:"cancel_at_period_end"`
-	CanceledAt           *time.Time `bun:"canceled_at"`
-	ObservedAt           time.Time  `bun:"observed_at"`
-	CreatedAt            time.Time  `bun:"created_at,nullzero,default:now()"`
-	UpdatedAt            time.Time  `bun:"updated_at,nullzero,default:now()"`
+	ID                 uuid.UUID  `bun:"id,pk,type:uuid,default:uuidv7()"`
+	UserID             uuid.UUID  `bun:"user_id,type:uuid"`
+	StripeID           string     `bun:"stripe_subscription_id"`
+	CustomerID         *string    `bun:"customer_id"`
+	PlanCode           string     `bun:"plan_code"`
+	Status             string     `bun:"status"` // Stripe's: active, trialing, past_due, canceled, …
+	CurrentPeriodStart *time.Time `bun:"current_period_start"`
+	CurrentPeriodEnd   *time.Time `bun:"current_period_end"`
+	CancelAtPeriodEnd  bool       `bun:"cancel_at_period_end"`
+	CanceledAt         *time.Time `bun:"canceled_at"`
+	ObservedAt         time.Time  `bun:"observed_at"`
+	CreatedAt          time.Time  `bun:"created_at,nullzero,default:now()"`
+	UpdatedAt          time.Time  `bun:"updated_at,nullzero,default:now()"`
 }
 
 // live are the Stripe statuses in which a plan's benefits apply. past_due
