@@ -74,15 +74,18 @@ type Purchase struct {
 	UpdatedAt         time.Time  `bun:"updated_at,nullzero,default:now()"`
 
 	// Read from the purchase's charges (never written).
-	AmountRefunded int64  `bun:"amount_refunded,scanonly"`
-	DisputeStatus  string `bun:"dispute_status,scanonly"`
+	AmountRefunded int64   `bun:"amount_refunded,scanonly"`
+	DisputeStatus  Dispute `bun:"dispute_status,scanonly"`
 }
 
-// Refund and dispute states shown to users, beside the payment status.
+// Dispute is where a dispute of a purchase's payment stands ("" when none).
+type Dispute string
+
+// The dispute states.
 const (
-	DisputeOpen = "open"
-	DisputeWon  = "won"
-	DisputeLost = "lost"
+	DisputeOpen Dispute = "open"
+	DisputeWon  Dispute = "won"
+	DisputeLost Dispute = "lost"
 )
 
 // withCharges adds to a select of purchases what their charges say.

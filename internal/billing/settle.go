@@ -136,7 +136,7 @@ type fingerprint struct {
 	status                Status
 	granted, clawed, owed int64
 	refunded              int64
-	dispute               string
+	dispute               Dispute
 	frozen                bool
 }
 

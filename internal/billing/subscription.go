@@ -20,28 +20,43 @@ import (
 type Subscription struct {
 	bun.BaseModel `bun:"table:subscriptions,alias:sub"`
 
-	ID                 uuid.UUID  `bun:"id,pk,type:uuid,default:uuidv7()"`
-	UserID             uuid.UUID  `bun:"user_id,type:uuid"`
-	StripeID           string     `bun:"stripe_subscription_id"`
-	CustomerID         *string    `bun:"customer_id"`
-	PlanCode           string     `bun:"plan_code"`
-	Status             string     `bun:"status"` // Stripe's: active, trialing, past_due, canceled, …
-	CurrentPeriodStart *time.Time `bun:"current_period_start"`
-	CurrentPeriodEnd   *time.Time `bun:"current_period_end"`
-	CancelAtPeriodEnd  bool       `bun:"cancel_at_period_end"`
-	CanceledAt         *time.Time `bun:"canceled_at"`
-	ObservedAt         time.Time  `bun:"observed_at"`
-	CreatedAt          time.Time  `bun:"created_at,nullzero,default:now()"`
-	UpdatedAt          time.Time  `bun:"updated_at,nullzero,default:now()"`
+	ID                 uuid.UUID          `bun:"id,pk,type:uuid,default:uuidv7()"`
+	UserID             uuid.UUID          `bun:"user_id,type:uuid"`
+	StripeID           string             `bun:"stripe_subscription_id"`
+	CustomerID         *string            `bun:"customer_id"`
+	PlanCode           string             `bun:"plan_code"`
+	Status             SubscriptionStatus `bun:"status"`
+	CurrentPeriodStart *time.Time         `bun:"current_period_start"`
+	CurrentPeriodEnd   *time.Time         `bun:"current_period_end"`
+	CancelAtPeriodEnd  bool               `bun:"cancel_at_period_end"`
+	CanceledAt         *time.Time         `bun:"canceled_at"`
+	ObservedAt         time.Time          `bun:"observed_at"`
+	CreatedAt          time.Time          `bun:"created_at,nullzero,default:now()"`
+	UpdatedAt          time.Time          `bun:"updated_at,nullzero,default:now()"`
 }
+
+// SubscriptionStatus is Stripe's status of a subscription.
+type SubscriptionStatus string
+
+// Stripe's subscription statuses.
+const (
+	SubActive            SubscriptionStatus = "active"
+	SubTrialing          SubscriptionStatus = "trialing"
+	SubPastDue           SubscriptionStatus = "past_due"
+	SubUnpaid            SubscriptionStatus = "unpaid"
+	SubCanceled          SubscriptionStatus = "canceled"
+	SubIncomplete        SubscriptionStatus = "incomplete"
+	SubIncompleteExpired SubscriptionStatus = "incomplete_expired"
+	SubPaused            SubscriptionStatus = "paused"
+)
 
 // live are the Stripe statuses in which a plan's benefits apply. past_due
 // keeps them while Stripe retries the card.
-var live = []string{string(stripe.SubscriptionStatusActive), string(stripe.SubscriptionStatusTrialing), string(stripe.SubscriptionStatusPastDue)}
+var live = []SubscriptionStatus{SubActive, SubTrialing, SubPastDue}
 
 // terminal statuses never change again in Stripe.
-func terminal(status string) bool {
-	return status == string(stripe.SubscriptionStatusCanceled) || status == string(stripe.SubscriptionStatusIncompleteExpired)
+func terminal(status SubscriptionStatus) bool {
+	return status == SubCanceled || status == SubIncompleteExpired
 }
 
 // SubscriptionOf returns userID's current subscription: the live one, else
@@ -142,7 +157,7 @@ func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.S
 		return fmt.Errorf("subscription %s: no catalog plan in its items or metadata", ss.ID)
 	}
 	sub := &Subscription{
-		UserID: userID, StripeID: ss.ID, PlanCode: code, Status: string(ss.Status),
+		UserID: userID, StripeID: ss.ID, PlanCode: code, Status: SubscriptionStatus(ss.Status),
 		CurrentPeriodStart: unixTime(ss.CurrentPeriodStart), CurrentPeriodEnd: unixTime(ss.CurrentPeriodEnd),
 		CancelAtPeriodEnd: ss.CancelAtPeriodEnd, CanceledAt: unixTime(ss.CanceledAt), ObservedAt: observed,
 	}
@@ -172,7 +187,7 @@ func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.S
 		return fmt.Errorf("read subscription: %w", err)
 	}
 	return feed.AppendTx(ctx, tx, userID, feed.SubscriptionChanged{
-		SubscriptionID: cur.ID, PlanCode: cur.PlanCode, Status: cur.Status, CancelAtPeriodEnd: cur.CancelAtPeriodEnd,
+		SubscriptionID: cur.ID, PlanCode: cur.PlanCode, Status: string(cur.Status), CancelAtPeriodEnd: cur.CancelAtPeriodEnd,
 	})
 }
 
