@@ -109,9 +109,6 @@ func (s *Service) activeSubscription(ctx context.Context, userID uuid.UUID) (*Su
 // and its limits stay until then. Returns PAYMENTS_DISABLED, NOT_FOUND
 // (not the actor's, or over), or UNAVAILABLE.
 func (s *Service) SetCancelAtPeriodEnd(ctx context.Context, a actor.Actor, id uuid.UUID, cancel bool) (*Subscription, error) {
-	if err := s.requireEnabled(); err != nil {
-		return nil, err
-	}
 	var sub Subscription
 	err := s.db.NewSelect().Model(&sub).Where("id = ? AND user_id = ?", id, a.UserID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && terminal(sub.Status)) {
@@ -119,6 +116,9 @@ func (s *Service) SetCancelAtPeriodEnd(ctx context.Context, a actor.Actor, id uu
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read subscription: %w", err)
+	}
+	if err := s.requireEnabled(); err != nil {
+		return nil, err
 	}
 	observed := s.clock.Now()
 	ss, err := s.api.Subscriptions.Update(sub.StripeID, &stripe.SubscriptionParams{CancelAtPeriodEnd: stripe.Bool(cancel)})
