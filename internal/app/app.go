@@ -185,7 +185,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 	a.Billing = billing.New(bdb, catalog, billing.Config{
 		SecretKey: cfg.Payments.SecretKey, WebhookSecret: cfg.Payments.WebhookSecret, APIBase: cfg.Payments.APIBase,
 		Tax: cfg.Payments.Tax, PublicURL: cfg.PublicURL, AllowedOrigins: cfg.AllowedOrigins,
-		WebhookMaxBytes: cfg.Payments.WebhookMaxBytes, Clock: clk,
+		WebhookMaxBytes: cfg.Payments.WebhookMaxBytes, Clock: clk, Limiter: a.Limiter,
 	}, log)
 	return a, nil
 }

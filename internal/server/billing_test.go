@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -252,4 +253,25 @@ func deref(s *string) string {
 		return ""
 	}
 	return "/" + *s
+}
+
+// Each checkout is a Stripe session and a row: a user gets ten an hour, and
+// a retry of one already made is no new one.
+func TestCheckoutsAreLimited(t *testing.T) {
+	t.Parallel()
+	s := start(t, paymentsConfig(t))
+	me, _ := mustSignUp(t, s, "eager@example.com")
+	const checkout = `mutation($key: String!) { createCheckoutSession(input: {planCode: "pack-100", idempotencyKey: $key, successPath: "/ok", cancelPath: "/"}) { sessionId } }`
+	for i := range 10 {
+		me.must(checkout, map[string]any{"key": fmt.Sprintf("k%d", i)}, nil)
+	}
+	e := me.fails("RATE_LIMITED", checkout, map[string]any{"key": "k10"})
+	if e.Extensions["retryAfter"] == nil {
+		t.Errorf("RATE_LIMITED without retryAfter: %+v", e)
+	}
+	me.must(checkout, map[string]any{"key": "k3"}, nil)
+	var n int
+	if err := s.db.NewRaw("SELECT count(*) FROM purchases").Scan(context.Background(), &n); err != nil || n != 10 {
+		t.Errorf("purchases recorded: %d (%v), want 10", n, err)
+	}
 }
