@@ -178,15 +178,9 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		PollInterval: o.PollInterval, ProgressEvery: o.ProgressEvery,
 	}, a.Bus, a.Gallery, p, log)
 	a.Feed = feed.New(bdb, a.Bus, log, o.PollInterval)
-	catalog, err := billing.LoadCatalog(cfg.Payments.CatalogFile)
-	if err != nil {
-		return nil, &config.Error{Problems: []string{"--billing-catalog-file / BILLING_CATALOG_FILE: " + err.Error()}}
+	if a.Billing, err = billing.FromConfig(bdb, cfg, log, billing.WithClock(clk), billing.WithLimiter(a.Limiter)); err != nil {
+		return nil, err
 	}
-	a.Billing = billing.New(bdb, catalog, billing.Config{
-		SecretKey: cfg.Payments.SecretKey, WebhookSecret: cfg.Payments.WebhookSecret, APIBase: cfg.Payments.APIBase,
-		Tax: cfg.Payments.Tax, PublicURL: cfg.PublicURL, AllowedOrigins: cfg.AllowedOrigins,
-		WebhookMaxBytes: cfg.Payments.WebhookMaxBytes, Clock: clk, Limiter: a.Limiter,
-	}, log)
 	return a, nil
 }
 

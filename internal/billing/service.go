@@ -103,7 +103,10 @@ type Service struct {
 // New returns the billing service over catalog. Without cfg.SecretKey it
 // still answers the catalog and users' records, and refuses payment calls
 // with PAYMENTS_DISABLED.
-func New(bdb *bun.DB, catalog *Catalog, cfg Config, log *slog.Logger) *Service {
+func New(bdb *bun.DB, catalog *Catalog, cfg Config, log *slog.Logger, opts ...Option) *Service {
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if cfg.WebhookMaxBytes <= 0 {
 		cfg.WebhookMaxBytes = 256 << 10
 	}

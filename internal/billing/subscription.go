@@ -146,10 +146,8 @@ func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.S
 	code := ss.Metadata[metaCode]
 	if ss.Items != nil {
 		for _, it := range ss.Items.Data {
-			if it.Price != nil {
-				if item, ok := s.catalog.ByLookupKey(it.Price.LookupKey); ok {
-					code = item.Code
-				}
+			if item, ok := s.itemOfPrice(it.Price); ok {
+				code = item.Code
 			}
 		}
 	}
@@ -265,4 +263,17 @@ func (s *Service) userOf(ctx context.Context, idb bun.IDB, meta map[string]strin
 		}
 	}
 	return uuid.Nil, errNoUser
+}
+
+// itemOfPrice is the catalog item a Stripe price sells: by its lookup key,
+// or, for a price replaced since (sync-catalog moved the key to a new
+// one, subscribers stay on the old), by the code in its metadata.
+func (s *Service) itemOfPrice(p *stripe.Price) (Item, bool) {
+	if p == nil {
+		return Item{}, false
+	}
+	if it, ok := s.catalog.ByLookupKey(p.LookupKey); ok {
+		return it, true
+	}
+	return s.catalog.Find(p.Metadata[metaCode])
 }

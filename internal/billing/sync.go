@@ -4,36 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 
 	"github.com/stripe/stripe-go/v76"
-	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/apperr"
-	"github.com/fastimage/api/internal/config"
 )
-
-// FromConfig returns the billing service the settings describe: the catalog
-// from cfg.Payments.CatalogFile (the built-in one when empty) and Stripe's
-// settings. A catalog file that cannot be read or is invalid is a
-// *config.Error naming the setting and every problem in the file.
-func FromConfig(bdb *bun.DB, cfg *config.Serve, log *slog.Logger) (*Service, error) {
-	catalog, err := LoadCatalog(cfg.Payments.CatalogFile)
-	if err != nil {
-		return nil, &config.Error{Problems: []string{fmt.Sprintf(
-			"--billing-catalog-file / BILLING_CATALOG_FILE: %v (the README's Payments section shows the format)", err)}}
-	}
-	return New(bdb, catalog, Config{
-		SecretKey:       cfg.Payments.SecretKey,
-		WebhookSecret:   cfg.Payments.WebhookSecret,
-		APIBase:         cfg.Payments.APIBase,
-		Tax:             cfg.Payments.Tax,
-		PublicURL:       cfg.PublicURL,
-		AllowedOrigins:  cfg.AllowedOrigins,
-		WebhookMaxBytes: cfg.Payments.WebhookMaxBytes,
-	}, log), nil
-}
 
 // SyncAction says what SyncCatalog did to a Stripe object.
 type SyncAction string
