@@ -98,7 +98,7 @@ CREATE INDEX subscriptions_user_idx ON subscriptions (user_id, id DESC);
 
 -- Limits that differ from the settings' defaults because of a plan.
 CREATE TABLE user_limits (
-  user_id             uuid PRIMARY KEY REFERENCES users (id),
+  user_id             uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
   plan_code           text NOT NULL,
   storage_quota_bytes bigint CHECK (storage_quota_bytes > 0),
   running_jobs_limit  integer CHECK (running_jobs_limit > 0),

@@ -68,6 +68,9 @@ type Session struct {
 	ExpiresAt     time.Time  `bun:"expires_at"`
 	RevokedAt     *time.Time `bun:"revoked_at"`
 	RevokedReason *string    `bun:"revoked_reason"`
+	// PasswordConfirmedAt is when this session last proved the password
+	// (its sign-in, or ConfirmPassword): sensitive actions want it recent.
+	PasswordConfirmedAt time.Time `bun:"password_confirmed_at,nullzero,default:now()"`
 
 	User *User `bun:"rel:belongs-to,join:user_id=id"`
 	// New marks the session SignIn just opened: the request that opened it

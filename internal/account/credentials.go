@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -225,4 +226,28 @@ func (s *Service) UpdateProfile(ctx context.Context, v *Viewer, name string) (*U
 		return nil, err
 	}
 	return &u, nil
+}
+
+// ConfirmPassword proves the viewer's password again on this session
+// ("sudo mode"): actions that cannot be undone, such as deleting the
+// account, want a password proved within minutes, not only a session.
+// Sign-in counts as a confirmation too. Wrong passwords count against the
+// same limit as every password check.
+// Returns INVALID_CREDENTIALS or RATE_LIMITED.
+func (s *Service) ConfirmPassword(ctx context.Context, v *Viewer, password string) (time.Time, error) {
+	ok, err := s.checkViewerPassword(ctx, v, password)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !ok {
+		s.recordBestEffort(ctx, &v.User.ID, &v.Session.ID, EventSignInFailed, map[string]any{"during": "confirm password"})
+		return time.Time{}, apperr.Errorf(apperr.InvalidCredentials, "That password is wrong.").With("field", "password")
+	}
+	var at time.Time
+	if err := s.db.NewRaw("UPDATE sessions SET password_confirmed_at = now() WHERE id = ? RETURNING password_confirmed_at", v.Session.ID).
+		Scan(ctx, &at); err != nil {
+		return time.Time{}, fmt.Errorf("confirm password: %w", err)
+	}
+	v.Session.PasswordConfirmedAt = at
+	return at, nil
 }

@@ -47,3 +47,10 @@ func Transient(err error) bool {
 	var netErr net.Error
 	return errors.As(err, &netErr)
 }
+
+// UniqueViolation reports whether err is Postgres refusing a row that a
+// unique index already holds.
+func UniqueViolation(err error) bool {
+	var pgErr pgdriver.Error
+	return errors.As(err, &pgErr) && pgErr.Field('C') == "23505"
+}

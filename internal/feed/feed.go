@@ -29,6 +29,7 @@ const (
 	KindCredits      Kind = "CREDITS"
 	KindPurchase     Kind = "PURCHASE"
 	KindSubscription Kind = "SUBSCRIPTION"
+	KindPrivacy      Kind = "PRIVACY_REQUEST"
 )
 
 // Payload is the typed body of an entry; its kind is the type's.
@@ -87,6 +88,18 @@ type SubscriptionChanged struct {
 // Kind implements Payload.
 func (SubscriptionChanged) Kind() Kind { return KindSubscription }
 
+// PrivacyRequestChanged says that one of the user's privacy requests moved
+// (a privacy.Status value) or, for an export being built, progressed.
+type PrivacyRequestChanged struct {
+	RequestID   uuid.UUID `json:"requestId"`
+	RequestKind string    `json:"kind"`
+	Status      string    `json:"status"`
+	Progress    int       `json:"progress"`
+}
+
+// Kind implements Payload.
+func (PrivacyRequestChanged) Kind() Kind { return KindPrivacy }
+
 // Entry is one entry of a user's feed, numbered 1, 2, 3 … per user.
 type Entry struct {
 	bun.BaseModel `bun:"table:viewer_events"`
@@ -99,7 +112,8 @@ type Entry struct {
 }
 
 // Decode returns the entry's typed payload: a GenerationChanged,
-// CreditsChanged, PurchaseChanged or SubscriptionChanged.
+// CreditsChanged, PurchaseChanged, SubscriptionChanged or
+// PrivacyRequestChanged.
 func (e *Entry) Decode() (Payload, error) {
 	var (
 		p   Payload
@@ -114,6 +128,8 @@ func (e *Entry) Decode() (Payload, error) {
 		p, err = decode[PurchaseChanged](e.Payload)
 	case KindSubscription:
 		p, err = decode[SubscriptionChanged](e.Payload)
+	case KindPrivacy:
+		p, err = decode[PrivacyRequestChanged](e.Payload)
 	default:
 		err = fmt.Errorf("unknown kind %q", e.Kind)
 	}
