@@ -22,6 +22,7 @@ import (
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
+	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/work"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -45,6 +46,7 @@ type ResolverRoot interface {
 	Image() ImageResolver
 	Mutation() MutationResolver
 	Plan() PlanResolver
+	PrivacyRequest() PrivacyRequestResolver
 	Purchase() PurchaseResolver
 	Query() QueryResolver
 	SecurityEvent() SecurityEventResolver
@@ -71,6 +73,10 @@ type ComplexityRoot struct {
 		Plan              func(childComplexity int) int
 		PlanCode          func(childComplexity int) int
 		Status            func(childComplexity int) int
+	}
+
+	ConfirmPasswordPayload struct {
+		ConfirmedAt func(childComplexity int) int
 	}
 
 	CreateBillingPortalSessionPayload struct {
@@ -272,21 +278,30 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AdjustCredits              func(childComplexity int, input model.AdjustCreditsInput) int
 		CancelGeneration           func(childComplexity int, input model.CancelGenerationInput) int
+		CancelPrivacyRequest       func(childComplexity int, input model.CancelPrivacyRequestInput) int
 		CancelSubscription         func(childComplexity int, input model.CancelSubscriptionInput) int
 		ChangeEmail                func(childComplexity int, input model.ChangeEmailInput) int
 		ChangePassword             func(childComplexity int, input model.ChangePasswordInput) int
+		CompleteCorrection         func(childComplexity int, input model.CompleteCorrectionInput) int
 		CompleteUpload             func(childComplexity int, input model.CompleteUploadInput) int
 		ConfirmEmailChange         func(childComplexity int, input model.ConfirmEmailChangeInput) int
+		ConfirmPassword            func(childComplexity int, input model.ConfirmPasswordInput) int
 		CreateBillingPortalSession func(childComplexity int, input model.CreateBillingPortalSessionInput) int
 		CreateCheckoutSession      func(childComplexity int, input model.CreateCheckoutSessionInput) int
 		CreateUpload               func(childComplexity int, input model.CreateUploadInput) int
 		DeleteWorks                func(childComplexity int, input model.DeleteWorksInput) int
 		EditImage                  func(childComplexity int, input model.EditImageInput) int
 		EmptyBin                   func(childComplexity int, input *model.EmptyBinInput) int
+		ExtendPrivacyRequest       func(childComplexity int, input model.PrivacyRequestReasonInput) int
 		GenerateImage              func(childComplexity int, input model.GenerateImageInput) int
+		ObjectToProcessing         func(childComplexity int, input model.ProcessingObjectionInput) int
 		PurgeWorks                 func(childComplexity int, input model.PurgeWorksInput) int
 		RefundPurchase             func(childComplexity int, input model.RefundPurchaseInput) int
+		RejectPrivacyRequest       func(childComplexity int, input model.PrivacyRequestReasonInput) int
 		RenameWork                 func(childComplexity int, input model.RenameWorkInput) int
+		RequestAccountDeletion     func(childComplexity int, input *model.RequestAccountDeletionInput) int
+		RequestCorrection          func(childComplexity int, input model.RequestCorrectionInput) int
+		RequestDataExport          func(childComplexity int, input *model.RequestDataExportInput) int
 		RequestPasswordReset       func(childComplexity int, input model.RequestPasswordResetInput) int
 		ResendVerification         func(childComplexity int, input model.ResendVerificationInput) int
 		ResetPassword              func(childComplexity int, input model.ResetPasswordInput) int
@@ -303,6 +318,7 @@ type ComplexityRoot struct {
 		UpdateProfile              func(childComplexity int, input model.UpdateProfileInput) int
 		UploadImage                func(childComplexity int, input model.UploadImageInput) int
 		VerifyEmail                func(childComplexity int, input model.VerifyEmailInput) int
+		WithdrawObjection          func(childComplexity int, input model.ProcessingObjectionInput) int
 	}
 
 	PageInfo struct {
@@ -321,6 +337,46 @@ type ComplexityRoot struct {
 		Price             func(childComplexity int) int
 		RunningJobsLimit  func(childComplexity int) int
 		StorageQuotaBytes func(childComplexity int) int
+	}
+
+	PrivacyAuditEntry struct {
+		Action    func(childComplexity int) int
+		Actor     func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		Detail    func(childComplexity int) int
+	}
+
+	PrivacyRequest struct {
+		AuditTrail      func(childComplexity int) int
+		CompletedAt     func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		DueAt           func(childComplexity int) int
+		ExtendedAt      func(childComplexity int) int
+		ExtensionReason func(childComplexity int) int
+		Field           func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Kind            func(childComplexity int) int
+		Note            func(childComplexity int) int
+		Progress        func(childComplexity int) int
+		Purpose         func(childComplexity int) int
+		RejectionReason func(childComplexity int) int
+		Status          func(childComplexity int) int
+		Value           func(childComplexity int) int
+	}
+
+	PrivacyRequestConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	PrivacyRequestEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	PrivacyRequestPayload struct {
+		Request func(childComplexity int) int
 	}
 
 	Purchase struct {
@@ -361,15 +417,16 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		EstimateEdit       func(childComplexity int, input model.EditImageInput) int
-		EstimateGeneration func(childComplexity int, input model.GenerateImageInput) int
-		Generation         func(childComplexity int, id string) int
-		Node               func(childComplexity int, id string) int
-		Nodes              func(childComplexity int, ids []string) int
-		Plans              func(childComplexity int) int
-		ServerInfo         func(childComplexity int) int
-		Viewer             func(childComplexity int) int
-		Work               func(childComplexity int, id string) int
+		EstimateEdit        func(childComplexity int, input model.EditImageInput) int
+		EstimateGeneration  func(childComplexity int, input model.GenerateImageInput) int
+		Generation          func(childComplexity int, id string) int
+		Node                func(childComplexity int, id string) int
+		Nodes               func(childComplexity int, ids []string) int
+		Plans               func(childComplexity int) int
+		PrivacyRequestQueue func(childComplexity int, status *privacy.Status, first *int, after *string) int
+		ServerInfo          func(childComplexity int) int
+		Viewer              func(childComplexity int) int
+		Work                func(childComplexity int, id string) int
 	}
 
 	RefundPurchasePayload struct {
@@ -463,6 +520,8 @@ type ComplexityRoot struct {
 		Generations      func(childComplexity int, first *int, after *string, status *work.Status) int
 		ID               func(childComplexity int) int
 		Name             func(childComplexity int) int
+		Objections       func(childComplexity int) int
+		PrivacyRequests  func(childComplexity int, first *int, after *string) int
 		Purchases        func(childComplexity int, first *int, after *string) int
 		Role             func(childComplexity int) int
 		SecurityEvents   func(childComplexity int, first *int, after *string) int
@@ -483,20 +542,23 @@ type ComplexityRoot struct {
 	}
 
 	ViewerEvent struct {
-		CancelAtPeriodEnd  func(childComplexity int) int
-		Cause              func(childComplexity int) int
-		CreatedAt          func(childComplexity int) int
-		Credits            func(childComplexity int) int
-		GenerationID       func(childComplexity int) int
-		Kind               func(childComplexity int) int
-		PlanCode           func(childComplexity int) int
-		PurchaseID         func(childComplexity int) int
-		PurchaseStatus     func(childComplexity int) int
-		Seq                func(childComplexity int) int
-		Status             func(childComplexity int) int
-		SubscriptionID     func(childComplexity int) int
-		SubscriptionStatus func(childComplexity int) int
-		WorkID             func(childComplexity int) int
+		CancelAtPeriodEnd    func(childComplexity int) int
+		Cause                func(childComplexity int) int
+		CreatedAt            func(childComplexity int) int
+		Credits              func(childComplexity int) int
+		GenerationID         func(childComplexity int) int
+		Kind                 func(childComplexity int) int
+		PlanCode             func(childComplexity int) int
+		PrivacyRequestID     func(childComplexity int) int
+		PrivacyRequestStatus func(childComplexity int) int
+		Progress             func(childComplexity int) int
+		PurchaseID           func(childComplexity int) int
+		PurchaseStatus       func(childComplexity int) int
+		Seq                  func(childComplexity int) int
+		Status               func(childComplexity int) int
+		SubscriptionID       func(childComplexity int) int
+		SubscriptionStatus   func(childComplexity int) int
+		WorkID               func(childComplexity int) int
 	}
 
 	Work struct {
@@ -593,6 +655,16 @@ type MutationResolver interface {
 	EditImage(ctx context.Context, input model.EditImageInput) (*model.GenerationPayload, error)
 	CancelGeneration(ctx context.Context, input model.CancelGenerationInput) (*model.GenerationPayload, error)
 	RetryGeneration(ctx context.Context, input model.RetryGenerationInput) (*model.GenerationPayload, error)
+	ConfirmPassword(ctx context.Context, input model.ConfirmPasswordInput) (*model.ConfirmPasswordPayload, error)
+	RequestDataExport(ctx context.Context, input *model.RequestDataExportInput) (*model.PrivacyRequestPayload, error)
+	RequestCorrection(ctx context.Context, input model.RequestCorrectionInput) (*model.PrivacyRequestPayload, error)
+	RequestAccountDeletion(ctx context.Context, input *model.RequestAccountDeletionInput) (*model.PrivacyRequestPayload, error)
+	ObjectToProcessing(ctx context.Context, input model.ProcessingObjectionInput) (*model.PrivacyRequestPayload, error)
+	WithdrawObjection(ctx context.Context, input model.ProcessingObjectionInput) (*model.PrivacyRequestPayload, error)
+	CancelPrivacyRequest(ctx context.Context, input model.CancelPrivacyRequestInput) (*model.PrivacyRequestPayload, error)
+	RejectPrivacyRequest(ctx context.Context, input model.PrivacyRequestReasonInput) (*model.PrivacyRequestPayload, error)
+	ExtendPrivacyRequest(ctx context.Context, input model.PrivacyRequestReasonInput) (*model.PrivacyRequestPayload, error)
+	CompleteCorrection(ctx context.Context, input model.CompleteCorrectionInput) (*model.PrivacyRequestPayload, error)
 	UploadImage(ctx context.Context, input model.UploadImageInput) (*model.WorkPayload, error)
 	CreateUpload(ctx context.Context, input model.CreateUploadInput) (*model.CreateUploadPayload, error)
 	CompleteUpload(ctx context.Context, input model.CompleteUploadInput) (*model.WorkPayload, error)
@@ -608,6 +680,11 @@ type PlanResolver interface {
 	Price(ctx context.Context, obj *billing.Item) (*model.Money, error)
 	StorageQuotaBytes(ctx context.Context, obj *billing.Item) (*int64, error)
 	RunningJobsLimit(ctx context.Context, obj *billing.Item) (*int, error)
+}
+type PrivacyRequestResolver interface {
+	ID(ctx context.Context, obj *privacy.Request) (string, error)
+
+	AuditTrail(ctx context.Context, obj *privacy.Request) ([]*privacy.AuditEntry, error)
 }
 type PurchaseResolver interface {
 	ID(ctx context.Context, obj *billing.Purchase) (string, error)
@@ -626,6 +703,7 @@ type QueryResolver interface {
 	Generation(ctx context.Context, id string) (*generate.Generation, error)
 	EstimateGeneration(ctx context.Context, input model.GenerateImageInput) (*model.Estimate, error)
 	EstimateEdit(ctx context.Context, input model.EditImageInput) (*model.Estimate, error)
+	PrivacyRequestQueue(ctx context.Context, status *privacy.Status, first *int, after *string) (*model.PrivacyRequestConnection, error)
 	Work(ctx context.Context, id string) (*work.Work, error)
 }
 type SecurityEventResolver interface {
@@ -656,6 +734,8 @@ type UserResolver interface {
 	Credits(ctx context.Context, obj *account.User) (*credit.Balance, error)
 	CreditEntries(ctx context.Context, obj *account.User, first *int, after *string) (*model.CreditEntryConnection, error)
 	Generations(ctx context.Context, obj *account.User, first *int, after *string, status *work.Status) (*model.GenerationConnection, error)
+	PrivacyRequests(ctx context.Context, obj *account.User, first *int, after *string) (*model.PrivacyRequestConnection, error)
+	Objections(ctx context.Context, obj *account.User) ([]privacy.Purpose, error)
 	Works(ctx context.Context, obj *account.User, first *int, after *string, filter *model.WorkFilter) (*model.WorkConnection, error)
 	Storage(ctx context.Context, obj *account.User) (*work.Usage, error)
 }
@@ -740,6 +820,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.BillingSubscription.Status(childComplexity), true
+
+	case "ConfirmPasswordPayload.confirmedAt":
+		if e.ComplexityRoot.ConfirmPasswordPayload.ConfirmedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConfirmPasswordPayload.ConfirmedAt(childComplexity), true
 
 	case "CreateBillingPortalSessionPayload.url":
 		if e.ComplexityRoot.CreateBillingPortalSessionPayload.URL == nil {
@@ -1519,6 +1606,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CancelGeneration(childComplexity, args["input"].(model.CancelGenerationInput)), true
+	case "Mutation.cancelPrivacyRequest":
+		if e.ComplexityRoot.Mutation.CancelPrivacyRequest == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelPrivacyRequest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelPrivacyRequest(childComplexity, args["input"].(model.CancelPrivacyRequestInput)), true
 	case "Mutation.cancelSubscription":
 		if e.ComplexityRoot.Mutation.CancelSubscription == nil {
 			break
@@ -1552,6 +1650,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ChangePassword(childComplexity, args["input"].(model.ChangePasswordInput)), true
+	case "Mutation.completeCorrection":
+		if e.ComplexityRoot.Mutation.CompleteCorrection == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_completeCorrection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CompleteCorrection(childComplexity, args["input"].(model.CompleteCorrectionInput)), true
 	case "Mutation.completeUpload":
 		if e.ComplexityRoot.Mutation.CompleteUpload == nil {
 			break
@@ -1574,6 +1683,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ConfirmEmailChange(childComplexity, args["input"].(model.ConfirmEmailChangeInput)), true
+	case "Mutation.confirmPassword":
+		if e.ComplexityRoot.Mutation.ConfirmPassword == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_confirmPassword_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ConfirmPassword(childComplexity, args["input"].(model.ConfirmPasswordInput)), true
 	case "Mutation.createBillingPortalSession":
 		if e.ComplexityRoot.Mutation.CreateBillingPortalSession == nil {
 			break
@@ -1640,6 +1760,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.EmptyBin(childComplexity, args["input"].(*model.EmptyBinInput)), true
+	case "Mutation.extendPrivacyRequest":
+		if e.ComplexityRoot.Mutation.ExtendPrivacyRequest == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_extendPrivacyRequest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ExtendPrivacyRequest(childComplexity, args["input"].(model.PrivacyRequestReasonInput)), true
 	case "Mutation.generateImage":
 		if e.ComplexityRoot.Mutation.GenerateImage == nil {
 			break
@@ -1651,6 +1782,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.GenerateImage(childComplexity, args["input"].(model.GenerateImageInput)), true
+	case "Mutation.objectToProcessing":
+		if e.ComplexityRoot.Mutation.ObjectToProcessing == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_objectToProcessing_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ObjectToProcessing(childComplexity, args["input"].(model.ProcessingObjectionInput)), true
 	case "Mutation.purgeWorks":
 		if e.ComplexityRoot.Mutation.PurgeWorks == nil {
 			break
@@ -1673,6 +1815,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RefundPurchase(childComplexity, args["input"].(model.RefundPurchaseInput)), true
+	case "Mutation.rejectPrivacyRequest":
+		if e.ComplexityRoot.Mutation.RejectPrivacyRequest == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rejectPrivacyRequest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RejectPrivacyRequest(childComplexity, args["input"].(model.PrivacyRequestReasonInput)), true
 	case "Mutation.renameWork":
 		if e.ComplexityRoot.Mutation.RenameWork == nil {
 			break
@@ -1684,6 +1837,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RenameWork(childComplexity, args["input"].(model.RenameWorkInput)), true
+	case "Mutation.requestAccountDeletion":
+		if e.ComplexityRoot.Mutation.RequestAccountDeletion == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestAccountDeletion_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestAccountDeletion(childComplexity, args["input"].(*model.RequestAccountDeletionInput)), true
+	case "Mutation.requestCorrection":
+		if e.ComplexityRoot.Mutation.RequestCorrection == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestCorrection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestCorrection(childComplexity, args["input"].(model.RequestCorrectionInput)), true
+	case "Mutation.requestDataExport":
+		if e.ComplexityRoot.Mutation.RequestDataExport == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestDataExport_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestDataExport(childComplexity, args["input"].(*model.RequestDataExportInput)), true
 	case "Mutation.requestPasswordReset":
 		if e.ComplexityRoot.Mutation.RequestPasswordReset == nil {
 			break
@@ -1860,6 +2046,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.VerifyEmail(childComplexity, args["input"].(model.VerifyEmailInput)), true
+	case "Mutation.withdrawObjection":
+		if e.ComplexityRoot.Mutation.WithdrawObjection == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_withdrawObjection_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.WithdrawObjection(childComplexity, args["input"].(model.ProcessingObjectionInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1934,6 +2131,161 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Plan.StorageQuotaBytes(childComplexity), true
+
+	case "PrivacyAuditEntry.action":
+		if e.ComplexityRoot.PrivacyAuditEntry.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyAuditEntry.Action(childComplexity), true
+	case "PrivacyAuditEntry.actor":
+		if e.ComplexityRoot.PrivacyAuditEntry.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyAuditEntry.Actor(childComplexity), true
+	case "PrivacyAuditEntry.at":
+		if e.ComplexityRoot.PrivacyAuditEntry.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyAuditEntry.CreatedAt(childComplexity), true
+	case "PrivacyAuditEntry.detail":
+		if e.ComplexityRoot.PrivacyAuditEntry.Detail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyAuditEntry.Detail(childComplexity), true
+
+	case "PrivacyRequest.auditTrail":
+		if e.ComplexityRoot.PrivacyRequest.AuditTrail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.AuditTrail(childComplexity), true
+	case "PrivacyRequest.completedAt":
+		if e.ComplexityRoot.PrivacyRequest.CompletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.CompletedAt(childComplexity), true
+	case "PrivacyRequest.createdAt":
+		if e.ComplexityRoot.PrivacyRequest.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.CreatedAt(childComplexity), true
+	case "PrivacyRequest.dueAt":
+		if e.ComplexityRoot.PrivacyRequest.DueAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.DueAt(childComplexity), true
+	case "PrivacyRequest.extendedAt":
+		if e.ComplexityRoot.PrivacyRequest.ExtendedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.ExtendedAt(childComplexity), true
+	case "PrivacyRequest.extensionReason":
+		if e.ComplexityRoot.PrivacyRequest.ExtensionReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.ExtensionReason(childComplexity), true
+	case "PrivacyRequest.field":
+		if e.ComplexityRoot.PrivacyRequest.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.Field(childComplexity), true
+	case "PrivacyRequest.id":
+		if e.ComplexityRoot.PrivacyRequest.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.ID(childComplexity), true
+	case "PrivacyRequest.kind":
+		if e.ComplexityRoot.PrivacyRequest.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.Kind(childComplexity), true
+	case "PrivacyRequest.note":
+		if e.ComplexityRoot.PrivacyRequest.Note == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.Note(childComplexity), true
+	case "PrivacyRequest.progress":
+		if e.ComplexityRoot.PrivacyRequest.Progress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.Progress(childComplexity), true
+	case "PrivacyRequest.purpose":
+		if e.ComplexityRoot.PrivacyRequest.Purpose == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.Purpose(childComplexity), true
+	case "PrivacyRequest.rejectionReason":
+		if e.ComplexityRoot.PrivacyRequest.RejectionReason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.RejectionReason(childComplexity), true
+	case "PrivacyRequest.status":
+		if e.ComplexityRoot.PrivacyRequest.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.Status(childComplexity), true
+	case "PrivacyRequest.value":
+		if e.ComplexityRoot.PrivacyRequest.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.Value(childComplexity), true
+
+	case "PrivacyRequestConnection.edges":
+		if e.ComplexityRoot.PrivacyRequestConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequestConnection.Edges(childComplexity), true
+	case "PrivacyRequestConnection.pageInfo":
+		if e.ComplexityRoot.PrivacyRequestConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequestConnection.PageInfo(childComplexity), true
+	case "PrivacyRequestConnection.totalCount":
+		if e.ComplexityRoot.PrivacyRequestConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequestConnection.TotalCount(childComplexity), true
+
+	case "PrivacyRequestEdge.cursor":
+		if e.ComplexityRoot.PrivacyRequestEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequestEdge.Cursor(childComplexity), true
+	case "PrivacyRequestEdge.node":
+		if e.ComplexityRoot.PrivacyRequestEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequestEdge.Node(childComplexity), true
+
+	case "PrivacyRequestPayload.request":
+		if e.ComplexityRoot.PrivacyRequestPayload.Request == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequestPayload.Request(childComplexity), true
 
 	case "Purchase.amount":
 		if e.ComplexityRoot.Purchase.Amount == nil {
@@ -2151,6 +2503,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Plans(childComplexity), true
+	case "Query.privacyRequestQueue":
+		if e.ComplexityRoot.Query.PrivacyRequestQueue == nil {
+			break
+		}
+
+		args, err := ec.field_Query_privacyRequestQueue_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PrivacyRequestQueue(childComplexity, args["status"].(*privacy.Status), args["first"].(*int), args["after"].(*string)), true
 	case "Query.serverInfo":
 		if e.ComplexityRoot.Query.ServerInfo == nil {
 			break
@@ -2490,6 +2853,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Name(childComplexity), true
+	case "User.objections":
+		if e.ComplexityRoot.User.Objections == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Objections(childComplexity), true
+	case "User.privacyRequests":
+		if e.ComplexityRoot.User.PrivacyRequests == nil {
+			break
+		}
+
+		args, err := ec.field_User_privacyRequests_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.PrivacyRequests(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "User.purchases":
 		if e.ComplexityRoot.User.Purchases == nil {
 			break
@@ -2616,6 +2996,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ViewerEvent.PlanCode(childComplexity), true
+	case "ViewerEvent.privacyRequestId":
+		if e.ComplexityRoot.ViewerEvent.PrivacyRequestID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.PrivacyRequestID(childComplexity), true
+	case "ViewerEvent.privacyRequestStatus":
+		if e.ComplexityRoot.ViewerEvent.PrivacyRequestStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.PrivacyRequestStatus(childComplexity), true
+	case "ViewerEvent.progress":
+		if e.ComplexityRoot.ViewerEvent.Progress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.Progress(childComplexity), true
 	case "ViewerEvent.purchaseId":
 		if e.ComplexityRoot.ViewerEvent.PurchaseID == nil {
 			break
@@ -2764,11 +3162,14 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AdjustCreditsInput", ec.unmarshalInputAdjustCreditsInput),
 			graphql.NewInputUnmarshaler("CancelGenerationInput", ec.unmarshalInputCancelGenerationInput),
+			graphql.NewInputUnmarshaler("CancelPrivacyRequestInput", ec.unmarshalInputCancelPrivacyRequestInput),
 			graphql.NewInputUnmarshaler("CancelSubscriptionInput", ec.unmarshalInputCancelSubscriptionInput),
 			graphql.NewInputUnmarshaler("ChangeEmailInput", ec.unmarshalInputChangeEmailInput),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
+			graphql.NewInputUnmarshaler("CompleteCorrectionInput", ec.unmarshalInputCompleteCorrectionInput),
 			graphql.NewInputUnmarshaler("CompleteUploadInput", ec.unmarshalInputCompleteUploadInput),
 			graphql.NewInputUnmarshaler("ConfirmEmailChangeInput", ec.unmarshalInputConfirmEmailChangeInput),
+			graphql.NewInputUnmarshaler("ConfirmPasswordInput", ec.unmarshalInputConfirmPasswordInput),
 			graphql.NewInputUnmarshaler("CreateBillingPortalSessionInput", ec.unmarshalInputCreateBillingPortalSessionInput),
 			graphql.NewInputUnmarshaler("CreateCheckoutSessionInput", ec.unmarshalInputCreateCheckoutSessionInput),
 			graphql.NewInputUnmarshaler("CreateUploadInput", ec.unmarshalInputCreateUploadInput),
@@ -2776,9 +3177,14 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("EditImageInput", ec.unmarshalInputEditImageInput),
 			graphql.NewInputUnmarshaler("EmptyBinInput", ec.unmarshalInputEmptyBinInput),
 			graphql.NewInputUnmarshaler("GenerateImageInput", ec.unmarshalInputGenerateImageInput),
+			graphql.NewInputUnmarshaler("PrivacyRequestReasonInput", ec.unmarshalInputPrivacyRequestReasonInput),
+			graphql.NewInputUnmarshaler("ProcessingObjectionInput", ec.unmarshalInputProcessingObjectionInput),
 			graphql.NewInputUnmarshaler("PurgeWorksInput", ec.unmarshalInputPurgeWorksInput),
 			graphql.NewInputUnmarshaler("RefundPurchaseInput", ec.unmarshalInputRefundPurchaseInput),
 			graphql.NewInputUnmarshaler("RenameWorkInput", ec.unmarshalInputRenameWorkInput),
+			graphql.NewInputUnmarshaler("RequestAccountDeletionInput", ec.unmarshalInputRequestAccountDeletionInput),
+			graphql.NewInputUnmarshaler("RequestCorrectionInput", ec.unmarshalInputRequestCorrectionInput),
+			graphql.NewInputUnmarshaler("RequestDataExportInput", ec.unmarshalInputRequestDataExportInput),
 			graphql.NewInputUnmarshaler("RequestPasswordResetInput", ec.unmarshalInputRequestPasswordResetInput),
 			graphql.NewInputUnmarshaler("ResendVerificationInput", ec.unmarshalInputResendVerificationInput),
 			graphql.NewInputUnmarshaler("ResetPasswordInput", ec.unmarshalInputResetPasswordInput),
@@ -2888,7 +3294,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/account.graphqls" "schema/billing.graphqls" "schema/credit.graphqls" "schema/feed.graphqls" "schema/generation.graphqls" "schema/work.graphqls"
+//go:embed "schema/account.graphqls" "schema/billing.graphqls" "schema/credit.graphqls" "schema/feed.graphqls" "schema/generation.graphqls" "schema/privacy.graphqls" "schema/work.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -3044,6 +3450,7 @@ type Limits {
 	{Name: "schema/credit.graphqls", Input: sourceData("schema/credit.graphqls"), BuiltIn: false},
 	{Name: "schema/feed.graphqls", Input: sourceData("schema/feed.graphqls"), BuiltIn: false},
 	{Name: "schema/generation.graphqls", Input: sourceData("schema/generation.graphqls"), BuiltIn: false},
+	{Name: "schema/privacy.graphqls", Input: sourceData("schema/privacy.graphqls"), BuiltIn: false},
 	{Name: "schema/work.graphqls", Input: sourceData("schema/work.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -3080,6 +3487,14 @@ func (ec *executionContext) childFields_BillingSubscription(ctx context.Context,
 		return ec.fieldContext_BillingSubscription_canceledAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type BillingSubscription", field.Name)
+}
+
+func (ec *executionContext) childFields_ConfirmPasswordPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "confirmedAt":
+		return ec.fieldContext_ConfirmPasswordPayload_confirmedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConfirmPasswordPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateBillingPortalSessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3510,6 +3925,86 @@ func (ec *executionContext) childFields_Plan(ctx context.Context, field graphql.
 	return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
 }
 
+func (ec *executionContext) childFields_PrivacyAuditEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "action":
+		return ec.fieldContext_PrivacyAuditEntry_action(ctx, field)
+	case "actor":
+		return ec.fieldContext_PrivacyAuditEntry_actor(ctx, field)
+	case "detail":
+		return ec.fieldContext_PrivacyAuditEntry_detail(ctx, field)
+	case "at":
+		return ec.fieldContext_PrivacyAuditEntry_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyAuditEntry", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyRequest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_PrivacyRequest_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_PrivacyRequest_kind(ctx, field)
+	case "status":
+		return ec.fieldContext_PrivacyRequest_status(ctx, field)
+	case "field":
+		return ec.fieldContext_PrivacyRequest_field(ctx, field)
+	case "value":
+		return ec.fieldContext_PrivacyRequest_value(ctx, field)
+	case "note":
+		return ec.fieldContext_PrivacyRequest_note(ctx, field)
+	case "purpose":
+		return ec.fieldContext_PrivacyRequest_purpose(ctx, field)
+	case "rejectionReason":
+		return ec.fieldContext_PrivacyRequest_rejectionReason(ctx, field)
+	case "dueAt":
+		return ec.fieldContext_PrivacyRequest_dueAt(ctx, field)
+	case "extendedAt":
+		return ec.fieldContext_PrivacyRequest_extendedAt(ctx, field)
+	case "extensionReason":
+		return ec.fieldContext_PrivacyRequest_extensionReason(ctx, field)
+	case "progress":
+		return ec.fieldContext_PrivacyRequest_progress(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_PrivacyRequest_createdAt(ctx, field)
+	case "completedAt":
+		return ec.fieldContext_PrivacyRequest_completedAt(ctx, field)
+	case "auditTrail":
+		return ec.fieldContext_PrivacyRequest_auditTrail(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyRequest", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyRequestConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_PrivacyRequestConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_PrivacyRequestConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_PrivacyRequestConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyRequestConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyRequestEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_PrivacyRequestEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_PrivacyRequestEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyRequestEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_PrivacyRequestPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "request":
+		return ec.fieldContext_PrivacyRequestPayload_request(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PrivacyRequestPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Purchase(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -3768,6 +4263,10 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_creditEntries(ctx, field)
 	case "generations":
 		return ec.fieldContext_User_generations(ctx, field)
+	case "privacyRequests":
+		return ec.fieldContext_User_privacyRequests(ctx, field)
+	case "objections":
+		return ec.fieldContext_User_objections(ctx, field)
 	case "works":
 		return ec.fieldContext_User_works(ctx, field)
 	case "storage":
@@ -3820,6 +4319,12 @@ func (ec *executionContext) childFields_ViewerEvent(ctx context.Context, field g
 		return ec.fieldContext_ViewerEvent_planCode(ctx, field)
 	case "cancelAtPeriodEnd":
 		return ec.fieldContext_ViewerEvent_cancelAtPeriodEnd(ctx, field)
+	case "privacyRequestId":
+		return ec.fieldContext_ViewerEvent_privacyRequestId(ctx, field)
+	case "privacyRequestStatus":
+		return ec.fieldContext_ViewerEvent_privacyRequestStatus(ctx, field)
+	case "progress":
+		return ec.fieldContext_ViewerEvent_progress(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_ViewerEvent_createdAt(ctx, field)
 	}
@@ -4038,6 +4543,20 @@ func (ec *executionContext) field_Mutation_cancelGeneration_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_cancelPrivacyRequest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CancelPrivacyRequestInput, error) {
+			return ec.unmarshalNCancelPrivacyRequestInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCancelPrivacyRequestInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_cancelSubscription_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4080,6 +4599,20 @@ func (ec *executionContext) field_Mutation_changePassword_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_completeCorrection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CompleteCorrectionInput, error) {
+			return ec.unmarshalNCompleteCorrectionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCompleteCorrectionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_completeUpload_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4100,6 +4633,20 @@ func (ec *executionContext) field_Mutation_confirmEmailChange_args(ctx context.C
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.ConfirmEmailChangeInput, error) {
 			return ec.unmarshalNConfirmEmailChangeInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmEmailChangeInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_confirmPassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ConfirmPasswordInput, error) {
+			return ec.unmarshalNConfirmPasswordInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmPasswordInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4192,12 +4739,40 @@ func (ec *executionContext) field_Mutation_emptyBin_args(ctx context.Context, ra
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_extendPrivacyRequest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PrivacyRequestReasonInput, error) {
+			return ec.unmarshalNPrivacyRequestReasonInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestReasonInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_generateImage_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.GenerateImageInput, error) {
 			return ec.unmarshalNGenerateImageInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐGenerateImageInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_objectToProcessing_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ProcessingObjectionInput, error) {
+			return ec.unmarshalNProcessingObjectionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐProcessingObjectionInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4234,12 +4809,68 @@ func (ec *executionContext) field_Mutation_refundPurchase_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_rejectPrivacyRequest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PrivacyRequestReasonInput, error) {
+			return ec.unmarshalNPrivacyRequestReasonInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestReasonInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_renameWork_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.RenameWorkInput, error) {
 			return ec.unmarshalNRenameWorkInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRenameWorkInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestAccountDeletion_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (*model.RequestAccountDeletionInput, error) {
+			return ec.unmarshalORequestAccountDeletionInput2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRequestAccountDeletionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestCorrection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RequestCorrectionInput, error) {
+			return ec.unmarshalNRequestCorrectionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRequestCorrectionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestDataExport_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (*model.RequestDataExportInput, error) {
+			return ec.unmarshalORequestDataExportInput2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRequestDataExportInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4472,6 +5103,20 @@ func (ec *executionContext) field_Mutation_verifyEmail_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_withdrawObjection_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ProcessingObjectionInput, error) {
+			return ec.unmarshalNProcessingObjectionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐProcessingObjectionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4553,6 +5198,36 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_privacyRequestQueue_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*privacy.Status, error) {
+			return ec.unmarshalOPrivacyRequestStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
 	return args, nil
 }
 
@@ -4699,6 +5374,28 @@ func (ec *executionContext) field_User_generations_args(ctx context.Context, raw
 		return nil, err
 	}
 	args["status"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_User_privacyRequests_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -5082,6 +5779,29 @@ func (ec *executionContext) _BillingSubscription_canceledAt(ctx context.Context,
 }
 func (ec *executionContext) fieldContext_BillingSubscription_canceledAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("BillingSubscription", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _ConfirmPasswordPayload_confirmedAt(ctx context.Context, field graphql.CollectedField, obj *model.ConfirmPasswordPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConfirmPasswordPayload_confirmedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConfirmedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConfirmPasswordPayload_confirmedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConfirmPasswordPayload", field, false, false, "DateTime")
 }
 
 func (ec *executionContext) _CreateBillingPortalSessionPayload_url(ctx context.Context, field graphql.CollectedField, obj *model.CreateBillingPortalSessionPayload) (ret graphql.Marshaler) {
@@ -9195,6 +9915,446 @@ func (ec *executionContext) fieldContext_Mutation_retryGeneration(ctx context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_confirmPassword(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_confirmPassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ConfirmPassword(ctx, fc.Args["input"].(model.ConfirmPasswordInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ConfirmPasswordPayload) graphql.Marshaler {
+			return ec.marshalNConfirmPasswordPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmPasswordPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_confirmPassword(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ConfirmPasswordPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_confirmPassword_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestDataExport(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestDataExport(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestDataExport(ctx, fc.Args["input"].(*model.RequestDataExportInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyRequestPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestDataExport(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestDataExport_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestCorrection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestCorrection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestCorrection(ctx, fc.Args["input"].(model.RequestCorrectionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyRequestPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestCorrection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestCorrection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestAccountDeletion(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestAccountDeletion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestAccountDeletion(ctx, fc.Args["input"].(*model.RequestAccountDeletionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyRequestPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestAccountDeletion(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestAccountDeletion_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_objectToProcessing(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_objectToProcessing(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ObjectToProcessing(ctx, fc.Args["input"].(model.ProcessingObjectionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyRequestPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_objectToProcessing(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_objectToProcessing_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_withdrawObjection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_withdrawObjection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().WithdrawObjection(ctx, fc.Args["input"].(model.ProcessingObjectionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyRequestPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_withdrawObjection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_withdrawObjection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelPrivacyRequest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelPrivacyRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelPrivacyRequest(ctx, fc.Args["input"].(model.CancelPrivacyRequestInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyRequestPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelPrivacyRequest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelPrivacyRequest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_rejectPrivacyRequest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_rejectPrivacyRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RejectPrivacyRequest(ctx, fc.Args["input"].(model.PrivacyRequestReasonInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyRequestPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_rejectPrivacyRequest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_rejectPrivacyRequest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_extendPrivacyRequest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_extendPrivacyRequest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ExtendPrivacyRequest(ctx, fc.Args["input"].(model.PrivacyRequestReasonInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyRequestPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_extendPrivacyRequest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_extendPrivacyRequest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_completeCorrection(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_completeCorrection(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CompleteCorrection(ctx, fc.Args["input"].(model.CompleteCorrectionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyRequestPayload) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_completeCorrection(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_completeCorrection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_uploadImage(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9830,6 +10990,626 @@ func (ec *executionContext) _Plan_runningJobsLimit(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_Plan_runningJobsLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Plan", field, true, true, "Int")
+}
+
+func (ec *executionContext) _PrivacyAuditEntry_action(ctx context.Context, field graphql.CollectedField, obj *privacy.AuditEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyAuditEntry_action(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyAuditEntry_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyAuditEntry", field, false, false, "String")
+}
+
+func (ec *executionContext) _PrivacyAuditEntry_actor(ctx context.Context, field graphql.CollectedField, obj *privacy.AuditEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyAuditEntry_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyAuditEntry_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyAuditEntry", field, false, false, "String")
+}
+
+func (ec *executionContext) _PrivacyAuditEntry_detail(ctx context.Context, field graphql.CollectedField, obj *privacy.AuditEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyAuditEntry_detail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Detail, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyAuditEntry_detail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyAuditEntry", field, false, false, "String")
+}
+
+func (ec *executionContext) _PrivacyAuditEntry_at(ctx context.Context, field graphql.CollectedField, obj *privacy.AuditEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyAuditEntry_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyAuditEntry_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyAuditEntry", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _PrivacyRequest_id(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PrivacyRequest().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, true, true, "ID")
+}
+
+func (ec *executionContext) _PrivacyRequest_kind(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v privacy.Kind) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "PrivacyRequestKind")
+}
+
+func (ec *executionContext) _PrivacyRequest_status(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v privacy.Status) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "PrivacyRequestStatus")
+}
+
+func (ec *executionContext) _PrivacyRequest_field(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_field(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Field, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _PrivacyRequest_value(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _PrivacyRequest_note(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_note(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Note, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_note(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _PrivacyRequest_purpose(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_purpose(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Purpose, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *privacy.Purpose) graphql.Marshaler {
+			return ec.marshalOProcessingPurpose2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_purpose(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "ProcessingPurpose")
+}
+
+func (ec *executionContext) _PrivacyRequest_rejectionReason(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_rejectionReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RejectionReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_rejectionReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _PrivacyRequest_dueAt(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_dueAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DueAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_dueAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _PrivacyRequest_extendedAt(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_extendedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExtendedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_extendedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _PrivacyRequest_extensionReason(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_extensionReason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExtensionReason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_extensionReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "String")
+}
+
+func (ec *executionContext) _PrivacyRequest_progress(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_progress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Progress, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_progress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PrivacyRequest_createdAt(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _PrivacyRequest_completedAt(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_completedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CompletedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_completedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequest", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _PrivacyRequest_auditTrail(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_auditTrail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PrivacyRequest().AuditTrail(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*privacy.AuditEntry) graphql.Marshaler {
+			return ec.marshalNPrivacyAuditEntry2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐAuditEntryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_auditTrail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PrivacyRequest",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyAuditEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PrivacyRequestConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.PrivacyRequestConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequestConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.PrivacyRequestEdge) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequestConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PrivacyRequestConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PrivacyRequestConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.PrivacyRequestConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequestConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequestConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PrivacyRequestConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PrivacyRequestConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.PrivacyRequestConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequestConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequestConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequestConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PrivacyRequestEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.PrivacyRequestEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequestEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequestEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PrivacyRequestEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _PrivacyRequestEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.PrivacyRequestEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequestEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *privacy.Request) graphql.Marshaler {
+			return ec.marshalNPrivacyRequest2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐRequest(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequestEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PrivacyRequestEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequest(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PrivacyRequestPayload_request(ctx context.Context, field graphql.CollectedField, obj *model.PrivacyRequestPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequestPayload_request(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Request, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *privacy.Request) graphql.Marshaler {
+			return ec.marshalNPrivacyRequest2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐRequest(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequestPayload_request(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PrivacyRequestPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequest(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Purchase_id(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
@@ -10771,6 +12551,50 @@ func (ec *executionContext) fieldContext_Query_estimateEdit(ctx context.Context,
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_estimateEdit_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_privacyRequestQueue(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_privacyRequestQueue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PrivacyRequestQueue(ctx, fc.Args["status"].(*privacy.Status), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyRequestConnection) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_privacyRequestQueue(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_privacyRequestQueue_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -12378,6 +14202,73 @@ func (ec *executionContext) fieldContext_User_generations(ctx context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _User_privacyRequests(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_privacyRequests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().PrivacyRequests(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PrivacyRequestConnection) graphql.Marshaler {
+			return ec.marshalNPrivacyRequestConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_privacyRequests(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PrivacyRequestConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_privacyRequests_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_objections(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_objections(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Objections(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []privacy.Purpose) graphql.Marshaler {
+			return ec.marshalNProcessingPurpose2ᚕgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurposeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_objections(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "ProcessingPurpose")
+}
+
 func (ec *executionContext) _User_works(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12824,6 +14715,75 @@ func (ec *executionContext) _ViewerEvent_cancelAtPeriodEnd(ctx context.Context, 
 }
 func (ec *executionContext) fieldContext_ViewerEvent_cancelAtPeriodEnd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ViewerEvent_privacyRequestId(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_privacyRequestId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PrivacyRequestID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_privacyRequestId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ViewerEvent_privacyRequestStatus(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_privacyRequestStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PrivacyRequestStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *privacy.Status) graphql.Marshaler {
+			return ec.marshalOPrivacyRequestStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_privacyRequestStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "PrivacyRequestStatus")
+}
+
+func (ec *executionContext) _ViewerEvent_progress(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_progress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Progress, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_progress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "Int")
 }
 
 func (ec *executionContext) _ViewerEvent_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
@@ -14419,6 +16379,48 @@ func UnmarshalCancelGenerationInput(ctx context.Context, raw any) (model.CancelG
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCancelPrivacyRequestInput(ctx context.Context, obj any) (model.CancelPrivacyRequestInput, error) {
+	var it model.CancelPrivacyRequestInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"requestId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "requestId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requestId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequestID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCancelPrivacyRequestInput unmarshals raw into the CancelPrivacyRequestInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCancelPrivacyRequestInput(ctx context.Context, raw any) (model.CancelPrivacyRequestInput, error) {
+	var out model.CancelPrivacyRequestInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CancelPrivacyRequestInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCancelSubscriptionInput(ctx context.Context, obj any) (model.CancelSubscriptionInput, error) {
 	var it model.CancelSubscriptionInput
 	if obj == nil {
@@ -14559,6 +16561,55 @@ func UnmarshalChangePasswordInput(ctx context.Context, raw any) (model.ChangePas
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCompleteCorrectionInput(ctx context.Context, obj any) (model.CompleteCorrectionInput, error) {
+	var it model.CompleteCorrectionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"requestId", "resolution"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "requestId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requestId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequestID = data
+		case "resolution":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resolution"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Resolution = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCompleteCorrectionInput unmarshals raw into the CompleteCorrectionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCompleteCorrectionInput(ctx context.Context, raw any) (model.CompleteCorrectionInput, error) {
+	var out model.CompleteCorrectionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CompleteCorrectionInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCompleteUploadInput(ctx context.Context, obj any) (model.CompleteUploadInput, error) {
 	var it model.CompleteUploadInput
 	if obj == nil {
@@ -14640,6 +16691,48 @@ func (ec *executionContext) unmarshalInputConfirmEmailChangeInput(ctx context.Co
 func UnmarshalConfirmEmailChangeInput(ctx context.Context, raw any) (model.ConfirmEmailChangeInput, error) {
 	var out model.ConfirmEmailChangeInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConfirmEmailChangeInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputConfirmPasswordInput(ctx context.Context, obj any) (model.ConfirmPasswordInput, error) {
+	var it model.ConfirmPasswordInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"password"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "password":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("password"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Password = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalConfirmPasswordInput unmarshals raw into the ConfirmPasswordInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalConfirmPasswordInput(ctx context.Context, raw any) (model.ConfirmPasswordInput, error) {
+	var out model.ConfirmPasswordInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConfirmPasswordInput", raw, &out)
 	return out, err
 }
 
@@ -15070,6 +17163,97 @@ func UnmarshalGenerateImageInput(ctx context.Context, raw any) (model.GenerateIm
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputPrivacyRequestReasonInput(ctx context.Context, obj any) (model.PrivacyRequestReasonInput, error) {
+	var it model.PrivacyRequestReasonInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"requestId", "reason"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "requestId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("requestId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RequestID = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPrivacyRequestReasonInput unmarshals raw into the PrivacyRequestReasonInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPrivacyRequestReasonInput(ctx context.Context, raw any) (model.PrivacyRequestReasonInput, error) {
+	var out model.PrivacyRequestReasonInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PrivacyRequestReasonInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputProcessingObjectionInput(ctx context.Context, obj any) (model.ProcessingObjectionInput, error) {
+	var it model.ProcessingObjectionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"purpose"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "purpose":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("purpose"))
+			data, err := ec.unmarshalNProcessingPurpose2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Purpose = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalProcessingObjectionInput unmarshals raw into the ProcessingObjectionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalProcessingObjectionInput(ctx context.Context, raw any) (model.ProcessingObjectionInput, error) {
+	var out model.ProcessingObjectionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ProcessingObjectionInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputPurgeWorksInput(ctx context.Context, obj any) (model.PurgeWorksInput, error) {
 	var it model.PurgeWorksInput
 	if obj == nil {
@@ -15207,6 +17391,146 @@ func (ec *executionContext) unmarshalInputRenameWorkInput(ctx context.Context, o
 func UnmarshalRenameWorkInput(ctx context.Context, raw any) (model.RenameWorkInput, error) {
 	var out model.RenameWorkInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RenameWorkInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRequestAccountDeletionInput(ctx context.Context, obj any) (model.RequestAccountDeletionInput, error) {
+	var it model.RequestAccountDeletionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRequestAccountDeletionInput unmarshals raw into the RequestAccountDeletionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRequestAccountDeletionInput(ctx context.Context, raw any) (model.RequestAccountDeletionInput, error) {
+	var out model.RequestAccountDeletionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RequestAccountDeletionInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRequestCorrectionInput(ctx context.Context, obj any) (model.RequestCorrectionInput, error) {
+	var it model.RequestCorrectionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"field", "value", "note"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "value":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("value"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Value = data
+		case "note":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("note"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Note = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRequestCorrectionInput unmarshals raw into the RequestCorrectionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRequestCorrectionInput(ctx context.Context, raw any) (model.RequestCorrectionInput, error) {
+	var out model.RequestCorrectionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RequestCorrectionInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRequestDataExportInput(ctx context.Context, obj any) (model.RequestDataExportInput, error) {
+	var it model.RequestDataExportInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"clientMutationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRequestDataExportInput unmarshals raw into the RequestDataExportInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRequestDataExportInput(ctx context.Context, raw any) (model.RequestDataExportInput, error) {
+	var out model.RequestDataExportInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RequestDataExportInput", raw, &out)
 	return out, err
 }
 
@@ -16037,6 +18361,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._Purchase(ctx, sel, obj)
+	case privacy.Request:
+		return ec._PrivacyRequest(ctx, sel, &obj)
+	case *privacy.Request:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._PrivacyRequest(ctx, sel, obj)
 	case work.Image:
 		return ec._Image(ctx, sel, &obj)
 	case *work.Image:
@@ -16170,6 +18501,39 @@ func (ec *executionContext) _BillingSubscription(ctx context.Context, sel ast.Se
 			out.Values[i] = ec._BillingSubscription_canceledAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var confirmPasswordPayloadImplementors = []string{"ConfirmPasswordPayload"}
+
+func (ec *executionContext) _ConfirmPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ConfirmPasswordPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, confirmPasswordPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConfirmPasswordPayload")
+		case "confirmedAt":
+			out.Values[i] = ec._ConfirmPasswordPayload_confirmedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -17703,6 +20067,76 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "confirmPassword":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_confirmPassword(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestDataExport":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestDataExport(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestCorrection":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestCorrection(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestAccountDeletion":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestAccountDeletion(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "objectToProcessing":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_objectToProcessing(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "withdrawObjection":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_withdrawObjection(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelPrivacyRequest":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelPrivacyRequest(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rejectPrivacyRequest":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_rejectPrivacyRequest(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "extendPrivacyRequest":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_extendPrivacyRequest(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "completeCorrection":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_completeCorrection(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "uploadImage":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_uploadImage(ctx, field)
@@ -17879,6 +20313,273 @@ func (ec *executionContext) _Plan(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Plan_runningJobsLimit(ctx, field, obj)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var privacyAuditEntryImplementors = []string{"PrivacyAuditEntry"}
+
+func (ec *executionContext) _PrivacyAuditEntry(ctx context.Context, sel ast.SelectionSet, obj *privacy.AuditEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, privacyAuditEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PrivacyAuditEntry")
+		case "action":
+			out.Values[i] = ec._PrivacyAuditEntry_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._PrivacyAuditEntry_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "detail":
+			out.Values[i] = ec._PrivacyAuditEntry_detail(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._PrivacyAuditEntry_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var privacyRequestImplementors = []string{"PrivacyRequest", "Node"}
+
+func (ec *executionContext) _PrivacyRequest(ctx context.Context, sel ast.SelectionSet, obj *privacy.Request) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, privacyRequestImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PrivacyRequest")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._PrivacyRequest_id(ctx, field, obj)
+				})
+		case "kind":
+			out.Values[i] = ec._PrivacyRequest_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._PrivacyRequest_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "field":
+			out.Values[i] = ec._PrivacyRequest_field(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "value":
+			out.Values[i] = ec._PrivacyRequest_value(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "note":
+			out.Values[i] = ec._PrivacyRequest_note(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "purpose":
+			out.Values[i] = ec._PrivacyRequest_purpose(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rejectionReason":
+			out.Values[i] = ec._PrivacyRequest_rejectionReason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "dueAt":
+			out.Values[i] = ec._PrivacyRequest_dueAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "extendedAt":
+			out.Values[i] = ec._PrivacyRequest_extendedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "extensionReason":
+			out.Values[i] = ec._PrivacyRequest_extensionReason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "progress":
+			out.Values[i] = ec._PrivacyRequest_progress(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._PrivacyRequest_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "completedAt":
+			out.Values[i] = ec._PrivacyRequest_completedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "auditTrail":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._PrivacyRequest_auditTrail(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var privacyRequestConnectionImplementors = []string{"PrivacyRequestConnection"}
+
+func (ec *executionContext) _PrivacyRequestConnection(ctx context.Context, sel ast.SelectionSet, obj *model.PrivacyRequestConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, privacyRequestConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PrivacyRequestConnection")
+		case "edges":
+			out.Values[i] = ec._PrivacyRequestConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._PrivacyRequestConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._PrivacyRequestConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var privacyRequestEdgeImplementors = []string{"PrivacyRequestEdge"}
+
+func (ec *executionContext) _PrivacyRequestEdge(ctx context.Context, sel ast.SelectionSet, obj *model.PrivacyRequestEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, privacyRequestEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PrivacyRequestEdge")
+		case "cursor":
+			out.Values[i] = ec._PrivacyRequestEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._PrivacyRequestEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var privacyRequestPayloadImplementors = []string{"PrivacyRequestPayload"}
+
+func (ec *executionContext) _PrivacyRequestPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PrivacyRequestPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, privacyRequestPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PrivacyRequestPayload")
+		case "request":
+			out.Values[i] = ec._PrivacyRequestPayload_request(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -18203,6 +20904,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_estimateEdit(ctx, field)
+				})
+		case "privacyRequestQueue":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_privacyRequestQueue(ctx, field)
 				})
 		case "work":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -18928,6 +21635,18 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_generations(ctx, field, obj)
 				})
+		case "privacyRequests":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_privacyRequests(ctx, field, obj)
+				})
+		case "objections":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_objections(ctx, field, obj)
+				})
 		case "works":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -19096,6 +21815,21 @@ func (ec *executionContext) _ViewerEvent(ctx context.Context, sel ast.SelectionS
 			}
 		case "cancelAtPeriodEnd":
 			out.Values[i] = ec._ViewerEvent_cancelAtPeriodEnd(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "privacyRequestId":
+			out.Values[i] = ec._ViewerEvent_privacyRequestId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "privacyRequestStatus":
+			out.Values[i] = ec._ViewerEvent_privacyRequestStatus(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "progress":
+			out.Values[i] = ec._ViewerEvent_progress(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -19728,6 +22462,11 @@ func (ec *executionContext) unmarshalNCancelGenerationInput2githubᚗcomᚋfasti
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNCancelPrivacyRequestInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCancelPrivacyRequestInput(ctx context.Context, v any) (model.CancelPrivacyRequestInput, error) {
+	res, err := ec.unmarshalInputCancelPrivacyRequestInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNCancelSubscriptionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCancelSubscriptionInput(ctx context.Context, v any) (model.CancelSubscriptionInput, error) {
 	res, err := ec.unmarshalInputCancelSubscriptionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -19743,6 +22482,11 @@ func (ec *executionContext) unmarshalNChangePasswordInput2githubᚗcomᚋfastima
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNCompleteCorrectionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCompleteCorrectionInput(ctx context.Context, v any) (model.CompleteCorrectionInput, error) {
+	res, err := ec.unmarshalInputCompleteCorrectionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNCompleteUploadInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCompleteUploadInput(ctx context.Context, v any) (model.CompleteUploadInput, error) {
 	res, err := ec.unmarshalInputCompleteUploadInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -19751,6 +22495,19 @@ func (ec *executionContext) unmarshalNCompleteUploadInput2githubᚗcomᚋfastima
 func (ec *executionContext) unmarshalNConfirmEmailChangeInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmEmailChangeInput(ctx context.Context, v any) (model.ConfirmEmailChangeInput, error) {
 	res, err := ec.unmarshalInputConfirmEmailChangeInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNConfirmPasswordInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmPasswordInput(ctx context.Context, v any) (model.ConfirmPasswordInput, error) {
+	res, err := ec.unmarshalInputConfirmPasswordInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNConfirmPasswordPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmPasswordPayload(ctx context.Context, sel ast.SelectionSet, v *model.ConfirmPasswordPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ConfirmPasswordPayload!")
+		return graphql.Null
+	}
+	return ec._ConfirmPasswordPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCreateBillingPortalSessionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateBillingPortalSessionInput(ctx context.Context, v any) (model.CreateBillingPortalSessionInput, error) {
@@ -20344,6 +23101,212 @@ var (
 	}
 )
 
+func (ec *executionContext) marshalNPrivacyAuditEntry2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐAuditEntryᚄ(ctx context.Context, sel ast.SelectionSet, v []*privacy.AuditEntry) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPrivacyAuditEntry2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐAuditEntry(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPrivacyAuditEntry2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐAuditEntry(ctx context.Context, sel ast.SelectionSet, v *privacy.AuditEntry) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PrivacyAuditEntry!")
+		return graphql.Null
+	}
+	return ec._PrivacyAuditEntry(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPrivacyRequest2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐRequest(ctx context.Context, sel ast.SelectionSet, v *privacy.Request) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PrivacyRequest!")
+		return graphql.Null
+	}
+	return ec._PrivacyRequest(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPrivacyRequestConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestConnection(ctx context.Context, sel ast.SelectionSet, v *model.PrivacyRequestConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PrivacyRequestConnection!")
+		return graphql.Null
+	}
+	return ec._PrivacyRequestConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPrivacyRequestEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PrivacyRequestEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPrivacyRequestEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPrivacyRequestEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestEdge(ctx context.Context, sel ast.SelectionSet, v *model.PrivacyRequestEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PrivacyRequestEdge!")
+		return graphql.Null
+	}
+	return ec._PrivacyRequestEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPrivacyRequestKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐKind(ctx context.Context, v any) (privacy.Kind, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNPrivacyRequestKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐKind[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPrivacyRequestKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐKind(ctx context.Context, sel ast.SelectionSet, v privacy.Kind) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNPrivacyRequestKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐKind[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "PrivacyRequestKind!")
+	}
+	return res
+}
+
+var (
+	unmarshalNPrivacyRequestKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐKind = map[string]privacy.Kind{
+		"EXPORT":     privacy.KindExport,
+		"CORRECTION": privacy.KindCorrection,
+		"DELETION":   privacy.KindDeletion,
+		"OBJECTION":  privacy.KindObjection,
+		"WITHDRAWAL": privacy.KindWithdrawal,
+	}
+	marshalNPrivacyRequestKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐKind = map[privacy.Kind]string{
+		privacy.KindExport:     "EXPORT",
+		privacy.KindCorrection: "CORRECTION",
+		privacy.KindDeletion:   "DELETION",
+		privacy.KindObjection:  "OBJECTION",
+		privacy.KindWithdrawal: "WITHDRAWAL",
+	}
+)
+
+func (ec *executionContext) marshalNPrivacyRequestPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestPayload(ctx context.Context, sel ast.SelectionSet, v *model.PrivacyRequestPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PrivacyRequestPayload!")
+		return graphql.Null
+	}
+	return ec._PrivacyRequestPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPrivacyRequestReasonInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPrivacyRequestReasonInput(ctx context.Context, v any) (model.PrivacyRequestReasonInput, error) {
+	res, err := ec.unmarshalInputPrivacyRequestReasonInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNPrivacyRequestStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus(ctx context.Context, v any) (privacy.Status, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNPrivacyRequestStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPrivacyRequestStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus(ctx context.Context, sel ast.SelectionSet, v privacy.Status) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNPrivacyRequestStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "PrivacyRequestStatus!")
+	}
+	return res
+}
+
+var (
+	unmarshalNPrivacyRequestStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus = map[string]privacy.Status{
+		"RECEIVED":    privacy.StatusReceived,
+		"VERIFIED":    privacy.StatusVerified,
+		"IN_PROGRESS": privacy.StatusInProgress,
+		"COMPLETED":   privacy.StatusCompleted,
+		"REJECTED":    privacy.StatusRejected,
+		"CANCELED":    privacy.StatusCanceled,
+	}
+	marshalNPrivacyRequestStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus = map[privacy.Status]string{
+		privacy.StatusReceived:   "RECEIVED",
+		privacy.StatusVerified:   "VERIFIED",
+		privacy.StatusInProgress: "IN_PROGRESS",
+		privacy.StatusCompleted:  "COMPLETED",
+		privacy.StatusRejected:   "REJECTED",
+		privacy.StatusCanceled:   "CANCELED",
+	}
+)
+
+func (ec *executionContext) unmarshalNProcessingObjectionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐProcessingObjectionInput(ctx context.Context, v any) (model.ProcessingObjectionInput, error) {
+	res, err := ec.unmarshalInputProcessingObjectionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNProcessingPurpose2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose(ctx context.Context, v any) (privacy.Purpose, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNProcessingPurpose2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNProcessingPurpose2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose(ctx context.Context, sel ast.SelectionSet, v privacy.Purpose) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNProcessingPurpose2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ProcessingPurpose!")
+	}
+	return res
+}
+
+var (
+	unmarshalNProcessingPurpose2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose = map[string]privacy.Purpose{
+		"ANALYTICS":           privacy.PurposeAnalytics,
+		"PRODUCT_IMPROVEMENT": privacy.PurposeProductImprovement,
+		"MARKETING_EMAIL":     privacy.PurposeMarketingEmail,
+	}
+	marshalNProcessingPurpose2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose = map[privacy.Purpose]string{
+		privacy.PurposeAnalytics:          "ANALYTICS",
+		privacy.PurposeProductImprovement: "PRODUCT_IMPROVEMENT",
+		privacy.PurposeMarketingEmail:     "MARKETING_EMAIL",
+	}
+)
+
+func (ec *executionContext) unmarshalNProcessingPurpose2ᚕgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurposeᚄ(ctx context.Context, v any) ([]privacy.Purpose, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]privacy.Purpose, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNProcessingPurpose2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNProcessingPurpose2ᚕgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurposeᚄ(ctx context.Context, sel ast.SelectionSet, v []privacy.Purpose) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProcessingPurpose2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNPurchase2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐPurchase(ctx context.Context, sel ast.SelectionSet, v *billing.Purchase) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Purchase!")
@@ -20444,6 +23407,11 @@ func (ec *executionContext) marshalNRefundPurchasePayload2ᚖgithubᚗcomᚋfast
 
 func (ec *executionContext) unmarshalNRenameWorkInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRenameWorkInput(ctx context.Context, v any) (model.RenameWorkInput, error) {
 	res, err := ec.unmarshalInputRenameWorkInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNRequestCorrectionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRequestCorrectionInput(ctx context.Context, v any) (model.RequestCorrectionInput, error) {
+	res, err := ec.unmarshalInputRequestCorrectionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -20848,16 +23816,18 @@ func (ec *executionContext) marshalNViewerEventKind2githubᚗcomᚋfastimageᚋa
 
 var (
 	unmarshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind = map[string]feed.Kind{
-		"GENERATION":   feed.KindGeneration,
-		"CREDITS":      feed.KindCredits,
-		"PURCHASE":     feed.KindPurchase,
-		"SUBSCRIPTION": feed.KindSubscription,
+		"GENERATION":      feed.KindGeneration,
+		"CREDITS":         feed.KindCredits,
+		"PURCHASE":        feed.KindPurchase,
+		"SUBSCRIPTION":    feed.KindSubscription,
+		"PRIVACY_REQUEST": feed.KindPrivacy,
 	}
 	marshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind = map[feed.Kind]string{
 		feed.KindGeneration:   "GENERATION",
 		feed.KindCredits:      "CREDITS",
 		feed.KindPurchase:     "PURCHASE",
 		feed.KindSubscription: "SUBSCRIPTION",
+		feed.KindPrivacy:      "PRIVACY_REQUEST",
 	}
 )
 
@@ -21399,6 +24369,76 @@ func (ec *executionContext) marshalOPlan2ᚖgithubᚗcomᚋfastimageᚋapiᚋint
 	return ec._Plan(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOPrivacyRequestStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus(ctx context.Context, v any) (*privacy.Status, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalOPrivacyRequestStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOPrivacyRequestStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus(ctx context.Context, sel ast.SelectionSet, v *privacy.Status) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalString(marshalOPrivacyRequestStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus[*v])
+	return res
+}
+
+var (
+	unmarshalOPrivacyRequestStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus = map[string]privacy.Status{
+		"RECEIVED":    privacy.StatusReceived,
+		"VERIFIED":    privacy.StatusVerified,
+		"IN_PROGRESS": privacy.StatusInProgress,
+		"COMPLETED":   privacy.StatusCompleted,
+		"REJECTED":    privacy.StatusRejected,
+		"CANCELED":    privacy.StatusCanceled,
+	}
+	marshalOPrivacyRequestStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐStatus = map[privacy.Status]string{
+		privacy.StatusReceived:   "RECEIVED",
+		privacy.StatusVerified:   "VERIFIED",
+		privacy.StatusInProgress: "IN_PROGRESS",
+		privacy.StatusCompleted:  "COMPLETED",
+		privacy.StatusRejected:   "REJECTED",
+		privacy.StatusCanceled:   "CANCELED",
+	}
+)
+
+func (ec *executionContext) unmarshalOProcessingPurpose2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose(ctx context.Context, v any) (*privacy.Purpose, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalOProcessingPurpose2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOProcessingPurpose2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose(ctx context.Context, sel ast.SelectionSet, v *privacy.Purpose) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalString(marshalOProcessingPurpose2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose[*v])
+	return res
+}
+
+var (
+	unmarshalOProcessingPurpose2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose = map[string]privacy.Purpose{
+		"ANALYTICS":           privacy.PurposeAnalytics,
+		"PRODUCT_IMPROVEMENT": privacy.PurposeProductImprovement,
+		"MARKETING_EMAIL":     privacy.PurposeMarketingEmail,
+	}
+	marshalOProcessingPurpose2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐPurpose = map[privacy.Purpose]string{
+		privacy.PurposeAnalytics:          "ANALYTICS",
+		privacy.PurposeProductImprovement: "PRODUCT_IMPROVEMENT",
+		privacy.PurposeMarketingEmail:     "MARKETING_EMAIL",
+	}
+)
+
 func (ec *executionContext) unmarshalOPurchaseStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus(ctx context.Context, v any) (*billing.Status, error) {
 	if v == nil {
 		return nil, nil
@@ -21434,6 +24474,22 @@ var (
 		billing.StatusExpired: "EXPIRED",
 	}
 )
+
+func (ec *executionContext) unmarshalORequestAccountDeletionInput2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRequestAccountDeletionInput(ctx context.Context, v any) (*model.RequestAccountDeletionInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputRequestAccountDeletionInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalORequestDataExportInput2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRequestDataExportInput(ctx context.Context, v any) (*model.RequestDataExportInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputRequestDataExportInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
 
 func (ec *executionContext) unmarshalORevokeOtherSessionsInput2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRevokeOtherSessionsInput(ctx context.Context, v any) (*model.RevokeOtherSessionsInput, error) {
 	if v == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
+	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -42,6 +43,12 @@ type CancelGenerationInput struct {
 	GenerationID string `json:"generationId"`
 }
 
+// Input of cancelPrivacyRequest.
+type CancelPrivacyRequestInput struct {
+	// The request.
+	RequestID string `json:"requestId"`
+}
+
 // Input of cancelSubscription.
 type CancelSubscriptionInput struct {
 	// The subscription (viewer.subscription.id).
@@ -64,6 +71,14 @@ type ChangePasswordInput struct {
 	NewPassword string `json:"newPassword"`
 }
 
+// Input of completeCorrection.
+type CompleteCorrectionInput struct {
+	// The correction request.
+	RequestID string `json:"requestId"`
+	// What was done (1 to 1000 characters); the user is told.
+	Resolution string `json:"resolution"`
+}
+
 // Input of completeUpload.
 type CompleteUploadInput struct {
 	// The id createUpload returned.
@@ -74,6 +89,18 @@ type CompleteUploadInput struct {
 type ConfirmEmailChangeInput struct {
 	// The token from the link sent to the new address.
 	Token string `json:"token"`
+}
+
+// Input of confirmPassword.
+type ConfirmPasswordInput struct {
+	// Your password.
+	Password string `json:"password"`
+}
+
+// Result of confirmPassword.
+type ConfirmPasswordPayload struct {
+	// When this session proved your password.
+	ConfirmedAt time.Time `json:"confirmedAt"`
 }
 
 // Input of createBillingPortalSession.
@@ -390,6 +417,44 @@ type PageInfo struct {
 	EndCursor *string `json:"endCursor,omitempty"`
 }
 
+// A page of privacy requests.
+type PrivacyRequestConnection struct {
+	// The requests of this page.
+	Edges []*PrivacyRequestEdge `json:"edges"`
+	// Where this page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many requests match in all (the admin queue: -1, not counted).
+	TotalCount int `json:"totalCount"`
+}
+
+// A privacy request and its cursor.
+type PrivacyRequestEdge struct {
+	// Pass as `after` to continue after this request.
+	Cursor string `json:"cursor"`
+	// The request.
+	Node *privacy.Request `json:"node"`
+}
+
+// Result of the privacy request mutations.
+type PrivacyRequestPayload struct {
+	// The request after the change.
+	Request *privacy.Request `json:"request"`
+}
+
+// Input of rejectPrivacyRequest and extendPrivacyRequest.
+type PrivacyRequestReasonInput struct {
+	// The request.
+	RequestID string `json:"requestId"`
+	// Why (1 to 1000 characters); the user is told.
+	Reason string `json:"reason"`
+}
+
+// Input of objectToProcessing and withdrawObjection.
+type ProcessingObjectionInput struct {
+	// The purpose.
+	Purpose privacy.Purpose `json:"purpose"`
+}
+
 // A page of purchases.
 type PurchaseConnection struct {
 	// The purchases of this page.
@@ -449,6 +514,28 @@ type RenameWorkInput struct {
 	WorkID string `json:"workId"`
 	// The new title (at most 200 characters).
 	Title string `json:"title"`
+}
+
+// Input of requestAccountDeletion.
+type RequestAccountDeletionInput struct {
+	// Echoed back, for clients that track their mutations.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+}
+
+// Input of requestCorrection.
+type RequestCorrectionInput struct {
+	// Which data is wrong (1 to 100 characters), e.g. a work's title or a purchase record.
+	Field string `json:"field"`
+	// What it should be (at most 2000 characters).
+	Value string `json:"value"`
+	// Anything support should know (at most 2000 characters).
+	Note *string `json:"note,omitempty"`
+}
+
+// Input of requestDataExport.
+type RequestDataExportInput struct {
+	// Echoed back, for clients that track their mutations.
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
 }
 
 // Input of requestPasswordReset.
@@ -682,6 +769,12 @@ type ViewerEvent struct {
 	PlanCode *string `json:"planCode,omitempty"`
 	// SUBSCRIPTION: whether it ends with the current period.
 	CancelAtPeriodEnd *bool `json:"cancelAtPeriodEnd,omitempty"`
+	// PRIVACY_REQUEST: the request's global id.
+	PrivacyRequestID *string `json:"privacyRequestId,omitempty"`
+	// PRIVACY_REQUEST: its status now.
+	PrivacyRequestStatus *privacy.Status `json:"privacyRequestStatus,omitempty"`
+	// PRIVACY_REQUEST: an export's or deletion's progress, 0 to 100.
+	Progress *int `json:"progress,omitempty"`
 	// When it happened.
 	CreatedAt time.Time `json:"createdAt"`
 }

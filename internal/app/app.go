@@ -32,6 +32,7 @@ import (
 	"github.com/fastimage/api/internal/generate/provider"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/password"
+	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/ratelimit"
 	"github.com/fastimage/api/internal/server"
 	"github.com/fastimage/api/internal/storage"
@@ -92,6 +93,9 @@ type App struct {
 	// Billing sells credits and plans through Stripe (payments are off
 	// without STRIPE_SECRET_KEY; the catalog is still served).
 	Billing *billing.Service
+	// Privacy keeps users' privacy requests; its workers run exports and
+	// deletions.
+	Privacy *privacy.Service
 	// Outbox is where every flow enqueues its mail; Mail delivers it
 	// through SMTP, and is nil when mail stays in the outbox (no SMTP server
 	// configured).
@@ -178,6 +182,9 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		PollInterval: o.PollInterval, ProgressEvery: o.ProgressEvery,
 	}, a.Bus, a.Gallery, p, log)
 	a.Feed = feed.New(bdb, a.Bus, log, o.PollInterval)
+	a.Privacy = privacy.New(bdb, outbox, a.Bus, log, privacy.Config{
+		PublicURL: cfg.PublicURL, Lease: cfg.Generate.Lease, PollInterval: o.PollInterval, Clock: clk,
+	})
 	if a.Billing, err = billing.FromConfig(bdb, cfg, log, billing.WithClock(clk), billing.WithLimiter(a.Limiter)); err != nil {
 		return nil, err
 	}
@@ -193,7 +200,7 @@ func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
 	}
 	return server.New(server.Deps{
 		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
-		Accounts: a.Accounts, Passwords: a.Passwords, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Billing: a.Billing, Bus: a.Bus,
+		Accounts: a.Accounts, Passwords: a.Passwords, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Billing: a.Billing, Privacy: a.Privacy, Bus: a.Bus,
 		Blobs: a.Blobs, Outbox: local, Metrics: a.Metrics,
 	})
 }

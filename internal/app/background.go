@@ -26,6 +26,11 @@ func (a *App) Background(ctx context.Context) (stop func()) {
 	if a.Config.Generate.Workers > 0 {
 		wg.Go(func() { a.Jobs.RunWorkers(ctx, a.workerID) })
 	}
+	if a.Config.Generate.Workers > 0 {
+		// Exports and deletions, one at a time per process: they are rare
+		// and each streams a whole account.
+		wg.Go(func() { a.Privacy.RunWorkers(ctx, a.workerID, 1) })
+	}
 	if a.Config.MaintenanceInterval > 0 {
 		wg.Go(func() { runMaintenance(ctx, a.Config.MaintenanceInterval, a.Log, a.maintenanceTasks()...) })
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/metrics"
 	"github.com/fastimage/api/internal/password"
+	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -45,6 +46,7 @@ type Deps struct {
 	Jobs     *generate.Service
 	Feed     *feed.Service
 	Billing  *billing.Service
+	Privacy  *privacy.Service
 	Bus      *events.Bus
 	// Blobs serves the local storage backend's signed URLs at /blobs/; nil
 	// with GCS, whose URLs point at Google.
@@ -72,6 +74,7 @@ type Server struct {
 	jobs     *generate.Service
 	feed     *feed.Service
 	billing  *billing.Service
+	privacy  *privacy.Service
 	bus      *events.Bus
 	blobs    http.Handler
 	outbox   *mail.Outbox
@@ -105,6 +108,7 @@ func New(d Deps) *Server {
 		jobs:     d.Jobs,
 		feed:     d.Feed,
 		billing:  d.Billing,
+		privacy:  d.Privacy,
 		bus:      d.Bus,
 		blobs:    d.Blobs,
 		outbox:   d.Outbox,
