@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -32,6 +33,7 @@ type env struct {
 	fake   *stripefake.Fake
 	hook   *httptest.Server
 	ledger *credit.Ledger
+	logs   *logRecorder
 }
 
 func newEnv(t testing.TB) *env {
@@ -42,13 +44,54 @@ func newEnv(t testing.TB) *env {
 	for _, it := range catalog.Items {
 		f.AddPrice(it.LookupKey, it.Price, it.Currency, string(it.Interval))
 	}
+	logs := &logRecorder{}
 	svc := billing.New(bdb, catalog, billing.Config{
 		SecretKey: "sk_test_fake", WebhookSecret: f.WebhookSecret, APIBase: f.URL,
 		PublicURL: mustURL(t, "https://app.example.test"), AllowedOrigins: []string{"https://editor.example.test"},
-	}, slog.New(slog.DiscardHandler))
+	}, slog.New(logs))
 	hook := httptest.NewServer(svc.WebhookHandler())
 	t.Cleanup(hook.Close)
-	return &env{db: bdb, svc: svc, fake: f, hook: hook, ledger: credit.New(bdb)}
+	return &env{db: bdb, svc: svc, fake: f, hook: hook, ledger: credit.New(bdb), logs: logs}
+}
+
+// logRecorder keeps the service's log records, to count what it did.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r.Clone())
+	return nil
+}
+
+// count returns how many records with msg have every attribute of attrs
+// (compared as printed).
+func (l *logRecorder) count(msg string, attrs map[string]string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.records {
+		if r.Message != msg {
+			continue
+		}
+		matched := 0
+		r.Attrs(func(a slog.Attr) bool {
+			if want, ok := attrs[a.Key]; ok && a.Value.String() == want {
+				matched++
+			}
+			return true
+		})
+		if matched == len(attrs) {
+			n++
+		}
+	}
+	return n
 }
 
 func mustURL(t testing.TB, s string) *url.URL {

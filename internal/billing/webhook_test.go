@@ -60,6 +60,13 @@ func TestEventDeliveredAgainGrantsOnce(t *testing.T) {
 			if n := e.count(t, "SELECT count(*) FROM stripe_events WHERE id = ?", id); n != 1 {
 				t.Errorf("stripe_events rows of %s: got %d, want 1", id, n)
 			}
+			applied := map[string]string{"event": id, "applied": "true"}
+			if n := e.logs.count("stripe webhook", applied); n != 1 {
+				t.Errorf("deliveries applied: got %d, want 1", n)
+			}
+			if n := e.logs.count("stripe webhook", map[string]string{"event": id}); n != tc.deliveries {
+				t.Errorf("deliveries answered: got %d, want %d", n, tc.deliveries)
+			}
 			if n := e.count(t, "SELECT count(*) FROM viewer_events WHERE user_id = ? AND kind = 'PURCHASE'", a.UserID); n != 1 {
 				t.Errorf("purchase feed entries: got %d, want 1", n)
 			}
