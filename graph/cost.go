@@ -25,6 +25,11 @@ const (
 	sessionsPerUser = 20
 	// binBatch is how many works emptyBin erases per call.
 	binBatch = 100
+	// stripeCost is a call to Stripe's API: hundreds of milliseconds, and
+	// requests Stripe counts against our own rate limit.
+	stripeCost = 200
+	// catalogItems bounds the catalog's length, for the plans list.
+	catalogItems = 20
 )
 
 // SetCosts sets the complexity of every field whose work is not one field's
@@ -51,6 +56,10 @@ func SetCosts(c *ComplexityRoot) {
 	c.User.Sessions = func(child int) int { return queryCost + sessionsPerUser*child }
 	c.User.Credits = func(child int) int { return queryCost + child }
 	c.User.Storage = func(child int) int { return queryCost + child }
+	c.User.Purchases = func(child int, first *int, _ *string) int { return page(first, child) }
+	c.User.Subscription = func(child int) int { return queryCost + child }
+	c.User.StripeCustomerID = func(int) int { return queryCost }
+	c.Query.Plans = func(child int) int { return 1 + catalogItems*child }
 
 	// Batched per operation through the loaders: no query of their own.
 	c.Work.Images = func(child int) int { return 1 + imagesPerWork*child }
@@ -72,6 +81,13 @@ func SetCosts(c *ComplexityRoot) {
 	c.Mutation.RestoreWorks = func(child int, in model.RestoreWorksInput) int { return queryCost + len(in.WorkIds)*max(child, 1) }
 	c.Mutation.PurgeWorks = func(child int, in model.PurgeWorksInput) int { return queryCost + len(in.WorkIds)*max(child, 1) }
 	c.Mutation.EmptyBin = func(child int, _ *model.EmptyBinInput) int { return queryCost + binBatch + child }
+	// Checkout may create the Stripe customer, find the price and create
+	// the session: three calls.
+	c.Mutation.CreateCheckoutSession = func(child int, _ model.CreateCheckoutSessionInput) int { return 3*stripeCost + child }
+	c.Mutation.CreateBillingPortalSession = func(child int, _ model.CreateBillingPortalSessionInput) int { return stripeCost + child }
+	c.Mutation.CancelSubscription = func(child int, _ model.CancelSubscriptionInput) int { return stripeCost + child }
+	c.Mutation.ResumeSubscription = func(child int, _ model.ResumeSubscriptionInput) int { return stripeCost + child }
+	c.Mutation.RefundPurchase = func(child int, _ model.RefundPurchaseInput) int { return stripeCost + child }
 }
 
 // page is the cost of a connection whose page size is first: its two

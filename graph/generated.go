@@ -18,6 +18,7 @@ import (
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/graph/scalar"
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
@@ -37,11 +38,14 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	BillingSubscription() BillingSubscriptionResolver
 	CreditEntry() CreditEntryResolver
 	CreditHold() CreditHoldResolver
 	Generation() GenerationResolver
 	Image() ImageResolver
 	Mutation() MutationResolver
+	Plan() PlanResolver
+	Purchase() PurchaseResolver
 	Query() QueryResolver
 	SecurityEvent() SecurityEventResolver
 	Session() SessionResolver
@@ -57,6 +61,26 @@ type ComplexityRoot struct {
 	AdjustCreditsPayload struct {
 		Credits func(childComplexity int) int
 		Entry   func(childComplexity int) int
+	}
+
+	BillingSubscription struct {
+		CancelAtPeriodEnd func(childComplexity int) int
+		CanceledAt        func(childComplexity int) int
+		CurrentPeriodEnd  func(childComplexity int) int
+		ID                func(childComplexity int) int
+		Plan              func(childComplexity int) int
+		PlanCode          func(childComplexity int) int
+		Status            func(childComplexity int) int
+	}
+
+	CreateBillingPortalSessionPayload struct {
+		URL func(childComplexity int) int
+	}
+
+	CreateCheckoutSessionPayload struct {
+		Purchase  func(childComplexity int) int
+		SessionID func(childComplexity int) int
+		URL       func(childComplexity int) int
 	}
 
 	CreateUploadPayload struct {
@@ -240,35 +264,45 @@ type ComplexityRoot struct {
 		Message func(childComplexity int) int
 	}
 
+	Money struct {
+		Amount   func(childComplexity int) int
+		Currency func(childComplexity int) int
+	}
+
 	Mutation struct {
-		AdjustCredits        func(childComplexity int, input model.AdjustCreditsInput) int
-		CancelGeneration     func(childComplexity int, input model.CancelGenerationInput) int
-		ChangeEmail          func(childComplexity int, input model.ChangeEmailInput) int
-		ChangePassword       func(childComplexity int, input model.ChangePasswordInput) int
-		CompleteUpload       func(childComplexity int, input model.CompleteUploadInput) int
-		ConfirmEmailChange   func(childComplexity int, input model.ConfirmEmailChangeInput) int
-		CreateUpload         func(childComplexity int, input model.CreateUploadInput) int
-		DeleteWorks          func(childComplexity int, input model.DeleteWorksInput) int
-		EditImage            func(childComplexity int, input model.EditImageInput) int
-		EmptyBin             func(childComplexity int, input *model.EmptyBinInput) int
-		GenerateImage        func(childComplexity int, input model.GenerateImageInput) int
-		PurgeWorks           func(childComplexity int, input model.PurgeWorksInput) int
-		RenameWork           func(childComplexity int, input model.RenameWorkInput) int
-		RequestPasswordReset func(childComplexity int, input model.RequestPasswordResetInput) int
-		ResendVerification   func(childComplexity int, input model.ResendVerificationInput) int
-		ResetPassword        func(childComplexity int, input model.ResetPasswordInput) int
-		RestoreWorks         func(childComplexity int, input model.RestoreWorksInput) int
-		RetryGeneration      func(childComplexity int, input model.RetryGenerationInput) int
-		RevokeOtherSessions  func(childComplexity int, input *model.RevokeOtherSessionsInput) int
-		RevokeSession        func(childComplexity int, input model.RevokeSessionInput) int
-		SignIn               func(childComplexity int, input model.SignInInput) int
-		SignOut              func(childComplexity int, input *model.SignOutInput) int
-		SignUp               func(childComplexity int, input model.SignUpInput) int
-		SuspendUser          func(childComplexity int, input model.SuspendUserInput) int
-		UnsuspendUser        func(childComplexity int, input model.UnsuspendUserInput) int
-		UpdateProfile        func(childComplexity int, input model.UpdateProfileInput) int
-		UploadImage          func(childComplexity int, input model.UploadImageInput) int
-		VerifyEmail          func(childComplexity int, input model.VerifyEmailInput) int
+		AdjustCredits              func(childComplexity int, input model.AdjustCreditsInput) int
+		CancelGeneration           func(childComplexity int, input model.CancelGenerationInput) int
+		CancelSubscription         func(childComplexity int, input model.CancelSubscriptionInput) int
+		ChangeEmail                func(childComplexity int, input model.ChangeEmailInput) int
+		ChangePassword             func(childComplexity int, input model.ChangePasswordInput) int
+		CompleteUpload             func(childComplexity int, input model.CompleteUploadInput) int
+		ConfirmEmailChange         func(childComplexity int, input model.ConfirmEmailChangeInput) int
+		CreateBillingPortalSession func(childComplexity int, input model.CreateBillingPortalSessionInput) int
+		CreateCheckoutSession      func(childComplexity int, input model.CreateCheckoutSessionInput) int
+		CreateUpload               func(childComplexity int, input model.CreateUploadInput) int
+		DeleteWorks                func(childComplexity int, input model.DeleteWorksInput) int
+		EditImage                  func(childComplexity int, input model.EditImageInput) int
+		EmptyBin                   func(childComplexity int, input *model.EmptyBinInput) int
+		GenerateImage              func(childComplexity int, input model.GenerateImageInput) int
+		PurgeWorks                 func(childComplexity int, input model.PurgeWorksInput) int
+		RefundPurchase             func(childComplexity int, input model.RefundPurchaseInput) int
+		RenameWork                 func(childComplexity int, input model.RenameWorkInput) int
+		RequestPasswordReset       func(childComplexity int, input model.RequestPasswordResetInput) int
+		ResendVerification         func(childComplexity int, input model.ResendVerificationInput) int
+		ResetPassword              func(childComplexity int, input model.ResetPasswordInput) int
+		RestoreWorks               func(childComplexity int, input model.RestoreWorksInput) int
+		ResumeSubscription         func(childComplexity int, input model.ResumeSubscriptionInput) int
+		RetryGeneration            func(childComplexity int, input model.RetryGenerationInput) int
+		RevokeOtherSessions        func(childComplexity int, input *model.RevokeOtherSessionsInput) int
+		RevokeSession              func(childComplexity int, input model.RevokeSessionInput) int
+		SignIn                     func(childComplexity int, input model.SignInInput) int
+		SignOut                    func(childComplexity int, input *model.SignOutInput) int
+		SignUp                     func(childComplexity int, input model.SignUpInput) int
+		SuspendUser                func(childComplexity int, input model.SuspendUserInput) int
+		UnsuspendUser              func(childComplexity int, input model.UnsuspendUserInput) int
+		UpdateProfile              func(childComplexity int, input model.UpdateProfileInput) int
+		UploadImage                func(childComplexity int, input model.UploadImageInput) int
+		VerifyEmail                func(childComplexity int, input model.VerifyEmailInput) int
 	}
 
 	PageInfo struct {
@@ -276,6 +310,47 @@ type ComplexityRoot struct {
 		HasNextPage     func(childComplexity int) int
 		HasPreviousPage func(childComplexity int) int
 		StartCursor     func(childComplexity int) int
+	}
+
+	Plan struct {
+		Code              func(childComplexity int) int
+		Credits           func(childComplexity int) int
+		Interval          func(childComplexity int) int
+		Kind              func(childComplexity int) int
+		Name              func(childComplexity int) int
+		Price             func(childComplexity int) int
+		RunningJobsLimit  func(childComplexity int) int
+		StorageQuotaBytes func(childComplexity int) int
+	}
+
+	Purchase struct {
+		Amount            func(childComplexity int) int
+		AmountRefunded    func(childComplexity int) int
+		CatalogCode       func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		Credits           func(childComplexity int) int
+		CreditsClawedBack func(childComplexity int) int
+		CreditsOwed       func(childComplexity int) int
+		Dispute           func(childComplexity int) int
+		ID                func(childComplexity int) int
+		Kind              func(childComplexity int) int
+		PaidAt            func(childComplexity int) int
+		PeriodEnd         func(childComplexity int) int
+		PeriodStart       func(childComplexity int) int
+		Plan              func(childComplexity int) int
+		ReceiptURL        func(childComplexity int) int
+		Status            func(childComplexity int) int
+	}
+
+	PurchaseConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	PurchaseEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	PurgeWorksPayload struct {
@@ -291,9 +366,14 @@ type ComplexityRoot struct {
 		Generation         func(childComplexity int, id string) int
 		Node               func(childComplexity int, id string) int
 		Nodes              func(childComplexity int, ids []string) int
+		Plans              func(childComplexity int) int
 		ServerInfo         func(childComplexity int) int
 		Viewer             func(childComplexity int) int
 		Work               func(childComplexity int, id string) int
+	}
+
+	RefundPurchasePayload struct {
+		Purchase func(childComplexity int) int
 	}
 
 	RestoreWorksPayload struct {
@@ -369,22 +449,29 @@ type ComplexityRoot struct {
 		ViewerEvents     func(childComplexity int, afterSeq *int) int
 	}
 
+	SubscriptionPayload struct {
+		Subscription func(childComplexity int) int
+	}
+
 	User struct {
-		CreatedAt      func(childComplexity int) int
-		CreditEntries  func(childComplexity int, first *int, after *string) int
-		CreditHolds    func(childComplexity int, first *int, after *string, status *credit.HoldStatus) int
-		Credits        func(childComplexity int) int
-		Email          func(childComplexity int) int
-		EmailVerified  func(childComplexity int) int
-		Generations    func(childComplexity int, first *int, after *string, status *work.Status) int
-		ID             func(childComplexity int) int
-		Name           func(childComplexity int) int
-		Role           func(childComplexity int) int
-		SecurityEvents func(childComplexity int, first *int, after *string) int
-		Sessions       func(childComplexity int) int
-		Status         func(childComplexity int) int
-		Storage        func(childComplexity int) int
-		Works          func(childComplexity int, first *int, after *string, filter *model.WorkFilter) int
+		CreatedAt        func(childComplexity int) int
+		CreditEntries    func(childComplexity int, first *int, after *string) int
+		CreditHolds      func(childComplexity int, first *int, after *string, status *credit.HoldStatus) int
+		Credits          func(childComplexity int) int
+		Email            func(childComplexity int) int
+		EmailVerified    func(childComplexity int) int
+		Generations      func(childComplexity int, first *int, after *string, status *work.Status) int
+		ID               func(childComplexity int) int
+		Name             func(childComplexity int) int
+		Purchases        func(childComplexity int, first *int, after *string) int
+		Role             func(childComplexity int) int
+		SecurityEvents   func(childComplexity int, first *int, after *string) int
+		Sessions         func(childComplexity int) int
+		Status           func(childComplexity int) int
+		Storage          func(childComplexity int) int
+		StripeCustomerID func(childComplexity int) int
+		Subscription     func(childComplexity int) int
+		Works            func(childComplexity int, first *int, after *string, filter *model.WorkFilter) int
 	}
 
 	UserPayload struct {
@@ -396,14 +483,20 @@ type ComplexityRoot struct {
 	}
 
 	ViewerEvent struct {
-		Cause        func(childComplexity int) int
-		CreatedAt    func(childComplexity int) int
-		Credits      func(childComplexity int) int
-		GenerationID func(childComplexity int) int
-		Kind         func(childComplexity int) int
-		Seq          func(childComplexity int) int
-		Status       func(childComplexity int) int
-		WorkID       func(childComplexity int) int
+		CancelAtPeriodEnd  func(childComplexity int) int
+		Cause              func(childComplexity int) int
+		CreatedAt          func(childComplexity int) int
+		Credits            func(childComplexity int) int
+		GenerationID       func(childComplexity int) int
+		Kind               func(childComplexity int) int
+		PlanCode           func(childComplexity int) int
+		PurchaseID         func(childComplexity int) int
+		PurchaseStatus     func(childComplexity int) int
+		Seq                func(childComplexity int) int
+		Status             func(childComplexity int) int
+		SubscriptionID     func(childComplexity int) int
+		SubscriptionStatus func(childComplexity int) int
+		WorkID             func(childComplexity int) int
 	}
 
 	Work struct {
@@ -438,6 +531,10 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type BillingSubscriptionResolver interface {
+	ID(ctx context.Context, obj *billing.Subscription) (string, error)
+	Plan(ctx context.Context, obj *billing.Subscription) (*billing.Item, error)
+}
 type CreditEntryResolver interface {
 	ID(ctx context.Context, obj *credit.Entry) (string, error)
 
@@ -486,6 +583,11 @@ type MutationResolver interface {
 	UpdateProfile(ctx context.Context, input model.UpdateProfileInput) (*model.UserPayload, error)
 	SuspendUser(ctx context.Context, input model.SuspendUserInput) (*model.UserPayload, error)
 	UnsuspendUser(ctx context.Context, input model.UnsuspendUserInput) (*model.UserPayload, error)
+	CreateCheckoutSession(ctx context.Context, input model.CreateCheckoutSessionInput) (*model.CreateCheckoutSessionPayload, error)
+	CreateBillingPortalSession(ctx context.Context, input model.CreateBillingPortalSessionInput) (*model.CreateBillingPortalSessionPayload, error)
+	CancelSubscription(ctx context.Context, input model.CancelSubscriptionInput) (*model.SubscriptionPayload, error)
+	ResumeSubscription(ctx context.Context, input model.ResumeSubscriptionInput) (*model.SubscriptionPayload, error)
+	RefundPurchase(ctx context.Context, input model.RefundPurchaseInput) (*model.RefundPurchasePayload, error)
 	AdjustCredits(ctx context.Context, input model.AdjustCreditsInput) (*model.AdjustCreditsPayload, error)
 	GenerateImage(ctx context.Context, input model.GenerateImageInput) (*model.GenerationPayload, error)
 	EditImage(ctx context.Context, input model.EditImageInput) (*model.GenerationPayload, error)
@@ -500,11 +602,27 @@ type MutationResolver interface {
 	PurgeWorks(ctx context.Context, input model.PurgeWorksInput) (*model.PurgeWorksPayload, error)
 	EmptyBin(ctx context.Context, input *model.EmptyBinInput) (*model.PurgeWorksPayload, error)
 }
+type PlanResolver interface {
+	Interval(ctx context.Context, obj *billing.Item) (*billing.Interval, error)
+
+	Price(ctx context.Context, obj *billing.Item) (*model.Money, error)
+	StorageQuotaBytes(ctx context.Context, obj *billing.Item) (*int64, error)
+	RunningJobsLimit(ctx context.Context, obj *billing.Item) (*int, error)
+}
+type PurchaseResolver interface {
+	ID(ctx context.Context, obj *billing.Purchase) (string, error)
+	Plan(ctx context.Context, obj *billing.Purchase) (*billing.Item, error)
+
+	Amount(ctx context.Context, obj *billing.Purchase) (*model.Money, error)
+
+	Dispute(ctx context.Context, obj *billing.Purchase) (*billing.Dispute, error)
+}
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (relay.Node, error)
 	Nodes(ctx context.Context, ids []string) ([]relay.Node, error)
 	ServerInfo(ctx context.Context) (*model.ServerInfo, error)
 	Viewer(ctx context.Context) (*account.User, error)
+	Plans(ctx context.Context) ([]*billing.Item, error)
 	Generation(ctx context.Context, id string) (*generate.Generation, error)
 	EstimateGeneration(ctx context.Context, input model.GenerateImageInput) (*model.Estimate, error)
 	EstimateEdit(ctx context.Context, input model.EditImageInput) (*model.Estimate, error)
@@ -531,6 +649,9 @@ type UserResolver interface {
 
 	Sessions(ctx context.Context, obj *account.User) ([]*account.Session, error)
 	SecurityEvents(ctx context.Context, obj *account.User, first *int, after *string) (*model.SecurityEventConnection, error)
+	Subscription(ctx context.Context, obj *account.User) (*billing.Subscription, error)
+	Purchases(ctx context.Context, obj *account.User, first *int, after *string) (*model.PurchaseConnection, error)
+	StripeCustomerID(ctx context.Context, obj *account.User) (*string, error)
 	CreditHolds(ctx context.Context, obj *account.User, first *int, after *string, status *credit.HoldStatus) (*model.CreditHoldConnection, error)
 	Credits(ctx context.Context, obj *account.User) (*credit.Balance, error)
 	CreditEntries(ctx context.Context, obj *account.User, first *int, after *string) (*model.CreditEntryConnection, error)
@@ -576,6 +697,75 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AdjustCreditsPayload.Entry(childComplexity), true
+
+	case "BillingSubscription.cancelAtPeriodEnd":
+		if e.ComplexityRoot.BillingSubscription.CancelAtPeriodEnd == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BillingSubscription.CancelAtPeriodEnd(childComplexity), true
+	case "BillingSubscription.canceledAt":
+		if e.ComplexityRoot.BillingSubscription.CanceledAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BillingSubscription.CanceledAt(childComplexity), true
+	case "BillingSubscription.currentPeriodEnd":
+		if e.ComplexityRoot.BillingSubscription.CurrentPeriodEnd == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BillingSubscription.CurrentPeriodEnd(childComplexity), true
+	case "BillingSubscription.id":
+		if e.ComplexityRoot.BillingSubscription.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BillingSubscription.ID(childComplexity), true
+	case "BillingSubscription.plan":
+		if e.ComplexityRoot.BillingSubscription.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BillingSubscription.Plan(childComplexity), true
+	case "BillingSubscription.planCode":
+		if e.ComplexityRoot.BillingSubscription.PlanCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BillingSubscription.PlanCode(childComplexity), true
+	case "BillingSubscription.status":
+		if e.ComplexityRoot.BillingSubscription.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BillingSubscription.Status(childComplexity), true
+
+	case "CreateBillingPortalSessionPayload.url":
+		if e.ComplexityRoot.CreateBillingPortalSessionPayload.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateBillingPortalSessionPayload.URL(childComplexity), true
+
+	case "CreateCheckoutSessionPayload.purchase":
+		if e.ComplexityRoot.CreateCheckoutSessionPayload.Purchase == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateCheckoutSessionPayload.Purchase(childComplexity), true
+	case "CreateCheckoutSessionPayload.sessionId":
+		if e.ComplexityRoot.CreateCheckoutSessionPayload.SessionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateCheckoutSessionPayload.SessionID(childComplexity), true
+	case "CreateCheckoutSessionPayload.url":
+		if e.ComplexityRoot.CreateCheckoutSessionPayload.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateCheckoutSessionPayload.URL(childComplexity), true
 
 	case "CreateUploadPayload.contentType":
 		if e.ComplexityRoot.CreateUploadPayload.ContentType == nil {
@@ -1294,6 +1484,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MessagePayload.Message(childComplexity), true
 
+	case "Money.amount":
+		if e.ComplexityRoot.Money.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Money.Amount(childComplexity), true
+	case "Money.currency":
+		if e.ComplexityRoot.Money.Currency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Money.Currency(childComplexity), true
+
 	case "Mutation.adjustCredits":
 		if e.ComplexityRoot.Mutation.AdjustCredits == nil {
 			break
@@ -1316,6 +1519,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CancelGeneration(childComplexity, args["input"].(model.CancelGenerationInput)), true
+	case "Mutation.cancelSubscription":
+		if e.ComplexityRoot.Mutation.CancelSubscription == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelSubscription_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelSubscription(childComplexity, args["input"].(model.CancelSubscriptionInput)), true
 	case "Mutation.changeEmail":
 		if e.ComplexityRoot.Mutation.ChangeEmail == nil {
 			break
@@ -1360,6 +1574,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ConfirmEmailChange(childComplexity, args["input"].(model.ConfirmEmailChangeInput)), true
+	case "Mutation.createBillingPortalSession":
+		if e.ComplexityRoot.Mutation.CreateBillingPortalSession == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createBillingPortalSession_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateBillingPortalSession(childComplexity, args["input"].(model.CreateBillingPortalSessionInput)), true
+	case "Mutation.createCheckoutSession":
+		if e.ComplexityRoot.Mutation.CreateCheckoutSession == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createCheckoutSession_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateCheckoutSession(childComplexity, args["input"].(model.CreateCheckoutSessionInput)), true
 	case "Mutation.createUpload":
 		if e.ComplexityRoot.Mutation.CreateUpload == nil {
 			break
@@ -1426,6 +1662,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PurgeWorks(childComplexity, args["input"].(model.PurgeWorksInput)), true
+	case "Mutation.refundPurchase":
+		if e.ComplexityRoot.Mutation.RefundPurchase == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_refundPurchase_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RefundPurchase(childComplexity, args["input"].(model.RefundPurchaseInput)), true
 	case "Mutation.renameWork":
 		if e.ComplexityRoot.Mutation.RenameWork == nil {
 			break
@@ -1481,6 +1728,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RestoreWorks(childComplexity, args["input"].(model.RestoreWorksInput)), true
+	case "Mutation.resumeSubscription":
+		if e.ComplexityRoot.Mutation.ResumeSubscription == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resumeSubscription_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResumeSubscription(childComplexity, args["input"].(model.ResumeSubscriptionInput)), true
 	case "Mutation.retryGeneration":
 		if e.ComplexityRoot.Mutation.RetryGeneration == nil {
 			break
@@ -1628,6 +1886,184 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
 
+	case "Plan.code":
+		if e.ComplexityRoot.Plan.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.Code(childComplexity), true
+	case "Plan.credits":
+		if e.ComplexityRoot.Plan.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.Credits(childComplexity), true
+	case "Plan.interval":
+		if e.ComplexityRoot.Plan.Interval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.Interval(childComplexity), true
+	case "Plan.kind":
+		if e.ComplexityRoot.Plan.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.Kind(childComplexity), true
+	case "Plan.name":
+		if e.ComplexityRoot.Plan.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.Name(childComplexity), true
+	case "Plan.price":
+		if e.ComplexityRoot.Plan.Price == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.Price(childComplexity), true
+	case "Plan.runningJobsLimit":
+		if e.ComplexityRoot.Plan.RunningJobsLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.RunningJobsLimit(childComplexity), true
+	case "Plan.storageQuotaBytes":
+		if e.ComplexityRoot.Plan.StorageQuotaBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Plan.StorageQuotaBytes(childComplexity), true
+
+	case "Purchase.amount":
+		if e.ComplexityRoot.Purchase.Amount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.Amount(childComplexity), true
+	case "Purchase.refundedAmount":
+		if e.ComplexityRoot.Purchase.AmountRefunded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.AmountRefunded(childComplexity), true
+	case "Purchase.planCode":
+		if e.ComplexityRoot.Purchase.CatalogCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.CatalogCode(childComplexity), true
+	case "Purchase.createdAt":
+		if e.ComplexityRoot.Purchase.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.CreatedAt(childComplexity), true
+	case "Purchase.credits":
+		if e.ComplexityRoot.Purchase.Credits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.Credits(childComplexity), true
+	case "Purchase.creditsClawedBack":
+		if e.ComplexityRoot.Purchase.CreditsClawedBack == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.CreditsClawedBack(childComplexity), true
+	case "Purchase.creditsOwed":
+		if e.ComplexityRoot.Purchase.CreditsOwed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.CreditsOwed(childComplexity), true
+	case "Purchase.dispute":
+		if e.ComplexityRoot.Purchase.Dispute == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.Dispute(childComplexity), true
+	case "Purchase.id":
+		if e.ComplexityRoot.Purchase.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.ID(childComplexity), true
+	case "Purchase.kind":
+		if e.ComplexityRoot.Purchase.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.Kind(childComplexity), true
+	case "Purchase.paidAt":
+		if e.ComplexityRoot.Purchase.PaidAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.PaidAt(childComplexity), true
+	case "Purchase.periodEnd":
+		if e.ComplexityRoot.Purchase.PeriodEnd == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.PeriodEnd(childComplexity), true
+	case "Purchase.periodStart":
+		if e.ComplexityRoot.Purchase.PeriodStart == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.PeriodStart(childComplexity), true
+	case "Purchase.plan":
+		if e.ComplexityRoot.Purchase.Plan == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.Plan(childComplexity), true
+	case "Purchase.receiptUrl":
+		if e.ComplexityRoot.Purchase.ReceiptURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.ReceiptURL(childComplexity), true
+	case "Purchase.status":
+		if e.ComplexityRoot.Purchase.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Purchase.Status(childComplexity), true
+
+	case "PurchaseConnection.edges":
+		if e.ComplexityRoot.PurchaseConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurchaseConnection.Edges(childComplexity), true
+	case "PurchaseConnection.pageInfo":
+		if e.ComplexityRoot.PurchaseConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurchaseConnection.PageInfo(childComplexity), true
+	case "PurchaseConnection.totalCount":
+		if e.ComplexityRoot.PurchaseConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurchaseConnection.TotalCount(childComplexity), true
+
+	case "PurchaseEdge.cursor":
+		if e.ComplexityRoot.PurchaseEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurchaseEdge.Cursor(childComplexity), true
+	case "PurchaseEdge.node":
+		if e.ComplexityRoot.PurchaseEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PurchaseEdge.Node(childComplexity), true
+
 	case "PurgeWorksPayload.freedBytes":
 		if e.ComplexityRoot.PurgeWorksPayload.FreedBytes == nil {
 			break
@@ -1709,6 +2145,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Nodes(childComplexity, args["ids"].([]string)), true
+	case "Query.plans":
+		if e.ComplexityRoot.Query.Plans == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Plans(childComplexity), true
 	case "Query.serverInfo":
 		if e.ComplexityRoot.Query.ServerInfo == nil {
 			break
@@ -1732,6 +2174,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Work(childComplexity, args["id"].(string)), true
+
+	case "RefundPurchasePayload.purchase":
+		if e.ComplexityRoot.RefundPurchasePayload.Purchase == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RefundPurchasePayload.Purchase(childComplexity), true
 
 	case "RestoreWorksPayload.works":
 		if e.ComplexityRoot.RestoreWorksPayload.Works == nil {
@@ -1965,6 +2414,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Subscription.ViewerEvents(childComplexity, args["afterSeq"].(*int)), true
 
+	case "SubscriptionPayload.subscription":
+		if e.ComplexityRoot.SubscriptionPayload.Subscription == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SubscriptionPayload.Subscription(childComplexity), true
+
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
 			break
@@ -2034,6 +2490,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Name(childComplexity), true
+	case "User.purchases":
+		if e.ComplexityRoot.User.Purchases == nil {
+			break
+		}
+
+		args, err := ec.field_User_purchases_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.Purchases(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "User.role":
 		if e.ComplexityRoot.User.Role == nil {
 			break
@@ -2069,6 +2536,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Storage(childComplexity), true
+	case "User.stripeCustomerId":
+		if e.ComplexityRoot.User.StripeCustomerID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.StripeCustomerID(childComplexity), true
+	case "User.subscription":
+		if e.ComplexityRoot.User.Subscription == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Subscription(childComplexity), true
 	case "User.works":
 		if e.ComplexityRoot.User.Works == nil {
 			break
@@ -2095,6 +2574,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.VerifyEmailPayload.User(childComplexity), true
 
+	case "ViewerEvent.cancelAtPeriodEnd":
+		if e.ComplexityRoot.ViewerEvent.CancelAtPeriodEnd == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.CancelAtPeriodEnd(childComplexity), true
 	case "ViewerEvent.cause":
 		if e.ComplexityRoot.ViewerEvent.Cause == nil {
 			break
@@ -2125,6 +2610,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ViewerEvent.Kind(childComplexity), true
+	case "ViewerEvent.planCode":
+		if e.ComplexityRoot.ViewerEvent.PlanCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.PlanCode(childComplexity), true
+	case "ViewerEvent.purchaseId":
+		if e.ComplexityRoot.ViewerEvent.PurchaseID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.PurchaseID(childComplexity), true
+	case "ViewerEvent.purchaseStatus":
+		if e.ComplexityRoot.ViewerEvent.PurchaseStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.PurchaseStatus(childComplexity), true
 	case "ViewerEvent.seq":
 		if e.ComplexityRoot.ViewerEvent.Seq == nil {
 			break
@@ -2137,6 +2640,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ViewerEvent.Status(childComplexity), true
+	case "ViewerEvent.subscriptionId":
+		if e.ComplexityRoot.ViewerEvent.SubscriptionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.SubscriptionID(childComplexity), true
+	case "ViewerEvent.subscriptionStatus":
+		if e.ComplexityRoot.ViewerEvent.SubscriptionStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ViewerEvent.SubscriptionStatus(childComplexity), true
 	case "ViewerEvent.workId":
 		if e.ComplexityRoot.ViewerEvent.WorkID == nil {
 			break
@@ -2249,21 +2764,26 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AdjustCreditsInput", ec.unmarshalInputAdjustCreditsInput),
 			graphql.NewInputUnmarshaler("CancelGenerationInput", ec.unmarshalInputCancelGenerationInput),
+			graphql.NewInputUnmarshaler("CancelSubscriptionInput", ec.unmarshalInputCancelSubscriptionInput),
 			graphql.NewInputUnmarshaler("ChangeEmailInput", ec.unmarshalInputChangeEmailInput),
 			graphql.NewInputUnmarshaler("ChangePasswordInput", ec.unmarshalInputChangePasswordInput),
 			graphql.NewInputUnmarshaler("CompleteUploadInput", ec.unmarshalInputCompleteUploadInput),
 			graphql.NewInputUnmarshaler("ConfirmEmailChangeInput", ec.unmarshalInputConfirmEmailChangeInput),
+			graphql.NewInputUnmarshaler("CreateBillingPortalSessionInput", ec.unmarshalInputCreateBillingPortalSessionInput),
+			graphql.NewInputUnmarshaler("CreateCheckoutSessionInput", ec.unmarshalInputCreateCheckoutSessionInput),
 			graphql.NewInputUnmarshaler("CreateUploadInput", ec.unmarshalInputCreateUploadInput),
 			graphql.NewInputUnmarshaler("DeleteWorksInput", ec.unmarshalInputDeleteWorksInput),
 			graphql.NewInputUnmarshaler("EditImageInput", ec.unmarshalInputEditImageInput),
 			graphql.NewInputUnmarshaler("EmptyBinInput", ec.unmarshalInputEmptyBinInput),
 			graphql.NewInputUnmarshaler("GenerateImageInput", ec.unmarshalInputGenerateImageInput),
 			graphql.NewInputUnmarshaler("PurgeWorksInput", ec.unmarshalInputPurgeWorksInput),
+			graphql.NewInputUnmarshaler("RefundPurchaseInput", ec.unmarshalInputRefundPurchaseInput),
 			graphql.NewInputUnmarshaler("RenameWorkInput", ec.unmarshalInputRenameWorkInput),
 			graphql.NewInputUnmarshaler("RequestPasswordResetInput", ec.unmarshalInputRequestPasswordResetInput),
 			graphql.NewInputUnmarshaler("ResendVerificationInput", ec.unmarshalInputResendVerificationInput),
 			graphql.NewInputUnmarshaler("ResetPasswordInput", ec.unmarshalInputResetPasswordInput),
 			graphql.NewInputUnmarshaler("RestoreWorksInput", ec.unmarshalInputRestoreWorksInput),
+			graphql.NewInputUnmarshaler("ResumeSubscriptionInput", ec.unmarshalInputResumeSubscriptionInput),
 			graphql.NewInputUnmarshaler("RetryGenerationInput", ec.unmarshalInputRetryGenerationInput),
 			graphql.NewInputUnmarshaler("RevokeOtherSessionsInput", ec.unmarshalInputRevokeOtherSessionsInput),
 			graphql.NewInputUnmarshaler("RevokeSessionInput", ec.unmarshalInputRevokeSessionInput),
@@ -2368,7 +2888,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/account.graphqls" "schema/credit.graphqls" "schema/feed.graphqls" "schema/generation.graphqls" "schema/work.graphqls"
+//go:embed "schema/account.graphqls" "schema/billing.graphqls" "schema/credit.graphqls" "schema/feed.graphqls" "schema/generation.graphqls" "schema/work.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -2520,6 +3040,7 @@ type Limits {
 }
 `, BuiltIn: false},
 	{Name: "schema/account.graphqls", Input: sourceData("schema/account.graphqls"), BuiltIn: false},
+	{Name: "schema/billing.graphqls", Input: sourceData("schema/billing.graphqls"), BuiltIn: false},
 	{Name: "schema/credit.graphqls", Input: sourceData("schema/credit.graphqls"), BuiltIn: false},
 	{Name: "schema/feed.graphqls", Input: sourceData("schema/feed.graphqls"), BuiltIn: false},
 	{Name: "schema/generation.graphqls", Input: sourceData("schema/generation.graphqls"), BuiltIn: false},
@@ -2539,6 +3060,46 @@ func (ec *executionContext) childFields_AdjustCreditsPayload(ctx context.Context
 		return ec.fieldContext_AdjustCreditsPayload_credits(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AdjustCreditsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_BillingSubscription(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_BillingSubscription_id(ctx, field)
+	case "plan":
+		return ec.fieldContext_BillingSubscription_plan(ctx, field)
+	case "planCode":
+		return ec.fieldContext_BillingSubscription_planCode(ctx, field)
+	case "status":
+		return ec.fieldContext_BillingSubscription_status(ctx, field)
+	case "currentPeriodEnd":
+		return ec.fieldContext_BillingSubscription_currentPeriodEnd(ctx, field)
+	case "cancelAtPeriodEnd":
+		return ec.fieldContext_BillingSubscription_cancelAtPeriodEnd(ctx, field)
+	case "canceledAt":
+		return ec.fieldContext_BillingSubscription_canceledAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BillingSubscription", field.Name)
+}
+
+func (ec *executionContext) childFields_CreateBillingPortalSessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "url":
+		return ec.fieldContext_CreateBillingPortalSessionPayload_url(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreateBillingPortalSessionPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CreateCheckoutSessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "url":
+		return ec.fieldContext_CreateCheckoutSessionPayload_url(ctx, field)
+	case "sessionId":
+		return ec.fieldContext_CreateCheckoutSessionPayload_sessionId(ctx, field)
+	case "purchase":
+		return ec.fieldContext_CreateCheckoutSessionPayload_purchase(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreateCheckoutSessionPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateUploadPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2903,6 +3464,16 @@ func (ec *executionContext) childFields_MessagePayload(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type MessagePayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Money(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "amount":
+		return ec.fieldContext_Money_amount(ctx, field)
+	case "currency":
+		return ec.fieldContext_Money_currency(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Money", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -2917,6 +3488,88 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_Plan(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "code":
+		return ec.fieldContext_Plan_code(ctx, field)
+	case "name":
+		return ec.fieldContext_Plan_name(ctx, field)
+	case "kind":
+		return ec.fieldContext_Plan_kind(ctx, field)
+	case "interval":
+		return ec.fieldContext_Plan_interval(ctx, field)
+	case "credits":
+		return ec.fieldContext_Plan_credits(ctx, field)
+	case "price":
+		return ec.fieldContext_Plan_price(ctx, field)
+	case "storageQuotaBytes":
+		return ec.fieldContext_Plan_storageQuotaBytes(ctx, field)
+	case "runningJobsLimit":
+		return ec.fieldContext_Plan_runningJobsLimit(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Plan", field.Name)
+}
+
+func (ec *executionContext) childFields_Purchase(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Purchase_id(ctx, field)
+	case "plan":
+		return ec.fieldContext_Purchase_plan(ctx, field)
+	case "planCode":
+		return ec.fieldContext_Purchase_planCode(ctx, field)
+	case "kind":
+		return ec.fieldContext_Purchase_kind(ctx, field)
+	case "credits":
+		return ec.fieldContext_Purchase_credits(ctx, field)
+	case "amount":
+		return ec.fieldContext_Purchase_amount(ctx, field)
+	case "status":
+		return ec.fieldContext_Purchase_status(ctx, field)
+	case "refundedAmount":
+		return ec.fieldContext_Purchase_refundedAmount(ctx, field)
+	case "dispute":
+		return ec.fieldContext_Purchase_dispute(ctx, field)
+	case "creditsClawedBack":
+		return ec.fieldContext_Purchase_creditsClawedBack(ctx, field)
+	case "creditsOwed":
+		return ec.fieldContext_Purchase_creditsOwed(ctx, field)
+	case "periodStart":
+		return ec.fieldContext_Purchase_periodStart(ctx, field)
+	case "periodEnd":
+		return ec.fieldContext_Purchase_periodEnd(ctx, field)
+	case "receiptUrl":
+		return ec.fieldContext_Purchase_receiptUrl(ctx, field)
+	case "paidAt":
+		return ec.fieldContext_Purchase_paidAt(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Purchase_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Purchase", field.Name)
+}
+
+func (ec *executionContext) childFields_PurchaseConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_PurchaseConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_PurchaseConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_PurchaseConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PurchaseConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_PurchaseEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_PurchaseEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_PurchaseEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PurchaseEdge", field.Name)
+}
+
 func (ec *executionContext) childFields_PurgeWorksPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "purgedWorkIds":
@@ -2929,6 +3582,14 @@ func (ec *executionContext) childFields_PurgeWorksPayload(ctx context.Context, f
 		return ec.fieldContext_PurgeWorksPayload_storage(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PurgeWorksPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RefundPurchasePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "purchase":
+		return ec.fieldContext_RefundPurchasePayload_purchase(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RefundPurchasePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RestoreWorksPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3065,6 +3726,14 @@ func (ec *executionContext) childFields_StorageUsage(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type StorageUsage", field.Name)
 }
 
+func (ec *executionContext) childFields_SubscriptionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "subscription":
+		return ec.fieldContext_SubscriptionPayload_subscription(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SubscriptionPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -3085,6 +3754,12 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_sessions(ctx, field)
 	case "securityEvents":
 		return ec.fieldContext_User_securityEvents(ctx, field)
+	case "subscription":
+		return ec.fieldContext_User_subscription(ctx, field)
+	case "purchases":
+		return ec.fieldContext_User_purchases(ctx, field)
+	case "stripeCustomerId":
+		return ec.fieldContext_User_stripeCustomerId(ctx, field)
 	case "creditHolds":
 		return ec.fieldContext_User_creditHolds(ctx, field)
 	case "credits":
@@ -3133,6 +3808,18 @@ func (ec *executionContext) childFields_ViewerEvent(ctx context.Context, field g
 		return ec.fieldContext_ViewerEvent_credits(ctx, field)
 	case "cause":
 		return ec.fieldContext_ViewerEvent_cause(ctx, field)
+	case "purchaseId":
+		return ec.fieldContext_ViewerEvent_purchaseId(ctx, field)
+	case "purchaseStatus":
+		return ec.fieldContext_ViewerEvent_purchaseStatus(ctx, field)
+	case "subscriptionId":
+		return ec.fieldContext_ViewerEvent_subscriptionId(ctx, field)
+	case "subscriptionStatus":
+		return ec.fieldContext_ViewerEvent_subscriptionStatus(ctx, field)
+	case "planCode":
+		return ec.fieldContext_ViewerEvent_planCode(ctx, field)
+	case "cancelAtPeriodEnd":
+		return ec.fieldContext_ViewerEvent_cancelAtPeriodEnd(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_ViewerEvent_createdAt(ctx, field)
 	}
@@ -3351,6 +4038,20 @@ func (ec *executionContext) field_Mutation_cancelGeneration_args(ctx context.Con
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_cancelSubscription_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CancelSubscriptionInput, error) {
+			return ec.unmarshalNCancelSubscriptionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCancelSubscriptionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_changeEmail_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3399,6 +4100,34 @@ func (ec *executionContext) field_Mutation_confirmEmailChange_args(ctx context.C
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.ConfirmEmailChangeInput, error) {
 			return ec.unmarshalNConfirmEmailChangeInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmEmailChangeInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createBillingPortalSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateBillingPortalSessionInput, error) {
+			return ec.unmarshalNCreateBillingPortalSessionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateBillingPortalSessionInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createCheckoutSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateCheckoutSessionInput, error) {
+			return ec.unmarshalNCreateCheckoutSessionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateCheckoutSessionInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3491,6 +4220,20 @@ func (ec *executionContext) field_Mutation_purgeWorks_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_refundPurchase_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RefundPurchaseInput, error) {
+			return ec.unmarshalNRefundPurchaseInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRefundPurchaseInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_renameWork_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3553,6 +4296,20 @@ func (ec *executionContext) field_Mutation_restoreWorks_args(ctx context.Context
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.RestoreWorksInput, error) {
 			return ec.unmarshalNRestoreWorksInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRestoreWorksInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resumeSubscription_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ResumeSubscriptionInput, error) {
+			return ec.unmarshalNResumeSubscriptionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐResumeSubscriptionInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3945,6 +4702,28 @@ func (ec *executionContext) field_User_generations_args(ctx context.Context, raw
 	return args, nil
 }
 
+func (ec *executionContext) field_User_purchases_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_User_securityEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4130,6 +4909,277 @@ func (ec *executionContext) fieldContext_AdjustCreditsPayload_credits(_ context.
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Credits(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BillingSubscription_id(ctx context.Context, field graphql.CollectedField, obj *billing.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BillingSubscription_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.BillingSubscription().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BillingSubscription_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BillingSubscription", field, true, true, "ID")
+}
+
+func (ec *executionContext) _BillingSubscription_plan(ctx context.Context, field graphql.CollectedField, obj *billing.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BillingSubscription_plan(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.BillingSubscription().Plan(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *billing.Item) graphql.Marshaler {
+			return ec.marshalOPlan2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItem(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BillingSubscription_plan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BillingSubscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Plan(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BillingSubscription_planCode(ctx context.Context, field graphql.CollectedField, obj *billing.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BillingSubscription_planCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PlanCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BillingSubscription_planCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BillingSubscription", field, false, false, "String")
+}
+
+func (ec *executionContext) _BillingSubscription_status(ctx context.Context, field graphql.CollectedField, obj *billing.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BillingSubscription_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v billing.SubscriptionStatus) graphql.Marshaler {
+			return ec.marshalNSubscriptionStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BillingSubscription_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BillingSubscription", field, false, false, "SubscriptionStatus")
+}
+
+func (ec *executionContext) _BillingSubscription_currentPeriodEnd(ctx context.Context, field graphql.CollectedField, obj *billing.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BillingSubscription_currentPeriodEnd(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CurrentPeriodEnd, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BillingSubscription_currentPeriodEnd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BillingSubscription", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _BillingSubscription_cancelAtPeriodEnd(ctx context.Context, field graphql.CollectedField, obj *billing.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BillingSubscription_cancelAtPeriodEnd(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CancelAtPeriodEnd, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BillingSubscription_cancelAtPeriodEnd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BillingSubscription", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _BillingSubscription_canceledAt(ctx context.Context, field graphql.CollectedField, obj *billing.Subscription) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BillingSubscription_canceledAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CanceledAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BillingSubscription_canceledAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BillingSubscription", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _CreateBillingPortalSessionPayload_url(ctx context.Context, field graphql.CollectedField, obj *model.CreateBillingPortalSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateBillingPortalSessionPayload_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateBillingPortalSessionPayload_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateBillingPortalSessionPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreateCheckoutSessionPayload_url(ctx context.Context, field graphql.CollectedField, obj *model.CreateCheckoutSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateCheckoutSessionPayload_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateCheckoutSessionPayload_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateCheckoutSessionPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreateCheckoutSessionPayload_sessionId(ctx context.Context, field graphql.CollectedField, obj *model.CreateCheckoutSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateCheckoutSessionPayload_sessionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SessionID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateCheckoutSessionPayload_sessionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateCheckoutSessionPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreateCheckoutSessionPayload_purchase(ctx context.Context, field graphql.CollectedField, obj *model.CreateCheckoutSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateCheckoutSessionPayload_purchase(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Purchase, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *billing.Purchase) graphql.Marshaler {
+			return ec.marshalNPurchase2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐPurchase(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateCheckoutSessionPayload_purchase(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreateCheckoutSessionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Purchase(ctx, field)
 		},
 	}
 	return fc, nil
@@ -6999,6 +8049,52 @@ func (ec *executionContext) fieldContext_MessagePayload_message(_ context.Contex
 	return graphql.NewScalarFieldContext("MessagePayload", field, false, false, "String")
 }
 
+func (ec *executionContext) _Money_amount(ctx context.Context, field graphql.CollectedField, obj *model.Money) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Money_amount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Amount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Money_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Money", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Money_currency(ctx context.Context, field graphql.CollectedField, obj *model.Money) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Money_currency(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Currency, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Money_currency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Money", field, false, false, "String")
+}
+
 func (ec *executionContext) _Mutation_signUp(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7653,6 +8749,226 @@ func (ec *executionContext) fieldContext_Mutation_unsuspendUser(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_unsuspendUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createCheckoutSession(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createCheckoutSession(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateCheckoutSession(ctx, fc.Args["input"].(model.CreateCheckoutSessionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateCheckoutSessionPayload) graphql.Marshaler {
+			return ec.marshalNCreateCheckoutSessionPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateCheckoutSessionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createCheckoutSession(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreateCheckoutSessionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createCheckoutSession_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createBillingPortalSession(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createBillingPortalSession(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateBillingPortalSession(ctx, fc.Args["input"].(model.CreateBillingPortalSessionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateBillingPortalSessionPayload) graphql.Marshaler {
+			return ec.marshalNCreateBillingPortalSessionPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateBillingPortalSessionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createBillingPortalSession(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreateBillingPortalSessionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createBillingPortalSession_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelSubscription(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelSubscription(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelSubscription(ctx, fc.Args["input"].(model.CancelSubscriptionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SubscriptionPayload) graphql.Marshaler {
+			return ec.marshalNSubscriptionPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐSubscriptionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelSubscription(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SubscriptionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelSubscription_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resumeSubscription(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resumeSubscription(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResumeSubscription(ctx, fc.Args["input"].(model.ResumeSubscriptionInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SubscriptionPayload) graphql.Marshaler {
+			return ec.marshalNSubscriptionPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐSubscriptionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resumeSubscription(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SubscriptionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resumeSubscription_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_refundPurchase(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_refundPurchase(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RefundPurchase(ctx, fc.Args["input"].(model.RefundPurchaseInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RefundPurchasePayload) graphql.Marshaler {
+			return ec.marshalNRefundPurchasePayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRefundPurchasePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_refundPurchase(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RefundPurchasePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_refundPurchase_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8323,6 +9639,727 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
 }
 
+func (ec *executionContext) _Plan_code(ctx context.Context, field graphql.CollectedField, obj *billing.Item) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Plan_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Plan_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Plan", field, false, false, "String")
+}
+
+func (ec *executionContext) _Plan_name(ctx context.Context, field graphql.CollectedField, obj *billing.Item) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Plan_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Plan_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Plan", field, false, false, "String")
+}
+
+func (ec *executionContext) _Plan_kind(ctx context.Context, field graphql.CollectedField, obj *billing.Item) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Plan_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v billing.ItemKind) graphql.Marshaler {
+			return ec.marshalNPlanKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItemKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Plan_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Plan", field, false, false, "PlanKind")
+}
+
+func (ec *executionContext) _Plan_interval(ctx context.Context, field graphql.CollectedField, obj *billing.Item) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Plan_interval(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().Interval(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *billing.Interval) graphql.Marshaler {
+			return ec.marshalOBillingInterval2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐInterval(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Plan_interval(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Plan", field, true, true, "BillingInterval")
+}
+
+func (ec *executionContext) _Plan_credits(ctx context.Context, field graphql.CollectedField, obj *billing.Item) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Plan_credits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Plan_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Plan", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Plan_price(ctx context.Context, field graphql.CollectedField, obj *billing.Item) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Plan_price(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().Price(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Money) graphql.Marshaler {
+			return ec.marshalNMoney2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐMoney(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Plan_price(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Plan",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Money(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Plan_storageQuotaBytes(ctx context.Context, field graphql.CollectedField, obj *billing.Item) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Plan_storageQuotaBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().StorageQuotaBytes(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOBytes2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Plan_storageQuotaBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Plan", field, true, true, "Bytes")
+}
+
+func (ec *executionContext) _Plan_runningJobsLimit(ctx context.Context, field graphql.CollectedField, obj *billing.Item) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Plan_runningJobsLimit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Plan().RunningJobsLimit(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Plan_runningJobsLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Plan", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Purchase_id(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Purchase().ID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Purchase_plan(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_plan(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Purchase().Plan(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *billing.Item) graphql.Marshaler {
+			return ec.marshalOPlan2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItem(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_plan(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Purchase",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Plan(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Purchase_planCode(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_planCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CatalogCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_planCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "String")
+}
+
+func (ec *executionContext) _Purchase_kind(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v billing.ItemKind) graphql.Marshaler {
+			return ec.marshalNPlanKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItemKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "PlanKind")
+}
+
+func (ec *executionContext) _Purchase_credits(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_credits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_credits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Purchase_amount(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_amount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Purchase().Amount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Money) graphql.Marshaler {
+			return ec.marshalNMoney2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐMoney(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Purchase",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Money(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Purchase_status(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v billing.Status) graphql.Marshaler {
+			return ec.marshalNPurchaseStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "PurchaseStatus")
+}
+
+func (ec *executionContext) _Purchase_refundedAmount(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_refundedAmount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AmountRefunded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_refundedAmount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Purchase_dispute(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_dispute(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Purchase().Dispute(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *billing.Dispute) graphql.Marshaler {
+			return ec.marshalODisputeStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐDispute(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_dispute(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, true, true, "DisputeStatus")
+}
+
+func (ec *executionContext) _Purchase_creditsClawedBack(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_creditsClawedBack(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsClawedBack, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_creditsClawedBack(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Purchase_creditsOwed(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_creditsOwed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreditsOwed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_creditsOwed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Purchase_periodStart(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_periodStart(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PeriodStart, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_periodStart(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Purchase_periodEnd(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_periodEnd(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PeriodEnd, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_periodEnd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Purchase_receiptUrl(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_receiptUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReceiptURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_receiptUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "String")
+}
+
+func (ec *executionContext) _Purchase_paidAt(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_paidAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PaidAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_paidAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Purchase_createdAt(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Purchase_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Purchase_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Purchase", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _PurchaseConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.PurchaseConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurchaseConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.PurchaseEdge) graphql.Marshaler {
+			return ec.marshalNPurchaseEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurchaseEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurchaseConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PurchaseConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PurchaseEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PurchaseConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.PurchaseConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurchaseConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurchaseConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PurchaseConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PurchaseConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.PurchaseConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurchaseConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurchaseConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PurchaseConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PurchaseEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.PurchaseEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurchaseEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurchaseEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PurchaseEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _PurchaseEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.PurchaseEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PurchaseEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *billing.Purchase) graphql.Marshaler {
+			return ec.marshalNPurchase2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐPurchase(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PurchaseEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PurchaseEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Purchase(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PurgeWorksPayload_purgedWorkIds(ctx context.Context, field graphql.CollectedField, obj *model.PurgeWorksPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8576,6 +10613,38 @@ func (ec *executionContext) fieldContext_Query_viewer(_ context.Context, field g
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_plans(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_plans(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Plans(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*billing.Item) graphql.Marshaler {
+			return ec.marshalNPlan2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItemᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_plans(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Plan(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_generation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8823,6 +10892,38 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RefundPurchasePayload_purchase(ctx context.Context, field graphql.CollectedField, obj *model.RefundPurchasePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RefundPurchasePayload_purchase(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Purchase, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *billing.Purchase) graphql.Marshaler {
+			return ec.marshalNPurchase2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐPurchase(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RefundPurchasePayload_purchase(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RefundPurchasePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Purchase(ctx, field)
 		},
 	}
 	return fc, nil
@@ -9745,6 +11846,38 @@ func (ec *executionContext) fieldContext_Subscription_generationEvents(ctx conte
 	return fc, nil
 }
 
+func (ec *executionContext) _SubscriptionPayload_subscription(ctx context.Context, field graphql.CollectedField, obj *model.SubscriptionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SubscriptionPayload_subscription(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Subscription, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *billing.Subscription) graphql.Marshaler {
+			return ec.marshalNBillingSubscription2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscription(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SubscriptionPayload_subscription(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SubscriptionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BillingSubscription(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9980,6 +12113,105 @@ func (ec *executionContext) fieldContext_User_securityEvents(ctx context.Context
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _User_subscription(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_subscription(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Subscription(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *billing.Subscription) graphql.Marshaler {
+			return ec.marshalOBillingSubscription2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscription(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_subscription(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BillingSubscription(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_purchases(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_purchases(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.User().Purchases(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PurchaseConnection) graphql.Marshaler {
+			return ec.marshalNPurchaseConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurchaseConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_purchases(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PurchaseConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_purchases_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_stripeCustomerId(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_stripeCustomerId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().StripeCustomerID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_stripeCustomerId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "String")
 }
 
 func (ec *executionContext) _User_creditHolds(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
@@ -10454,6 +12686,144 @@ func (ec *executionContext) _ViewerEvent_cause(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_ViewerEvent_cause(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "CreditChangeCause")
+}
+
+func (ec *executionContext) _ViewerEvent_purchaseId(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_purchaseId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PurchaseID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_purchaseId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ViewerEvent_purchaseStatus(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_purchaseStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PurchaseStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *billing.Status) graphql.Marshaler {
+			return ec.marshalOPurchaseStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_purchaseStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "PurchaseStatus")
+}
+
+func (ec *executionContext) _ViewerEvent_subscriptionId(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_subscriptionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SubscriptionID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_subscriptionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ViewerEvent_subscriptionStatus(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_subscriptionStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SubscriptionStatus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *billing.SubscriptionStatus) graphql.Marshaler {
+			return ec.marshalOSubscriptionStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_subscriptionStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "SubscriptionStatus")
+}
+
+func (ec *executionContext) _ViewerEvent_planCode(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_planCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PlanCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_planCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _ViewerEvent_cancelAtPeriodEnd(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ViewerEvent_cancelAtPeriodEnd(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CancelAtPeriodEnd, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ViewerEvent_cancelAtPeriodEnd(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ViewerEvent", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _ViewerEvent_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.ViewerEvent) (ret graphql.Marshaler) {
@@ -12049,6 +14419,48 @@ func UnmarshalCancelGenerationInput(ctx context.Context, raw any) (model.CancelG
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCancelSubscriptionInput(ctx context.Context, obj any) (model.CancelSubscriptionInput, error) {
+	var it model.CancelSubscriptionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"subscriptionId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "subscriptionId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("subscriptionId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SubscriptionID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCancelSubscriptionInput unmarshals raw into the CancelSubscriptionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCancelSubscriptionInput(ctx context.Context, raw any) (model.CancelSubscriptionInput, error) {
+	var out model.CancelSubscriptionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CancelSubscriptionInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputChangeEmailInput(ctx context.Context, obj any) (model.ChangeEmailInput, error) {
 	var it model.ChangeEmailInput
 	if obj == nil {
@@ -12228,6 +14640,111 @@ func (ec *executionContext) unmarshalInputConfirmEmailChangeInput(ctx context.Co
 func UnmarshalConfirmEmailChangeInput(ctx context.Context, raw any) (model.ConfirmEmailChangeInput, error) {
 	var out model.ConfirmEmailChangeInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ConfirmEmailChangeInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCreateBillingPortalSessionInput(ctx context.Context, obj any) (model.CreateBillingPortalSessionInput, error) {
+	var it model.CreateBillingPortalSessionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"returnPath"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "returnPath":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("returnPath"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ReturnPath = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateBillingPortalSessionInput unmarshals raw into the CreateBillingPortalSessionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateBillingPortalSessionInput(ctx context.Context, raw any) (model.CreateBillingPortalSessionInput, error) {
+	var out model.CreateBillingPortalSessionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateBillingPortalSessionInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCreateCheckoutSessionInput(ctx context.Context, obj any) (model.CreateCheckoutSessionInput, error) {
+	var it model.CreateCheckoutSessionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"planCode", "idempotencyKey", "successPath", "cancelPath"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "planCode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("planCode"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PlanCode = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		case "successPath":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("successPath"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SuccessPath = data
+		case "cancelPath":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cancelPath"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CancelPath = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateCheckoutSessionInput unmarshals raw into the CreateCheckoutSessionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateCheckoutSessionInput(ctx context.Context, raw any) (model.CreateCheckoutSessionInput, error) {
+	var out model.CreateCheckoutSessionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateCheckoutSessionInput", raw, &out)
 	return out, err
 }
 
@@ -12595,6 +15112,55 @@ func UnmarshalPurgeWorksInput(ctx context.Context, raw any) (model.PurgeWorksInp
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputRefundPurchaseInput(ctx context.Context, obj any) (model.RefundPurchaseInput, error) {
+	var it model.RefundPurchaseInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"purchaseId", "amount"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "purchaseId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("purchaseId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PurchaseID = data
+		case "amount":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("amount"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Amount = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRefundPurchaseInput unmarshals raw into the RefundPurchaseInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRefundPurchaseInput(ctx context.Context, raw any) (model.RefundPurchaseInput, error) {
+	var out model.RefundPurchaseInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RefundPurchaseInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputRenameWorkInput(ctx context.Context, obj any) (model.RenameWorkInput, error) {
 	var it model.RenameWorkInput
 	if obj == nil {
@@ -12816,6 +15382,48 @@ func (ec *executionContext) unmarshalInputRestoreWorksInput(ctx context.Context,
 func UnmarshalRestoreWorksInput(ctx context.Context, raw any) (model.RestoreWorksInput, error) {
 	var out model.RestoreWorksInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RestoreWorksInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputResumeSubscriptionInput(ctx context.Context, obj any) (model.ResumeSubscriptionInput, error) {
+	var it model.ResumeSubscriptionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"subscriptionId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "subscriptionId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("subscriptionId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SubscriptionID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalResumeSubscriptionInput unmarshals raw into the ResumeSubscriptionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalResumeSubscriptionInput(ctx context.Context, raw any) (model.ResumeSubscriptionInput, error) {
+	var out model.ResumeSubscriptionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ResumeSubscriptionInput", raw, &out)
 	return out, err
 }
 
@@ -13422,6 +16030,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._SecurityEvent(ctx, sel, obj)
+	case billing.Purchase:
+		return ec._Purchase(ctx, sel, &obj)
+	case *billing.Purchase:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Purchase(ctx, sel, obj)
 	case work.Image:
 		return ec._Image(ctx, sel, &obj)
 	case *work.Image:
@@ -13450,6 +16065,13 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 			return graphql.Null
 		}
 		return ec._CreditEntry(ctx, sel, obj)
+	case billing.Subscription:
+		return ec._BillingSubscription(ctx, sel, &obj)
+	case *billing.Subscription:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._BillingSubscription(ctx, sel, obj)
 	default:
 		if typedObj, ok := obj.(graphql.Marshaler); ok {
 			return typedObj
@@ -13481,6 +16103,147 @@ func (ec *executionContext) _AdjustCreditsPayload(ctx context.Context, sel ast.S
 			}
 		case "credits":
 			out.Values[i] = ec._AdjustCreditsPayload_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var billingSubscriptionImplementors = []string{"BillingSubscription", "Node"}
+
+func (ec *executionContext) _BillingSubscription(ctx context.Context, sel ast.SelectionSet, obj *billing.Subscription) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, billingSubscriptionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BillingSubscription")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._BillingSubscription_id(ctx, field, obj)
+				})
+		case "plan":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._BillingSubscription_plan(ctx, field, obj)
+				})
+		case "planCode":
+			out.Values[i] = ec._BillingSubscription_planCode(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._BillingSubscription_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "currentPeriodEnd":
+			out.Values[i] = ec._BillingSubscription_currentPeriodEnd(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "cancelAtPeriodEnd":
+			out.Values[i] = ec._BillingSubscription_cancelAtPeriodEnd(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "canceledAt":
+			out.Values[i] = ec._BillingSubscription_canceledAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var createBillingPortalSessionPayloadImplementors = []string{"CreateBillingPortalSessionPayload"}
+
+func (ec *executionContext) _CreateBillingPortalSessionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateBillingPortalSessionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, createBillingPortalSessionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreateBillingPortalSessionPayload")
+		case "url":
+			out.Values[i] = ec._CreateBillingPortalSessionPayload_url(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var createCheckoutSessionPayloadImplementors = []string{"CreateCheckoutSessionPayload"}
+
+func (ec *executionContext) _CreateCheckoutSessionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateCheckoutSessionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, createCheckoutSessionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreateCheckoutSessionPayload")
+		case "url":
+			out.Values[i] = ec._CreateCheckoutSessionPayload_url(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sessionId":
+			out.Values[i] = ec._CreateCheckoutSessionPayload_sessionId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "purchase":
+			out.Values[i] = ec._CreateCheckoutSessionPayload_purchase(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -14708,6 +17471,44 @@ func (ec *executionContext) _MessagePayload(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var moneyImplementors = []string{"Money"}
+
+func (ec *executionContext) _Money(ctx context.Context, sel ast.SelectionSet, obj *model.Money) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, moneyImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Money")
+		case "amount":
+			out.Values[i] = ec._Money_amount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "currency":
+			out.Values[i] = ec._Money_currency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -14828,6 +17629,41 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "unsuspendUser":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_unsuspendUser(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createCheckoutSession":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createCheckoutSession(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createBillingPortalSession":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createBillingPortalSession(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelSubscription":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelSubscription(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resumeSubscription":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resumeSubscription(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refundPurchase":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_refundPurchase(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -14988,6 +17824,271 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var planImplementors = []string{"Plan"}
+
+func (ec *executionContext) _Plan(ctx context.Context, sel ast.SelectionSet, obj *billing.Item) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, planImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Plan")
+		case "code":
+			out.Values[i] = ec._Plan_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "name":
+			out.Values[i] = ec._Plan_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.Values[i] = ec._Plan_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "interval":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Plan_interval(ctx, field, obj)
+				})
+		case "credits":
+			out.Values[i] = ec._Plan_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "price":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Plan_price(ctx, field, obj)
+				})
+		case "storageQuotaBytes":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Plan_storageQuotaBytes(ctx, field, obj)
+				})
+		case "runningJobsLimit":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Plan_runningJobsLimit(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var purchaseImplementors = []string{"Purchase", "Node"}
+
+func (ec *executionContext) _Purchase(ctx context.Context, sel ast.SelectionSet, obj *billing.Purchase) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, purchaseImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Purchase")
+		case "id":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Purchase_id(ctx, field, obj)
+				})
+		case "plan":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Purchase_plan(ctx, field, obj)
+				})
+		case "planCode":
+			out.Values[i] = ec._Purchase_planCode(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.Values[i] = ec._Purchase_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "credits":
+			out.Values[i] = ec._Purchase_credits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "amount":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Purchase_amount(ctx, field, obj)
+				})
+		case "status":
+			out.Values[i] = ec._Purchase_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "refundedAmount":
+			out.Values[i] = ec._Purchase_refundedAmount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "dispute":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Purchase_dispute(ctx, field, obj)
+				})
+		case "creditsClawedBack":
+			out.Values[i] = ec._Purchase_creditsClawedBack(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "creditsOwed":
+			out.Values[i] = ec._Purchase_creditsOwed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "periodStart":
+			out.Values[i] = ec._Purchase_periodStart(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "periodEnd":
+			out.Values[i] = ec._Purchase_periodEnd(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "receiptUrl":
+			out.Values[i] = ec._Purchase_receiptUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "paidAt":
+			out.Values[i] = ec._Purchase_paidAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Purchase_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var purchaseConnectionImplementors = []string{"PurchaseConnection"}
+
+func (ec *executionContext) _PurchaseConnection(ctx context.Context, sel ast.SelectionSet, obj *model.PurchaseConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, purchaseConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PurchaseConnection")
+		case "edges":
+			out.Values[i] = ec._PurchaseConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._PurchaseConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._PurchaseConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var purchaseEdgeImplementors = []string{"PurchaseEdge"}
+
+func (ec *executionContext) _PurchaseEdge(ctx context.Context, sel ast.SelectionSet, obj *model.PurchaseEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, purchaseEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PurchaseEdge")
+		case "cursor":
+			out.Values[i] = ec._PurchaseEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._PurchaseEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var purgeWorksPayloadImplementors = []string{"PurgeWorksPayload"}
 
 func (ec *executionContext) _PurgeWorksPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PurgeWorksPayload) graphql.Marshaler {
@@ -15079,6 +18180,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_viewer(ctx, field)
 				})
+		case "plans":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_plans(ctx, field)
+				})
 		case "generation":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -15116,6 +18223,39 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var refundPurchasePayloadImplementors = []string{"RefundPurchasePayload"}
+
+func (ec *executionContext) _RefundPurchasePayload(ctx context.Context, sel ast.SelectionSet, obj *model.RefundPurchasePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, refundPurchasePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RefundPurchasePayload")
+		case "purchase":
+			out.Values[i] = ec._RefundPurchasePayload_purchase(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -15652,6 +18792,39 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	}
 }
 
+var subscriptionPayloadImplementors = []string{"SubscriptionPayload"}
+
+func (ec *executionContext) _SubscriptionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SubscriptionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SubscriptionPayload")
+		case "subscription":
+			out.Values[i] = ec._SubscriptionPayload_subscription(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var userImplementors = []string{"User", "Node"}
 
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *account.User) graphql.Marshaler {
@@ -15712,6 +18885,24 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_securityEvents(ctx, field, obj)
+				})
+		case "subscription":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_subscription(ctx, field, obj)
+				})
+		case "purchases":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_purchases(ctx, field, obj)
+				})
+		case "stripeCustomerId":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_stripeCustomerId(ctx, field, obj)
 				})
 		case "creditHolds":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -15875,6 +19066,36 @@ func (ec *executionContext) _ViewerEvent(ctx context.Context, sel ast.SelectionS
 			}
 		case "cause":
 			out.Values[i] = ec._ViewerEvent_cause(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "purchaseId":
+			out.Values[i] = ec._ViewerEvent_purchaseId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "purchaseStatus":
+			out.Values[i] = ec._ViewerEvent_purchaseStatus(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "subscriptionId":
+			out.Values[i] = ec._ViewerEvent_subscriptionId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "subscriptionStatus":
+			out.Values[i] = ec._ViewerEvent_subscriptionStatus(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "planCode":
+			out.Values[i] = ec._ViewerEvent_planCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cancelAtPeriodEnd":
+			out.Values[i] = ec._ViewerEvent_cancelAtPeriodEnd(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -16466,6 +19687,14 @@ func (ec *executionContext) marshalNAdjustCreditsPayload2ᚖgithubᚗcomᚋfasti
 	return ec._AdjustCreditsPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNBillingSubscription2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscription(ctx context.Context, sel ast.SelectionSet, v *billing.Subscription) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BillingSubscription!")
+		return graphql.Null
+	}
+	return ec._BillingSubscription(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -16499,6 +19728,11 @@ func (ec *executionContext) unmarshalNCancelGenerationInput2githubᚗcomᚋfasti
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNCancelSubscriptionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCancelSubscriptionInput(ctx context.Context, v any) (model.CancelSubscriptionInput, error) {
+	res, err := ec.unmarshalInputCancelSubscriptionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNChangeEmailInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐChangeEmailInput(ctx context.Context, v any) (model.ChangeEmailInput, error) {
 	res, err := ec.unmarshalInputChangeEmailInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -16517,6 +19751,32 @@ func (ec *executionContext) unmarshalNCompleteUploadInput2githubᚗcomᚋfastima
 func (ec *executionContext) unmarshalNConfirmEmailChangeInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmEmailChangeInput(ctx context.Context, v any) (model.ConfirmEmailChangeInput, error) {
 	res, err := ec.unmarshalInputConfirmEmailChangeInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNCreateBillingPortalSessionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateBillingPortalSessionInput(ctx context.Context, v any) (model.CreateBillingPortalSessionInput, error) {
+	res, err := ec.unmarshalInputCreateBillingPortalSessionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCreateBillingPortalSessionPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateBillingPortalSessionPayload(ctx context.Context, sel ast.SelectionSet, v *model.CreateBillingPortalSessionPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreateBillingPortalSessionPayload!")
+		return graphql.Null
+	}
+	return ec._CreateBillingPortalSessionPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCreateCheckoutSessionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateCheckoutSessionInput(ctx context.Context, v any) (model.CreateCheckoutSessionInput, error) {
+	res, err := ec.unmarshalInputCreateCheckoutSessionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCreateCheckoutSessionPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateCheckoutSessionPayload(ctx context.Context, sel ast.SelectionSet, v *model.CreateCheckoutSessionPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreateCheckoutSessionPayload!")
+		return graphql.Null
+	}
+	return ec._CreateCheckoutSessionPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCreateUploadInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateUploadInput(ctx context.Context, v any) (model.CreateUploadInput, error) {
@@ -17008,6 +20268,14 @@ func (ec *executionContext) marshalNMessagePayload2ᚖgithubᚗcomᚋfastimage�
 	return ec._MessagePayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNMoney2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐMoney(ctx context.Context, sel ast.SelectionSet, v *model.Money) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Money!")
+		return graphql.Null
+	}
+	return ec._Money(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋfastimageᚋapiᚋinternalᚋrelayᚐNode(ctx context.Context, sel ast.SelectionSet, v []relay.Node) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -17026,6 +20294,128 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋfastimageᚋapi�
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNPlan2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItemᚄ(ctx context.Context, sel ast.SelectionSet, v []*billing.Item) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPlan2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItem(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPlan2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItem(ctx context.Context, sel ast.SelectionSet, v *billing.Item) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Plan!")
+		return graphql.Null
+	}
+	return ec._Plan(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPlanKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItemKind(ctx context.Context, v any) (billing.ItemKind, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNPlanKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItemKind[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPlanKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItemKind(ctx context.Context, sel ast.SelectionSet, v billing.ItemKind) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNPlanKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItemKind[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "PlanKind!")
+	}
+	return res
+}
+
+var (
+	unmarshalNPlanKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItemKind = map[string]billing.ItemKind{
+		"CREDIT_PACK":  billing.Pack,
+		"SUBSCRIPTION": billing.Plan,
+	}
+	marshalNPlanKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItemKind = map[billing.ItemKind]string{
+		billing.Pack: "CREDIT_PACK",
+		billing.Plan: "SUBSCRIPTION",
+	}
+)
+
+func (ec *executionContext) marshalNPurchase2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐPurchase(ctx context.Context, sel ast.SelectionSet, v *billing.Purchase) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Purchase!")
+		return graphql.Null
+	}
+	return ec._Purchase(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPurchaseConnection2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurchaseConnection(ctx context.Context, sel ast.SelectionSet, v *model.PurchaseConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PurchaseConnection!")
+		return graphql.Null
+	}
+	return ec._PurchaseConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPurchaseEdge2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurchaseEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PurchaseEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPurchaseEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurchaseEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPurchaseEdge2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurchaseEdge(ctx context.Context, sel ast.SelectionSet, v *model.PurchaseEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PurchaseEdge!")
+		return graphql.Null
+	}
+	return ec._PurchaseEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNPurchaseStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus(ctx context.Context, v any) (billing.Status, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNPurchaseStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPurchaseStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus(ctx context.Context, sel ast.SelectionSet, v billing.Status) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNPurchaseStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "PurchaseStatus!")
+	}
+	return res
+}
+
+var (
+	unmarshalNPurchaseStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus = map[string]billing.Status{
+		"OPEN":    billing.StatusOpen,
+		"PENDING": billing.StatusPending,
+		"PAID":    billing.StatusPaid,
+		"FAILED":  billing.StatusFailed,
+		"EXPIRED": billing.StatusExpired,
+	}
+	marshalNPurchaseStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus = map[billing.Status]string{
+		billing.StatusOpen:    "OPEN",
+		billing.StatusPending: "PENDING",
+		billing.StatusPaid:    "PAID",
+		billing.StatusFailed:  "FAILED",
+		billing.StatusExpired: "EXPIRED",
+	}
+)
+
 func (ec *executionContext) unmarshalNPurgeWorksInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐPurgeWorksInput(ctx context.Context, v any) (model.PurgeWorksInput, error) {
 	res, err := ec.unmarshalInputPurgeWorksInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -17037,6 +20427,19 @@ func (ec *executionContext) marshalNPurgeWorksPayload2ᚖgithubᚗcomᚋfastimag
 		return graphql.Null
 	}
 	return ec._PurgeWorksPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRefundPurchaseInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRefundPurchaseInput(ctx context.Context, v any) (model.RefundPurchaseInput, error) {
+	res, err := ec.unmarshalInputRefundPurchaseInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRefundPurchasePayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRefundPurchasePayload(ctx context.Context, sel ast.SelectionSet, v *model.RefundPurchasePayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RefundPurchasePayload!")
+		return graphql.Null
+	}
+	return ec._RefundPurchasePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRenameWorkInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRenameWorkInput(ctx context.Context, v any) (model.RenameWorkInput, error) {
@@ -17070,6 +20473,11 @@ func (ec *executionContext) marshalNRestoreWorksPayload2ᚖgithubᚗcomᚋfastim
 		return graphql.Null
 	}
 	return ec._RestoreWorksPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNResumeSubscriptionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐResumeSubscriptionInput(ctx context.Context, v any) (model.ResumeSubscriptionInput, error) {
+	res, err := ec.unmarshalInputResumeSubscriptionInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNRetryGenerationInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRetryGenerationInput(ctx context.Context, v any) (model.RetryGenerationInput, error) {
@@ -17296,6 +20704,52 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 	return res
 }
 
+func (ec *executionContext) marshalNSubscriptionPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐSubscriptionPayload(ctx context.Context, sel ast.SelectionSet, v *model.SubscriptionPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SubscriptionPayload!")
+		return graphql.Null
+	}
+	return ec._SubscriptionPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSubscriptionStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus(ctx context.Context, v any) (billing.SubscriptionStatus, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNSubscriptionStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSubscriptionStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus(ctx context.Context, sel ast.SelectionSet, v billing.SubscriptionStatus) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNSubscriptionStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SubscriptionStatus!")
+	}
+	return res
+}
+
+var (
+	unmarshalNSubscriptionStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus = map[string]billing.SubscriptionStatus{
+		"ACTIVE":             billing.SubActive,
+		"TRIALING":           billing.SubTrialing,
+		"PAST_DUE":           billing.SubPastDue,
+		"UNPAID":             billing.SubUnpaid,
+		"CANCELED":           billing.SubCanceled,
+		"INCOMPLETE":         billing.SubIncomplete,
+		"INCOMPLETE_EXPIRED": billing.SubIncompleteExpired,
+		"PAUSED":             billing.SubPaused,
+	}
+	marshalNSubscriptionStatus2githubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus = map[billing.SubscriptionStatus]string{
+		billing.SubActive:            "ACTIVE",
+		billing.SubTrialing:          "TRIALING",
+		billing.SubPastDue:           "PAST_DUE",
+		billing.SubUnpaid:            "UNPAID",
+		billing.SubCanceled:          "CANCELED",
+		billing.SubIncomplete:        "INCOMPLETE",
+		billing.SubIncompleteExpired: "INCOMPLETE_EXPIRED",
+		billing.SubPaused:            "PAUSED",
+	}
+)
+
 func (ec *executionContext) unmarshalNSuspendUserInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐSuspendUserInput(ctx context.Context, v any) (model.SuspendUserInput, error) {
 	res, err := ec.unmarshalInputSuspendUserInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -17394,12 +20848,16 @@ func (ec *executionContext) marshalNViewerEventKind2githubᚗcomᚋfastimageᚋa
 
 var (
 	unmarshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind = map[string]feed.Kind{
-		"GENERATION": feed.KindGeneration,
-		"CREDITS":    feed.KindCredits,
+		"GENERATION":   feed.KindGeneration,
+		"CREDITS":      feed.KindCredits,
+		"PURCHASE":     feed.KindPurchase,
+		"SUBSCRIPTION": feed.KindSubscription,
 	}
 	marshalNViewerEventKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋfeedᚐKind = map[feed.Kind]string{
-		feed.KindGeneration: "GENERATION",
-		feed.KindCredits:    "CREDITS",
+		feed.KindGeneration:   "GENERATION",
+		feed.KindCredits:      "CREDITS",
+		feed.KindPurchase:     "PURCHASE",
+		feed.KindSubscription: "SUBSCRIPTION",
 	}
 )
 
@@ -17651,6 +21109,43 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 	return res
 }
 
+func (ec *executionContext) unmarshalOBillingInterval2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐInterval(ctx context.Context, v any) (*billing.Interval, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalOBillingInterval2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐInterval[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOBillingInterval2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐInterval(ctx context.Context, sel ast.SelectionSet, v *billing.Interval) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalString(marshalOBillingInterval2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐInterval[*v])
+	return res
+}
+
+var (
+	unmarshalOBillingInterval2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐInterval = map[string]billing.Interval{
+		"MONTH": billing.Month,
+		"YEAR":  billing.Year,
+	}
+	marshalOBillingInterval2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐInterval = map[billing.Interval]string{
+		billing.Month: "MONTH",
+		billing.Year:  "YEAR",
+	}
+)
+
+func (ec *executionContext) marshalOBillingSubscription2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscription(ctx context.Context, sel ast.SelectionSet, v *billing.Subscription) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._BillingSubscription(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -17678,6 +21173,24 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOBytes2ᚖint64(ctx context.Context, v any) (*int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalInt64(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOBytes2ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalInt64(*v)
 	return res
 }
 
@@ -17753,6 +21266,38 @@ func (ec *executionContext) marshalODateTime2ᚖtimeᚐTime(ctx context.Context,
 	res := graphql.MarshalTime(*v)
 	return res
 }
+
+func (ec *executionContext) unmarshalODisputeStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐDispute(ctx context.Context, v any) (*billing.Dispute, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalODisputeStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐDispute[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODisputeStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐDispute(ctx context.Context, sel ast.SelectionSet, v *billing.Dispute) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalString(marshalODisputeStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐDispute[*v])
+	return res
+}
+
+var (
+	unmarshalODisputeStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐDispute = map[string]billing.Dispute{
+		"OPEN": billing.DisputeOpen,
+		"WON":  billing.DisputeWon,
+		"LOST": billing.DisputeLost,
+	}
+	marshalODisputeStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐDispute = map[billing.Dispute]string{
+		billing.DisputeOpen: "OPEN",
+		billing.DisputeWon:  "WON",
+		billing.DisputeLost: "LOST",
+	}
+)
 
 func (ec *executionContext) unmarshalOEmptyBinInput2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐEmptyBinInput(ctx context.Context, v any) (*model.EmptyBinInput, error) {
 	if v == nil {
@@ -17847,6 +21392,49 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋfastimageᚋapiᚋintern
 	return ec._Node(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOPlan2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐItem(ctx context.Context, sel ast.SelectionSet, v *billing.Item) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Plan(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOPurchaseStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus(ctx context.Context, v any) (*billing.Status, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalOPurchaseStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOPurchaseStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus(ctx context.Context, sel ast.SelectionSet, v *billing.Status) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalString(marshalOPurchaseStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus[*v])
+	return res
+}
+
+var (
+	unmarshalOPurchaseStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus = map[string]billing.Status{
+		"OPEN":    billing.StatusOpen,
+		"PENDING": billing.StatusPending,
+		"PAID":    billing.StatusPaid,
+		"FAILED":  billing.StatusFailed,
+		"EXPIRED": billing.StatusExpired,
+	}
+	marshalOPurchaseStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐStatus = map[billing.Status]string{
+		billing.StatusOpen:    "OPEN",
+		billing.StatusPending: "PENDING",
+		billing.StatusPaid:    "PAID",
+		billing.StatusFailed:  "FAILED",
+		billing.StatusExpired: "EXPIRED",
+	}
+)
+
 func (ec *executionContext) unmarshalORevokeOtherSessionsInput2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRevokeOtherSessionsInput(ctx context.Context, v any) (*model.RevokeOtherSessionsInput, error) {
 	if v == nil {
 		return nil, nil
@@ -17880,6 +21468,48 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	res := scalar.MarshalString(*v)
 	return res
 }
+
+func (ec *executionContext) unmarshalOSubscriptionStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus(ctx context.Context, v any) (*billing.SubscriptionStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalOSubscriptionStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSubscriptionStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus(ctx context.Context, sel ast.SelectionSet, v *billing.SubscriptionStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := scalar.MarshalString(marshalOSubscriptionStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus[*v])
+	return res
+}
+
+var (
+	unmarshalOSubscriptionStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus = map[string]billing.SubscriptionStatus{
+		"ACTIVE":             billing.SubActive,
+		"TRIALING":           billing.SubTrialing,
+		"PAST_DUE":           billing.SubPastDue,
+		"UNPAID":             billing.SubUnpaid,
+		"CANCELED":           billing.SubCanceled,
+		"INCOMPLETE":         billing.SubIncomplete,
+		"INCOMPLETE_EXPIRED": billing.SubIncompleteExpired,
+		"PAUSED":             billing.SubPaused,
+	}
+	marshalOSubscriptionStatus2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐSubscriptionStatus = map[billing.SubscriptionStatus]string{
+		billing.SubActive:            "ACTIVE",
+		billing.SubTrialing:          "TRIALING",
+		billing.SubPastDue:           "PAST_DUE",
+		billing.SubUnpaid:            "UNPAID",
+		billing.SubCanceled:          "CANCELED",
+		billing.SubIncomplete:        "INCOMPLETE",
+		billing.SubIncompleteExpired: "INCOMPLETE_EXPIRED",
+		billing.SubPaused:            "PAUSED",
+	}
+)
 
 func (ec *executionContext) marshalOUser2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋaccountᚐUser(ctx context.Context, sel ast.SelectionSet, v *account.User) graphql.Marshaler {
 	if v == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
@@ -130,10 +131,20 @@ func feedModel(e feed.Entry) (*model.ViewerEvent, error) {
 			}
 			m.Cause = &cause
 		}
-		if d.RefType == "Generation" {
+		switch d.RefType {
+		case "Generation":
 			gid := relay.ID("Generation", d.RefID)
 			m.GenerationID = &gid
+		case "Purchase", credit.RefFreeze:
+			pid := relay.ID("Purchase", d.RefID)
+			m.PurchaseID = &pid
 		}
+	case feed.PurchaseChanged:
+		pid, st := relay.ID("Purchase", d.PurchaseID.String()), billing.Status(d.Status)
+		m.PurchaseID, m.PurchaseStatus = &pid, &st
+	case feed.SubscriptionChanged:
+		sid, st := relay.ID("BillingSubscription", d.SubscriptionID.String()), billing.SubscriptionStatus(d.Status)
+		m.SubscriptionID, m.SubscriptionStatus, m.PlanCode, m.CancelAtPeriodEnd = &sid, &st, &d.PlanCode, &d.CancelAtPeriodEnd
 	}
 	return m, nil
 }

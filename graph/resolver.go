@@ -17,6 +17,7 @@ import (
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/feed"
@@ -49,6 +50,7 @@ type Resolver struct {
 	Gallery    *work.Service
 	Jobs       *generate.Service
 	Feed       *feed.Service
+	Billing    *billing.Service
 	Cookies    SessionCookies
 	// nodes finds the objects of each Node type for node(id:) and
 	// nodes(ids:), keyed by GraphQL type name.
@@ -57,17 +59,19 @@ type Resolver struct {
 
 // NewResolver returns the root resolver with the node finders of every
 // domain registered.
-func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, gallery *work.Service, jobs *generate.Service, fd *feed.Service, cookies SessionCookies) *Resolver {
-	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Gallery: gallery, Jobs: jobs, Feed: fd, Cookies: cookies}
+func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, gallery *work.Service, jobs *generate.Service, fd *feed.Service, bill *billing.Service, cookies SessionCookies) *Resolver {
+	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Gallery: gallery, Jobs: jobs, Feed: fd, Billing: bill, Cookies: cookies}
 	r.nodes = map[string]nodeFinder{
-		"User":          finder(accounts.UsersByIDs, func(u *account.User) uuid.UUID { return u.ID }),
-		"Session":       finder(accounts.SessionsByIDs, func(s *account.Session) uuid.UUID { return s.ID }),
-		"SecurityEvent": finder(accounts.SecurityEventsByIDs, func(e *account.SecurityEvent) uuid.UUID { return e.ID }),
-		"CreditEntry":   finder(credits.EntriesByIDs, func(e *credit.Entry) uuid.UUID { return e.ID }),
-		"CreditHold":    finder(credits.HoldsByIDs, func(h *credit.Hold) uuid.UUID { return h.ID }),
-		"Work":          finder(gallery.WorksByIDs, func(w *work.Work) uuid.UUID { return w.ID }),
-		"Image":         finderOfPointers(gallery.ImagesByIDs, func(i *work.Image) uuid.UUID { return i.ID }),
-		"Generation":    finder(jobs.ByIDs, func(g *generate.Generation) uuid.UUID { return g.ID }),
+		"User":                finder(accounts.UsersByIDs, func(u *account.User) uuid.UUID { return u.ID }),
+		"Session":             finder(accounts.SessionsByIDs, func(s *account.Session) uuid.UUID { return s.ID }),
+		"SecurityEvent":       finder(accounts.SecurityEventsByIDs, func(e *account.SecurityEvent) uuid.UUID { return e.ID }),
+		"CreditEntry":         finder(credits.EntriesByIDs, func(e *credit.Entry) uuid.UUID { return e.ID }),
+		"CreditHold":          finder(credits.HoldsByIDs, func(h *credit.Hold) uuid.UUID { return h.ID }),
+		"Work":                finder(gallery.WorksByIDs, func(w *work.Work) uuid.UUID { return w.ID }),
+		"Image":               finderOfPointers(gallery.ImagesByIDs, func(i *work.Image) uuid.UUID { return i.ID }),
+		"Generation":          finder(jobs.ByIDs, func(g *generate.Generation) uuid.UUID { return g.ID }),
+		"Purchase":            finder(bill.PurchasesByIDs, func(p *billing.Purchase) uuid.UUID { return p.ID }),
+		"BillingSubscription": finder(bill.SubscriptionsByIDs, func(s *billing.Subscription) uuid.UUID { return s.ID }),
 	}
 	return r
 }

@@ -1,5 +1,6 @@
 // Command fastimage is the FastImage API service: one binary with the
-// subcommands serve, migrate and version. Run `fastimage help` for usage.
+// subcommands serve, worker, migrate, billing and version. Run `fastimage
+// help` for usage.
 package main
 
 import (
@@ -33,6 +34,13 @@ Usage:
   fastimage serve [flags]            run the HTTP API and, unless --workers=0, generation workers
   fastimage worker [flags]           run generation workers only (same flags as serve)
   fastimage migrate up|down|status   apply, roll back (development only) or list migrations
+  fastimage billing sync-catalog [flags]
+                                     create or update the catalog's Products and Prices in Stripe
+                                     (same flags as serve; a second run changes nothing)
+  fastimage billing reconcile [--since 72h] [flags]
+                                     apply the paid Checkout Sessions and invoices of the last
+                                     --since (default BILLING_RECONCILE_WINDOW) that no webhook
+                                     delivered (same flags as serve; a second run applies nothing)
   fastimage version                  print the version
 
 Every flag has an environment variable of the same meaning; the flag wins.
@@ -60,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = worker(ctx, args[1:], stderr)
 	case "migrate":
 		err = migrate(ctx, args[1:], stdout, stderr)
+	case "billing":
+		err = billingCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, buildVersion())
 	case "help", "-h", "--help":
@@ -68,15 +78,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fastimage: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	command := args[0]
+	if command == "billing" && len(args) > 1 {
+		command += " " + args[1]
+	}
 	var settings *config.Error
 	switch {
 	case err == nil, config.IsHelp(err):
 		return 0
 	case errors.As(err, &settings):
-		fmt.Fprintf(stderr, "fastimage %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "fastimage %s: %v\n", command, err)
 		return 2
 	default:
-		fmt.Fprintf(stderr, "fastimage %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "fastimage %s: %v\n", command, err)
 		return 1
 	}
 }
@@ -87,15 +101,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := logging.New(stderr, cfg.Log)
-	bdb, err := db.Open(ctx, cfg.DB, "fastimage-serve")
+	bdb, migrator, err := openDatabase(ctx, cfg, "fastimage-serve", log)
 	if err != nil {
 		return err
 	}
 	defer bdb.Close()
-	migrator, err := prepareDatabase(ctx, bdb, cfg.Migrate, log)
-	if err != nil {
-		return err
-	}
 
 	a, err := app.New(ctx, cfg, bdb, log, app.Overrides{})
 	if err != nil {
@@ -132,6 +142,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openDatabase opens the database of cfg, naming the connections appName,
+// and prepares it (see prepareDatabase).
+func openDatabase(ctx context.Context, cfg *config.Serve, appName string, log *slog.Logger) (*bun.DB, *db.Migrator, error) {
+	bdb, err := db.Open(ctx, cfg.DB, appName)
+	if err != nil {
+		return nil, nil, err
+	}
+	migrator, err := prepareDatabase(ctx, bdb, cfg.Migrate, log)
+	if err != nil {
+		bdb.Close()
+		return nil, nil, err
+	}
+	return bdb, migrator, nil
 }
 
 // prepareDatabase applies pending migrations when asked to, and otherwise
@@ -172,14 +197,11 @@ func worker(ctx context.Context, args []string, stderr io.Writer) error {
 		return &config.Error{Problems: []string{"--workers must be at least 1 for `fastimage worker`"}}
 	}
 	log := logging.New(stderr, cfg.Log)
-	bdb, err := db.Open(ctx, cfg.DB, "fastimage-worker")
+	bdb, _, err := openDatabase(ctx, cfg, "fastimage-worker", log)
 	if err != nil {
 		return err
 	}
 	defer bdb.Close()
-	if _, err := prepareDatabase(ctx, bdb, cfg.Migrate, log); err != nil {
-		return err
-	}
 	a, err := app.New(ctx, cfg, bdb, log, app.Overrides{})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
@@ -41,6 +42,12 @@ type CancelGenerationInput struct {
 	GenerationID string `json:"generationId"`
 }
 
+// Input of cancelSubscription.
+type CancelSubscriptionInput struct {
+	// The subscription (viewer.subscription.id).
+	SubscriptionID string `json:"subscriptionId"`
+}
+
 // Input of changeEmail.
 type ChangeEmailInput struct {
 	// The address to move to.
@@ -67,6 +74,40 @@ type CompleteUploadInput struct {
 type ConfirmEmailChangeInput struct {
 	// The token from the link sent to the new address.
 	Token string `json:"token"`
+}
+
+// Input of createBillingPortalSession.
+type CreateBillingPortalSessionInput struct {
+	// Where the portal's back link leads: a path on this site or a URL on an allowed origin.
+	ReturnPath string `json:"returnPath"`
+}
+
+// Result of createBillingPortalSession.
+type CreateBillingPortalSessionPayload struct {
+	// The billing portal page to send the browser to.
+	URL string `json:"url"`
+}
+
+// Input of createCheckoutSession.
+type CreateCheckoutSessionInput struct {
+	// The code of the pack or plan (see plans).
+	PlanCode string `json:"planCode"`
+	// Any string of 1 to 100 characters; a retry with the same key returns the same session.
+	IdempotencyKey string `json:"idempotencyKey"`
+	// Where Stripe sends the browser after paying: a path on this site (e.g. /billing/done) or a URL on an allowed origin. ?session_id=… is added.
+	SuccessPath string `json:"successPath"`
+	// Where Stripe sends the browser when the buyer gives up, like successPath.
+	CancelPath string `json:"cancelPath"`
+}
+
+// Result of createCheckoutSession.
+type CreateCheckoutSessionPayload struct {
+	// The Stripe Checkout page to send the browser to.
+	URL string `json:"url"`
+	// Stripe's id of the session.
+	SessionID string `json:"sessionId"`
+	// The purchase it will pay for (OPEN until Stripe confirms).
+	Purchase *billing.Purchase `json:"purchase"`
 }
 
 // Input of createUpload.
@@ -326,6 +367,14 @@ type MessagePayload struct {
 	Message string `json:"message"`
 }
 
+// An amount of money.
+type Money struct {
+	// In the currency's minor unit (cents for usd).
+	Amount int `json:"amount"`
+	// Lowercase ISO 4217 code, e.g. usd.
+	Currency string `json:"currency"`
+}
+
 type Mutation struct {
 }
 
@@ -339,6 +388,24 @@ type PageInfo struct {
 	StartCursor *string `json:"startCursor,omitempty"`
 	// Cursor of the last item on this page; pass it as `after` for the next page.
 	EndCursor *string `json:"endCursor,omitempty"`
+}
+
+// A page of purchases.
+type PurchaseConnection struct {
+	// The purchases of this page.
+	Edges []*PurchaseEdge `json:"edges"`
+	// Where this page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many purchases are listed in all.
+	TotalCount int `json:"totalCount"`
+}
+
+// A purchase and its cursor.
+type PurchaseEdge struct {
+	// Pass as `after` to continue after this purchase.
+	Cursor string `json:"cursor"`
+	// The purchase.
+	Node *billing.Purchase `json:"node"`
 }
 
 // Input of purgeWorks.
@@ -360,6 +427,20 @@ type PurgeWorksPayload struct {
 }
 
 type Query struct {
+}
+
+// Input of refundPurchase.
+type RefundPurchaseInput struct {
+	// The purchase to refund.
+	PurchaseID string `json:"purchaseId"`
+	// How much to refund, in the currency's minor unit; omit for all that is not refunded yet.
+	Amount *int `json:"amount,omitempty"`
+}
+
+// Result of refundPurchase.
+type RefundPurchasePayload struct {
+	// The purchase; its refundedAmount changes when Stripe confirms.
+	Purchase *billing.Purchase `json:"purchase"`
 }
 
 // Input of renameWork.
@@ -400,6 +481,12 @@ type RestoreWorksInput struct {
 type RestoreWorksPayload struct {
 	// The works back in My Works.
 	Works []*work.Work `json:"works"`
+}
+
+// Input of resumeSubscription.
+type ResumeSubscriptionInput struct {
+	// The subscription (viewer.subscription.id).
+	SubscriptionID string `json:"subscriptionId"`
 }
 
 // Input of retryGeneration.
@@ -515,6 +602,12 @@ type SignUpPayload struct {
 type Subscription struct {
 }
 
+// Result of cancelSubscription and resumeSubscription.
+type SubscriptionPayload struct {
+	// The subscription after the change.
+	Subscription *billing.Subscription `json:"subscription"`
+}
+
 // Input of suspendUser.
 type SuspendUserInput struct {
 	// The user to suspend.
@@ -577,6 +670,18 @@ type ViewerEvent struct {
 	Credits *credit.Balance `json:"credits,omitempty"`
 	// CREDITS: why they changed (null on entries from before causes were recorded).
 	Cause *CreditChangeCause `json:"cause,omitempty"`
+	// PURCHASE: the purchase's global id. CREDITS: the purchase the change is for, if any.
+	PurchaseID *string `json:"purchaseId,omitempty"`
+	// PURCHASE: its payment status now (refunds and disputes change it too: read the purchase).
+	PurchaseStatus *billing.Status `json:"purchaseStatus,omitempty"`
+	// SUBSCRIPTION: the subscription's global id.
+	SubscriptionID *string `json:"subscriptionId,omitempty"`
+	// SUBSCRIPTION: its state now.
+	SubscriptionStatus *billing.SubscriptionStatus `json:"subscriptionStatus,omitempty"`
+	// SUBSCRIPTION: the code of its plan now.
+	PlanCode *string `json:"planCode,omitempty"`
+	// SUBSCRIPTION: whether it ends with the current period.
+	CancelAtPeriodEnd *bool `json:"cancelAtPeriodEnd,omitempty"`
 	// When it happened.
 	CreatedAt time.Time `json:"createdAt"`
 }

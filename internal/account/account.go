@@ -46,6 +46,9 @@ type User struct {
 	SuspendedReason *string    `bun:"suspended_reason"`
 	CreatedAt       time.Time  `bun:"created_at,nullzero,default:now()"`
 	UpdatedAt       time.Time  `bun:"updated_at,nullzero,default:now()"`
+	// StripeCustomerID is written by billing (its customer, made once);
+	// the API shows it to admins only.
+	StripeCustomerID *string `bun:"stripe_customer_id"`
 }
 
 // EmailVerified reports whether the user has proved they own their email.

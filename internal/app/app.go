@@ -20,6 +20,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/captcha"
 	"github.com/fastimage/api/internal/clock"
 	"github.com/fastimage/api/internal/config"
@@ -88,6 +89,9 @@ type App struct {
 	Jobs    *generate.Service
 	Feed    *feed.Service
 	Bus     *events.Bus
+	// Billing sells credits and plans through Stripe (payments are off
+	// without STRIPE_SECRET_KEY; the catalog is still served).
+	Billing *billing.Service
 	// Outbox is where every flow enqueues its mail; Mail delivers it
 	// through SMTP, and is nil when mail stays in the outbox (no SMTP server
 	// configured).
@@ -174,6 +178,9 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		PollInterval: o.PollInterval, ProgressEvery: o.ProgressEvery,
 	}, a.Bus, a.Gallery, p, log)
 	a.Feed = feed.New(bdb, a.Bus, log, o.PollInterval)
+	if a.Billing, err = billing.FromConfig(bdb, cfg, log, billing.WithClock(clk), billing.WithLimiter(a.Limiter)); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -186,7 +193,7 @@ func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
 	}
 	return server.New(server.Deps{
 		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
-		Accounts: a.Accounts, Passwords: a.Passwords, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Bus: a.Bus,
+		Accounts: a.Accounts, Passwords: a.Passwords, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Billing: a.Billing, Bus: a.Bus,
 		Blobs: a.Blobs, Outbox: local, Metrics: a.Metrics,
 	})
 }

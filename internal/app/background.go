@@ -38,7 +38,7 @@ func (a *App) Background(ctx context.Context) (stop func()) {
 // maintenanceTasks are the periodic jobs; each is safe to repeat and to run
 // on several replicas at once.
 func (a *App) maintenanceTasks() []task {
-	return []task{
+	tasks := []task{
 		{"release expired credit holds", func(ctx context.Context) (int, error) {
 			return a.Ledger.ReleaseExpiredHolds(ctx, a.clock.Now())
 		}},
@@ -51,5 +51,28 @@ func (a *App) maintenanceTasks() []task {
 			n, err := a.Limiter.Sweep(ctx, 24*time.Hour)
 			return int(n), err
 		}},
+	}
+	if a.Billing.Enabled() && a.Config.Payments.ReconcileInterval > 0 {
+		tasks = append(tasks, task{"reconcile payments", a.reconcile()})
+	}
+	return tasks
+}
+
+// reconcile applies paid Checkout Sessions and invoices that no webhook
+// delivered, every ReconcileInterval (less often than the maintenance
+// tick), over ReconcileWindow.
+func (a *App) reconcile() func(context.Context) (int, error) {
+	var mu sync.Mutex
+	var last time.Time
+	return func(ctx context.Context) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		now := a.clock.Now()
+		if !last.IsZero() && now.Sub(last) < a.Config.Payments.ReconcileInterval {
+			return 0, nil
+		}
+		last = now
+		r, err := a.Billing.Reconcile(ctx, a.Config.Payments.ReconcileWindow)
+		return r.Applied, err
 	}
 }

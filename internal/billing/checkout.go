@@ -82,6 +82,18 @@ func (s *Service) CreateCheckout(ctx context.Context, a actor.Actor, req Checkou
 		}
 	}
 
+	// A retry of a checkout already made returns it, whatever the limit.
+	var made Purchase
+	err = s.db.NewSelect().Model(&made).Where("user_id = ? AND idempotency_key = ? AND checkout_session_id IS NOT NULL", a.UserID, key).Scan(ctx)
+	if err == nil && made.CatalogCode == item.Code {
+		return &Checkout{URL: deref(made.CheckoutURL), SessionID: *made.CheckoutSessionID, Purchase: &made}, nil
+	}
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("find checkout by key: %w", err)
+	}
+	if err := s.allow(ctx, "checkout", a.UserID, checkoutLimits); err != nil {
+		return nil, err
+	}
 	p, err := s.openPurchase(ctx, a.UserID, item, key)
 	if err != nil {
 		return nil, err
@@ -257,6 +269,9 @@ func (s *Service) CreatePortal(ctx context.Context, a actor.Actor, returnPath st
 	}
 	back, err := s.returnURL(returnPath, "returnPath")
 	if err != nil {
+		return "", err
+	}
+	if err := s.allow(ctx, "portal", a.UserID, portalLimits); err != nil {
 		return "", err
 	}
 	var customer sql.NullString

@@ -153,10 +153,7 @@ func (s *Service) mergeInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoi
 	item, ok := s.catalog.Find(meta[metaCode])
 	if inv.Lines != nil {
 		for _, l := range inv.Lines.Data {
-			if l.Price == nil {
-				continue
-			}
-			if it, found := s.catalog.ByLookupKey(l.Price.LookupKey); found {
+			if it, found := s.itemOfPrice(l.Price); found {
 				item, ok, line = it, true, l
 				break
 			}

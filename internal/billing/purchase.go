@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stripe/stripe-go/v76"
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/actor"
+	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/db"
 )
 
@@ -139,4 +141,49 @@ func (s *Service) CustomerID(ctx context.Context, a actor.Actor, userID uuid.UUI
 		return nil, fmt.Errorf("read customer id: %w", err)
 	}
 	return id, nil
+}
+
+// Refund refunds a paid purchase through Stripe, in full (amount nil: all
+// not refunded yet) or amount (minor units). The credits are taken back when
+// Stripe's charge.refunded arrives, like any refund made in the Dashboard.
+// Returns FORBIDDEN (not an admin), NOT_FOUND, VALIDATION (not paid, or
+// amount out of range), PAYMENTS_DISABLED or UNAVAILABLE.
+func (s *Service) Refund(ctx context.Context, admin actor.Actor, id uuid.UUID, amount *int64) (*Purchase, error) {
+	if err := admin.RequireAdmin(); err != nil {
+		return nil, err
+	}
+	if err := s.requireEnabled(); err != nil {
+		return nil, err
+	}
+	ps, err := s.PurchasesByIDs(ctx, admin, []uuid.UUID{id})
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) == 0 {
+		return nil, apperr.Errorf(apperr.NotFound, "No such purchase.")
+	}
+	p := &ps[0]
+	if p.Status != StatusPaid || p.PaymentIntentID == nil {
+		return nil, apperr.Errorf(apperr.Validation, "Only a paid purchase can be refunded; this one is %s.", p.Status)
+	}
+	left := p.Amount - p.AmountRefunded
+	n := left
+	if amount != nil {
+		n = *amount
+	}
+	if n < 1 || n > left {
+		return nil, apperr.Errorf(apperr.Validation, "The refund must be between 1 and %d (what is not refunded yet, in minor units).", left).With("field", "amount")
+	}
+	params := &stripe.RefundParams{PaymentIntent: p.PaymentIntentID, Amount: stripe.Int64(n)}
+	params.AddMetadata(metaPurchase, p.ID.String())
+	params.AddMetadata("fastimage_refunded_by", admin.UserID.String())
+	// One refund per state of the purchase: a retry after a lost answer
+	// does not refund twice.
+	params.SetIdempotencyKey(fmt.Sprintf("refund:%s:%d:%d", p.ID, p.AmountRefunded, n))
+	params.Context = ctx
+	if _, err := s.api.Refunds.New(params); err != nil {
+		return nil, s.stripeError(ctx, "refund the payment", err)
+	}
+	s.log.InfoContext(ctx, "refund requested", "purchase", p.ID, "amount", n, "admin", admin.UserID)
+	return p, nil
 }

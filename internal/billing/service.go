@@ -22,6 +22,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/clock"
+	"github.com/fastimage/api/internal/ratelimit"
 )
 
 // PaymentsDisabled is the code of a payment call on a deployment without
@@ -59,6 +61,33 @@ type Config struct {
 	// HTTPClient calls Stripe (default: a client with a 30 s timeout).
 	HTTPClient *http.Client
 	Clock      clock.Clock
+	// Limiter bounds how many Stripe sessions one user can make; nil: no
+	// bound (tests of other things).
+	Limiter *ratelimit.Limiter
+}
+
+// Each checkout and portal session is a call to Stripe on our account's
+// rate limit, and each checkout a row: a user gets a few an hour.
+var (
+	checkoutLimits = []ratelimit.Window{{Max: 10, Period: time.Hour}, {Max: 30, Period: 24 * time.Hour}}
+	portalLimits   = []ratelimit.Window{{Max: 20, Period: time.Hour}}
+)
+
+// allow takes one of the user's Stripe sessions of kind, or refuses with
+// RATE_LIMITED.
+func (s *Service) allow(ctx context.Context, kind string, userID fmt.Stringer, windows []ratelimit.Window) error {
+	if s.cfg.Limiter == nil {
+		return nil
+	}
+	d, err := s.cfg.Limiter.Take(ctx, "billing-"+kind+":"+userID.String(), windows...)
+	if err != nil {
+		return err
+	}
+	if !d.Allowed {
+		return apperr.Errorf(apperr.RateLimited, "Too many %s sessions started; try again in %d seconds.", kind, d.RetryAfterSeconds()).
+			With("retryAfter", d.RetryAfterSeconds())
+	}
+	return nil
 }
 
 // Service is the billing domain.
@@ -74,7 +103,10 @@ type Service struct {
 // New returns the billing service over catalog. Without cfg.SecretKey it
 // still answers the catalog and users' records, and refuses payment calls
 // with PAYMENTS_DISABLED.
-func New(bdb *bun.DB, catalog *Catalog, cfg Config, log *slog.Logger) *Service {
+func New(bdb *bun.DB, catalog *Catalog, cfg Config, log *slog.Logger, opts ...Option) *Service {
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if cfg.WebhookMaxBytes <= 0 {
 		cfg.WebhookMaxBytes = 256 << 10
 	}

@@ -109,9 +109,6 @@ func (s *Service) activeSubscription(ctx context.Context, userID uuid.UUID) (*Su
 // and its limits stay until then. Returns PAYMENTS_DISABLED, NOT_FOUND
 // (not the actor's, or over), or UNAVAILABLE.
 func (s *Service) SetCancelAtPeriodEnd(ctx context.Context, a actor.Actor, id uuid.UUID, cancel bool) (*Subscription, error) {
-	if err := s.requireEnabled(); err != nil {
-		return nil, err
-	}
 	var sub Subscription
 	err := s.db.NewSelect().Model(&sub).Where("id = ? AND user_id = ?", id, a.UserID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && terminal(sub.Status)) {
@@ -119,6 +116,9 @@ func (s *Service) SetCancelAtPeriodEnd(ctx context.Context, a actor.Actor, id uu
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read subscription: %w", err)
+	}
+	if err := s.requireEnabled(); err != nil {
+		return nil, err
 	}
 	observed := s.clock.Now()
 	ss, err := s.api.Subscriptions.Update(sub.StripeID, &stripe.SubscriptionParams{CancelAtPeriodEnd: stripe.Bool(cancel)})
@@ -160,10 +160,8 @@ func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.S
 	}
 	if ss.Items != nil {
 		for _, it := range ss.Items.Data {
-			if it.Price != nil {
-				if item, ok := s.catalog.ByLookupKey(it.Price.LookupKey); ok {
-					code = item.Code
-				}
+			if item, ok := s.itemOfPrice(it.Price); ok {
+				code = item.Code
 			}
 		}
 	}
@@ -282,4 +280,17 @@ func (s *Service) userOf(ctx context.Context, idb bun.IDB, meta map[string]strin
 		}
 	}
 	return uuid.Nil, errNoUser
+}
+
+// itemOfPrice is the catalog item a Stripe price sells: by its lookup key,
+// or, for a price replaced since (sync-catalog moved the key to a new
+// one, subscribers stay on the old), by the code in its metadata.
+func (s *Service) itemOfPrice(p *stripe.Price) (Item, bool) {
+	if p == nil {
+		return Item{}, false
+	}
+	if it, ok := s.catalog.ByLookupKey(p.LookupKey); ok {
+		return it, true
+	}
+	return s.catalog.Find(p.Metadata[metaCode])
 }

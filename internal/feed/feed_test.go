@@ -234,6 +234,8 @@ func TestDecode(t *testing.T) {
 		feed.GenerationChanged{GenerationID: genID, WorkID: workID, Status: "running"},
 		feed.CreditsChanged{Balance: 100, Held: 30, Available: 70, Cause: "HOLD", RefType: "Generation", RefID: genID.String()},
 		feed.CreditsChanged{Balance: 100, Held: 0, Available: 100, Cause: "PURCHASE"},
+		feed.PurchaseChanged{PurchaseID: genID, Status: "paid"},
+		feed.SubscriptionChanged{SubscriptionID: workID, PlanCode: "pro-monthly", Status: "active", CancelAtPeriodEnd: true},
 	}
 	for _, p := range appended {
 		appendOne(t, db, user, p)
@@ -262,7 +264,7 @@ func TestDecode(t *testing.T) {
 		kind    feed.Kind
 		payload string
 	}{
-		{"unknown kind", "PURCHASE", `{"balance": 1}`},
+		{"unknown kind", "REFUND_REQUEST", `{"balance": 1}`},
 		{"empty kind", "", `{}`},
 		{"not JSON", feed.KindCredits, `balance=1`},
 		{"balance of the wrong type", feed.KindCredits, `{"balance": "many"}`},

@@ -57,7 +57,8 @@ func (s *Service) workLoop(ctx context.Context, owner string) {
 
 // claim takes the oldest job that is queued, or whose worker's lease ran out
 // (the worker died), without waiting for jobs other workers hold, and keeps
-// each user within their running limit.
+// each user within their running limit (the setting, or their plan's when
+// that is more: user_limits, set by billing).
 func (s *Service) claim(ctx context.Context, owner string) (*Generation, error) {
 	var gs []Generation
 	err := s.db.NewRaw(`
@@ -65,7 +66,8 @@ func (s *Service) claim(ctx context.Context, owner string) (*Generation, error) 
 			SELECT g.id FROM generations g
 			WHERE (g.status = 'queued' OR (g.status = 'running' AND g.lease_expires_at < now()))
 			  AND (SELECT count(*) FROM generations r
-			       WHERE r.user_id = g.user_id AND r.status = 'running' AND r.lease_expires_at >= now()) < ?
+			       WHERE r.user_id = g.user_id AND r.status = 'running' AND r.lease_expires_at >= now())
+			      < GREATEST(?, coalesce((SELECT running_jobs_limit FROM user_limits l WHERE l.user_id = g.user_id), 0))
 			ORDER BY g.queued_at, g.id
 			LIMIT 1
 			FOR UPDATE OF g SKIP LOCKED

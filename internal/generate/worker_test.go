@@ -519,3 +519,38 @@ func TestShutdownGivesTheJobBack(t *testing.T) {
 	stopB()
 	succeededOnce(t, ledgerOf(t, w.db, b, g.ID), int64(g.CreditsPerImage), 1)
 }
+
+// A plan's running-jobs limit (user_limits, written by billing while the
+// plan is in force) raises how many of the user's jobs run at once.
+func TestPlanRaisesTheRunningLimit(t *testing.T) {
+	t.Parallel()
+	w := newWorkers(t)
+	ctx := context.Background()
+	user := newUser(t, w.db)
+	svc := w.service(t, config.Generate{UserRunningLimit: 1}, newBlocker())
+	for range 3 {
+		submit(t, svc, user)
+	}
+	claims := func() int {
+		n := 0
+		for {
+			g, err := svc.Claim(ctx, "worker")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g == nil {
+				return n
+			}
+			n++
+		}
+	}
+	if n := claims(); n != 1 {
+		t.Fatalf("with the setting's limit of 1: %d jobs claimed, want 1", n)
+	}
+	if _, err := w.db.NewRaw("INSERT INTO user_limits (user_id, plan_code, running_jobs_limit) VALUES (?, 'pro', 3)", user).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := claims(); n != 2 {
+		t.Fatalf("with a plan's limit of 3: %d more jobs claimed, want 2", n)
+	}
+}

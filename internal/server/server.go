@@ -19,6 +19,7 @@ import (
 
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/db"
@@ -43,6 +44,7 @@ type Deps struct {
 	Gallery  *work.Service
 	Jobs     *generate.Service
 	Feed     *feed.Service
+	Billing  *billing.Service
 	Bus      *events.Bus
 	// Blobs serves the local storage backend's signed URLs at /blobs/; nil
 	// with GCS, whose URLs point at Google.
@@ -69,6 +71,7 @@ type Server struct {
 	gallery  *work.Service
 	jobs     *generate.Service
 	feed     *feed.Service
+	billing  *billing.Service
 	bus      *events.Bus
 	blobs    http.Handler
 	outbox   *mail.Outbox
@@ -101,6 +104,7 @@ func New(d Deps) *Server {
 		gallery:  d.Gallery,
 		jobs:     d.Jobs,
 		feed:     d.Feed,
+		billing:  d.Billing,
 		bus:      d.Bus,
 		blobs:    d.Blobs,
 		outbox:   d.Outbox,
@@ -145,6 +149,9 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.Env == config.Development && s.outbox != nil {
 		handle("GET /dev/outbox", "/dev/outbox", http.HandlerFunc(s.devOutbox))
 	}
+	// Stripe signs its webhooks: no session, no CORS; the handler reads the
+	// raw body itself, up to its own cap.
+	handle("/webhooks/stripe", "/webhooks/stripe", s.billing.WebhookHandler())
 	handle("GET /graphiql", "/graphiql", s.graphiqlHandler())
 	handle("GET /healthz", "/healthz", http.HandlerFunc(s.healthz))
 	handle("GET /readyz", "/readyz", http.HandlerFunc(s.readyz))
@@ -169,6 +176,10 @@ func (s *Server) serverInfo() *model.ServerInfo {
 	if s.jobs != nil {
 		ai = &model.Integration{Enabled: true, Provider: ptr(s.jobs.ProviderName())}
 	}
+	payments := &model.Integration{}
+	if s.billing.Enabled() {
+		payments = &model.Integration{Enabled: true, Provider: ptr("stripe")}
+	}
 	email := &model.Integration{Enabled: true, Provider: ptr("outbox")}
 	if s.outbox == nil {
 		email.Provider = ptr("smtp")
@@ -179,7 +190,7 @@ func (s *Server) serverInfo() *model.ServerInfo {
 			// Each integration reports itself here as its issue lands.
 			Storage:    storage,
 			AiProvider: ai,
-			Payments:   &model.Integration{},
+			Payments:   payments,
 			Email:      email,
 			Captcha:    captcha,
 			Analytics:  &model.Integration{},

@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/fastimage/api/internal/imaging/imagingtest"
+	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/storage"
 )
 
@@ -36,18 +39,20 @@ var idRules = map[string]string{
 	"generation.id":       "Generation",
 	"generationEvents.id": "Generation",
 
-	"workId":       "Work",
-	"workIds":      "Work",
-	"sourceWorkId": "Work",
-	"maskWorkId":   "Work",
-	"generationId": "Generation",
-	"sessionId":    "Session",
-	"userId":       "User",
-	"uploadId":     "Upload", // createUpload's id; not a Node
+	"workId":         "Work",
+	"workIds":        "Work",
+	"sourceWorkId":   "Work",
+	"maskWorkId":     "Work",
+	"generationId":   "Generation",
+	"sessionId":      "Session",
+	"purchaseId":     "Purchase",
+	"subscriptionId": "BillingSubscription",
+	"userId":         "User",
+	"uploadId":       "Upload", // createUpload's id; not a Node
 }
 
 // adminOnly are the root fields a non-admin is FORBIDDEN to use at all.
-var adminOnly = map[string]bool{"suspendUser": true, "unsuspendUser": true, "adjustCredits": true}
+var adminOnly = map[string]bool{"suspendUser": true, "unsuspendUser": true, "adjustCredits": true, "refundPurchase": true}
 
 // inputDefaults are the values of required input fields that take no id;
 // other required scalars get a plausible value of their type.
@@ -227,6 +232,22 @@ func twoTenants(t *testing.T) *tenants {
 	if hs := a.ids["CreditHold"]; len(hs) == 3 {
 		a.labels[hs[0]], a.labels[hs[1]], a.labels[hs[2]] = "CreditHold(released)", "CreditHold(held)", "CreditHold(captured)"
 	}
+
+	// A's purchase and subscription, as billing records them from Stripe's
+	// webhooks (payments are off here: the API's reads and the refusals
+	// of B's calls are what is probed).
+	var purchaseID, subID uuid.UUID
+	ctx := context.Background()
+	if err := s.db.NewRaw(`INSERT INTO purchases (user_id, kind, catalog_code, credits, amount, currency, status, paid_at, payment_intent_id)
+		VALUES (?, 'pack', 'pack-100', 100, 500, 'usd', 'paid', now(), 'pi_tenant_a') RETURNING id`, uuidOfGlobal(t, aID)).Scan(ctx, &purchaseID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.NewRaw(`INSERT INTO subscriptions (user_id, stripe_subscription_id, plan_code, status, observed_at)
+		VALUES (?, 'sub_tenant_a', 'pro-monthly', 'active', now()) RETURNING id`, uuidOfGlobal(t, aID)).Scan(ctx, &subID); err != nil {
+		t.Fatal(err)
+	}
+	a.add("Purchase", relay.ID("Purchase", purchaseID.String()))
+	a.add("BillingSubscription", relay.ID("BillingSubscription", subID.String()))
 
 	a.private = []string{a.email, "a-private-title", "a-binned-title", "a-direct-title", "a-secret-prompt"}
 	for _, ids := range a.ids {

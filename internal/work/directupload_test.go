@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,5 +221,54 @@ func TestStaleUploadCleanupReleasesTheReservation(t *testing.T) {
 	}
 	if _, err := svc.CompleteUpload(ctx, a, up.ID); apperr.CodeOf(err) != apperr.NotFound {
 		t.Errorf("completing a forgotten upload: got %v, want NOT_FOUND", err)
+	}
+}
+
+// A plan's quota (user_limits, written by billing while the plan is in
+// force) raises the user's quota; a plan never lowers it; without the row
+// the setting applies again.
+func TestPlanQuotaRaisesTheQuota(t *testing.T) {
+	t.Parallel()
+	const quota = 2 << 20
+	db, _, _, svc := directGallery(t, quota)
+	ctx := context.Background()
+	a := actor.Actor{UserID: newUser(t, db)}
+	for range 2 {
+		if _, err := svc.CreateUpload(ctx, a, "x.png", "image/png", 1<<20, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.CreateUpload(ctx, a, "x.png", "image/png", 1<<20, ""); apperr.CodeOf(err) != work.QuotaExceeded {
+		t.Fatalf("past the default quota: got %v, want QUOTA_EXCEEDED", err)
+	}
+	setPlan := func(bytes int64) {
+		t.Helper()
+		if _, err := db.NewRaw(`INSERT INTO user_limits (user_id, plan_code, storage_quota_bytes) VALUES (?, 'pro', ?)
+			ON CONFLICT (user_id) DO UPDATE SET storage_quota_bytes = EXCLUDED.storage_quota_bytes`, a.UserID, bytes).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setPlan(4 << 20)
+	if u, err := svc.UsageOf(ctx, a, a.UserID); err != nil || u.QuotaBytes != 4<<20 {
+		t.Fatalf("quota with a plan of 4 MiB: %+v, %v", u, err)
+	}
+	for range 2 {
+		if _, err := svc.CreateUpload(ctx, a, "x.png", "image/png", 1<<20, ""); err != nil {
+			t.Fatalf("within the plan's quota: %v", err)
+		}
+	}
+	_, err := svc.CreateUpload(ctx, a, "x.png", "image/png", 1<<20, "")
+	if apperr.CodeOf(err) != work.QuotaExceeded || !strings.Contains(err.Error(), "4 MB") {
+		t.Fatalf("past the plan's quota: got %v, want QUOTA_EXCEEDED naming 4 MB", err)
+	}
+	setPlan(1 << 20)
+	if u, _ := svc.UsageOf(ctx, a, a.UserID); u.QuotaBytes != quota {
+		t.Errorf("a plan below the setting: quota %d, want the setting's %d", u.QuotaBytes, quota)
+	}
+	if _, err := db.NewRaw("DELETE FROM user_limits WHERE user_id = ?", a.UserID).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := svc.UsageOf(ctx, a, a.UserID); u.QuotaBytes != quota {
+		t.Errorf("after the plan ended: quota %d, want %d", u.QuotaBytes, quota)
 	}
 }

@@ -149,7 +149,8 @@ func (s *Service) UsageOf(ctx context.Context, a actor.Actor, owner uuid.UUID) (
 
 func (s *Service) usage(ctx context.Context, userID uuid.UUID) (Usage, error) {
 	u := Usage{QuotaBytes: s.cfg.QuotaBytes}
-	err := s.db.NewRaw("SELECT coalesce((SELECT used_bytes FROM storage_usage WHERE user_id = ?), 0)", userID).Scan(ctx, &u.UsedBytes)
+	err := s.db.NewRaw("SELECT coalesce((SELECT used_bytes FROM storage_usage WHERE user_id = ?1), 0), "+effectiveQuota, nil, userID, s.cfg.QuotaBytes).
+		Scan(ctx, &u.UsedBytes, &u.QuotaBytes)
 	if err != nil {
 		return u, fmt.Errorf("read storage usage: %w", err)
 	}

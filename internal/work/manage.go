@@ -236,23 +236,31 @@ func (s *Service) purgeOne(ctx context.Context, where func(*bun.SelectQuery) *bu
 	return purged, freed, nil
 }
 
-// reserveQuota counts bytes against the user's quota, or refuses with
+// reserveQuota counts bytes against the user's quota (quota, or their
+// plan's when that is more), or refuses with
 // QUOTA_EXCEEDED when they would pass it. The conditional UPDATE holds the
 // quota under concurrent uploads.
 func reserveQuota(ctx context.Context, tx bun.Tx, userID uuid.UUID, bytes, quota int64) error {
 	if _, err := tx.NewRaw("INSERT INTO storage_usage (user_id) VALUES (?) ON CONFLICT DO NOTHING", userID).Exec(ctx); err != nil {
 		return fmt.Errorf("open storage usage: %w", err)
 	}
-	res, err := tx.NewRaw("UPDATE storage_usage SET used_bytes = used_bytes + ?0 WHERE user_id = ?1 AND used_bytes + ?0 <= ?2",
+	res, err := tx.NewRaw("UPDATE storage_usage SET used_bytes = used_bytes + ?0 WHERE user_id = ?1 AND used_bytes + ?0 <= "+effectiveQuota,
 		bytes, userID, quota).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("reserve quota: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		if err := tx.NewRaw("SELECT "+effectiveQuota, nil, userID, quota).Scan(ctx, &quota); err != nil {
+			return fmt.Errorf("read quota: %w", err)
+		}
 		return quotaExceeded(quota)
 	}
 	return nil
 }
+
+// effectiveQuota is, in SQL, the quota of user ?1 given the default ?2: a
+// plan's quota (user_limits, set by billing) raises it, never lowers it.
+const effectiveQuota = "GREATEST(?2, coalesce((SELECT storage_quota_bytes FROM user_limits WHERE user_id = ?1), 0))"
 
 func releaseQuota(ctx context.Context, tx bun.Tx, userID uuid.UUID, bytes int64) error {
 	if _, err := tx.NewRaw("UPDATE storage_usage SET used_bytes = greatest(used_bytes - ?, 0) WHERE user_id = ?", bytes, userID).Exec(ctx); err != nil {
