@@ -30,7 +30,7 @@ CREATE INDEX stripe_events_received_idx ON stripe_events (received_at);
 CREATE TABLE purchases (
   id                  uuid PRIMARY KEY DEFAULT uuidv7(),
   user_id             uuid NOT NULL REFERENCES users (id),
-  kind                text NOT NULL CHECK (kind IN ('pack', 'subscription')),
+  kind                text NOT NULL CHECK (kind IN ('pack', 'plan')),
   catalog_code        text NOT NULL,
   credits             bigint NOT NULL CHECK (credits >= 0),
   amount              bigint NOT NULL CHECK (amount >= 0),

@@ -17,11 +17,12 @@ import (
 
 // mergeCheckout records what a Checkout Session says: the ids it links, and
 // for a pack, its payment status. A plan's payment is its invoice's
-// (mergeInvoice), which also names the period it pays for.
-func (s *Service) mergeCheckout(ctx context.Context, tx bun.Tx, cs *stripe.CheckoutSession, eventType string) error {
-	p, err := s.purchaseForCheckout(ctx, tx, cs)
+// (mergeInvoice), which also names the period it pays for. It reports
+// whether that changed anything.
+func (s *Service) mergeCheckout(ctx context.Context, tx bun.Tx, cs *stripe.CheckoutSession, eventType string) (bool, error) {
+	p, created, err := s.purchaseForCheckout(ctx, tx, cs)
 	if err != nil || p == nil {
-		return err
+		return false, err
 	}
 	q := tx.NewUpdate().Model((*Purchase)(nil)).Where("id = ?", p.ID).Set("updated_at = now()").
 		Set("checkout_session_id = coalesce(checkout_session_id, ?)", cs.ID)
@@ -54,11 +55,12 @@ func (s *Service) mergeCheckout(ctx context.Context, tx bun.Tx, cs *stripe.Check
 			q = q.Set("status = CASE WHEN status = 'open' THEN 'expired' ELSE status END")
 		}
 	}
-	var now Status
-	if err := q.Returning("status").Scan(ctx, &now); err != nil {
-		return fmt.Errorf("record checkout %s: %w", cs.ID, err)
+	var now Purchase
+	if err := q.Returning("*").Scan(ctx, &now); err != nil {
+		return false, fmt.Errorf("record checkout %s: %w", cs.ID, err)
 	}
-	return s.settle(ctx, tx, p.ID, now != p.Status)
+	settled, err := s.settle(ctx, tx, p.ID, now.Status != p.Status)
+	return created || now.facts() != p.facts() || settled, err
 }
 
 // rankSQL is the rank of a purchase's current status, in SQL (see rank).
@@ -87,20 +89,20 @@ func checkoutStatus(cs *stripe.CheckoutSession, eventType string) Status {
 }
 
 // purchaseForCheckout finds the purchase a session was made for, or records
-// one when the session came from elsewhere (the Dashboard) but names a
-// user and a catalog item. nil: not ours, ignored.
-func (s *Service) purchaseForCheckout(ctx context.Context, tx bun.Tx, cs *stripe.CheckoutSession) (*Purchase, error) {
-	var p Purchase
-	q := tx.NewSelect().Model(&p).Where("checkout_session_id = ?", cs.ID)
+// one (created) when the session came from elsewhere (the Dashboard) but
+// names a user and a catalog item. nil: not ours, ignored.
+func (s *Service) purchaseForCheckout(ctx context.Context, tx bun.Tx, cs *stripe.CheckoutSession) (p *Purchase, created bool, err error) {
+	p = &Purchase{}
+	q := tx.NewSelect().Model(p).Where("checkout_session_id = ?", cs.ID)
 	if id, err := uuid.Parse(cs.Metadata[metaPurchase]); err == nil {
 		q = q.WhereOr("id = ?", id)
 	}
-	err := q.Limit(1).Scan(ctx)
+	err = q.Limit(1).Scan(ctx)
 	if err == nil {
-		return &p, nil
+		return p, false, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("find purchase of checkout %s: %w", cs.ID, err)
+		return nil, false, fmt.Errorf("find purchase of checkout %s: %w", cs.ID, err)
 	}
 	meta := cs.Metadata
 	if cs.ClientReferenceID != "" && meta[metaUser] == "" {
@@ -110,14 +112,22 @@ func (s *Service) purchaseForCheckout(ctx context.Context, tx bun.Tx, cs *stripe
 	item, ok := s.catalog.Find(cs.Metadata[metaCode])
 	if err != nil || !ok {
 		s.log.WarnContext(ctx, "a Checkout Session names no user or catalog item of ours; ignored", "session", cs.ID)
-		return nil, nil
+		return nil, false, nil
 	}
-	p = Purchase{UserID: userID, Kind: item.Kind, CatalogCode: item.Code, Credits: item.Credits,
+	*p = Purchase{UserID: userID, Kind: item.Kind, CatalogCode: item.Code, Credits: item.Credits,
 		Amount: item.Price, Currency: item.Currency, Status: StatusOpen, CheckoutSessionID: &cs.ID}
-	if _, err := tx.NewInsert().Model(&p).On("CONFLICT DO NOTHING").Returning("id").Exec(ctx); err != nil {
-		return nil, fmt.Errorf("record purchase of checkout %s: %w", cs.ID, err)
+	res, err := tx.NewInsert().Model(p).On("CONFLICT DO NOTHING").Returning("id").Exec(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("record purchase of checkout %s: %w", cs.ID, err)
 	}
-	return &p, nil
+	if n, _ := res.RowsAffected(); n == 0 {
+		// Another event of the session recorded it first.
+		if err := tx.NewSelect().Model(p).Where("checkout_session_id = ?", cs.ID).Scan(ctx); err != nil {
+			return nil, false, fmt.Errorf("find purchase of checkout %s: %w", cs.ID, err)
+		}
+		return p, false, nil
+	}
+	return p, true, nil
 }
 
 // grantsCredits says whether an invoice pays for a period of the plan
@@ -130,10 +140,10 @@ func grantsCredits(inv *stripe.Invoice) bool {
 // mergeInvoice records a subscription invoice's payment (invoice.paid) or
 // failure (invoice.payment_failed): one purchase per invoice, which for the
 // plan's periods brings the plan's credits, once per subscription and
-// period.
-func (s *Service) mergeInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoice, st Status) error {
+// period. It reports whether that changed anything.
+func (s *Service) mergeInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoice, st Status) (bool, error) {
 	if inv.Subscription == nil || inv.Subscription.ID == "" {
-		return nil // not a subscription's: we sell packs through Checkout only
+		return false, nil // not a subscription's: we sell packs through Checkout only
 	}
 	var meta map[string]string
 	if inv.SubscriptionDetails != nil {
@@ -154,11 +164,11 @@ func (s *Service) mergeInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoi
 	}
 	if !ok {
 		s.log.WarnContext(ctx, "an invoice names no plan of ours; ignored", "invoice", inv.ID)
-		return nil
+		return false, nil
 	}
-	p, err := s.purchaseForInvoice(ctx, tx, inv, meta, item)
+	p, created, err := s.purchaseForInvoice(ctx, tx, inv, meta, item)
 	if err != nil || p == nil {
-		return err
+		return false, err
 	}
 	q := tx.NewUpdate().Model((*Purchase)(nil)).Where("id = ?", p.ID).Set("updated_at = now()").
 		Set("invoice_id = ?, subscription_id = ?", inv.ID, inv.Subscription.ID).
@@ -175,16 +185,32 @@ func (s *Service) mergeInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoi
 	if c := customerID(inv.Customer); c != "" {
 		q = q.Set("customer_id = coalesce(customer_id, ?)", c)
 	}
-	if grantsCredits(inv) && line != nil && line.Period != nil {
+	period := grantsCredits(inv) && line != nil && line.Period != nil
+	if period {
+		// Stripe bills a period once; a second paid invoice for it (a
+		// duplicate charge) is recorded but brings no credits: the period's
+		// grant is keyed on it, and the unique index would refuse it forever.
+		var paidAlready bool
+		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM purchases WHERE subscription_id = ? AND period_start = ? AND id <> ?)",
+			inv.Subscription.ID, unixTime(line.Period.Start), p.ID).Scan(ctx, &paidAlready); err != nil {
+			return false, fmt.Errorf("find the period of invoice %s: %w", inv.ID, err)
+		}
+		if paidAlready {
+			s.log.WarnContext(ctx, "a second invoice for a subscription period already invoiced; it brings no credits", "invoice", inv.ID)
+			period = false
+		}
+	}
+	if period {
 		q = q.Set("period_start = ?, period_end = ?, credits = ?", unixTime(line.Period.Start), unixTime(line.Period.End), item.Credits)
 	} else {
 		q = q.Set("credits = CASE WHEN credits_granted = 0 THEN 0 ELSE credits END")
 	}
-	var now Status
-	if err := q.Returning("status").Scan(ctx, &now); err != nil {
-		return fmt.Errorf("record invoice %s: %w", inv.ID, err)
+	var now Purchase
+	if err := q.Returning("*").Scan(ctx, &now); err != nil {
+		return false, fmt.Errorf("record invoice %s: %w", inv.ID, err)
 	}
-	return s.settle(ctx, tx, p.ID, now != p.Status)
+	settled, err := s.settle(ctx, tx, p.ID, now.Status != p.Status)
+	return created || now.facts() != p.facts() || settled, err
 }
 
 func paidAt(inv *stripe.Invoice) int64 {
@@ -196,43 +222,44 @@ func paidAt(inv *stripe.Invoice) int64 {
 
 // purchaseForInvoice finds the purchase of an invoice: its own row, the
 // checkout that started the subscription (for its first invoice), or a new
-// row for a renewal.
-func (s *Service) purchaseForInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoice, meta map[string]string, item Item) (*Purchase, error) {
-	var p Purchase
-	err := tx.NewSelect().Model(&p).Where("invoice_id = ?", inv.ID).Scan(ctx)
+// row (created) for a renewal.
+func (s *Service) purchaseForInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoice, meta map[string]string, item Item) (p *Purchase, created bool, err error) {
+	p = &Purchase{}
+	err = tx.NewSelect().Model(p).Where("invoice_id = ?", inv.ID).Scan(ctx)
 	if err == nil {
-		return &p, nil
+		return p, false, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("find purchase of invoice %s: %w", inv.ID, err)
+		return nil, false, fmt.Errorf("find purchase of invoice %s: %w", inv.ID, err)
 	}
 	if inv.BillingReason == stripe.InvoiceBillingReasonSubscriptionCreate {
 		if id, perr := uuid.Parse(meta[metaPurchase]); perr == nil {
-			err := tx.NewSelect().Model(&p).Where("id = ? AND invoice_id IS NULL", id).Scan(ctx)
+			err := tx.NewSelect().Model(p).Where("id = ? AND invoice_id IS NULL", id).Scan(ctx)
 			if err == nil {
-				return &p, nil
+				return p, false, nil
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
-				return nil, fmt.Errorf("find checkout of invoice %s: %w", inv.ID, err)
+				return nil, false, fmt.Errorf("find checkout of invoice %s: %w", inv.ID, err)
 			}
 		}
 	}
 	userID, err := s.userOf(ctx, tx, meta, customerID(inv.Customer))
 	if err != nil {
 		s.log.WarnContext(ctx, "an invoice names no user of ours; ignored", "invoice", inv.ID)
-		return nil, nil
+		return nil, false, nil
 	}
-	p = Purchase{UserID: userID, Kind: Plan, CatalogCode: item.Code, Credits: 0,
+	*p = Purchase{UserID: userID, Kind: Plan, CatalogCode: item.Code, Credits: 0,
 		Amount: inv.AmountDue, Currency: string(inv.Currency), Status: StatusOpen, InvoiceID: &inv.ID}
-	if _, err := tx.NewInsert().Model(&p).Returning("id").Exec(ctx); err != nil {
-		return nil, fmt.Errorf("record purchase of invoice %s: %w", inv.ID, err)
+	if _, err := tx.NewInsert().Model(p).Returning("id").Exec(ctx); err != nil {
+		return nil, false, fmt.Errorf("record purchase of invoice %s: %w", inv.ID, err)
 	}
-	return &p, nil
+	return p, true, nil
 }
 
 // mergeCharge records a charge's refunded amount (it only rises) and
-// settles the purchase it paid for.
-func (s *Service) mergeCharge(ctx context.Context, tx bun.Tx, ch *stripe.Charge) error {
+// settles the purchase it paid for. It reports whether that changed
+// anything.
+func (s *Service) mergeCharge(ctx context.Context, tx bun.Tx, ch *stripe.Charge) (bool, error) {
 	pi, inv := "", ""
 	if ch.PaymentIntent != nil {
 		pi = ch.PaymentIntent.ID
@@ -242,7 +269,7 @@ func (s *Service) mergeCharge(ctx context.Context, tx bun.Tx, ch *stripe.Charge)
 	}
 	before, err := chargeFacts(ctx, tx, ch.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if _, err := tx.NewRaw(`
 		INSERT INTO stripe_charges (id, payment_intent_id, invoice_id, amount, amount_refunded) VALUES (?, nullif(?, ''), nullif(?, ''), ?, ?)
@@ -252,16 +279,16 @@ func (s *Service) mergeCharge(ctx context.Context, tx bun.Tx, ch *stripe.Charge)
 		  amount = GREATEST(stripe_charges.amount, EXCLUDED.amount),
 		  amount_refunded = GREATEST(stripe_charges.amount_refunded, EXCLUDED.amount_refunded),
 		  updated_at = now()`, ch.ID, pi, inv, ch.Amount, ch.AmountRefunded).Exec(ctx); err != nil {
-		return fmt.Errorf("record charge %s: %w", ch.ID, err)
+		return false, fmt.Errorf("record charge %s: %w", ch.ID, err)
 	}
 	return s.settleCharge(ctx, tx, ch.ID, before)
 }
 
 // mergeDispute records a dispute: open until it closes, then won or lost
-// for good.
-func (s *Service) mergeDispute(ctx context.Context, tx bun.Tx, d *stripe.Dispute) error {
+// for good. It reports whether that changed anything.
+func (s *Service) mergeDispute(ctx context.Context, tx bun.Tx, d *stripe.Dispute) (bool, error) {
 	if d.Charge == nil || d.Charge.ID == "" {
-		return nil
+		return false, nil
 	}
 	pi := ""
 	if d.PaymentIntent != nil {
@@ -276,7 +303,7 @@ func (s *Service) mergeDispute(ctx context.Context, tx bun.Tx, d *stripe.Dispute
 	}
 	before, err := chargeFacts(ctx, tx, d.Charge.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if _, err := tx.NewRaw(`
 		INSERT INTO stripe_charges (id, payment_intent_id, amount, dispute_id, dispute_status, dispute_amount) VALUES (?, nullif(?, ''), 0, ?, ?, ?)
@@ -286,7 +313,7 @@ func (s *Service) mergeDispute(ctx context.Context, tx bun.Tx, d *stripe.Dispute
 		  dispute_status = CASE WHEN stripe_charges.dispute_status IN ('won', 'lost') THEN stripe_charges.dispute_status ELSE EXCLUDED.dispute_status END,
 		  dispute_amount = GREATEST(stripe_charges.dispute_amount, EXCLUDED.dispute_amount),
 		  updated_at = now()`, d.Charge.ID, pi, d.ID, status, d.Amount).Exec(ctx); err != nil {
-		return fmt.Errorf("record dispute %s: %w", d.ID, err)
+		return false, fmt.Errorf("record dispute %s: %w", d.ID, err)
 	}
 	return s.settleCharge(ctx, tx, d.Charge.ID, before)
 }
@@ -304,22 +331,26 @@ func chargeFacts(ctx context.Context, tx bun.Tx, id string) (string, error) {
 
 // settleCharge settles the purchase a charge paid for, when it is known
 // already (else the purchase's own event settles it later); before is the
-// charge's facts before the event, so that the feed hears only of news.
-func (s *Service) settleCharge(ctx context.Context, tx bun.Tx, chargeID, before string) error {
+// charge's facts before the event, so that the feed hears only of news. It
+// reports whether the charge or its purchase changed.
+func (s *Service) settleCharge(ctx context.Context, tx bun.Tx, chargeID, before string) (bool, error) {
 	after, err := chargeFacts(ctx, tx, chargeID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var ids []uuid.UUID
 	if err := tx.NewRaw(`
 		SELECT p.id FROM purchases p JOIN stripe_charges c ON c.payment_intent_id = p.payment_intent_id OR c.invoice_id = p.invoice_id
 		WHERE c.id = ? ORDER BY p.id`, chargeID).Scan(ctx, &ids); err != nil {
-		return fmt.Errorf("find purchase of charge %s: %w", chargeID, err)
+		return false, fmt.Errorf("find purchase of charge %s: %w", chargeID, err)
 	}
+	changed := after != before
 	for _, id := range ids {
-		if err := s.settle(ctx, tx, id, after != before); err != nil {
-			return err
+		settled, err := s.settle(ctx, tx, id, after != before)
+		if err != nil {
+			return false, err
 		}
+		changed = changed || settled
 	}
-	return nil
+	return changed, nil
 }

@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -24,33 +25,35 @@ import (
 // Each step depends only on the facts and on what earlier settles recorded,
 // so settling again changes nothing, and facts arriving in any order end in
 // the same state. It tells the user's feed when anything changed here or
-// the caller's merge brought news (news).
-func (s *Service) settle(ctx context.Context, tx bun.Tx, id uuid.UUID, news bool) error {
+// the caller's merge brought news (news), and reports whether anything
+// changed here.
+func (s *Service) settle(ctx context.Context, tx bun.Tx, id uuid.UUID, news bool) (bool, error) {
 	var p Purchase
 	if err := withCharges(tx.NewSelect().Model(&p)).Where("purchase.id = ?", id).For("UPDATE OF purchase").Scan(ctx); err != nil {
-		return fmt.Errorf("lock purchase %s: %w", id, err)
+		return false, fmt.Errorf("lock purchase %s: %w", id, err)
 	}
 	before := p.fingerprint()
 	var disputeAmount int64
 	if err := tx.NewRaw(`SELECT coalesce(sum(dispute_amount), 0) FROM stripe_charges
 		WHERE (payment_intent_id = ? OR invoice_id = ?) AND dispute_status = 'lost'`, p.PaymentIntentID, p.InvoiceID).Scan(ctx, &disputeAmount); err != nil {
-		return fmt.Errorf("read lost disputes: %w", err)
+		return false, fmt.Errorf("read lost disputes: %w", err)
 	}
 
 	if p.Status == StatusPaid && p.CreditsGranted == 0 && p.Credits > 0 {
 		if err := s.grant(ctx, tx, &p); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if p.LotID != nil {
 		if err := s.takeBack(ctx, tx, &p, disputeAmount); err != nil {
-			return err
+			return false, err
 		}
 	}
-	if news || p.fingerprint() != before {
-		return feed.AppendTx(ctx, tx, p.UserID, feed.PurchaseChanged{PurchaseID: p.ID, Status: string(p.Status)})
+	changed := p.fingerprint() != before
+	if news || changed {
+		return changed, feed.AppendTx(ctx, tx, p.UserID, feed.PurchaseChanged{PurchaseID: p.ID, Status: string(p.Status)})
 	}
-	return nil
+	return false, nil
 }
 
 // grant posts the purchase's credits: a pack's once per purchase, a plan's
@@ -75,29 +78,30 @@ func (s *Service) grant(ctx context.Context, tx bun.Tx, p *Purchase) error {
 }
 
 // takeBack claws back the refunded or lost share and keeps a dispute's
-// freeze (steps 2 to 4 of settle).
+// freeze (steps 2 to 4 of settle). A freeze is recorded on the purchase
+// only while it is on, so that however the facts arrived, a closed dispute
+// leaves the same state.
 func (s *Service) takeBack(ctx context.Context, tx bun.Tx, p *Purchase, lostToDispute int64) error {
 	var target int64
 	if p.Amount > 0 {
 		lost := min(p.AmountRefunded+lostToDispute, p.Amount)
 		target = p.CreditsGranted * lost / p.Amount
 	}
-	done := p.CreditsClawedBack + p.CreditsOwed
-	due := target - done
+	due := target - (p.CreditsClawedBack + p.CreditsOwed)
 	disputeOpen := p.DisputeStatus == DisputeOpen
 
-	holdHeld := false
-	if p.FrozenHoldID != nil {
-		if err := tx.NewRaw("SELECT status = 'held' FROM credit_holds WHERE id = ?", *p.FrozenHoldID).Scan(ctx, &holdHeld); err != nil {
-			return fmt.Errorf("read freeze: %w", err)
-		}
-	}
-	if holdHeld && (due > 0 || !disputeOpen) {
+	if p.FrozenHoldID != nil && (due > 0 || !disputeOpen) {
+		// Lifted for good when the dispute closed, or for the clawback
+		// (then set again below on what is left).
 		if err := credit.UnfreezeTx(ctx, tx, *p.LotID, p.FrozenHoldID); err != nil {
 			return err
 		}
-		holdHeld = false
-	} else if !disputeOpen && p.FrozenHoldID != nil {
+		p.FrozenHoldID = nil
+		if _, err := tx.NewRaw("UPDATE purchases SET frozen_hold_id = NULL, updated_at = now() WHERE id = ?", p.ID).Exec(ctx); err != nil {
+			return fmt.Errorf("record freeze lifted: %w", err)
+		}
+	} else if p.DisputeStatus != "" && !disputeOpen {
+		// A freeze that found nothing to hold still marked the lot.
 		if err := credit.UnfreezeTx(ctx, tx, *p.LotID, nil); err != nil {
 			return err
 		}
@@ -115,13 +119,13 @@ func (s *Service) takeBack(ctx context.Context, tx bun.Tx, p *Purchase, lostToDi
 			return fmt.Errorf("record clawback: %w", err)
 		}
 	}
-	if disputeOpen && !holdHeld {
+	if disputeOpen && p.FrozenHoldID == nil {
 		h, err := credit.FreezeTx(ctx, tx, p.UserID, *p.LotID, credit.Ref{Type: credit.RefFreeze, ID: p.ID.String()},
 			fmt.Sprintf("freeze:%s:%d", p.ID, p.CreditsClawedBack+p.CreditsOwed))
 		if err != nil {
 			return fmt.Errorf("freeze purchase %s: %w", p.ID, err)
 		}
-		if h != nil {
+		if h != nil && h.Status == credit.HoldHeld {
 			p.FrozenHoldID = &h.ID
 			if _, err := tx.NewRaw("UPDATE purchases SET frozen_hold_id = ?, updated_at = now() WHERE id = ?", h.ID, p.ID).Exec(ctx); err != nil {
 				return fmt.Errorf("record freeze: %w", err)
@@ -142,4 +146,27 @@ type fingerprint struct {
 
 func (p *Purchase) fingerprint() fingerprint {
 	return fingerprint{p.Status, p.CreditsGranted, p.CreditsClawedBack, p.CreditsOwed, p.AmountRefunded, p.DisputeStatus, p.FrozenHoldID != nil}
+}
+
+// purchaseFacts is what Stripe told about a purchase; a merge that changes
+// none of it (and settles nothing) was old news.
+type purchaseFacts struct {
+	status                                                           Status
+	credits, amount                                                  int64
+	currency, customer, session, invoice, intent, subscription, link string
+	periodStart, periodEnd, paidAt                                   int64
+}
+
+func (p *Purchase) facts() purchaseFacts {
+	return purchaseFacts{
+		p.Status, p.Credits, p.Amount, p.Currency, deref(p.CustomerID), deref(p.CheckoutSessionID), deref(p.InvoiceID),
+		deref(p.PaymentIntentID), deref(p.SubscriptionID), deref(p.ReceiptURL), unix(p.PeriodStart), unix(p.PeriodEnd), unix(p.PaidAt),
+	}
+}
+
+func unix(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return t.UnixMicro()
 }

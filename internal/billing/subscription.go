@@ -139,11 +139,25 @@ func (s *Service) SetCancelAtPeriodEnd(ctx context.Context, a actor.Actor, id uu
 // observed, unless we already know something newer, and sets the user's
 // limits to their live plan's.
 func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.Subscription, observed time.Time) error {
-	userID, err := s.userOf(ctx, tx, ss.Metadata, customerID(ss.Customer))
-	if err != nil {
-		return err
+	// A subscription we know stays its user's (the row's user never
+	// changes), and keeps its plan when Stripe's answer names none of ours.
+	var known Subscription
+	var userID uuid.UUID
+	err := tx.NewSelect().Model(&known).Column("user_id", "plan_code").Where("stripe_subscription_id = ?", ss.ID).Scan(ctx)
+	switch {
+	case err == nil:
+		userID = known.UserID
+	case errors.Is(err, sql.ErrNoRows):
+		if userID, err = s.userOf(ctx, tx, ss.Metadata, customerID(ss.Customer)); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("read subscription %s: %w", ss.ID, err)
 	}
-	code := ss.Metadata[metaCode]
+	code := known.PlanCode
+	if c := ss.Metadata[metaCode]; c != "" {
+		code = c
+	}
 	if ss.Items != nil {
 		for _, it := range ss.Items.Data {
 			if item, ok := s.itemOfPrice(it.Price); ok {
@@ -166,7 +180,10 @@ func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.S
 	res, err := tx.NewInsert().Model(sub).
 		On("CONFLICT (stripe_subscription_id) DO UPDATE").
 		Set("plan_code = EXCLUDED.plan_code, status = EXCLUDED.status").
-		Set("current_period_start = EXCLUDED.current_period_start, current_period_end = EXCLUDED.current_period_end").
+		// An answer without the period (one shaped by a later API version)
+		// does not erase it.
+		Set("current_period_start = coalesce(EXCLUDED.current_period_start, sub.current_period_start)").
+		Set("current_period_end = coalesce(EXCLUDED.current_period_end, sub.current_period_end)").
 		Set("cancel_at_period_end = EXCLUDED.cancel_at_period_end, canceled_at = EXCLUDED.canceled_at").
 		Set("observed_at = EXCLUDED.observed_at, updated_at = now()").
 		Where("sub.observed_at <= EXCLUDED.observed_at AND sub.status NOT IN ('canceled', 'incomplete_expired')").

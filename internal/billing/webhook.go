@@ -149,7 +149,8 @@ func (s *Service) Apply(ctx context.Context, ev stripe.Event) (applied bool, err
 		if current != nil {
 			return s.mergeSubscription(ctx, tx, current, observed)
 		}
-		return s.applyObject(ctx, tx, string(ev.Type), ev.Data.Raw)
+		_, err = s.applyObject(ctx, tx, string(ev.Type), ev.Data.Raw)
+		return err
 	})
 	if errors.Is(err, errNoUser) {
 		// Not ours (made outside this service): recorded nowhere, ignored.
@@ -159,19 +160,20 @@ func (s *Service) Apply(ctx context.Context, ev stripe.Event) (applied bool, err
 	return applied, err
 }
 
-// applyObject merges the object of an event of type t.
-func (s *Service) applyObject(ctx context.Context, tx bun.Tx, t string, raw json.RawMessage) error {
+// applyObject merges the object of an event of type t, and reports whether
+// that changed anything.
+func (s *Service) applyObject(ctx context.Context, tx bun.Tx, t string, raw json.RawMessage) (bool, error) {
 	switch {
 	case strings.HasPrefix(t, "checkout.session."):
 		var cs stripe.CheckoutSession
 		if err := json.Unmarshal(raw, &cs); err != nil {
-			return fmt.Errorf("decode %s: %w", t, err)
+			return false, fmt.Errorf("decode %s: %w", t, err)
 		}
 		return s.mergeCheckout(ctx, tx, &cs, t)
 	case t == "invoice.paid" || t == "invoice.payment_failed":
 		var inv stripe.Invoice
 		if err := json.Unmarshal(raw, &inv); err != nil {
-			return fmt.Errorf("decode %s: %w", t, err)
+			return false, fmt.Errorf("decode %s: %w", t, err)
 		}
 		st := StatusPaid
 		if t == "invoice.payment_failed" {
@@ -181,17 +183,17 @@ func (s *Service) applyObject(ctx context.Context, tx bun.Tx, t string, raw json
 	case t == "charge.refunded":
 		var ch stripe.Charge
 		if err := json.Unmarshal(raw, &ch); err != nil {
-			return fmt.Errorf("decode %s: %w", t, err)
+			return false, fmt.Errorf("decode %s: %w", t, err)
 		}
 		return s.mergeCharge(ctx, tx, &ch)
 	case strings.HasPrefix(t, "charge.dispute."):
 		var d stripe.Dispute
 		if err := json.Unmarshal(raw, &d); err != nil {
-			return fmt.Errorf("decode %s: %w", t, err)
+			return false, fmt.Errorf("decode %s: %w", t, err)
 		}
 		return s.mergeDispute(ctx, tx, &d)
 	}
-	return nil
+	return false, nil
 }
 
 // currentSubscription asks Stripe for the subscription as it is now.
