@@ -3,6 +3,7 @@ package graph
 import (
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/credit"
+	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -30,6 +31,9 @@ const (
 	stripeCost = 200
 	// catalogItems bounds the catalog's length, for the plans list.
 	catalogItems = 20
+	// auditSteps is how many steps a privacy request's trail is expected
+	// to have.
+	auditSteps = 8
 )
 
 // SetCosts sets the complexity of every field whose work is not one field's
@@ -60,6 +64,11 @@ func SetCosts(c *ComplexityRoot) {
 	c.User.Subscription = func(child int) int { return queryCost + child }
 	c.User.StripeCustomerID = func(int) int { return queryCost }
 	c.Query.Plans = func(child int) int { return 1 + catalogItems*child }
+	c.User.PrivacyRequests = func(child int, first *int, _ *string) int { return page(first, child) }
+	c.User.Objections = func(int) int { return queryCost }
+	c.Query.PrivacyRequestQueue = func(child int, _ *privacy.Status, first *int, _ *string) int { return page(first, child) }
+	c.PrivacyRequest.AuditTrail = func(child int) int { return queryCost + auditSteps*child }
+	c.Mutation.ConfirmPassword = func(child int, _ model.ConfirmPasswordInput) int { return hashCost + child }
 
 	// Batched per operation through the loaders: no query of their own.
 	c.Work.Images = func(child int) int { return 1 + imagesPerWork*child }

@@ -14,6 +14,7 @@ import (
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
+	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/work"
 )
@@ -142,6 +143,9 @@ func feedModel(e feed.Entry) (*model.ViewerEvent, error) {
 	case feed.PurchaseChanged:
 		pid, st := relay.ID("Purchase", d.PurchaseID.String()), billing.Status(d.Status)
 		m.PurchaseID, m.PurchaseStatus = &pid, &st
+	case feed.PrivacyRequestChanged:
+		rid, st := relay.ID("PrivacyRequest", d.RequestID.String()), privacy.Status(d.Status)
+		m.PrivacyRequestID, m.PrivacyRequestStatus, m.Progress = &rid, &st, &d.Progress
 	case feed.SubscriptionChanged:
 		sid, st := relay.ID("BillingSubscription", d.SubscriptionID.String()), billing.SubscriptionStatus(d.Status)
 		m.SubscriptionID, m.SubscriptionStatus, m.PlanCode, m.CancelAtPeriodEnd = &sid, &st, &d.PlanCode, &d.CancelAtPeriodEnd

@@ -7,86 +7,163 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/privacy"
+	"github.com/fastimage/api/internal/relay"
 )
 
 // ConfirmPassword is the resolver for the confirmPassword field.
 func (r *mutationResolver) ConfirmPassword(ctx context.Context, input model.ConfirmPasswordInput) (*model.ConfirmPasswordPayload, error) {
-	panic(fmt.Errorf("not implemented: ConfirmPassword - confirmPassword"))
+	v, err := account.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
+	at, err := r.Accounts.ConfirmPassword(ctx, v, input.Password)
+	if err != nil {
+		return nil, err
+	}
+	return &model.ConfirmPasswordPayload{ConfirmedAt: at}, nil
 }
 
 // RequestDataExport is the resolver for the requestDataExport field.
 func (r *mutationResolver) RequestDataExport(ctx context.Context, input *model.RequestDataExportInput) (*model.PrivacyRequestPayload, error) {
-	panic(fmt.Errorf("not implemented: RequestDataExport - requestDataExport"))
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return privacyPayload(r.Privacy.RequestExport(ctx, a))
 }
 
 // RequestCorrection is the resolver for the requestCorrection field.
 func (r *mutationResolver) RequestCorrection(ctx context.Context, input model.RequestCorrectionInput) (*model.PrivacyRequestPayload, error) {
-	panic(fmt.Errorf("not implemented: RequestCorrection - requestCorrection"))
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return privacyPayload(r.Privacy.RequestCorrection(ctx, a, input.Field, input.Value, deref(input.Note, "")))
 }
 
 // RequestAccountDeletion is the resolver for the requestAccountDeletion field.
 func (r *mutationResolver) RequestAccountDeletion(ctx context.Context, input *model.RequestAccountDeletionInput) (*model.PrivacyRequestPayload, error) {
-	panic(fmt.Errorf("not implemented: RequestAccountDeletion - requestAccountDeletion"))
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return privacyPayload(r.Privacy.RequestDeletion(ctx, a))
 }
 
 // ObjectToProcessing is the resolver for the objectToProcessing field.
 func (r *mutationResolver) ObjectToProcessing(ctx context.Context, input model.ProcessingObjectionInput) (*model.PrivacyRequestPayload, error) {
-	panic(fmt.Errorf("not implemented: ObjectToProcessing - objectToProcessing"))
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return privacyPayload(r.Privacy.Object(ctx, a, input.Purpose))
 }
 
 // WithdrawObjection is the resolver for the withdrawObjection field.
 func (r *mutationResolver) WithdrawObjection(ctx context.Context, input model.ProcessingObjectionInput) (*model.PrivacyRequestPayload, error) {
-	panic(fmt.Errorf("not implemented: WithdrawObjection - withdrawObjection"))
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return privacyPayload(r.Privacy.Withdraw(ctx, a, input.Purpose))
 }
 
 // CancelPrivacyRequest is the resolver for the cancelPrivacyRequest field.
 func (r *mutationResolver) CancelPrivacyRequest(ctx context.Context, input model.CancelPrivacyRequestInput) (*model.PrivacyRequestPayload, error) {
-	panic(fmt.Errorf("not implemented: CancelPrivacyRequest - cancelPrivacyRequest"))
+	a, id, err := actorAnd(ctx, input.RequestID, "PrivacyRequest")
+	if err != nil {
+		return nil, err
+	}
+	return privacyPayload(r.Privacy.Cancel(ctx, a, id))
 }
 
 // RejectPrivacyRequest is the resolver for the rejectPrivacyRequest field.
 func (r *mutationResolver) RejectPrivacyRequest(ctx context.Context, input model.PrivacyRequestReasonInput) (*model.PrivacyRequestPayload, error) {
-	panic(fmt.Errorf("not implemented: RejectPrivacyRequest - rejectPrivacyRequest"))
+	a, id, err := actorAnd(ctx, input.RequestID, "PrivacyRequest")
+	if err != nil {
+		return nil, err
+	}
+	return privacyPayload(r.Privacy.Reject(ctx, a, id, input.Reason))
 }
 
 // ExtendPrivacyRequest is the resolver for the extendPrivacyRequest field.
 func (r *mutationResolver) ExtendPrivacyRequest(ctx context.Context, input model.PrivacyRequestReasonInput) (*model.PrivacyRequestPayload, error) {
-	panic(fmt.Errorf("not implemented: ExtendPrivacyRequest - extendPrivacyRequest"))
+	a, id, err := actorAnd(ctx, input.RequestID, "PrivacyRequest")
+	if err != nil {
+		return nil, err
+	}
+	return privacyPayload(r.Privacy.Extend(ctx, a, id, input.Reason))
 }
 
 // CompleteCorrection is the resolver for the completeCorrection field.
 func (r *mutationResolver) CompleteCorrection(ctx context.Context, input model.CompleteCorrectionInput) (*model.PrivacyRequestPayload, error) {
-	panic(fmt.Errorf("not implemented: CompleteCorrection - completeCorrection"))
+	a, id, err := actorAnd(ctx, input.RequestID, "PrivacyRequest")
+	if err != nil {
+		return nil, err
+	}
+	return privacyPayload(r.Privacy.CompleteCorrection(ctx, a, id, input.Resolution))
 }
 
 // ID is the resolver for the id field.
 func (r *privacyRequestResolver) ID(ctx context.Context, obj *privacy.Request) (string, error) {
-	panic(fmt.Errorf("not implemented: ID - id"))
+	return relay.ID("PrivacyRequest", obj.ID.String()), nil
 }
 
 // AuditTrail is the resolver for the auditTrail field.
 func (r *privacyRequestResolver) AuditTrail(ctx context.Context, obj *privacy.Request) ([]*privacy.AuditEntry, error) {
-	panic(fmt.Errorf("not implemented: AuditTrail - auditTrail"))
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	es, err := r.Privacy.Audit(ctx, a, obj.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*privacy.AuditEntry, len(es))
+	for i := range es {
+		out[i] = &es[i]
+	}
+	return out, nil
 }
 
 // PrivacyRequestQueue is the resolver for the privacyRequestQueue field.
 func (r *queryResolver) PrivacyRequestQueue(ctx context.Context, status *privacy.Status, first *int, after *string) (*model.PrivacyRequestConnection, error) {
-	panic(fmt.Errorf("not implemented: PrivacyRequestQueue - privacyRequestQueue"))
+	a, n, cursor, err := actorPage(ctx, first, after, "PrivacyRequest")
+	if err != nil {
+		return nil, err
+	}
+	rs, more, err := r.Privacy.Queue(ctx, a, deref(status, ""), n, cursor)
+	if err != nil {
+		return nil, err
+	}
+	return privacyConnection(&db.Page[privacy.Request]{Items: rs, HasNext: more, TotalCount: -1}, after), nil
 }
 
 // PrivacyRequests is the resolver for the privacyRequests field.
 func (r *userResolver) PrivacyRequests(ctx context.Context, obj *account.User, first *int, after *string) (*model.PrivacyRequestConnection, error) {
-	panic(fmt.Errorf("not implemented: PrivacyRequests - privacyRequests"))
+	a, n, cursor, err := actorPage(ctx, first, after, "PrivacyRequest")
+	if err != nil {
+		return nil, err
+	}
+	page, err := r.Privacy.Requests(ctx, a, obj.ID, n, cursor)
+	if err != nil {
+		return nil, err
+	}
+	return privacyConnection(page, after), nil
 }
 
 // Objections is the resolver for the objections field.
 func (r *userResolver) Objections(ctx context.Context, obj *account.User) ([]privacy.Purpose, error) {
-	panic(fmt.Errorf("not implemented: Objections - objections"))
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Privacy.Objections(ctx, a, obj.ID)
 }
 
 // PrivacyRequest returns PrivacyRequestResolver implementation.

@@ -22,6 +22,7 @@ import (
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
+	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/work"
 )
@@ -51,6 +52,7 @@ type Resolver struct {
 	Jobs       *generate.Service
 	Feed       *feed.Service
 	Billing    *billing.Service
+	Privacy    *privacy.Service
 	Cookies    SessionCookies
 	// nodes finds the objects of each Node type for node(id:) and
 	// nodes(ids:), keyed by GraphQL type name.
@@ -59,8 +61,8 @@ type Resolver struct {
 
 // NewResolver returns the root resolver with the node finders of every
 // domain registered.
-func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, gallery *work.Service, jobs *generate.Service, fd *feed.Service, bill *billing.Service, cookies SessionCookies) *Resolver {
-	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Gallery: gallery, Jobs: jobs, Feed: fd, Billing: bill, Cookies: cookies}
+func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, gallery *work.Service, jobs *generate.Service, fd *feed.Service, bill *billing.Service, priv *privacy.Service, cookies SessionCookies) *Resolver {
+	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Gallery: gallery, Jobs: jobs, Feed: fd, Billing: bill, Privacy: priv, Cookies: cookies}
 	r.nodes = map[string]nodeFinder{
 		"User":                finder(accounts.UsersByIDs, func(u *account.User) uuid.UUID { return u.ID }),
 		"Session":             finder(accounts.SessionsByIDs, func(s *account.Session) uuid.UUID { return s.ID }),
@@ -72,6 +74,7 @@ func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *cre
 		"Generation":          finder(jobs.ByIDs, func(g *generate.Generation) uuid.UUID { return g.ID }),
 		"Purchase":            finder(bill.PurchasesByIDs, func(p *billing.Purchase) uuid.UUID { return p.ID }),
 		"BillingSubscription": finder(bill.SubscriptionsByIDs, func(s *billing.Subscription) uuid.UUID { return s.ID }),
+		"PrivacyRequest":      finder(priv.RequestsByIDs, func(q *privacy.Request) uuid.UUID { return q.ID }),
 	}
 	return r
 }

@@ -29,7 +29,7 @@ const (
 // HTTP transport (GET and POST per the GraphQL-over-HTTP specification),
 // multipart uploads, SSE, and WebSocket on gorilla with both subprotocols.
 func (s *Server) graphqlHandler() http.Handler {
-	resolver := graph.NewResolver(s.serverInfo(), s.accounts, s.ledger, s.gallery, s.jobs, s.feed, s.billing, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})
+	resolver := graph.NewResolver(s.serverInfo(), s.accounts, s.ledger, s.gallery, s.jobs, s.feed, s.billing, s.privacy, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})
 	cfg := graph.Config{Resolvers: resolver}
 	// Lists cost their size and expensive fields what they cost, so that
 	// aliases and big pages cannot multiply work within the limit.

@@ -47,12 +47,14 @@ var idRules = map[string]string{
 	"sessionId":      "Session",
 	"purchaseId":     "Purchase",
 	"subscriptionId": "BillingSubscription",
+	"requestId":      "PrivacyRequest",
 	"userId":         "User",
 	"uploadId":       "Upload", // createUpload's id; not a Node
 }
 
 // adminOnly are the root fields a non-admin is FORBIDDEN to use at all.
-var adminOnly = map[string]bool{"suspendUser": true, "unsuspendUser": true, "adjustCredits": true, "refundPurchase": true}
+var adminOnly = map[string]bool{"suspendUser": true, "unsuspendUser": true, "adjustCredits": true, "refundPurchase": true,
+	"rejectPrivacyRequest": true, "extendPrivacyRequest": true, "completeCorrection": true, "privacyRequestQueue": true}
 
 // inputDefaults are the values of required input fields that take no id;
 // other required scalars get a plausible value of their type.
@@ -248,8 +250,13 @@ func twoTenants(t *testing.T) *tenants {
 	}
 	a.add("Purchase", relay.ID("Purchase", purchaseID.String()))
 	a.add("BillingSubscription", relay.ID("BillingSubscription", subID.String()))
+	var corr struct {
+		RequestCorrection struct{ Request struct{ ID string } }
+	}
+	ac.must(`mutation { requestCorrection(input: {field: "a work's title", value: "a-private-correction"}) { request { id } } }`, nil, &corr)
+	a.add("PrivacyRequest", corr.RequestCorrection.Request.ID)
 
-	a.private = []string{a.email, "a-private-title", "a-binned-title", "a-direct-title", "a-secret-prompt"}
+	a.private = []string{a.email, "a-private-correction", "a-private-title", "a-binned-title", "a-direct-title", "a-secret-prompt"}
 	for _, ids := range a.ids {
 		for _, id := range ids {
 			a.private = append(a.private, id, uuidOfGlobal(t, id).String())
