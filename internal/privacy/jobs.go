@@ -46,7 +46,8 @@ func (s *Service) work(ctx context.Context, owner string) {
 	}
 }
 
-// claim takes the oldest verified job, or one whose worker's lease ran out.
+// claim takes the job due soonest that is verified (and not waiting out the
+// backoff of a failed attempt), or whose worker's lease ran out.
 func (s *Service) claim(ctx context.Context, owner string) (*Request, error) {
 	kinds := make([]Kind, 0, len(s.jobs))
 	for k := range s.jobs {
@@ -60,7 +61,8 @@ func (s *Service) claim(ctx context.Context, owner string) (*Request, error) {
 		if err := tx.NewRaw(`
 			SELECT * FROM privacy_requests
 			WHERE kind IN (?) AND attempts < ?
-			  AND (status = 'verified' OR (status = 'in_progress' AND lease_expires_at < now()))
+			  AND ((status = 'verified' AND (lease_expires_at IS NULL OR lease_expires_at < now()))
+			    OR (status = 'in_progress' AND lease_expires_at < now()))
 			ORDER BY due_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, bun.In(kinds), MaxAttempts).Scan(ctx, &rs); err != nil {
 			return fmt.Errorf("find job: %w", err)
 		}
@@ -142,7 +144,9 @@ func (s *Service) run(ctx context.Context, owner string, r *Request) {
 		s.log.ErrorContext(ctx, "privacy job failed", "request", r.ID, "kind", r.Kind, "attempt", r.Attempts, "err", err)
 		msg := err.Error()
 		_ = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			if _, err := tx.NewRaw("UPDATE privacy_requests SET error = ?, updated_at = now() WHERE id = ?", msg, r.ID).Exec(ctx); err != nil {
+			// Tried again after attempts² seconds: 1, 4, 9, 16.
+			if _, err := tx.NewRaw(`UPDATE privacy_requests SET error = ?, lease_owner = NULL,
+				lease_expires_at = now() + make_interval(secs => attempts * attempts), updated_at = now() WHERE id = ?`, msg, r.ID).Exec(ctx); err != nil {
 				return err
 			}
 			r.Status = StatusInProgress

@@ -176,6 +176,12 @@ func (s *Service) moveTx(ctx context.Context, tx bun.Tx, r *Request, to Status, 
 	}
 	q := tx.NewUpdate().Model(r).Set("status = ?", to).Set("updated_at = now()").
 		Where("id = ? AND status = ?", r.ID, r.Status)
+	if to == StatusRejected {
+		if r.RejectionReason == nil {
+			return fmt.Errorf("privacy: a rejection without a reason")
+		}
+		q = q.Set("rejection_reason = ?", *r.RejectionReason)
+	}
 	if to == StatusCompleted || to == StatusRejected || to == StatusCanceled {
 		q = q.Set("completed_at = now()").Set("lease_owner = NULL, lease_expires_at = NULL")
 	}
