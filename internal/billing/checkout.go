@@ -86,6 +86,11 @@ func (s *Service) CreateCheckout(ctx context.Context, a actor.Actor, req Checkou
 	var made Purchase
 	err = s.db.NewSelect().Model(&made).Where("user_id = ? AND idempotency_key = ? AND checkout_session_id IS NOT NULL", a.UserID, key).Scan(ctx)
 	if err == nil && made.CatalogCode == item.Code {
+		if made.Status != StatusOpen {
+			// Its page no longer works: paid, expired or failed.
+			return nil, apperr.Errorf(apperr.Conflict, "The checkout of this idempotency key is %s; start a new one with a new key.", made.Status).
+				With("field", "idempotencyKey").With("status", string(made.Status))
+		}
 		return &Checkout{URL: deref(made.CheckoutURL), SessionID: *made.CheckoutSessionID, Purchase: &made}, nil
 	}
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -154,12 +159,42 @@ func (s *Service) openPurchase(ctx context.Context, userID uuid.UUID, item Item,
 		UserID: userID, Kind: item.Kind, CatalogCode: item.Code, Credits: item.Credits,
 		Amount: item.Price, Currency: item.Currency, Status: StatusOpen, IdempotencyKey: &key,
 	}
-	res, err := s.db.NewInsert().Model(p).On("CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING").
-		Returning("id, created_at, updated_at").Exec(ctx)
+	inserted := false
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if item.Kind == Plan {
+			// Two plan checkouts open at once would become two
+			// subscriptions, each charged: one at a time per user.
+			if _, err := tx.NewRaw("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", "plan-checkout:"+userID.String()).Exec(ctx); err != nil {
+				return fmt.Errorf("lock plan checkouts: %w", err)
+			}
+			var other Purchase
+			err := tx.NewSelect().Model(&other).
+				Where("user_id = ? AND kind = ? AND status = ? AND idempotency_key <> ? AND created_at > now() - interval '1 day'", userID, Plan, StatusOpen, key).
+				Limit(1).Scan(ctx)
+			if err == nil {
+				e := apperr.Errorf(apperr.Conflict, "You have a plan checkout open already; finish it, or start another once it expires (within a day).")
+				if other.CheckoutURL != nil {
+					e = e.With("checkoutUrl", *other.CheckoutURL)
+				}
+				return e
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("find open plan checkouts: %w", err)
+			}
+		}
+		res, err := tx.NewInsert().Model(p).On("CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING").
+			Returning("id, created_at, updated_at").Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("record purchase: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		inserted = n == 1
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("record purchase: %w", err)
+		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	if inserted {
 		return p, nil
 	}
 	var existing Purchase

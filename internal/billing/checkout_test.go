@@ -2,10 +2,12 @@ package billing_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fastimage/api/internal/apperr"
@@ -273,5 +275,55 @@ func TestAsyncPaymentAndExpiry(t *testing.T) {
 	}
 	if len(page.Items) != 1 || page.Items[0].Status != billing.StatusFailed {
 		t.Errorf("listed purchases: got %+v, want the failed one only", page.Items)
+	}
+}
+
+// TestCheckoutOver: a retry of a checkout that is over (paid, expired) does
+// not hand back its dead page; a plan is checked out one at a time, even
+// under concurrent requests, or two subscriptions would both be charged.
+func TestCheckoutOverAndPlansOneAtATime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	a := e.newUser(t)
+	paid, err := e.svc.CreateCheckout(ctx, a, request("pack-100", "once"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fake.PayCheckout(paid.SessionID)
+	e.mustDeliver(t, e.fake.Event("checkout.session.completed", paid.SessionID))
+	_, err = e.svc.CreateCheckout(ctx, a, request("pack-100", "once"))
+	if apperr.CodeOf(err) != apperr.Conflict || !strings.Contains(err.Error(), "paid") {
+		t.Errorf("the key of a paid checkout again: %v, want CONFLICT saying it is paid", err)
+	}
+
+	plan, err := e.svc.CreateCheckout(ctx, a, request("pro-monthly", "plan-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.CreateCheckout(ctx, a, request("pro-yearly", "plan-2"))
+	var ae *apperr.Error
+	if !errors.As(err, &ae) || ae.Code != apperr.Conflict || ae.Fields["checkoutUrl"] != plan.URL {
+		t.Errorf("a second plan checkout while one is open: %v, want CONFLICT with the open one's URL", err)
+	}
+	if again, err := e.svc.CreateCheckout(ctx, a, request("pro-monthly", "plan-1")); err != nil || again.SessionID != plan.SessionID {
+		t.Errorf("a retry of the open plan checkout: %+v, %v", again, err)
+	}
+
+	b := e.newUser(t)
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Go(func() {
+			if _, err := e.svc.CreateCheckout(ctx, b, request("pro-monthly", fmt.Sprintf("race-%d", i))); err == nil {
+				ok.Add(1)
+			} else if apperr.CodeOf(err) != apperr.Conflict {
+				t.Errorf("concurrent plan checkout: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 1 {
+		t.Errorf("concurrent plan checkouts with different keys: %d made, want 1", ok.Load())
 	}
 }

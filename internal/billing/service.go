@@ -166,6 +166,9 @@ func (s *Service) requireEnabled() error {
 // rest is UNAVAILABLE (and the details go to the log).
 func (s *Service) stripeError(ctx context.Context, what string, err error) error {
 	var se *stripe.Error
+	if errors.As(err, &se) && se.Type == stripe.ErrorTypeIdempotency {
+		return apperr.Errorf(apperr.Conflict, "This idempotency key was used for a different request; use a new key.").With("field", "idempotencyKey")
+	}
 	if errors.As(err, &se) && se.Type == stripe.ErrorTypeInvalidRequest && se.HTTPStatusCode == http.StatusBadRequest {
 		s.log.WarnContext(ctx, "stripe refused a request", "what", what, "code", se.Code, "param", se.Param, "request_id", se.RequestID)
 		return apperr.Errorf(apperr.Unavailable, "The payment provider refused to %s; please try again later or contact support.", what)
