@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/billing/stripemock"
 	"github.com/fastimage/api/internal/db/dbtest"
@@ -61,6 +63,18 @@ func TestAgainstStripeMock(t *testing.T) {
 		if sub.CancelAtPeriodEnd != cancel || sub.PlanCode != "pro-monthly" || sub.CurrentPeriodEnd == nil {
 			t.Errorf("SetCancelAtPeriodEnd(%v): got %+v", cancel, sub)
 		}
+	}
+
+	// An admin's refund of a paid purchase.
+	var paid uuid.UUID
+	if err := bdb.NewRaw(`INSERT INTO purchases (user_id, kind, catalog_code, credits, amount, currency, status, payment_intent_id)
+		VALUES (?, 'pack', 'pack-100', 100, 500, 'usd', 'paid', 'pi_mock') RETURNING id`, a.UserID).Scan(ctx, &paid); err != nil {
+		t.Fatal(err)
+	}
+	admin := e.newUser(t)
+	admin.Role = actor.RoleAdmin
+	if _, err := svc.Refund(ctx, admin, paid, nil); err != nil {
+		t.Errorf("Refund: %v", err)
 	}
 
 	// A subscription event makes the service fetch the subscription.
