@@ -104,7 +104,7 @@ func (s *Service) Export(ctx context.Context, r *Request, progress func(percent 
 	go func() {
 		info, err := s.cfg.Bucket.Put(ctx, key, pr, storage.PutOptions{ContentType: "application/zip"})
 		// A Put that stops reading must not leave the writer blocked.
-		pr.CloseWithError(cmpErr(err, errors.New("privacy: the bucket stopped reading the export")))
+		pr.CloseWithError(errOr(err, errors.New("privacy: the bucket stopped reading the export")))
 		put <- putResult{info, err}
 	}()
 	sum := sha256.New()
@@ -139,7 +139,7 @@ func (s *Service) Export(ctx context.Context, r *Request, progress func(percent 
 	return nil
 }
 
-func cmpErr(err, otherwise error) error {
+func errOr(err, otherwise error) error {
 	if err != nil {
 		return err
 	}
