@@ -146,6 +146,13 @@ type ComplexityRoot struct {
 		Held      func(childComplexity int) int
 	}
 
+	DataExport struct {
+		Bytes     func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		SHA256    func(childComplexity int) int
+		URL       func(childComplexity int) int
+	}
+
 	DeleteWorksPayload struct {
 		DeletedWorkIds  func(childComplexity int) int
 		RestorableUntil func(childComplexity int) int
@@ -351,6 +358,7 @@ type ComplexityRoot struct {
 		CompletedAt     func(childComplexity int) int
 		CreatedAt       func(childComplexity int) int
 		DueAt           func(childComplexity int) int
+		Export          func(childComplexity int) int
 		ExtendedAt      func(childComplexity int) int
 		ExtensionReason func(childComplexity int) int
 		Field           func(childComplexity int) int
@@ -685,6 +693,7 @@ type PrivacyRequestResolver interface {
 	ID(ctx context.Context, obj *privacy.Request) (string, error)
 
 	AuditTrail(ctx context.Context, obj *privacy.Request) ([]*privacy.AuditEntry, error)
+	Export(ctx context.Context, obj *privacy.Request) (*privacy.ExportLink, error)
 }
 type PurchaseResolver interface {
 	ID(ctx context.Context, obj *billing.Purchase) (string, error)
@@ -1059,6 +1068,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Credits.Held(childComplexity), true
+
+	case "DataExport.bytes":
+		if e.ComplexityRoot.DataExport.Bytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DataExport.Bytes(childComplexity), true
+	case "DataExport.expiresAt":
+		if e.ComplexityRoot.DataExport.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DataExport.ExpiresAt(childComplexity), true
+	case "DataExport.sha256":
+		if e.ComplexityRoot.DataExport.SHA256 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DataExport.SHA256(childComplexity), true
+	case "DataExport.downloadUrl":
+		if e.ComplexityRoot.DataExport.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DataExport.URL(childComplexity), true
 
 	case "DeleteWorksPayload.deletedWorkIds":
 		if e.ComplexityRoot.DeleteWorksPayload.DeletedWorkIds == nil {
@@ -2181,6 +2215,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PrivacyRequest.DueAt(childComplexity), true
+	case "PrivacyRequest.export":
+		if e.ComplexityRoot.PrivacyRequest.Export == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PrivacyRequest.Export(childComplexity), true
 	case "PrivacyRequest.extendedAt":
 		if e.ComplexityRoot.PrivacyRequest.ExtendedAt == nil {
 			break
@@ -3631,6 +3671,20 @@ func (ec *executionContext) childFields_Credits(ctx context.Context, field graph
 	return nil, fmt.Errorf("no field named %q was found under type Credits", field.Name)
 }
 
+func (ec *executionContext) childFields_DataExport(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "bytes":
+		return ec.fieldContext_DataExport_bytes(ctx, field)
+	case "sha256":
+		return ec.fieldContext_DataExport_sha256(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_DataExport_expiresAt(ctx, field)
+	case "downloadUrl":
+		return ec.fieldContext_DataExport_downloadUrl(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DataExport", field.Name)
+}
+
 func (ec *executionContext) childFields_DeleteWorksPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "deletedWorkIds":
@@ -3971,6 +4025,8 @@ func (ec *executionContext) childFields_PrivacyRequest(ctx context.Context, fiel
 		return ec.fieldContext_PrivacyRequest_completedAt(ctx, field)
 	case "auditTrail":
 		return ec.fieldContext_PrivacyRequest_auditTrail(ctx, field)
+	case "export":
+		return ec.fieldContext_PrivacyRequest_export(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PrivacyRequest", field.Name)
 }
@@ -6734,6 +6790,98 @@ func (ec *executionContext) _Credits_held(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_Credits_held(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Credits", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DataExport_bytes(ctx context.Context, field graphql.CollectedField, obj *privacy.ExportLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DataExport_bytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNBytes2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DataExport_bytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DataExport", field, false, false, "Bytes")
+}
+
+func (ec *executionContext) _DataExport_sha256(ctx context.Context, field graphql.CollectedField, obj *privacy.ExportLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DataExport_sha256(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SHA256, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DataExport_sha256(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DataExport", field, false, false, "String")
+}
+
+func (ec *executionContext) _DataExport_expiresAt(ctx context.Context, field graphql.CollectedField, obj *privacy.ExportLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DataExport_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DataExport_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DataExport", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _DataExport_downloadUrl(ctx context.Context, field graphql.CollectedField, obj *privacy.ExportLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DataExport_downloadUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DataExport_downloadUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DataExport", field, false, false, "String")
 }
 
 func (ec *executionContext) _DeleteWorksPayload_deletedWorkIds(ctx context.Context, field graphql.CollectedField, obj *model.DeleteWorksPayload) (ret graphql.Marshaler) {
@@ -11433,6 +11581,38 @@ func (ec *executionContext) fieldContext_PrivacyRequest_auditTrail(_ context.Con
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_PrivacyAuditEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PrivacyRequest_export(ctx context.Context, field graphql.CollectedField, obj *privacy.Request) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PrivacyRequest_export(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PrivacyRequest().Export(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *privacy.ExportLink) graphql.Marshaler {
+			return ec.marshalODataExport2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐExportLink(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PrivacyRequest_export(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PrivacyRequest",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DataExport(ctx, field)
 		},
 	}
 	return fc, nil
@@ -19021,6 +19201,54 @@ func (ec *executionContext) _Credits(ctx context.Context, sel ast.SelectionSet, 
 	return out
 }
 
+var dataExportImplementors = []string{"DataExport"}
+
+func (ec *executionContext) _DataExport(ctx context.Context, sel ast.SelectionSet, obj *privacy.ExportLink) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dataExportImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DataExport")
+		case "bytes":
+			out.Values[i] = ec._DataExport_bytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sha256":
+			out.Values[i] = ec._DataExport_sha256(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._DataExport_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "downloadUrl":
+			out.Values[i] = ec._DataExport_downloadUrl(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var deleteWorksPayloadImplementors = []string{"DeleteWorksPayload"}
 
 func (ec *executionContext) _DeleteWorksPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteWorksPayload) graphql.Marshaler {
@@ -20465,6 +20693,12 @@ func (ec *executionContext) _PrivacyRequest(ctx context.Context, sel ast.Selecti
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._PrivacyRequest_auditTrail(ctx, field, obj)
+				})
+		case "export":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._PrivacyRequest_export(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -24217,6 +24451,13 @@ func (ec *executionContext) marshalOCredits2ᚖgithubᚗcomᚋfastimageᚋapiᚋ
 		return graphql.Null
 	}
 	return ec._Credits(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODataExport2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprivacyᚐExportLink(ctx context.Context, sel ast.SelectionSet, v *privacy.ExportLink) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DataExport(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalODateTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {

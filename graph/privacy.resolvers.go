@@ -131,6 +131,15 @@ func (r *privacyRequestResolver) AuditTrail(ctx context.Context, obj *privacy.Re
 	return out, nil
 }
 
+// Export is the resolver for the export field.
+func (r *privacyRequestResolver) Export(ctx context.Context, obj *privacy.Request) (*privacy.ExportLink, error) {
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Privacy.ExportLink(a, obj), nil
+}
+
 // PrivacyRequestQueue is the resolver for the privacyRequestQueue field.
 func (r *queryResolver) PrivacyRequestQueue(ctx context.Context, status *privacy.Status, first *int, after *string) (*model.PrivacyRequestConnection, error) {
 	a, n, cursor, err := actorPage(ctx, first, after, "PrivacyRequest")

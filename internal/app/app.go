@@ -182,9 +182,15 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		PollInterval: o.PollInterval, ProgressEvery: o.ProgressEvery,
 	}, a.Bus, a.Gallery, p, log)
 	a.Feed = feed.New(bdb, a.Bus, log, o.PollInterval)
+	linkKey, err := exportLinkKey(cfg, o.Bucket == nil)
+	if err != nil {
+		return nil, err
+	}
 	a.Privacy = privacy.New(bdb, outbox, a.Bus, log, privacy.Config{
 		PublicURL: cfg.PublicURL, Lease: cfg.Generate.Lease, PollInterval: o.PollInterval, Clock: clk,
+		Bucket: bucket, ExportTTL: cfg.Exports.TTL, LinkKey: linkKey,
 	})
+	a.Privacy.Handle(privacy.KindExport, a.Privacy.Export)
 	if a.Billing, err = billing.FromConfig(bdb, cfg, log, billing.WithClock(clk), billing.WithLimiter(a.Limiter)); err != nil {
 		return nil, err
 	}

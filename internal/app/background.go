@@ -52,6 +52,7 @@ func (a *App) maintenanceTasks() []task {
 		{"clean stale uploads", a.Gallery.CleanStaleUploads},
 		{"forget old idempotency keys", a.Jobs.ForgetOldKeys},
 		{"forget delivered mail", func(ctx context.Context) (int, error) { return mail.ForgetDelivered(ctx, a.DB) }},
+		{"purge expired data exports", a.Privacy.PurgeExpiredExports},
 		{"sweep rate-limit events", func(ctx context.Context) (int, error) {
 			n, err := a.Limiter.Sweep(ctx, 24*time.Hour)
 			return int(n), err

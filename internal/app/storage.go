@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -71,6 +73,35 @@ func localSigningKey(cfg *config.Serve) ([]byte, error) {
 		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
 	return key, nil
+}
+
+// exportLinkKey is the key that signs data export download links:
+// PRIVACY_EXPORT_LINK_KEY, else one derived from the local storage signing
+// key (configured, or kept in the storage folder when the configured local
+// bucket is in use), so that links survive restarts and replicas agree.
+// Without either (GCS in development, or a test's own bucket) it is nil:
+// the privacy service then picks a random key for this process.
+func exportLinkKey(cfg *config.Serve, configuredBucket bool) ([]byte, error) {
+	if cfg.Exports.LinkKey != "" {
+		return []byte(cfg.Exports.LinkKey), nil
+	}
+	var base []byte
+	switch {
+	case cfg.Storage.SigningKey != "":
+		base = []byte(cfg.Storage.SigningKey)
+	case configuredBucket && cfg.Storage.Backend != "gcs":
+		var err error
+		if base, err = localSigningKey(cfg); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, nil
+	}
+	// A key of its own, so that a storage URL's signature can never pass
+	// for a download token or the other way round.
+	m := hmac.New(sha256.New, base)
+	m.Write([]byte("fastimage privacy export links"))
+	return m.Sum(nil), nil
 }
 
 func newGCSBucket(ctx context.Context, s config.Storage) (*gcs.Bucket, error) {

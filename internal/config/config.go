@@ -92,6 +92,7 @@ type Serve struct {
 	Mail     Mail
 	Captcha  Captcha
 	Payments Payments
+	Exports  Exports
 	// TrustedProxies are the networks whose X-Forwarded-For is believed when
 	// working out the client IP.
 	TrustedProxies []netip.Prefix
@@ -127,6 +128,15 @@ type Payments struct {
 
 // Enabled says whether payments are configured.
 func (p Payments) Enabled() bool { return p.SecretKey != "" }
+
+// Exports holds the settings of data exports (privacy requests).
+type Exports struct {
+	// TTL is how long a finished export can be downloaded (at most 7 days).
+	TTL time.Duration
+	// LinkKey signs the download links; empty derives a key from
+	// STORAGE_SIGNING_KEY (or the local storage folder's key).
+	LinkKey string
+}
 
 // Streams bounds, in each process, what clients hold open: streams
 // (WebSockets and SSE streams) per client IP, subscriptions per WebSocket,
@@ -474,6 +484,8 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.Payments.ReconcileInterval, "billing-reconcile-interval", "BILLING_RECONCILE_INTERVAL", time.Hour, "how often paid Checkout Sessions and invoices that no webhook delivered are looked up and applied (0: never)")
 	s.duration(&cfg.Payments.ReconcileWindow, "billing-reconcile-window", "BILLING_RECONCILE_WINDOW", 72*time.Hour, "how far back the periodic reconcile looks")
 	s.int64(&cfg.Payments.WebhookMaxBytes, "stripe-webhook-max-bytes", "STRIPE_WEBHOOK_MAX_BYTES", 256<<10, "largest Stripe webhook body accepted (413 above)")
+	s.duration(&cfg.Exports.TTL, "privacy-export-ttl", "PRIVACY_EXPORT_TTL", 7*24*time.Hour, "how long a finished data export can be downloaded before it is deleted (at most 168h)")
+	s.secret(&cfg.Exports.LinkKey, "privacy-export-link-key", "PRIVACY_EXPORT_LINK_KEY", "", "secret that signs data export download links (at least 32 characters; default: derived from the local storage signing key; required in production with GCS storage)")
 	var introspection, graphiql bool
 	s.bool(&introspection, "introspection", "INTROSPECTION", true, "let clients read the schema through __schema and __type (GraphiQL and code generators need it); false refuses them with FORBIDDEN")
 	s.bool(&graphiql, "graphiql", "GRAPHIQL", true, "serve the GraphiQL page at /graphiql")
@@ -522,6 +534,10 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	default:
 		s.problems = append(s.problems, fmt.Sprintf("--storage-backend / STORAGE_BACKEND must be local or gcs, not %q", cfg.Storage.Backend))
 	}
+	s.check(cfg.Exports.TTL >= time.Hour && cfg.Exports.TTL <= 7*24*time.Hour, "--privacy-export-ttl must be between 1h and 168h")
+	s.check(cfg.Exports.LinkKey == "" || len(cfg.Exports.LinkKey) >= 32, "PRIVACY_EXPORT_LINK_KEY must be at least 32 characters")
+	s.check(cfg.Env != Production || cfg.Storage.Backend != "gcs" || cfg.Exports.LinkKey != "",
+		"PRIVACY_EXPORT_LINK_KEY is required in production with GCS storage: it signs the data export download links")
 	s.check(cfg.Works.MaxPixels >= 1_000_000, "--max-image-pixels must be at least 1000000")
 	s.check(cfg.Works.QuotaBytes >= cfg.MaxUploadBytes, "--storage-quota-bytes must be at least --max-upload-bytes")
 	s.check(cfg.Works.URLTTL >= time.Minute && cfg.Works.URLTTL <= 7*24*time.Hour, "--signed-url-ttl must be between 1m and 168h")

@@ -16,6 +16,7 @@ package privacy
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net/url"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/fastimage/api/internal/clock"
 	"github.com/fastimage/api/internal/events"
 	"github.com/fastimage/api/internal/mail"
+	"github.com/fastimage/api/internal/storage"
 )
 
 // ReauthWindow is how recently the password must have been proved on the
@@ -39,6 +41,16 @@ type Config struct {
 	// PollInterval is the safety net behind the NOTIFY wake-up of workers.
 	PollInterval time.Duration
 	Clock        clock.Clock
+
+	// Bucket keeps the exports' ZIPs (under each user's prefix).
+	Bucket storage.Bucket
+	// ExportTTL is how long a finished export can be downloaded; 0 or
+	// more than MaxExportTTL means MaxExportTTL.
+	ExportTTL time.Duration
+	// LinkKey signs the export download links (HMAC-SHA256). It must stay
+	// the same across restarts and replicas, or links already handed out
+	// stop working; empty means a random key for this process.
+	LinkKey []byte
 }
 
 // Job runs one claimed request of its kind (export, deletion). progress
@@ -64,6 +76,13 @@ func New(db *bun.DB, outbox *mail.Outbox, bus *events.Bus, log *slog.Logger, cfg
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 5 * time.Second
+	}
+	if cfg.ExportTTL <= 0 || cfg.ExportTTL > MaxExportTTL {
+		cfg.ExportTTL = MaxExportTTL
+	}
+	if len(cfg.LinkKey) == 0 {
+		cfg.LinkKey = make([]byte, 32)
+		_, _ = rand.Read(cfg.LinkKey)
 	}
 	return &Service{db: db, outbox: outbox, bus: bus, log: log, cfg: cfg, clock: clock.Or(cfg.Clock), jobs: map[Kind]Job{}}
 }

@@ -156,6 +156,10 @@ func (s *Server) routes() http.Handler {
 	// Stripe signs its webhooks: no session, no CORS; the handler reads the
 	// raw body itself, up to its own cap.
 	handle("/webhooks/stripe", "/webhooks/stripe", s.billing.WebhookHandler())
+	if s.privacy != nil {
+		// The signed token in the link is the credential: no session, no CORS.
+		handle("GET "+privacy.ExportPath+"{id}", privacy.ExportPath, s.withClient(s.privacy.ExportDownloadHandler()))
+	}
 	handle("GET /graphiql", "/graphiql", s.graphiqlHandler())
 	handle("GET /healthz", "/healthz", http.HandlerFunc(s.healthz))
 	handle("GET /readyz", "/readyz", http.HandlerFunc(s.readyz))
