@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stripe/stripe-go/v76"
@@ -61,8 +63,11 @@ func (s *Service) CreateCheckout(ctx context.Context, a actor.Actor, req Checkou
 		return nil, apperr.Errorf(apperr.Validation, "There is no plan or credit pack %q; the plans query lists them.", req.PlanCode).With("field", "planCode")
 	}
 	key := strings.TrimSpace(req.IdempotencyKey)
-	if key == "" || len(key) > 100 {
-		return nil, apperr.Errorf(apperr.Validation, "Give an idempotency key of 1 to 100 characters; send the same key when you retry.").With("field", "idempotencyKey")
+	// The key goes into Stripe's Idempotency-Key header and our database:
+	// a control character (or broken UTF-8) can be neither, and would fail
+	// as if Stripe or the database were down.
+	if key == "" || len(key) > 100 || !utf8.ValidString(key) || strings.IndexFunc(key, unicode.IsControl) >= 0 {
+		return nil, apperr.Errorf(apperr.Validation, "Give an idempotency key of 1 to 100 printable characters (no tabs or line breaks); send the same key when you retry.").With("field", "idempotencyKey")
 	}
 	success, err := s.returnURL(req.SuccessPath, "successPath")
 	if err != nil {
