@@ -335,4 +335,6 @@ func deref(s *string) string {
 	return *s
 }
 
-var errNoUser = errors.New("billing: the Stripe object names no user of ours")
+// errNotOurs is a Stripe object that names no user of ours, or no plan of
+// ours (the account sells something else too): its event is ignored.
+var errNotOurs = errors.New("billing: the Stripe object names no user or plan of ours")

@@ -166,7 +166,9 @@ func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.S
 		}
 	}
 	if code == "" {
-		return fmt.Errorf("subscription %s: no catalog plan in its items or metadata", ss.ID)
+		// A subscription to something else the account sells, by one of
+		// our users: not a plan of ours.
+		return fmt.Errorf("subscription %s: no catalog plan in its items or metadata: %w", ss.ID, errNotOurs)
 	}
 	sub := &Subscription{
 		UserID: userID, StripeID: ss.ID, PlanCode: code, Status: SubscriptionStatus(ss.Status),
@@ -279,7 +281,7 @@ func (s *Service) userOf(ctx context.Context, idb bun.IDB, meta map[string]strin
 			return uuid.Nil, fmt.Errorf("find user by customer: %w", err)
 		}
 	}
-	return uuid.Nil, errNoUser
+	return uuid.Nil, errNotOurs
 }
 
 // itemOfPrice is the catalog item a Stripe price sells: by its lookup key,
