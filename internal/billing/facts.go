@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/stripe/stripe-go/v76"
@@ -15,11 +16,41 @@ import (
 // derives the credits from them. Each merge runs in the transaction that
 // records the event, and finishes by settling the purchases it touched.
 
+// lockLinks serializes the merges that link a purchase to its charges
+// through the same payment intent or invoice, before either reads or
+// writes anything. A purchase's event writes its payment intent or invoice
+// on the purchase and then reads the charges; a charge's event writes them
+// on the charge and then reads the purchases. Run at once under READ
+// COMMITTED, neither would see the other's uncommitted link, and a refund
+// or dispute arriving with the payment would never be settled. Under the
+// lock, the second waits for the first to commit, and sees it. The ids are
+// locked in order, so merges sharing several never deadlock.
+func lockLinks(ctx context.Context, tx bun.Tx, ids ...string) error {
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == "" })
+	slices.Sort(ids)
+	for _, id := range slices.Compact(ids) {
+		if _, err := tx.NewRaw("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", "stripe-link:"+id).Exec(ctx); err != nil {
+			return fmt.Errorf("lock payment %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
 // mergeCheckout records what a Checkout Session says: the ids it links, and
 // for a pack, its payment status. A plan's payment is its invoice's
 // (mergeInvoice), which also names the period it pays for. It reports
 // whether that changed anything.
 func (s *Service) mergeCheckout(ctx context.Context, tx bun.Tx, cs *stripe.CheckoutSession, eventType string) (bool, error) {
+	var pi, inv string
+	if cs.PaymentIntent != nil {
+		pi = cs.PaymentIntent.ID
+	}
+	if cs.Invoice != nil {
+		inv = cs.Invoice.ID
+	}
+	if err := lockLinks(ctx, tx, pi, inv); err != nil {
+		return false, err
+	}
 	p, created, err := s.purchaseForCheckout(ctx, tx, cs)
 	if err != nil || p == nil {
 		return false, err
@@ -166,6 +197,13 @@ func (s *Service) mergeInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoi
 		s.log.WarnContext(ctx, "an invoice names no plan of ours; ignored", "invoice", inv.ID)
 		return false, nil
 	}
+	pi := ""
+	if inv.PaymentIntent != nil {
+		pi = inv.PaymentIntent.ID
+	}
+	if err := lockLinks(ctx, tx, inv.ID, pi); err != nil {
+		return false, err
+	}
 	p, created, err := s.purchaseForInvoice(ctx, tx, inv, meta, item)
 	if err != nil || p == nil {
 		return false, err
@@ -176,8 +214,8 @@ func (s *Service) mergeInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoi
 	if st == StatusPaid {
 		q = q.Set("paid_at = coalesce(paid_at, ?)", unixTime(paidAt(inv))).Set("amount = ?, currency = ?", inv.AmountPaid, string(inv.Currency))
 	}
-	if inv.PaymentIntent != nil && inv.PaymentIntent.ID != "" {
-		q = q.Set("payment_intent_id = coalesce(payment_intent_id, ?)", inv.PaymentIntent.ID)
+	if pi != "" {
+		q = q.Set("payment_intent_id = coalesce(payment_intent_id, ?)", pi)
 	}
 	if inv.HostedInvoiceURL != "" {
 		q = q.Set("receipt_url = ?", inv.HostedInvoiceURL)
@@ -267,6 +305,9 @@ func (s *Service) mergeCharge(ctx context.Context, tx bun.Tx, ch *stripe.Charge)
 	if ch.Invoice != nil {
 		inv = ch.Invoice.ID
 	}
+	if err := lockLinks(ctx, tx, pi, inv); err != nil {
+		return false, err
+	}
 	before, err := chargeFacts(ctx, tx, ch.ID)
 	if err != nil {
 		return false, err
@@ -293,6 +334,9 @@ func (s *Service) mergeDispute(ctx context.Context, tx bun.Tx, d *stripe.Dispute
 	pi := ""
 	if d.PaymentIntent != nil {
 		pi = d.PaymentIntent.ID
+	}
+	if err := lockLinks(ctx, tx, pi); err != nil {
+		return false, err
 	}
 	status := DisputeOpen
 	switch d.Status {
