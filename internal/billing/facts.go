@@ -161,11 +161,46 @@ func (s *Service) purchaseForCheckout(ctx context.Context, tx bun.Tx, cs *stripe
 	return p, true, nil
 }
 
-// grantsCredits says whether an invoice pays for a period of the plan
-// (its first or a renewal), rather than a proration or a one-off.
+// grantsCredits says whether an invoice may pay for a period of the plan:
+// its first, a renewal, or a change that starts a new period at once (from
+// the monthly to the yearly plan), rather than a one-off. Which period, if
+// any, is its period line's (see periodLine).
 func grantsCredits(inv *stripe.Invoice) bool {
 	return inv.BillingReason == stripe.InvoiceBillingReasonSubscriptionCreate ||
-		inv.BillingReason == stripe.InvoiceBillingReasonSubscriptionCycle
+		inv.BillingReason == stripe.InvoiceBillingReasonSubscriptionCycle ||
+		inv.BillingReason == stripe.InvoiceBillingReasonSubscriptionUpdate
+}
+
+// periodLine finds what a subscription invoice pays for: the plan of
+// meta's code, or of the first line that sells one of our plans, and the
+// line of the period it pays (nil: none, such as an invoice of prorations
+// only). Proration lines adjust for a change (unused time of the old plan,
+// the rest of the period on the new) and are never the period, nor name
+// its plan while a period line does: they may come first on the invoice.
+func (s *Service) periodLine(inv *stripe.Invoice, meta map[string]string) (item Item, ok bool, line *stripe.InvoiceLineItem) {
+	item, ok = s.catalog.Find(meta[metaCode])
+	if inv.Lines == nil {
+		return item, ok, nil
+	}
+	var proration *Item
+	for _, l := range inv.Lines.Data {
+		it, ours := s.itemOfPrice(l.Price)
+		ours = ours && it.Kind == Plan
+		switch {
+		case l.Proration:
+			if ours && proration == nil {
+				proration = &it
+			}
+		case ours:
+			return it, true, l
+		case line == nil:
+			line = l // a price of the plan no longer in the catalog's lookup keys
+		}
+	}
+	if !ok && proration != nil {
+		item, ok = *proration, true
+	}
+	return item, ok, line
 }
 
 // mergeInvoice records a subscription invoice's payment (invoice.paid) or
@@ -180,19 +215,7 @@ func (s *Service) mergeInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoi
 	if inv.SubscriptionDetails != nil {
 		meta = inv.SubscriptionDetails.Metadata
 	}
-	var line *stripe.InvoiceLineItem
-	item, ok := s.catalog.Find(meta[metaCode])
-	if inv.Lines != nil {
-		for _, l := range inv.Lines.Data {
-			if it, found := s.itemOfPrice(l.Price); found {
-				item, ok, line = it, true, l
-				break
-			}
-		}
-		if line == nil && len(inv.Lines.Data) > 0 {
-			line = inv.Lines.Data[0]
-		}
-	}
+	item, ok, line := s.periodLine(inv, meta)
 	if !ok {
 		s.log.WarnContext(ctx, "an invoice names no plan of ours; ignored", "invoice", inv.ID)
 		return false, nil
