@@ -147,7 +147,8 @@ func (s *Service) Apply(ctx context.Context, ev stripe.Event) (applied bool, err
 		}
 		applied = true
 		if current != nil {
-			return s.mergeSubscription(ctx, tx, current, observed)
+			_, err := s.mergeSubscription(ctx, tx, current, observed)
+			return err
 		}
 		_, err = s.applyObject(ctx, tx, string(ev.Type), ev.Data.Raw)
 		return err
