@@ -111,6 +111,12 @@ func (s *Service) CreateCheckout(ctx context.Context, a actor.Actor, req Checkou
 	if p.CheckoutSessionID != nil {
 		return &Checkout{URL: deref(p.CheckoutURL), SessionID: *p.CheckoutSessionID, Purchase: p}, nil
 	}
+	started := false
+	defer func() {
+		if !started {
+			s.dropUnstarted(ctx, p.ID)
+		}
+	}()
 	customer, err := s.ensureCustomer(ctx, a)
 	if err != nil {
 		return nil, err
@@ -153,8 +159,23 @@ func (s *Service) CreateCheckout(ctx context.Context, a actor.Actor, req Checkou
 		Where("id = ? AND checkout_session_id IS NULL", p.ID).Exec(ctx); err != nil {
 		return nil, fmt.Errorf("record checkout session: %w", err)
 	}
+	started = true
 	p.CheckoutSessionID, p.CheckoutURL, p.CustomerID = &cs.ID, &cs.URL, &customer
 	return &Checkout{URL: cs.URL, SessionID: cs.ID, Purchase: p}, nil
+}
+
+// dropUnstarted forgets the purchase of a checkout that could not be
+// started (Stripe failed, or its price is not synced yet). Left open, it
+// would block the user's next plan checkout for a day (one at a time), and
+// a new click sends a new key. A session Stripe did make but whose answer
+// was lost is not lost with it: a retry with the same key gets it again
+// (Stripe's idempotency), recorded on a new row, and a payment of it is
+// found by its session id.
+func (s *Service) dropUnstarted(ctx context.Context, id uuid.UUID) {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := s.db.NewRaw("DELETE FROM purchases WHERE id = ? AND checkout_session_id IS NULL AND status = ?", id, StatusOpen).Exec(ctx); err != nil {
+		s.log.ErrorContext(ctx, "forget a checkout that could not start", "purchase", id, "err", err)
+	}
 }
 
 // openPurchase records the purchase a checkout is for, or returns the one

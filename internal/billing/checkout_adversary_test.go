@@ -14,6 +14,7 @@ import (
 
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/billing"
+	"github.com/fastimage/api/internal/billing/stripefake"
 	"github.com/fastimage/api/internal/ratelimit"
 )
 
@@ -159,5 +160,29 @@ func TestCheckoutLimitUnderRace(t *testing.T) {
 	}
 	if n := e.fake.Count("checkout.session"); n != 10 {
 		t.Errorf("Stripe sessions: %d, want 10", n)
+	}
+}
+
+// TestFailedPlanCheckoutDoesNotBlockTheNext: a plan checkout that Stripe
+// could not start (here: its price not synced yet) leaves no open checkout
+// behind, so the next try, with a new key as a new click sends, is not
+// refused for a day as "a plan checkout open already".
+func TestFailedPlanCheckoutDoesNotBlockTheNext(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	f := stripefake.New(t) // a Stripe account whose catalog is not synced yet
+	svc := billing.New(e.db, billing.DefaultCatalog(), billing.Config{
+		SecretKey: "sk_test_fake", WebhookSecret: f.WebhookSecret, APIBase: f.URL,
+		PublicURL: mustURL(t, "https://app.example.test"),
+	}, slog.New(slog.DiscardHandler))
+	a := e.newUser(t)
+	if _, err := svc.CreateCheckout(ctx, a, request("pro-monthly", "click-1")); apperr.CodeOf(err) != apperr.Unavailable {
+		t.Fatalf("a plan without its Stripe price: %v, want UNAVAILABLE", err)
+	}
+	item, _ := billing.DefaultCatalog().Find("pro-monthly")
+	f.AddPrice(item.LookupKey, item.Price, item.Currency, string(item.Interval))
+	if _, err := svc.CreateCheckout(ctx, a, request("pro-monthly", "click-2")); err != nil {
+		t.Errorf("the next click, once the price exists: %v", err)
 	}
 }
