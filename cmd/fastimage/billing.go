@@ -149,10 +149,11 @@ func printReconcileReport(w io.Writer, report billing.ReconcileReport, window ti
 	fmt.Fprintf(tw, "WINDOW\t%s (since %s)\n", window, started.Add(-window).UTC().Format(time.RFC3339))
 	fmt.Fprintf(tw, "PAID CHECKOUT SESSIONS\t%d\n", report.Sessions)
 	fmt.Fprintf(tw, "PAID INVOICES\t%d\n", report.Invoices)
+	fmt.Fprintf(tw, "SUBSCRIPTIONS READ AGAIN\t%d\n", report.Subscriptions)
 	fmt.Fprintf(tw, "APPLIED\t%d\n", report.Applied)
 	tw.Flush()
 	if report.Applied == 0 {
-		fmt.Fprintln(w, "Every paid session and invoice had already been applied: nothing changed.")
+		fmt.Fprintln(w, "Every paid session, invoice and subscription change had already been applied: nothing changed.")
 	} else {
 		fmt.Fprintf(w, "Applied %d that no webhook had delivered.\n", report.Applied)
 	}

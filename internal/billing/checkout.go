@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stripe/stripe-go/v76"
@@ -61,8 +63,11 @@ func (s *Service) CreateCheckout(ctx context.Context, a actor.Actor, req Checkou
 		return nil, apperr.Errorf(apperr.Validation, "There is no plan or credit pack %q; the plans query lists them.", req.PlanCode).With("field", "planCode")
 	}
 	key := strings.TrimSpace(req.IdempotencyKey)
-	if key == "" || len(key) > 100 {
-		return nil, apperr.Errorf(apperr.Validation, "Give an idempotency key of 1 to 100 characters; send the same key when you retry.").With("field", "idempotencyKey")
+	// The key goes into Stripe's Idempotency-Key header and our database:
+	// a control character (or broken UTF-8) can be neither, and would fail
+	// as if Stripe or the database were down.
+	if key == "" || len(key) > 100 || !utf8.ValidString(key) || strings.IndexFunc(key, unicode.IsControl) >= 0 {
+		return nil, apperr.Errorf(apperr.Validation, "Give an idempotency key of 1 to 100 printable characters (no tabs or line breaks); send the same key when you retry.").With("field", "idempotencyKey")
 	}
 	success, err := s.returnURL(req.SuccessPath, "successPath")
 	if err != nil {
@@ -106,6 +111,12 @@ func (s *Service) CreateCheckout(ctx context.Context, a actor.Actor, req Checkou
 	if p.CheckoutSessionID != nil {
 		return &Checkout{URL: deref(p.CheckoutURL), SessionID: *p.CheckoutSessionID, Purchase: p}, nil
 	}
+	started := false
+	defer func() {
+		if !started {
+			s.dropUnstarted(ctx, p.ID)
+		}
+	}()
 	customer, err := s.ensureCustomer(ctx, a)
 	if err != nil {
 		return nil, err
@@ -148,8 +159,23 @@ func (s *Service) CreateCheckout(ctx context.Context, a actor.Actor, req Checkou
 		Where("id = ? AND checkout_session_id IS NULL", p.ID).Exec(ctx); err != nil {
 		return nil, fmt.Errorf("record checkout session: %w", err)
 	}
+	started = true
 	p.CheckoutSessionID, p.CheckoutURL, p.CustomerID = &cs.ID, &cs.URL, &customer
 	return &Checkout{URL: cs.URL, SessionID: cs.ID, Purchase: p}, nil
+}
+
+// dropUnstarted forgets the purchase of a checkout that could not be
+// started (Stripe failed, or its price is not synced yet). Left open, it
+// would block the user's next plan checkout for a day (one at a time), and
+// a new click sends a new key. A session Stripe did make but whose answer
+// was lost is not lost with it: a retry with the same key gets it again
+// (Stripe's idempotency), recorded on a new row, and a payment of it is
+// found by its session id.
+func (s *Service) dropUnstarted(ctx context.Context, id uuid.UUID) {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := s.db.NewRaw("DELETE FROM purchases WHERE id = ? AND checkout_session_id IS NULL AND status = ?", id, StatusOpen).Exec(ctx); err != nil {
+		s.log.ErrorContext(ctx, "forget a checkout that could not start", "purchase", id, "err", err)
+	}
 }
 
 // openPurchase records the purchase a checkout is for, or returns the one
@@ -330,4 +356,6 @@ func deref(s *string) string {
 	return *s
 }
 
-var errNoUser = errors.New("billing: the Stripe object names no user of ours")
+// errNotOurs is a Stripe object that names no user of ours, or no plan of
+// ours (the account sells something else too): its event is ignored.
+var errNotOurs = errors.New("billing: the Stripe object names no user or plan of ours")

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/stripe/stripe-go/v76"
@@ -15,11 +16,41 @@ import (
 // derives the credits from them. Each merge runs in the transaction that
 // records the event, and finishes by settling the purchases it touched.
 
+// lockLinks serializes the merges that link a purchase to its charges
+// through the same payment intent or invoice, before either reads or
+// writes anything. A purchase's event writes its payment intent or invoice
+// on the purchase and then reads the charges; a charge's event writes them
+// on the charge and then reads the purchases. Run at once under READ
+// COMMITTED, neither would see the other's uncommitted link, and a refund
+// or dispute arriving with the payment would never be settled. Under the
+// lock, the second waits for the first to commit, and sees it. The ids are
+// locked in order, so merges sharing several never deadlock.
+func lockLinks(ctx context.Context, tx bun.Tx, ids ...string) error {
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == "" })
+	slices.Sort(ids)
+	for _, id := range slices.Compact(ids) {
+		if _, err := tx.NewRaw("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", "stripe-link:"+id).Exec(ctx); err != nil {
+			return fmt.Errorf("lock payment %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
 // mergeCheckout records what a Checkout Session says: the ids it links, and
 // for a pack, its payment status. A plan's payment is its invoice's
 // (mergeInvoice), which also names the period it pays for. It reports
 // whether that changed anything.
 func (s *Service) mergeCheckout(ctx context.Context, tx bun.Tx, cs *stripe.CheckoutSession, eventType string) (bool, error) {
+	var pi, inv string
+	if cs.PaymentIntent != nil {
+		pi = cs.PaymentIntent.ID
+	}
+	if cs.Invoice != nil {
+		inv = cs.Invoice.ID
+	}
+	if err := lockLinks(ctx, tx, pi, inv); err != nil {
+		return false, err
+	}
 	p, created, err := s.purchaseForCheckout(ctx, tx, cs)
 	if err != nil || p == nil {
 		return false, err
@@ -130,11 +161,46 @@ func (s *Service) purchaseForCheckout(ctx context.Context, tx bun.Tx, cs *stripe
 	return p, true, nil
 }
 
-// grantsCredits says whether an invoice pays for a period of the plan
-// (its first or a renewal), rather than a proration or a one-off.
+// grantsCredits says whether an invoice may pay for a period of the plan:
+// its first, a renewal, or a change that starts a new period at once (from
+// the monthly to the yearly plan), rather than a one-off. Which period, if
+// any, is its period line's (see periodLine).
 func grantsCredits(inv *stripe.Invoice) bool {
 	return inv.BillingReason == stripe.InvoiceBillingReasonSubscriptionCreate ||
-		inv.BillingReason == stripe.InvoiceBillingReasonSubscriptionCycle
+		inv.BillingReason == stripe.InvoiceBillingReasonSubscriptionCycle ||
+		inv.BillingReason == stripe.InvoiceBillingReasonSubscriptionUpdate
+}
+
+// periodLine finds what a subscription invoice pays for: the plan of
+// meta's code, or of the first line that sells one of our plans, and the
+// line of the period it pays (nil: none, such as an invoice of prorations
+// only). Proration lines adjust for a change (unused time of the old plan,
+// the rest of the period on the new) and are never the period, nor name
+// its plan while a period line does: they may come first on the invoice.
+func (s *Service) periodLine(inv *stripe.Invoice, meta map[string]string) (item Item, ok bool, line *stripe.InvoiceLineItem) {
+	item, ok = s.catalog.Find(meta[metaCode])
+	if inv.Lines == nil {
+		return item, ok, nil
+	}
+	var proration *Item
+	for _, l := range inv.Lines.Data {
+		it, ours := s.itemOfPrice(l.Price)
+		ours = ours && it.Kind == Plan
+		switch {
+		case l.Proration:
+			if ours && proration == nil {
+				proration = &it
+			}
+		case ours:
+			return it, true, l
+		case line == nil:
+			line = l // a price of the plan no longer in the catalog's lookup keys
+		}
+	}
+	if !ok && proration != nil {
+		item, ok = *proration, true
+	}
+	return item, ok, line
 }
 
 // mergeInvoice records a subscription invoice's payment (invoice.paid) or
@@ -149,22 +215,17 @@ func (s *Service) mergeInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoi
 	if inv.SubscriptionDetails != nil {
 		meta = inv.SubscriptionDetails.Metadata
 	}
-	var line *stripe.InvoiceLineItem
-	item, ok := s.catalog.Find(meta[metaCode])
-	if inv.Lines != nil {
-		for _, l := range inv.Lines.Data {
-			if it, found := s.itemOfPrice(l.Price); found {
-				item, ok, line = it, true, l
-				break
-			}
-		}
-		if line == nil && len(inv.Lines.Data) > 0 {
-			line = inv.Lines.Data[0]
-		}
-	}
+	item, ok, line := s.periodLine(inv, meta)
 	if !ok {
 		s.log.WarnContext(ctx, "an invoice names no plan of ours; ignored", "invoice", inv.ID)
 		return false, nil
+	}
+	pi := ""
+	if inv.PaymentIntent != nil {
+		pi = inv.PaymentIntent.ID
+	}
+	if err := lockLinks(ctx, tx, inv.ID, pi); err != nil {
+		return false, err
 	}
 	p, created, err := s.purchaseForInvoice(ctx, tx, inv, meta, item)
 	if err != nil || p == nil {
@@ -176,8 +237,8 @@ func (s *Service) mergeInvoice(ctx context.Context, tx bun.Tx, inv *stripe.Invoi
 	if st == StatusPaid {
 		q = q.Set("paid_at = coalesce(paid_at, ?)", unixTime(paidAt(inv))).Set("amount = ?, currency = ?", inv.AmountPaid, string(inv.Currency))
 	}
-	if inv.PaymentIntent != nil && inv.PaymentIntent.ID != "" {
-		q = q.Set("payment_intent_id = coalesce(payment_intent_id, ?)", inv.PaymentIntent.ID)
+	if pi != "" {
+		q = q.Set("payment_intent_id = coalesce(payment_intent_id, ?)", pi)
 	}
 	if inv.HostedInvoiceURL != "" {
 		q = q.Set("receipt_url = ?", inv.HostedInvoiceURL)
@@ -267,6 +328,9 @@ func (s *Service) mergeCharge(ctx context.Context, tx bun.Tx, ch *stripe.Charge)
 	if ch.Invoice != nil {
 		inv = ch.Invoice.ID
 	}
+	if err := lockLinks(ctx, tx, pi, inv); err != nil {
+		return false, err
+	}
 	before, err := chargeFacts(ctx, tx, ch.ID)
 	if err != nil {
 		return false, err
@@ -293,6 +357,9 @@ func (s *Service) mergeDispute(ctx context.Context, tx bun.Tx, d *stripe.Dispute
 	pi := ""
 	if d.PaymentIntent != nil {
 		pi = d.PaymentIntent.ID
+	}
+	if err := lockLinks(ctx, tx, pi); err != nil {
+		return false, err
 	}
 	status := DisputeOpen
 	switch d.Status {

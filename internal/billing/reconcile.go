@@ -15,6 +15,10 @@ type ReconcileReport struct {
 	// Sessions and Invoices are the paid Checkout Sessions and paid
 	// invoices Stripe listed in the window.
 	Sessions, Invoices int
+	// Subscriptions is how many subscriptions we hold as not ended were
+	// read from Stripe again (whatever the window: an ending no webhook
+	// delivered must not keep a plan's limits forever).
+	Subscriptions int
 	// Applied is how many of them changed anything here (no webhook had
 	// delivered them); a second run applies 0.
 	Applied int
@@ -22,7 +26,8 @@ type ReconcileReport struct {
 
 // Reconcile lists the paid Checkout Sessions and paid invoices Stripe
 // created in the last window and applies any that no webhook delivered,
-// exactly as their webhooks would have. Running it again changes nothing.
+// exactly as their webhooks would have, and reads again every subscription
+// we hold as not ended. Running it again changes nothing.
 // An object that fails to apply is logged and the run goes on; the errors
 // are returned with the report of the rest.
 // Returns PAYMENTS_DISABLED when payments are off.
@@ -91,5 +96,9 @@ func (s *Service) Reconcile(ctx context.Context, window time.Duration) (Reconcil
 	if err := invs.Err(); err != nil {
 		failed = append(failed, fmt.Errorf("list invoices: %w", err))
 	}
+
+	checked, changed, subFailed := s.refreshSubscriptions(ctx)
+	rep.Subscriptions, rep.Applied = checked, rep.Applied+changed
+	failed = append(failed, subFailed...)
 	return rep, errors.Join(failed...)
 }

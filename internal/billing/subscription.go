@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -128,7 +129,8 @@ func (s *Service) SetCancelAtPeriodEnd(ctx context.Context, a actor.Actor, id uu
 	// Stripe's answer is the newest word on it; the webhook that follows
 	// repeats it.
 	if err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		return s.mergeSubscription(ctx, tx, ss, observed)
+		_, err := s.mergeSubscription(ctx, tx, ss, observed)
+		return err
 	}); err != nil {
 		return nil, err
 	}
@@ -137,22 +139,25 @@ func (s *Service) SetCancelAtPeriodEnd(ctx context.Context, a actor.Actor, id uu
 
 // mergeSubscription records what Stripe said about a subscription at
 // observed, unless we already know something newer, and sets the user's
-// limits to their live plan's.
-func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.Subscription, observed time.Time) error {
+// limits to their live plan's. It reports whether what the user sees of it
+// (plan, status, period, cancellation) changed; only then is their feed
+// told.
+func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.Subscription, observed time.Time) (bool, error) {
 	// A subscription we know stays its user's (the row's user never
 	// changes), and keeps its plan when Stripe's answer names none of ours.
 	var known Subscription
 	var userID uuid.UUID
-	err := tx.NewSelect().Model(&known).Column("user_id", "plan_code").Where("stripe_subscription_id = ?", ss.ID).Scan(ctx)
+	err := tx.NewSelect().Model(&known).Where("stripe_subscription_id = ?", ss.ID).For("UPDATE").Scan(ctx)
+	existed := err == nil
 	switch {
 	case err == nil:
 		userID = known.UserID
 	case errors.Is(err, sql.ErrNoRows):
 		if userID, err = s.userOf(ctx, tx, ss.Metadata, customerID(ss.Customer)); err != nil {
-			return err
+			return false, err
 		}
 	default:
-		return fmt.Errorf("read subscription %s: %w", ss.ID, err)
+		return false, fmt.Errorf("read subscription %s: %w", ss.ID, err)
 	}
 	code := known.PlanCode
 	if c := ss.Metadata[metaCode]; c != "" {
@@ -166,7 +171,9 @@ func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.S
 		}
 	}
 	if code == "" {
-		return fmt.Errorf("subscription %s: no catalog plan in its items or metadata", ss.ID)
+		// A subscription to something else the account sells, by one of
+		// our users: not a plan of ours.
+		return false, fmt.Errorf("subscription %s: no catalog plan in its items or metadata: %w", ss.ID, errNotOurs)
 	}
 	sub := &Subscription{
 		UserID: userID, StripeID: ss.ID, PlanCode: code, Status: SubscriptionStatus(ss.Status),
@@ -189,21 +196,85 @@ func (s *Service) mergeSubscription(ctx context.Context, tx bun.Tx, ss *stripe.S
 		Where("sub.observed_at <= EXCLUDED.observed_at AND sub.status NOT IN ('canceled', 'incomplete_expired')").
 		Returning("id").Exec(ctx)
 	if err != nil {
-		return fmt.Errorf("record subscription: %w", err)
+		return false, fmt.Errorf("record subscription: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return nil // older news
+		return false, nil // older news
 	}
 	if err := s.applyLimits(ctx, tx, userID); err != nil {
-		return err
+		return false, err
 	}
 	var cur Subscription
 	if err := tx.NewSelect().Model(&cur).Where("stripe_subscription_id = ?", ss.ID).Scan(ctx); err != nil {
-		return fmt.Errorf("read subscription: %w", err)
+		return false, fmt.Errorf("read subscription: %w", err)
 	}
-	return feed.AppendTx(ctx, tx, userID, feed.SubscriptionChanged{
+	if existed && cur.facts() == known.facts() {
+		return false, nil
+	}
+	return true, feed.AppendTx(ctx, tx, userID, feed.SubscriptionChanged{
 		SubscriptionID: cur.ID, PlanCode: cur.PlanCode, Status: string(cur.Status), CancelAtPeriodEnd: cur.CancelAtPeriodEnd,
 	})
+}
+
+// subscriptionFacts is what Stripe told of a subscription, without when.
+type subscriptionFacts struct {
+	plan                 string
+	status               SubscriptionStatus
+	start, end, canceled int64
+	cancelAtPeriodEnd    bool
+}
+
+func (sub *Subscription) facts() subscriptionFacts {
+	return subscriptionFacts{sub.PlanCode, sub.Status, unix(sub.CurrentPeriodStart), unix(sub.CurrentPeriodEnd), unix(sub.CanceledAt), sub.CancelAtPeriodEnd}
+}
+
+// refreshSubscriptions asks Stripe about every subscription we hold as not
+// ended and merges its answer, so that one whose ending (or any change)
+// no webhook delivered does not keep its plan's limits forever. It reports
+// how many it asked about and how many changed; one that fails is logged
+// and returned among the errors, and the rest go on.
+func (s *Service) refreshSubscriptions(ctx context.Context) (checked, changed int, failed []error) {
+	var ids []string
+	if err := s.db.NewRaw("SELECT stripe_subscription_id FROM subscriptions WHERE status NOT IN (?) ORDER BY id",
+		bun.In([]SubscriptionStatus{SubCanceled, SubIncompleteExpired})).Scan(ctx, &ids); err != nil {
+		return 0, 0, []error{fmt.Errorf("list subscriptions: %w", err)}
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return checked, changed, append(failed, ctx.Err())
+		}
+		observed := s.clock.Now()
+		params := &stripe.SubscriptionParams{}
+		params.Context = ctx
+		ss, err := s.api.Subscriptions.Get(id, params)
+		var se *stripe.Error
+		if errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound {
+			// Deleted from Stripe (test data): nothing more to learn.
+			s.log.WarnContext(ctx, "reconcile: a subscription we hold is gone from Stripe", "subscription", id)
+			continue
+		}
+		if err != nil {
+			s.log.ErrorContext(ctx, "reconcile could not read a subscription", "subscription", id, "err", err)
+			failed = append(failed, fmt.Errorf("subscription %s: %w", id, err))
+			continue
+		}
+		checked++
+		var news bool
+		err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			news, err = s.mergeSubscription(ctx, tx, ss, observed)
+			return err
+		})
+		if err != nil {
+			s.log.ErrorContext(ctx, "reconcile could not apply a subscription", "subscription", id, "err", err)
+			failed = append(failed, fmt.Errorf("subscription %s: %w", id, err))
+			continue
+		}
+		if news {
+			s.log.InfoContext(ctx, "reconcile applied a subscription change that no webhook had delivered", "subscription", id)
+			changed++
+		}
+	}
+	return checked, changed, failed
 }
 
 // applyLimits sets userID's limits to those of their live plan, or back to
@@ -279,7 +350,7 @@ func (s *Service) userOf(ctx context.Context, idb bun.IDB, meta map[string]strin
 			return uuid.Nil, fmt.Errorf("find user by customer: %w", err)
 		}
 	}
-	return uuid.Nil, errNoUser
+	return uuid.Nil, errNotOurs
 }
 
 // itemOfPrice is the catalog item a Stripe price sells: by its lookup key,

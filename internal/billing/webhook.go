@@ -147,14 +147,16 @@ func (s *Service) Apply(ctx context.Context, ev stripe.Event) (applied bool, err
 		}
 		applied = true
 		if current != nil {
-			return s.mergeSubscription(ctx, tx, current, observed)
+			_, err := s.mergeSubscription(ctx, tx, current, observed)
+			return err
 		}
 		_, err = s.applyObject(ctx, tx, string(ev.Type), ev.Data.Raw)
 		return err
 	})
-	if errors.Is(err, errNoUser) {
-		// Not ours (made outside this service): recorded nowhere, ignored.
-		s.log.WarnContext(ctx, "stripe event names no user of ours; ignored", "event", ev.ID, "type", ev.Type)
+	if errors.Is(err, errNotOurs) {
+		// Not ours (made outside this service, or a subscription to
+		// something else the account sells): recorded nowhere, ignored.
+		s.log.WarnContext(ctx, "stripe event names no user or plan of ours; ignored", "event", ev.ID, "type", ev.Type)
 		return false, nil
 	}
 	return applied, err

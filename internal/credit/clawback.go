@@ -120,6 +120,14 @@ func FreezeTx(ctx context.Context, tx bun.Tx, userID, lotID uuid.UUID, ref Ref, 
 // UnfreezeTx ends a freeze: the lot is spent in its turn again and the hold
 // (if any, and still held) is released.
 func UnfreezeTx(ctx context.Context, tx bun.Tx, lotID uuid.UUID, holdID *uuid.UUID) error {
+	// The account first, then the lot, as every posting locks them: a
+	// generation capturing meanwhile holds the account and spends from the
+	// lots, and taking the lot first would deadlock with it.
+	if _, err := tx.NewRaw(`
+		SELECT 1 FROM credit_accounts a JOIN credit_lots l ON l.user_id = a.user_id
+		WHERE l.id = ? FOR UPDATE OF a, l`, lotID).Exec(ctx); err != nil {
+		return fmt.Errorf("lock account and lot: %w", err)
+	}
 	if _, err := tx.NewRaw("UPDATE credit_lots SET frozen = false WHERE id = ?", lotID).Exec(ctx); err != nil {
 		return fmt.Errorf("unfreeze lot: %w", err)
 	}
