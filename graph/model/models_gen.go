@@ -119,7 +119,7 @@ type CreateBillingPortalSessionPayload struct {
 type CreateCheckoutSessionInput struct {
 	// The code of the pack or plan (see plans).
 	PlanCode string `json:"planCode"`
-	// Any string of 1 to 100 characters; a retry with the same key returns the same session.
+	// Any string of 1 to 100 printable characters (no tabs or line breaks); a retry with the same key returns the same session.
 	IdempotencyKey string `json:"idempotencyKey"`
 	// Where Stripe sends the browser after paying: a path on this site (e.g. /billing/done) or a URL on an allowed origin. ?session_id=… is added.
 	SuccessPath string `json:"successPath"`
