@@ -14,8 +14,10 @@ import (
 // own record of what it did; they take a plain user id.
 //
 // Balances never go negative: what a payment brought in and is still unspent
-// is taken back from its lot; what was spent already is recorded as owed on
-// the account and settled from the next paid grant (see settleOwed).
+// is taken back from its lot; what was spent already (or held for running
+// work) is recorded as owed on the account and settled from the next paid
+// grant (see settleOwed), or from held credits as their hold gives them back
+// (settleOwedOnRelease).
 
 // FreezeTTL is how long a freeze's hold lives. Disputes close within about
 // 75 days; the sweeper never releases a freeze (the dispute's close does).
@@ -82,6 +84,31 @@ func settleOwed(ctx context.Context, tx bun.Tx, userID, lotID uuid.UUID, grantKe
 		return err
 	}
 	if _, err := tx.NewRaw("UPDATE credit_accounts SET owed = owed - ? WHERE user_id = ?", take, userID).Exec(ctx); err != nil {
+		return fmt.Errorf("settle owed credits: %w", err)
+	}
+	return nil
+}
+
+// settleOwedOnRelease takes what the account owes from credits a hold gave
+// back: credits held when their payment was refunded could not be taken
+// back then (they were set aside), and were recorded as owed; once they
+// are free again they settle the debt before they can be spent.
+func settleOwedOnRelease(ctx context.Context, tx bun.Tx, h *Hold) error {
+	var owed, available int64
+	if err := tx.NewRaw("SELECT owed, balance - held FROM credit_accounts WHERE user_id = ? FOR UPDATE", h.UserID).Scan(ctx, &owed, &available); err != nil {
+		return fmt.Errorf("read owed credits: %w", err)
+	}
+	take := min(owed, available)
+	if take <= 0 {
+		return nil
+	}
+	if _, err := PostTx(ctx, tx, Posting{
+		UserID: h.UserID, Amount: -take, Kind: Clawback, IdempotencyKey: "settle:release:" + h.ID.String(),
+		Reason: "settles credits owed after a refund or a lost dispute",
+	}); err != nil {
+		return err
+	}
+	if _, err := tx.NewRaw("UPDATE credit_accounts SET owed = owed - ? WHERE user_id = ?", take, h.UserID).Exec(ctx); err != nil {
 		return fmt.Errorf("settle owed credits: %w", err)
 	}
 	return nil

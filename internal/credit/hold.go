@@ -138,11 +138,15 @@ func CaptureTx(ctx context.Context, tx bun.Tx, holdID uuid.UUID, amount int64) (
 	if ref.Type == "" {
 		ref = Ref{Type: "CreditHold", ID: h.ID.String()}
 	}
-	return PostTx(ctx, tx, Posting{
+	e, err := PostTx(ctx, tx, Posting{
 		UserID: h.UserID, Amount: -amount, Kind: Spend, Ref: ref,
 		IdempotencyKey: "capture:" + h.ID.String(),
 		releaseHeld:    h.Amount,
 	})
+	if err != nil || amount == h.Amount {
+		return e, err
+	}
+	return e, settleOwedOnRelease(ctx, tx, h) // the rest of the hold came back
 }
 
 // ChargeTx spends amount for the work a hold was set aside for, inside the
@@ -235,7 +239,10 @@ func freeHeld(ctx context.Context, tx bun.Tx, h *Hold) error {
 		h.Amount, h.UserID).Scan(ctx, &balance, &held); err != nil {
 		return fmt.Errorf("free held credits: %w", err)
 	}
-	return tellFeed(ctx, tx, h.UserID, balance, held, CauseRelease, h.ref())
+	if err := tellFeed(ctx, tx, h.UserID, balance, held, CauseRelease, h.ref()); err != nil {
+		return err
+	}
+	return settleOwedOnRelease(ctx, tx, h)
 }
 
 // ref names what the hold pays for.
