@@ -31,4 +31,3 @@ func TestRefundedCreditsHeldThenReleased(t *testing.T) {
 		t.Errorf("after a full refund and the hold released: %d credits available (owed %d), want 0", b.Available, e.owed(t, a.UserID))
 	}
 }
-
