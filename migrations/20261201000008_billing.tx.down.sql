@@ -1,5 +1,6 @@
 DROP TABLE user_limits;
 DROP TABLE subscriptions;
+DROP TABLE stripe_disputes;
 DROP TABLE stripe_charges;
 DROP TABLE purchases;
 DROP TABLE stripe_events;

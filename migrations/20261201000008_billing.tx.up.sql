@@ -76,6 +76,18 @@ CREATE TABLE stripe_charges (
 );
 CREATE INDEX stripe_charges_payment_intent_idx ON stripe_charges (payment_intent_id) WHERE payment_intent_id IS NOT NULL;
 CREATE INDEX stripe_charges_invoice_idx ON stripe_charges (invoice_id) WHERE invoice_id IS NOT NULL;
+-- Each dispute of a charge: an inquiry closed in our favour may be followed
+-- by a chargeback, a new dispute of the same charge. A dispute once closed
+-- stays as it closed; the charge's dispute columns above sum them up (lost
+-- if any is lost, open if any is open).
+CREATE TABLE stripe_disputes (
+  id         text PRIMARY KEY,
+  charge_id  text NOT NULL,
+  status     text NOT NULL CHECK (status IN ('open', 'won', 'lost')),
+  amount     bigint NOT NULL CHECK (amount >= 0),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX stripe_disputes_charge_idx ON stripe_disputes (charge_id);
 
 -- A user's subscriptions as Stripe last told us (observed_at orders what
 -- arrives late), and the limits of the plan that is active.

@@ -349,7 +349,8 @@ func (s *Service) mergeCharge(ctx context.Context, tx bun.Tx, ch *stripe.Charge)
 }
 
 // mergeDispute records a dispute: open until it closes, then won or lost
-// for good. It reports whether that changed anything.
+// for good; a charge may have several (an inquiry, then a chargeback). It
+// reports whether that changed anything.
 func (s *Service) mergeDispute(ctx context.Context, tx bun.Tx, d *stripe.Dispute) (bool, error) {
 	if d.Charge == nil || d.Charge.ID == "" {
 		return false, nil
@@ -373,14 +374,28 @@ func (s *Service) mergeDispute(ctx context.Context, tx bun.Tx, d *stripe.Dispute
 		return false, err
 	}
 	if _, err := tx.NewRaw(`
-		INSERT INTO stripe_charges (id, payment_intent_id, amount, dispute_id, dispute_status, dispute_amount) VALUES (?, nullif(?, ''), 0, ?, ?, ?)
+		INSERT INTO stripe_disputes (id, charge_id, status, amount) VALUES (?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET
+		  status = CASE WHEN stripe_disputes.status IN ('won', 'lost') THEN stripe_disputes.status ELSE EXCLUDED.status END,
+		  amount = GREATEST(stripe_disputes.amount, EXCLUDED.amount),
+		  updated_at = now()`, d.ID, d.Charge.ID, status, d.Amount).Exec(ctx); err != nil {
+		return false, fmt.Errorf("record dispute %s: %w", d.ID, err)
+	}
+	// The charge's sum of its disputes: lost (the lost amounts) if any is
+	// lost, else open if any is open, else won.
+	if _, err := tx.NewRaw(`
+		WITH d AS (
+		  SELECT CASE WHEN bool_or(status = 'lost') THEN 'lost' WHEN bool_or(status = 'open') THEN 'open' ELSE 'won' END AS status,
+		         CASE WHEN bool_or(status = 'lost') THEN sum(amount) FILTER (WHERE status = 'lost') ELSE max(amount) END AS amount,
+		         max(id) AS last
+		  FROM stripe_disputes WHERE charge_id = ?0)
+		INSERT INTO stripe_charges (id, payment_intent_id, amount, dispute_id, dispute_status, dispute_amount)
+		SELECT ?0, nullif(?1, ''), 0, d.last, d.status, d.amount FROM d
 		ON CONFLICT (id) DO UPDATE SET
 		  payment_intent_id = coalesce(stripe_charges.payment_intent_id, EXCLUDED.payment_intent_id),
-		  dispute_id = EXCLUDED.dispute_id,
-		  dispute_status = CASE WHEN stripe_charges.dispute_status IN ('won', 'lost') THEN stripe_charges.dispute_status ELSE EXCLUDED.dispute_status END,
-		  dispute_amount = GREATEST(stripe_charges.dispute_amount, EXCLUDED.dispute_amount),
-		  updated_at = now()`, d.Charge.ID, pi, d.ID, status, d.Amount).Exec(ctx); err != nil {
-		return false, fmt.Errorf("record dispute %s: %w", d.ID, err)
+		  dispute_id = EXCLUDED.dispute_id, dispute_status = EXCLUDED.dispute_status, dispute_amount = EXCLUDED.dispute_amount,
+		  updated_at = now()`, d.Charge.ID, pi).Exec(ctx); err != nil {
+		return false, fmt.Errorf("sum up the disputes of charge %s: %w", d.Charge.ID, err)
 	}
 	return s.settleCharge(ctx, tx, d.Charge.ID, before)
 }
