@@ -52,7 +52,8 @@ func (s *Service) WebhookHandler() http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Stripe webhooks are POSTed.")
 			return
 		}
-		if s.api == nil {
+		if s.api == nil || s.cfg.WebhookSecret == "" {
+			// Without a secret anyone could sign an event.
 			writeJSON(w, http.StatusNotFound, string(PaymentsDisabled), "Payments are not enabled on this server.")
 			return
 		}
