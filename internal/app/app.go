@@ -201,6 +201,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		PublicURL: cfg.PublicURL, Lease: cfg.Generate.Lease, PollInterval: o.PollInterval, Clock: clk,
 	})
 	a.Usage = usage.New(bdb, log, usage.Config{Enabled: cfg.Privacy.AnalyticsEnabled, Clock: clk})
+	registerUsageMetrics(a.Metrics, a.Usage)
 	if cfg.Privacy.AnalyticsForwarding() {
 		a.Forwarder = usage.NewForwarder(bdb, endpoint.New(cfg.Privacy.AnalyticsForwardURL, 0), 0, 0)
 	}

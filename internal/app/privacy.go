@@ -6,6 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/usage"
 )
@@ -89,6 +92,16 @@ func (a *App) retention() func(context.Context) (int, error) {
 		}
 		return rep.Total(), err
 	}
+}
+
+// registerUsageMetrics reports in /metrics the usage events this process
+// stored and those it dropped because its queue was full.
+func registerUsageMetrics(r *prometheus.Registry, u *usage.Recorder) {
+	reg := promauto.With(r)
+	reg.NewCounterFunc(prometheus.CounterOpts{Name: "fastimage_usage_events_written_total", Help: "Usage events stored (only with ANALYTICS_ENABLED)."},
+		func() float64 { return float64(u.Written()) })
+	reg.NewCounterFunc(prometheus.CounterOpts{Name: "fastimage_usage_events_dropped_total", Help: "Usage events dropped because the queue to the database was full."},
+		func() float64 { return float64(u.Dropped()) })
 }
 
 // runPrivacy starts, beside requests, the usage recorder's writer and the

@@ -187,3 +187,47 @@ func TestPurge(t *testing.T) {
 		t.Errorf("%d events left, want 2", got)
 	}
 }
+
+// BenchmarkRecord is what analytics adds to an operation: one event queued
+// (with the writer running beside it; events it could not keep up with are
+// reported as dropped).
+func BenchmarkRecord(b *testing.B) {
+	bdb := dbtest.New(b)
+	var id uuid.UUID
+	if err := bdb.NewRaw("INSERT INTO users (email, password_hash) VALUES ('bench@example.com', 'x') RETURNING id").Scan(context.Background(), &id); err != nil {
+		b.Fatal(err)
+	}
+	r := usage.New(bdb, quietLog(), usage.Config{Enabled: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Record(usage.Event{UserID: id, Feature: "generateImage", Operation: "Generate", Client: "Chrome/Windows"})
+	}
+	cancel()
+	<-done
+	b.ReportMetric(float64(r.Dropped())/float64(b.N), "dropped/op")
+}
+
+// BenchmarkWrite is the writer's side: events stored a batch (one INSERT)
+// at a time, reported as events a second.
+func BenchmarkWrite(b *testing.B) {
+	bdb := dbtest.New(b)
+	var id uuid.UUID
+	if err := bdb.NewRaw("INSERT INTO users (email, password_hash) VALUES ('bench@example.com', 'x') RETURNING id").Scan(context.Background(), &id); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 500
+	r := usage.New(bdb, quietLog(), usage.Config{Enabled: true, Queue: batch, Batch: batch})
+	start := time.Now()
+	for b.Loop() {
+		for range batch {
+			r.Record(usage.Event{UserID: id, Feature: "generateImage", Operation: "Generate", Client: "Chrome/Windows"})
+		}
+		if n, err := r.Flush(context.Background()); err != nil || n != batch {
+			b.Fatalf("Flush = %d, %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "events/s")
+}
