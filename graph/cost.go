@@ -34,6 +34,15 @@ const (
 	// auditSteps is how many steps a privacy request's trail is expected
 	// to have.
 	auditSteps = 8
+	// legalKinds is how many kinds of legal documents there are, and
+	// legalVersions how many versions are listed at once: each kind's
+	// version in effect and one announced.
+	legalKinds    = 2
+	legalVersions = 2 * legalKinds
+	// processorRoles bounds serverInfo.processors: one per role.
+	processorRoles = 7
+	// captchaCost is a call to the CAPTCHA provider.
+	captchaCost = 200
 )
 
 // SetCosts sets the complexity of every field whose work is not one field's
@@ -69,6 +78,14 @@ func SetCosts(c *ComplexityRoot) {
 	c.Query.PrivacyRequestQueue = func(child int, _ *privacy.Status, first *int, _ *string) int { return page(first, child) }
 	c.PrivacyRequest.AuditTrail = func(child int) int { return queryCost + auditSteps*child }
 	c.Mutation.ConfirmPassword = func(child int, _ model.ConfirmPasswordInput) int { return hashCost + child }
+	c.Query.LegalDocuments = func(child int) int { return queryCost + legalVersions*child }
+	c.User.PendingLegalDocuments = func(child int) int { return queryCost + legalKinds*child }
+	c.AcceptLegalDocumentsPayload.PendingLegalDocuments = func(child int) int { return 1 + legalKinds*child }
+	c.Mutation.AcceptLegalDocuments = func(child int, in model.AcceptLegalDocumentsInput) int {
+		return queryCost*(1+len(in.Documents)) + child
+	}
+	c.ServerInfo.Processors = func(child int) int { return 1 + processorRoles*child }
+	c.Mutation.ContactSupport = func(child int, _ model.ContactSupportInput) int { return captchaCost + child }
 
 	// Batched per operation through the loaders: no query of their own.
 	c.Work.Images = func(child int) int { return 1 + imagesPerWork*child }

@@ -22,7 +22,9 @@ import (
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
+	"github.com/fastimage/api/internal/legal"
 	"github.com/fastimage/api/internal/privacy"
+	"github.com/fastimage/api/internal/processor"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/work"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -47,6 +49,7 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Plan() PlanResolver
 	PrivacyRequest() PrivacyRequestResolver
+	Processor() ProcessorResolver
 	Purchase() PurchaseResolver
 	Query() QueryResolver
 	SecurityEvent() SecurityEventResolver
@@ -60,6 +63,10 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	AcceptLegalDocumentsPayload struct {
+		PendingLegalDocuments func(childComplexity int) int
+	}
+
 	AdjustCreditsPayload struct {
 		Credits func(childComplexity int) int
 		Entry   func(childComplexity int) int
@@ -77,6 +84,11 @@ type ComplexityRoot struct {
 
 	ConfirmPasswordPayload struct {
 		ConfirmedAt func(childComplexity int) int
+	}
+
+	ContactSupportPayload struct {
+		Message    func(childComplexity int) int
+		ReceivedAt func(childComplexity int) int
 	}
 
 	CreateBillingPortalSessionPayload struct {
@@ -259,8 +271,17 @@ type ComplexityRoot struct {
 		Analytics  func(childComplexity int) int
 		Captcha    func(childComplexity int) int
 		Email      func(childComplexity int) int
+		LiveChat   func(childComplexity int) int
 		Payments   func(childComplexity int) int
 		Storage    func(childComplexity int) int
+	}
+
+	LegalDocument struct {
+		EffectiveAt func(childComplexity int) int
+		InEffect    func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		URL         func(childComplexity int) int
+		Version     func(childComplexity int) int
 	}
 
 	Limits struct {
@@ -273,6 +294,12 @@ type ComplexityRoot struct {
 		MaxUploadBytes            func(childComplexity int) int
 	}
 
+	LiveChat struct {
+		Enabled  func(childComplexity int) int
+		Provider func(childComplexity int) int
+		WidgetID func(childComplexity int) int
+	}
+
 	MessagePayload struct {
 		Message func(childComplexity int) int
 	}
@@ -283,6 +310,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AcceptLegalDocuments       func(childComplexity int, input model.AcceptLegalDocumentsInput) int
 		AdjustCredits              func(childComplexity int, input model.AdjustCreditsInput) int
 		CancelGeneration           func(childComplexity int, input model.CancelGenerationInput) int
 		CancelPrivacyRequest       func(childComplexity int, input model.CancelPrivacyRequestInput) int
@@ -293,6 +321,7 @@ type ComplexityRoot struct {
 		CompleteUpload             func(childComplexity int, input model.CompleteUploadInput) int
 		ConfirmEmailChange         func(childComplexity int, input model.ConfirmEmailChangeInput) int
 		ConfirmPassword            func(childComplexity int, input model.ConfirmPasswordInput) int
+		ContactSupport             func(childComplexity int, input model.ContactSupportInput) int
 		CreateBillingPortalSession func(childComplexity int, input model.CreateBillingPortalSessionInput) int
 		CreateCheckoutSession      func(childComplexity int, input model.CreateCheckoutSessionInput) int
 		CreateUpload               func(childComplexity int, input model.CreateUploadInput) int
@@ -387,6 +416,14 @@ type ComplexityRoot struct {
 		Request func(childComplexity int) int
 	}
 
+	Processor struct {
+		Categories func(childComplexity int) int
+		Host       func(childComplexity int) int
+		Name       func(childComplexity int) int
+		Purpose    func(childComplexity int) int
+		Role       func(childComplexity int) int
+	}
+
 	Purchase struct {
 		Amount            func(childComplexity int) int
 		AmountRefunded    func(childComplexity int) int
@@ -428,6 +465,7 @@ type ComplexityRoot struct {
 		EstimateEdit        func(childComplexity int, input model.EditImageInput) int
 		EstimateGeneration  func(childComplexity int, input model.GenerateImageInput) int
 		Generation          func(childComplexity int, id string) int
+		LegalDocuments      func(childComplexity int) int
 		Node                func(childComplexity int, id string) int
 		Nodes               func(childComplexity int, ids []string) int
 		Plans               func(childComplexity int) int
@@ -476,6 +514,7 @@ type ComplexityRoot struct {
 	ServerInfo struct {
 		Integrations func(childComplexity int) int
 		Limits       func(childComplexity int) int
+		Processors   func(childComplexity int) int
 		Version      func(childComplexity int) int
 	}
 
@@ -519,26 +558,27 @@ type ComplexityRoot struct {
 	}
 
 	User struct {
-		CreatedAt        func(childComplexity int) int
-		CreditEntries    func(childComplexity int, first *int, after *string) int
-		CreditHolds      func(childComplexity int, first *int, after *string, status *credit.HoldStatus) int
-		Credits          func(childComplexity int) int
-		Email            func(childComplexity int) int
-		EmailVerified    func(childComplexity int) int
-		Generations      func(childComplexity int, first *int, after *string, status *work.Status) int
-		ID               func(childComplexity int) int
-		Name             func(childComplexity int) int
-		Objections       func(childComplexity int) int
-		PrivacyRequests  func(childComplexity int, first *int, after *string) int
-		Purchases        func(childComplexity int, first *int, after *string) int
-		Role             func(childComplexity int) int
-		SecurityEvents   func(childComplexity int, first *int, after *string) int
-		Sessions         func(childComplexity int) int
-		Status           func(childComplexity int) int
-		Storage          func(childComplexity int) int
-		StripeCustomerID func(childComplexity int) int
-		Subscription     func(childComplexity int) int
-		Works            func(childComplexity int, first *int, after *string, filter *model.WorkFilter) int
+		CreatedAt             func(childComplexity int) int
+		CreditEntries         func(childComplexity int, first *int, after *string) int
+		CreditHolds           func(childComplexity int, first *int, after *string, status *credit.HoldStatus) int
+		Credits               func(childComplexity int) int
+		Email                 func(childComplexity int) int
+		EmailVerified         func(childComplexity int) int
+		Generations           func(childComplexity int, first *int, after *string, status *work.Status) int
+		ID                    func(childComplexity int) int
+		Name                  func(childComplexity int) int
+		Objections            func(childComplexity int) int
+		PendingLegalDocuments func(childComplexity int) int
+		PrivacyRequests       func(childComplexity int, first *int, after *string) int
+		Purchases             func(childComplexity int, first *int, after *string) int
+		Role                  func(childComplexity int) int
+		SecurityEvents        func(childComplexity int, first *int, after *string) int
+		Sessions              func(childComplexity int) int
+		Status                func(childComplexity int) int
+		Storage               func(childComplexity int) int
+		StripeCustomerID      func(childComplexity int) int
+		Subscription          func(childComplexity int) int
+		Works                 func(childComplexity int, first *int, after *string, filter *model.WorkFilter) int
 	}
 
 	UserPayload struct {
@@ -663,6 +703,7 @@ type MutationResolver interface {
 	EditImage(ctx context.Context, input model.EditImageInput) (*model.GenerationPayload, error)
 	CancelGeneration(ctx context.Context, input model.CancelGenerationInput) (*model.GenerationPayload, error)
 	RetryGeneration(ctx context.Context, input model.RetryGenerationInput) (*model.GenerationPayload, error)
+	AcceptLegalDocuments(ctx context.Context, input model.AcceptLegalDocumentsInput) (*model.AcceptLegalDocumentsPayload, error)
 	ConfirmPassword(ctx context.Context, input model.ConfirmPasswordInput) (*model.ConfirmPasswordPayload, error)
 	RequestDataExport(ctx context.Context, input *model.RequestDataExportInput) (*model.PrivacyRequestPayload, error)
 	RequestCorrection(ctx context.Context, input model.RequestCorrectionInput) (*model.PrivacyRequestPayload, error)
@@ -673,6 +714,7 @@ type MutationResolver interface {
 	RejectPrivacyRequest(ctx context.Context, input model.PrivacyRequestReasonInput) (*model.PrivacyRequestPayload, error)
 	ExtendPrivacyRequest(ctx context.Context, input model.PrivacyRequestReasonInput) (*model.PrivacyRequestPayload, error)
 	CompleteCorrection(ctx context.Context, input model.CompleteCorrectionInput) (*model.PrivacyRequestPayload, error)
+	ContactSupport(ctx context.Context, input model.ContactSupportInput) (*model.ContactSupportPayload, error)
 	UploadImage(ctx context.Context, input model.UploadImageInput) (*model.WorkPayload, error)
 	CreateUpload(ctx context.Context, input model.CreateUploadInput) (*model.CreateUploadPayload, error)
 	CompleteUpload(ctx context.Context, input model.CompleteUploadInput) (*model.WorkPayload, error)
@@ -695,6 +737,9 @@ type PrivacyRequestResolver interface {
 	AuditTrail(ctx context.Context, obj *privacy.Request) ([]*privacy.AuditEntry, error)
 	Export(ctx context.Context, obj *privacy.Request) (*privacy.ExportLink, error)
 }
+type ProcessorResolver interface {
+	Host(ctx context.Context, obj *processor.Processor) (*string, error)
+}
 type PurchaseResolver interface {
 	ID(ctx context.Context, obj *billing.Purchase) (string, error)
 	Plan(ctx context.Context, obj *billing.Purchase) (*billing.Item, error)
@@ -712,6 +757,7 @@ type QueryResolver interface {
 	Generation(ctx context.Context, id string) (*generate.Generation, error)
 	EstimateGeneration(ctx context.Context, input model.GenerateImageInput) (*model.Estimate, error)
 	EstimateEdit(ctx context.Context, input model.EditImageInput) (*model.Estimate, error)
+	LegalDocuments(ctx context.Context) ([]*legal.Document, error)
 	PrivacyRequestQueue(ctx context.Context, status *privacy.Status, first *int, after *string) (*model.PrivacyRequestConnection, error)
 	Work(ctx context.Context, id string) (*work.Work, error)
 }
@@ -743,6 +789,7 @@ type UserResolver interface {
 	Credits(ctx context.Context, obj *account.User) (*credit.Balance, error)
 	CreditEntries(ctx context.Context, obj *account.User, first *int, after *string) (*model.CreditEntryConnection, error)
 	Generations(ctx context.Context, obj *account.User, first *int, after *string, status *work.Status) (*model.GenerationConnection, error)
+	PendingLegalDocuments(ctx context.Context, obj *account.User) ([]*legal.Document, error)
 	PrivacyRequests(ctx context.Context, obj *account.User, first *int, after *string) (*model.PrivacyRequestConnection, error)
 	Objections(ctx context.Context, obj *account.User) ([]privacy.Purpose, error)
 	Works(ctx context.Context, obj *account.User, first *int, after *string, filter *model.WorkFilter) (*model.WorkConnection, error)
@@ -773,6 +820,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "AcceptLegalDocumentsPayload.pendingLegalDocuments":
+		if e.ComplexityRoot.AcceptLegalDocumentsPayload.PendingLegalDocuments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AcceptLegalDocumentsPayload.PendingLegalDocuments(childComplexity), true
 
 	case "AdjustCreditsPayload.credits":
 		if e.ComplexityRoot.AdjustCreditsPayload.Credits == nil {
@@ -836,6 +890,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ConfirmPasswordPayload.ConfirmedAt(childComplexity), true
+
+	case "ContactSupportPayload.message":
+		if e.ComplexityRoot.ContactSupportPayload.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactSupportPayload.Message(childComplexity), true
+	case "ContactSupportPayload.receivedAt":
+		if e.ComplexityRoot.ContactSupportPayload.ReceivedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContactSupportPayload.ReceivedAt(childComplexity), true
 
 	case "CreateBillingPortalSessionPayload.url":
 		if e.ComplexityRoot.CreateBillingPortalSessionPayload.URL == nil {
@@ -1542,6 +1609,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Integrations.Email(childComplexity), true
+	case "Integrations.liveChat":
+		if e.ComplexityRoot.Integrations.LiveChat == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Integrations.LiveChat(childComplexity), true
 	case "Integrations.payments":
 		if e.ComplexityRoot.Integrations.Payments == nil {
 			break
@@ -1554,6 +1627,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Integrations.Storage(childComplexity), true
+
+	case "LegalDocument.effectiveAt":
+		if e.ComplexityRoot.LegalDocument.EffectiveAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LegalDocument.EffectiveAt(childComplexity), true
+	case "LegalDocument.inEffect":
+		if e.ComplexityRoot.LegalDocument.InEffect == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LegalDocument.InEffect(childComplexity), true
+	case "LegalDocument.kind":
+		if e.ComplexityRoot.LegalDocument.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LegalDocument.Kind(childComplexity), true
+	case "LegalDocument.url":
+		if e.ComplexityRoot.LegalDocument.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LegalDocument.URL(childComplexity), true
+	case "LegalDocument.version":
+		if e.ComplexityRoot.LegalDocument.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LegalDocument.Version(childComplexity), true
 
 	case "Limits.maxQueryComplexity":
 		if e.ComplexityRoot.Limits.MaxQueryComplexity == nil {
@@ -1598,6 +1702,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Limits.MaxUploadBytes(childComplexity), true
 
+	case "LiveChat.enabled":
+		if e.ComplexityRoot.LiveChat.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LiveChat.Enabled(childComplexity), true
+	case "LiveChat.provider":
+		if e.ComplexityRoot.LiveChat.Provider == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LiveChat.Provider(childComplexity), true
+	case "LiveChat.widgetId":
+		if e.ComplexityRoot.LiveChat.WidgetID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LiveChat.WidgetID(childComplexity), true
+
 	case "MessagePayload.message":
 		if e.ComplexityRoot.MessagePayload.Message == nil {
 			break
@@ -1618,6 +1741,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Money.Currency(childComplexity), true
 
+	case "Mutation.acceptLegalDocuments":
+		if e.ComplexityRoot.Mutation.AcceptLegalDocuments == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_acceptLegalDocuments_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AcceptLegalDocuments(childComplexity, args["input"].(model.AcceptLegalDocumentsInput)), true
 	case "Mutation.adjustCredits":
 		if e.ComplexityRoot.Mutation.AdjustCredits == nil {
 			break
@@ -1728,6 +1862,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ConfirmPassword(childComplexity, args["input"].(model.ConfirmPasswordInput)), true
+	case "Mutation.contactSupport":
+		if e.ComplexityRoot.Mutation.ContactSupport == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_contactSupport_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ContactSupport(childComplexity, args["input"].(model.ContactSupportInput)), true
 	case "Mutation.createBillingPortalSession":
 		if e.ComplexityRoot.Mutation.CreateBillingPortalSession == nil {
 			break
@@ -2327,6 +2472,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PrivacyRequestPayload.Request(childComplexity), true
 
+	case "Processor.dataCategories":
+		if e.ComplexityRoot.Processor.Categories == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Processor.Categories(childComplexity), true
+	case "Processor.host":
+		if e.ComplexityRoot.Processor.Host == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Processor.Host(childComplexity), true
+	case "Processor.name":
+		if e.ComplexityRoot.Processor.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Processor.Name(childComplexity), true
+	case "Processor.purpose":
+		if e.ComplexityRoot.Processor.Purpose == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Processor.Purpose(childComplexity), true
+	case "Processor.role":
+		if e.ComplexityRoot.Processor.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Processor.Role(childComplexity), true
+
 	case "Purchase.amount":
 		if e.ComplexityRoot.Purchase.Amount == nil {
 			break
@@ -2515,6 +2691,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Generation(childComplexity, args["id"].(string)), true
 
+	case "Query.legalDocuments":
+		if e.ComplexityRoot.Query.LegalDocuments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.LegalDocuments(childComplexity), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -2687,6 +2869,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ServerInfo.Limits(childComplexity), true
+	case "ServerInfo.processors":
+		if e.ComplexityRoot.ServerInfo.Processors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServerInfo.Processors(childComplexity), true
 	case "ServerInfo.version":
 		if e.ComplexityRoot.ServerInfo.Version == nil {
 			break
@@ -2899,6 +3087,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Objections(childComplexity), true
+	case "User.pendingLegalDocuments":
+		if e.ComplexityRoot.User.PendingLegalDocuments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.PendingLegalDocuments(childComplexity), true
 	case "User.privacyRequests":
 		if e.ComplexityRoot.User.PrivacyRequests == nil {
 			break
@@ -3200,6 +3394,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AcceptLegalDocumentsInput", ec.unmarshalInputAcceptLegalDocumentsInput),
 			graphql.NewInputUnmarshaler("AdjustCreditsInput", ec.unmarshalInputAdjustCreditsInput),
 			graphql.NewInputUnmarshaler("CancelGenerationInput", ec.unmarshalInputCancelGenerationInput),
 			graphql.NewInputUnmarshaler("CancelPrivacyRequestInput", ec.unmarshalInputCancelPrivacyRequestInput),
@@ -3210,6 +3405,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CompleteUploadInput", ec.unmarshalInputCompleteUploadInput),
 			graphql.NewInputUnmarshaler("ConfirmEmailChangeInput", ec.unmarshalInputConfirmEmailChangeInput),
 			graphql.NewInputUnmarshaler("ConfirmPasswordInput", ec.unmarshalInputConfirmPasswordInput),
+			graphql.NewInputUnmarshaler("ContactSupportInput", ec.unmarshalInputContactSupportInput),
 			graphql.NewInputUnmarshaler("CreateBillingPortalSessionInput", ec.unmarshalInputCreateBillingPortalSessionInput),
 			graphql.NewInputUnmarshaler("CreateCheckoutSessionInput", ec.unmarshalInputCreateCheckoutSessionInput),
 			graphql.NewInputUnmarshaler("CreateUploadInput", ec.unmarshalInputCreateUploadInput),
@@ -3217,6 +3413,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("EditImageInput", ec.unmarshalInputEditImageInput),
 			graphql.NewInputUnmarshaler("EmptyBinInput", ec.unmarshalInputEmptyBinInput),
 			graphql.NewInputUnmarshaler("GenerateImageInput", ec.unmarshalInputGenerateImageInput),
+			graphql.NewInputUnmarshaler("LegalDocumentVersionInput", ec.unmarshalInputLegalDocumentVersionInput),
 			graphql.NewInputUnmarshaler("PrivacyRequestReasonInput", ec.unmarshalInputPrivacyRequestReasonInput),
 			graphql.NewInputUnmarshaler("ProcessingObjectionInput", ec.unmarshalInputProcessingObjectionInput),
 			graphql.NewInputUnmarshaler("PurgeWorksInput", ec.unmarshalInputPurgeWorksInput),
@@ -3334,7 +3531,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/account.graphqls" "schema/billing.graphqls" "schema/credit.graphqls" "schema/feed.graphqls" "schema/generation.graphqls" "schema/privacy.graphqls" "schema/work.graphqls"
+//go:embed "schema/account.graphqls" "schema/billing.graphqls" "schema/credit.graphqls" "schema/feed.graphqls" "schema/generation.graphqls" "schema/legal.graphqls" "schema/privacy.graphqls" "schema/support.graphqls" "schema/work.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -3490,7 +3687,9 @@ type Limits {
 	{Name: "schema/credit.graphqls", Input: sourceData("schema/credit.graphqls"), BuiltIn: false},
 	{Name: "schema/feed.graphqls", Input: sourceData("schema/feed.graphqls"), BuiltIn: false},
 	{Name: "schema/generation.graphqls", Input: sourceData("schema/generation.graphqls"), BuiltIn: false},
+	{Name: "schema/legal.graphqls", Input: sourceData("schema/legal.graphqls"), BuiltIn: false},
 	{Name: "schema/privacy.graphqls", Input: sourceData("schema/privacy.graphqls"), BuiltIn: false},
+	{Name: "schema/support.graphqls", Input: sourceData("schema/support.graphqls"), BuiltIn: false},
 	{Name: "schema/work.graphqls", Input: sourceData("schema/work.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -3498,6 +3697,14 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_AcceptLegalDocumentsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "pendingLegalDocuments":
+		return ec.fieldContext_AcceptLegalDocumentsPayload_pendingLegalDocuments(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AcceptLegalDocumentsPayload", field.Name)
+}
 
 func (ec *executionContext) childFields_AdjustCreditsPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -3535,6 +3742,16 @@ func (ec *executionContext) childFields_ConfirmPasswordPayload(ctx context.Conte
 		return ec.fieldContext_ConfirmPasswordPayload_confirmedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ConfirmPasswordPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ContactSupportPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "message":
+		return ec.fieldContext_ContactSupportPayload_message(ctx, field)
+	case "receivedAt":
+		return ec.fieldContext_ContactSupportPayload_receivedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContactSupportPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateBillingPortalSessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3901,8 +4118,26 @@ func (ec *executionContext) childFields_Integrations(ctx context.Context, field 
 		return ec.fieldContext_Integrations_captcha(ctx, field)
 	case "analytics":
 		return ec.fieldContext_Integrations_analytics(ctx, field)
+	case "liveChat":
+		return ec.fieldContext_Integrations_liveChat(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Integrations", field.Name)
+}
+
+func (ec *executionContext) childFields_LegalDocument(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_LegalDocument_kind(ctx, field)
+	case "version":
+		return ec.fieldContext_LegalDocument_version(ctx, field)
+	case "effectiveAt":
+		return ec.fieldContext_LegalDocument_effectiveAt(ctx, field)
+	case "url":
+		return ec.fieldContext_LegalDocument_url(ctx, field)
+	case "inEffect":
+		return ec.fieldContext_LegalDocument_inEffect(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LegalDocument", field.Name)
 }
 
 func (ec *executionContext) childFields_Limits(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3923,6 +4158,18 @@ func (ec *executionContext) childFields_Limits(ctx context.Context, field graphq
 		return ec.fieldContext_Limits_maxSubscriptionsPerUser(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Limits", field.Name)
+}
+
+func (ec *executionContext) childFields_LiveChat(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "enabled":
+		return ec.fieldContext_LiveChat_enabled(ctx, field)
+	case "provider":
+		return ec.fieldContext_LiveChat_provider(ctx, field)
+	case "widgetId":
+		return ec.fieldContext_LiveChat_widgetId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LiveChat", field.Name)
 }
 
 func (ec *executionContext) childFields_MessagePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4059,6 +4306,22 @@ func (ec *executionContext) childFields_PrivacyRequestPayload(ctx context.Contex
 		return ec.fieldContext_PrivacyRequestPayload_request(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PrivacyRequestPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_Processor(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_Processor_name(ctx, field)
+	case "role":
+		return ec.fieldContext_Processor_role(ctx, field)
+	case "host":
+		return ec.fieldContext_Processor_host(ctx, field)
+	case "purpose":
+		return ec.fieldContext_Processor_purpose(ctx, field)
+	case "dataCategories":
+		return ec.fieldContext_Processor_dataCategories(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Processor", field.Name)
 }
 
 func (ec *executionContext) childFields_Purchase(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4215,6 +4478,8 @@ func (ec *executionContext) childFields_ServerInfo(ctx context.Context, field gr
 		return ec.fieldContext_ServerInfo_integrations(ctx, field)
 	case "limits":
 		return ec.fieldContext_ServerInfo_limits(ctx, field)
+	case "processors":
+		return ec.fieldContext_ServerInfo_processors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ServerInfo", field.Name)
 }
@@ -4319,6 +4584,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_creditEntries(ctx, field)
 	case "generations":
 		return ec.fieldContext_User_generations(ctx, field)
+	case "pendingLegalDocuments":
+		return ec.fieldContext_User_pendingLegalDocuments(ctx, field)
 	case "privacyRequests":
 		return ec.fieldContext_User_privacyRequests(ctx, field)
 	case "objections":
@@ -4571,6 +4838,20 @@ func (ec *executionContext) field_Image_thumbnailUrl_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_acceptLegalDocuments_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AcceptLegalDocumentsInput, error) {
+			return ec.unmarshalNAcceptLegalDocumentsInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐAcceptLegalDocumentsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_adjustCredits_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4703,6 +4984,20 @@ func (ec *executionContext) field_Mutation_confirmPassword_args(ctx context.Cont
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.ConfirmPasswordInput, error) {
 			return ec.unmarshalNConfirmPasswordInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐConfirmPasswordInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_contactSupport_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ContactSupportInput, error) {
+			return ec.unmarshalNContactSupportInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐContactSupportInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -5603,6 +5898,38 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 
 // region    **************************** field.gotpl *****************************
 
+func (ec *executionContext) _AcceptLegalDocumentsPayload_pendingLegalDocuments(ctx context.Context, field graphql.CollectedField, obj *model.AcceptLegalDocumentsPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AcceptLegalDocumentsPayload_pendingLegalDocuments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PendingLegalDocuments, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*legal.Document) graphql.Marshaler {
+			return ec.marshalNLegalDocument2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐDocumentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AcceptLegalDocumentsPayload_pendingLegalDocuments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AcceptLegalDocumentsPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LegalDocument(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _AdjustCreditsPayload_entry(ctx context.Context, field graphql.CollectedField, obj *model.AdjustCreditsPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5858,6 +6185,52 @@ func (ec *executionContext) _ConfirmPasswordPayload_confirmedAt(ctx context.Cont
 }
 func (ec *executionContext) fieldContext_ConfirmPasswordPayload_confirmedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ConfirmPasswordPayload", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _ContactSupportPayload_message(ctx context.Context, field graphql.CollectedField, obj *model.ContactSupportPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactSupportPayload_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactSupportPayload_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactSupportPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _ContactSupportPayload_receivedAt(ctx context.Context, field graphql.CollectedField, obj *model.ContactSupportPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContactSupportPayload_receivedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReceivedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContactSupportPayload_receivedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContactSupportPayload", field, false, false, "DateTime")
 }
 
 func (ec *executionContext) _CreateBillingPortalSessionPayload_url(ctx context.Context, field graphql.CollectedField, obj *model.CreateBillingPortalSessionPayload) (ret graphql.Marshaler) {
@@ -8733,6 +9106,153 @@ func (ec *executionContext) fieldContext_Integrations_analytics(_ context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Integrations_liveChat(ctx context.Context, field graphql.CollectedField, obj *model.Integrations) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Integrations_liveChat(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LiveChat, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LiveChat) graphql.Marshaler {
+			return ec.marshalNLiveChat2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐLiveChat(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Integrations_liveChat(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Integrations",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LiveChat(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LegalDocument_kind(ctx context.Context, field graphql.CollectedField, obj *legal.Document) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LegalDocument_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v legal.Kind) graphql.Marshaler {
+			return ec.marshalNLegalDocumentKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LegalDocument_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LegalDocument", field, false, false, "LegalDocumentKind")
+}
+
+func (ec *executionContext) _LegalDocument_version(ctx context.Context, field graphql.CollectedField, obj *legal.Document) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LegalDocument_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LegalDocument_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LegalDocument", field, false, false, "String")
+}
+
+func (ec *executionContext) _LegalDocument_effectiveAt(ctx context.Context, field graphql.CollectedField, obj *legal.Document) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LegalDocument_effectiveAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EffectiveAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LegalDocument_effectiveAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LegalDocument", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _LegalDocument_url(ctx context.Context, field graphql.CollectedField, obj *legal.Document) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LegalDocument_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LegalDocument_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LegalDocument", field, false, false, "String")
+}
+
+func (ec *executionContext) _LegalDocument_inEffect(ctx context.Context, field graphql.CollectedField, obj *legal.Document) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LegalDocument_inEffect(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InEffect, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LegalDocument_inEffect(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LegalDocument", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _Limits_maxUploadBytes(ctx context.Context, field graphql.CollectedField, obj *model.Limits) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8892,6 +9412,75 @@ func (ec *executionContext) _Limits_maxSubscriptionsPerUser(ctx context.Context,
 }
 func (ec *executionContext) fieldContext_Limits_maxSubscriptionsPerUser(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Limits", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LiveChat_enabled(ctx context.Context, field graphql.CollectedField, obj *model.LiveChat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LiveChat_enabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Enabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LiveChat_enabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LiveChat", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _LiveChat_provider(ctx context.Context, field graphql.CollectedField, obj *model.LiveChat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LiveChat_provider(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Provider, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LiveChat_provider(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LiveChat", field, false, false, "String")
+}
+
+func (ec *executionContext) _LiveChat_widgetId(ctx context.Context, field graphql.CollectedField, obj *model.LiveChat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LiveChat_widgetId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WidgetID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LiveChat_widgetId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LiveChat", field, false, false, "String")
 }
 
 func (ec *executionContext) _MessagePayload_message(ctx context.Context, field graphql.CollectedField, obj *model.MessagePayload) (ret graphql.Marshaler) {
@@ -10063,6 +10652,50 @@ func (ec *executionContext) fieldContext_Mutation_retryGeneration(ctx context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_acceptLegalDocuments(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_acceptLegalDocuments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AcceptLegalDocuments(ctx, fc.Args["input"].(model.AcceptLegalDocumentsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AcceptLegalDocumentsPayload) graphql.Marshaler {
+			return ec.marshalNAcceptLegalDocumentsPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐAcceptLegalDocumentsPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_acceptLegalDocuments(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AcceptLegalDocumentsPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_acceptLegalDocuments_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_confirmPassword(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10497,6 +11130,50 @@ func (ec *executionContext) fieldContext_Mutation_completeCorrection(ctx context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_completeCorrection_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_contactSupport(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_contactSupport(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ContactSupport(ctx, fc.Args["input"].(model.ContactSupportInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ContactSupportPayload) graphql.Marshaler {
+			return ec.marshalNContactSupportPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐContactSupportPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_contactSupport(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContactSupportPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_contactSupport_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -11792,6 +12469,121 @@ func (ec *executionContext) fieldContext_PrivacyRequestPayload_request(_ context
 	return fc, nil
 }
 
+func (ec *executionContext) _Processor_name(ctx context.Context, field graphql.CollectedField, obj *processor.Processor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Processor_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Processor_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Processor", field, false, false, "String")
+}
+
+func (ec *executionContext) _Processor_role(ctx context.Context, field graphql.CollectedField, obj *processor.Processor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Processor_role(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Role, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v processor.Role) graphql.Marshaler {
+			return ec.marshalNProcessorRole2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐRole(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Processor_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Processor", field, false, false, "ProcessorRole")
+}
+
+func (ec *executionContext) _Processor_host(ctx context.Context, field graphql.CollectedField, obj *processor.Processor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Processor_host(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Processor().Host(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Processor_host(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Processor", field, true, true, "String")
+}
+
+func (ec *executionContext) _Processor_purpose(ctx context.Context, field graphql.CollectedField, obj *processor.Processor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Processor_purpose(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Purpose, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Processor_purpose(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Processor", field, false, false, "String")
+}
+
+func (ec *executionContext) _Processor_dataCategories(ctx context.Context, field graphql.CollectedField, obj *processor.Processor) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Processor_dataCategories(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Categories, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []processor.Category) graphql.Marshaler {
+			return ec.marshalNDataCategory2ᚕgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐCategoryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Processor_dataCategories(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Processor", field, false, false, "DataCategory")
+}
+
 func (ec *executionContext) _Purchase_id(ctx context.Context, field graphql.CollectedField, obj *billing.Purchase) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12737,6 +13529,38 @@ func (ec *executionContext) fieldContext_Query_estimateEdit(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_legalDocuments(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_legalDocuments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().LegalDocuments(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*legal.Document) graphql.Marshaler {
+			return ec.marshalNLegalDocument2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐDocumentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_legalDocuments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LegalDocument(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_privacyRequestQueue(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13373,6 +14197,38 @@ func (ec *executionContext) fieldContext_ServerInfo_limits(_ context.Context, fi
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Limits(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ServerInfo_processors(ctx context.Context, field graphql.CollectedField, obj *model.ServerInfo) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ServerInfo_processors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Processors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*processor.Processor) graphql.Marshaler {
+			return ec.marshalNProcessor2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐProcessorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ServerInfo_processors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ServerInfo",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Processor(ctx, field)
 		},
 	}
 	return fc, nil
@@ -14378,6 +15234,38 @@ func (ec *executionContext) fieldContext_User_generations(ctx context.Context, f
 	if fc.Args, err = ec.field_User_generations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _User_pendingLegalDocuments(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_pendingLegalDocuments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().PendingLegalDocuments(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*legal.Document) graphql.Marshaler {
+			return ec.marshalNLegalDocument2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐDocumentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_pendingLegalDocuments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LegalDocument(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -16461,6 +17349,48 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAcceptLegalDocumentsInput(ctx context.Context, obj any) (model.AcceptLegalDocumentsInput, error) {
+	var it model.AcceptLegalDocumentsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"documents"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "documents":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("documents"))
+			data, err := ec.unmarshalNLegalDocumentVersionInput2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐLegalDocumentVersionInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Documents = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAcceptLegalDocumentsInput unmarshals raw into the AcceptLegalDocumentsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAcceptLegalDocumentsInput(ctx context.Context, raw any) (model.AcceptLegalDocumentsInput, error) {
+	var out model.AcceptLegalDocumentsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AcceptLegalDocumentsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputAdjustCreditsInput(ctx context.Context, obj any) (model.AdjustCreditsInput, error) {
 	var it model.AdjustCreditsInput
 	if obj == nil {
@@ -16916,6 +17846,69 @@ func UnmarshalConfirmPasswordInput(ctx context.Context, raw any) (model.ConfirmP
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputContactSupportInput(ctx context.Context, obj any) (model.ContactSupportInput, error) {
+	var it model.ContactSupportInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"subject", "message", "email", "captchaToken"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "subject":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("subject"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Subject = data
+		case "message":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("message"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Message = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "captchaToken":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("captchaToken"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CaptchaToken = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalContactSupportInput unmarshals raw into the ContactSupportInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalContactSupportInput(ctx context.Context, raw any) (model.ContactSupportInput, error) {
+	var out model.ContactSupportInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ContactSupportInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreateBillingPortalSessionInput(ctx context.Context, obj any) (model.CreateBillingPortalSessionInput, error) {
 	var it model.CreateBillingPortalSessionInput
 	if obj == nil {
@@ -17340,6 +18333,55 @@ func (ec *executionContext) unmarshalInputGenerateImageInput(ctx context.Context
 func UnmarshalGenerateImageInput(ctx context.Context, raw any) (model.GenerateImageInput, error) {
 	var out model.GenerateImageInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "GenerateImageInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputLegalDocumentVersionInput(ctx context.Context, obj any) (model.LegalDocumentVersionInput, error) {
+	var it model.LegalDocumentVersionInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"kind", "version"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNLegalDocumentKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "version":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("version"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Version = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalLegalDocumentVersionInput unmarshals raw into the LegalDocumentVersionInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalLegalDocumentVersionInput(ctx context.Context, raw any) (model.LegalDocumentVersionInput, error) {
+	var out model.LegalDocumentVersionInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "LegalDocumentVersionInput", raw, &out)
 	return out, err
 }
 
@@ -18596,6 +19638,39 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 
 // region    **************************** object.gotpl ****************************
 
+var acceptLegalDocumentsPayloadImplementors = []string{"AcceptLegalDocumentsPayload"}
+
+func (ec *executionContext) _AcceptLegalDocumentsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AcceptLegalDocumentsPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, acceptLegalDocumentsPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AcceptLegalDocumentsPayload")
+		case "pendingLegalDocuments":
+			out.Values[i] = ec._AcceptLegalDocumentsPayload_pendingLegalDocuments(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var adjustCreditsPayloadImplementors = []string{"AdjustCreditsPayload"}
 
 func (ec *executionContext) _AdjustCreditsPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AdjustCreditsPayload) graphql.Marshaler {
@@ -18712,6 +19787,44 @@ func (ec *executionContext) _ConfirmPasswordPayload(ctx context.Context, sel ast
 			out.Values[i] = graphql.MarshalString("ConfirmPasswordPayload")
 		case "confirmedAt":
 			out.Values[i] = ec._ConfirmPasswordPayload_confirmedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var contactSupportPayloadImplementors = []string{"ContactSupportPayload"}
+
+func (ec *executionContext) _ContactSupportPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ContactSupportPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, contactSupportPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContactSupportPayload")
+		case "message":
+			out.Values[i] = ec._ContactSupportPayload_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "receivedAt":
+			out.Values[i] = ec._ContactSupportPayload_receivedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -19950,6 +21063,64 @@ func (ec *executionContext) _Integrations(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "liveChat":
+			out.Values[i] = ec._Integrations_liveChat(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var legalDocumentImplementors = []string{"LegalDocument"}
+
+func (ec *executionContext) _LegalDocument(ctx context.Context, sel ast.SelectionSet, obj *legal.Document) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, legalDocumentImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LegalDocument")
+		case "kind":
+			out.Values[i] = ec._LegalDocument_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "version":
+			out.Values[i] = ec._LegalDocument_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "effectiveAt":
+			out.Values[i] = ec._LegalDocument_effectiveAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "url":
+			out.Values[i] = ec._LegalDocument_url(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inEffect":
+			out.Values[i] = ec._LegalDocument_inEffect(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -20011,6 +21182,49 @@ func (ec *executionContext) _Limits(ctx context.Context, sel ast.SelectionSet, o
 		case "maxSubscriptionsPerUser":
 			out.Values[i] = ec._Limits_maxSubscriptionsPerUser(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var liveChatImplementors = []string{"LiveChat"}
+
+func (ec *executionContext) _LiveChat(ctx context.Context, sel ast.SelectionSet, obj *model.LiveChat) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, liveChatImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LiveChat")
+		case "enabled":
+			out.Values[i] = ec._LiveChat_enabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "provider":
+			out.Values[i] = ec._LiveChat_provider(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "widgetId":
+			out.Values[i] = ec._LiveChat_widgetId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -20295,6 +21509,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "acceptLegalDocuments":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_acceptLegalDocuments(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "confirmPassword":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_confirmPassword(ctx, field)
@@ -20361,6 +21582,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "completeCorrection":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_completeCorrection(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "contactSupport":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_contactSupport(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -20831,6 +22059,60 @@ func (ec *executionContext) _PrivacyRequestPayload(ctx context.Context, sel ast.
 	return out
 }
 
+var processorImplementors = []string{"Processor"}
+
+func (ec *executionContext) _Processor(ctx context.Context, sel ast.SelectionSet, obj *processor.Processor) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, processorImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Processor")
+		case "name":
+			out.Values[i] = ec._Processor_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "role":
+			out.Values[i] = ec._Processor_role(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "host":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Processor_host(ctx, field, obj)
+				})
+		case "purpose":
+			out.Values[i] = ec._Processor_purpose(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "dataCategories":
+			out.Values[i] = ec._Processor_dataCategories(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var purchaseImplementors = []string{"Purchase", "Node"}
 
 func (ec *executionContext) _Purchase(ctx context.Context, sel ast.SelectionSet, obj *billing.Purchase) graphql.Marshaler {
@@ -21138,6 +22420,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_estimateEdit(ctx, field)
+				})
+		case "legalDocuments":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_legalDocuments(ctx, field)
 				})
 		case "privacyRequestQueue":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -21477,6 +22765,11 @@ func (ec *executionContext) _ServerInfo(ctx context.Context, sel ast.SelectionSe
 			}
 		case "limits":
 			out.Values[i] = ec._ServerInfo_limits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "processors":
+			out.Values[i] = ec._ServerInfo_processors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -21868,6 +23161,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_generations(ctx, field, obj)
+				})
+		case "pendingLegalDocuments":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_pendingLegalDocuments(ctx, field, obj)
 				})
 		case "privacyRequests":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -22642,6 +23941,19 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAcceptLegalDocumentsInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐAcceptLegalDocumentsInput(ctx context.Context, v any) (model.AcceptLegalDocumentsInput, error) {
+	res, err := ec.unmarshalInputAcceptLegalDocumentsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAcceptLegalDocumentsPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐAcceptLegalDocumentsPayload(ctx context.Context, sel ast.SelectionSet, v *model.AcceptLegalDocumentsPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AcceptLegalDocumentsPayload!")
+		return graphql.Null
+	}
+	return ec._AcceptLegalDocumentsPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNAdjustCreditsInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐAdjustCreditsInput(ctx context.Context, v any) (model.AdjustCreditsInput, error) {
 	res, err := ec.unmarshalInputAdjustCreditsInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -22742,6 +24054,19 @@ func (ec *executionContext) marshalNConfirmPasswordPayload2ᚖgithubᚗcomᚋfas
 		return graphql.Null
 	}
 	return ec._ConfirmPasswordPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNContactSupportInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐContactSupportInput(ctx context.Context, v any) (model.ContactSupportInput, error) {
+	res, err := ec.unmarshalInputContactSupportInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNContactSupportPayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐContactSupportPayload(ctx context.Context, sel ast.SelectionSet, v *model.ContactSupportPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ContactSupportPayload!")
+		return graphql.Null
+	}
+	return ec._ContactSupportPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCreateBillingPortalSessionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateBillingPortalSessionInput(ctx context.Context, v any) (model.CreateBillingPortalSessionInput, error) {
@@ -22935,6 +24260,70 @@ func (ec *executionContext) marshalNCredits2ᚖgithubᚗcomᚋfastimageᚋapiᚋ
 		return graphql.Null
 	}
 	return ec._Credits(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDataCategory2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐCategory(ctx context.Context, v any) (processor.Category, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNDataCategory2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐCategory[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDataCategory2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐCategory(ctx context.Context, sel ast.SelectionSet, v processor.Category) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNDataCategory2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐCategory[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "DataCategory!")
+	}
+	return res
+}
+
+var (
+	unmarshalNDataCategory2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐCategory = map[string]processor.Category{
+		"ACCOUNT":  processor.Account,
+		"SECURITY": processor.Security,
+		"CONTENT":  processor.Content,
+		"USAGE":    processor.Usage,
+		"PAYMENT":  processor.Payment,
+		"SUPPORT":  processor.Support,
+	}
+	marshalNDataCategory2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐCategory = map[processor.Category]string{
+		processor.Account:  "ACCOUNT",
+		processor.Security: "SECURITY",
+		processor.Content:  "CONTENT",
+		processor.Usage:    "USAGE",
+		processor.Payment:  "PAYMENT",
+		processor.Support:  "SUPPORT",
+	}
+)
+
+func (ec *executionContext) unmarshalNDataCategory2ᚕgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐCategoryᚄ(ctx context.Context, v any) ([]processor.Category, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]processor.Category, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNDataCategory2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐCategory(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNDataCategory2ᚕgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐCategoryᚄ(ctx context.Context, sel ast.SelectionSet, v []processor.Category) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDataCategory2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐCategory(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNDateTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -23243,12 +24632,89 @@ func (ec *executionContext) marshalNIntegrations2ᚖgithubᚗcomᚋfastimageᚋa
 	return ec._Integrations(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNLegalDocument2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐDocumentᚄ(ctx context.Context, sel ast.SelectionSet, v []*legal.Document) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLegalDocument2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐDocument(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLegalDocument2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐDocument(ctx context.Context, sel ast.SelectionSet, v *legal.Document) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LegalDocument!")
+		return graphql.Null
+	}
+	return ec._LegalDocument(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNLegalDocumentKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐKind(ctx context.Context, v any) (legal.Kind, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNLegalDocumentKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐKind[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLegalDocumentKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐKind(ctx context.Context, sel ast.SelectionSet, v legal.Kind) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNLegalDocumentKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐKind[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "LegalDocumentKind!")
+	}
+	return res
+}
+
+var (
+	unmarshalNLegalDocumentKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐKind = map[string]legal.Kind{
+		"PRIVACY_POLICY": legal.PrivacyPolicy,
+		"TERMS":          legal.Terms,
+	}
+	marshalNLegalDocumentKind2githubᚗcomᚋfastimageᚋapiᚋinternalᚋlegalᚐKind = map[legal.Kind]string{
+		legal.PrivacyPolicy: "PRIVACY_POLICY",
+		legal.Terms:         "TERMS",
+	}
+)
+
+func (ec *executionContext) unmarshalNLegalDocumentVersionInput2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐLegalDocumentVersionInputᚄ(ctx context.Context, v any) ([]*model.LegalDocumentVersionInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.LegalDocumentVersionInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNLegalDocumentVersionInput2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐLegalDocumentVersionInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNLegalDocumentVersionInput2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐLegalDocumentVersionInput(ctx context.Context, v any) (*model.LegalDocumentVersionInput, error) {
+	res, err := ec.unmarshalInputLegalDocumentVersionInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNLimits2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐLimits(ctx context.Context, sel ast.SelectionSet, v *model.Limits) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Limits!")
 		return graphql.Null
 	}
 	return ec._Limits(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNLiveChat2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐLiveChat(ctx context.Context, sel ast.SelectionSet, v *model.LiveChat) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LiveChat!")
+		return graphql.Null
+	}
+	return ec._LiveChat(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNMessagePayload2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐMessagePayload(ctx context.Context, sel ast.SelectionSet, v *model.MessagePayload) graphql.Marshaler {
@@ -23540,6 +25006,66 @@ func (ec *executionContext) marshalNProcessingPurpose2ᚕgithubᚗcomᚋfastimag
 
 	return ret
 }
+
+func (ec *executionContext) marshalNProcessor2ᚕᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐProcessorᚄ(ctx context.Context, sel ast.SelectionSet, v []*processor.Processor) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProcessor2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐProcessor(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProcessor2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐProcessor(ctx context.Context, sel ast.SelectionSet, v *processor.Processor) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Processor!")
+		return graphql.Null
+	}
+	return ec._Processor(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNProcessorRole2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐRole(ctx context.Context, v any) (processor.Role, error) {
+	tmp, err := scalar.UnmarshalString(v)
+	res := unmarshalNProcessorRole2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐRole[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNProcessorRole2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐRole(ctx context.Context, sel ast.SelectionSet, v processor.Role) graphql.Marshaler {
+	_ = sel
+	res := scalar.MarshalString(marshalNProcessorRole2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐRole[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ProcessorRole!")
+	}
+	return res
+}
+
+var (
+	unmarshalNProcessorRole2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐRole = map[string]processor.Role{
+		"AI_PROVIDER": processor.RoleAIProvider,
+		"PAYMENTS":    processor.RolePayments,
+		"EMAIL":       processor.RoleEmail,
+		"STORAGE":     processor.RoleStorage,
+		"ANALYTICS":   processor.RoleAnalytics,
+		"LIVE_CHAT":   processor.RoleLiveChat,
+		"CAPTCHA":     processor.RoleCaptcha,
+	}
+	marshalNProcessorRole2githubᚗcomᚋfastimageᚋapiᚋinternalᚋprocessorᚐRole = map[processor.Role]string{
+		processor.RoleAIProvider: "AI_PROVIDER",
+		processor.RolePayments:   "PAYMENTS",
+		processor.RoleEmail:      "EMAIL",
+		processor.RoleStorage:    "STORAGE",
+		processor.RoleAnalytics:  "ANALYTICS",
+		processor.RoleLiveChat:   "LIVE_CHAT",
+		processor.RoleCaptcha:    "CAPTCHA",
+	}
+)
 
 func (ec *executionContext) marshalNPurchase2ᚖgithubᚗcomᚋfastimageᚋapiᚋinternalᚋbillingᚐPurchase(ctx context.Context, sel ast.SelectionSet, v *billing.Purchase) graphql.Marshaler {
 	if v == nil {

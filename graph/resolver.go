@@ -22,8 +22,10 @@ import (
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
+	"github.com/fastimage/api/internal/legal"
 	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/relay"
+	"github.com/fastimage/api/internal/support"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -53,7 +55,11 @@ type Resolver struct {
 	Feed       *feed.Service
 	Billing    *billing.Service
 	Privacy    *privacy.Service
-	Cookies    SessionCookies
+	// Support takes messages to support and Legal serves the legal
+	// documents; the server sets them after NewResolver.
+	Support *support.Service
+	Legal   *legal.Service
+	Cookies SessionCookies
 	// nodes finds the objects of each Node type for node(id:) and
 	// nodes(ids:), keyed by GraphQL type name.
 	nodes map[string]nodeFinder

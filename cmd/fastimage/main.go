@@ -1,5 +1,5 @@
 // Command fastimage is the FastImage API service: one binary with the
-// subcommands serve, worker, migrate, billing and version. Run `fastimage
+// subcommands serve, worker, migrate, billing, retention and version. Run `fastimage
 // help` for usage.
 package main
 
@@ -41,6 +41,8 @@ Usage:
                                      apply the paid Checkout Sessions and invoices of the last
                                      --since (default BILLING_RECONCILE_WINDOW) that no webhook
                                      delivered (same flags as serve; a second run applies nothing)
+  fastimage retention [flags]        apply the retention settings once and print what was removed
+                                     (same flags as serve; the periodic job does the same)
   fastimage version                  print the version
 
 Every flag has an environment variable of the same meaning; the flag wins.
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = migrate(ctx, args[1:], stdout, stderr)
 	case "billing":
 		err = billingCommand(ctx, args[1:], stdout, stderr)
+	case "retention":
+		err = retention(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, buildVersion())
 	case "help", "-h", "--help":

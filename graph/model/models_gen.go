@@ -15,9 +15,23 @@ import (
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
+	"github.com/fastimage/api/internal/legal"
 	"github.com/fastimage/api/internal/privacy"
+	"github.com/fastimage/api/internal/processor"
 	"github.com/fastimage/api/internal/work"
 )
+
+// Input of acceptLegalDocuments.
+type AcceptLegalDocumentsInput struct {
+	// The versions you accept (1 to 10).
+	Documents []*LegalDocumentVersionInput `json:"documents"`
+}
+
+// Result of acceptLegalDocuments.
+type AcceptLegalDocumentsPayload struct {
+	// The versions in effect still waiting for your acceptance, if any.
+	PendingLegalDocuments []*legal.Document `json:"pendingLegalDocuments"`
+}
 
 // Input of adjustCredits.
 type AdjustCreditsInput struct {
@@ -101,6 +115,26 @@ type ConfirmPasswordInput struct {
 type ConfirmPasswordPayload struct {
 	// When this session proved your password.
 	ConfirmedAt time.Time `json:"confirmedAt"`
+}
+
+// Input of contactSupport.
+type ContactSupportInput struct {
+	// What it is about (1 to 200 characters).
+	Subject string `json:"subject"`
+	// Your message (1 to 10000 characters).
+	Message string `json:"message"`
+	// Where to answer; required when signed out, ignored when signed in.
+	Email *string `json:"email,omitempty"`
+	// The CAPTCHA token; required when signed out and CAPTCHA is enabled.
+	CaptchaToken *string `json:"captchaToken,omitempty"`
+}
+
+// Result of contactSupport.
+type ContactSupportPayload struct {
+	// What happens next.
+	Message string `json:"message"`
+	// When support received it.
+	ReceivedAt time.Time `json:"receivedAt"`
 }
 
 // Input of createBillingPortalSession.
@@ -368,6 +402,16 @@ type Integrations struct {
 	Captcha *Integration `json:"captcha"`
 	// Product analytics.
 	Analytics *Integration `json:"analytics"`
+	// Live chat with support, when this deployment offers it.
+	LiveChat *LiveChat `json:"liveChat"`
+}
+
+// One version of a legal document, to accept.
+type LegalDocumentVersionInput struct {
+	// Which document.
+	Kind legal.Kind `json:"kind"`
+	// Its version, as legalDocuments lists it.
+	Version string `json:"version"`
 }
 
 // Public limits of this API.
@@ -386,6 +430,16 @@ type Limits struct {
 	MaxSubscriptionsPerSocket int `json:"maxSubscriptionsPerSocket"`
 	// Subscriptions you may run at once over all your WebSockets and SSE streams (per server process); clients of one IP that are not signed in share one such allowance. More are refused with LIMIT_EXCEEDED.
 	MaxSubscriptionsPerUser int `json:"maxSubscriptionsPerUser"`
+}
+
+// The live chat widget the web app loads, when enabled.
+type LiveChat struct {
+	// True when live chat is offered.
+	Enabled bool `json:"enabled"`
+	// Which live chat service, e.g. "crisp"; null when disabled.
+	Provider *string `json:"provider,omitempty"`
+	// The widget's public id, to load it; null when disabled.
+	WidgetID *string `json:"widgetId,omitempty"`
 }
 
 // A result that only says what happens next.
@@ -634,6 +688,10 @@ type ServerInfo struct {
 	Integrations *Integrations `json:"integrations"`
 	// The limits every client must stay within.
 	Limits *Limits `json:"limits"`
+	// The third parties that receive personal data from this deployment right
+	// now, and what data and why. The list is derived from the running
+	// configuration: an integration that is off is not listed.
+	Processors []*processor.Processor `json:"processors"`
 }
 
 // Input of signIn.

@@ -101,6 +101,11 @@ type Config struct {
 	// user's email (the sign-up bonus is granted there), so both happen or
 	// neither does.
 	OnEmailVerified func(ctx context.Context, tx bun.Tx, userID uuid.UUID) error
+	// OnSignUp runs inside the transaction that creates an account (the
+	// legal documents in effect are accepted there). When the address had
+	// an account already it runs with uuid.Nil, so that both answers take
+	// as long; it must then change nothing.
+	OnSignUp func(ctx context.Context, tx bun.Tx, userID uuid.UUID) error
 }
 
 // Limits are the rate limits of the account flows.

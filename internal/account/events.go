@@ -43,14 +43,16 @@ const (
 type SecurityEvent struct {
 	bun.BaseModel `bun:"table:security_events"`
 
-	ID        uuid.UUID      `bun:"id,pk,type:uuid,default:uuidv7()"`
-	UserID    *uuid.UUID     `bun:"user_id,type:uuid"`
-	Kind      EventKind      `bun:"kind"`
-	IP        string         `bun:"ip"`
-	UserAgent string         `bun:"user_agent"`
-	SessionID *uuid.UUID     `bun:"session_id,type:uuid"`
-	Detail    map[string]any `bun:"detail,type:jsonb"`
-	CreatedAt time.Time      `bun:"created_at,nullzero,default:now()"`
+	ID     uuid.UUID  `bun:"id,pk,type:uuid,default:uuidv7()"`
+	UserID *uuid.UUID `bun:"user_id,type:uuid"`
+	Kind   EventKind  `bun:"kind"`
+	IP     string     `bun:"ip"`
+	// IPTruncated is set once retention cut IP to its network.
+	IPTruncated bool           `bun:"ip_truncated"`
+	UserAgent   string         `bun:"user_agent"`
+	SessionID   *uuid.UUID     `bun:"session_id,type:uuid"`
+	Detail      map[string]any `bun:"detail,type:jsonb"`
+	CreatedAt   time.Time      `bun:"created_at,nullzero,default:now()"`
 }
 
 // maxDetailString bounds each string of an event's detail.

@@ -81,6 +81,9 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) error {
 			if err := s.enqueue(ctx, tx, signUpExistingMessage(email)); err != nil {
 				return err
 			}
+			if err := s.onSignUp(ctx, tx, uuid.Nil); err != nil {
+				return err
+			}
 			return record(ctx, tx, &existing.ID, nil, EventSignUpExisting, nil)
 		}
 		token, err := createEmailToken(ctx, tx, u.ID, "verify_email", nil, s.cfg.VerifyTokenTTL)
@@ -90,8 +93,23 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput) error {
 		if err := s.enqueue(ctx, tx, s.verifyEmailMessage(email, token)); err != nil {
 			return err
 		}
+		if err := s.onSignUp(ctx, tx, u.ID); err != nil {
+			return err
+		}
 		return record(ctx, tx, &u.ID, nil, EventSignUp, nil)
 	})
+}
+
+// onSignUp runs Config.OnSignUp, if any, for userID (uuid.Nil: the address
+// had an account already).
+func (s *Service) onSignUp(ctx context.Context, tx bun.Tx, userID uuid.UUID) error {
+	if s.cfg.OnSignUp == nil {
+		return nil
+	}
+	if err := s.cfg.OnSignUp(ctx, tx, userID); err != nil {
+		return fmt.Errorf("after sign-up: %w", err)
+	}
+	return nil
 }
 
 // VerifyEmail marks the account of an emailed verification link verified.

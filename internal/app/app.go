@@ -30,6 +30,7 @@ import (
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
 	"github.com/fastimage/api/internal/generate/provider"
+	"github.com/fastimage/api/internal/legal"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/password"
 	"github.com/fastimage/api/internal/privacy"
@@ -37,6 +38,9 @@ import (
 	"github.com/fastimage/api/internal/server"
 	"github.com/fastimage/api/internal/storage"
 	"github.com/fastimage/api/internal/storage/local"
+	"github.com/fastimage/api/internal/support"
+	"github.com/fastimage/api/internal/usage"
+	"github.com/fastimage/api/internal/usage/endpoint"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -96,6 +100,14 @@ type App struct {
 	// Privacy keeps users' privacy requests; its workers run exports and
 	// deletions.
 	Privacy *privacy.Service
+	// Usage records usage events (only with ANALYTICS_ENABLED); Forwarder
+	// sends them to ANALYTICS_FORWARD_URL, and is nil without one.
+	Usage     *usage.Recorder
+	Forwarder *usage.Forwarder
+	// Support takes messages to support; Legal serves the privacy policy
+	// and terms and records their acceptance.
+	Support *support.Service
+	Legal   *legal.Service
 	// Outbox is where every flow enqueues its mail; Mail delivers it
 	// through SMTP, and is nil when mail stays in the outbox (no SMTP server
 	// configured).
@@ -166,7 +178,10 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 	if !keep {
 		a.Mail = mail.NewWorker(bdb, transport, a.Bus, log, mail.WorkerConfig{Poll: o.PollInterval})
 	}
-	a.Accounts = account.New(bdb, accountConfig(cfg, a.Passwords), outbox, verifier, log)
+	if a.Legal, err = newLegal(cfg, bdb, clk); err != nil {
+		return nil, err
+	}
+	a.Accounts = account.New(bdb, accountConfig(cfg, a.Passwords, a.Legal), outbox, verifier, log)
 	a.Gallery = work.New(bdb, bucket, work.Config{
 		MaxUploadBytes: cfg.MaxUploadBytes, MaxPixels: cfg.Works.MaxPixels, QuotaBytes: cfg.Works.QuotaBytes,
 		URLTTL: cfg.Works.URLTTL, Retention: cfg.Works.Retention, Clock: clk,
@@ -191,6 +206,12 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		Bucket: bucket, ExportTTL: cfg.Exports.TTL, LinkKey: linkKey,
 	})
 	a.Privacy.Handle(privacy.KindExport, a.Privacy.Export)
+	a.Usage = usage.New(bdb, log, usage.Config{Enabled: cfg.Privacy.AnalyticsEnabled, Clock: clk})
+	registerUsageMetrics(a.Metrics, a.Usage)
+	if cfg.Privacy.AnalyticsForwarding() {
+		a.Forwarder = usage.NewForwarder(bdb, endpoint.New(cfg.Privacy.AnalyticsForwardURL, 0), 0, 0)
+	}
+	a.Support = support.New(bdb, outbox, verifier, a.Limiter, log, support.Config{Address: supportAddress(cfg)})
 	if a.Billing, err = billing.FromConfig(bdb, cfg, log, billing.WithClock(clk), billing.WithLimiter(a.Limiter)); err != nil {
 		return nil, err
 	}
@@ -207,6 +228,7 @@ func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
 	return server.New(server.Deps{
 		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
 		Accounts: a.Accounts, Passwords: a.Passwords, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Billing: a.Billing, Privacy: a.Privacy, Bus: a.Bus,
+		Usage: a.Usage, Support: a.Support, Legal: a.Legal,
 		Blobs: a.Blobs, Outbox: local, Metrics: a.Metrics,
 	})
 }
@@ -256,9 +278,31 @@ func newCaptcha(cfg *config.Serve) (captcha.Verifier, error) {
 	return v, nil
 }
 
+// newLegal returns the legal documents service of LEGAL_DOCUMENTS_FILE, or
+// of the built-in versions.
+func newLegal(cfg *config.Serve, bdb *bun.DB, clk clock.Clock) (*legal.Service, error) {
+	docs := legal.BuiltIn(cfg.PublicURL)
+	if f := cfg.Privacy.LegalDocumentsFile; f != "" {
+		var err error
+		if docs, err = legal.LoadFile(f); err != nil {
+			return nil, &config.Error{Problems: []string{"--legal-documents-file / LEGAL_DOCUMENTS_FILE: " + err.Error()}}
+		}
+	}
+	return legal.New(bdb, docs, clk), nil
+}
+
+// supportAddress is SUPPORT_EMAIL, or support@ the public URL's host.
+func supportAddress(cfg *config.Serve) string {
+	if cfg.Privacy.SupportEmail != "" {
+		return cfg.Privacy.SupportEmail
+	}
+	return "support@" + cfg.PublicURL.Hostname()
+}
+
 // accountConfig is the account settings, with the sign-up bonus granted in
-// the transaction that verifies a user's email.
-func accountConfig(cfg *config.Serve, passwords *password.Hasher) account.Config {
+// the transaction that verifies a user's email, and the legal documents in
+// effect accepted in the one that signs up.
+func accountConfig(cfg *config.Serve, passwords *password.Hasher, docs *legal.Service) account.Config {
 	return account.Config{
 		PublicURL:           cfg.PublicURL,
 		SessionIdleTimeout:  cfg.Accounts.SessionIdleTimeout,
@@ -268,6 +312,9 @@ func accountConfig(cfg *config.Serve, passwords *password.Hasher) account.Config
 		Passwords:           passwords,
 		OnEmailVerified: func(ctx context.Context, tx bun.Tx, userID uuid.UUID) error {
 			return credit.GrantSignupBonus(ctx, tx, userID, cfg.Credits.SignupBonus)
+		},
+		OnSignUp: func(ctx context.Context, tx bun.Tx, userID uuid.UUID) error {
+			return docs.AcceptCurrent(ctx, tx, userID)
 		},
 	}
 }

@@ -11,7 +11,8 @@ import (
 // Background starts what runs beside requests: the event listener (in every
 // process, so that subscribers on any replica hear of every commit), the
 // mail worker when mail is delivered (SMTP is configured), the generation
-// workers when cfg.Generate.Workers > 0, and the periodic
+// workers when cfg.Generate.Workers > 0, the usage recorder and forwarder
+// when analytics is on (after publishing the legal documents), and the periodic
 // maintenance tasks every cfg.MaintenanceInterval (none when it is not
 // positive). The returned function stops them all, giving running jobs'
 // leases back, and waits until they have returned; stopping ctx does the
@@ -31,6 +32,7 @@ func (a *App) Background(ctx context.Context) (stop func()) {
 		// and each streams a whole account.
 		wg.Go(func() { a.Privacy.RunWorkers(ctx, a.workerID, 1) })
 	}
+	a.runPrivacy(ctx, &wg)
 	if a.Config.MaintenanceInterval > 0 {
 		wg.Go(func() { runMaintenance(ctx, a.Config.MaintenanceInterval, a.Log, a.maintenanceTasks()...) })
 	}
@@ -57,6 +59,9 @@ func (a *App) maintenanceTasks() []task {
 			n, err := a.Limiter.Sweep(ctx, 24*time.Hour)
 			return int(n), err
 		}},
+	}
+	if a.Config.Privacy.Retention.Interval > 0 {
+		tasks = append(tasks, task{"apply retention", a.retention()})
 	}
 	if a.Billing.Enabled() && a.Config.Payments.ReconcileInterval > 0 {
 		tasks = append(tasks, task{"reconcile payments", a.reconcile()})

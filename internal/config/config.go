@@ -10,12 +10,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Environment names the kind of deployment. Production forbids reversing
@@ -93,6 +96,9 @@ type Serve struct {
 	Captcha  Captcha
 	Payments Payments
 	Exports  Exports
+	// Privacy holds the settings of what the privacy policy promises:
+	// usage analytics, support, live chat, legal documents and retention.
+	Privacy Privacy
 	// TrustedProxies are the networks whose X-Forwarded-For is believed when
 	// working out the client IP.
 	TrustedProxies []netip.Prefix
@@ -215,6 +221,47 @@ type Captcha struct {
 	Hostnames []string
 	VerifyURL string
 	Timeout   time.Duration
+}
+
+// Privacy holds the settings behind the privacy policy's promises.
+type Privacy struct {
+	// AnalyticsEnabled turns usage events on; AnalyticsForwardURL, when
+	// set, receives them in JSON batches every AnalyticsForwardInterval.
+	AnalyticsEnabled         bool
+	AnalyticsForwardURL      string
+	AnalyticsForwardInterval time.Duration
+	// SupportEmail receives contactSupport messages.
+	SupportEmail string
+	// LiveChatProvider names the live chat widget (empty: none) and
+	// LiveChatWidgetID is its public id, both shown in serverInfo.
+	LiveChatProvider string
+	LiveChatWidgetID string
+	// LegalDocumentsFile replaces the built-in privacy policy and terms
+	// versions (a JSON list).
+	LegalDocumentsFile string
+	Retention          Retention
+}
+
+// AnalyticsForwarding says whether usage events leave the service.
+func (p Privacy) AnalyticsForwarding() bool { return p.AnalyticsEnabled && p.AnalyticsForwardURL != "" }
+
+// LiveChatEnabled says whether a live chat widget is configured.
+func (p Privacy) LiveChatEnabled() bool { return p.LiveChatProvider != "" }
+
+// Retention holds how long records are kept. Zero keeps them.
+type Retention struct {
+	// Interval is how often the retention job runs (0: never).
+	Interval time.Duration
+	// Sessions and EmailTokens are kept this long after they ended
+	// (signed out, revoked, expired; used, voided, expired).
+	Sessions    time.Duration
+	EmailTokens time.Duration
+	// SecurityEvents and UsageEvents are kept this long after they happened.
+	SecurityEvents time.Duration
+	UsageEvents    time.Duration
+	// IPTruncateAfter is the age past which a security event's IP address
+	// is cut to its network (IPv4 /24, IPv6 /48).
+	IPTruncateAfter time.Duration
 }
 
 // Migrate holds the settings of `fastimage migrate`.
@@ -486,6 +533,20 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.int64(&cfg.Payments.WebhookMaxBytes, "stripe-webhook-max-bytes", "STRIPE_WEBHOOK_MAX_BYTES", 256<<10, "largest Stripe webhook body accepted (413 above)")
 	s.duration(&cfg.Exports.TTL, "privacy-export-ttl", "PRIVACY_EXPORT_TTL", 7*24*time.Hour, "how long a finished data export can be downloaded before it is deleted (at most 168h)")
 	s.secret(&cfg.Exports.LinkKey, "privacy-export-link-key", "PRIVACY_EXPORT_LINK_KEY", "", "secret that signs data export download links (at least 32 characters; default: derived from the local storage signing key; required in production with GCS storage)")
+	s.bool(&cfg.Privacy.AnalyticsEnabled, "analytics", "ANALYTICS_ENABLED", false, "record usage events (feature, operation, time, browser and OS family; never content) for signed-in users who do not object")
+	s.str(&cfg.Privacy.AnalyticsForwardURL, "analytics-forward-url", "ANALYTICS_FORWARD_URL", "", "http(s) endpoint that receives usage events as JSON batches (empty: they stay in the database)")
+	s.duration(&cfg.Privacy.AnalyticsForwardInterval, "analytics-forward-interval", "ANALYTICS_FORWARD_INTERVAL", time.Minute, "how often usage events are forwarded")
+	s.str(&cfg.Privacy.SupportEmail, "support-email", "SUPPORT_EMAIL", "", "address that receives contactSupport messages (default: support@ the public URL's host)")
+	s.str(&cfg.Privacy.LiveChatProvider, "live-chat-provider", "LIVE_CHAT_PROVIDER", "", "live chat widget the web app loads, e.g. crisp or intercom (empty: no live chat)")
+	s.str(&cfg.Privacy.LiveChatWidgetID, "live-chat-widget-id", "LIVE_CHAT_WIDGET_ID", "", "the live chat widget's public id (required with LIVE_CHAT_PROVIDER)")
+	s.str(&cfg.Privacy.LegalDocumentsFile, "legal-documents-file", "LEGAL_DOCUMENTS_FILE", "", "JSON file of the privacy policy and terms versions (empty: the built-in ones)")
+	rt := &cfg.Privacy.Retention
+	s.duration(&rt.Interval, "retention-interval", "RETENTION_INTERVAL", time.Hour, "how often the retention job runs (0: never; `fastimage retention` runs it once)")
+	s.duration(&rt.Sessions, "retention-sessions", "RETENTION_SESSIONS", 30*24*time.Hour, "ended sessions (signed out, revoked, expired) are deleted this long after they ended (0: kept)")
+	s.duration(&rt.EmailTokens, "retention-email-tokens", "RETENTION_EMAIL_TOKENS", 7*24*time.Hour, "used, replaced or expired email links are deleted this long after they ended (0: kept)")
+	s.duration(&rt.SecurityEvents, "retention-security-events", "RETENTION_SECURITY_EVENTS", 365*24*time.Hour, "security events are deleted at this age (0: kept)")
+	s.duration(&rt.UsageEvents, "retention-usage-events", "RETENTION_USAGE_EVENTS", 90*24*time.Hour, "usage events are deleted at this age (0: kept)")
+	s.duration(&rt.IPTruncateAfter, "retention-ip-truncate-after", "RETENTION_IP_TRUNCATE_AFTER", 30*24*time.Hour, "IP addresses in security events older than this are cut to IPv4 /24, IPv6 /48 (0: kept whole)")
 	var introspection, graphiql bool
 	s.bool(&introspection, "introspection", "INTROSPECTION", true, "let clients read the schema through __schema and __type (GraphiQL and code generators need it); false refuses them with FORBIDDEN")
 	s.bool(&graphiql, "graphiql", "GRAPHIQL", true, "serve the GraphiQL page at /graphiql")
@@ -560,6 +621,7 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(pay.ReconcileWindow >= time.Hour && pay.ReconcileWindow <= 30*24*time.Hour, "--billing-reconcile-window must be between 1h and 720h")
 	s.check(pay.WebhookMaxBytes >= 16<<10 && pay.WebhookMaxBytes <= 16<<20, "--stripe-webhook-max-bytes must be between 16384 and 16777216")
 	s.check(cfg.Captcha.Timeout >= 100*time.Millisecond, "--captcha-timeout must be at least 100ms")
+	s.checkPrivacy(&cfg.Privacy)
 
 	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
 		s.problems = append(s.problems, fmt.Sprintf("--http-addr / HTTP_ADDR must be host:port, not %q", cfg.HTTPAddr))
@@ -570,6 +632,9 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	} else {
 		cfg.PublicURL = u
 		cfg.AllowedOrigins = append(cfg.AllowedOrigins, u.Scheme+"://"+u.Host)
+		if cfg.Privacy.SupportEmail == "" {
+			cfg.Privacy.SupportEmail = "support@" + u.Hostname()
+		}
 		if len(cfg.Captcha.Hostnames) == 0 {
 			cfg.Captcha.Hostnames = []string{u.Hostname()}
 		}
@@ -605,6 +670,42 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(cfg.PasswordHashQueue >= 0 && cfg.PasswordHashQueue <= 100_000, "--password-hash-queue must be between 0 and 100000")
 	return &cfg, s.err()
 }
+
+func (s *set) checkPrivacy(p *Privacy) {
+	if p.AnalyticsForwardURL != "" {
+		u, err := url.Parse(p.AnalyticsForwardURL)
+		s.check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "",
+			"--analytics-forward-url / ANALYTICS_FORWARD_URL must be an http(s) URL, not %q", p.AnalyticsForwardURL)
+	}
+	s.check(p.AnalyticsForwardInterval >= time.Second, "--analytics-forward-interval must be at least 1s")
+	if p.SupportEmail != "" {
+		a, err := mail.ParseAddress(p.SupportEmail)
+		s.check(err == nil && a.Name == "" && a.Address == p.SupportEmail,
+			"--support-email / SUPPORT_EMAIL must be one plain address such as support@example.com, not %q", p.SupportEmail)
+	}
+	s.check(p.LiveChatProvider == "" || liveChatName.MatchString(p.LiveChatProvider),
+		"--live-chat-provider / LIVE_CHAT_PROVIDER must be a short lowercase name such as crisp, not %q", p.LiveChatProvider)
+	s.check((p.LiveChatProvider == "") == (p.LiveChatWidgetID == ""),
+		"LIVE_CHAT_PROVIDER and LIVE_CHAT_WIDGET_ID go together: set both to show live chat, or neither")
+	s.check(len(p.LiveChatWidgetID) <= 200 && !strings.ContainsFunc(p.LiveChatWidgetID, unicode.IsControl),
+		"--live-chat-widget-id / LIVE_CHAT_WIDGET_ID must be at most 200 characters without control characters")
+	r := p.Retention
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"--retention-sessions", r.Sessions}, {"--retention-email-tokens", r.EmailTokens},
+		{"--retention-security-events", r.SecurityEvents}, {"--retention-usage-events", r.UsageEvents},
+		{"--retention-ip-truncate-after", r.IPTruncateAfter},
+	} {
+		s.check(d.v == 0 || d.v >= time.Hour, "%s must be 0 (keep) or at least 1h", d.name)
+	}
+	s.check(r.Interval == 0 || r.Interval >= time.Minute, "--retention-interval must be 0 or at least 1m")
+	s.check(r.SecurityEvents == 0 || r.IPTruncateAfter == 0 || r.IPTruncateAfter <= r.SecurityEvents,
+		"--retention-ip-truncate-after must not exceed --retention-security-events: the events would be deleted first")
+}
+
+var liveChatName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
 // ParseMigrate reads the settings of `migrate` from args and the environment
 // and returns the remaining arguments (the migrate action).

@@ -24,7 +24,10 @@ type Message struct {
 	Kind string
 	// To is one bare address such as "ada@example.com", without a display
 	// name.
-	To      string
+	To string
+	// ReplyTo, when set, is one bare address replies go to instead of the
+	// sender, such as the user who wrote to support.
+	ReplyTo string
 	Subject string
 	Text    string
 	HTML    string
@@ -37,6 +40,8 @@ func (m Message) validate() error {
 		return fmt.Errorf("%w: kind %q is empty or has control characters", ErrInvalidMessage, m.Kind)
 	case hasControl(m.To):
 		return fmt.Errorf("%w: recipient has control characters", ErrInvalidMessage)
+	case hasControl(m.ReplyTo):
+		return fmt.Errorf("%w: reply-to address has control characters", ErrInvalidMessage)
 	case hasControl(m.Subject):
 		return fmt.Errorf("%w: subject has control characters", ErrInvalidMessage)
 	case strings.TrimSpace(m.Subject) == "":
@@ -52,6 +57,11 @@ func (m Message) validate() error {
 	// the To header or the envelope.
 	if a, err := netmail.ParseAddress(m.To); err != nil || a.Name != "" || a.Address != m.To {
 		return fmt.Errorf("%w: recipient %q is not one plain address", ErrInvalidMessage, m.To)
+	}
+	if m.ReplyTo != "" {
+		if a, err := netmail.ParseAddress(m.ReplyTo); err != nil || a.Name != "" || a.Address != m.ReplyTo {
+			return fmt.Errorf("%w: reply-to %q is not one plain address", ErrInvalidMessage, m.ReplyTo)
+		}
 	}
 	return nil
 }
@@ -72,6 +82,9 @@ func (m Message) msg(from netmail.Address, now time.Time) *gomail.Msg {
 		gomail.WithNoDefaultUserAgent())
 	g.FromMailAddress(&from)
 	g.ToMailAddress(&netmail.Address{Address: m.To})
+	if m.ReplyTo != "" {
+		g.ReplyToMailAddress(&netmail.Address{Address: m.ReplyTo})
+	}
 	g.Subject(m.Subject)
 	g.SetDateWithValue(now)
 	g.SetMessageIDWithValue(messageID(from.Address))

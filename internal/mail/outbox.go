@@ -50,6 +50,7 @@ type outboxRow struct {
 	ID        string    `bun:"id,pk,type:uuid,nullzero"`
 	Kind      string    `bun:"kind,notnull"`
 	To        string    `bun:"to_address,notnull"`
+	ReplyTo   string    `bun:"reply_to,notnull"`
 	Subject   string    `bun:"subject,notnull"`
 	Text      string    `bun:"text_body,notnull"`
 	HTML      string    `bun:"html_body,notnull"`
@@ -64,7 +65,7 @@ type outboxRow struct {
 func (r outboxRow) stored() Stored {
 	s := Stored{
 		ID:        r.ID,
-		Message:   Message{Kind: r.Kind, To: r.To, Subject: r.Subject, Text: r.Text, HTML: r.HTML},
+		Message:   Message{Kind: r.Kind, To: r.To, ReplyTo: r.ReplyTo, Subject: r.Subject, Text: r.Text, HTML: r.HTML},
 		CreatedAt: r.CreatedAt,
 		Attempts:  r.Attempts, SentAt: r.SentAt, NextAttemptAt: r.NextAttemptAt,
 	}
@@ -82,24 +83,24 @@ func (r outboxRow) stored() Stored {
 // storing nothing: a caller that has nothing to send, such as a password
 // reset for an address without an account, takes as long as one that has.
 func (o *Outbox) Enqueue(ctx context.Context, idb bun.IDB, msgs ...Message) error {
-	cols := make([][]string, 5)
+	cols := make([][]string, 6)
 	for _, m := range msgs {
 		if err := m.validate(); err != nil {
 			return err
 		}
-		for i, v := range []string{m.Kind, m.To, m.Subject, m.Text, m.HTML} {
+		for i, v := range []string{m.Kind, m.To, m.Subject, m.Text, m.HTML, m.ReplyTo} {
 			cols[i] = append(cols[i], v)
 		}
 	}
 	_, err := idb.NewRaw(`
 		WITH stored AS (
-			INSERT INTO mail_outbox (kind, to_address, subject, text_body, html_body)
-			SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[])
+			INSERT INTO mail_outbox (kind, to_address, subject, text_body, html_body, reply_to)
+			SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])
 			RETURNING id
 		)
 		SELECT pg_notify(?, ?) FROM (SELECT 1 FROM stored LIMIT 1) AS any_stored`,
 		pgdialect.Array(cols[0]), pgdialect.Array(cols[1]), pgdialect.Array(cols[2]),
-		pgdialect.Array(cols[3]), pgdialect.Array(cols[4]),
+		pgdialect.Array(cols[3]), pgdialect.Array(cols[4]), pgdialect.Array(cols[5]),
 		events.Channel, events.MailTopic).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("enqueue %d mail(s): %w", len(msgs), err)

@@ -490,6 +490,36 @@ func TestSMTPSendTextOnly(t *testing.T) {
 	}
 }
 
+func TestSMTPSendReplyTo(t *testing.T) {
+	t.Parallel()
+	srv := &fakeSMTP{}
+	trust := srv.start(t)
+	m, err := mail.NewSMTP(mail.SMTPConfig{Host: "127.0.0.1", Port: srv.port, From: "no-reply@fastimage.example", TLSConfig: trust})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, replyTo := range []string{"", "ada@example.com"} {
+		want := testMessage()
+		want.ReplyTo = replyTo
+		if err := m.Send(context.Background(), want); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+	}
+	recs, _ := srv.received()
+	if len(recs) != 2 {
+		t.Fatalf("got %d messages, want 2", len(recs))
+	}
+	for i, want := range []string{"", "<ada@example.com>"} {
+		msg, err := netmail.ReadMessage(strings.NewReader(recs[i].data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := msg.Header.Get("Reply-To"); got != want {
+			t.Errorf("message %d: Reply-To %q, want %q", i+1, got, want)
+		}
+	}
+}
+
 func TestSMTPRefusals(t *testing.T) {
 	t.Parallel()
 	untrusted := func(t *testing.T, err error) {
@@ -684,6 +714,9 @@ func TestSendRefusesInvalidMessages(t *testing.T) {
 		{"two recipients", func(m *mail.Message) { m.To = "ada@example.com, victim@example.com" }},
 		{"display name in recipient", func(m *mail.Message) { m.To = "Ada <ada@example.com>" }},
 		{"no recipient", func(m *mail.Message) { m.To = "" }},
+		{"CRLF in reply-to", func(m *mail.Message) { m.ReplyTo = "ada@example.com\r\nBcc: victim@example.com" }},
+		{"two reply-to addresses", func(m *mail.Message) { m.ReplyTo = "ada@example.com, victim@example.com" }},
+		{"display name in reply-to", func(m *mail.Message) { m.ReplyTo = "Ada <ada@example.com>" }},
 		{"no kind", func(m *mail.Message) { m.Kind = "" }},
 		{"no subject", func(m *mail.Message) { m.Subject = " " }},
 		{"no text", func(m *mail.Message) { m.Text = "" }},

@@ -170,18 +170,19 @@ func (w *Worker) deliver(ctx context.Context, row *outboxRow) {
 
 // record marks the message sent (err nil), due again after a backoff, or
 // given up. A message sent or given up keeps no body: its links are secrets
-// that nobody needs at rest any more.
+// that nobody needs at rest any more (nor the address of a user it
+// answered, in reply_to).
 func (w *Worker) record(ctx context.Context, log *slog.Logger, row *outboxRow, err error, giveUp bool) {
 	ctx = context.WithoutCancel(ctx)
 	var q string
 	var args []any
 	switch {
 	case err == nil:
-		q = `UPDATE mail_outbox SET sent_at = now(), next_attempt_at = NULL, text_body = '', html_body = '' WHERE id = ?`
+		q = `UPDATE mail_outbox SET sent_at = now(), next_attempt_at = NULL, text_body = '', html_body = '', reply_to = '' WHERE id = ?`
 		args = []any{row.ID}
 		log.InfoContext(ctx, "mail sent")
 	case giveUp:
-		q = `UPDATE mail_outbox SET next_attempt_at = NULL, last_error = ?, text_body = '', html_body = '' WHERE id = ?`
+		q = `UPDATE mail_outbox SET next_attempt_at = NULL, last_error = ?, text_body = '', html_body = '', reply_to = '' WHERE id = ?`
 		args = []any{lastError(err), row.ID}
 		log.ErrorContext(ctx, "mail given up", "err", err)
 	default:

@@ -30,6 +30,7 @@ const (
 // multipart uploads, SSE, and WebSocket on gorilla with both subprotocols.
 func (s *Server) graphqlHandler() http.Handler {
 	resolver := graph.NewResolver(s.serverInfo(), s.accounts, s.ledger, s.gallery, s.jobs, s.feed, s.billing, s.privacy, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})
+	resolver.Support, resolver.Legal = s.support, s.legal
 	cfg := graph.Config{Resolvers: resolver}
 	// Lists cost their size and expensive fields what they cost, so that
 	// aliases and big pages cannot multiply work within the limit.
@@ -72,6 +73,7 @@ func (s *Server) graphqlHandler() http.Handler {
 	h.AroundOperations(s.countSubscriptions)
 	h.AroundOperations(limitSocketOperations(present))
 	h.AroundOperations(resolver.WithLoaders)
+	h.AroundOperations(s.recordUsage)
 	h.SetErrorPresenter(present)
 	h.SetRecoverFunc(recoverPanic(s.log))
 	return h

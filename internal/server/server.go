@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,10 +27,14 @@ import (
 	"github.com/fastimage/api/internal/events"
 	"github.com/fastimage/api/internal/feed"
 	"github.com/fastimage/api/internal/generate"
+	"github.com/fastimage/api/internal/legal"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/metrics"
 	"github.com/fastimage/api/internal/password"
 	"github.com/fastimage/api/internal/privacy"
+	"github.com/fastimage/api/internal/processor"
+	"github.com/fastimage/api/internal/support"
+	"github.com/fastimage/api/internal/usage"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -48,6 +53,11 @@ type Deps struct {
 	Billing  *billing.Service
 	Privacy  *privacy.Service
 	Bus      *events.Bus
+	// Usage records a usage event per GraphQL operation of a signed-in
+	// user (it does nothing unless analytics is on); nil records none.
+	Usage   *usage.Recorder
+	Support *support.Service
+	Legal   *legal.Service
 	// Blobs serves the local storage backend's signed URLs at /blobs/; nil
 	// with GCS, whose URLs point at Google.
 	Blobs http.Handler
@@ -76,6 +86,9 @@ type Server struct {
 	billing  *billing.Service
 	privacy  *privacy.Service
 	bus      *events.Bus
+	usage    *usage.Recorder
+	support  *support.Service
+	legal    *legal.Service
 	blobs    http.Handler
 	outbox   *mail.Outbox
 
@@ -110,6 +123,9 @@ func New(d Deps) *Server {
 		billing:  d.Billing,
 		privacy:  d.Privacy,
 		bus:      d.Bus,
+		usage:    d.Usage,
+		support:  d.Support,
+		legal:    d.Legal,
 		blobs:    d.Blobs,
 		outbox:   d.Outbox,
 		metrics:  d.Metrics,
@@ -192,6 +208,19 @@ func (s *Server) serverInfo() *model.ServerInfo {
 	if s.outbox == nil {
 		email.Provider = ptr("smtp")
 	}
+	analytics := &model.Integration{}
+	if p := s.cfg.Privacy; p.AnalyticsEnabled {
+		// Kept in our own database unless forwarded.
+		analytics = &model.Integration{Enabled: true, Provider: ptr("internal")}
+		if u, err := url.Parse(p.AnalyticsForwardURL); err == nil && p.AnalyticsForwarding() {
+			analytics.Provider = ptr(u.Hostname())
+		}
+	}
+	liveChat := &model.LiveChat{}
+	if p := s.cfg.Privacy; p.LiveChatEnabled() {
+		liveChat = &model.LiveChat{Enabled: true, Provider: ptr(p.LiveChatProvider), WidgetID: ptr(p.LiveChatWidgetID)}
+	}
+	processors := processor.List(s.cfg)
 	return &model.ServerInfo{
 		Version: s.version,
 		Integrations: &model.Integrations{
@@ -201,8 +230,10 @@ func (s *Server) serverInfo() *model.ServerInfo {
 			Payments:   payments,
 			Email:      email,
 			Captcha:    captcha,
-			Analytics:  &model.Integration{},
+			Analytics:  analytics,
+			LiveChat:   liveChat,
 		},
+		Processors: processors,
 		Limits: &model.Limits{
 			MaxUploadBytes:     int(s.cfg.MaxUploadBytes),
 			MaxRequestBytes:    int(s.cfg.MaxBodyBytes),
