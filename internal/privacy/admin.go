@@ -82,9 +82,6 @@ func (s *Service) Reject(ctx context.Context, admin actor.Actor, id uuid.UUID, r
 		if r.Status == StatusInProgress && r.Kind != KindCorrection {
 			return apperr.Errorf(apperr.Conflict, "This %s is being carried out; it can no longer be rejected.", r.Kind)
 		}
-		if _, err := tx.NewRaw("UPDATE privacy_requests SET rejection_reason = ? WHERE id = ?", reason, r.ID).Exec(ctx); err != nil {
-			return fmt.Errorf("record reason: %w", err)
-		}
 		r.RejectionReason = &reason
 		return s.moveTx(ctx, tx, r, StatusRejected, by, reason)
 	})
