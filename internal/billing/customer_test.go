@@ -88,7 +88,7 @@ func TestDeleteCustomerFailures(t *testing.T) {
 	}))
 	defer down.Close()
 	for name, svc := range map[string]*billing.Service{
-		"stripe down": billing.New(e.db, billing.DefaultCatalog(), billing.Config{SecretKey: "sk_test_down", APIBase: down.URL, PublicURL: mustURL(t, "https://app.example.test")}, slog.New(slog.DiscardHandler)),
+		"stripe down":  billing.New(e.db, billing.DefaultCatalog(), billing.Config{SecretKey: "sk_test_down", APIBase: down.URL, PublicURL: mustURL(t, "https://app.example.test")}, slog.New(slog.DiscardHandler)),
 		"payments off": billing.New(e.db, billing.DefaultCatalog(), billing.Config{PublicURL: mustURL(t, "https://app.example.test")}, slog.New(slog.DiscardHandler)),
 	} {
 		err := svc.DeleteCustomer(ctx, a.UserID)
