@@ -62,7 +62,9 @@ func TestAccountDeletionEndToEnd(t *testing.T) {
 	me.mustUpload("beach.jpg", imagingtest.JPEG(80, 60), name+" at the beach")
 	me.mustUpload("hill.png", imagingtest.PNG(60, 80), "hill")
 	photo := imagingtest.JPEG(50, 40)
-	var up struct{ CreateUpload struct{ UploadID, UploadURL string } }
+	var up struct {
+		CreateUpload struct{ UploadID, UploadURL string }
+	}
 	me.must(`mutation($n: Bytes!) { createUpload(input: {filename: "me.jpg", contentType: "image/jpeg", bytes: $n, title: "direct"}) { uploadId uploadUrl } }`,
 		map[string]any{"n": len(photo)}, &up)
 	req, _ := http.NewRequest(http.MethodPut, up.CreateUpload.UploadURL, bytes.NewReader(photo))
@@ -163,7 +165,9 @@ func TestAccountDeletionEndToEnd(t *testing.T) {
 	var requestID string
 	checkWebSocketEnd("graphql-transport-ws", "subscribe")(t, s, me.token, func() {
 		var out struct {
-			RequestAccountDeletion struct{ Request struct{ ID, Kind, Status string } }
+			RequestAccountDeletion struct {
+				Request struct{ ID, Kind, Status string }
+			}
 		}
 		me.must(requestDeletionMutation, nil, &out)
 		r := out.RequestAccountDeletion.Request
