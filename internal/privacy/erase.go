@@ -385,7 +385,7 @@ func (s *Service) anonymise(ctx context.Context, r *Request, userID uuid.UUID) e
 				result_key = NULL, result_bytes = NULL, result_sha256 = NULL, result_expires_at = NULL, error = NULL,
 				updated_at = now() WHERE user_id = ?`, []any{tomb, userID}},
 			// Support messages sent signed out from the address are theirs too.
-			{"support messages", "DELETE FROM support_messages WHERE user_id = ? OR email = ?", []any{userID, email}},
+			{"support messages", "DELETE FROM support_messages WHERE user_id = ? OR lower(email) = ?", []any{userID, email}},
 			// Mail to or about the user, sent or not, goes; the final email
 			// is enqueued after this.
 			{"mail", `DELETE FROM mail_outbox WHERE to_address = ?
