@@ -203,6 +203,15 @@ func (e *env) populate(t *testing.T, p *person) {
 	if _, err := e.app.Gallery.PutPreview(ctx, p.id, queued.WorkID, 1, imagingtest.JPEG(16, 16), "image/jpeg"); err != nil {
 		t.Fatalf("PutPreview: %v", err)
 	}
+	// And one a worker is running (by the lease it holds).
+	running, err := e.app.Jobs.Submit(ctx, p.actor, generate.Request{
+		Kind: generate.KindGenerate, Prompt: p.name + " at work", Width: 64, Height: 64, Count: 1, IdempotencyKey: "seed-running",
+	})
+	if err != nil {
+		t.Fatalf("Submit: %v", err)
+	}
+	e.exec(t, `UPDATE generations SET status = 'running', lease_owner = 'ghost', lease_expires_at = now() + interval '1 hour',
+		attempts = 1, started_at = now() WHERE id = ?`, running.ID)
 
 	// A direct upload, open, its file PUT already.
 	photo := imagingtest.JPEG(40, 30)
@@ -380,8 +389,8 @@ func testErasure(t *testing.T, bucket storage.Bucket) {
 		t.Errorf("%d blobs under the user's prefix, want the uploads, thumbnails, outputs, a preview and a staged upload", blobs)
 	}
 	ledger := privacytest.LedgerOf(t, e.db, p.id)
-	if ledger.OpenHolds != 1 || ledger.Held == 0 || ledger.Entries < 4 {
-		t.Fatalf("ledger before: %+v, want a hold, a bonus, a spend and two grants", ledger)
+	if ledger.OpenHolds != 2 || ledger.Held == 0 || ledger.Entries < 4 {
+		t.Fatalf("ledger before: %+v, want two holds, a bonus, a spend and two grants", ledger)
 	}
 	otherBefore := e.count(t, "SELECT count(*) FROM sessions WHERE user_id = ?", other.id)
 
@@ -394,14 +403,18 @@ func testErasure(t *testing.T, bucket storage.Bucket) {
 	}
 	noProgress := func(int) {}
 
-	// Attempt 1 waits for the open upload's URL to expire, and gives up.
+	// Attempt 1 waits for the running generation to stop and for the open
+	// upload's URL to expire, and gives up.
 	err = job(bucket, 0, 300*time.Millisecond)(context.Background(), e.request(t, req.ID), noProgress)
-	if err == nil || !strings.Contains(err.Error(), "upload URLs valid until") {
-		t.Fatalf("attempt 1: got %v, want it to wait for the open upload", err)
+	if err == nil || !strings.Contains(err.Error(), "1 running generation(s)") || !strings.Contains(err.Error(), "upload URLs valid until") {
+		t.Fatalf("attempt 1: got %v, want it to wait for the running generation and the open upload", err)
 	}
-	// It closed the account first: sessions revoked (second one too), links
-	// gone, the queued generation canceled and its credits released, other
-	// requests rejected.
+	// It asked the running generation to stop, and closed the account:
+	// sessions revoked (the second one too), links gone, the queued
+	// generation canceled, other requests rejected.
+	if n := e.count(t, "SELECT count(*) FROM generations WHERE user_id = ? AND status = 'running' AND cancel_requested", p.id); n != 1 {
+		t.Errorf("%d running generations asked to stop, want 1", n)
+	}
 	if _, err := e.app.Accounts.Authenticate(ctx, second.Token); apperr.CodeOf(err) != apperr.Unauthenticated {
 		t.Errorf("a session after the account was closed: %v, want UNAUTHENTICATED", err)
 	}
@@ -411,18 +424,20 @@ func testErasure(t *testing.T, bucket storage.Bucket) {
 	if n := e.count(t, "SELECT count(*) FROM generations WHERE user_id = ? AND status = 'queued'", p.id); n != 0 {
 		t.Errorf("%d generations still queued", n)
 	}
-	if l := privacytest.LedgerOf(t, e.db, p.id); l.Held != 0 || l.OpenHolds != 0 {
-		t.Errorf("credits still held: %+v", l)
+	if l := privacytest.LedgerOf(t, e.db, p.id); l.OpenHolds != 1 {
+		t.Errorf("holds after attempt 1: %+v, want the running generation's only", l)
 	}
 	if n := e.count(t, "SELECT count(*) FROM privacy_requests WHERE user_id = ? AND status = 'rejected' AND rejection_reason = 'The account was deleted.'", p.id); n != 2 {
 		t.Errorf("%d requests rejected, want the correction and the open export", n)
 	}
 	works := e.count(t, "SELECT count(*) FROM works WHERE user_id = ?", p.id)
-	if works != 5 {
-		t.Fatalf("%d works, want 5 still there", works)
+	if works != 6 {
+		t.Fatalf("%d works, want 6 still there", works)
 	}
 
-	// Attempt 2, once the upload URL has expired, dies while deleting works.
+	// Attempt 2, once the generation's worker has died (its lease ran out)
+	// and the upload URL has expired, dies while deleting works.
+	e.exec(t, "UPDATE generations SET lease_expires_at = now() - interval '1 second' WHERE user_id = ? AND status = 'running'", p.id)
 	e.clock.Advance(16 * time.Minute)
 	crash, cancel := context.WithCancel(context.Background())
 	err = job(bucket, 1, 0)(crash, e.request(t, req.ID), func(percent int) {
@@ -436,6 +451,9 @@ func testErasure(t *testing.T, bucket storage.Bucket) {
 	}
 	if n := e.count(t, "SELECT count(*) FROM works WHERE user_id = ?", p.id); n == 0 || n >= works {
 		t.Errorf("after a crash among the works: %d of %d left, want some", n, works)
+	}
+	if l := privacytest.LedgerOf(t, e.db, p.id); l.Held != 0 || l.OpenHolds != 0 {
+		t.Errorf("credits still held: %+v", l)
 	}
 
 	// Attempt 3 finds storage down.
