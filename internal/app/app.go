@@ -215,6 +215,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 	if a.Billing, err = billing.FromConfig(bdb, cfg, log, billing.WithClock(clk), billing.WithLimiter(a.Limiter)); err != nil {
 		return nil, err
 	}
+	a.Privacy.Handle(privacy.KindDeletion, a.Privacy.Eraser(privacy.Erasure{Bucket: bucket, Customers: a.Billing}))
 	return a, nil
 }
 

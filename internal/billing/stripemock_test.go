@@ -104,4 +104,12 @@ func TestAgainstStripeMock(t *testing.T) {
 	if rep.Applied != 0 {
 		t.Errorf("Reconcile over stripe-mock's fixtures: got %+v, want nothing applied", rep)
 	}
+
+	// An account's erasure deletes its customer (made by the checkouts).
+	if err := svc.DeleteCustomer(ctx, a.UserID); err != nil {
+		t.Fatalf("DeleteCustomer: %v", err)
+	}
+	if n := e.count(t, "SELECT count(*) FROM users WHERE id = ? AND stripe_customer_id IS NULL", a.UserID); n != 1 {
+		t.Error("DeleteCustomer left the customer recorded")
+	}
 }

@@ -94,6 +94,19 @@ func Verify(password, encoded string) (ok bool, err error) {
 	return constantTimeEqual(got, key), nil
 }
 
+// Unusable returns a well-formed hash (DefaultParams) that no password
+// matches: its key is random bytes, not derived from any password. It is
+// for accounts nobody may sign in to (an erased user's tombstone): Verify
+// says false, as for a wrong password, rather than failing on a malformed
+// hash.
+func Unusable() string {
+	p := DefaultParams
+	salt, key := make([]byte, p.SaltLen), make([]byte, p.KeyLen)
+	_, _ = rand.Read(salt)
+	_, _ = rand.Read(key)
+	return encode(p, salt, key)
+}
+
 func newSalt(n uint32) ([]byte, error) {
 	salt := make([]byte, n)
 	if _, err := rand.Read(salt); err != nil {

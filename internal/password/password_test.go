@@ -235,6 +235,24 @@ func TestDummyVerify(t *testing.T) {
 	DummyVerify("correct horse battery staple")
 }
 
+// An unusable hash is well formed, so a sign-in to its account is refused
+// like a wrong password (not with an error), whatever the password; and
+// two are never alike.
+func TestUnusable(t *testing.T) {
+	a, b := Unusable(), Unusable()
+	if a == b {
+		t.Fatal("two unusable hashes are equal")
+	}
+	if NeedsRehash(a, DefaultParams) {
+		t.Errorf("NeedsRehash(%q): true, want a hash with DefaultParams", a)
+	}
+	for _, pw := range []string{"", "correct horse battery staple", a} {
+		if ok, err := Verify(pw, a); ok || err != nil {
+			t.Errorf("Verify(%q, unusable): got %v, %v, want false, nil", pw, ok, err)
+		}
+	}
+}
+
 func BenchmarkHash(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {

@@ -124,7 +124,10 @@ func (s *Service) run(ctx context.Context, owner string, r *Request) {
 			case <-done:
 				return
 			case <-t.C:
-				if err := renew(r.Progress); errors.Is(err, errLeaseLost) {
+				mu.Lock() // the job's progress reports write r.Progress
+				p := r.Progress
+				mu.Unlock()
+				if err := renew(p); errors.Is(err, errLeaseLost) {
 					cancel(err)
 					return
 				}

@@ -185,6 +185,10 @@ func (s *Service) moveTx(ctx context.Context, tx bun.Tx, r *Request, to Status, 
 	if to == StatusCompleted || to == StatusRejected || to == StatusCanceled {
 		q = q.Set("completed_at = now()").Set("lease_owner = NULL, lease_expires_at = NULL")
 	}
+	if to == StatusRejected {
+		// In the statement that rejects: a CHECK ties the two together.
+		q = q.Set("rejection_reason = ?", r.RejectionReason)
+	}
 	res, err := q.Returning("*").Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("move request: %w", err)

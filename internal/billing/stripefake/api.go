@@ -15,6 +15,24 @@ func (f *Fake) createCustomer(r *http.Request) (int, any) {
 	})
 }
 
+// deleteCustomer forgets the customer and, as Stripe does, ends its
+// subscriptions at once.
+func (f *Fake) deleteCustomer(r *http.Request) (int, any) {
+	id := r.PathValue("id")
+	if f.find("customer", id) == nil {
+		return missing("customer", "id", id)
+	}
+	delete(f.objects, id)
+	f.order = slices.DeleteFunc(f.order, func(o string) bool { return o == id })
+	now := f.now().Unix()
+	for _, o := range f.objects {
+		if o["object"] == "subscription" && o["customer"] == id && o["status"] != "canceled" {
+			o["status"], o["canceled_at"], o["ended_at"] = "canceled", now, now
+		}
+	}
+	return http.StatusOK, obj{"id": id, "object": "customer", "deleted": true}
+}
+
 func (f *Fake) listPrices(r *http.Request) (int, any) {
 	keys := array(r.Form, "lookup_keys")
 	return f.list(r, "price", "/v1/prices", func(p obj) bool {

@@ -76,6 +76,7 @@ func New(tb testing.TB) *Fake {
 	mux := http.NewServeMux()
 	for route, h := range map[string]func(*http.Request) (int, any){
 		"POST /v1/customers":               f.createCustomer,
+		"DELETE /v1/customers/{id}":        f.deleteCustomer,
 		"GET /v1/prices":                   f.listPrices,
 		"POST /v1/checkout/sessions":       f.createCheckoutSession,
 		"GET /v1/checkout/sessions":        f.listCheckoutSessions,
