@@ -51,6 +51,9 @@ CREATE UNIQUE INDEX privacy_requests_one_open_job ON privacy_requests (user_id, 
 -- erasure it records.
 CREATE TABLE privacy_audit (
   id          uuid PRIMARY KEY DEFAULT uuidv7(),
+  -- The order of the steps: ids made within one millisecond are not
+  -- ordered, a sequence is.
+  seq         bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
   request_id  uuid NOT NULL REFERENCES privacy_requests (id),
   action      text NOT NULL,
   -- 'user', 'admin:<id>', 'system'
@@ -58,7 +61,7 @@ CREATE TABLE privacy_audit (
   detail      text,
   created_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX privacy_audit_request_idx ON privacy_audit (request_id, id);
+CREATE INDEX privacy_audit_request_idx ON privacy_audit (request_id, seq);
 CREATE TRIGGER privacy_audit_append_only BEFORE UPDATE OR DELETE ON privacy_audit
   FOR EACH ROW EXECUTE FUNCTION refuse_change();
 CREATE TRIGGER privacy_audit_no_truncate BEFORE TRUNCATE ON privacy_audit

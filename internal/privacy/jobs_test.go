@@ -19,7 +19,7 @@ func TestJobsRetryAndComplete(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a := f.user(t, f.clock.Now())
+	a := f.user(t, 0)
 	var runs atomic.Int32
 	f.svc.Handle(privacy.KindExport, func(ctx context.Context, r *privacy.Request, progress func(int)) error {
 		progress(40)

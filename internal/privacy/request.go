@@ -103,6 +103,7 @@ type AuditEntry struct {
 	bun.BaseModel `bun:"table:privacy_audit,alias:audit"`
 
 	ID        uuid.UUID `bun:"id,pk,type:uuid,default:uuidv7()"`
+	Seq       int64     `bun:"seq,scanonly"`
 	RequestID uuid.UUID `bun:"request_id,type:uuid"`
 	Action    string    `bun:"action"`
 	Actor     string    `bun:"actor"`
@@ -177,6 +178,7 @@ func (s *Service) moveTx(ctx context.Context, tx bun.Tx, r *Request, to Status, 
 	q := tx.NewUpdate().Model(r).Set("status = ?", to).Set("updated_at = now()").
 		Where("id = ? AND status = ?", r.ID, r.Status)
 	if to == StatusRejected {
+		// In the statement that rejects: a CHECK ties the two together.
 		if r.RejectionReason == nil {
 			return fmt.Errorf("privacy: a rejection without a reason")
 		}
@@ -184,10 +186,6 @@ func (s *Service) moveTx(ctx context.Context, tx bun.Tx, r *Request, to Status, 
 	}
 	if to == StatusCompleted || to == StatusRejected || to == StatusCanceled {
 		q = q.Set("completed_at = now()").Set("lease_owner = NULL, lease_expires_at = NULL")
-	}
-	if to == StatusRejected {
-		// In the statement that rejects: a CHECK ties the two together.
-		q = q.Set("rejection_reason = ?", r.RejectionReason)
 	}
 	res, err := q.Returning("*").Exec(ctx)
 	if err != nil {
@@ -282,12 +280,15 @@ func (s *Service) RequestDeletion(ctx context.Context, a actor.Actor) (*Request,
 	if err := a.RequireVerified(); err != nil {
 		return nil, err
 	}
-	var confirmed time.Time
-	err := s.db.NewRaw("SELECT password_confirmed_at FROM sessions WHERE id = ? AND user_id = ?", a.SessionID, a.UserID).Scan(ctx, &confirmed)
+	// The session's confirmation was stamped by the database's clock:
+	// compare on it too.
+	var recent bool
+	err := s.db.NewRaw("SELECT password_confirmed_at > now() - ?::interval FROM sessions WHERE id = ? AND user_id = ?",
+		fmt.Sprintf("%d seconds", int(ReauthWindow.Seconds())), a.SessionID, a.UserID).Scan(ctx, &recent)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("read session: %w", err)
 	}
-	if err != nil || s.clock.Now().Sub(confirmed) > ReauthWindow {
+	if !recent {
 		return nil, apperr.Errorf(ReauthenticationRequired,
 			"Deleting your account needs your password again: confirm it (confirmPassword), then ask within %d minutes.", int(ReauthWindow.Minutes()))
 	}
@@ -381,7 +382,7 @@ func (s *Service) Audit(ctx context.Context, a actor.Actor, requestID uuid.UUID)
 		return nil, apperr.Errorf(apperr.NotFound, "No such privacy request.")
 	}
 	var es []AuditEntry
-	if err := s.db.NewSelect().Model(&es).Where("request_id = ?", requestID).Order("id").Scan(ctx); err != nil {
+	if err := s.db.NewSelect().Model(&es).Where("request_id = ?", requestID).Order("seq").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("read audit trail: %w", err)
 	}
 	return es, nil
