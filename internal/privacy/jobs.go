@@ -147,9 +147,12 @@ func (s *Service) run(ctx context.Context, owner string, r *Request) {
 		s.log.ErrorContext(ctx, "privacy job failed", "request", r.ID, "kind", r.Kind, "attempt", r.Attempts, "err", err)
 		msg := err.Error()
 		_ = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			// Tried again after attempts² seconds: 1, 4, 9, 16.
+			// Tried again after attempts² × RetryBackoff (30 s: 30 s, 2 min,
+			// 4.5 min, 8 min), so that a passing outage (storage, Stripe)
+			// does not use up the attempts.
 			if _, err := tx.NewRaw(`UPDATE privacy_requests SET error = ?, lease_owner = NULL,
-				lease_expires_at = now() + make_interval(secs => attempts * attempts), updated_at = now() WHERE id = ?`, msg, r.ID).Exec(ctx); err != nil {
+				lease_expires_at = now() + make_interval(secs => attempts * attempts * ?), updated_at = now() WHERE id = ?`,
+				msg, s.cfg.RetryBackoff.Seconds(), r.ID).Exec(ctx); err != nil {
 				return err
 			}
 			r.Status = StatusInProgress

@@ -34,7 +34,7 @@ func newFixture(t *testing.T) *fixture {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	public, _ := url.Parse("http://localhost:8080")
 	clk := clock.NewFake(time.Date(2026, 1, 31, 10, 0, 0, 0, time.UTC))
-	svc := privacy.New(db, mail.NewOutbox(db), events.New(db, log), log, privacy.Config{PublicURL: public, Clock: clk, PollInterval: 100 * time.Millisecond})
+	svc := privacy.New(db, mail.NewOutbox(db), events.New(db, log), log, privacy.Config{PublicURL: public, Clock: clk, PollInterval: 100 * time.Millisecond, RetryBackoff: 200 * time.Millisecond})
 	return &fixture{db: db, svc: svc, clock: clk}
 }
 

@@ -40,6 +40,9 @@ type Config struct {
 	Lease time.Duration
 	// PollInterval is the safety net behind the NOTIFY wake-up of workers.
 	PollInterval time.Duration
+	// RetryBackoff times the pause before a failed job is tried again:
+	// attempts² × RetryBackoff (default 30 s).
+	RetryBackoff time.Duration
 	Clock        clock.Clock
 
 	// Bucket keeps the exports' ZIPs (under each user's prefix).
@@ -76,6 +79,9 @@ func New(db *bun.DB, outbox *mail.Outbox, bus *events.Bus, log *slog.Logger, cfg
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 5 * time.Second
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 30 * time.Second
 	}
 	if cfg.ExportTTL <= 0 || cfg.ExportTTL > MaxExportTTL {
 		cfg.ExportTTL = MaxExportTTL
