@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/url"
 	"testing"
 	"time"
 
@@ -45,8 +46,10 @@ func (r *replicas) start(t testing.TB, gen config.Generate, p provider.Provider,
 	if p == nil {
 		p = localprovider.New(localprovider.Config{Steps: 2, StepDelay: -1})
 	}
+	public, _ := url.Parse("http://localhost:8080")
 	cfg := &config.Serve{
 		Env:            config.Development,
+		PublicURL:      public,
 		MaxUploadBytes: 1 << 20,
 		Works:          config.Works{MaxPixels: 40_000_000, QuotaBytes: 50 << 20, URLTTL: time.Hour, Retention: time.Hour},
 		Generate:       gen,

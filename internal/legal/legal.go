@@ -77,7 +77,10 @@ const (
 // /privacy and /terms of the public URL.
 func BuiltIn(publicURL *url.URL) []Document {
 	at := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
-	base := strings.TrimRight(publicURL.String(), "/")
+	base := ""
+	if publicURL != nil { // else paths on whatever site serves the API
+		base = strings.TrimRight(publicURL.String(), "/")
+	}
 	return []Document{
 		{Kind: PrivacyPolicy, Version: "2026-11-27", EffectiveAt: at, URL: base + "/privacy"},
 		{Kind: Terms, Version: "2026-11-27", EffectiveAt: at, URL: base + "/terms"},
