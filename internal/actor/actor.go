@@ -13,8 +13,9 @@
 //   - Account-wide reads of one user (credits, the ledger) are the owner's
 //     and, for support, an admin's (ReadAccount). Admin-only actions check
 //     RequireAdmin; spending flows check RequireVerified.
-//   - API keys (a later issue) will be actors with Scopes; RequireScope is
-//     the one place a scope is checked.
+//   - API keys are actors with Scopes; RequireScope is the one place a
+//     scope is checked, and RequireSession keeps keys out of what only the
+//     signed-in user may do.
 //   - Functions that take a plain user id instead of an Actor are internal:
 //     called by workers and other domains for a user they already
 //     authorized, never from graph/. Their doc comments say so.
@@ -41,6 +42,20 @@ const (
 // Scope is a permission an API key may carry.
 type Scope string
 
+// The scopes of API keys. A key acts for the user who made it, within its
+// scopes; sessions hold them all.
+const (
+	ScopeWorksRead   Scope = "works:read"
+	ScopeWorksWrite  Scope = "works:write"
+	ScopeGenerate    Scope = "generate"
+	ScopeCreditsRead Scope = "credits:read"
+	ScopeEventsRead  Scope = "events:read"
+	ScopeWebhooks    Scope = "webhooks"
+)
+
+// Scopes lists every scope, in the order to show them.
+var Scopes = []Scope{ScopeWorksRead, ScopeWorksWrite, ScopeGenerate, ScopeCreditsRead, ScopeEventsRead, ScopeWebhooks}
+
 // Actor is who performs a domain call.
 type Actor struct {
 	// UserID is the user the actor acts for.
@@ -55,6 +70,21 @@ type Actor struct {
 	// Scopes limit an API key; nil means a signed-in session, which has
 	// every scope.
 	Scopes []Scope
+	// APIKeyID is the key the call came with (zero for sessions).
+	APIKeyID uuid.UUID
+}
+
+// IsKey reports whether the actor is an API key.
+func (a Actor) IsKey() bool { return a.Scopes != nil }
+
+// RequireSession returns FORBIDDEN for API keys: account security,
+// sessions, payments setup, privacy requests and keys themselves are for
+// the signed-in user only, whatever a key's scopes.
+func (a Actor) RequireSession() error {
+	if !a.IsKey() {
+		return nil
+	}
+	return apperr.Errorf(apperr.Forbidden, "API keys cannot do this; sign in to the editor.").With("session", true)
 }
 
 // Admin reports whether the actor is an administrator.
