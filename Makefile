@@ -9,7 +9,7 @@ GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test lint generate check-generate bench build
+.PHONY: run test lint generate check-generate schema-check schema-update bench build
 
 ## run: start the service on local defaults (migrations applied at start)
 run:
@@ -41,6 +41,15 @@ check-generate:
 	$(GO) tool gqlgen generate --config gqlgen.yml; \
 	if [ "$$before" != "$$(sum)" ]; then \
 		echo "make generate changed files under graph/; run it and commit the result"; exit 1; fi
+
+## schema-check: fail on a breaking schema change not named in SCHEMA_CHANGELOG.md,
+## or when schema/published.graphql is not the schema as it stands (CI)
+schema-check:
+	@$(GO) run ./cmd/schemacheck
+
+## schema-update: rewrite schema/published.graphql (refused while a breaking change is unlisted)
+schema-update:
+	@$(GO) run ./cmd/schemacheck -update
 
 ## bench: run the benchmarks and print their figures
 bench:

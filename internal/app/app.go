@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/graph"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/captcha"
@@ -33,6 +34,7 @@ import (
 	"github.com/fastimage/api/internal/legal"
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/password"
+	"github.com/fastimage/api/internal/persisted"
 	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/ratelimit"
 	"github.com/fastimage/api/internal/server"
@@ -118,6 +120,9 @@ type App struct {
 	// once.
 	Passwords *password.Hasher
 	Mail      *mail.Worker
+	// PersistedQueries are the operations of PERSISTED_QUERIES_FILE, nil
+	// without one.
+	PersistedQueries *persisted.Manifest
 
 	workerID string
 	clock    clock.Clock
@@ -216,6 +221,12 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		return nil, err
 	}
 	a.Privacy.Handle(privacy.KindDeletion, a.Privacy.Eraser(privacy.Erasure{Bucket: bucket, Customers: a.Billing}))
+	if f := cfg.PersistedQueries.File; f != "" {
+		// Checked against the schema now: a stale manifest stops the start.
+		if a.PersistedQueries, err = persisted.LoadManifest(f, graph.NewExecutableSchema(graph.Config{}).Schema()); err != nil {
+			return nil, &config.Error{Problems: []string{"--persisted-queries-file / PERSISTED_QUERIES_FILE: " + err.Error()}}
+		}
+	}
 	return a, nil
 }
 
@@ -230,7 +241,7 @@ func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
 		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
 		Accounts: a.Accounts, Passwords: a.Passwords, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Billing: a.Billing, Privacy: a.Privacy, Bus: a.Bus,
 		Usage: a.Usage, Support: a.Support, Legal: a.Legal,
-		Blobs: a.Blobs, Outbox: local, Metrics: a.Metrics,
+		Blobs: a.Blobs, Outbox: local, Metrics: a.Metrics, PersistedQueries: a.PersistedQueries,
 	})
 }
 

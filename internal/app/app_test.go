@@ -9,7 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/db/dbtest"
 	"github.com/fastimage/api/internal/mail"
+	"github.com/fastimage/api/internal/persisted"
 )
 
 // defaults is what `fastimage serve` runs with no flags, its blobs kept in a
@@ -91,6 +95,30 @@ func TestNewRefusesProductionWithoutSMTP(t *testing.T) {
 	defer a.Close()
 	if a.Outbox != outbox {
 		t.Errorf("Outbox %p, want the override %p", a.Outbox, outbox)
+	}
+}
+
+// A manifest that names a field the schema lacks stops the start, as does
+// the allow-list mode without a manifest.
+func TestNewRefusesAStaleManifest(t *testing.T) {
+	t.Parallel()
+	bdb := dbtest.New(t)
+	cfg := defaults(t)
+	const stale = `query Old { serverInfo { uptime } }`
+	cfg.PersistedQueries.File = filepath.Join(t.TempDir(), "manifest.json")
+	manifest := fmt.Sprintf(`{%q: %q}`, persisted.Hash(stale), stale)
+	if err := os.WriteFile(cfg.PersistedQueries.File, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := app.New(context.Background(), cfg, bdb, quietLog(), app.Overrides{})
+	var settings *config.Error
+	if !errors.As(err, &settings) || !strings.Contains(err.Error(), "PERSISTED_QUERIES_FILE") || !strings.Contains(err.Error(), "uptime") {
+		t.Fatalf("got %v, want a *config.Error naming the setting and the unknown field", err)
+	}
+
+	_, err = config.ParseServe([]string{"--persisted-queries-only"}, io.Discard)
+	if !errors.As(err, &settings) || !strings.Contains(err.Error(), "PERSISTED_QUERIES_FILE") {
+		t.Errorf("allow-list mode without a manifest: %v, want a *config.Error naming PERSISTED_QUERIES_FILE", err)
 	}
 }
 

@@ -44,6 +44,11 @@ const (
 	TokenUsed          Code = "TOKEN_USED"
 	CaptchaRequired    Code = "CAPTCHA_REQUIRED"
 	CaptchaFailed      Code = "CAPTCHA_FAILED"
+
+	// Persisted queries. PersistedQueryNotFound is the code Apollo clients
+	// answer by sending the full query with its hash.
+	PersistedQueryNotFound Code = "PERSISTED_QUERY_NOT_FOUND"
+	PersistedQueryRequired Code = "PERSISTED_QUERY_REQUIRED"
 )
 
 // Error is a failure a user may see. Message is written for people; Fields

@@ -110,6 +110,17 @@ type Serve struct {
 	DisableIntrospection bool
 	DisableGraphiQL      bool
 	MetricsAddr          string
+
+	PersistedQueries PersistedQueries
+}
+
+// PersistedQueries holds the settings of operations known by their hash:
+// APQ registrations kept in an LRU cache of CacheSize, and the manifest
+// File read at start; Only runs nothing but the manifest's operations.
+type PersistedQueries struct {
+	Only      bool
+	File      string
+	CacheSize int
 }
 
 // Payments holds the Stripe settings. Payments are on when SecretKey is
@@ -551,10 +562,16 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.bool(&introspection, "introspection", "INTROSPECTION", true, "let clients read the schema through __schema and __type (GraphiQL and code generators need it); false refuses them with FORBIDDEN")
 	s.bool(&graphiql, "graphiql", "GRAPHIQL", true, "serve the GraphiQL page at /graphiql")
 	s.str(&cfg.MetricsAddr, "metrics-addr", "METRICS_ADDR", "", "host:port to serve /metrics on, alone (also for fastimage worker); empty serves it on --http-addr")
+	pq := &cfg.PersistedQueries
+	s.bool(&pq.Only, "persisted-queries-only", "PERSISTED_QUERIES_ONLY", false, "run only the operations of --persisted-queries-file (an allow-list); others are refused with PERSISTED_QUERY_REQUIRED")
+	s.str(&pq.File, "persisted-queries-file", "PERSISTED_QUERIES_FILE", "", "JSON manifest of registered operations, {\"<sha256>\": \"<query>\"} or Apollo's persisted-query manifest; checked against the schema at start")
+	s.int(&pq.CacheSize, "persisted-queries-cache-size", "PERSISTED_QUERIES_CACHE_SIZE", 1000, "queries registered by automatic persisted queries kept in memory (least recently used dropped first)")
 	if err := s.parse(args); err != nil {
 		return nil, err
 	}
 	cfg.DisableIntrospection, cfg.DisableGraphiQL = !introspection, !graphiql
+	s.check(!pq.Only || pq.File != "", "--persisted-queries-only / PERSISTED_QUERIES_ONLY needs --persisted-queries-file / PERSISTED_QUERIES_FILE: the operations allowed to run")
+	s.check(pq.CacheSize >= 1 && pq.CacheSize <= 1_000_000, "--persisted-queries-cache-size must be between 1 and 1000000")
 	if cfg.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(cfg.MetricsAddr); err != nil {
 			s.problems = append(s.problems, fmt.Sprintf("--metrics-addr / METRICS_ADDR must be host:port, not %q", cfg.MetricsAddr))

@@ -110,6 +110,13 @@ func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor,
 		writeJSONBody(w, media, status, requestError{Errors: resp.Errors, Extensions: resp.Extensions})
 		return
 	}
+	if r.Method == http.MethodGet && opCtx.Operation.Operation == ast.Mutation {
+		// A persisted query sent by its hash alone is known to be a
+		// mutation only now.
+		w.Header().Set("Allow", http.MethodPost)
+		writeGraphQLError(w, media, http.StatusMethodNotAllowed, apperr.BadRequest, "Mutations must be sent with POST, never GET.")
+		return
+	}
 	if opCtx.Operation.Operation == ast.Subscription {
 		writeGraphQLError(w, media, http.StatusBadRequest, apperr.BadRequest,
 			"Subscriptions need a stream: connect over WebSocket (graphql-transport-ws or graphql-ws) or send Accept: text/event-stream for SSE.")

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/fastimage/api/graph"
+	"github.com/fastimage/api/internal/persisted"
 )
 
 const (
@@ -64,7 +66,8 @@ func (s *Server) graphqlHandler() http.Handler {
 	} else {
 		h.Use(extension.Introspection{})
 	}
-	h.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
+	pq := s.cfg.PersistedQueries
+	h.Use(persisted.New(s.persisted, pq.Only, cmp.Or(pq.CacheSize, queryCacheSize)))
 	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth, maxMutations: s.cfg.MaxMutationsPerOperation})
 	h.Use(errorCap{})
 	present := nameInputs(presentError(s.log))

@@ -50,6 +50,9 @@ func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
 	if !s.cfg.DisableGraphiQL {
 		links["graphiql"] = "/graphiql"
 	}
+	if !s.cfg.DisableIntrospection {
+		links["schema"] = SchemaPath
+	}
 	if s.cfg.MetricsAddr == "" {
 		links["metrics"] = "/metrics"
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/fastimage/api/internal/mail"
 	"github.com/fastimage/api/internal/metrics"
 	"github.com/fastimage/api/internal/password"
+	"github.com/fastimage/api/internal/persisted"
 	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/processor"
 	"github.com/fastimage/api/internal/support"
@@ -69,6 +70,8 @@ type Deps struct {
 	// Passwords is the process's password hasher, whose hashes in flight
 	// are reported in /metrics.
 	Passwords *password.Hasher
+	// PersistedQueries are the operations registered at start (nil: none).
+	PersistedQueries *persisted.Manifest
 }
 
 // Server serves the API.
@@ -96,6 +99,8 @@ type Server struct {
 	requests      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	subscriptions prometheus.Gauge
+
+	persisted *persisted.Manifest
 
 	origins *originList
 	ws      *wsAcceptor
@@ -131,6 +136,7 @@ func New(d Deps) *Server {
 		metrics:  d.Metrics,
 		origins:  newOriginList(d.Config.AllowedOrigins),
 	}
+	s.persisted = d.PersistedQueries
 	if s.metrics == nil {
 		s.metrics = metrics.NewRegistry()
 	}
@@ -160,6 +166,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(pattern, s.observe(route, s.limitBodyTime(h)))
 	}
 	handle("/graphql", "/graphql", s.cors(s.checkUpgradeOrigin(s.limitBody(s.limitStreams(s.authenticate(s.graphqlHandler()))))))
+	handle("GET "+SchemaPath, SchemaPath, s.schemaFileHandler())
 	handle("GET /verify-email", "/verify-email", linkPage(verifyEmailPage))
 	handle("GET /reset-password", "/reset-password", linkPage(resetPasswordPage))
 	handle("GET /confirm-email", "/confirm-email", linkPage(confirmEmailPage))
