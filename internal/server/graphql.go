@@ -65,7 +65,8 @@ func (s *Server) graphqlHandler() http.Handler {
 		h.Use(extension.Introspection{})
 	}
 	h.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](queryCacheSize)})
-	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth, maxMutations: s.cfg.MaxMutationsPerOperation})
+	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth, maxMutations: s.cfg.MaxMutationsPerOperation,
+		costs: &costLimits{limiter: s.costs, cfg: s.cfg.Costs, log: s.log}})
 	h.Use(errorCap{})
 	present := nameInputs(presentError(s.log))
 	h.AroundOperations(endOperations(present))
