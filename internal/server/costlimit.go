@@ -52,7 +52,9 @@ func (c *costLimits) charge(ctx context.Context, cost *graph.OperationCost) *gql
 	}
 	st, err := c.limiter.Charge(ctx, key, b, cost.RequestedQueryCost)
 	if err != nil {
-		c.log.ErrorContext(ctx, "cost limit not checked", "err", err)
+		if ctx.Err() == nil { // a client that left is not a fault
+			c.log.ErrorContext(ctx, "cost limit not checked", "err", err)
+		}
 		gerr := gqlerror.Errorf("We could not check your rate limit just now. Try again in a second.")
 		errcode.Set(gerr, string(apperr.Unavailable))
 		gerr.Extensions["retryAfter"] = 1
@@ -63,7 +65,7 @@ func (c *costLimits) charge(ctx context.Context, cost *graph.OperationCost) *gql
 		return nil
 	}
 	retry := st.RetryAfterSeconds()
-	gerr := gqlerror.Errorf("This operation costs %d points and your bucket has %.0f of %.0f free; it restores %.0f points a second. Retry in %d seconds, or ask for fewer fields or smaller pages (first).",
+	gerr := gqlerror.Errorf("This operation costs %d points and your bucket has %.0f of %.0f free (it refills at %.0f a second). Try again in %ds, or ask for fewer fields or smaller pages (first).",
 		cost.RequestedQueryCost, st.Available, st.Maximum, st.RestoreRate, retry)
 	errcode.Set(gerr, string(apperr.Throttled))
 	gerr.Extensions["retryAfter"] = retry
