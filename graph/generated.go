@@ -91,6 +91,11 @@ type ComplexityRoot struct {
 		ReceivedAt func(childComplexity int) int
 	}
 
+	CostBucket struct {
+		MaximumAvailable func(childComplexity int) int
+		RestoreRate      func(childComplexity int) int
+	}
+
 	CreateBillingPortalSessionPayload struct {
 		URL func(childComplexity int) int
 	}
@@ -285,6 +290,8 @@ type ComplexityRoot struct {
 	}
 
 	Limits struct {
+		APIKeyCostBucket          func(childComplexity int) int
+		AnonymousCostBucket       func(childComplexity int) int
 		MaxQueryComplexity        func(childComplexity int) int
 		MaxQueryDepth             func(childComplexity int) int
 		MaxRequestBytes           func(childComplexity int) int
@@ -292,6 +299,7 @@ type ComplexityRoot struct {
 		MaxSubscriptionsPerSocket func(childComplexity int) int
 		MaxSubscriptionsPerUser   func(childComplexity int) int
 		MaxUploadBytes            func(childComplexity int) int
+		SessionCostBucket         func(childComplexity int) int
 	}
 
 	LiveChat struct {
@@ -470,9 +478,17 @@ type ComplexityRoot struct {
 		Nodes               func(childComplexity int, ids []string) int
 		Plans               func(childComplexity int) int
 		PrivacyRequestQueue func(childComplexity int, status *privacy.Status, first *int, after *string) int
+		RateLimit           func(childComplexity int) int
 		ServerInfo          func(childComplexity int) int
 		Viewer              func(childComplexity int) int
 		Work                func(childComplexity int, id string) int
+	}
+
+	RateLimit struct {
+		Cost               func(childComplexity int) int
+		CurrentlyAvailable func(childComplexity int) int
+		MaximumAvailable   func(childComplexity int) int
+		RestoreRate        func(childComplexity int) int
 	}
 
 	RefundPurchasePayload struct {
@@ -759,6 +775,7 @@ type QueryResolver interface {
 	EstimateEdit(ctx context.Context, input model.EditImageInput) (*model.Estimate, error)
 	LegalDocuments(ctx context.Context) ([]*legal.Document, error)
 	PrivacyRequestQueue(ctx context.Context, status *privacy.Status, first *int, after *string) (*model.PrivacyRequestConnection, error)
+	RateLimit(ctx context.Context) (*model.RateLimit, error)
 	Work(ctx context.Context, id string) (*work.Work, error)
 }
 type SecurityEventResolver interface {
@@ -903,6 +920,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ContactSupportPayload.ReceivedAt(childComplexity), true
+
+	case "CostBucket.maximumAvailable":
+		if e.ComplexityRoot.CostBucket.MaximumAvailable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostBucket.MaximumAvailable(childComplexity), true
+	case "CostBucket.restoreRate":
+		if e.ComplexityRoot.CostBucket.RestoreRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CostBucket.RestoreRate(childComplexity), true
 
 	case "CreateBillingPortalSessionPayload.url":
 		if e.ComplexityRoot.CreateBillingPortalSessionPayload.URL == nil {
@@ -1659,6 +1689,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.LegalDocument.Version(childComplexity), true
 
+	case "Limits.apiKeyCostBucket":
+		if e.ComplexityRoot.Limits.APIKeyCostBucket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Limits.APIKeyCostBucket(childComplexity), true
+	case "Limits.anonymousCostBucket":
+		if e.ComplexityRoot.Limits.AnonymousCostBucket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Limits.AnonymousCostBucket(childComplexity), true
 	case "Limits.maxQueryComplexity":
 		if e.ComplexityRoot.Limits.MaxQueryComplexity == nil {
 			break
@@ -1701,6 +1743,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Limits.MaxUploadBytes(childComplexity), true
+	case "Limits.sessionCostBucket":
+		if e.ComplexityRoot.Limits.SessionCostBucket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Limits.SessionCostBucket(childComplexity), true
 
 	case "LiveChat.enabled":
 		if e.ComplexityRoot.LiveChat.Enabled == nil {
@@ -2736,6 +2784,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.PrivacyRequestQueue(childComplexity, args["status"].(*privacy.Status), args["first"].(*int), args["after"].(*string)), true
+	case "Query.rateLimit":
+		if e.ComplexityRoot.Query.RateLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.RateLimit(childComplexity), true
 	case "Query.serverInfo":
 		if e.ComplexityRoot.Query.ServerInfo == nil {
 			break
@@ -2759,6 +2813,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Work(childComplexity, args["id"].(string)), true
+
+	case "RateLimit.cost":
+		if e.ComplexityRoot.RateLimit.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RateLimit.Cost(childComplexity), true
+	case "RateLimit.currentlyAvailable":
+		if e.ComplexityRoot.RateLimit.CurrentlyAvailable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RateLimit.CurrentlyAvailable(childComplexity), true
+	case "RateLimit.maximumAvailable":
+		if e.ComplexityRoot.RateLimit.MaximumAvailable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RateLimit.MaximumAvailable(childComplexity), true
+	case "RateLimit.restoreRate":
+		if e.ComplexityRoot.RateLimit.RestoreRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RateLimit.RestoreRate(childComplexity), true
 
 	case "RefundPurchasePayload.purchase":
 		if e.ComplexityRoot.RefundPurchasePayload.Purchase == nil {
@@ -3531,7 +3610,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "schema/account.graphqls" "schema/billing.graphqls" "schema/credit.graphqls" "schema/feed.graphqls" "schema/generation.graphqls" "schema/legal.graphqls" "schema/privacy.graphqls" "schema/support.graphqls" "schema/work.graphqls"
+//go:embed "schema/account.graphqls" "schema/billing.graphqls" "schema/credit.graphqls" "schema/feed.graphqls" "schema/generation.graphqls" "schema/legal.graphqls" "schema/privacy.graphqls" "schema/ratelimit.graphqls" "schema/support.graphqls" "schema/work.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -3689,6 +3768,7 @@ type Limits {
 	{Name: "schema/generation.graphqls", Input: sourceData("schema/generation.graphqls"), BuiltIn: false},
 	{Name: "schema/legal.graphqls", Input: sourceData("schema/legal.graphqls"), BuiltIn: false},
 	{Name: "schema/privacy.graphqls", Input: sourceData("schema/privacy.graphqls"), BuiltIn: false},
+	{Name: "schema/ratelimit.graphqls", Input: sourceData("schema/ratelimit.graphqls"), BuiltIn: false},
 	{Name: "schema/support.graphqls", Input: sourceData("schema/support.graphqls"), BuiltIn: false},
 	{Name: "schema/work.graphqls", Input: sourceData("schema/work.graphqls"), BuiltIn: false},
 }
@@ -3752,6 +3832,16 @@ func (ec *executionContext) childFields_ContactSupportPayload(ctx context.Contex
 		return ec.fieldContext_ContactSupportPayload_receivedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ContactSupportPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CostBucket(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "maximumAvailable":
+		return ec.fieldContext_CostBucket_maximumAvailable(ctx, field)
+	case "restoreRate":
+		return ec.fieldContext_CostBucket_restoreRate(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CostBucket", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateBillingPortalSessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4156,6 +4246,12 @@ func (ec *executionContext) childFields_Limits(ctx context.Context, field graphq
 		return ec.fieldContext_Limits_maxSubscriptionsPerSocket(ctx, field)
 	case "maxSubscriptionsPerUser":
 		return ec.fieldContext_Limits_maxSubscriptionsPerUser(ctx, field)
+	case "apiKeyCostBucket":
+		return ec.fieldContext_Limits_apiKeyCostBucket(ctx, field)
+	case "sessionCostBucket":
+		return ec.fieldContext_Limits_sessionCostBucket(ctx, field)
+	case "anonymousCostBucket":
+		return ec.fieldContext_Limits_anonymousCostBucket(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Limits", field.Name)
 }
@@ -4396,6 +4492,20 @@ func (ec *executionContext) childFields_PurgeWorksPayload(ctx context.Context, f
 		return ec.fieldContext_PurgeWorksPayload_storage(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PurgeWorksPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RateLimit(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "maximumAvailable":
+		return ec.fieldContext_RateLimit_maximumAvailable(ctx, field)
+	case "currentlyAvailable":
+		return ec.fieldContext_RateLimit_currentlyAvailable(ctx, field)
+	case "restoreRate":
+		return ec.fieldContext_RateLimit_restoreRate(ctx, field)
+	case "cost":
+		return ec.fieldContext_RateLimit_cost(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RateLimit", field.Name)
 }
 
 func (ec *executionContext) childFields_RefundPurchasePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6231,6 +6341,52 @@ func (ec *executionContext) _ContactSupportPayload_receivedAt(ctx context.Contex
 }
 func (ec *executionContext) fieldContext_ContactSupportPayload_receivedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ContactSupportPayload", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _CostBucket_maximumAvailable(ctx context.Context, field graphql.CollectedField, obj *model.CostBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostBucket_maximumAvailable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaximumAvailable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostBucket_maximumAvailable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostBucket", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CostBucket_restoreRate(ctx context.Context, field graphql.CollectedField, obj *model.CostBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CostBucket_restoreRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RestoreRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CostBucket_restoreRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CostBucket", field, false, false, "Float")
 }
 
 func (ec *executionContext) _CreateBillingPortalSessionPayload_url(ctx context.Context, field graphql.CollectedField, obj *model.CreateBillingPortalSessionPayload) (ret graphql.Marshaler) {
@@ -9412,6 +9568,102 @@ func (ec *executionContext) _Limits_maxSubscriptionsPerUser(ctx context.Context,
 }
 func (ec *executionContext) fieldContext_Limits_maxSubscriptionsPerUser(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Limits", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Limits_apiKeyCostBucket(ctx context.Context, field graphql.CollectedField, obj *model.Limits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Limits_apiKeyCostBucket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.APIKeyCostBucket, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CostBucket) graphql.Marshaler {
+			return ec.marshalNCostBucket2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCostBucket(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Limits_apiKeyCostBucket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Limits",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CostBucket(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Limits_sessionCostBucket(ctx context.Context, field graphql.CollectedField, obj *model.Limits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Limits_sessionCostBucket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SessionCostBucket, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CostBucket) graphql.Marshaler {
+			return ec.marshalNCostBucket2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCostBucket(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Limits_sessionCostBucket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Limits",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CostBucket(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Limits_anonymousCostBucket(ctx context.Context, field graphql.CollectedField, obj *model.Limits) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Limits_anonymousCostBucket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AnonymousCostBucket, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CostBucket) graphql.Marshaler {
+			return ec.marshalNCostBucket2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCostBucket(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Limits_anonymousCostBucket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Limits",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CostBucket(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _LiveChat_enabled(ctx context.Context, field graphql.CollectedField, obj *model.LiveChat) (ret graphql.Marshaler) {
@@ -13605,6 +13857,38 @@ func (ec *executionContext) fieldContext_Query_privacyRequestQueue(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_rateLimit(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_rateLimit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().RateLimit(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RateLimit) graphql.Marshaler {
+			return ec.marshalNRateLimit2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRateLimit(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_rateLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RateLimit(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_work(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13723,6 +14007,98 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RateLimit_maximumAvailable(ctx context.Context, field graphql.CollectedField, obj *model.RateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RateLimit_maximumAvailable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaximumAvailable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RateLimit_maximumAvailable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RateLimit", field, false, false, "Float")
+}
+
+func (ec *executionContext) _RateLimit_currentlyAvailable(ctx context.Context, field graphql.CollectedField, obj *model.RateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RateLimit_currentlyAvailable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CurrentlyAvailable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RateLimit_currentlyAvailable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RateLimit", field, false, false, "Float")
+}
+
+func (ec *executionContext) _RateLimit_restoreRate(ctx context.Context, field graphql.CollectedField, obj *model.RateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RateLimit_restoreRate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RestoreRate, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RateLimit_restoreRate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RateLimit", field, false, false, "Float")
+}
+
+func (ec *executionContext) _RateLimit_cost(ctx context.Context, field graphql.CollectedField, obj *model.RateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RateLimit_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RateLimit_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RateLimit", field, false, false, "Int")
 }
 
 func (ec *executionContext) _RefundPurchasePayload_purchase(ctx context.Context, field graphql.CollectedField, obj *model.RefundPurchasePayload) (ret graphql.Marshaler) {
@@ -19845,6 +20221,44 @@ func (ec *executionContext) _ContactSupportPayload(ctx context.Context, sel ast.
 	return out
 }
 
+var costBucketImplementors = []string{"CostBucket"}
+
+func (ec *executionContext) _CostBucket(ctx context.Context, sel ast.SelectionSet, obj *model.CostBucket) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, costBucketImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CostBucket")
+		case "maximumAvailable":
+			out.Values[i] = ec._CostBucket_maximumAvailable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "restoreRate":
+			out.Values[i] = ec._CostBucket_restoreRate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var createBillingPortalSessionPayloadImplementors = []string{"CreateBillingPortalSessionPayload"}
 
 func (ec *executionContext) _CreateBillingPortalSessionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateBillingPortalSessionPayload) graphql.Marshaler {
@@ -21184,6 +21598,21 @@ func (ec *executionContext) _Limits(ctx context.Context, sel ast.SelectionSet, o
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "apiKeyCostBucket":
+			out.Values[i] = ec._Limits_apiKeyCostBucket(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sessionCostBucket":
+			out.Values[i] = ec._Limits_sessionCostBucket(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "anonymousCostBucket":
+			out.Values[i] = ec._Limits_anonymousCostBucket(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -22433,6 +22862,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_privacyRequestQueue(ctx, field)
 				})
+		case "rateLimit":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_rateLimit(ctx, field)
+				})
 		case "work":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -22452,6 +22887,54 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var rateLimitImplementors = []string{"RateLimit"}
+
+func (ec *executionContext) _RateLimit(ctx context.Context, sel ast.SelectionSet, obj *model.RateLimit) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, rateLimitImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RateLimit")
+		case "maximumAvailable":
+			out.Values[i] = ec._RateLimit_maximumAvailable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "currentlyAvailable":
+			out.Values[i] = ec._RateLimit_currentlyAvailable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "restoreRate":
+			out.Values[i] = ec._RateLimit_restoreRate(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cost":
+			out.Values[i] = ec._RateLimit_cost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -24069,6 +24552,14 @@ func (ec *executionContext) marshalNContactSupportPayload2ᚖgithubᚗcomᚋfast
 	return ec._ContactSupportPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNCostBucket2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCostBucket(ctx context.Context, sel ast.SelectionSet, v *model.CostBucket) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CostBucket!")
+		return graphql.Null
+	}
+	return ec._CostBucket(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNCreateBillingPortalSessionInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐCreateBillingPortalSessionInput(ctx context.Context, v any) (model.CreateBillingPortalSessionInput, error) {
 	res, err := ec.unmarshalInputCreateBillingPortalSessionInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -25150,6 +25641,14 @@ func (ec *executionContext) marshalNPurgeWorksPayload2ᚖgithubᚗcomᚋfastimag
 		return graphql.Null
 	}
 	return ec._PurgeWorksPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRateLimit2ᚖgithubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRateLimit(ctx context.Context, sel ast.SelectionSet, v *model.RateLimit) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RateLimit!")
+		return graphql.Null
+	}
+	return ec._RateLimit(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRefundPurchaseInput2githubᚗcomᚋfastimageᚋapiᚋgraphᚋmodelᚐRefundPurchaseInput(ctx context.Context, v any) (model.RefundPurchaseInput, error) {

@@ -137,6 +137,14 @@ type ContactSupportPayload struct {
 	ReceivedAt time.Time `json:"receivedAt"`
 }
 
+// The setting of one kind of caller's cost buckets.
+type CostBucket struct {
+	// Points a bucket holds when full; 0 means no cost limit.
+	MaximumAvailable float64 `json:"maximumAvailable"`
+	// Points a bucket gets back every second.
+	RestoreRate float64 `json:"restoreRate"`
+}
+
 // Input of createBillingPortalSession.
 type CreateBillingPortalSessionInput struct {
 	// Where the portal's back link leads: a path on this site or a URL on an allowed origin.
@@ -430,6 +438,12 @@ type Limits struct {
 	MaxSubscriptionsPerSocket int `json:"maxSubscriptionsPerSocket"`
 	// Subscriptions you may run at once over all your WebSockets and SSE streams (per server process); clients of one IP that are not signed in share one such allowance. More are refused with LIMIT_EXCEEDED.
 	MaxSubscriptionsPerUser int `json:"maxSubscriptionsPerUser"`
+	// The cost bucket of each API key.
+	APIKeyCostBucket *CostBucket `json:"apiKeyCostBucket"`
+	// The cost bucket of each session (the web editor, signed in).
+	SessionCostBucket *CostBucket `json:"sessionCostBucket"`
+	// The cost bucket shared by the clients of one IP address that are not signed in.
+	AnonymousCostBucket *CostBucket `json:"anonymousCostBucket"`
 }
 
 // The live chat widget the web app loads, when enabled.
@@ -546,6 +560,18 @@ type PurgeWorksPayload struct {
 }
 
 type Query struct {
+}
+
+// A caller's cost bucket (the same numbers as extensions.cost.throttleStatus).
+type RateLimit struct {
+	// Points the bucket holds when full; 0 when no cost limit applies.
+	MaximumAvailable float64 `json:"maximumAvailable"`
+	// Points free now, after this operation's cost was taken.
+	CurrentlyAvailable float64 `json:"currentlyAvailable"`
+	// Points that come back every second; 0 when no cost limit applies.
+	RestoreRate float64 `json:"restoreRate"`
+	// What this operation cost (extensions.cost.requestedQueryCost).
+	Cost int `json:"cost"`
 }
 
 // Input of refundPurchase.

@@ -41,6 +41,7 @@ import (
 	"github.com/fastimage/api/internal/storage"
 	"github.com/fastimage/api/internal/storage/local"
 	"github.com/fastimage/api/internal/support"
+	"github.com/fastimage/api/internal/throttle"
 	"github.com/fastimage/api/internal/usage"
 	"github.com/fastimage/api/internal/usage/endpoint"
 	"github.com/fastimage/api/internal/work"
@@ -123,6 +124,8 @@ type App struct {
 	// PersistedQueries are the operations of PERSISTED_QUERIES_FILE, nil
 	// without one.
 	PersistedQueries *persisted.Manifest
+	// Costs charges GraphQL operations' costs against leaky buckets.
+	Costs *throttle.Limiter
 
 	workerID string
 	clock    clock.Clock
@@ -170,6 +173,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		Config: cfg, DB: bdb, Log: log,
 		Ledger:   credit.New(bdb),
 		Limiter:  ratelimit.New(bdb, clk),
+		Costs:    throttle.New(bdb),
 		Bucket:   bucket,
 		Bus:      events.New(bdb, log),
 		Outbox:   outbox,
@@ -241,7 +245,7 @@ func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
 		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
 		Accounts: a.Accounts, Passwords: a.Passwords, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Billing: a.Billing, Privacy: a.Privacy, Bus: a.Bus,
 		Usage: a.Usage, Support: a.Support, Legal: a.Legal,
-		Blobs: a.Blobs, Outbox: local, Metrics: a.Metrics, PersistedQueries: a.PersistedQueries,
+		Blobs: a.Blobs, Outbox: local, Metrics: a.Metrics, PersistedQueries: a.PersistedQueries, Costs: a.Costs,
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fastimage/api/internal/mail"
+	"github.com/fastimage/api/internal/throttle"
 )
 
 // Background starts what runs beside requests: the event listener (in every
@@ -59,6 +60,9 @@ func (a *App) maintenanceTasks() []task {
 			n, err := a.Limiter.Sweep(ctx, 24*time.Hour)
 			return int(n), err
 		}},
+		{"sweep idle cost buckets", func(ctx context.Context) (int, error) {
+			return a.Costs.Sweep(ctx, a.costBucketsDrain())
+		}},
 	}
 	if a.Config.Privacy.Retention.Interval > 0 {
 		tasks = append(tasks, task{"apply retention", a.retention()})
@@ -86,4 +90,11 @@ func (a *App) reconcile() func(context.Context) (int, error) {
 		r, err := a.Billing.Reconcile(ctx, a.Config.Payments.ReconcileWindow)
 		return r.Applied, err
 	}
+}
+
+// costBucketsDrain is how long the slowest cost bucket takes to leak from
+// full to empty: a bucket idle that long holds nothing and can go.
+func (a *App) costBucketsDrain() time.Duration {
+	c := a.Config.Costs
+	return max(throttle.Bucket(c.Keys).DrainTime(), throttle.Bucket(c.Sessions).DrainTime(), throttle.Bucket(c.Anonymous).DrainTime(), time.Minute)
 }

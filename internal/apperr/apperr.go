@@ -33,6 +33,9 @@ const (
 	Conflict        Code = "CONFLICT"
 	Unavailable     Code = "UNAVAILABLE"
 	Internal        Code = "INTERNAL"
+	// Throttled refuses an operation whose cost does not fit in its
+	// caller's cost bucket now; retryAfter says when it will.
+	Throttled Code = "THROTTLED"
 
 	// Accounts.
 	InvalidCredentials Code = "INVALID_CREDENTIALS"

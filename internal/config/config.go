@@ -69,6 +69,8 @@ type Serve struct {
 
 	// Streams bounds the streams and subscriptions clients hold open.
 	Streams Streams
+	// Costs are the leaky buckets operations' costs are charged against.
+	Costs Costs
 	// HTTP connection timeouts. A request body must arrive within
 	// HTTPReadTimeout plus one second per HTTPMinBodyRate bytes received:
 	// uploads on a slow but steady link go through, a trickle is cut.
@@ -162,6 +164,22 @@ type Streams struct {
 	PerIP     int
 	PerSocket int
 	PerUser   int
+}
+
+// Costs sets the leaky buckets that operations' computed costs are charged
+// against: one per API key, one per session, one per client IP for callers
+// not signed in.
+type Costs struct {
+	Keys      CostBucket
+	Sessions  CostBucket
+	Anonymous CostBucket
+}
+
+// CostBucket holds Size points at most and restores RestoreRate points a
+// second; a Size of 0 turns the limit off.
+type CostBucket struct {
+	Size        int
+	RestoreRate int
 }
 
 // Accounts holds the session and link lifetimes.
@@ -486,6 +504,12 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.int(&cfg.Streams.PerIP, "max-streams-per-ip", "MAX_STREAMS_PER_IP", 100, "WebSockets and SSE streams one client IP may hold open in a process; more are refused with 429 LIMIT_EXCEEDED")
 	s.int(&cfg.Streams.PerSocket, "max-subscriptions-per-socket", "MAX_SUBSCRIPTIONS_PER_SOCKET", 100, "subscriptions one WebSocket may run at once; more are refused with LIMIT_EXCEEDED")
 	s.int(&cfg.Streams.PerUser, "max-subscriptions-per-user", "MAX_SUBSCRIPTIONS_PER_USER", 100, "subscriptions one user may run at once in a process, over all their WebSockets and SSE streams (clients of one IP not signed in count as one user); more are refused with LIMIT_EXCEEDED")
+	s.int(&cfg.Costs.Keys.Size, "cost-limit-key-size", "COST_LIMIT_KEY_SIZE", 20_000, "points of query cost an API key's bucket holds (at least --max-query-complexity; 0 turns the limit off)")
+	s.int(&cfg.Costs.Keys.RestoreRate, "cost-limit-key-rate", "COST_LIMIT_KEY_RATE", 500, "points a second an API key's bucket restores")
+	s.int(&cfg.Costs.Sessions.Size, "cost-limit-session-size", "COST_LIMIT_SESSION_SIZE", 20_000, "points of query cost a session's bucket holds (at least --max-query-complexity; 0 turns the limit off)")
+	s.int(&cfg.Costs.Sessions.RestoreRate, "cost-limit-session-rate", "COST_LIMIT_SESSION_RATE", 1_000, "points a second a session's bucket restores")
+	s.int(&cfg.Costs.Anonymous.Size, "cost-limit-anonymous-size", "COST_LIMIT_ANONYMOUS_SIZE", 10_000, "points of query cost the bucket of one client IP not signed in holds (at least --max-query-complexity; 0 turns the limit off)")
+	s.int(&cfg.Costs.Anonymous.RestoreRate, "cost-limit-anonymous-rate", "COST_LIMIT_ANONYMOUS_RATE", 200, "points a second the bucket of one client IP not signed in restores")
 	s.duration(&cfg.HTTPReadHeaderTimeout, "http-read-header-timeout", "HTTP_READ_HEADER_TIMEOUT", 10*time.Second, "a connection whose request headers take longer is closed")
 	s.duration(&cfg.HTTPReadTimeout, "http-read-timeout", "HTTP_READ_TIMEOUT", 10*time.Second, "a request body gets this long, plus a second per --http-min-body-rate bytes received (408 after)")
 	s.int64(&cfg.HTTPMinBodyRate, "http-min-body-rate", "HTTP_MIN_BODY_RATE", 8<<10, "slowest request body accepted past --http-read-timeout, in bytes a second")
@@ -677,6 +701,13 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.check(cfg.Streams.PerIP >= 1, "--max-streams-per-ip must be at least 1")
 	s.check(cfg.Streams.PerSocket >= 1, "--max-subscriptions-per-socket must be at least 1")
 	s.check(cfg.Streams.PerUser >= 1, "--max-subscriptions-per-user must be at least 1")
+	for _, b := range []struct {
+		name string
+		b    CostBucket
+	}{{"key", cfg.Costs.Keys}, {"session", cfg.Costs.Sessions}, {"anonymous", cfg.Costs.Anonymous}} {
+		s.check(b.b.Size == 0 || b.b.Size >= cfg.MaxQueryComplexity, "--cost-limit-%s-size must be 0 (off) or at least --max-query-complexity (%d): an operation the complexity limit allows must fit in the bucket", b.name, cfg.MaxQueryComplexity)
+		s.check(b.b.Size == 0 || (b.b.RestoreRate >= 1 && b.b.RestoreRate <= b.b.Size), "--cost-limit-%s-rate must be between 1 and --cost-limit-%s-size", b.name, b.name)
+	}
 	s.check(cfg.HTTPReadHeaderTimeout >= 100*time.Millisecond, "--http-read-header-timeout must be at least 100ms")
 	s.check(cfg.HTTPReadTimeout >= 100*time.Millisecond, "--http-read-timeout must be at least 100ms")
 	s.check(cfg.HTTPMinBodyRate >= 1, "--http-min-body-rate must be at least 1")

@@ -22,7 +22,7 @@ func TestCostsReported(t *testing.T) {
 	complexity := func(out gqlResponse) float64 {
 		t.Helper()
 		cost, _ := out.Extensions["cost"].(map[string]any)
-		n, _ := cost["complexity"].(float64)
+		n, _ := cost["requestedQueryCost"].(float64)
 		return n
 	}
 	if out := c.do(`mutation { signIn(input: {email: "nobody@example.com", password: "not the password"}) { token } }`, nil); out.code() != "INVALID_CREDENTIALS" || complexity(out) < 2000 {

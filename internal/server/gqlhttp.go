@@ -106,6 +106,12 @@ func execute(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor,
 		if media == mediaGraphQLResponse {
 			status = http.StatusBadRequest
 		}
+		if retry := throttledRetryAfter(errs); retry != "" {
+			w.Header().Set("Retry-After", retry)
+			if media == mediaGraphQLResponse {
+				status = http.StatusTooManyRequests
+			}
+		}
 		resp := exec.DispatchError(graphql.WithOperationContext(ctx, opCtx), errs)
 		writeJSONBody(w, media, status, requestError{Errors: resp.Errors, Extensions: resp.Extensions})
 		return

@@ -68,7 +68,8 @@ func (s *Server) graphqlHandler() http.Handler {
 	}
 	pq := s.cfg.PersistedQueries
 	h.Use(persisted.New(s.persisted, pq.Only, cmp.Or(pq.CacheSize, queryCacheSize)))
-	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth, maxMutations: s.cfg.MaxMutationsPerOperation})
+	h.Use(&queryLimits{maxComplexity: s.cfg.MaxQueryComplexity, maxDepth: s.cfg.MaxQueryDepth, maxMutations: s.cfg.MaxMutationsPerOperation,
+		costs: &costLimits{limiter: s.costs, cfg: s.cfg.Costs, log: s.log}})
 	h.Use(errorCap{})
 	present := nameInputs(presentError(s.log))
 	h.AroundOperations(endOperations(present))

@@ -35,8 +35,8 @@ func TestServerInfoOverPOSTAndGET(t *testing.T) {
 		t.Errorf("serverInfo = %+v, want version test-1 and the configured limits", data.ServerInfo)
 	}
 	cost, ok := out.Extensions["cost"].(map[string]any)
-	if !ok || cost["complexity"].(float64) < 1 || cost["limit"].(float64) != 10_000 {
-		t.Errorf("extensions.cost = %v, want the computed complexity and the limit", out.Extensions["cost"])
+	if !ok || cost["requestedQueryCost"].(float64) < 1 || cost["actualQueryCost"] != cost["requestedQueryCost"] {
+		t.Errorf("extensions.cost = %v, want the computed cost, requested and actual", out.Extensions["cost"])
 	}
 
 	req, _ := http.NewRequest(http.MethodGet, s.URL+"/graphql?query="+url.QueryEscape(q), nil)
@@ -167,7 +167,7 @@ func TestQueryLimitsRefuseBeforeExecution(t *testing.T) {
 	if costly.code() != "QUERY_TOO_COMPLEX" || costly.HasData {
 		t.Errorf("50-field query against limit 20: code %q, data present %v; want QUERY_TOO_COMPLEX and no data", costly.code(), costly.HasData)
 	}
-	if cost, ok := costly.Extensions["cost"].(map[string]any); !ok || cost["complexity"].(float64) <= 20 {
+	if cost, ok := costly.Extensions["cost"].(map[string]any); !ok || cost["requestedQueryCost"].(float64) <= 20 {
 		t.Errorf("a refused operation still reports its cost; got %v", costly.Extensions)
 	}
 

@@ -10,25 +10,20 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/fastimage/api/graph"
 	"github.com/fastimage/api/internal/apperr"
 )
 
 // queryLimits refuses operations that nest too deep or cost too much before
-// anything executes, and records the cost so that it can be reported in
+// anything executes, charges the cost of the others against their caller's
+// bucket (see chargeCost), and records the cost so that it can be reported in
 // extensions.cost of every response.
 type queryLimits struct {
 	maxComplexity int
 	maxDepth      int
 	maxMutations  int
+	costs         *costLimits
 	es            graphql.ExecutableSchema
-}
-
-// queryCost is what extensions.cost reports.
-type queryCost struct {
-	Complexity int `json:"complexity"`
-	Limit      int `json:"limit"`
-	Depth      int `json:"depth"`
-	DepthLimit int `json:"depthLimit"`
 }
 
 const queryLimitsName = "QueryLimits"
@@ -47,15 +42,11 @@ func (q *queryLimits) Validate(es graphql.ExecutableSchema) error {
 }
 
 func (q *queryLimits) MutateOperationContext(ctx context.Context, opCtx *graphql.OperationContext) *gqlerror.Error {
-	cost := &queryCost{
-		Complexity: complexity.Calculate(ctx, q.es, opCtx.Operation, opCtx.Variables),
-		Limit:      q.maxComplexity,
-		Depth:      selectionDepth(opCtx.Operation.SelectionSet),
-		DepthLimit: q.maxDepth,
-	}
-	opCtx.Stats.SetExtension(queryLimitsName, cost)
-	if cost.Depth > q.maxDepth {
-		err := gqlerror.Errorf("This operation nests fields %d levels deep; the limit is %d. Select fewer nested fields, or split it into several operations.", cost.Depth, q.maxDepth)
+	points := complexity.Calculate(ctx, q.es, opCtx.Operation, opCtx.Variables)
+	cost := &graph.OperationCost{RequestedQueryCost: points, ActualQueryCost: points}
+	graph.SetOperationCost(opCtx, cost)
+	if depth := selectionDepth(opCtx.Operation.SelectionSet); depth > q.maxDepth {
+		err := gqlerror.Errorf("This operation nests fields %d levels deep; the limit is %d. Select fewer nested fields, or split it into several operations.", depth, q.maxDepth)
 		errcode.Set(err, string(apperr.QueryTooDeep))
 		return err
 	}
@@ -68,19 +59,17 @@ func (q *queryLimits) MutateOperationContext(ctx context.Context, opCtx *graphql
 			return err
 		}
 	}
-	if cost.Complexity > q.maxComplexity {
-		err := gqlerror.Errorf("This operation costs %d; the limit is %d. Ask for fewer fields or smaller pages (first), or split it into several operations.", cost.Complexity, q.maxComplexity)
+	if points > q.maxComplexity {
+		err := gqlerror.Errorf("This operation costs %d; the limit is %d. Ask for fewer fields or smaller pages (first), or split it into several operations.", points, q.maxComplexity)
 		errcode.Set(err, string(apperr.QueryTooComplex))
 		return err
 	}
-	return nil
+	return q.costs.charge(ctx, cost)
 }
 
 func (q *queryLimits) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	if opCtx := graphql.GetOperationContext(ctx); opCtx != nil {
-		if cost, ok := opCtx.Stats.GetExtension(queryLimitsName).(*queryCost); ok {
-			graphql.RegisterExtension(ctx, "cost", cost)
-		}
+	if cost := graph.OperationCostOf(ctx); cost != nil {
+		graphql.RegisterExtension(ctx, "cost", cost)
 	}
 	return next(ctx)
 }

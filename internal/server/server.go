@@ -35,6 +35,7 @@ import (
 	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/processor"
 	"github.com/fastimage/api/internal/support"
+	"github.com/fastimage/api/internal/throttle"
 	"github.com/fastimage/api/internal/usage"
 	"github.com/fastimage/api/internal/work"
 )
@@ -72,6 +73,9 @@ type Deps struct {
 	Passwords *password.Hasher
 	// PersistedQueries are the operations registered at start (nil: none).
 	PersistedQueries *persisted.Manifest
+	// Costs charges operations' costs against the callers' buckets; nil
+	// makes one on DB.
+	Costs *throttle.Limiter
 }
 
 // Server serves the API.
@@ -94,6 +98,7 @@ type Server struct {
 	legal    *legal.Service
 	blobs    http.Handler
 	outbox   *mail.Outbox
+	costs    *throttle.Limiter
 
 	metrics       *prometheus.Registry
 	requests      *prometheus.CounterVec
@@ -135,6 +140,10 @@ func New(d Deps) *Server {
 		outbox:   d.Outbox,
 		metrics:  d.Metrics,
 		origins:  newOriginList(d.Config.AllowedOrigins),
+		costs:    d.Costs,
+	}
+	if s.costs == nil {
+		s.costs = throttle.New(d.DB)
 	}
 	s.persisted = d.PersistedQueries
 	if s.metrics == nil {
@@ -250,11 +259,23 @@ func (s *Server) serverInfo() *model.ServerInfo {
 			MaxStreamsPerIP:           s.cfg.Streams.PerIP,
 			MaxSubscriptionsPerSocket: s.cfg.Streams.PerSocket,
 			MaxSubscriptionsPerUser:   s.cfg.Streams.PerUser,
+
+			APIKeyCostBucket:    costBucket(s.cfg.Costs.Keys),
+			SessionCostBucket:   costBucket(s.cfg.Costs.Sessions),
+			AnonymousCostBucket: costBucket(s.cfg.Costs.Anonymous),
 		},
 	}
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// costBucket is a bucket setting as serverInfo shows it: all 0 when off.
+func costBucket(b config.CostBucket) *model.CostBucket {
+	if !throttle.Bucket(b).Enabled() {
+		return &model.CostBucket{}
+	}
+	return &model.CostBucket{MaximumAvailable: float64(b.Size), RestoreRate: float64(b.RestoreRate)}
+}
 
 // Serve answers requests on ln until ctx ends, then shuts down gracefully:
 // it stops accepting, closes WebSockets with 1001 and ends SSE streams, and

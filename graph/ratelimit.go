@@ -1,0 +1,58 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/fastimage/api/graph/model"
+)
+
+// OperationCost is what an operation costs and the state of the bucket that
+// paid for it, in Shopify's shape. The server records it on the operation
+// context before the operation runs (SetOperationCost); extensions.cost and
+// the rateLimit field report it.
+type OperationCost struct {
+	RequestedQueryCost int `json:"requestedQueryCost"`
+	// ActualQueryCost is the requested cost: the estimate is charged in
+	// full, before the operation runs, and nothing is refunded after.
+	ActualQueryCost int `json:"actualQueryCost"`
+	// ThrottleStatus is nil when no bucket was charged: the operation was
+	// refused for its size first, or no cost limit applies to its caller.
+	ThrottleStatus *ThrottleStatus `json:"throttleStatus,omitempty"`
+}
+
+// ThrottleStatus is the caller's bucket after the charge (or, refused,
+// without it).
+type ThrottleStatus struct {
+	MaximumAvailable   float64 `json:"maximumAvailable"`
+	CurrentlyAvailable float64 `json:"currentlyAvailable"`
+	RestoreRate        float64 `json:"restoreRate"`
+}
+
+const operationCostStat = "OperationCost"
+
+// SetOperationCost records c as the cost of opCtx's operation.
+func SetOperationCost(opCtx *graphql.OperationContext, c *OperationCost) {
+	opCtx.Stats.SetExtension(operationCostStat, c)
+}
+
+// OperationCostOf returns the cost recorded for the operation of ctx, or nil.
+func OperationCostOf(ctx context.Context) *OperationCost {
+	if !graphql.HasOperationContext(ctx) {
+		return nil
+	}
+	c, _ := graphql.GetOperationContext(ctx).Stats.GetExtension(operationCostStat).(*OperationCost)
+	return c
+}
+
+func rateLimitOf(ctx context.Context) *model.RateLimit {
+	rl := &model.RateLimit{}
+	if c := OperationCostOf(ctx); c != nil {
+		rl.Cost = c.RequestedQueryCost
+		if t := c.ThrottleStatus; t != nil {
+			rl.MaximumAvailable, rl.CurrentlyAvailable, rl.RestoreRate = t.MaximumAvailable, t.CurrentlyAvailable, t.RestoreRate
+		}
+	}
+	return rl
+}
