@@ -64,6 +64,9 @@ type Key struct {
 	LastUsedAt *time.Time `bun:"last_used_at"`
 	ExpiresAt  *time.Time `bun:"expires_at"`
 	RevokedAt  *time.Time `bun:"revoked_at"`
+
+	// User is loaded with the key when it authenticates (one query).
+	User *account.User `bun:"rel:belongs-to,join:user_id=id"`
 }
 
 // Scopes returns the key's scopes.
@@ -231,7 +234,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*account.View
 		return nil, invalidKey()
 	}
 	var k Key
-	err := s.db.NewSelect().Model(&k).Where("prefix = ?", prefix).Scan(ctx)
+	err := s.db.NewSelect().Model(&k).Relation("User").Where("key.prefix = ?", prefix).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, invalidKey()
 	}
@@ -246,13 +249,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*account.View
 	if err := usable(&k, time.Now()); err != nil {
 		return nil, err
 	}
-	var u account.User
-	if err := s.db.NewSelect().Model(&u).Where("id = ?", k.UserID).Scan(ctx); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, invalidKey()
-		}
-		return nil, fmt.Errorf("authenticate key: %w", err)
-	}
+	u := k.User
 	if err := userUsable(u.Status); err != nil {
 		return nil, err
 	}
@@ -263,7 +260,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*account.View
 			s.log.WarnContext(ctx, "could not touch API key", "err", err)
 		}
 	}
-	return &account.Viewer{User: &u, Key: &account.KeyGrant{ID: k.ID, Scopes: k.Scopes()}}, nil
+	return &account.Viewer{User: u, Key: &account.KeyGrant{ID: k.ID, Scopes: k.Scopes()}}, nil
 }
 
 // StillValid reports whether the key of a viewer that authenticated once

@@ -17,7 +17,7 @@ import (
 	"github.com/fastimage/api/internal/db/dbtest"
 )
 
-func newKeys(t *testing.T) (*bun.DB, *apikey.Service) {
+func newKeys(t testing.TB) (*bun.DB, *apikey.Service) {
 	t.Helper()
 	db := dbtest.New(t)
 	return db, apikey.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -196,4 +196,26 @@ func TestKeysAreRefused(t *testing.T) {
 	}
 	_, err = keys.Create(ctx, fresh, "one too many", []actor.Scope{actor.ScopeWorksRead}, nil)
 	wantCode(t, err, apperr.LimitExceeded, "key past the bound")
+}
+
+// BenchmarkAuthenticate is the cost a key adds to each request: one query
+// (the key with its user), the last-used write at most once a minute.
+func BenchmarkAuthenticate(b *testing.B) {
+	db := dbtest.New(b)
+	keys := apikey.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+	var id uuid.UUID
+	if err := db.NewRaw("INSERT INTO users (email, password_hash, email_verified_at) VALUES ('bench@example.com', 'x', now()) RETURNING id").Scan(ctx, &id); err != nil {
+		b.Fatal(err)
+	}
+	c, err := keys.Create(ctx, actor.Actor{UserID: id}, "bench", []actor.Scope{actor.ScopeWorksRead}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := keys.Authenticate(ctx, c.Token); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -518,3 +518,15 @@ func TestAPIKeyCrossOrigin(t *testing.T) {
 		t.Errorf("cross-origin call with a key: %s %+v %v", out.Data, out.Errors, resp.Header)
 	}
 }
+
+// A key's streams also end when its user is suspended.
+func TestSuspensionEndsAPIKeyStreams(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	me, userID := mustSignUp(t, s, "suspended-partner@example.com")
+	_, secret := makeKey(t, me, "events", "events:read")
+	checkWebSocketEnd("graphql-transport-ws", "subscribe")(t, s, secret, func() {
+		suspendByAdmin(t, s, "", userID)
+	}, "ACCOUNT_SUSPENDED", 4403)
+	me.as(secret).fails("ACCOUNT_SUSPENDED", `{ viewer { id } }`, nil)
+}
