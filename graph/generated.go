@@ -3726,9 +3726,10 @@ type Query {
   "What this server is, which integrations it has enabled, and its public limits."
   serverInfo: ServerInfo!
   """
-  The signed-in user, or null when the request carries no session. A request
-  whose session no longer works (signed out, revoked, expired, suspended) gets
-  an UNAUTHENTICATED or ACCOUNT_SUSPENDED error instead.
+  The signed-in user (or the user of the API key the request carries), or
+  null when the request carries neither. A request whose session or key no
+  longer works (signed out, revoked, expired, suspended) gets an
+  UNAUTHENTICATED or ACCOUNT_SUSPENDED error instead.
   """
   viewer: User
 }

@@ -174,6 +174,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Viewer, erro
 // connections that authenticated once.
 // Returns UNAUTHENTICATED or ACCOUNT_SUSPENDED when it does not.
 func (s *Service) StillValid(ctx context.Context, v *Viewer) error {
+	if v.Session == nil { // an API key's viewer: apikey.Service.StillValid checks those
+		return sessionEnded()
+	}
 	var st struct {
 		RevokedAt  *time.Time
 		ExpiresAt  time.Time
