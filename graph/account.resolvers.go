@@ -202,7 +202,7 @@ func (r *sessionResolver) ID(ctx context.Context, obj *account.Session) (string,
 // Current is the resolver for the current field.
 func (r *sessionResolver) Current(ctx context.Context, obj *account.Session) (bool, error) {
 	v, _ := account.Optional(ctx)
-	return obj.New || (v != nil && v.Session.ID == obj.ID), nil
+	return obj.New || (v != nil && v.Session != nil && v.Session.ID == obj.ID), nil
 }
 
 // ID is the resolver for the id field.

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"github.com/fastimage/api/graph/model"
+	"github.com/fastimage/api/internal/apikey"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/work"
@@ -67,6 +68,7 @@ func SetCosts(c *ComplexityRoot) {
 	c.User.CreditHolds = func(child int, first *int, _ *string, _ *credit.HoldStatus) int { return page(first, child) }
 	c.User.SecurityEvents = func(child int, first *int, _ *string) int { return page(first, child) }
 	c.User.Sessions = func(child int) int { return queryCost + sessionsPerUser*child }
+	c.User.APIKeys = func(child int) int { return queryCost + apikey.MaxKeysPerUser*child }
 	c.User.Credits = func(child int) int { return queryCost + child }
 	c.User.Storage = func(child int) int { return queryCost + child }
 	c.User.Purchases = func(child int, first *int, _ *string) int { return page(first, child) }

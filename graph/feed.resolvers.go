@@ -18,5 +18,9 @@ func (r *subscriptionResolver) ViewerEvents(ctx context.Context, afterSeq *int) 
 	if err != nil {
 		return nil, err
 	}
-	return translate(ctx, r.Feed.Stream(ctx, a, int64(deref(afterSeq, 0))), feedModel), nil
+	entries, err := r.Feed.Stream(ctx, a, int64(deref(afterSeq, 0)))
+	if err != nil {
+		return nil, err
+	}
+	return translate(ctx, entries, feedModel), nil
 }

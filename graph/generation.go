@@ -171,7 +171,7 @@ func (r *Resolver) submitted(ctx context.Context, a actor.Actor, g *generate.Gen
 	if err != nil {
 		return nil, err
 	}
-	w, err := r.Gallery.Get(ctx, a, g.WorkID)
+	w, err := r.Gallery.ForGeneration(ctx, a, g.WorkID)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/actor"
+	"github.com/fastimage/api/internal/apikey"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/credit"
@@ -59,6 +60,9 @@ type Resolver struct {
 	// documents; the server sets them after NewResolver.
 	Support *support.Service
 	Legal   *legal.Service
+	// Keys makes and lists the keys of partner apps; the server sets
+	// it with SetAPIKeys.
+	Keys    *apikey.Service
 	Cookies SessionCookies
 	// nodes finds the objects of each Node type for node(id:) and
 	// nodes(ids:), keyed by GraphQL type name.
@@ -83,6 +87,12 @@ func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *cre
 		"PrivacyRequest":      finder(priv.RequestsByIDs, func(q *privacy.Request) uuid.UUID { return q.ID }),
 	}
 	return r
+}
+
+// SetAPIKeys sets the API keys' service and registers ApiKey as a Node type.
+func (r *Resolver) SetAPIKeys(keys *apikey.Service) {
+	r.Keys = keys
+	r.nodes["ApiKey"] = finder(keys.ByIDs, func(k *apikey.Key) uuid.UUID { return k.ID })
 }
 
 // nodeFinder returns, of the objects of one type with the given keys, those

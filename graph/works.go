@@ -17,7 +17,7 @@ func (r *Resolver) purged(ctx context.Context, a actor.Actor, ids []uuid.UUID) (
 	if err != nil {
 		return nil, err
 	}
-	usage, err := r.Gallery.UsageOf(ctx, a, a.UserID)
+	usage, err := r.Gallery.UsageAfterWrite(ctx, a)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/actor"
+	"github.com/fastimage/api/internal/apikey"
 	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/feed"
@@ -143,6 +145,25 @@ type CostBucket struct {
 	MaximumAvailable float64 `json:"maximumAvailable"`
 	// Points a bucket gets back every second.
 	RestoreRate float64 `json:"restoreRate"`
+}
+
+// Input of createApiKey.
+type CreateAPIKeyInput struct {
+	// A name to tell the key apart, e.g. the app that uses it; 1 to 100 characters.
+	Name string `json:"name"`
+	// What the key may do; at least one scope.
+	Scopes []actor.Scope `json:"scopes"`
+	// When the key stops working; leave it out for a key that works until revoked.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// Result of createApiKey.
+type CreateAPIKeyPayload struct {
+	// The new key.
+	APIKey *apikey.Key `json:"apiKey"`
+	// The key to send as `Authorization: Bearer <secret>`, shown this once: we
+	// keep only its hash.
+	Secret string `json:"secret"`
 }
 
 // Input of createBillingPortalSession.
@@ -660,6 +681,18 @@ type ResumeSubscriptionInput struct {
 type RetryGenerationInput struct {
 	// The finished generation to submit again.
 	GenerationID string `json:"generationId"`
+}
+
+// Input of revokeApiKey.
+type RevokeAPIKeyInput struct {
+	// The id of one of your API keys.
+	APIKeyID string `json:"apiKeyId"`
+}
+
+// Result of revokeApiKey.
+type RevokeAPIKeyPayload struct {
+	// The id of the key that stopped working.
+	RevokedAPIKeyID string `json:"revokedApiKeyId"`
 }
 
 // Input of revokeOtherSessions.

@@ -20,6 +20,9 @@ import (
 // Returns FORBIDDEN (not an admin, or suspending oneself), NOT_FOUND or
 // VALIDATION (no reason).
 func (s *Service) Suspend(ctx context.Context, admin actor.Actor, userID uuid.UUID, reason string) (*User, error) {
+	if err := admin.RequireSession(); err != nil {
+		return nil, err
+	}
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 500 {
 		return nil, apperr.Errorf(apperr.Validation, "Give a reason of 1 to 500 characters.").With("field", "reason")
@@ -33,6 +36,9 @@ func (s *Service) Suspend(ctx context.Context, admin actor.Actor, userID uuid.UU
 // Unsuspend lets a suspended user back in (they sign in again).
 // Returns FORBIDDEN or NOT_FOUND.
 func (s *Service) Unsuspend(ctx context.Context, admin actor.Actor, userID uuid.UUID) (*User, error) {
+	if err := admin.RequireSession(); err != nil {
+		return nil, err
+	}
 	return s.setStatus(ctx, admin, userID, StatusActive, nil, EventUnsuspended)
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
+
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 )
@@ -54,10 +56,19 @@ func ClientFrom(ctx context.Context) Client {
 	return c
 }
 
-// Viewer is the signed-in caller: the user and the session they came with.
+// Viewer is the signed-in caller: the user and the session they came with,
+// or, for a partner app, the API key (then Session is nil).
 type Viewer struct {
 	User    *User
 	Session *Session
+	Key     *KeyGrant
+}
+
+// KeyGrant is what an API key adds to its user: which key, and the scopes
+// it is limited to.
+type KeyGrant struct {
+	ID     uuid.UUID
+	Scopes []actor.Scope
 }
 
 type authKey struct{}
@@ -108,8 +119,18 @@ func Actor(ctx context.Context) (actor.Actor, error) {
 
 // Actor returns the viewer as the actor of domain calls.
 func (v *Viewer) Actor() actor.Actor {
-	return actor.Actor{
-		UserID: v.User.ID, SessionID: v.Session.ID, Role: actor.Role(v.User.Role),
+	a := actor.Actor{
+		UserID: v.User.ID, Role: actor.Role(v.User.Role),
 		Verified: v.User.EmailVerified(), Email: v.User.Email,
 	}
+	if v.Session != nil {
+		a.SessionID = v.Session.ID
+	}
+	if v.Key != nil {
+		// A key's Scopes are never nil (nil means a session), even if the
+		// key somehow held none.
+		a.Scopes = append(make([]actor.Scope, 0, len(v.Key.Scopes)), v.Key.Scopes...)
+		a.APIKeyID = v.Key.ID
+	}
+	return a
 }

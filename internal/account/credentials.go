@@ -18,6 +18,9 @@ import (
 // links.
 // Returns INVALID_CREDENTIALS, RATE_LIMITED or PASSWORD_WEAK.
 func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next string) error {
+	if err := v.Actor().RequireSession(); err != nil {
+		return err
+	}
 	ok, err := s.checkViewerPassword(ctx, v, current)
 	if err != nil {
 		return err
@@ -120,6 +123,9 @@ func (s *Service) ResetPassword(ctx context.Context, token, next string) error {
 // link is used.
 // Returns VALIDATION, INVALID_CREDENTIALS, CONFLICT or RATE_LIMITED.
 func (s *Service) ChangeEmail(ctx context.Context, v *Viewer, newEmail, pw string) error {
+	if err := v.Actor().RequireSession(); err != nil {
+		return err
+	}
 	newEmail, err := NormalizeEmail(newEmail)
 	if err != nil {
 		return err
@@ -210,6 +216,9 @@ func (s *Service) checkViewerPassword(ctx context.Context, v *Viewer, pw string)
 // UpdateProfile sets the viewer's display name.
 // Returns VALIDATION.
 func (s *Service) UpdateProfile(ctx context.Context, v *Viewer, name string) (*User, error) {
+	if err := v.Actor().RequireSession(); err != nil {
+		return nil, err
+	}
 	name, err := normalizeName(name)
 	if err != nil {
 		return nil, err
@@ -235,6 +244,9 @@ func (s *Service) UpdateProfile(ctx context.Context, v *Viewer, name string) (*U
 // same limit as every password check.
 // Returns INVALID_CREDENTIALS or RATE_LIMITED.
 func (s *Service) ConfirmPassword(ctx context.Context, v *Viewer, password string) (time.Time, error) {
+	if err := v.Actor().RequireSession(); err != nil {
+		return time.Time{}, err
+	}
 	ok, err := s.checkViewerPassword(ctx, v, password)
 	if err != nil {
 		return time.Time{}, err

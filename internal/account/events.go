@@ -102,6 +102,9 @@ func (s *Service) recordBestEffort(ctx context.Context, userID *uuid.UUID, sessi
 // after (nil for the newest), newest first.
 // Returns FORBIDDEN unless the actor is that user.
 func (s *Service) SecurityEvents(ctx context.Context, a actor.Actor, userID uuid.UUID, first int, after *uuid.UUID) (*db.Page[SecurityEvent], error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	if err := a.OwnAccount(userID); err != nil {
 		return nil, err
 	}
@@ -113,6 +116,9 @@ func (s *Service) SecurityEvents(ctx context.Context, a actor.Actor, userID uuid
 // SecurityEventsByIDs returns the actor's security events among ids, in no
 // order; anyone else's are left out.
 func (s *Service) SecurityEventsByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]SecurityEvent, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	var out []SecurityEvent
 	if err := s.db.NewSelect().Model(&out).Where("user_id = ? AND id IN (?)", a.UserID, bun.In(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("find security events: %w", err)

@@ -174,6 +174,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Viewer, erro
 // connections that authenticated once.
 // Returns UNAUTHENTICATED or ACCOUNT_SUSPENDED when it does not.
 func (s *Service) StillValid(ctx context.Context, v *Viewer) error {
+	if v.Session == nil { // an API key's viewer: apikey.Service.StillValid checks those
+		return sessionEnded()
+	}
 	var st struct {
 		RevokedAt  *time.Time
 		ExpiresAt  time.Time
@@ -200,6 +203,9 @@ func (s *Service) StillValid(ctx context.Context, v *Viewer) error {
 
 // SignOut ends the viewer's current session.
 func (s *Service) SignOut(ctx context.Context, v *Viewer) error {
+	if err := v.Actor().RequireSession(); err != nil {
+		return err
+	}
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewUpdate().Model((*Session)(nil)).Set("revoked_at = now()").Set("revoked_reason = 'signed out'").
 			Where("id = ? AND revoked_at IS NULL", v.Session.ID).Exec(ctx); err != nil {
@@ -215,6 +221,9 @@ func (s *Service) SignOut(ctx context.Context, v *Viewer) error {
 // Sessions lists userID's sessions that still work, newest first.
 // Returns FORBIDDEN unless the actor is that user.
 func (s *Service) Sessions(ctx context.Context, a actor.Actor, userID uuid.UUID) ([]Session, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	if err := a.OwnAccount(userID); err != nil {
 		return nil, err
 	}
@@ -228,6 +237,9 @@ func (s *Service) Sessions(ctx context.Context, a actor.Actor, userID uuid.UUID)
 // SessionsByIDs returns the actor's sessions among ids that still work, in
 // no order; anyone else's are left out.
 func (s *Service) SessionsByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Session, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	var out []Session
 	if err := s.liveSessions(&out).Where("user_id = ? AND id IN (?)", a.UserID, bun.In(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("find sessions: %w", err)
@@ -245,6 +257,9 @@ func (s *Service) liveSessions(out *[]Session) *bun.SelectQuery {
 // RevokeSession ends one of the viewer's sessions.
 // Returns NOT_FOUND for a session that is not theirs or no longer works.
 func (s *Service) RevokeSession(ctx context.Context, v *Viewer, sessionID uuid.UUID) error {
+	if err := v.Actor().RequireSession(); err != nil {
+		return err
+	}
 	return s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewUpdate().Model((*Session)(nil)).
 			Set("revoked_at = now()").Set("revoked_reason = 'revoked by user'").
@@ -265,6 +280,9 @@ func (s *Service) RevokeSession(ctx context.Context, v *Viewer, sessionID uuid.U
 // RevokeOtherSessions ends every session of the viewer but the current one
 // and returns how many ended.
 func (s *Service) RevokeOtherSessions(ctx context.Context, v *Viewer) (int, error) {
+	if err := v.Actor().RequireSession(); err != nil {
+		return 0, err
+	}
 	var n int
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var err error

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fastimage/api/graph"
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/apikey"
 	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/captcha"
 	"github.com/fastimage/api/internal/clock"
@@ -111,6 +112,8 @@ type App struct {
 	// and terms and records their acceptance.
 	Support *support.Service
 	Legal   *legal.Service
+	// APIKeys holds the keys partner apps call the API with.
+	APIKeys *apikey.Service
 	// Outbox is where every flow enqueues its mail; Mail delivers it
 	// through SMTP, and is nil when mail stays in the outbox (no SMTP server
 	// configured).
@@ -221,6 +224,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		a.Forwarder = usage.NewForwarder(bdb, endpoint.New(cfg.Privacy.AnalyticsForwardURL, 0), 0, 0)
 	}
 	a.Support = support.New(bdb, outbox, verifier, a.Limiter, log, support.Config{Address: supportAddress(cfg)})
+	a.APIKeys = apikey.New(bdb, log)
 	if a.Billing, err = billing.FromConfig(bdb, cfg, log, billing.WithClock(clk), billing.WithLimiter(a.Limiter)); err != nil {
 		return nil, err
 	}
@@ -244,7 +248,7 @@ func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
 	return server.New(server.Deps{
 		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
 		Accounts: a.Accounts, Passwords: a.Passwords, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Billing: a.Billing, Privacy: a.Privacy, Bus: a.Bus,
-		Usage: a.Usage, Support: a.Support, Legal: a.Legal,
+		Usage: a.Usage, Support: a.Support, Legal: a.Legal, APIKeys: a.APIKeys,
 		Blobs: a.Blobs, Outbox: local, Metrics: a.Metrics, PersistedQueries: a.PersistedQueries, Costs: a.Costs,
 	})
 }

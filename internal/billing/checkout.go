@@ -52,6 +52,9 @@ type Checkout struct {
 // bad key or return path), CONFLICT (a plan while one is active) or
 // UNAVAILABLE (Stripe failed).
 func (s *Service) CreateCheckout(ctx context.Context, a actor.Actor, req CheckoutRequest) (*Checkout, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	if err := s.requireEnabled(); err != nil {
 		return nil, err
 	}
@@ -325,6 +328,9 @@ func withSessionID(u string) string {
 // VALIDATION (return path), NOT_FOUND (never bought anything) or
 // UNAVAILABLE.
 func (s *Service) CreatePortal(ctx context.Context, a actor.Actor, returnPath string) (string, error) {
+	if err := a.RequireSession(); err != nil {
+		return "", err
+	}
 	if err := s.requireEnabled(); err != nil {
 		return "", err
 	}

@@ -108,6 +108,9 @@ var listed = []Status{StatusPending, StatusPaid, StatusFailed}
 // (nil: the newest), newest first; checkouts never finished are left out.
 // Returns FORBIDDEN unless the actor is that user or an admin.
 func (s *Service) Purchases(ctx context.Context, a actor.Actor, userID uuid.UUID, first int, after *uuid.UUID) (*db.Page[Purchase], error) {
+	if err := a.RequireScope(actor.ScopeCreditsRead); err != nil {
+		return nil, err
+	}
 	if err := a.ReadAccount(userID); err != nil {
 		return nil, err
 	}
@@ -119,6 +122,9 @@ func (s *Service) Purchases(ctx context.Context, a actor.Actor, userID uuid.UUID
 // PurchasesByIDs returns the actor's purchases among ids (an admin's: any
 // user's), in no order; others are left out.
 func (s *Service) PurchasesByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Purchase, error) {
+	if err := a.RequireScope(actor.ScopeCreditsRead); err != nil {
+		return nil, err
+	}
 	var ps []Purchase
 	q := withCharges(s.db.NewSelect().Model(&ps)).Where("purchase.id IN (?)", bun.In(ids))
 	if !a.Admin() {
@@ -133,6 +139,9 @@ func (s *Service) PurchasesByIDs(ctx context.Context, a actor.Actor, ids []uuid.
 // CustomerID returns userID's Stripe customer id, for admins only (users
 // never need it). Returns FORBIDDEN for anyone else.
 func (s *Service) CustomerID(ctx context.Context, a actor.Actor, userID uuid.UUID) (*string, error) {
+	if err := a.RequireScope(actor.ScopeCreditsRead); err != nil {
+		return nil, err
+	}
 	if err := a.RequireAdmin(); err != nil {
 		return nil, err
 	}
@@ -149,6 +158,9 @@ func (s *Service) CustomerID(ctx context.Context, a actor.Actor, userID uuid.UUI
 // Returns FORBIDDEN (not an admin), NOT_FOUND, VALIDATION (not paid, or
 // amount out of range), PAYMENTS_DISABLED or UNAVAILABLE.
 func (s *Service) Refund(ctx context.Context, admin actor.Actor, id uuid.UUID, amount *int64) (*Purchase, error) {
+	if err := admin.RequireSession(); err != nil {
+		return nil, err
+	}
 	if err := admin.RequireAdmin(); err != nil {
 		return nil, err
 	}

@@ -64,6 +64,9 @@ func terminal(status SubscriptionStatus) bool {
 // the latest; nil when they never subscribed. Returns FORBIDDEN unless the
 // actor is that user or an admin.
 func (s *Service) SubscriptionOf(ctx context.Context, a actor.Actor, userID uuid.UUID) (*Subscription, error) {
+	if err := a.RequireScope(actor.ScopeCreditsRead); err != nil {
+		return nil, err
+	}
 	if err := a.ReadAccount(userID); err != nil {
 		return nil, err
 	}
@@ -82,6 +85,9 @@ func (s *Service) SubscriptionOf(ctx context.Context, a actor.Actor, userID uuid
 // SubscriptionsByIDs returns the actor's subscriptions among ids (an
 // admin's: any user's), in no order.
 func (s *Service) SubscriptionsByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Subscription, error) {
+	if err := a.RequireScope(actor.ScopeCreditsRead); err != nil {
+		return nil, err
+	}
 	var subs []Subscription
 	q := s.db.NewSelect().Model(&subs).Where("id IN (?)", bun.In(ids))
 	if !a.Admin() {
@@ -110,6 +116,9 @@ func (s *Service) activeSubscription(ctx context.Context, userID uuid.UUID) (*Su
 // and its limits stay until then. Returns PAYMENTS_DISABLED, NOT_FOUND
 // (not the actor's, or over), or UNAVAILABLE.
 func (s *Service) SetCancelAtPeriodEnd(ctx context.Context, a actor.Actor, id uuid.UUID, cancel bool) (*Subscription, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	var sub Subscription
 	err := s.db.NewSelect().Model(&sub).Where("id = ? AND user_id = ?", id, a.UserID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && terminal(sub.Status)) {

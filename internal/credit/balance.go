@@ -22,6 +22,9 @@ type Balance struct {
 // BalanceOf returns userID's balance (zeros before their first credit).
 // Returns FORBIDDEN unless the actor is that user or an admin.
 func (l *Ledger) BalanceOf(ctx context.Context, a actor.Actor, userID uuid.UUID) (Balance, error) {
+	if err := a.RequireScope(actor.ScopeCreditsRead); err != nil {
+		return Balance{}, err
+	}
 	var b Balance
 	if err := a.ReadAccount(userID); err != nil {
 		return b, err
@@ -39,6 +42,9 @@ func (l *Ledger) BalanceOf(ctx context.Context, a actor.Actor, userID uuid.UUID)
 // the newest), newest first, with the expiry of the lot each grant formed.
 // Returns FORBIDDEN unless the actor is that user or an admin.
 func (l *Ledger) Entries(ctx context.Context, a actor.Actor, userID uuid.UUID, first int, after *uuid.UUID) (*db.Page[Entry], error) {
+	if err := a.RequireScope(actor.ScopeCreditsRead); err != nil {
+		return nil, err
+	}
 	if err := a.ReadAccount(userID); err != nil {
 		return nil, err
 	}
@@ -50,6 +56,9 @@ func (l *Ledger) Entries(ctx context.Context, a actor.Actor, userID uuid.UUID, f
 // EntriesByIDs returns the actor's entries among ids, in no order; anyone
 // else's are left out.
 func (l *Ledger) EntriesByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Entry, error) {
+	if err := a.RequireScope(actor.ScopeCreditsRead); err != nil {
+		return nil, err
+	}
 	var entries []Entry
 	if err := withLots(l.db.NewSelect().Model(&entries)).Where("entry.user_id = ? AND entry.id IN (?)", a.UserID, bun.In(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("find entries: %w", err)
@@ -67,6 +76,9 @@ func withLots(q *bun.SelectQuery) *bun.SelectQuery {
 // newest), newest first, optionally of one status.
 // Returns FORBIDDEN unless the actor is that user or an admin.
 func (l *Ledger) Holds(ctx context.Context, a actor.Actor, userID uuid.UUID, status HoldStatus, first int, after *uuid.UUID) (*db.Page[Hold], error) {
+	if err := a.RequireScope(actor.ScopeCreditsRead); err != nil {
+		return nil, err
+	}
 	if err := a.ReadAccount(userID); err != nil {
 		return nil, err
 	}
@@ -82,6 +94,9 @@ func (l *Ledger) Holds(ctx context.Context, a actor.Actor, userID uuid.UUID, sta
 // HoldsByIDs returns the actor's holds among ids, in no order; anyone
 // else's are left out.
 func (l *Ledger) HoldsByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Hold, error) {
+	if err := a.RequireScope(actor.ScopeCreditsRead); err != nil {
+		return nil, err
+	}
 	var holds []Hold
 	if err := l.db.NewSelect().Model(&holds).Where("user_id = ? AND id IN (?)", a.UserID, bun.In(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("find holds: %w", err)

@@ -280,6 +280,9 @@ func insufficient(ctx context.Context, idb bun.IDB, userID uuid.UUID, needed int
 // Returns FORBIDDEN (not an admin), NOT_FOUND, VALIDATION or
 // INSUFFICIENT_CREDITS (a removal beyond what is available).
 func (l *Ledger) Adjust(ctx context.Context, admin actor.Actor, userID uuid.UUID, amount int64, reason string) (*Entry, error) {
+	if err := admin.RequireSession(); err != nil {
+		return nil, err
+	}
 	if err := admin.RequireAdmin(); err != nil {
 		return nil, err
 	}

@@ -211,7 +211,11 @@ func (s *Service) after(ctx context.Context, userID uuid.UUID, afterSeq int64) (
 // as they commit, until ctx ends. Only the actor's own feed can be followed.
 // The followers of one user in this process share their doorbell, their
 // safety-net poll and their reads (see followers).
-func (s *Service) Stream(ctx context.Context, a actor.Actor, afterSeq int64) <-chan Entry {
+// Returns FORBIDDEN for a key without the events:read scope.
+func (s *Service) Stream(ctx context.Context, a actor.Actor, afterSeq int64) (<-chan Entry, error) {
+	if err := a.RequireScope(actor.ScopeEventsRead); err != nil {
+		return nil, err
+	}
 	userID := a.UserID
 	f := s.join(userID, afterSeq)
 	return events.Follow(ctx, s.bus, s.log, events.Stream[Entry]{
@@ -219,5 +223,5 @@ func (s *Service) Stream(ctx context.Context, a actor.Actor, afterSeq int64) <-c
 		Read:  f.read,
 		Seq:   func(e Entry) (int64, bool) { return e.Seq, false },
 		Wake:  func() (<-chan struct{}, func()) { return f.wake, func() { s.leave(f) } },
-	}, afterSeq)
+	}, afterSeq), nil
 }

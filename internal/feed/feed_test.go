@@ -292,7 +292,7 @@ func follow(t *testing.T, svc *feed.Service, user uuid.UUID, afterSeq int64) *fo
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return &follower{t: t, user: user, ch: svc.Stream(ctx, actor.Actor{UserID: user}, afterSeq)}
+	return &follower{t: t, user: user, ch: mustStream(t, svc, ctx, user, afterSeq)}
 }
 
 // next returns the next n entries.
@@ -429,7 +429,7 @@ func TestFollowersShareOneDoorbell(t *testing.T) {
 	const n = 20
 	streams := make([]*follower, n)
 	for i := range streams {
-		streams[i] = &follower{t: t, user: user, ch: svc.Stream(ctx, actor.Actor{UserID: user}, 0)}
+		streams[i] = &follower{t: t, user: user, ch: mustStream(t, svc, ctx, user, 0)}
 	}
 	if got := bus.Waiters(); got != 1 {
 		t.Errorf("%d followers of one user: %d doorbell waiters, want 1", n, got)
@@ -455,4 +455,14 @@ func TestFollowersShareOneDoorbell(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// mustStream follows user's feed as the user's own session.
+func mustStream(t *testing.T, svc *feed.Service, ctx context.Context, user uuid.UUID, afterSeq int64) <-chan feed.Entry {
+	t.Helper()
+	ch, err := svc.Stream(ctx, actor.Actor{UserID: user}, afterSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
 }

@@ -19,7 +19,21 @@ func notFound() error { return apperr.Errorf(apperr.NotFound, "No such generatio
 
 // Get returns one of the user's generations.
 // Returns NOT_FOUND for anyone else's.
+//
+// Reading a generation needs works:read, not generate: a generation is how
+// a work was made (its prompt, status and outputs belong to the work), so
+// an app that may read works may read their making, and one that may only
+// submit learns the outcome from events:read or reads it with works:read.
 func (s *Service) Get(ctx context.Context, a actor.Actor, id uuid.UUID) (*Generation, error) {
+	if err := a.RequireScope(actor.ScopeWorksRead); err != nil {
+		return nil, err
+	}
+	return s.get(ctx, a, id)
+}
+
+// get is Get without the scope check, for entry points that checked their
+// own scope (cancel and retry need generate, the event stream events:read).
+func (s *Service) get(ctx context.Context, a actor.Actor, id uuid.UUID) (*Generation, error) {
 	var g Generation
 	err := s.db.NewSelect().Model(&g).Where("id = ? AND user_id = ?", id, a.UserID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -33,6 +47,9 @@ func (s *Service) Get(ctx context.Context, a actor.Actor, id uuid.UUID) (*Genera
 
 // ByIDs returns the user's generations among ids, in no order.
 func (s *Service) ByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Generation, error) {
+	if err := a.RequireScope(actor.ScopeWorksRead); err != nil {
+		return nil, err
+	}
 	var gs []Generation
 	if err := s.db.NewSelect().Model(&gs).Where("id IN (?) AND user_id = ?", bun.In(ids), a.UserID).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("find generations: %w", err)
@@ -57,6 +74,9 @@ func (s *Service) QueuePosition(ctx context.Context, g *Generation) (int, error)
 // List returns owner's generations, newest first, optionally of one status.
 // Returns FORBIDDEN unless the actor is owner.
 func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, status Status, first int, after *uuid.UUID) (*db.Page[Generation], error) {
+	if err := a.RequireScope(actor.ScopeWorksRead); err != nil {
+		return nil, err
+	}
 	if err := a.OwnAccount(owner); err != nil {
 		return nil, err
 	}
@@ -75,7 +95,10 @@ func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, stat
 // changes nothing.
 // Returns NOT_FOUND for anyone else's.
 func (s *Service) Cancel(ctx context.Context, a actor.Actor, id uuid.UUID) (*Generation, error) {
-	g, err := s.Get(ctx, a, id)
+	if err := a.RequireScope(actor.ScopeGenerate); err != nil {
+		return nil, err
+	}
+	g, err := s.get(ctx, a, id)
 	if err != nil {
 		return nil, err
 	}
@@ -103,14 +126,17 @@ func (s *Service) Cancel(ctx context.Context, a actor.Actor, id uuid.UUID) (*Gen
 			return nil, err
 		}
 	}
-	return s.Get(ctx, a, id)
+	return s.get(ctx, a, id)
 }
 
 // Retry submits a finished generation's request again as a new generation
 // linked to the old one.
 // Returns NOT_FOUND, VALIDATION (it has not finished), and Submit's codes.
 func (s *Service) Retry(ctx context.Context, a actor.Actor, id uuid.UUID) (*Generation, error) {
-	old, err := s.Get(ctx, a, id)
+	if err := a.RequireScope(actor.ScopeGenerate); err != nil {
+		return nil, err
+	}
+	old, err := s.get(ctx, a, id)
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,10 @@ import (
 // table after the last sequence sent.
 // Returns NOT_FOUND for a generation that is not the actor's.
 func (s *Service) Stream(ctx context.Context, a actor.Actor, genID uuid.UUID, afterSeq int) (<-chan Event, error) {
-	if _, err := s.Get(ctx, a, genID); err != nil {
+	if err := a.RequireScope(actor.ScopeEventsRead); err != nil {
+		return nil, err
+	}
+	if _, err := s.get(ctx, a, genID); err != nil {
 		return nil, err
 	}
 	return events.Follow(ctx, s.bus, s.log, events.Stream[Event]{

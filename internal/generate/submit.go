@@ -120,16 +120,16 @@ func (s *Service) normalize(ctx context.Context, a actor.Actor, r *Request) erro
 		if r.SourceWorkID == nil {
 			return bad("sourceWorkId", "Pick the work to edit.")
 		}
-		src, err := s.gallery.Get(ctx, a, *r.SourceWorkID)
+		src, err := s.gallery.ForGeneration(ctx, a, *r.SourceWorkID)
 		if err != nil {
 			return err
 		}
 		if r.MaskWorkID != nil {
-			if _, err := s.gallery.Get(ctx, a, *r.MaskWorkID); err != nil {
+			if _, err := s.gallery.ForGeneration(ctx, a, *r.MaskWorkID); err != nil {
 				return err
 			}
 		}
-		imgs, err := s.gallery.ImagesByWorkIDs(ctx, a, []uuid.UUID{src.ID})
+		imgs, err := s.gallery.ImagesForGeneration(ctx, a, []uuid.UUID{src.ID})
 		if err != nil {
 			return err
 		}
@@ -165,6 +165,9 @@ func (r *Request) hash() string {
 // Estimate returns what a request would cost, in credits.
 // Returns VALIDATION or NOT_FOUND like Submit.
 func (s *Service) Estimate(ctx context.Context, a actor.Actor, r Request) (perImage, total, width, height int, err error) {
+	if err := a.RequireScope(actor.ScopeGenerate); err != nil {
+		return 0, 0, 0, 0, err
+	}
 	if err := s.normalize(ctx, a, &r); err != nil {
 		return 0, 0, 0, 0, err
 	}
@@ -191,6 +194,9 @@ var errDuplicate = errors.New("generate: idempotency key taken by a concurrent s
 // Returns EMAIL_NOT_VERIFIED, VALIDATION, NOT_FOUND, INSUFFICIENT_CREDITS,
 // QUEUE_FULL or IDEMPOTENCY_KEY_REUSED.
 func (s *Service) Submit(ctx context.Context, a actor.Actor, r Request) (*Generation, error) {
+	if err := a.RequireScope(actor.ScopeGenerate); err != nil {
+		return nil, err
+	}
 	if err := a.RequireVerified(); err != nil {
 		return nil, err
 	}

@@ -261,6 +261,9 @@ func (s *Service) pending(ctx context.Context, idb bun.IDB, userID uuid.UUID) ([
 // its date). Accepting one again changes nothing. It returns the versions
 // still pending after it. Returns VALIDATION.
 func (s *Service) Accept(ctx context.Context, a actor.Actor, versions []Version) ([]*Document, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	if len(versions) == 0 || len(versions) > MaxAccept {
 		return nil, apperr.Errorf(apperr.Validation, "Name 1 to %d documents to accept.", MaxAccept).With("field", "documents")
 	}

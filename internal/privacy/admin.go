@@ -19,6 +19,9 @@ import (
 // the soonest due first, then by id; after is the last id of the previous
 // page. Admins only: FORBIDDEN otherwise.
 func (s *Service) Queue(ctx context.Context, admin actor.Actor, status Status, first int, after *uuid.UUID) ([]Request, bool, error) {
+	if err := admin.RequireSession(); err != nil {
+		return nil, false, err
+	}
 	if err := admin.RequireAdmin(); err != nil {
 		return nil, false, err
 	}
@@ -74,6 +77,9 @@ func reasonOf(reason, field string) (string, error) {
 // Reject ends an open request with a reason the user is told.
 // Admins only. Returns FORBIDDEN, NOT_FOUND, VALIDATION or CONFLICT.
 func (s *Service) Reject(ctx context.Context, admin actor.Actor, id uuid.UUID, reason string) (*Request, error) {
+	if err := admin.RequireSession(); err != nil {
+		return nil, err
+	}
 	reason, err := reasonOf(reason, "reason")
 	if err != nil {
 		return nil, err
@@ -91,6 +97,9 @@ func (s *Service) Reject(ctx context.Context, admin actor.Actor, id uuid.UUID, r
 // a reason the user is told. Admins only. Returns FORBIDDEN, NOT_FOUND,
 // VALIDATION or CONFLICT (over, or extended already).
 func (s *Service) Extend(ctx context.Context, admin actor.Actor, id uuid.UUID, reason string) (*Request, error) {
+	if err := admin.RequireSession(); err != nil {
+		return nil, err
+	}
 	reason, err := reasonOf(reason, "reason")
 	if err != nil {
 		return nil, err
@@ -118,6 +127,9 @@ func (s *Service) Extend(ctx context.Context, admin actor.Actor, id uuid.UUID, r
 // was done. Admins only. Returns FORBIDDEN, NOT_FOUND, VALIDATION or
 // CONFLICT (not a correction, or over).
 func (s *Service) CompleteCorrection(ctx context.Context, admin actor.Actor, id uuid.UUID, done string) (*Request, error) {
+	if err := admin.RequireSession(); err != nil {
+		return nil, err
+	}
 	done, err := reasonOf(done, "resolution")
 	if err != nil {
 		return nil, err

@@ -227,6 +227,11 @@ func (e *env) populate(t *testing.T, p *person) {
 		t.Fatal(err)
 	}
 
+	// An API key for a partner app.
+	if _, err := e.app.APIKeys.Create(ctx, p.actor, p.name+"'s gallery app", []actor.Scope{actor.ScopeWorksRead}, nil); err != nil {
+		t.Fatalf("Create API key: %v", err)
+	}
+
 	// A credit pack and a plan, paid at (fake) Stripe and told by signed
 	// webhooks.
 	for _, code := range []string{"pack-100", "pro-monthly"} {

@@ -41,6 +41,7 @@ var exportFiles = []exportFile{
 		{Name: "sessions", From: "sessions t WHERE t.user_id = ?0", Key: []string{"id"}, Omit: []string{"token_hash"}},
 		{Name: "security_events", From: "security_events t WHERE t.user_id = ?0", Key: []string{"id"}},
 		{Name: "email_tokens", From: "email_tokens t WHERE t.user_id = ?0", Key: []string{"id"}, Omit: []string{"token_hash"}},
+		{Name: "api_keys", From: "api_keys t WHERE t.user_id = ?0", Key: []string{"id"}, Omit: []string{"secret_hash"}},
 	}},
 	{"works.json", []exportTable{
 		{Name: "works", From: "works t WHERE t.user_id = ?0", Key: []string{"id"}},

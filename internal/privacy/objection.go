@@ -24,11 +24,17 @@ func validPurpose(p Purpose) error {
 // completes as it is made, with its audit trail. Objecting twice changes
 // nothing more. Returns VALIDATION.
 func (s *Service) Object(ctx context.Context, a actor.Actor, purpose Purpose) (*Request, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	return s.setObjection(ctx, a, purpose, true)
 }
 
 // Withdraw takes back the actor's objection to purpose. Returns VALIDATION.
 func (s *Service) Withdraw(ctx context.Context, a actor.Actor, purpose Purpose) (*Request, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	return s.setObjection(ctx, a, purpose, false)
 }
 
@@ -69,6 +75,9 @@ func (s *Service) setObjection(ctx context.Context, a actor.Actor, purpose Purpo
 // Objections returns the purposes userID objects to. Returns FORBIDDEN
 // unless the actor is that user or an admin.
 func (s *Service) Objections(ctx context.Context, a actor.Actor, userID uuid.UUID) ([]Purpose, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	if err := a.ReadAccount(userID); err != nil {
 		return nil, err
 	}

@@ -267,6 +267,9 @@ func audit(ctx context.Context, idb bun.IDB, requestID uuid.UUID, action, by, de
 // RequestExport asks for a ZIP of everything held about the actor.
 // Returns EMAIL_NOT_VERIFIED or CONFLICT (one in progress already).
 func (s *Service) RequestExport(ctx context.Context, a actor.Actor) (*Request, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	if err := a.RequireVerified(); err != nil {
 		return nil, err
 	}
@@ -277,6 +280,9 @@ func (s *Service) RequestExport(ctx context.Context, a actor.Actor) (*Request, e
 // The password must have been proved on this session within ReauthWindow.
 // Returns EMAIL_NOT_VERIFIED, REAUTHENTICATION_REQUIRED or CONFLICT.
 func (s *Service) RequestDeletion(ctx context.Context, a actor.Actor) (*Request, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	if err := a.RequireVerified(); err != nil {
 		return nil, err
 	}
@@ -305,6 +311,9 @@ var selfService = map[string]string{
 // user can change themselves) to value, with a note.
 // Returns EMAIL_NOT_VERIFIED or VALIDATION.
 func (s *Service) RequestCorrection(ctx context.Context, a actor.Actor, field, value, note string) (*Request, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	if err := a.RequireVerified(); err != nil {
 		return nil, err
 	}
@@ -326,6 +335,9 @@ func (s *Service) RequestCorrection(ctx context.Context, a actor.Actor, field, v
 // Cancel cancels one of the actor's requests that has not started.
 // Returns NOT_FOUND or CONFLICT (started or over).
 func (s *Service) Cancel(ctx context.Context, a actor.Actor, id uuid.UUID) (*Request, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	var r Request
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(&r).Where("id = ? AND user_id = ?", id, a.UserID).For("UPDATE").Scan(ctx); err != nil {
@@ -349,6 +361,9 @@ func (s *Service) Cancel(ctx context.Context, a actor.Actor, id uuid.UUID) (*Req
 // the newest), newest first. Returns FORBIDDEN unless the actor is that
 // user or an admin.
 func (s *Service) Requests(ctx context.Context, a actor.Actor, userID uuid.UUID, first int, after *uuid.UUID) (*db.Page[Request], error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	if err := a.ReadAccount(userID); err != nil {
 		return nil, err
 	}
@@ -360,6 +375,9 @@ func (s *Service) Requests(ctx context.Context, a actor.Actor, userID uuid.UUID,
 // RequestsByIDs returns the actor's requests among ids (an admin's: any),
 // in no order.
 func (s *Service) RequestsByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Request, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	var rs []Request
 	q := s.db.NewSelect().Model(&rs).Where("id IN (?)", bun.In(ids))
 	if !a.Admin() {
@@ -374,6 +392,9 @@ func (s *Service) RequestsByIDs(ctx context.Context, a actor.Actor, ids []uuid.U
 // Audit returns the audit trail of a request the actor may see, oldest
 // first. Returns NOT_FOUND.
 func (s *Service) Audit(ctx context.Context, a actor.Actor, requestID uuid.UUID) ([]AuditEntry, error) {
+	if err := a.RequireSession(); err != nil {
+		return nil, err
+	}
 	rs, err := s.RequestsByIDs(ctx, a, []uuid.UUID{requestID})
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/apikey"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/events"
 )
@@ -20,7 +21,7 @@ const sessionCookie = "fastimage_session"
 
 // authenticate works out who is calling: the client IP and user agent, and
 // the viewer of a session token sent as `Authorization: Bearer` or in the
-// session cookie. A request that presents a token that no longer works still
+// session cookie, or of an API key sent as `Authorization: Bearer`. A request that presents a token that no longer works still
 // proceeds (it may be signing in again); resolvers that need a viewer get the
 // token's error.
 func (s *Server) authenticate(next http.Handler) http.Handler {
@@ -32,7 +33,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		token, err := s.bearerOrCookie(r)
 		var viewer *account.Viewer
 		if err == nil && token != "" {
-			viewer, err = s.accounts.Authenticate(ctx, token)
+			viewer, err = s.authenticateToken(ctx, token)
 		}
 		ctx = account.WithAuth(ctx, viewer, err)
 		next.ServeHTTP(w, r.WithContext(ctx))
@@ -60,7 +61,21 @@ func (s *Server) bearerOrCookie(r *http.Request) (string, error) {
 		return "", apperr.Errorf(apperr.Unauthenticated,
 			"The session cookie counts only on requests from this service's own pages and the configured ALLOWED_ORIGINS; from elsewhere, send the session token as `Authorization: Bearer <token>`.")
 	}
+	if apikey.IsKey(c.Value) {
+		// A browser attaches cookies to requests a hostile page forges;
+		// a key is a credential its app sends on purpose, in a header.
+		return "", apperr.Errorf(apperr.Unauthenticated, "API keys are accepted only as `Authorization: Bearer <key>`, never in a cookie.")
+	}
 	return c.Value, nil
+}
+
+// authenticateToken returns the viewer of a bearer token: an API key
+// (fi_live_…, told apart by its prefix) or a session token.
+func (s *Server) authenticateToken(ctx context.Context, token string) (*account.Viewer, error) {
+	if apikey.IsKey(token) {
+		return s.keys.Authenticate(ctx, token)
+	}
+	return s.accounts.Authenticate(ctx, token)
 }
 
 // cookieCounts reports whether a request may be authenticated by the
@@ -147,7 +162,8 @@ func (j cookieJar) Clear(ctx context.Context) {
 }
 
 // wsInit authenticates a WebSocket from its connection_init payload
-// ({"token": "…"} or {"Authorization": "Bearer …"}), falling back to what the
+// ({"token": "…"} or {"Authorization": "Bearer …"}; a session token or an
+// API key), falling back to what the
 // upgrade request carried (cookie or header). A token that does not work
 // refuses the connection with close code 4401 (4403 for a suspended account).
 func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
@@ -158,7 +174,7 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 		}
 	}
 	if token != "" {
-		v, err := s.accounts.Authenticate(ctx, token)
+		v, err := s.authenticateToken(ctx, token)
 		if err != nil {
 			code, reason := closeFrame(err)
 			return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, code), reason), nil, err
@@ -168,8 +184,8 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 	return s.watchSession(ctx), nil, nil
 }
 
-// watchSession returns ctx, ended as soon as the viewer's session stops
-// working, so that long-lived subscriptions do not outlive it: at once when
+// watchSession returns ctx, ended as soon as the viewer's session (or API
+// key) stops working, so that long-lived subscriptions do not outlive it: at once when
 // a revocation's doorbell rings (sign-out, revocation, password change or
 // reset, suspension), and within SESSION_RECHECK_INTERVAL for a session that
 // expires or a doorbell that was lost. Before ctx ends, the connection's
@@ -183,14 +199,24 @@ func (s *Server) watchSession(ctx context.Context) context.Context {
 		return ctx
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	var rang <-chan struct{}
-	stopListening := func() {}
+	// A key's streams end when it is revoked (its topic) and when its user
+	// is suspended (the user's sessions topic, rung then too).
+	var rang, keyRang <-chan struct{}
+	stopListening, stopKey := func() {}, func() {}
 	if s.bus != nil {
 		rang, stopListening = s.bus.Subscribe(events.SessionsTopic(v.User.ID.String()))
+		if v.Key != nil {
+			keyRang, stopKey = s.bus.Subscribe(apikey.Topic(v.Key.ID))
+		}
+	}
+	stillValid := s.accounts.StillValid
+	if v.Key != nil {
+		stillValid = s.keys.StillValid
 	}
 	go func() {
 		defer cancel()
 		defer stopListening()
+		defer stopKey()
 		t := time.NewTicker(s.cfg.Accounts.SessionRecheck)
 		defer t.Stop()
 		for {
@@ -199,8 +225,9 @@ func (s *Server) watchSession(ctx context.Context) context.Context {
 				return
 			case <-t.C:
 			case <-rang:
+			case <-keyRang:
 			}
-			err := s.accounts.StillValid(ctx, v)
+			err := stillValid(ctx, v)
 			if err == nil {
 				continue
 			}

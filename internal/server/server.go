@@ -20,6 +20,7 @@ import (
 
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/apikey"
 	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/credit"
@@ -60,6 +61,7 @@ type Deps struct {
 	Usage   *usage.Recorder
 	Support *support.Service
 	Legal   *legal.Service
+	APIKeys *apikey.Service
 	// Blobs serves the local storage backend's signed URLs at /blobs/; nil
 	// with GCS, whose URLs point at Google.
 	Blobs http.Handler
@@ -96,6 +98,7 @@ type Server struct {
 	usage    *usage.Recorder
 	support  *support.Service
 	legal    *legal.Service
+	keys     *apikey.Service
 	blobs    http.Handler
 	outbox   *mail.Outbox
 	costs    *throttle.Limiter
@@ -136,6 +139,7 @@ func New(d Deps) *Server {
 		usage:    d.Usage,
 		support:  d.Support,
 		legal:    d.Legal,
+		keys:     d.APIKeys,
 		blobs:    d.Blobs,
 		outbox:   d.Outbox,
 		metrics:  d.Metrics,
@@ -148,6 +152,9 @@ func New(d Deps) *Server {
 	s.persisted = d.PersistedQueries
 	if s.metrics == nil {
 		s.metrics = metrics.NewRegistry()
+	}
+	if s.keys == nil {
+		s.keys = apikey.New(d.DB, d.Log)
 	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	reg := promauto.With(s.metrics)

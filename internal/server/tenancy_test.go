@@ -50,6 +50,7 @@ var idRules = map[string]string{
 	"requestId":      "PrivacyRequest",
 	"userId":         "User",
 	"uploadId":       "Upload", // createUpload's id; not a Node
+	"apiKeyId":       "ApiKey",
 }
 
 // adminOnly are the root fields a non-admin is FORBIDDEN to use at all.
@@ -255,8 +256,10 @@ func twoTenants(t *testing.T) *tenants {
 	}
 	ac.must(`mutation { requestCorrection(input: {field: "a work's title", value: "a-private-correction"}) { request { id } } }`, nil, &corr)
 	a.add("PrivacyRequest", corr.RequestCorrection.Request.ID)
+	keyID, _ := makeKey(t, ac, "a-private-key", "works:read")
+	a.add("ApiKey", keyID)
 
-	a.private = []string{a.email, "a-private-correction", "a-private-title", "a-binned-title", "a-direct-title", "a-secret-prompt"}
+	a.private = []string{a.email, "a-private-key", "a-private-correction", "a-private-title", "a-binned-title", "a-direct-title", "a-secret-prompt"}
 	for _, ids := range a.ids {
 		for _, id := range ids {
 			a.private = append(a.private, id, uuidOfGlobal(t, id).String())

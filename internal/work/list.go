@@ -26,6 +26,9 @@ type Filter struct {
 // (nil: the newest), newest first, with the total that match.
 // Returns FORBIDDEN unless the actor is owner.
 func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, f Filter, first int, after *uuid.UUID) (*db.Page[Work], error) {
+	if err := a.RequireScope(actor.ScopeWorksRead); err != nil {
+		return nil, err
+	}
 	if err := a.OwnAccount(owner); err != nil {
 		return nil, err
 	}
@@ -52,6 +55,22 @@ func escapeLike(s string) string {
 // Get returns one of the actor's works (not deleted).
 // Returns NOT_FOUND for a work that is not theirs, deleted or missing.
 func (s *Service) Get(ctx context.Context, a actor.Actor, workID uuid.UUID) (*Work, error) {
+	if err := a.RequireScope(actor.ScopeWorksRead); err != nil {
+		return nil, err
+	}
+	return s.get(ctx, a.UserID, workID)
+}
+
+// ForGeneration returns one of the actor's works for generation: the source
+// or mask of an edit, or the work a generation makes (in the answer of its
+// submission, cancelation or retry). The generate scope allows it without
+// works:read: it makes images from the user's prompts and works, and sees
+// what it asked for.
+// Returns NOT_FOUND for a work that is not theirs, deleted or missing.
+func (s *Service) ForGeneration(ctx context.Context, a actor.Actor, workID uuid.UUID) (*Work, error) {
+	if err := a.RequireScope(actor.ScopeGenerate); err != nil {
+		return nil, err
+	}
 	return s.get(ctx, a.UserID, workID)
 }
 
@@ -71,6 +90,9 @@ func (s *Service) get(ctx context.Context, userID, workID uuid.UUID) (*Work, err
 // WorksByIDs returns the user's works (not deleted) among ids, in no order:
 // the batch behind nested sourceWork fields and node(id:).
 func (s *Service) WorksByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Work, error) {
+	if err := a.RequireScope(actor.ScopeWorksRead); err != nil {
+		return nil, err
+	}
 	var works []Work
 	if err := s.db.NewSelect().Model(&works).
 		Where("id IN (?) AND user_id = ? AND deleted_at IS NULL", bun.In(ids), a.UserID).Scan(ctx); err != nil {
@@ -82,9 +104,25 @@ func (s *Service) WorksByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID
 // ImagesByWorkIDs returns the images of each work (thumbnails attached to
 // the image they preview), in one query: the batch behind the images field.
 func (s *Service) ImagesByWorkIDs(ctx context.Context, a actor.Actor, workIDs []uuid.UUID) (map[uuid.UUID][]*Image, error) {
+	if err := a.RequireScope(actor.ScopeWorksRead); err != nil {
+		return nil, err
+	}
+	return s.imagesByWorkIDs(ctx, a.UserID, workIDs)
+}
+
+// ImagesForGeneration is ImagesByWorkIDs for the source of an edit, which
+// the generate scope allows (see ForGeneration).
+func (s *Service) ImagesForGeneration(ctx context.Context, a actor.Actor, workIDs []uuid.UUID) (map[uuid.UUID][]*Image, error) {
+	if err := a.RequireScope(actor.ScopeGenerate); err != nil {
+		return nil, err
+	}
+	return s.imagesByWorkIDs(ctx, a.UserID, workIDs)
+}
+
+func (s *Service) imagesByWorkIDs(ctx context.Context, userID uuid.UUID, workIDs []uuid.UUID) (map[uuid.UUID][]*Image, error) {
 	var assets []Asset
 	if err := s.db.NewSelect().Model(&assets).
-		Where("work_id IN (?) AND user_id = ?", bun.In(workIDs), a.UserID).
+		Where("work_id IN (?) AND user_id = ?", bun.In(workIDs), userID).
 		Order("work_id", "position", "id").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("load images: %w", err)
 	}
@@ -98,6 +136,9 @@ func (s *Service) ImagesByWorkIDs(ctx context.Context, a actor.Actor, workIDs []
 // ImagesByIDs returns the actor's images among ids (of works not in the
 // bin), with their thumbnails, in no order: the batch behind node(id:).
 func (s *Service) ImagesByIDs(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]*Image, error) {
+	if err := a.RequireScope(actor.ScopeWorksRead); err != nil {
+		return nil, err
+	}
 	var assets []Asset
 	if err := s.db.NewSelect().Model(&assets).
 		Where("(id IN (?0) OR parent_id IN (?0)) AND user_id = ?1", bun.In(ids), a.UserID).
@@ -141,10 +182,22 @@ type Usage struct {
 // UsageOf returns what owner keeps in storage.
 // Returns FORBIDDEN unless the actor is owner.
 func (s *Service) UsageOf(ctx context.Context, a actor.Actor, owner uuid.UUID) (Usage, error) {
+	if err := a.RequireScope(actor.ScopeWorksRead); err != nil {
+		return Usage{}, err
+	}
 	if err := a.OwnAccount(owner); err != nil {
 		return Usage{QuotaBytes: s.cfg.QuotaBytes}, err
 	}
 	return s.usage(ctx, owner)
+}
+
+// UsageAfterWrite returns the actor's storage use, for the answer of a
+// write that changed it (a purge): works:write allows it.
+func (s *Service) UsageAfterWrite(ctx context.Context, a actor.Actor) (Usage, error) {
+	if err := a.RequireScope(actor.ScopeWorksWrite); err != nil {
+		return Usage{}, err
+	}
+	return s.usage(ctx, a.UserID)
 }
 
 func (s *Service) usage(ctx context.Context, userID uuid.UUID) (Usage, error) {

@@ -22,6 +22,9 @@ const maxBatch = 100
 // Rename sets a work's title.
 // Returns NOT_FOUND or VALIDATION.
 func (s *Service) Rename(ctx context.Context, a actor.Actor, workID uuid.UUID, title string) (*Work, error) {
+	if err := a.RequireScope(actor.ScopeWorksWrite); err != nil {
+		return nil, err
+	}
 	title, err := normalizeTitle(title)
 	if err != nil {
 		return nil, err
@@ -56,6 +59,9 @@ func normalizeTitle(raw string) (string, error) {
 // Returns NOT_FOUND when any id is not one of the user's works, and
 // VALIDATION for an empty or oversized batch.
 func (s *Service) Delete(ctx context.Context, a actor.Actor, ids []uuid.UUID) (restorableUntil time.Time, err error) {
+	if err := a.RequireScope(actor.ScopeWorksWrite); err != nil {
+		return time.Time{}, err
+	}
 	ids, err = batch(ids)
 	if err != nil {
 		return time.Time{}, err
@@ -78,6 +84,9 @@ func (s *Service) Delete(ctx context.Context, a actor.Actor, ids []uuid.UUID) (r
 // Returns NOT_FOUND when any id is not a deleted work of the user's that is
 // still within the retention window.
 func (s *Service) Restore(ctx context.Context, a actor.Actor, ids []uuid.UUID) ([]Work, error) {
+	if err := a.RequireScope(actor.ScopeWorksWrite); err != nil {
+		return nil, err
+	}
 	ids, err := batch(ids)
 	if err != nil {
 		return nil, err
@@ -154,6 +163,9 @@ type Purged struct {
 // when one is still being made (then nothing is erased), and VALIDATION
 // for an empty or oversized batch.
 func (s *Service) PurgeBin(ctx context.Context, a actor.Actor, ids []uuid.UUID) (*Purged, error) {
+	if err := a.RequireScope(actor.ScopeWorksWrite); err != nil {
+		return nil, err
+	}
 	inBin := func(q *bun.SelectQuery) *bun.SelectQuery {
 		return q.Where("?TableAlias.user_id = ? AND ?TableAlias.deleted_at IS NOT NULL", a.UserID)
 	}

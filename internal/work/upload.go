@@ -37,6 +37,9 @@ type UploadInput struct {
 // Returns UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, IMAGE_TOO_LARGE,
 // INVALID_IMAGE, QUOTA_EXCEEDED or VALIDATION.
 func (s *Service) Upload(ctx context.Context, a actor.Actor, in UploadInput) (*Work, error) {
+	if err := a.RequireScope(actor.ScopeWorksWrite); err != nil {
+		return nil, err
+	}
 	title, err := normalizeTitle(in.Title)
 	if err != nil {
 		return nil, err
@@ -251,6 +254,9 @@ type DirectUpload struct {
 // Returns UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE, QUOTA_EXCEEDED or
 // VALIDATION.
 func (s *Service) CreateUpload(ctx context.Context, a actor.Actor, filename, contentType string, size int64, title string) (*DirectUpload, error) {
+	if err := a.RequireScope(actor.ScopeWorksWrite); err != nil {
+		return nil, err
+	}
 	title, err := normalizeTitle(title)
 	if err != nil {
 		return nil, err
@@ -339,6 +345,9 @@ var errUploadTaken = errors.New("upload completed concurrently")
 // Returns NOT_FOUND, VALIDATION (nothing arrived), PAYLOAD_TOO_LARGE (more
 // arrived than was declared), and Upload's codes.
 func (s *Service) CompleteUpload(ctx context.Context, a actor.Actor, uploadID uuid.UUID) (*Work, error) {
+	if err := a.RequireScope(actor.ScopeWorksWrite); err != nil {
+		return nil, err
+	}
 	var u upload
 	err := s.db.NewSelect().Model(&u).Where("id = ? AND user_id = ?", uploadID, a.UserID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
