@@ -26,6 +26,7 @@ import (
 	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/support"
+	"github.com/fastimage/api/internal/webhook"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -59,7 +60,10 @@ type Resolver struct {
 	// documents; the server sets them after NewResolver.
 	Support *support.Service
 	Legal   *legal.Service
-	Cookies SessionCookies
+	// Webhooks registers webhook endpoints and lists deliveries; the
+	// server sets it after NewResolver.
+	Webhooks *webhook.Service
+	Cookies  SessionCookies
 	// nodes finds the objects of each Node type for node(id:) and
 	// nodes(ids:), keyed by GraphQL type name.
 	nodes map[string]nodeFinder

@@ -35,6 +35,7 @@ import (
 	"github.com/fastimage/api/internal/processor"
 	"github.com/fastimage/api/internal/support"
 	"github.com/fastimage/api/internal/usage"
+	"github.com/fastimage/api/internal/webhook"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -58,6 +59,8 @@ type Deps struct {
 	Usage   *usage.Recorder
 	Support *support.Service
 	Legal   *legal.Service
+	// Webhooks registers partners' webhook endpoints and lists deliveries.
+	Webhooks *webhook.Service
 	// Blobs serves the local storage backend's signed URLs at /blobs/; nil
 	// with GCS, whose URLs point at Google.
 	Blobs http.Handler
@@ -89,6 +92,7 @@ type Server struct {
 	usage    *usage.Recorder
 	support  *support.Service
 	legal    *legal.Service
+	webhooks *webhook.Service
 	blobs    http.Handler
 	outbox   *mail.Outbox
 
@@ -126,6 +130,7 @@ func New(d Deps) *Server {
 		usage:    d.Usage,
 		support:  d.Support,
 		legal:    d.Legal,
+		webhooks: d.Webhooks,
 		blobs:    d.Blobs,
 		outbox:   d.Outbox,
 		metrics:  d.Metrics,
