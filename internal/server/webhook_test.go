@@ -295,3 +295,51 @@ func TestWebhookURLValidation(t *testing.T) {
 		t.Errorf("error %+v, want field webhookUrl", e)
 	}
 }
+
+// TestCanceledGenerationWebhook: canceling a queued generation (no worker
+// runs here) enqueues generation.canceled in the cancel's transaction;
+// it arrives once, verified, after two 500s.
+func TestCanceledGenerationWebhook(t *testing.T) {
+	s := start(t, noWorkers())
+	c, _ := mustSignUp(t, s, "partner@example.com")
+	recv := &hookReceiver{secrets: map[string]string{}, tries: map[string]int{}}
+	hooks := httptest.NewServer(recv)
+	defer hooks.Close()
+	var made struct {
+		CreateWebhookEndpoint struct{ Secret string }
+	}
+	c.must(`mutation($url: String!) { createWebhookEndpoint(input: {url: $url, events: ["generation.canceled"]}) { secret } }`,
+		map[string]any{"url": hooks.URL + "/endpoint"}, &made)
+	recv.mu.Lock()
+	recv.secrets["/endpoint"] = made.CreateWebhookEndpoint.Secret
+	recv.mu.Unlock()
+
+	var sub submitted
+	c.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "never made", "width": 64, "height": 64}}, &sub)
+	genID := sub.GenerateImage.Generation.ID
+	var list deliveryList
+	c.must(deliveriesQuery, nil, &list)
+	if n := list.Viewer.WebhookDeliveries.TotalCount; n != 0 {
+		t.Fatalf("%d deliveries before the generation ended", n)
+	}
+	c.must(`mutation($id: ID!) { cancelGeneration(input: {generationId: $id}) { generation { status } } }`, map[string]any{"id": genID}, nil)
+
+	var msgs []hookMessage
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if msgs, _ = recv.got(); len(msgs) >= 1 {
+			break
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	msgs, bad := recv.got()
+	if len(msgs) != 1 || len(bad) != 0 {
+		t.Fatalf("receiver accepted %+v, refused %v", msgs, bad)
+	}
+	if m := msgs[0]; m.Type != "generation.canceled" || m.Data.GenerationID != genID || m.Data.Status != "CANCELED" || len(m.Data.ImageIDs) != 0 {
+		t.Fatalf("message %+v", m)
+	}
+	c.must(deliveriesQuery, nil, &list)
+	if e := list.Viewer.WebhookDeliveries.Edges; len(e) != 1 || e[0].Node.Status != "SUCCEEDED" || e[0].Node.AttemptCount != 3 {
+		t.Fatalf("deliveries %+v", e)
+	}
+}
