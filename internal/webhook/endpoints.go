@@ -190,3 +190,21 @@ func ownScoped(a actor.Actor, owner uuid.UUID) error {
 	}
 	return a.RequireScope(actor.ScopeWebhooks)
 }
+
+// DisableKeyEndpointsTx stops the endpoints an API key registered, in tx
+// (the transaction that revokes the key): they receive nothing more and
+// their pending deliveries are given up. Returns how many it disabled.
+// Internal: for the key's revocation, already authorized.
+func DisableKeyEndpointsTx(ctx context.Context, tx bun.IDB, keyID uuid.UUID) (int, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE webhook_endpoints SET disabled_at = now() WHERE api_key_id = ? AND disabled_at IS NULL`, keyID)
+	if err != nil {
+		return 0, fmt.Errorf("disable key's webhook endpoints: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries d SET status = 'failed', next_attempt_at = NULL,
+		last_error = 'The API key that registered the endpoint was revoked.'
+		FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.api_key_id = ? AND d.status = 'pending'`, keyID); err != nil {
+		return 0, fmt.Errorf("give up key's webhook deliveries: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

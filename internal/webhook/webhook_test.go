@@ -471,6 +471,17 @@ func TestOwnership(t *testing.T) {
 	if err != nil || made.APIKeyID == nil || *made.APIKeyID != withScope.APIKeyID {
 		t.Fatalf("a key with the webhooks scope registers: %+v, %v", made, err)
 	}
+	// Revoking the key stops the endpoints it registered.
+	if n, err := webhook.DisableKeyEndpointsTx(ctx, f.db, withScope.APIKeyID); err != nil || n != 1 {
+		t.Fatalf("disable the key's endpoints: %d, %v", n, err)
+	}
+	if eps, err := f.svc.Endpoints(ctx, f.user, f.user.UserID); err != nil || len(eps) != 1 || eps[0].ID != ep.ID {
+		t.Fatalf("endpoints after the key's revocation: %+v, %v", eps, err)
+	}
+	f.enqueue(t, webhook.GenerationEnded{GenerationID: uuid.New(), WorkID: uuid.New(), Status: "canceled"})
+	if page, err := f.svc.Deliveries(ctx, f.user, f.user.UserID, nil, 10, nil); err != nil || page.TotalCount != 1 {
+		t.Fatalf("a disabled endpoint got a delivery: %+v, %v", page, err)
+	}
 	// Deleting gives up the endpoint's pending deliveries; they stay listed.
 	if err := f.svc.DeleteEndpoint(ctx, f.user, ep.ID); err != nil {
 		t.Fatal(err)
@@ -487,4 +498,33 @@ func TestOwnership(t *testing.T) {
 func decode(id string) string {
 	b, _ := base64.RawURLEncoding.DecodeString(id)
 	return string(b)
+}
+
+// TestOutboxFollowsItsTransaction: deliveries written in a transaction
+// that rolls back (an end that was not recorded) are never sent.
+func TestOutboxFollowsItsTransaction(t *testing.T) {
+	f := newFixture(t, webhook.Config{Development: true})
+	ctx := context.Background()
+	if _, err := f.svc.CreateEndpoint(ctx, f.user, "http://127.0.0.1:9/hook", []string{webhook.GenerationFailed}); err != nil {
+		t.Fatal(err)
+	}
+	rollback := errors.New("the end was not recorded")
+	err := f.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := webhook.GenerationEndedTx(ctx, tx, webhook.GenerationEnded{GenerationID: uuid.New(), WorkID: uuid.New(), UserID: f.user.UserID,
+			Status: "failed", WebhookURL: "http://127.0.0.1:9/request"}); err != nil {
+			return err
+		}
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatal(err)
+	}
+	page, err := f.svc.Deliveries(ctx, f.user, f.user.UserID, nil, 10, nil)
+	if err != nil || page.TotalCount != 0 {
+		t.Fatalf("after a rollback: %+v, %v", page, err)
+	}
+	f.enqueue(t, webhook.GenerationEnded{GenerationID: uuid.New(), WorkID: uuid.New(), Status: "failed", WebhookURL: "http://127.0.0.1:9/request"})
+	if page, err = f.svc.Deliveries(ctx, f.user, f.user.UserID, nil, 10, nil); err != nil || page.TotalCount != 2 {
+		t.Fatalf("after a commit: %d deliveries (want the endpoint's and the request's), %v", page.TotalCount, err)
+	}
 }
