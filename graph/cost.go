@@ -5,6 +5,7 @@ import (
 	"github.com/fastimage/api/internal/apikey"
 	"github.com/fastimage/api/internal/credit"
 	"github.com/fastimage/api/internal/privacy"
+	"github.com/fastimage/api/internal/webhook"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -77,6 +78,10 @@ func SetCosts(c *ComplexityRoot) {
 	c.Query.Plans = func(child int) int { return 1 + catalogItems*child }
 	c.User.PrivacyRequests = func(child int, first *int, _ *string) int { return page(first, child) }
 	c.User.Objections = func(int) int { return queryCost }
+	c.User.WebhookEndpoints = func(child int) int { return queryCost + webhook.DefaultMaxEndpoints*child }
+	c.User.WebhookDeliveries = func(child int, first *int, _ *string, _ *string) int { return page(first, child) }
+	c.User.WebhookRequestSecret = func(int) int { return queryCost }
+	c.WebhookDelivery.AttemptLog = func(child int) int { return 1 + webhook.MaxAttemptLog*child }
 	c.Query.PrivacyRequestQueue = func(child int, _ *privacy.Status, first *int, _ *string) int { return page(first, child) }
 	c.PrivacyRequest.AuditTrail = func(child int) int { return queryCost + auditSteps*child }
 	c.Mutation.ConfirmPassword = func(child int, _ model.ConfirmPasswordInput) int { return hashCost + child }

@@ -25,7 +25,7 @@ func generateRequest(in model.GenerateImageInput) (generate.Request, error) {
 	r := generate.Request{
 		Kind: generate.KindGenerate, Prompt: in.Prompt, NegativePrompt: deref(in.NegativePrompt, ""),
 		AspectRatio: deref(in.AspectRatio, ""), Width: deref(in.Width, 0), Height: deref(in.Height, 0),
-		Count: deref(in.Count, 1), IdempotencyKey: deref(in.IdempotencyKey, ""),
+		Count: deref(in.Count, 1), IdempotencyKey: deref(in.IdempotencyKey, ""), WebhookURL: deref(in.WebhookURL, ""),
 	}
 	var err error
 	r.Seed, err = parseSeed(in.Seed)
@@ -39,7 +39,7 @@ func editRequest(in model.EditImageInput) (generate.Request, error) {
 	}
 	r := generate.Request{
 		Kind: generate.KindEdit, Prompt: in.Instruction, SourceWorkID: &src, Strength: in.Strength,
-		Count: deref(in.Count, 1), IdempotencyKey: deref(in.IdempotencyKey, ""),
+		Count: deref(in.Count, 1), IdempotencyKey: deref(in.IdempotencyKey, ""), WebhookURL: deref(in.WebhookURL, ""),
 	}
 	if in.MaskWorkID != nil {
 		mask, err := uuidOf(*in.MaskWorkID, "Work")

@@ -27,6 +27,7 @@ import (
 	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/support"
+	"github.com/fastimage/api/internal/webhook"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -62,8 +63,11 @@ type Resolver struct {
 	Legal   *legal.Service
 	// Keys makes and lists the keys of partner apps; the server sets
 	// it with SetAPIKeys.
-	Keys    *apikey.Service
-	Cookies SessionCookies
+	Keys *apikey.Service
+	// Webhooks registers webhook endpoints and lists deliveries; the
+	// server sets it after NewResolver.
+	Webhooks *webhook.Service
+	Cookies  SessionCookies
 	// nodes finds the objects of each Node type for node(id:) and
 	// nodes(ids:), keyed by GraphQL type name.
 	nodes map[string]nodeFinder

@@ -20,6 +20,7 @@ import (
 	"github.com/fastimage/api/internal/legal"
 	"github.com/fastimage/api/internal/privacy"
 	"github.com/fastimage/api/internal/processor"
+	"github.com/fastimage/api/internal/webhook"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -224,6 +225,14 @@ type CreateUploadPayload struct {
 	ExpiresAt time.Time `json:"expiresAt"`
 }
 
+// Input of createWebhookEndpoint.
+type CreateWebhookEndpointInput struct {
+	// Where to POST events: https (http and local addresses only in development).
+	URL string `json:"url"`
+	// Event types to receive: generation.succeeded, generation.failed, generation.canceled.
+	Events []string `json:"events"`
+}
+
 // A page of credit entries.
 type CreditEntryConnection struct {
 	// The entries of this page.
@@ -260,6 +269,18 @@ type CreditHoldEdge struct {
 	Node *credit.Hold `json:"node"`
 }
 
+// Input of deleteWebhookEndpoint.
+type DeleteWebhookEndpointInput struct {
+	// The endpoint's global id.
+	EndpointID string `json:"endpointId"`
+}
+
+// Result of deleteWebhookEndpoint.
+type DeleteWebhookEndpointPayload struct {
+	// The id of the endpoint removed.
+	DeletedEndpointID string `json:"deletedEndpointId"`
+}
+
 // Input of deleteWorks.
 type DeleteWorksInput struct {
 	// 1 to 100 works.
@@ -290,6 +311,8 @@ type EditImageInput struct {
 	Seed *string `json:"seed,omitempty"`
 	// As for generateImage.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+	// As for generateImage.
+	WebhookURL *string `json:"webhookUrl,omitempty"`
 }
 
 // Input of emptyBin.
@@ -328,6 +351,10 @@ type GenerateImageInput struct {
 	Seed *string `json:"seed,omitempty"`
 	// Send the same key to retry safely: the same request within 24 hours returns the same generation, charged once.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+	// A URL to POST the generation's end to (generation.succeeded, .failed or
+	// .canceled), signed per Standard Webhooks with your webhookRequestSecret.
+	// https and public in production.
+	WebhookURL *string `json:"webhookUrl,omitempty"`
 }
 
 // A page of generations.
@@ -595,6 +622,18 @@ type RateLimit struct {
 	Cost int `json:"cost"`
 }
 
+// Input of redeliverWebhook.
+type RedeliverWebhookInput struct {
+	// The delivery's global id.
+	DeliveryID string `json:"deliveryId"`
+}
+
+// Result of redeliverWebhook.
+type RedeliverWebhookPayload struct {
+	// The delivery, PENDING again.
+	Delivery *webhook.Delivery `json:"delivery"`
+}
+
 // Input of refundPurchase.
 type RefundPurchaseInput struct {
 	// The purchase to refund.
@@ -719,6 +758,12 @@ type RevokeSessionInput struct {
 type RevokeSessionPayload struct {
 	// The id of the session that ended.
 	RevokedSessionID string `json:"revokedSessionId"`
+}
+
+// Input of rotateWebhookSecret.
+type RotateWebhookSecretInput struct {
+	// The endpoint's global id.
+	EndpointID string `json:"endpointId"`
 }
 
 // A page of security events.
@@ -894,6 +939,32 @@ type ViewerEvent struct {
 	Progress *int `json:"progress,omitempty"`
 	// When it happened.
 	CreatedAt time.Time `json:"createdAt"`
+}
+
+// A page of webhook deliveries.
+type WebhookDeliveryConnection struct {
+	// The deliveries of this page.
+	Edges []*WebhookDeliveryEdge `json:"edges"`
+	// Where this page sits.
+	PageInfo *PageInfo `json:"pageInfo"`
+	// How many deliveries match in all.
+	TotalCount int `json:"totalCount"`
+}
+
+// A webhook delivery and its cursor.
+type WebhookDeliveryEdge struct {
+	// Pass as `after` to read the deliveries after this one.
+	Cursor string `json:"cursor"`
+	// The delivery.
+	Node *webhook.Delivery `json:"node"`
+}
+
+// An endpoint and its signing secret, shown this once.
+type WebhookSecretPayload struct {
+	// The endpoint.
+	Endpoint *webhook.Endpoint `json:"endpoint"`
+	// The signing secret, whsec_ and base64: keep it on your server; it is not shown again.
+	Secret string `json:"secret"`
 }
 
 // A page of works.

@@ -45,6 +45,7 @@ import (
 	"github.com/fastimage/api/internal/throttle"
 	"github.com/fastimage/api/internal/usage"
 	"github.com/fastimage/api/internal/usage/endpoint"
+	"github.com/fastimage/api/internal/webhook"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -79,6 +80,9 @@ type Overrides struct {
 	// so do accounts (sessions, tokens, sign-in limits). An Overrides.Bucket
 	// gets no clock from here: give it the same one.
 	Clock clock.Clock
+	// WebhookBackoff replaces the webhook worker's first pause between
+	// tries (30 s), so that tests see retries quickly.
+	WebhookBackoff time.Duration
 }
 
 // App is every service of the process, wired. Its fields are set by New and
@@ -129,6 +133,8 @@ type App struct {
 	PersistedQueries *persisted.Manifest
 	// Costs charges GraphQL operations' costs against leaky buckets.
 	Costs *throttle.Limiter
+	// Webhooks registers partners' endpoints and sends their deliveries.
+	Webhooks *webhook.Service
 
 	workerID string
 	clock    clock.Clock
@@ -203,10 +209,14 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		// Signed PUTs are direct uploads: they store only while theirs is open.
 		a.Blobs = lb.HandlerAccepting(a.Gallery.AcceptsPut)
 	}
+	a.Webhooks = webhook.New(bdb, a.Bus, log, webhook.Config{
+		Development: cfg.Env == config.Development, Backoff: o.WebhookBackoff, Poll: o.PollInterval,
+	})
 	a.Jobs = generate.New(bdb, generate.Config{
 		Workers: cfg.Generate.Workers, Lease: cfg.Generate.Lease, MaxAttempts: cfg.Generate.MaxAttempts,
 		UserRunningLimit: cfg.Generate.UserRunningLimit, QueueCap: cfg.Generate.QueueCap,
 		PollInterval: o.PollInterval, ProgressEvery: o.ProgressEvery,
+		OnEnd: generationWebhooks, CheckWebhookURL: a.Webhooks.CheckURL,
 	}, a.Bus, a.Gallery, p, log)
 	a.Feed = feed.New(bdb, a.Bus, log, o.PollInterval)
 	linkKey, err := exportLinkKey(cfg, o.Bucket == nil)
@@ -248,7 +258,7 @@ func (a *App) Server(migrator *db.Migrator, version string) *server.Server {
 	return server.New(server.Deps{
 		Config: a.Config, DB: a.DB, Migrator: migrator, Log: a.Log, Version: version,
 		Accounts: a.Accounts, Passwords: a.Passwords, Ledger: a.Ledger, Gallery: a.Gallery, Jobs: a.Jobs, Feed: a.Feed, Billing: a.Billing, Privacy: a.Privacy, Bus: a.Bus,
-		Usage: a.Usage, Support: a.Support, Legal: a.Legal, APIKeys: a.APIKeys,
+		Usage: a.Usage, Support: a.Support, Legal: a.Legal, APIKeys: a.APIKeys, Webhooks: a.Webhooks,
 		Blobs: a.Blobs, Outbox: local, Metrics: a.Metrics, PersistedQueries: a.PersistedQueries, Costs: a.Costs,
 	})
 }
@@ -337,4 +347,21 @@ func accountConfig(cfg *config.Serve, passwords *password.Hasher, docs *legal.Se
 			return docs.AcceptCurrent(ctx, tx, userID)
 		},
 	}
+}
+
+// generationWebhooks enqueues the webhooks of a generation's end in the
+// transaction that records it.
+func generationWebhooks(ctx context.Context, tx bun.Tx, e generate.Ending) error {
+	g := e.Generation
+	ended := webhook.GenerationEnded{
+		GenerationID: g.ID, UserID: g.UserID, WorkID: g.WorkID, Status: string(e.Status),
+		ImageIDs: e.ImageIDs, Cost: e.Cost,
+	}
+	if e.Failure != nil {
+		ended.ErrorCode, ended.ErrorMessage = string(e.Failure.Code), e.Failure.Message
+	}
+	if g.WebhookURL != nil {
+		ended.WebhookURL = *g.WebhookURL
+	}
+	return webhook.GenerationEndedTx(ctx, tx, ended)
 }

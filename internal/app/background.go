@@ -25,6 +25,7 @@ func (a *App) Background(ctx context.Context) (stop func()) {
 	if a.Mail != nil {
 		wg.Go(func() { a.Mail.Run(ctx) })
 	}
+	wg.Go(func() { a.Webhooks.Run(ctx) })
 	if a.Config.Generate.Workers > 0 {
 		wg.Go(func() { a.Jobs.RunWorkers(ctx, a.workerID) })
 	}
@@ -55,6 +56,7 @@ func (a *App) maintenanceTasks() []task {
 		{"clean stale uploads", a.Gallery.CleanStaleUploads},
 		{"forget old idempotency keys", a.Jobs.ForgetOldKeys},
 		{"forget delivered mail", func(ctx context.Context) (int, error) { return mail.ForgetDelivered(ctx, a.DB) }},
+		{"forget old webhook deliveries", a.Webhooks.ForgetOld},
 		{"purge expired data exports", a.Privacy.PurgeExpiredExports},
 		{"sweep rate-limit events", func(ctx context.Context) (int, error) {
 			n, err := a.Limiter.Sweep(ctx, 24*time.Hour)

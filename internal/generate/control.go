@@ -144,9 +144,14 @@ func (s *Service) Retry(ctx context.Context, a actor.Actor, id uuid.UUID) (*Gene
 		return nil, apperr.Errorf(apperr.Validation, "This generation has not finished yet; cancel it first or wait.")
 	}
 	seed, strength := old.Seed, old.Strength
+	var hook string
+	if old.WebhookURL != nil {
+		hook = *old.WebhookURL
+	}
 	g, err := s.Submit(ctx, a, Request{
 		Kind: old.Kind, Prompt: old.Prompt, NegativePrompt: old.NegativePrompt, Width: old.Width, Height: old.Height,
 		Count: old.Count, Seed: &seed, Strength: &strength, SourceWorkID: old.SourceWorkID, MaskWorkID: old.MaskWorkID,
+		WebhookURL: hook,
 	})
 	if err != nil {
 		return nil, err

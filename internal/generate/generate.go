@@ -5,6 +5,7 @@
 package generate
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -70,11 +71,13 @@ type Generation struct {
 	RetryOf         *uuid.UUID `bun:"retry_of,type:uuid"`
 	ErrorCode       *string    `bun:"error_code"`
 	ErrorMessage    *string    `bun:"error_message"`
-	QueuedAt        time.Time  `bun:"queued_at,nullzero,default:clock_timestamp()"`
-	StartedAt       *time.Time `bun:"started_at"`
-	FinishedAt      *time.Time `bun:"finished_at"`
-	CreatedAt       time.Time  `bun:"created_at,nullzero,default:now()"`
-	UpdatedAt       time.Time  `bun:"updated_at,nullzero,default:now()"`
+	// WebhookURL is where the generation's end is POSTed (per request).
+	WebhookURL *string    `bun:"webhook_url"`
+	QueuedAt   time.Time  `bun:"queued_at,nullzero,default:clock_timestamp()"`
+	StartedAt  *time.Time `bun:"started_at"`
+	FinishedAt *time.Time `bun:"finished_at"`
+	CreatedAt  time.Time  `bun:"created_at,nullzero,default:now()"`
+	UpdatedAt  time.Time  `bun:"updated_at,nullzero,default:now()"`
 }
 
 // WorkKind is what the generation makes, as My Works names it: a
@@ -111,6 +114,27 @@ type Config struct {
 	HoldTTL time.Duration
 	// ProgressEvery throttles PROGRESS events (at most one per interval).
 	ProgressEvery time.Duration
+	// OnEnd, when set, runs in the transaction that records a generation's
+	// end, after its final event: webhooks write their deliveries there, so
+	// that they go exactly when the end is committed.
+	OnEnd func(ctx context.Context, tx bun.Tx, e Ending) error
+	// CheckWebhookURL validates a request's webhook URL (VALIDATION naming
+	// field); without it, requests with one are refused.
+	CheckWebhookURL func(ctx context.Context, field, url string) error
+}
+
+// Ending is what Config.OnEnd learns of a generation that ended.
+type Ending struct {
+	Generation *Generation
+	// Status is the final one (which may differ from the one asked for: a
+	// success whose credits were gone ends FAILED).
+	Status Status
+	// ImageIDs are the images made, in order.
+	ImageIDs []uuid.UUID
+	// Cost is what was charged (success only).
+	Cost int64
+	// Failure is why it failed (FAILED only).
+	Failure *apperr.Error
 }
 
 // Service submits, controls and reads generations.

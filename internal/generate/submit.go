@@ -47,6 +47,10 @@ type Request struct {
 	// IdempotencyKey: the same key with the same request within 24 hours
 	// returns the same generation, charged once.
 	IdempotencyKey string
+	// WebhookURL, when set, is POSTed the generation's end (per request,
+	// like Replicate's webhook parameter). It is delivery, not content: no
+	// part of the idempotency hash.
+	WebhookURL string
 
 	// randomSeed marks a seed chosen here: it is no part of what the client
 	// asked for, so two submissions that left it out are the same request.
@@ -94,6 +98,14 @@ func (s *Service) normalize(ctx context.Context, a actor.Actor, r *Request) erro
 	}
 	if *r.Strength < 0 || *r.Strength > 1 {
 		return bad("strength", "Strength goes from 0 (subtle) to 1 (strong).")
+	}
+	if r.WebhookURL = strings.TrimSpace(r.WebhookURL); r.WebhookURL != "" {
+		if s.cfg.CheckWebhookURL == nil {
+			return bad("webhookUrl", "Webhooks are not available on this server.")
+		}
+		if err := s.cfg.CheckWebhookURL(ctx, "webhookUrl", r.WebhookURL); err != nil {
+			return err
+		}
 	}
 	if len(r.IdempotencyKey) > 200 {
 		return bad("idempotencyKey", "Use an idempotency key of at most 200 characters.")
@@ -268,6 +280,9 @@ func (s *Service) submitTx(ctx context.Context, tx bun.Tx, userID uuid.UUID, r R
 	}
 	if r.IdempotencyKey != "" {
 		g.IdempotencyKey = &r.IdempotencyKey
+	}
+	if r.WebhookURL != "" {
+		g.WebhookURL = &r.WebhookURL
 	}
 	res, err := tx.NewInsert().Model(g).
 		On("CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING").

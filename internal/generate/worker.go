@@ -366,6 +366,16 @@ func (s *Service) endTx(ctx context.Context, tx bun.Tx, g *Generation, status St
 	if _, err := appendEvent(ctx, tx, g.ID, final); err != nil {
 		return err
 	}
+	if s.cfg.OnEnd != nil {
+		var imageIDs []uuid.UUID
+		if err := tx.NewRaw(`SELECT (payload->>'imageId')::uuid FROM generation_events WHERE generation_id = ? AND kind = ? ORDER BY seq`,
+			g.ID, EventOutput).Scan(ctx, &imageIDs); err != nil {
+			return fmt.Errorf("read outputs: %w", err)
+		}
+		if err := s.cfg.OnEnd(ctx, tx, Ending{Generation: g, Status: status, ImageIDs: imageIDs, Cost: cost, Failure: failure}); err != nil {
+			return err
+		}
+	}
 	return feedStatus(ctx, tx, g, status)
 }
 

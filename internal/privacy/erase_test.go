@@ -281,6 +281,10 @@ func (e *env) populate(t *testing.T, p *person) {
 	e.exec(t, "INSERT INTO legal_documents (kind, version, effective_at, url) VALUES ('privacy_policy', '2026-01', now(), 'https://example.test/privacy') ON CONFLICT DO NOTHING")
 	e.exec(t, "INSERT INTO legal_acceptances (user_id, kind, version) VALUES (?, 'privacy_policy', '2026-01')", p.id)
 	e.exec(t, "INSERT INTO export_downloads (request_id, user_id, ip, user_agent) VALUES (?, ?, '203.0.113.77', 'erase-test/1')", exp.ID, p.id)
+	e.exec(t, "INSERT INTO webhook_endpoints (user_id, url, events, secret) VALUES (?, 'https://hooks.example.test/a', '{generation.succeeded}', 'whsec_AAAA')", p.id)
+	e.exec(t, `INSERT INTO webhook_deliveries (endpoint_id, user_id, url, event_type, payload, webhook_id)
+		SELECT id, user_id, url, 'generation.succeeded', '{"type": "generation.succeeded"}', 'msg_erase_' || id FROM webhook_endpoints WHERE user_id = ?`, p.id)
+	e.exec(t, "INSERT INTO webhook_user_secrets (user_id, secret) VALUES (?, 'whsec_BBBB')", p.id)
 }
 
 // needles are what must not remain of p: their email, name, ids.

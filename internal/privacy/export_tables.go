@@ -91,11 +91,17 @@ var exportFiles = []exportFile{
 	{"notifications.json", []exportTable{
 		{Name: "viewer_events", From: "viewer_events t WHERE t.user_id = ?0", Key: []string{"seq"}},
 	}},
+	{"webhooks.json", []exportTable{
+		{Name: "webhook_endpoints", From: "webhook_endpoints t WHERE t.user_id = ?0", Key: []string{"id"}, Omit: []string{"secret", "previous_secret"}},
+		{Name: "webhook_deliveries", From: "webhook_deliveries t WHERE t.user_id = ?0", Key: []string{"id"}},
+	}},
 }
 
 // exemptTables are tables that refer to a user, or hold an email address,
 // and are not exported, with the reason.
 var exemptTables = map[string]string{
+	"webhook_user_secrets": "only the key that signs the user's per-request webhooks: a credential, shown in the API, " +
+		"that would only help someone who stole the ZIP",
 	"viewer_feeds": "only the number of the user's last feed entry; the entries themselves are in notifications.json",
 	"mail_outbox": "the delivery queue of outgoing mail, keyed by address rather than by user: each message restates " +
 		"a state exported elsewhere (a request, a purchase, a link), and delivered mail is forgotten by the maintenance task",

@@ -34,6 +34,7 @@ func (s *Server) graphqlHandler() http.Handler {
 	resolver := graph.NewResolver(s.serverInfo(), s.accounts, s.ledger, s.gallery, s.jobs, s.feed, s.billing, s.privacy, cookieJar{secure: s.cfg.PublicURL.Scheme == "https"})
 	resolver.Support, resolver.Legal = s.support, s.legal
 	resolver.SetAPIKeys(s.keys)
+	resolver.Webhooks = s.webhooks
 	cfg := graph.Config{Resolvers: resolver}
 	// Lists cost their size and expensive fields what they cost, so that
 	// aliases and big pages cannot multiply work within the limit.

@@ -193,13 +193,14 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 		mailer = nil
 	}
 	a, err := app.New(ctx, cfg, bdb, log, app.Overrides{
-		Bucket:        bucket,
-		Provider:      providerFor(t, cfg.Generate),
-		Mailer:        mailer,
-		WorkerID:      "test-" + addr,
-		PollInterval:  2 * time.Second,
-		ProgressEvery: 10 * time.Millisecond,
-		Clock:         clk,
+		Bucket:         bucket,
+		Provider:       providerFor(t, cfg.Generate),
+		Mailer:         mailer,
+		WorkerID:       "test-" + addr,
+		PollInterval:   2 * time.Second,
+		ProgressEvery:  10 * time.Millisecond,
+		Clock:          clk,
+		WebhookBackoff: 20 * time.Millisecond,
 	})
 	if err != nil {
 		ln.Close()

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path"
 	"slices"
@@ -231,10 +232,33 @@ func TestDataExportHoldsEveryRowAndBlob(t *testing.T) {
 	// Works: an upload (with thumbnails), a direct upload begun, a generation.
 	me.mustUpload("holiday.png", imagingtest.NoisyPNG(320, 200), "holiday")
 	me.must(`mutation { createUpload(input: {filename: "later.png", contentType: "image/png", bytes: 1000, title: "later"}) { uploadId } }`, nil, nil)
+	// Webhooks: an endpoint, and the delivery the generation's end makes,
+	// delivered (so that its row no longer changes), and the request secret.
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer receiver.Close()
+	me.must(`mutation($url: String!) { createWebhookEndpoint(input: {url: $url, events: ["generation.succeeded"]}) { secret } }`,
+		map[string]any{"url": receiver.URL + "/export-hook"}, nil)
+	me.must(`{ viewer { webhookRequestSecret } }`, nil, nil)
 	var sub submitted
 	me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": "a lighthouse at dusk, for the export", "width": 256, "height": 256}}, &sub)
 	if evs := subscribeEvents(t, s, me.token, sub.GenerateImage.Generation.ID, nil).rest(); evs[len(evs)-1].Kind != "SUCCEEDED" {
 		t.Fatalf("the generation ended %s", evs[len(evs)-1].Kind)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var d struct {
+			Viewer struct {
+				WebhookDeliveries struct {
+					Edges []struct{ Node struct{ Status string } }
+				}
+			}
+		}
+		me.must(`{ viewer { webhookDeliveries { edges { node { status } } } } }`, nil, &d)
+		if e := d.Viewer.WebhookDeliveries.Edges; len(e) == 1 && e[0].Node.Status == "SUCCEEDED" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook was not delivered: %+v", d)
+		}
 	}
 
 	// An API key for a partner app (its secret's hash stays out of the export).
@@ -367,7 +391,7 @@ func TestDataExportHoldsEveryRowAndBlob(t *testing.T) {
 
 	// Every row the user had is there, as it is in the database, without
 	// the credentials. A session's last_seen_at moves with each request.
-	omitted := map[string]bool{"password_hash": true, "token_hash": true, "secret_hash": true}
+	omitted := map[string]bool{"password_hash": true, "token_hash": true, "secret_hash": true, "secret": true, "previous_secret": true}
 	volatile := map[string]map[string]bool{"sessions": {"last_seen_at": true}}
 	for table, rows := range want {
 		file := privacy.ExportFileOf(table)

@@ -38,6 +38,7 @@ import (
 	"github.com/fastimage/api/internal/support"
 	"github.com/fastimage/api/internal/throttle"
 	"github.com/fastimage/api/internal/usage"
+	"github.com/fastimage/api/internal/webhook"
 	"github.com/fastimage/api/internal/work"
 )
 
@@ -62,6 +63,8 @@ type Deps struct {
 	Support *support.Service
 	Legal   *legal.Service
 	APIKeys *apikey.Service
+	// Webhooks registers partners' webhook endpoints and lists deliveries.
+	Webhooks *webhook.Service
 	// Blobs serves the local storage backend's signed URLs at /blobs/; nil
 	// with GCS, whose URLs point at Google.
 	Blobs http.Handler
@@ -99,6 +102,7 @@ type Server struct {
 	support  *support.Service
 	legal    *legal.Service
 	keys     *apikey.Service
+	webhooks *webhook.Service
 	blobs    http.Handler
 	outbox   *mail.Outbox
 	costs    *throttle.Limiter
@@ -140,6 +144,7 @@ func New(d Deps) *Server {
 		support:  d.Support,
 		legal:    d.Legal,
 		keys:     d.APIKeys,
+		webhooks: d.Webhooks,
 		blobs:    d.Blobs,
 		outbox:   d.Outbox,
 		metrics:  d.Metrics,

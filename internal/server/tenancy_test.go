@@ -51,6 +51,8 @@ var idRules = map[string]string{
 	"userId":         "User",
 	"uploadId":       "Upload", // createUpload's id; not a Node
 	"apiKeyId":       "ApiKey",
+	"endpointId":     "WebhookEndpoint",
+	"deliveryId":     "WebhookDelivery",
 }
 
 // adminOnly are the root fields a non-admin is FORBIDDEN to use at all.
@@ -188,6 +190,13 @@ func twoTenants(t *testing.T) *tenants {
 		a.addAs("Work", state, sub.GenerateImage.Work.ID)
 		return sub
 	}
+	// A's webhook endpoint, registered before A's generation ends so that
+	// its end leaves a delivery (to a closed port: it stays pending).
+	var hook struct {
+		CreateWebhookEndpoint struct{ Endpoint struct{ ID string } }
+	}
+	ac.must(`mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/a-hook", events: ["generation.succeeded", "generation.canceled"]}) { endpoint { id } } }`, nil, &hook)
+	a.add("WebhookEndpoint", hook.CreateWebhookEndpoint.Endpoint.ID)
 	done := gen("succeeded")
 	tt.doneGen = done.GenerateImage.Generation.ID
 	if evs := subscribeEvents(t, s, ac.token, tt.doneGen, nil).rest(); evs[len(evs)-1].Kind != "SUCCEEDED" {
@@ -206,6 +215,21 @@ func twoTenants(t *testing.T) *tenants {
 	ac.must(`query($id: ID!) { work(id: $id) { images { id } } }`, map[string]any{"id": done.GenerateImage.Work.ID}, &doneWork)
 	for _, img := range doneWork.Work.Images {
 		a.addAs("Image", "output", img.ID)
+	}
+
+	var hooks struct {
+		Viewer struct {
+			WebhookDeliveries struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
+		}
+	}
+	ac.must(`{ viewer { webhookDeliveries(first: 5) { edges { node { id } } } } }`, nil, &hooks)
+	for _, e := range hooks.Viewer.WebhookDeliveries.Edges {
+		a.add("WebhookDelivery", e.Node.ID)
+	}
+	if len(a.ids["WebhookDelivery"]) == 0 {
+		t.Fatal("A's generations left no webhook delivery")
 	}
 
 	var v struct {
