@@ -93,11 +93,15 @@ func IsKey(token string) bool { return strings.HasPrefix(token, TokenPrefix) }
 type Service struct {
 	db  *bun.DB
 	log *slog.Logger
+	// onRevoke runs in the transaction that revokes a key, for what other
+	// domains hold under it (webhook endpoints).
+	onRevoke func(ctx context.Context, tx bun.Tx, keyID uuid.UUID) error
 }
 
-// New returns a Service on db.
-func New(db *bun.DB, log *slog.Logger) *Service {
-	return &Service{db: db, log: log}
+// New returns a Service on db. onRevoke, when set, runs inside the
+// transaction that revokes a key.
+func New(db *bun.DB, log *slog.Logger, onRevoke func(ctx context.Context, tx bun.Tx, keyID uuid.UUID) error) *Service {
+	return &Service{db: db, log: log, onRevoke: onRevoke}
 }
 
 // Created is a new key with its token, which is shown this once.
@@ -215,6 +219,9 @@ func (s *Service) Revoke(ctx context.Context, a actor.Actor, id uuid.UUID) (*Key
 		}
 		if err := events.Ring(ctx, tx, Topic(id)); err != nil {
 			return fmt.Errorf("ring key: %w", err)
+		}
+		if s.onRevoke != nil {
+			return s.onRevoke(ctx, tx, id)
 		}
 		return nil
 	})

@@ -20,7 +20,7 @@ import (
 func newKeys(t testing.TB) (*bun.DB, *apikey.Service) {
 	t.Helper()
 	db := dbtest.New(t)
-	return db, apikey.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return db, apikey.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 }
 
 // newUser inserts a verified user and returns them as a signed-in actor.
@@ -202,7 +202,7 @@ func TestKeysAreRefused(t *testing.T) {
 // (the key with its user), the last-used write at most once a minute.
 func BenchmarkAuthenticate(b *testing.B) {
 	db := dbtest.New(b)
-	keys := apikey.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	keys := apikey.New(db, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	ctx := context.Background()
 	var id uuid.UUID
 	if err := db.NewRaw("INSERT INTO users (email, password_hash, email_verified_at) VALUES ('bench@example.com', 'x', now()) RETURNING id").Scan(ctx, &id); err != nil {

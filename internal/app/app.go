@@ -234,7 +234,11 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		a.Forwarder = usage.NewForwarder(bdb, endpoint.New(cfg.Privacy.AnalyticsForwardURL, 0), 0, 0)
 	}
 	a.Support = support.New(bdb, outbox, verifier, a.Limiter, log, support.Config{Address: supportAddress(cfg)})
-	a.APIKeys = apikey.New(bdb, log)
+	// A revoked key's webhook endpoints stop with it, in its transaction.
+	a.APIKeys = apikey.New(bdb, log, func(ctx context.Context, tx bun.Tx, keyID uuid.UUID) error {
+		_, err := webhook.DisableKeyEndpointsTx(ctx, tx, keyID)
+		return err
+	})
 	if a.Billing, err = billing.FromConfig(bdb, cfg, log, billing.WithClock(clk), billing.WithLimiter(a.Limiter)); err != nil {
 		return nil, err
 	}

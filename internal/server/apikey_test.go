@@ -45,6 +45,7 @@ var scopeRules = map[string]string{
 	"estimateGeneration":  "generate",
 	"estimateEdit":        "generate",
 	"privacyRequestQueue": sessionOnly,
+	"rateLimit":           anyKey, // the caller's own bucket
 
 	// Mutation: flows that need no signed-in user.
 	"signUp":               anyKey,
@@ -87,6 +88,11 @@ var scopeRules = map[string]string{
 	"rejectPrivacyRequest": sessionOnly,
 	"extendPrivacyRequest": sessionOnly,
 	"completeCorrection":   sessionOnly,
+	// Webhooks.
+	"createWebhookEndpoint": "webhooks",
+	"deleteWebhookEndpoint": "webhooks",
+	"rotateWebhookSecret":   "webhooks",
+	"redeliverWebhook":      "webhooks",
 	// Works.
 	"uploadImage":    "works:write",
 	"createUpload":   "works:write",

@@ -159,7 +159,7 @@ func New(d Deps) *Server {
 		s.metrics = metrics.NewRegistry()
 	}
 	if s.keys == nil {
-		s.keys = apikey.New(d.DB, d.Log)
+		s.keys = apikey.New(d.DB, d.Log, nil)
 	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	reg := promauto.With(s.metrics)

@@ -466,7 +466,12 @@ func TestOwnership(t *testing.T) {
 	if _, err := f.svc.Endpoints(ctx, key, f.user.UserID); apperr.CodeOf(err) != apperr.Forbidden {
 		t.Errorf("a key without the webhooks scope lists endpoints: %v", err)
 	}
-	withScope := actor.Actor{UserID: f.user.UserID, Scopes: []actor.Scope{actor.ScopeWebhooks}, APIKeyID: uuid.New()}
+	var keyID uuid.UUID
+	if err := f.db.NewRaw(`INSERT INTO api_keys (user_id, name, prefix, secret_hash, scopes)
+		VALUES (?, 'partner', 'testprefix', sha256('x'), '{webhooks}') RETURNING id`, f.user.UserID).Scan(ctx, &keyID); err != nil {
+		t.Fatal(err)
+	}
+	withScope := actor.Actor{UserID: f.user.UserID, Scopes: []actor.Scope{actor.ScopeWebhooks}, APIKeyID: keyID}
 	made, err := f.svc.CreateEndpoint(ctx, withScope, "http://127.0.0.1:9/other", []string{webhook.GenerationCanceled})
 	if err != nil || made.APIKeyID == nil || *made.APIKeyID != withScope.APIKeyID {
 		t.Fatalf("a key with the webhooks scope registers: %+v, %v", made, err)

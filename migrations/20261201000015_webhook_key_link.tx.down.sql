@@ -1,0 +1,1 @@
+ALTER TABLE webhook_endpoints DROP CONSTRAINT webhook_endpoints_api_key_id_fkey;
