@@ -229,7 +229,7 @@ type CreateUploadPayload struct {
 type CreateWebhookEndpointInput struct {
 	// Where to POST events: https (http and local addresses only in development).
 	URL string `json:"url"`
-	// Event types to receive: generation.succeeded, generation.failed, generation.canceled.
+	// Event types to receive: generation.succeeded, generation.failed, generation.canceled, credits.low.
 	Events []string `json:"events"`
 }
 

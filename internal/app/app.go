@@ -216,7 +216,7 @@ func New(ctx context.Context, cfg *config.Serve, bdb *bun.DB, log *slog.Logger, 
 		Workers: cfg.Generate.Workers, Lease: cfg.Generate.Lease, MaxAttempts: cfg.Generate.MaxAttempts,
 		UserRunningLimit: cfg.Generate.UserRunningLimit, QueueCap: cfg.Generate.QueueCap,
 		PollInterval: o.PollInterval, ProgressEvery: o.ProgressEvery,
-		OnEnd: generationWebhooks, CheckWebhookURL: a.Webhooks.CheckURL,
+		OnEnd: generationWebhooks(cfg.Credits.LowThreshold), CheckWebhookURL: a.Webhooks.CheckURL,
 	}, a.Bus, a.Gallery, p, log)
 	a.Feed = feed.New(bdb, a.Bus, log, o.PollInterval)
 	linkKey, err := exportLinkKey(cfg, o.Bucket == nil)
@@ -354,18 +354,34 @@ func accountConfig(cfg *config.Serve, passwords *password.Hasher, docs *legal.Se
 }
 
 // generationWebhooks enqueues the webhooks of a generation's end in the
-// transaction that records it.
-func generationWebhooks(ctx context.Context, tx bun.Tx, e generate.Ending) error {
-	g := e.Generation
-	ended := webhook.GenerationEnded{
-		GenerationID: g.ID, UserID: g.UserID, WorkID: g.WorkID, Status: string(e.Status),
-		ImageIDs: e.ImageIDs, Cost: e.Cost,
+// transaction that records it: the generation's own, and credits.low when
+// its charge took the user's available credits below lowThreshold.
+func generationWebhooks(lowThreshold int64) func(ctx context.Context, tx bun.Tx, e generate.Ending) error {
+	return func(ctx context.Context, tx bun.Tx, e generate.Ending) error {
+		g := e.Generation
+		ended := webhook.GenerationEnded{
+			GenerationID: g.ID, UserID: g.UserID, WorkID: g.WorkID, Status: string(e.Status),
+			ImageIDs: e.ImageIDs, Cost: e.Cost,
+		}
+		if e.Failure != nil {
+			ended.ErrorCode, ended.ErrorMessage = string(e.Failure.Code), e.Failure.Message
+		}
+		if g.WebhookURL != nil {
+			ended.WebhookURL = *g.WebhookURL
+		}
+		if err := webhook.GenerationEndedTx(ctx, tx, ended); err != nil {
+			return err
+		}
+		if lowThreshold <= 0 || e.Cost <= 0 {
+			return nil
+		}
+		var available int64
+		if err := tx.NewRaw("SELECT balance - held FROM credit_accounts WHERE user_id = ?", g.UserID).Scan(ctx, &available); err != nil {
+			return fmt.Errorf("read available credits: %w", err)
+		}
+		if available < lowThreshold && available+int64(e.Cost) >= lowThreshold { // this charge crossed it
+			return webhook.CreditsLowTx(ctx, tx, g.UserID, available, lowThreshold)
+		}
+		return nil
 	}
-	if e.Failure != nil {
-		ended.ErrorCode, ended.ErrorMessage = string(e.Failure.Code), e.Failure.Message
-	}
-	if g.WebhookURL != nil {
-		ended.WebhookURL = *g.WebhookURL
-	}
-	return webhook.GenerationEndedTx(ctx, tx, ended)
 }

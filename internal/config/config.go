@@ -194,6 +194,9 @@ type Accounts struct {
 // Credits holds the credit settings.
 type Credits struct {
 	SignupBonus int64
+	// LowThreshold is the level of available credits below which a
+	// generation's charge sends the credits.low webhook.
+	LowThreshold int64
 }
 
 // Storage holds where blobs live.
@@ -525,6 +528,7 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	s.duration(&cfg.Accounts.VerifyLinkTTL, "verify-link-ttl", "VERIFY_LINK_TTL", 48*time.Hour, "how long an email verification link works")
 	s.duration(&cfg.Accounts.EmailChangeLinkTTL, "email-change-link-ttl", "EMAIL_CHANGE_LINK_TTL", 24*time.Hour, "how long an email change confirmation link works")
 	s.int64(&cfg.Credits.SignupBonus, "signup-bonus-credits", "SIGNUP_BONUS_CREDITS", 25, "credits granted when a user verifies their email (0: none)")
+	s.int64(&cfg.Credits.LowThreshold, "credits-low-threshold", "CREDITS_LOW_THRESHOLD", 20, "a generation whose charge leaves fewer available credits than this sends the credits.low webhook (0: never)")
 	s.duration(&cfg.MaintenanceInterval, "maintenance-interval", "MAINTENANCE_INTERVAL", time.Minute, "how often periodic jobs run (expired credit holds and lots, purging deleted works, old rate-limit events)")
 	s.str(&cfg.Storage.Backend, "storage-backend", "STORAGE_BACKEND", "local", "where images are stored: local (a folder, served at /blobs/) or gcs")
 	s.str(&cfg.Storage.Dir, "storage-dir", "STORAGE_DIR", ".data/blobs", "the folder of the local storage backend")

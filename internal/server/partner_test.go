@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/fastimage/api/internal/config"
@@ -56,5 +58,33 @@ func TestRevokedKeyStopsItsWebhookEndpoints(t *testing.T) {
 		Scan(context.Background(), &byKey, &byUser)
 	if err != nil || byKey != "stopped" || byUser != "live" {
 		t.Errorf("after the key's revocation: its endpoint %s, the user's %s (%v); want stopped and live", byKey, byUser, err)
+	}
+}
+
+// credits.low goes out once, in the transaction of the generation whose
+// charge took the available credits below the threshold; the next charge,
+// already below it, sends nothing more.
+func TestCreditsLowWebhook(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Credits.LowThreshold = 24 // the bonus is 25: the first charge crosses it
+	s := start(t, cfg)
+	me, _ := mustSignUp(t, s, "low@example.com")
+	me.must(`mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/low", events: ["credits.low"]}) { endpoint { id } } }`, nil, nil)
+	for i := range 2 {
+		var sub submitted
+		me.must(generateMutation, map[string]any{"in": map[string]any{"prompt": fmt.Sprintf("spend %d", i), "width": 64, "height": 64}}, &sub)
+		if evs := subscribeEvents(t, s, me.token, sub.GenerateImage.Generation.ID, nil).rest(); evs[len(evs)-1].Kind != "SUCCEEDED" {
+			t.Fatalf("generation %d ended with %v", i, kinds(evs))
+		}
+	}
+	var n int
+	var payload string
+	if err := s.db.NewRaw(`SELECT count(*), coalesce(min(payload::text), '') FROM webhook_deliveries WHERE event_type = 'credits.low'`).
+		Scan(context.Background(), &n, &payload); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || !strings.Contains(payload, `"threshold": 24`) {
+		t.Errorf("credits.low deliveries after two charges: %d (%s), want 1 naming the threshold", n, payload)
 	}
 }

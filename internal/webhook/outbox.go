@@ -71,6 +71,20 @@ func GenerationEndedTx(ctx context.Context, tx bun.IDB, e GenerationEnded) error
 	return enqueueTx(ctx, tx, e.UserID, typ, data, e.WebhookURL)
 }
 
+// CreditsData is the data of a credits.low event.
+type CreditsData struct {
+	// Available is what the user may spend now; Threshold is the level it
+	// fell below.
+	Available int64 `json:"available"`
+	Threshold int64 `json:"threshold"`
+}
+
+// CreditsLowTx enqueues, inside tx, the credits.low deliveries of userID's
+// endpoints: their available credits fell below threshold.
+func CreditsLowTx(ctx context.Context, tx bun.IDB, userID uuid.UUID, available, threshold int64) error {
+	return enqueueTx(ctx, tx, userID, CreditsLow, CreditsData{Available: available, Threshold: threshold}, "")
+}
+
 // enqueueTx writes the deliveries of one event of userID's.
 func enqueueTx(ctx context.Context, tx bun.IDB, userID uuid.UUID, typ string, data any, requestURL string) error {
 	raw, err := json.Marshal(data)

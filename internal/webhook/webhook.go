@@ -28,10 +28,13 @@ const (
 	GenerationSucceeded = "generation.succeeded"
 	GenerationFailed    = "generation.failed"
 	GenerationCanceled  = "generation.canceled"
+	// CreditsLow: the user's available credits fell below the threshold
+	// (CREDITS_LOW_THRESHOLD), once per fall.
+	CreditsLow = "credits.low"
 )
 
 // EventTypes lists every event type, in the order to show them.
-var EventTypes = []string{GenerationSucceeded, GenerationFailed, GenerationCanceled}
+var EventTypes = []string{GenerationSucceeded, GenerationFailed, GenerationCanceled, CreditsLow}
 
 // Topic is rung when deliveries are enqueued, to wake the worker.
 const Topic = "webhooks"
