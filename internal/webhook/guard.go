@@ -48,11 +48,38 @@ var (
 		netip.MustParsePrefix("240.0.0.0/4"),
 		netip.MustParsePrefix("64:ff9b:1::/48"),
 	}
+	// IPv6 forms that carry an IPv4 address which a gateway or tunnel
+	// turns back into IPv4: NAT64's well-known prefix (a cloud NAT gateway
+	// translates it to private addresses too), 6to4, and the deprecated
+	// IPv4-compatible addresses.
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+	v4compat  = netip.MustParsePrefix("::/96")
 )
+
+// embeddedIPv4 returns the IPv4 address an IPv6 address of one of the
+// forms above stands for.
+func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
+	if !ip.Is6() {
+		return netip.Addr{}, false
+	}
+	b := ip.As16()
+	switch {
+	case nat64.Contains(ip), v4compat.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
+}
 
 // Allowed reports whether a webhook may connect to ip.
 func (g *Guard) Allowed(ip netip.Addr) bool {
 	ip = ip.Unmap()
+	if v4, ok := embeddedIPv4(ip); ok {
+		// Judged as the IPv4 address it reaches: a public one passes.
+		ip = v4
+	}
 	for _, m := range metadata {
 		if ip == m {
 			return false

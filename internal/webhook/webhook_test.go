@@ -156,6 +156,35 @@ func TestGuardRefusesPrivateAddresses(t *testing.T) {
 	}
 }
 
+// TestGuardRefusesIPv4HiddenInIPv6 checks the IPv6 forms that carry an
+// IPv4 address a gateway or tunnel turns back into IPv4: NAT64 (a NAT
+// gateway translates 64:ff9b::/96 to any IPv4 address, private ones
+// included), 6to4 and IPv4-compatible addresses. The guard judges the IPv4
+// address inside, so that metadata and private hosts stay out of reach.
+func TestGuardRefusesIPv4HiddenInIPv6(t *testing.T) {
+	prod, dev := &webhook.Guard{}, &webhook.Guard{AllowPrivate: true}
+	for _, ip := range []string{
+		"64:ff9b::127.0.0.1", "64:ff9b::10.0.0.5", "64:ff9b::169.254.169.254", "64:ff9b::192.168.0.1",
+		"2002:7f00:1::1", "2002:a00:5::1", "2002:a9fe:a9fe::1",
+		"::127.0.0.1", "::10.0.0.5", "::169.254.169.254",
+	} {
+		if prod.Allowed(netip.MustParseAddr(ip)) {
+			t.Errorf("production allows %s", ip)
+		}
+	}
+	for _, ip := range []string{"64:ff9b::169.254.169.254", "2002:a9fe:a9fe::1", "::169.254.169.254"} {
+		if dev.Allowed(netip.MustParseAddr(ip)) {
+			t.Errorf("development allows the metadata address %s", ip)
+		}
+	}
+	// The same forms around a public IPv4 address stay allowed.
+	for _, ip := range []string{"64:ff9b::8.8.8.8", "2002:808:808::1"} {
+		if !prod.Allowed(netip.MustParseAddr(ip)) {
+			t.Errorf("production refuses %s, a public address", ip)
+		}
+	}
+}
+
 // TestGuardChecksAtConnectTime dials a receiver on loopback by IP and by a
 // name that resolves to it: the production client refuses both before
 // any byte is sent, whatever validated the URL earlier.
