@@ -218,10 +218,47 @@ func (s *Service) Stream(ctx context.Context, a actor.Actor, afterSeq int64) (<-
 	}
 	userID := a.UserID
 	f := s.join(userID, afterSeq)
-	return events.Follow(ctx, s.bus, s.log, events.Stream[Entry]{
+	entries := events.Follow(ctx, s.bus, s.log, events.Stream[Entry]{
 		Topic: Topic(userID),
 		Read:  f.read,
 		Seq:   func(e Entry) (int64, bool) { return e.Seq, false },
 		Wake:  func() (<-chan struct{}, func()) { return f.wake, func() { s.leave(f) } },
-	}, afterSeq), nil
+	}, afterSeq)
+	if !a.IsKey() {
+		return entries, nil
+	}
+	return visibleTo(ctx, a, entries), nil
+}
+
+// visibleTo passes on the entries a key may read by their fields: events:read
+// opens the stream, but balances, purchases and the subscription need
+// credits:read, and privacy requests are never a key's. The others are
+// skipped (their seqs just go missing, as a resuming client expects of
+// entries it was not shown).
+func visibleTo(ctx context.Context, a actor.Actor, in <-chan Entry) <-chan Entry {
+	credits := a.RequireScope(actor.ScopeCreditsRead) == nil
+	out := make(chan Entry)
+	go func() {
+		defer close(out)
+		for e := range in {
+			switch e.Kind {
+			case KindGeneration:
+			case KindCredits, KindPurchase, KindSubscription:
+				if !credits {
+					continue
+				}
+			default: // privacy requests, and kinds added later until allowed here
+				continue
+			}
+			select {
+			case out <- e:
+			case <-ctx.Done():
+				// Drain in so that Follow's sender, also ending, never blocks.
+				for range in {
+				}
+				return
+			}
+		}
+	}()
+	return out
 }

@@ -466,3 +466,56 @@ func mustStream(t *testing.T, svc *feed.Service, ctx context.Context, user uuid.
 	}
 	return ch
 }
+
+// TestStreamShowsAKeyOnlyWhatItsScopesAllow: viewerEvents needs events:read,
+// but the entries carry more: balances, purchases and the subscription
+// (credits:read) and privacy requests (never a key's). A key's stream skips
+// the entries it could not read by their own fields; a session sees them
+// all.
+func TestStreamShowsAKeyOnlyWhatItsScopesAllow(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	log := slog.New(slog.DiscardHandler)
+	bus := events.New(db, log)
+	svc := feed.New(db, bus, log, 50*time.Millisecond)
+	user := newUser(t, db)
+	appendOne(t, db, user, feed.GenerationChanged{GenerationID: uuid.New(), WorkID: uuid.New(), Status: "succeeded"})
+	appendOne(t, db, user, credits(7))
+	appendOne(t, db, user, feed.PurchaseChanged{PurchaseID: uuid.New(), Status: "paid"})
+	appendOne(t, db, user, feed.SubscriptionChanged{SubscriptionID: uuid.New(), PlanCode: "pro", Status: "active"})
+	appendOne(t, db, user, feed.PrivacyRequestChanged{RequestID: uuid.New(), RequestKind: "export", Status: "processing", Progress: 40})
+	// The last entry every stream may see, so that each knows when it is done.
+	appendOne(t, db, user, feed.GenerationChanged{GenerationID: uuid.New(), WorkID: uuid.New(), Status: "failed"})
+
+	kindsSeen := func(a actor.Actor) []feed.Kind {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		ch, err := svc.Stream(ctx, a, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []feed.Kind
+		for e := range ch {
+			kinds = append(kinds, e.Kind)
+			if e.Seq == 6 {
+				return kinds
+			}
+		}
+		t.Fatalf("stream ended after %v", kinds)
+		return nil
+	}
+	session := actor.Actor{UserID: user}
+	eventsKey := actor.Actor{UserID: user, Scopes: []actor.Scope{actor.ScopeEventsRead}, APIKeyID: uuid.New()}
+	creditsKey := actor.Actor{UserID: user, Scopes: []actor.Scope{actor.ScopeEventsRead, actor.ScopeCreditsRead}, APIKeyID: uuid.New()}
+	all := []feed.Kind{feed.KindGeneration, feed.KindCredits, feed.KindPurchase, feed.KindSubscription, feed.KindPrivacy, feed.KindGeneration}
+	if got := kindsSeen(session); !slices.Equal(got, all) {
+		t.Errorf("a session saw %v, want %v", got, all)
+	}
+	if got, want := kindsSeen(eventsKey), []feed.Kind{feed.KindGeneration, feed.KindGeneration}; !slices.Equal(got, want) {
+		t.Errorf("an events:read key saw %v, want %v", got, want)
+	}
+	if got, want := kindsSeen(creditsKey), []feed.Kind{feed.KindGeneration, feed.KindCredits, feed.KindPurchase, feed.KindSubscription, feed.KindGeneration}; !slices.Equal(got, want) {
+		t.Errorf("an events:read + credits:read key saw %v, want %v", got, want)
+	}
+}
