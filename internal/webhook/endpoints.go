@@ -23,7 +23,8 @@ func (s *Service) CheckURL(ctx context.Context, field, raw string) error {
 
 // CreateEndpoint registers url for the event types and returns the
 // endpoint with its secret, which is shown this once.
-// Returns FORBIDDEN (a key without the webhooks scope), VALIDATION.
+// Returns FORBIDDEN (a key without the webhooks scope, or without
+// credits:read for credits.low), VALIDATION.
 func (s *Service) CreateEndpoint(ctx context.Context, a actor.Actor, rawURL string, types []string) (*Endpoint, error) {
 	if err := a.RequireScope(actor.ScopeWebhooks); err != nil {
 		return nil, err
@@ -39,6 +40,12 @@ func (s *Service) CreateEndpoint(ctx context.Context, a actor.Actor, rawURL stri
 	for _, t := range types {
 		if !slices.Contains(EventTypes, t) {
 			return nil, apperr.Errorf(apperr.Validation, "Unknown event type %q; use %s.", t, strings.Join(EventTypes, ", ")).With("field", "events")
+		}
+		if t == CreditsLow {
+			// Its data is the user's available credits.
+			if err := a.RequireScope(actor.ScopeCreditsRead); err != nil {
+				return nil, err
+			}
 		}
 		if !slices.Contains(evs, t) {
 			evs = append(evs, t)

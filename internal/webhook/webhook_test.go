@@ -562,3 +562,39 @@ func TestOutboxFollowsItsTransaction(t *testing.T) {
 		t.Fatalf("after a commit: %d deliveries (want the endpoint's and the request's), %v", page.TotalCount, err)
 	}
 }
+
+// TestCreditsLowNeedsCreditsRead: credits.low carries the user's available
+// credits, which a key reads only with credits:read; the webhooks scope
+// alone must not open them by registering for the event.
+func TestCreditsLowNeedsCreditsRead(t *testing.T) {
+	f := newFixture(t, webhook.Config{Development: true})
+	ctx := context.Background()
+	newKey := func(scopes ...actor.Scope) actor.Actor {
+		var keyID uuid.UUID
+		if err := f.db.NewRaw(`INSERT INTO api_keys (user_id, name, prefix, secret_hash, scopes)
+			VALUES (?, 'partner', substr(md5(random()::text), 1, 16), sha256('x'), ?) RETURNING id`, f.user.UserID, scopeArray(scopes)).Scan(ctx, &keyID); err != nil {
+			t.Fatal(err)
+		}
+		return actor.Actor{UserID: f.user.UserID, Scopes: scopes, APIKeyID: keyID}
+	}
+	hooksOnly := newKey(actor.ScopeWebhooks)
+	_, err := f.svc.CreateEndpoint(ctx, hooksOnly, "http://127.0.0.1:9/low", []string{webhook.GenerationSucceeded, webhook.CreditsLow})
+	if apperr.CodeOf(err) != apperr.Forbidden {
+		t.Errorf("a webhooks key without credits:read registers for credits.low: %v", err)
+	}
+	withCredits := newKey(actor.ScopeWebhooks, actor.ScopeCreditsRead)
+	if _, err := f.svc.CreateEndpoint(ctx, withCredits, "http://127.0.0.1:9/low", []string{webhook.CreditsLow}); err != nil {
+		t.Errorf("a webhooks + credits:read key registers for credits.low: %v", err)
+	}
+	if _, err := f.svc.CreateEndpoint(ctx, f.user, "http://127.0.0.1:9/low", []string{webhook.CreditsLow}); err != nil {
+		t.Errorf("a session registers for credits.low: %v", err)
+	}
+}
+
+func scopeArray(scopes []actor.Scope) string {
+	names := make([]string, len(scopes))
+	for i, s := range scopes {
+		names[i] = string(s)
+	}
+	return "{" + strings.Join(names, ",") + "}"
+}
