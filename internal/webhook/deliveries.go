@@ -16,7 +16,7 @@ import (
 )
 
 // Deliveries returns owner's deliveries, newest first, optionally of one
-// endpoint.
+// endpoint; credits.low ones only to an actor that reads credits.
 // Returns FORBIDDEN (a key without the webhooks scope, or not the owner),
 // NOT_FOUND (an endpoint that is not the actor's).
 func (s *Service) Deliveries(ctx context.Context, a actor.Actor, owner uuid.UUID, endpointID *uuid.UUID, first int, after *uuid.UUID) (*db.Page[Delivery], error) {
@@ -34,6 +34,9 @@ func (s *Service) Deliveries(ctx context.Context, a actor.Actor, owner uuid.UUID
 	}
 	return db.ListPage[Delivery](ctx, s.db, "d.id", func(q *bun.SelectQuery) *bun.SelectQuery {
 		q = q.Where("d.user_id = ?", a.UserID)
+		if !readsCredits(a) {
+			q = q.Where("d.event_type <> ?", CreditsLow)
+		}
 		if endpointID != nil {
 			q = q.Where("d.endpoint_id = ?", *endpointID)
 		}
@@ -47,11 +50,20 @@ func (s *Service) DeliveriesByIDs(ctx context.Context, a actor.Actor, ids []uuid
 		return nil, nil
 	}
 	var ds []Delivery
-	if err := s.db.NewSelect().Model(&ds).Where("id IN (?) AND user_id = ?", bun.In(ids), a.UserID).Scan(ctx); err != nil {
+	q := s.db.NewSelect().Model(&ds).Where("id IN (?) AND user_id = ?", bun.In(ids), a.UserID)
+	if !readsCredits(a) {
+		q = q.Where("event_type <> ?", CreditsLow)
+	}
+	if err := q.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("find webhook deliveries: %w", err)
 	}
 	return ds, nil
 }
+
+// readsCredits reports whether a may see credits.low deliveries, whose
+// payload is the user's available credits: a session, or a key with
+// credits:read. For other keys they do not exist.
+func readsCredits(a actor.Actor) bool { return a.RequireScope(actor.ScopeCreditsRead) == nil }
 
 // Redeliver sends a delivery again, now, with the same webhook-id (so a
 // receiver that processed it can tell), and retries it for another day.
@@ -63,7 +75,8 @@ func (s *Service) Redeliver(ctx context.Context, a actor.Actor, id uuid.UUID) (*
 	}
 	var d Delivery
 	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		err := tx.NewSelect().Model(&d).Where("id = ? AND user_id = ?", id, a.UserID).For("UPDATE").Scan(ctx)
+		err := tx.NewSelect().Model(&d).Where("id = ? AND user_id = ? AND (? OR event_type <> ?)", id, a.UserID, readsCredits(a), CreditsLow).
+			For("UPDATE").Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
 			return deliveryNotFound()
 		}

@@ -589,6 +589,30 @@ func TestCreditsLowNeedsCreditsRead(t *testing.T) {
 	if _, err := f.svc.CreateEndpoint(ctx, f.user, "http://127.0.0.1:9/low", []string{webhook.CreditsLow}); err != nil {
 		t.Errorf("a session registers for credits.low: %v", err)
 	}
+
+	// Nor does a webhooks key read the credits.low deliveries of endpoints
+	// the user registered.
+	if err := f.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return webhook.CreditsLowTx(ctx, tx, f.user.UserID, 3, 10)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := f.svc.Deliveries(ctx, f.user, f.user.UserID, nil, 10, nil)
+	if err != nil || all.TotalCount != 2 {
+		t.Fatalf("the session's deliveries: %+v, %v; want the two credits.low ones", all, err)
+	}
+	if page, err := f.svc.Deliveries(ctx, hooksOnly, f.user.UserID, nil, 10, nil); err != nil || len(page.Items) != 0 {
+		t.Errorf("a webhooks key lists credits.low deliveries: %+v, %v", page, err)
+	}
+	if ds, err := f.svc.DeliveriesByIDs(ctx, hooksOnly, []uuid.UUID{all.Items[0].ID}); err != nil || len(ds) != 0 {
+		t.Errorf("a webhooks key finds a credits.low delivery by id: %+v, %v", ds, err)
+	}
+	if _, err := f.svc.Redeliver(ctx, hooksOnly, all.Items[0].ID); apperr.CodeOf(err) != apperr.NotFound {
+		t.Errorf("a webhooks key redelivers a credits.low delivery: %v", err)
+	}
+	if page, err := f.svc.Deliveries(ctx, withCredits, f.user.UserID, nil, 10, nil); err != nil || len(page.Items) != 2 {
+		t.Errorf("a webhooks + credits:read key's deliveries: %+v, %v; want both", page, err)
+	}
 }
 
 func scopeArray(scopes []actor.Scope) string {
