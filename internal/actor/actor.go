@@ -87,8 +87,11 @@ func (a Actor) RequireSession() error {
 	return apperr.Errorf(apperr.Forbidden, "API keys cannot do this; sign in to the editor.").With("session", true)
 }
 
-// Admin reports whether the actor is an administrator.
-func (a Actor) Admin() bool { return a.Role == RoleAdmin }
+// Admin reports whether the actor is an administrator. An administrator's
+// API key is not: a key acts for its user's own account, within its
+// scopes, and administration (reading or acting on other users) is done
+// signed in.
+func (a Actor) Admin() bool { return a.Role == RoleAdmin && !a.IsKey() }
 
 // Owns reports whether userID is the actor's own user.
 func (a Actor) Owns(userID uuid.UUID) bool { return a.UserID == userID }

@@ -88,3 +88,33 @@ func TestCreditsLowWebhook(t *testing.T) {
 		t.Errorf("credits.low deliveries after two charges: %d (%s), want 1 naming the threshold", n, payload)
 	}
 }
+
+// An administrator's key acts for its user, like any key: it reads that
+// user's account within its scopes, never others' through the admin's
+// reach (support reads are done signed in, in the editor).
+func TestAdminKeyHasNoAdminReach(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	victim, _ := mustSignUp(t, s, "customer@example.com")
+	var who struct{ Viewer struct{ ID string } }
+	victim.must(`{ viewer { id } }`, nil, &who)
+	admin, _ := mustSignUp(t, s, "admin@example.com")
+	if _, err := s.db.ExecContext(context.Background(), "UPDATE users SET role = 'admin' WHERE email = 'admin@example.com'"); err != nil {
+		t.Fatal(err)
+	}
+	const read = `query($id: ID!) { node(id: $id) { ... on User { email credits { balance } } } }`
+	var signedIn struct{ Node *struct{ Email string } }
+	admin.must(read, map[string]any{"id": who.Viewer.ID}, &signedIn)
+	if signedIn.Node == nil || signedIn.Node.Email != "customer@example.com" {
+		t.Fatalf("the signed-in admin reads the customer: %+v; want their record", signedIn.Node)
+	}
+	_, secret := makeKey(t, admin, "admin's app", "credits:read", "works:read")
+	key := admin.as(secret)
+	var viaKey struct{ Node *struct{ Email string } }
+	key.must(read, map[string]any{"id": who.Viewer.ID}, &viaKey)
+	if viaKey.Node != nil {
+		t.Errorf("an admin's key reads another user: %+v", viaKey.Node)
+	}
+	var own struct{ Viewer struct{ Credits struct{ Balance int } } }
+	key.must(`{ viewer { credits { balance } } }`, nil, &own)
+}
