@@ -115,6 +115,8 @@ func TestAdminKeyHasNoAdminReach(t *testing.T) {
 	if viaKey.Node != nil {
 		t.Errorf("an admin's key reads another user: %+v", viaKey.Node)
 	}
-	var own struct{ Viewer struct{ Credits struct{ Balance int } } }
+	var own struct {
+		Viewer struct{ Credits struct{ Balance int } }
+	}
 	key.must(`{ viewer { credits { balance } } }`, nil, &own)
 }
