@@ -141,6 +141,11 @@ func (s *Service) Create(ctx context.Context, a actor.Actor, name string, scopes
 	if expiresAt != nil && !expiresAt.After(time.Now()) {
 		return nil, apperr.Errorf(apperr.Validation, "The expiry must be in the future; leave it out for a key that works until revoked.").With("field", "expiresAt")
 	}
+	// A key outlives the session that made it (and a password change):
+	// a stolen session must not be able to mint one.
+	if err := account.RequireRecentPassword(ctx, s.db, a, "Making an API key"); err != nil {
+		return nil, err
+	}
 
 	prefix, secret := newPrefix(), newSecret()
 	k := &Key{UserID: a.UserID, Name: name, Prefix: prefix, SecretHash: hashSecret(secret), ScopeNames: names, ExpiresAt: expiresAt}

@@ -31,7 +31,12 @@ func newUser(t *testing.T, db *bun.DB, email string) actor.Actor {
 		Scan(context.Background(), &id); err != nil {
 		t.Fatal(err)
 	}
-	return actor.Actor{UserID: id, SessionID: uuid.New(), Role: actor.RoleUser, Verified: true, Email: email}
+	var session uuid.UUID
+	if err := db.NewRaw(`INSERT INTO sessions (user_id, token_hash, expires_at)
+		VALUES (?, sha256(gen_random_uuid()::text::bytea), now() + interval '1 day') RETURNING id`, id).Scan(context.Background(), &session); err != nil {
+		t.Fatal(err)
+	}
+	return actor.Actor{UserID: id, SessionID: session, Role: actor.RoleUser, Verified: true, Email: email}
 }
 
 func wantCode(t *testing.T, err error, code apperr.Code, what string) {
@@ -217,5 +222,25 @@ func BenchmarkAuthenticate(b *testing.B) {
 		if _, err := keys.Authenticate(ctx, c.Token); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A key outlives the session that made it, so making one wants the password
+// proved within the last ten minutes: a stolen session cannot mint one.
+func TestCreateNeedsARecentPassword(t *testing.T) {
+	t.Parallel()
+	db, keys := newKeys(t)
+	ctx := context.Background()
+	a := newUser(t, db, "sudo@example.com")
+	if _, err := db.NewRaw("UPDATE sessions SET password_confirmed_at = now() - interval '11 minutes' WHERE id = ?", a.SessionID).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := keys.Create(ctx, a, "late", []actor.Scope{actor.ScopeWorksRead}, nil)
+	wantCode(t, err, apperr.ReauthenticationRequired, "a key 11 minutes after the password")
+	if _, err := db.NewRaw("UPDATE sessions SET password_confirmed_at = now() WHERE id = ?", a.SessionID).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Create(ctx, a, "fresh", []actor.Scope{actor.ScopeWorksRead}, nil); err != nil {
+		t.Errorf("a key right after confirming the password: %v", err)
 	}
 }

@@ -40,13 +40,16 @@ const (
 	// Accounts.
 	InvalidCredentials Code = "INVALID_CREDENTIALS"
 	EmailNotVerified   Code = "EMAIL_NOT_VERIFIED"
-	AccountSuspended   Code = "ACCOUNT_SUSPENDED"
-	PasswordWeak       Code = "PASSWORD_WEAK"
-	TokenInvalid       Code = "TOKEN_INVALID"
-	TokenExpired       Code = "TOKEN_EXPIRED"
-	TokenUsed          Code = "TOKEN_USED"
-	CaptchaRequired    Code = "CAPTCHA_REQUIRED"
-	CaptchaFailed      Code = "CAPTCHA_FAILED"
+	// ReauthenticationRequired: the password must be proved again on this
+	// session (confirmPassword) before an action that cannot be undone.
+	ReauthenticationRequired Code = "REAUTHENTICATION_REQUIRED"
+	AccountSuspended         Code = "ACCOUNT_SUSPENDED"
+	PasswordWeak             Code = "PASSWORD_WEAK"
+	TokenInvalid             Code = "TOKEN_INVALID"
+	TokenExpired             Code = "TOKEN_EXPIRED"
+	TokenUsed                Code = "TOKEN_USED"
+	CaptchaRequired          Code = "CAPTCHA_REQUIRED"
+	CaptchaFailed            Code = "CAPTCHA_FAILED"
 
 	// Persisted queries. PersistedQueryNotFound is the code Apollo clients
 	// answer by sending the full query with its hash.

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/db"
@@ -115,7 +116,7 @@ type AuditEntry struct {
 const (
 	// ReauthenticationRequired: the password must be proved again
 	// (confirmPassword) before this.
-	ReauthenticationRequired apperr.Code = "REAUTHENTICATION_REQUIRED"
+	ReauthenticationRequired = apperr.ReauthenticationRequired
 )
 
 // actorName is how the audit trail names who acted.
@@ -286,17 +287,8 @@ func (s *Service) RequestDeletion(ctx context.Context, a actor.Actor) (*Request,
 	if err := a.RequireVerified(); err != nil {
 		return nil, err
 	}
-	// The session's confirmation was stamped by the database's clock:
-	// compare on it too.
-	var recent bool
-	err := s.db.NewRaw("SELECT password_confirmed_at > now() - ?::interval FROM sessions WHERE id = ? AND user_id = ?",
-		fmt.Sprintf("%d seconds", int(ReauthWindow.Seconds())), a.SessionID, a.UserID).Scan(ctx, &recent)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("read session: %w", err)
-	}
-	if !recent {
-		return nil, apperr.Errorf(ReauthenticationRequired,
-			"Deleting your account needs your password again: confirm it (confirmPassword), then ask within %d minutes.", int(ReauthWindow.Minutes()))
+	if err := account.RequireRecentPassword(ctx, s.db, a, "Deleting your account"); err != nil {
+		return nil, err
 	}
 	return s.create(ctx, a, &Request{Kind: KindDeletion}, StatusVerified)
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/clock"
 	"github.com/fastimage/api/internal/events"
 	"github.com/fastimage/api/internal/mail"
@@ -31,7 +32,7 @@ import (
 
 // ReauthWindow is how recently the password must have been proved on the
 // session to ask for the account's deletion.
-const ReauthWindow = 10 * time.Minute
+const ReauthWindow = account.ReauthWindow
 
 // Config is what the privacy service needs from the settings.
 type Config struct {
