@@ -76,7 +76,7 @@ func (s *Service) claim(ctx context.Context, owner string) (*Generation, error) 
 		SET status = 'running', lease_owner = ?, lease_expires_at = now() + ?::interval,
 		    attempts = g.attempts + 1, started_at = coalesce(g.started_at, now()), updated_at = now()
 		FROM next WHERE g.id = next.id
-		RETURNING g.*`, s.cfg.UserRunningLimit, owner, interval(s.cfg.Lease)).Scan(ctx, &gs)
+		RETURNING g.*`, s.cfg.UserRunningLimit, owner, db.Interval(s.cfg.Lease)).Scan(ctx, &gs)
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
@@ -85,8 +85,6 @@ func (s *Service) claim(ctx context.Context, owner string) (*Generation, error) 
 	}
 	return &gs[0], nil
 }
-
-func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.Milliseconds()) }
 
 // run carries one claimed job to its end: success, failure or cancel; or,
 // when this worker stops or loses the lease, leaves it to another.
@@ -168,7 +166,7 @@ func (s *Service) heartbeat(ctx context.Context, owner string, id uuid.UUID, sto
 		var cancelRequested []bool
 		err := s.db.NewRaw(`UPDATE generations SET lease_expires_at = now() + ?::interval
 			WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING cancel_requested`,
-			interval(s.cfg.Lease), id, owner).Scan(ctx, &cancelRequested)
+			db.Interval(s.cfg.Lease), id, owner).Scan(ctx, &cancelRequested)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			s.log.WarnContext(ctx, "heartbeat failed", "generation_id", id.String(), "err", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/events"
 )
 
@@ -88,7 +89,7 @@ func (w *Worker) Run(ctx context.Context) {
 	wake, stop := w.bus.Subscribe(events.MailTopic)
 	defer stop()
 	for ctx.Err() == nil {
-		row, err := w.claim(ctx)
+		row, err := db.ClaimDue[outboxRow](ctx, w.db, "mail_outbox", w.cfg.SendTimeout+claimMargin)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.ErrorContext(ctx, "mail: claim a message", "err", err)
@@ -100,45 +101,8 @@ func (w *Worker) Run(ctx context.Context) {
 			w.deliver(ctx, row)
 			continue
 		}
-		events.WaitFor(ctx, wake, w.untilNextDue(ctx))
+		events.WaitFor(ctx, wake, db.UntilNextDue(ctx, w.db, "mail_outbox", w.cfg.Poll))
 	}
-}
-
-// claim takes the next due message, counts the try, and makes it due again
-// only after the try can have ended. It returns nil when none is due.
-func (w *Worker) claim(ctx context.Context) (*outboxRow, error) {
-	var rows []outboxRow
-	err := w.db.NewRaw(`
-		WITH next AS (
-			SELECT id FROM mail_outbox
-			WHERE next_attempt_at <= now()
-			ORDER BY next_attempt_at, id
-			LIMIT 1
-			FOR UPDATE SKIP LOCKED
-		)
-		UPDATE mail_outbox o
-		SET attempts = o.attempts + 1, next_attempt_at = now() + ?::interval
-		FROM next WHERE o.id = next.id
-		RETURNING o.*`, interval(w.cfg.SendTimeout+claimMargin)).Scan(ctx, &rows)
-	if err != nil {
-		return nil, fmt.Errorf("claim mail: %w", err)
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	return &rows[0], nil
-}
-
-// untilNextDue is how long to wait for the next message due: the poll
-// interval at most.
-func (w *Worker) untilNextDue(ctx context.Context) time.Duration {
-	var ms []float64
-	err := w.db.NewRaw(`SELECT extract(epoch FROM min(next_attempt_at) - now()) * 1000
-		FROM mail_outbox WHERE next_attempt_at IS NOT NULL HAVING count(*) > 0`).Scan(ctx, &ms)
-	if err != nil || len(ms) == 0 {
-		return w.cfg.Poll
-	}
-	return min(max(time.Duration(ms[0])*time.Millisecond, time.Millisecond), w.cfg.Poll)
 }
 
 // deliver tries to send one claimed message and records how it went.
@@ -188,7 +152,7 @@ func (w *Worker) record(ctx context.Context, log *slog.Logger, row *outboxRow, e
 	default:
 		backoff := w.backoff(row.Attempts)
 		q = `UPDATE mail_outbox SET next_attempt_at = now() + ?::interval, last_error = ? WHERE id = ?`
-		args = []any{interval(backoff), lastError(err), row.ID}
+		args = []any{db.Interval(backoff), lastError(err), row.ID}
 		log.WarnContext(ctx, "mail not sent; will retry", "err", err, "retry_in", backoff)
 	}
 	if _, uerr := w.db.NewRaw(q, args...).Exec(ctx); uerr != nil {
@@ -232,5 +196,3 @@ func ForgetDelivered(ctx context.Context, db bun.IDB) (int, error) {
 	n, err := res.RowsAffected()
 	return int(n), err
 }
-
-func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.Milliseconds()) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/events"
 )
 
@@ -78,7 +79,7 @@ func (s *Service) claim(ctx context.Context, owner string) (*Request, error) {
 			return err
 		}
 		return tx.NewUpdate().Model(r).Set("attempts = attempts + 1, lease_owner = ?, lease_expires_at = now() + ?::interval, updated_at = now()",
-			owner, fmt.Sprintf("%d milliseconds", s.cfg.Lease.Milliseconds())).Where("id = ?", r.ID).Returning("*").Scan(ctx)
+			owner, db.Interval(s.cfg.Lease)).Where("id = ?", r.ID).Returning("*").Scan(ctx)
 	})
 	if err != nil || len(rs) == 0 {
 		return nil, err
@@ -101,7 +102,7 @@ func (s *Service) run(ctx context.Context, owner string, r *Request) {
 		defer mu.Unlock()
 		percent = min(max(percent, 0), 99)
 		res, err := s.db.NewRaw(`UPDATE privacy_requests SET progress = ?, lease_expires_at = now() + ?::interval, updated_at = now()
-			WHERE id = ? AND lease_owner = ? AND status = 'in_progress'`, percent, fmt.Sprintf("%d milliseconds", s.cfg.Lease.Milliseconds()), r.ID, owner).Exec(ctx)
+			WHERE id = ? AND lease_owner = ? AND status = 'in_progress'`, percent, db.Interval(s.cfg.Lease), r.ID, owner).Exec(ctx)
 		if err != nil {
 			return err
 		}

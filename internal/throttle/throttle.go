@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/db"
 )
 
 // Bucket is the setting of one kind of caller's buckets: Size points at
@@ -114,7 +116,7 @@ func (l *Limiter) Charge(ctx context.Context, key string, b Bucket, cost int) (S
 // time the largest bucket takes to leak empty: such a bucket is full again
 // (its absence means full), and an anonymous one names a client's IP.
 func (l *Limiter) Sweep(ctx context.Context, idle time.Duration) (int, error) {
-	res, err := l.db.ExecContext(ctx, "DELETE FROM cost_buckets WHERE updated_at < now() - ?::interval", fmt.Sprintf("%d milliseconds", idle.Milliseconds()))
+	res, err := l.db.ExecContext(ctx, "DELETE FROM cost_buckets WHERE updated_at < now() - ?::interval", db.Interval(idle))
 	if err != nil {
 		return 0, fmt.Errorf("sweep cost buckets: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/fastimage/api/internal/db"
 	"slices"
 	"strings"
 
@@ -145,7 +146,7 @@ func (s *Service) RotateSecret(ctx context.Context, a actor.Actor, id uuid.UUID)
 	err := s.db.NewRaw(`UPDATE webhook_endpoints SET previous_secret = secret,
 		previous_secret_expires_at = now() + ?::interval, secret = ?
 		WHERE id = ? AND user_id = ? AND disabled_at IS NULL RETURNING *`,
-		interval(s.cfg.RotationGrace), newSecret(), id, a.UserID).Scan(ctx, &ep)
+		db.Interval(s.cfg.RotationGrace), newSecret(), id, a.UserID).Scan(ctx, &ep)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, endpointNotFound()
 	}

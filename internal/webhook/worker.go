@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/events"
 )
 
@@ -36,7 +37,7 @@ func (s *Service) Run(ctx context.Context) {
 	defer stop()
 	client := s.guard.Client(s.cfg.Timeout)
 	for ctx.Err() == nil {
-		d, err := s.claim(ctx)
+		d, err := db.ClaimDue[Delivery](ctx, s.db, "webhook_deliveries", s.cfg.Timeout+claimMargin)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "webhooks: claim a delivery", "err", err)
@@ -48,46 +49,8 @@ func (s *Service) Run(ctx context.Context) {
 			s.deliver(ctx, client, d)
 			continue
 		}
-		events.WaitFor(ctx, wake, s.untilNextDue(ctx))
+		events.WaitFor(ctx, wake, db.UntilNextDue(ctx, s.db, "webhook_deliveries", s.cfg.Poll))
 	}
-}
-
-// claim takes the next due delivery, counts the try, and makes it due
-// again only after the try can have ended (so a dead worker's row is not
-// lost). It returns nil when none is due.
-func (s *Service) claim(ctx context.Context) (*Delivery, error) {
-	var ds []Delivery
-	err := s.db.NewRaw(`
-		WITH next AS (
-			SELECT id FROM webhook_deliveries
-			WHERE next_attempt_at <= now()
-			ORDER BY next_attempt_at, id
-			LIMIT 1
-			FOR UPDATE SKIP LOCKED
-		)
-		UPDATE webhook_deliveries d
-		SET attempts = d.attempts + 1, next_attempt_at = now() + ?::interval
-		FROM next WHERE d.id = next.id
-		RETURNING d.*`, interval(s.cfg.Timeout+claimMargin)).Scan(ctx, &ds)
-	if err != nil {
-		return nil, fmt.Errorf("claim webhook: %w", err)
-	}
-	if len(ds) == 0 {
-		return nil, nil
-	}
-	return &ds[0], nil
-}
-
-// untilNextDue is how long to wait for the next delivery due: the poll
-// interval at most.
-func (s *Service) untilNextDue(ctx context.Context) time.Duration {
-	var ms []float64
-	err := s.db.NewRaw(`SELECT extract(epoch FROM min(next_attempt_at) - now()) * 1000
-		FROM webhook_deliveries WHERE next_attempt_at IS NOT NULL HAVING count(*) > 0`).Scan(ctx, &ms)
-	if err != nil || len(ms) == 0 {
-		return s.cfg.Poll
-	}
-	return min(max(time.Duration(ms[0])*time.Millisecond, time.Millisecond), s.cfg.Poll)
 }
 
 // secrets returns the secrets that sign d: its endpoint's (two during a
@@ -208,7 +171,7 @@ func (s *Service) record(ctx context.Context, log *slog.Logger, d *Delivery, at 
 			status = StatusFailed
 			log.WarnContext(ctx, "webhook given up", "err", at.Error)
 		} else {
-			status, next = StatusPending, interval(backoff)
+			status, next = StatusPending, db.Interval(backoff)
 			log.InfoContext(ctx, "webhook not delivered; will retry", "err", at.Error, "retry_in", backoff.String())
 		}
 	}
@@ -260,5 +223,3 @@ func truncate(s string, n int) string {
 	}
 	return s + "…"
 }
-
-func interval(d time.Duration) string { return fmt.Sprintf("%d milliseconds", d.Milliseconds()) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fastimage/api/internal/actor"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/db"
 )
 
 // maxBatch bounds how many works one delete or restore names.
@@ -95,7 +96,7 @@ func (s *Service) Restore(ctx context.Context, a actor.Actor, ids []uuid.UUID) (
 	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewRaw(`UPDATE works SET deleted_at = NULL, updated_at = now()
 			WHERE id IN (?) AND user_id = ? AND deleted_at IS NOT NULL AND deleted_at > now() - ?::interval
-			RETURNING *`, bun.In(ids), a.UserID, interval(s.cfg.Retention)).Scan(ctx, &works); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			RETURNING *`, bun.In(ids), a.UserID, db.Interval(s.cfg.Retention)).Scan(ctx, &works); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("restore works: %w", err)
 		}
 		if len(works) != len(ids) {
@@ -124,10 +125,6 @@ func batch(ids []uuid.UUID) ([]uuid.UUID, error) {
 	return out, nil
 }
 
-func interval(d time.Duration) string {
-	return fmt.Sprintf("%d milliseconds", d.Milliseconds())
-}
-
 // Purge erases works that have been in the bin longer than the retention
 // window: their blobs first, then their rows, giving their bytes back to
 // the quota. It returns how many works it purged. Safe to run on several
@@ -136,7 +133,7 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 	purged := 0
 	for {
 		w, _, err := s.purgeOne(ctx, func(q *bun.SelectQuery) *bun.SelectQuery {
-			return q.Where("deleted_at IS NOT NULL AND deleted_at <= now() - ?::interval", interval(s.cfg.Retention))
+			return q.Where("deleted_at IS NOT NULL AND deleted_at <= now() - ?::interval", db.Interval(s.cfg.Retention))
 		})
 		if err != nil || w == nil {
 			return purged, err
