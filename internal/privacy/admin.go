@@ -45,20 +45,27 @@ func (s *Service) Queue(ctx context.Context, admin actor.Actor, status Status, f
 	return rs, more, nil
 }
 
-// adminStep runs step on request id under its row lock, for an admin.
-func (s *Service) adminStep(ctx context.Context, admin actor.Actor, id uuid.UUID, step func(ctx context.Context, tx bun.Tx, r *Request, by string) error) (*Request, error) {
+// adminStep runs step on request id under its row lock, for an admin (an
+// admin's API key is no admin: see actor.Admin), with text — the reason
+// or resolution the user is told, named field in errors — checked first.
+func (s *Service) adminStep(ctx context.Context, admin actor.Actor, id uuid.UUID, text, field string,
+	step func(ctx context.Context, tx bun.Tx, r *Request, by, text string) error) (*Request, error) {
 	if err := admin.RequireAdmin(); err != nil {
 		return nil, err
 	}
+	text, err := reasonOf(text, field)
+	if err != nil {
+		return nil, err
+	}
 	var r Request
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(&r).Where("id = ?", id).For("UPDATE").Scan(ctx); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return apperr.Errorf(apperr.NotFound, "No such privacy request.")
 			}
 			return fmt.Errorf("find request: %w", err)
 		}
-		return step(ctx, tx, &r, "admin:"+admin.UserID.String())
+		return step(ctx, tx, &r, "admin:"+admin.UserID.String(), text)
 	})
 	if err != nil {
 		return nil, err
@@ -77,14 +84,7 @@ func reasonOf(reason, field string) (string, error) {
 // Reject ends an open request with a reason the user is told.
 // Admins only. Returns FORBIDDEN, NOT_FOUND, VALIDATION or CONFLICT.
 func (s *Service) Reject(ctx context.Context, admin actor.Actor, id uuid.UUID, reason string) (*Request, error) {
-	if err := admin.RequireSession(); err != nil {
-		return nil, err
-	}
-	reason, err := reasonOf(reason, "reason")
-	if err != nil {
-		return nil, err
-	}
-	return s.adminStep(ctx, admin, id, func(ctx context.Context, tx bun.Tx, r *Request, by string) error {
+	return s.adminStep(ctx, admin, id, reason, "reason", func(ctx context.Context, tx bun.Tx, r *Request, by, reason string) error {
 		if r.Status == StatusInProgress && r.Kind != KindCorrection {
 			return apperr.Errorf(apperr.Conflict, "This %s is being carried out; it can no longer be rejected.", r.Kind)
 		}
@@ -97,14 +97,7 @@ func (s *Service) Reject(ctx context.Context, admin actor.Actor, id uuid.UUID, r
 // a reason the user is told. Admins only. Returns FORBIDDEN, NOT_FOUND,
 // VALIDATION or CONFLICT (over, or extended already).
 func (s *Service) Extend(ctx context.Context, admin actor.Actor, id uuid.UUID, reason string) (*Request, error) {
-	if err := admin.RequireSession(); err != nil {
-		return nil, err
-	}
-	reason, err := reasonOf(reason, "reason")
-	if err != nil {
-		return nil, err
-	}
-	return s.adminStep(ctx, admin, id, func(ctx context.Context, tx bun.Tx, r *Request, by string) error {
+	return s.adminStep(ctx, admin, id, reason, "reason", func(ctx context.Context, tx bun.Tx, r *Request, by, reason string) error {
 		if r.ExtendedAt != nil {
 			return apperr.Errorf(apperr.Conflict, "This request's deadline was extended already; it can be extended once.")
 		}
@@ -127,14 +120,7 @@ func (s *Service) Extend(ctx context.Context, admin actor.Actor, id uuid.UUID, r
 // was done. Admins only. Returns FORBIDDEN, NOT_FOUND, VALIDATION or
 // CONFLICT (not a correction, or over).
 func (s *Service) CompleteCorrection(ctx context.Context, admin actor.Actor, id uuid.UUID, done string) (*Request, error) {
-	if err := admin.RequireSession(); err != nil {
-		return nil, err
-	}
-	done, err := reasonOf(done, "resolution")
-	if err != nil {
-		return nil, err
-	}
-	return s.adminStep(ctx, admin, id, func(ctx context.Context, tx bun.Tx, r *Request, by string) error {
+	return s.adminStep(ctx, admin, id, done, "resolution", func(ctx context.Context, tx bun.Tx, r *Request, by, done string) error {
 		if r.Kind != KindCorrection {
 			return apperr.Errorf(apperr.Conflict, "Only corrections are completed by hand; this is a %s.", r.Kind)
 		}
