@@ -45,11 +45,14 @@ func (s *Service) Queue(ctx context.Context, admin actor.Actor, status Status, f
 	return rs, more, nil
 }
 
-// adminStep runs step on request id under its row lock, for an admin (an
-// admin's API key is no admin: see actor.Admin), with text — the reason
+// adminStep runs step on request id under its row lock, for an admin
+// signed in (keys are refused as keys), with text — the reason
 // or resolution the user is told, named field in errors — checked first.
 func (s *Service) adminStep(ctx context.Context, admin actor.Actor, id uuid.UUID, text, field string,
 	step func(ctx context.Context, tx bun.Tx, r *Request, by, text string) error) (*Request, error) {
+	if err := admin.RequireSession(); err != nil {
+		return nil, err
+	}
 	if err := admin.RequireAdmin(); err != nil {
 		return nil, err
 	}
