@@ -13,6 +13,8 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/apperr"
 )
 
 // Handled lists the event types that change anything here; Stripe's
@@ -49,22 +51,22 @@ func (s *Service) WebhookHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			writeJSON(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Stripe webhooks are POSTed.")
+			apperr.WriteHTTP(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Stripe webhooks are POSTed.")
 			return
 		}
 		if s.api == nil || s.cfg.WebhookSecret == "" {
 			// Without a secret anyone could sign an event.
-			writeJSON(w, http.StatusNotFound, string(PaymentsDisabled), "Payments are not enabled on this server.")
+			apperr.WriteHTTP(w, http.StatusNotFound, PaymentsDisabled, "Payments are not enabled on this server.")
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.WebhookMaxBytes))
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooLarge):
-			writeJSON(w, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", fmt.Sprintf("A webhook body may be at most %d bytes.", s.cfg.WebhookMaxBytes))
+			apperr.WriteHTTP(w, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", fmt.Sprintf("A webhook body may be at most %d bytes.", s.cfg.WebhookMaxBytes))
 			return
 		case err != nil:
-			writeJSON(w, http.StatusBadRequest, "BAD_REQUEST", "The body could not be read.")
+			apperr.WriteHTTP(w, http.StatusBadRequest, "BAD_REQUEST", "The body could not be read.")
 			return
 		}
 		ev, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), s.cfg.WebhookSecret,
@@ -72,13 +74,13 @@ func (s *Service) WebhookHandler() http.Handler {
 		if err != nil {
 			code, msg := refusal(err)
 			s.log.WarnContext(r.Context(), "stripe webhook refused", "reason", code)
-			writeJSON(w, http.StatusBadRequest, code, msg)
+			apperr.WriteHTTP(w, http.StatusBadRequest, apperr.Code(code), msg)
 			return
 		}
 		applied, err := s.Apply(r.Context(), ev)
 		if err != nil {
 			s.log.ErrorContext(r.Context(), "stripe webhook failed; Stripe will send it again", "event", ev.ID, "type", ev.Type, "err", err)
-			writeJSON(w, http.StatusInternalServerError, "INTERNAL", "The event could not be applied now; send it again.")
+			apperr.WriteHTTP(w, http.StatusInternalServerError, "INTERNAL", "The event could not be applied now; send it again.")
 			return
 		}
 		s.log.InfoContext(r.Context(), "stripe webhook", "event", ev.ID, "type", ev.Type, "applied", applied)
@@ -100,12 +102,6 @@ func refusal(err error) (code, msg string) {
 		return "API_VERSION_MISMATCH", fmt.Sprintf("This endpoint takes events of Stripe API version %s only; set the endpoint's version to it.", stripe.APIVersion)
 	}
 	return "BAD_REQUEST", "The body is not a Stripe event."
-}
-
-func writeJSON(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
 // Apply applies one verified event, once: its id is recorded in the

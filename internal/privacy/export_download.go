@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -88,7 +87,7 @@ func (s *Service) ExportDownloadHandler() http.Handler {
 				err = apperr.Errorf(apperr.Internal, "The export could not be read just now; try the link again in a minute.")
 				code = apperr.Internal
 			}
-			writeError(w, status, code, err.Error())
+			apperr.WriteHTTP(w, status, code, err.Error())
 		}
 	})
 }
@@ -176,22 +175,6 @@ func (s *Service) recordDownload(ctx context.Context, r *Request) error {
 		return fmt.Errorf("record download: %w", err)
 	}
 	return nil
-}
-
-type errorEntry struct {
-	Message    string         `json:"message"`
-	Extensions map[string]any `json:"extensions"`
-}
-
-// writeError answers as every endpoint of the API does: {"errors": [{message,
-// extensions: {code}}]}.
-func writeError(w http.ResponseWriter, status int, code apperr.Code, message string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string][]errorEntry{"errors": {{Message: message, Extensions: map[string]any{"code": code}}}})
 }
 
 // PurgeExpiredExports deletes the ZIPs of exports whose time ran out and

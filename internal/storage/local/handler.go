@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,23 +45,23 @@ func (b *Bucket) serve(w http.ResponseWriter, r *http.Request, accept PutGuard) 
 	case http.MethodGet, http.MethodHead, http.MethodPut:
 	default:
 		w.Header().Set("Allow", "GET, HEAD, PUT")
-		writeError(w, http.StatusMethodNotAllowed, apperr.BadRequest, "Signed links accept only GET, HEAD and PUT.")
+		apperr.WriteHTTP(w, http.StatusMethodNotAllowed, apperr.BadRequest, "Signed links accept only GET, HEAD and PUT.")
 		return
 	}
 	key, ok := strings.CutPrefix(r.URL.Path, b.basePath)
 	if !ok {
-		writeError(w, http.StatusNotFound, apperr.NotFound, "Nothing is stored at this link.")
+		apperr.WriteHTTP(w, http.StatusNotFound, apperr.NotFound, "Nothing is stored at this link.")
 		return
 	}
 	g, aerr := b.verify(r.Method, key, r.URL.Query())
 	if aerr != nil {
-		writeError(w, http.StatusForbidden, aerr.Code, aerr.Message)
+		apperr.WriteHTTP(w, http.StatusForbidden, aerr.Code, aerr.Message)
 		return
 	}
 	if !storage.ValidKey(key) {
 		// Only reachable with our own signature over a bad key, which
 		// SignedURL never makes; refuse all the same.
-		writeError(w, http.StatusNotFound, apperr.NotFound, "Nothing is stored at this link.")
+		apperr.WriteHTTP(w, http.StatusNotFound, apperr.NotFound, "Nothing is stored at this link.")
 		return
 	}
 	if r.Method == http.MethodPut {
@@ -75,7 +74,7 @@ func (b *Bucket) serve(w http.ResponseWriter, r *http.Request, accept PutGuard) 
 func (b *Bucket) serveDownload(w http.ResponseWriter, r *http.Request, key string, g grant) {
 	f, info, err := b.open(key)
 	if errors.Is(err, storage.ErrNotFound) {
-		writeError(w, http.StatusNotFound, apperr.NotFound, "Nothing is stored at this link.")
+		apperr.WriteHTTP(w, http.StatusNotFound, apperr.NotFound, "Nothing is stored at this link.")
 		return
 	}
 	if err != nil {
@@ -100,7 +99,7 @@ func (b *Bucket) serveDownload(w http.ResponseWriter, r *http.Request, key strin
 
 func (b *Bucket) serveUpload(w http.ResponseWriter, r *http.Request, key string, g grant, accept PutGuard) {
 	if got := r.Header.Get("Content-Type"); got != g.contentType {
-		writeError(w, http.StatusForbidden, apperr.Forbidden, fmt.Sprintf("This link accepts only uploads of type %s.", g.contentType))
+		apperr.WriteHTTP(w, http.StatusForbidden, apperr.Forbidden, fmt.Sprintf("This link accepts only uploads of type %s.", g.contentType))
 		return
 	}
 	limit := b.maxPutBytes
@@ -122,7 +121,7 @@ func (b *Bucket) serveUpload(w http.ResponseWriter, r *http.Request, key string,
 		b.tooLarge(w, limit, g.size > 0)
 		return
 	case body.err != nil:
-		writeError(w, http.StatusBadRequest, apperr.BadRequest, "The upload was cut short; please try again.")
+		apperr.WriteHTTP(w, http.StatusBadRequest, apperr.BadRequest, "The upload was cut short; please try again.")
 		return
 	case r.Context().Err() != nil:
 		return // the client went away: no one is left to answer, nothing to log
@@ -156,7 +155,7 @@ func (b *Bucket) accepts(w http.ResponseWriter, r *http.Request, key string, acc
 	case err == nil:
 		return true
 	case errors.As(err, &aerr):
-		writeError(w, http.StatusForbidden, aerr.Code, aerr.Message)
+		apperr.WriteHTTP(w, http.StatusForbidden, aerr.Code, aerr.Message)
 	default:
 		b.fail(w, r, key, err)
 	}
@@ -168,14 +167,14 @@ func (b *Bucket) tooLarge(w http.ResponseWriter, limit int64, declared bool) {
 	if declared {
 		msg = fmt.Sprintf("This link accepts at most %d bytes, the size given when the upload was created.", limit)
 	}
-	writeError(w, http.StatusRequestEntityTooLarge, apperr.PayloadTooLarge, msg)
+	apperr.WriteHTTP(w, http.StatusRequestEntityTooLarge, apperr.PayloadTooLarge, msg)
 }
 
 // fail answers a failure of ours: the client sees INTERNAL, the log the
 // cause (with the request id the logger takes from the context).
 func (b *Bucket) fail(w http.ResponseWriter, r *http.Request, key string, err error) {
 	b.log.ErrorContext(r.Context(), "local storage: serving a signed URL", "method", r.Method, "key", key, "err", err)
-	writeError(w, http.StatusInternalServerError, apperr.Internal, "Something went wrong on our side. Please try again.")
+	apperr.WriteHTTP(w, http.StatusInternalServerError, apperr.Internal, "Something went wrong on our side. Please try again.")
 }
 
 // bodyReader remembers the error reading the request body gave, so that a
@@ -191,24 +190,4 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	return n, err
-}
-
-// errorBody is the GraphQL error shape every client of the API already
-// parses.
-type errorBody struct {
-	Errors []errorEntry `json:"errors"`
-}
-
-type errorEntry struct {
-	Message    string         `json:"message"`
-	Extensions map[string]any `json:"extensions"`
-}
-
-func writeError(w http.ResponseWriter, status int, code apperr.Code, message string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorBody{Errors: []errorEntry{{Message: message, Extensions: map[string]any{"code": code}}}})
 }
