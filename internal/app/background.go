@@ -67,31 +67,36 @@ func (a *App) maintenanceTasks() []task {
 		}},
 	}
 	if a.Config.Privacy.Retention.Interval > 0 {
-		tasks = append(tasks, task{"apply retention", a.retention()})
+		tasks = append(tasks, task{"apply retention", a.every(a.Config.Privacy.Retention.Interval, a.retain)})
 	}
 	if a.Billing.Enabled() && a.Config.Payments.ReconcileInterval > 0 {
-		tasks = append(tasks, task{"reconcile payments", a.reconcile()})
+		tasks = append(tasks, task{"reconcile payments", a.every(a.Config.Payments.ReconcileInterval, a.reconcile)})
 	}
 	return tasks
 }
 
-// reconcile applies paid Checkout Sessions and invoices that no webhook
-// delivered, every ReconcileInterval (less often than the maintenance
-// tick), over ReconcileWindow.
-func (a *App) reconcile() func(context.Context) (int, error) {
+// every runs fn at most once per interval, for tasks that should run less
+// often than the maintenance tick; the first tick runs it.
+func (a *App) every(interval time.Duration, fn func(context.Context) (int, error)) func(context.Context) (int, error) {
 	var mu sync.Mutex
 	var last time.Time
 	return func(ctx context.Context) (int, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		now := a.clock.Now()
-		if !last.IsZero() && now.Sub(last) < a.Config.Payments.ReconcileInterval {
+		if !last.IsZero() && now.Sub(last) < interval {
 			return 0, nil
 		}
 		last = now
-		r, err := a.Billing.Reconcile(ctx, a.Config.Payments.ReconcileWindow)
-		return r.Applied, err
+		return fn(ctx)
 	}
+}
+
+// reconcile applies paid Checkout Sessions and invoices that no webhook
+// delivered, over ReconcileWindow.
+func (a *App) reconcile(ctx context.Context) (int, error) {
+	r, err := a.Billing.Reconcile(ctx, a.Config.Payments.ReconcileWindow)
+	return r.Applied, err
 }
 
 // costBucketsDrain is how long the slowest cost bucket takes to leak from

@@ -73,25 +73,13 @@ func (a *App) Retain(ctx context.Context) (RetentionReport, error) {
 	return rep, nil
 }
 
-// retention runs Retain every Retention.Interval (less often than the
-// maintenance tick) and logs what it removed.
-func (a *App) retention() func(context.Context) (int, error) {
-	var mu sync.Mutex
-	var last time.Time
-	return func(ctx context.Context) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		now := a.clock.Now()
-		if !last.IsZero() && now.Sub(last) < a.Config.Privacy.Retention.Interval {
-			return 0, nil
-		}
-		last = now
-		rep, err := a.Retain(ctx)
-		if rep.Total() > 0 {
-			a.Log.InfoContext(ctx, "retention removed old records", "removed", rep)
-		}
-		return rep.Total(), err
+// retain runs Retain and logs what it removed.
+func (a *App) retain(ctx context.Context) (int, error) {
+	rep, err := a.Retain(ctx)
+	if rep.Total() > 0 {
+		a.Log.InfoContext(ctx, "retention removed old records", "removed", rep)
 	}
+	return rep.Total(), err
 }
 
 // registerUsageMetrics reports in /metrics the usage events this process
