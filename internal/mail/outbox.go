@@ -144,6 +144,28 @@ func (o *Outbox) List(ctx context.Context, limit int) ([]Stored, error) {
 	return out, nil
 }
 
+// ListTo returns up to limit stored messages to the address to (which must
+// match exactly), newest first, bounded as List is.
+func (o *Outbox) ListTo(ctx context.Context, to string, limit int) ([]Stored, error) {
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	limit = min(limit, MaxListLimit)
+	var rows []outboxRow
+	if err := o.db.NewSelect().Model(&rows).
+		Where("to_address = ?", to).
+		OrderExpr("created_at DESC, id DESC").
+		Limit(int64(limit)).
+		Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list outbox to %s: %w", to, err)
+	}
+	out := make([]Stored, len(rows))
+	for i, r := range rows {
+		out[i] = r.stored()
+	}
+	return out, nil
+}
+
 // Latest returns the newest stored message of the given kind to the given
 // address, which must match exactly. Returns NotFound if there is none.
 func (o *Outbox) Latest(ctx context.Context, to, kind string) (*Stored, error) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -145,12 +146,76 @@ func TestDevOutboxPageOnlyInDevelopment(t *testing.T) {
 	prodCfg := testConfig()
 	prodCfg.Env = "production"
 	prod := start(t, prodCfg)
-	resp, err = http.Get(prod.URL + "/dev/outbox")
-	if err != nil {
-		t.Fatal(err)
+	for _, path := range []string{"/dev/outbox", "/dev/outbox.json"} {
+		resp, err = http.Get(prod.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("production %s: %d, want 404", path, resp.StatusCode)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 404 {
-		t.Errorf("production /dev/outbox: %d, want 404", resp.StatusCode)
+}
+
+// TestDevOutboxJSON: programs read the development outbox as JSON, all of
+// it or only one address's mail, newest first, within bounds.
+func TestDevOutboxJSON(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	mustSignUp(t, s, "json-a@example.com")
+	mustSignUp(t, s, "json-b@example.com")
+	type message struct {
+		Kind, To, Subject, Text string
+		CreatedAt               time.Time
+	}
+	get := func(query string) (int, []message) {
+		t.Helper()
+		resp, err := http.Get(s.URL + "/dev/outbox.json" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return resp.StatusCode, nil
+		}
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("Content-Type %q, want JSON", ct)
+		}
+		var body struct{ Messages []message }
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, body.Messages
+	}
+	_, all := get("")
+	seen := map[string]bool{}
+	for i, m := range all {
+		seen[m.To] = true
+		if i > 0 && m.CreatedAt.After(all[i-1].CreatedAt) {
+			t.Errorf("message %d is newer than message %d: want newest first", i, i-1)
+		}
+	}
+	if !seen["json-a@example.com"] || !seen["json-b@example.com"] {
+		t.Fatalf("all mail went to %v, want both addresses", seen)
+	}
+	_, one := get("?to=json-a@example.com")
+	var link bool
+	for _, m := range one {
+		if m.To != "json-a@example.com" {
+			t.Errorf("?to=json-a@example.com listed mail to %s", m.To)
+		}
+		link = link || (m.Kind == "verify_email" && strings.Contains(m.Text, "/verify-email?token="))
+	}
+	if !link {
+		t.Errorf("json-a's mail: %+v, want its verification link", one)
+	}
+	if _, limited := get("?limit=1"); len(limited) != 1 || limited[0] != all[0] {
+		t.Errorf("limit=1: %+v, want the newest message only (%+v)", limited, all[0])
+	}
+	for _, bad := range []string{"?limit=0", "?limit=501", "?limit=x"} {
+		if status, _ := get(bad); status != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", bad, status)
+		}
 	}
 }

@@ -3,9 +3,13 @@ package server
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"html/template"
 	"net/http"
+	"strconv"
+	"time"
 
+	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/mail"
 )
 
@@ -90,4 +94,55 @@ func (s *Server) devOutbox(w http.ResponseWriter, r *http.Request) {
 	if err := mail.RenderOutboxHTML(w, msgs); err != nil {
 		s.log.ErrorContext(r.Context(), "render outbox", "err", err)
 	}
+}
+
+// devOutboxMessage is one message of /dev/outbox.json.
+type devOutboxMessage struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	To        string    `json:"to"`
+	Subject   string    `json:"subject"`
+	Text      string    `json:"text"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// devOutboxJSON is /dev/outbox for programs (the load tool, scripts that
+// sign up through the emailed link): the newest messages, newest first,
+// only those to the address `to` when it is given, at most `limit` (1 to
+// mail.MaxListLimit, default mail.DefaultListLimit). Like the page, it
+// exists only in development.
+func (s *Server) devOutboxJSON(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := mail.DefaultListLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > mail.MaxListLimit {
+			apperr.WriteHTTP(w, http.StatusBadRequest, apperr.Validation, "limit must be a whole number from 1 to "+strconv.Itoa(mail.MaxListLimit)+".")
+			return
+		}
+		limit = n
+	}
+	var (
+		msgs []mail.Stored
+		err  error
+	)
+	if to := q.Get("to"); to != "" {
+		msgs, err = s.outbox.ListTo(r.Context(), to, limit)
+	} else {
+		msgs, err = s.outbox.List(r.Context(), limit)
+	}
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "list outbox", "err", err)
+		apperr.WriteHTTP(w, http.StatusInternalServerError, apperr.Internal, "Could not read the outbox.")
+		return
+	}
+	out := struct {
+		Messages []devOutboxMessage `json:"messages"`
+	}{Messages: make([]devOutboxMessage, len(msgs))}
+	for i, m := range msgs {
+		out.Messages[i] = devOutboxMessage{ID: m.ID, Kind: m.Kind, To: m.To, Subject: m.Subject, Text: m.Text, CreatedAt: m.CreatedAt.UTC()}
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(out)
 }

@@ -68,7 +68,8 @@ type Deps struct {
 	// Blobs serves the local storage backend's signed URLs at /blobs/; nil
 	// with GCS, whose URLs point at Google.
 	Blobs http.Handler
-	// Outbox, when mail stays local, is listed at /dev/outbox in development.
+	// Outbox, when mail stays local, is listed at /dev/outbox (and, for
+	// programs, /dev/outbox.json) in development.
 	Outbox *mail.Outbox
 	// Metrics is the process's registry, to which the server adds its HTTP
 	// metrics; nil makes one.
@@ -196,6 +197,7 @@ func (s *Server) routes() http.Handler {
 	}
 	if s.cfg.Env == config.Development && s.outbox != nil {
 		handle("GET /dev/outbox", "/dev/outbox", http.HandlerFunc(s.devOutbox))
+		handle("GET /dev/outbox.json", "/dev/outbox.json", http.HandlerFunc(s.devOutboxJSON))
 	}
 	// Stripe signs its webhooks: no session, no CORS; the handler reads the
 	// raw body itself, up to its own cap.
