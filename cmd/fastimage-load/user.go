@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -155,9 +156,15 @@ func (u *user) join(ctx context.Context) error {
 	})
 }
 
+// errStopped ends a user that the end of the run caught still waiting to
+// sign up or in; it is not counted.
+var errStopped = errors.New("the run ended before this user joined")
+
 func (u *user) withAuthSlot(ctx context.Context, f func() error) error {
 	select {
 	case u.run.authSlots <- struct{}{}:
+	case <-u.run.stop:
+		return errStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fastimage/api/internal/db/dbtest"
+)
+
+// TestLoadAgainstTheRealServer builds `fastimage`, runs `serve` as `make run`
+// does (development, mail kept in the outbox, the local provider) on a
+// fresh database, and plays a few users against it for a few seconds: every
+// operation of the flow must be counted, none may fail, and the server's
+// memory and goroutines must be read from its own metrics listener.
+func TestLoadAgainstTheRealServer(t *testing.T) {
+	srv := startServer(t)
+	var progress syncBuffer
+	opt := testOptions(t, srv)
+	rep, err := run(t.Context(), opt, &progress)
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	var table bytes.Buffer
+	rep.writeTable(&table)
+	t.Log("\n" + table.String())
+	if rep.ErrorsTotal != 0 || len(rep.Errors) != 0 {
+		t.Errorf("errors: %d %v, want none\nserver log:\n%s", rep.ErrorsTotal, rep.Errors, srv.log.String())
+	}
+	if rep.Joined != opt.users {
+		t.Errorf("%d users started, want %d", rep.Joined, opt.users)
+	}
+	counts := map[string]int{}
+	for _, o := range rep.Ops {
+		counts[o.Name] = o.Count
+		if o.Count > 0 && (o.P50Ms <= 0 || o.P50Ms > o.P95Ms || o.P95Ms > o.P99Ms || o.P99Ms > o.MaxMs) {
+			t.Errorf("%s: p50 %v, p95 %v, p99 %v, max %v: want positive and ordered", o.Name, o.P50Ms, o.P95Ms, o.P99Ms, o.MaxMs)
+		}
+	}
+	// Each user joins once and makes at least one image (the sign-up bonus
+	// pays for several); viewImage only happens once credits run out.
+	for _, name := range []string{opSignUp, opOutbox, opVerify, opSignIn, opConnect, opEstimate} {
+		if counts[name] != opt.users {
+			t.Errorf("%s counted %d times, want %d (once per user)", name, counts[name], opt.users)
+		}
+	}
+	for _, name := range []string{opList, opGenerate, opFollow, opDownload} {
+		if counts[name] < opt.users {
+			t.Errorf("%s counted %d times, want at least %d (once per user and round)", name, counts[name], opt.users)
+		}
+	}
+	if rep.Iterations < opt.users*opt.iterations {
+		t.Errorf("%d rounds, want %d", rep.Iterations, opt.users*opt.iterations)
+	}
+	if s := rep.Server; s == nil || s.RSSPeakBytes <= 0 || s.GoroutinesPeak <= 0 {
+		t.Errorf("server metrics: %+v, want RSS and goroutines read", rep.Server)
+	}
+	if !strings.Contains(progress.String(), "users 3/3") {
+		t.Errorf("progress lines:\n%s\nwant one per second naming the users", progress.String())
+	}
+	// The JSON report carries the same numbers.
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := writeJSON(path, rep); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Operations != rep.Operations || len(back.Ops) != len(rep.Ops) || back.Server == nil {
+		t.Errorf("JSON report %+v, want the table's numbers", back)
+	}
+}
+
+// TestLoadRefusesAServerWithoutTheOutbox: a production server offers no
+// outbox to sign up through; the run says so and plays nobody.
+func TestLoadRefusesAServerWithoutTheOutbox(t *testing.T) {
+	srv := startServer(t, "--env", "production", "--storage-signing-key", strings.Repeat("k", 32))
+	opt := testOptions(t, srv)
+	_, err := run(t.Context(), opt, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "development outbox") {
+		t.Errorf("run against production: %v, want a refusal naming the development outbox", err)
+	}
+}
+
+func testOptions(t *testing.T, srv *server) options {
+	t.Helper()
+	opt, err := parseOptions([]string{
+		"-url", srv.url, "-metrics-url", srv.metrics,
+		"-users", "3", "-iterations", "2", "-duration", "0", "-ramp", "300ms", "-think", "50ms", "-size", "64",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opt
+}
+
+type server struct {
+	url, metrics string
+	log          *syncBuffer
+}
+
+// startServer runs `fastimage serve` on free loopback ports; the public
+// URL names the real port, since image URLs are built from it.
+func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	bin := buildServer(t)
+	port, metricsPort := freePort(t), freePort(t)
+	cmd := exec.Command(bin, append([]string{"serve", "--migrate",
+		"--http-addr", "127.0.0.1:" + port, "--public-url", "http://127.0.0.1:" + port,
+		"--metrics-addr", "127.0.0.1:" + metricsPort,
+		"--storage-dir", t.TempDir(), "--local-step-delay", "10ms"}, args...)...)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbtest.NewURL(t), "LOG_FORMAT=json")
+	s := &server{log: &syncBuffer{}}
+	cmd.Stderr = s.log
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	up := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		banner := regexp.MustCompile(`Metrics:\s+(http://\S+)`)
+		for sc.Scan() {
+			if m := banner.FindStringSubmatch(sc.Text()); m != nil {
+				s.url, s.metrics = "http://127.0.0.1:"+port, m[1]
+				up <- true
+			}
+		}
+		close(up)
+	}()
+	select {
+	case ok := <-up:
+		if !ok {
+			t.Fatalf("serve exited before listening:\n%s", s.log.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve did not start:\n%s", s.log.String())
+	}
+	return s
+}
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildOut  []byte
+	buildErr  error
+)
+
+func buildServer(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "fastimage-load-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "fastimage")
+		buildOut, buildErr = exec.Command("go", "build", "-o", binary, "github.com/fastimage/api/cmd/fastimage").CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("go build ./cmd/fastimage: %v\n%s", buildErr, buildOut)
+	}
+	return binary
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binary != "" {
+		os.RemoveAll(filepath.Dir(binary))
+	}
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// syncBuffer collects output written from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
