@@ -89,7 +89,9 @@ func TestLoadAgainstTheRealServer(t *testing.T) {
 // TestLoadRefusesAServerWithoutTheOutbox: a production server offers no
 // outbox to sign up through; the run says so and plays nobody.
 func TestLoadRefusesAServerWithoutTheOutbox(t *testing.T) {
-	srv := startServer(t, "--env", "production", "--storage-signing-key", strings.Repeat("k", 32))
+	// No mail server listens at the SMTP URL: the run must stop before any
+	// user would need one.
+	srv := startServer(t, "--env", "production", "--storage-signing-key", strings.Repeat("k", 32), "--smtp-url", "smtp://127.0.0.1:1?from=no-reply%40example.com")
 	opt := testOptions(t, srv)
 	_, err := run(t.Context(), opt, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "development outbox") {
