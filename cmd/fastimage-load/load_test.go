@@ -37,8 +37,8 @@ func TestLoadAgainstTheRealServer(t *testing.T) {
 	if rep.ErrorsTotal != 0 || len(rep.Errors) != 0 {
 		t.Errorf("errors: %d %v, want none\nserver log:\n%s", rep.ErrorsTotal, rep.Errors, srv.log.String())
 	}
-	if rep.Joined != opt.users {
-		t.Errorf("%d users started, want %d", rep.Joined, opt.users)
+	if rep.Started != opt.users || rep.Joined != opt.users {
+		t.Errorf("%d users started and %d joined, want %d", rep.Started, rep.Joined, opt.users)
 	}
 	counts := map[string]int{}
 	for _, o := range rep.Ops {
@@ -65,7 +65,7 @@ func TestLoadAgainstTheRealServer(t *testing.T) {
 	if s := rep.Server; s == nil || s.RSSPeakBytes <= 0 || s.GoroutinesPeak <= 0 {
 		t.Errorf("server metrics: %+v, want RSS and goroutines read", rep.Server)
 	}
-	if !strings.Contains(progress.String(), "users 3/3") {
+	if !strings.Contains(progress.String(), "users joined 3 of 3 started") {
 		t.Errorf("progress lines:\n%s\nwant one per second naming the users", progress.String())
 	}
 	// The JSON report carries the same numbers.

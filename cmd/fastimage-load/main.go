@@ -68,7 +68,7 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.think, "think", 5*time.Second, "a user's pause between rounds, on average (each pause is 0.5 to 1.5 times it)")
 	fs.DurationVar(&o.grace, "grace", 30*time.Second, "after -duration, how long rounds under way may take to finish; what is still running then is reported as interrupted")
 	fs.IntVar(&o.size, "size", 256, "width and height of the generated images, 64 to 2048")
-	fs.IntVar(&o.authConcurrency, "auth-concurrency", 16, "sign-ups and sign-ins in flight at once (each hashes a password; the server queues 32 per hash slot and refuses more with UNAVAILABLE)")
+	fs.IntVar(&o.authConcurrency, "auth-concurrency", 8, "users signing up and in at once (sign-up and sign-in each hash a password; the server queues 32 per hash slot and refuses more with UNAVAILABLE)")
 	fs.BoolVar(&o.spreadIPs, "spread-ips", true, "give each user its own loopback source address (127.x.y.z), as real users each have their own IP, so that per-IP limits apply per user; false sends every user from one address")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file (- for standard output)")
 	if err := fs.Parse(args); err != nil {

@@ -15,7 +15,8 @@ import (
 type Report struct {
 	Target      string  `json:"target"`
 	Users       int     `json:"users"`
-	Joined      int     `json:"joined"`
+	Started     int     `json:"started"` // users the ramp started before the end
+	Joined      int     `json:"joined"`  // users that signed in and opened their socket
 	ElapsedSec  float64 `json:"elapsedSeconds"`
 	Think       string  `json:"think"`
 	Iterations  int     `json:"iterations"`
@@ -44,7 +45,7 @@ type ServerReport struct {
 func (r *runner) report(elapsed time.Duration, s *serverStats) *Report {
 	ops := r.rec.operations(flowOps, elapsed)
 	rep := &Report{
-		Target: r.base.String(), Users: r.opt.users, Joined: int(r.joined.Load()),
+		Target: r.base.String(), Users: r.opt.users, Started: int(r.started.Load()), Joined: int(r.joined.Load()),
 		ElapsedSec: math.Round(elapsed.Seconds()*10) / 10, Think: r.opt.think.String(),
 		Errors: map[string]int{}, Ops: ops,
 	}
@@ -72,8 +73,8 @@ func (r *runner) report(elapsed time.Duration, s *serverStats) *Report {
 
 // writeTable prints the report for people.
 func (rep *Report) writeTable(w io.Writer) {
-	fmt.Fprintf(w, "\n%d users (%d started) against %s for %.1fs, think %s: %d rounds, %d operations (%.1f/s), %d errors",
-		rep.Users, rep.Joined, rep.Target, rep.ElapsedSec, rep.Think, rep.Iterations, rep.Operations, rep.PerSecond, rep.ErrorsTotal)
+	fmt.Fprintf(w, "\n%d users (%d started, %d joined) against %s for %.1fs, think %s: %d rounds, %d operations (%.1f/s), %d errors",
+		rep.Users, rep.Started, rep.Joined, rep.Target, rep.ElapsedSec, rep.Think, rep.Iterations, rep.Operations, rep.PerSecond, rep.ErrorsTotal)
 	if rep.Interrupted > 0 {
 		fmt.Fprintf(w, ", %d cut short by the end of the run", rep.Interrupted)
 	}

@@ -27,7 +27,8 @@ type runner struct {
 	sources   []net.IP // each user's source address; nil: the system's choice
 	stop      chan struct{}
 	stopOnce  sync.Once
-	joined    atomic.Int64
+	started   atomic.Int64 // users that began
+	joined    atomic.Int64 // users signed in with their socket open
 
 	logMu  sync.Mutex
 	logged map[string]bool
@@ -150,7 +151,7 @@ func run(ctx context.Context, opt options, log io.Writer) (*Report, error) {
 				return
 			}
 			u := &user{n: n, run: r, c: newClient(base, r.dialer(n))}
-			r.joined.Add(1)
+			r.started.Add(1)
 			u.live(hard)
 		})
 	}
@@ -207,8 +208,8 @@ func (r *runner) progress(ctx context.Context, finished <-chan struct{}, started
 		if r.stopping() {
 			phase = "  (finishing rounds under way)"
 		}
-		fmt.Fprintf(r.log, "%s%5.0fs  users %d/%d  ops %d  errors %d  rate %d/s%s%s%s",
-			clearLine(terminal), time.Since(started).Seconds(), r.joined.Load(), r.opt.users, done, failed, done-lastDone, server, phase, end)
+		fmt.Fprintf(r.log, "%s%5.0fs  users joined %d of %d started  ops %d  errors %d  rate %d/s%s%s%s",
+			clearLine(terminal), time.Since(started).Seconds(), r.joined.Load(), r.started.Load(), done, failed, done-lastDone, server, phase, end)
 		lastDone = done
 	}
 	for {

@@ -104,18 +104,39 @@ func (u *user) live(ctx context.Context) {
 	}
 }
 
-// join signs up through the emailed link and signs in. Password hashing is
-// the server's most expensive step, so sign-ups and sign-ins wait for one
-// of the run's auth slots.
+// join signs up through the emailed link, signs in and opens the socket.
+// Password hashing is the server's most expensive step: a user holds one of
+// the run's auth slots from sign-up to sign-in, so that users join one
+// after another rather than all sign up and then queue to sign in.
 func (u *user) join(ctx context.Context) error {
 	var secret [12]byte
 	_, _ = crand.Read(secret[:])
 	u.pw = "load-" + hex.EncodeToString(secret[:])
 	u.email = fmt.Sprintf("load-%s-%d@example.com", u.run.id, u.n)
-	if err := u.withAuthSlot(ctx, func() error {
-		return u.timed(ctx, opSignUp, func(ctx context.Context) error {
-			return u.c.graphql(ctx, signUpMutation, map[string]any{"input": map[string]any{"email": u.email, "name": fmt.Sprintf("Load %d", u.n), "password": u.pw}}, nil)
-		})
+	if err := u.withAuthSlot(ctx, func() error { return u.signUpAndIn(ctx) }); err != nil {
+		return err
+	}
+	if err := u.connect(ctx); err != nil {
+		return err
+	}
+	err := u.timed(ctx, opEstimate, func(ctx context.Context) error {
+		var out struct{ EstimateGeneration struct{ TotalCredits int } }
+		if err := u.c.graphql(ctx, estimateQuery, map[string]any{"input": u.generateInput("")}, &out); err != nil {
+			return err
+		}
+		u.price = out.EstimateGeneration.TotalCredits
+		return nil
+	})
+	if err == nil {
+		u.run.joined.Add(1)
+	}
+	return err
+}
+
+// signUpAndIn signs up, verifies through the outbox and signs in.
+func (u *user) signUpAndIn(ctx context.Context) error {
+	if err := u.timed(ctx, opSignUp, func(ctx context.Context) error {
+		return u.c.graphql(ctx, signUpMutation, map[string]any{"input": map[string]any{"email": u.email, "name": fmt.Sprintf("Load %d", u.n), "password": u.pw}}, nil)
 	}); err != nil {
 		return err
 	}
@@ -131,27 +152,12 @@ func (u *user) join(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := u.withAuthSlot(ctx, func() error {
-		return u.timed(ctx, opSignIn, func(ctx context.Context) error {
-			var out struct{ SignIn struct{ Token string } }
-			if err := u.c.graphql(ctx, signInMutation, map[string]any{"input": map[string]any{"email": u.email, "password": u.pw}}, &out); err != nil {
-				return err
-			}
-			u.c.token = out.SignIn.Token
-			return nil
-		})
-	}); err != nil {
-		return err
-	}
-	if err := u.connect(ctx); err != nil {
-		return err
-	}
-	return u.timed(ctx, opEstimate, func(ctx context.Context) error {
-		var out struct{ EstimateGeneration struct{ TotalCredits int } }
-		if err := u.c.graphql(ctx, estimateQuery, map[string]any{"input": u.generateInput("")}, &out); err != nil {
+	return u.timed(ctx, opSignIn, func(ctx context.Context) error {
+		var out struct{ SignIn struct{ Token string } }
+		if err := u.c.graphql(ctx, signInMutation, map[string]any{"input": map[string]any{"email": u.email, "password": u.pw}}, &out); err != nil {
 			return err
 		}
-		u.price = out.EstimateGeneration.TotalCredits
+		u.c.token = out.SignIn.Token
 		return nil
 	})
 }
