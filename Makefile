@@ -9,7 +9,7 @@ GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test lint generate check-generate schema-check schema-update bench build
+.PHONY: run test lint generate check-generate schema-check schema-update bench build load
 
 ## run: start the service on local defaults (migrations applied at start)
 run:
@@ -56,6 +56,13 @@ bench:
 	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
 	stripe_mock="$${STRIPE_MOCK_BIN:-$$(.ci/ensure-stripe-mock)}"; \
 	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+
+## load: play editor users against a server already running on this machine
+## (`make run` in another terminal); LOAD_FLAGS overrides the run, e.g.
+## LOAD_FLAGS="-url http://127.0.0.1:18083 -users 50 -duration 30s -json load.json"
+LOAD_FLAGS ?= -users 200 -duration 60s
+load:
+	$(GO) run ./cmd/fastimage-load $(LOAD_FLAGS)
 
 ## build: the binary in bin/
 build:

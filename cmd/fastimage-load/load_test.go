@@ -47,16 +47,17 @@ func TestLoadAgainstTheRealServer(t *testing.T) {
 			t.Errorf("%s: p50 %v, p95 %v, p99 %v, max %v: want positive and ordered", o.Name, o.P50Ms, o.P95Ms, o.P99Ms, o.MaxMs)
 		}
 	}
-	// Each user joins once and makes at least one image (the sign-up bonus
-	// pays for several); viewImage only happens once credits run out.
-	for _, name := range []string{opSignUp, opOutbox, opVerify, opSignIn, opConnect, opEstimate} {
-		if counts[name] != opt.users {
-			t.Errorf("%s counted %d times, want %d (once per user)", name, counts[name], opt.users)
-		}
+	// Each user joins once, makes as many images as the sign-up bonus pays
+	// for (25 credits, 4 an image: 6), then opens an earlier one instead.
+	const paid = 6
+	want := map[string]int{
+		opSignUp: opt.users, opOutbox: opt.users, opVerify: opt.users, opSignIn: opt.users, opConnect: opt.users, opEstimate: opt.users,
+		opList: opt.users * opt.iterations, opGenerate: opt.users * paid, opFollow: opt.users * paid, opDownload: opt.users * paid,
+		opGallery: opt.users * (opt.iterations - paid),
 	}
-	for _, name := range []string{opList, opGenerate, opFollow, opDownload} {
-		if counts[name] < opt.users {
-			t.Errorf("%s counted %d times, want at least %d (once per user and round)", name, counts[name], opt.users)
+	for _, name := range flowOps {
+		if counts[name] != want[name] {
+			t.Errorf("%s counted %d times, want %d", name, counts[name], want[name])
 		}
 	}
 	if rep.Iterations < opt.users*opt.iterations {
@@ -103,7 +104,7 @@ func testOptions(t *testing.T, srv *server) options {
 	t.Helper()
 	opt, err := parseOptions([]string{
 		"-url", srv.url, "-metrics-url", srv.metrics,
-		"-users", "3", "-iterations", "2", "-duration", "0", "-ramp", "300ms", "-think", "50ms", "-size", "64",
+		"-users", "3", "-iterations", "7", "-duration", "0", "-ramp", "300ms", "-think", "50ms", "-size", "64",
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
