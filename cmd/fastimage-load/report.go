@@ -92,8 +92,8 @@ func (rep *Report) writeTable(w io.Writer) {
 		}
 	}
 	if s := rep.Server; s != nil {
-		fmt.Fprintf(w, "\nserver: RSS %s → %s (peak %s), goroutines %d → %d (peak %d), %d samples\n",
-			mib(s.RSSStartBytes), mib(s.RSSEndBytes), mib(s.RSSPeakBytes), s.GoroutinesStart, s.GoroutinesEnd, s.GoroutinesPeak, s.Samples)
+		fmt.Fprintf(w, "\nserver: RSS %s → %s (peak %s), goroutines %d → %d (peak %d); first reading before the run, last %s after it, %d in all\n",
+			mib(s.RSSStartBytes), mib(s.RSSEndBytes), mib(s.RSSPeakBytes), s.GoroutinesStart, s.GoroutinesEnd, s.GoroutinesPeak, settle, s.Samples)
 	} else {
 		fmt.Fprint(w, "\nserver: no metrics (see -metrics-url)\n")
 	}

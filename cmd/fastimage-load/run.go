@@ -17,6 +17,10 @@ import (
 	"time"
 )
 
+// settle is how long after the users are done the server's last reading
+// is taken.
+const settle = 2 * time.Second
+
 // runner holds what every virtual user of a run shares.
 type runner struct {
 	opt       options
@@ -161,6 +165,12 @@ func run(ctx context.Context, opt options, log io.Writer) (*Report, error) {
 	elapsed := time.Since(started)
 	r.stopNow()
 
+	// The server closes the users' sockets and subscriptions as they go;
+	// the last reading is taken once that has settled.
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+	}
 	after, err := scrapeMetrics(context.WithoutCancel(ctx), probe.http, opt.metricsURL)
 	sampler.add(after, err)
 	return r.report(elapsed, sampler), nil

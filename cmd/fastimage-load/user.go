@@ -43,6 +43,7 @@ const (
     works(first: 20) { edges { node { id status images { url } } } }
   }
 }`
+	cancelMutation   = `mutation Cancel($input: CancelGenerationInput!) { cancelGeneration(input: $input) { generation { id } } }`
 	generateMutation = `mutation Generate($input: GenerateImageInput!) {
   generateImage(input: $input) { generation { id } }
 }`
@@ -286,13 +287,25 @@ func (u *user) iterate(ctx context.Context) {
 		return
 	}
 	var output string
-	if u.timed(ctx, opFollow, func(ctx context.Context) (err error) {
+	if err := u.timed(ctx, opFollow, func(ctx context.Context) (err error) {
 		output, err = u.sock.follow(ctx, id)
 		return err
-	}) != nil {
+	}); err != nil {
+		if ctx.Err() != nil {
+			u.cancel(id)
+		}
 		return
 	}
 	_ = u.timed(ctx, opDownload, func(ctx context.Context) error { _, err := u.c.download(ctx, output); return err })
+}
+
+// cancel stops a generation the end of the run left unfinished, so that
+// the server does not go on making images nobody waits for. It is not
+// measured: the run is over.
+func (u *user) cancel(id string) {
+	ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	_ = u.c.graphql(ctx, cancelMutation, map[string]any{"input": map[string]any{"generationId": id}}, nil)
 }
 
 // think pauses as a person looking at the result would: the -think time,
