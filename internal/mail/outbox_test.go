@@ -3,6 +3,7 @@ package mail_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +107,43 @@ func TestOutboxList(t *testing.T) {
 				t.Errorf("List(%d): got %v, want %v", tc.limit, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestOutboxListTo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	o := mail.NewOutbox(dbtest.New(t))
+	for i, to := range []string{"a@example.com", "b@example.com", "a@example.com", "A@example.com", "a@example.com"} {
+		m := testMessage()
+		m.To, m.Subject = to, fmt.Sprint(i)
+		if err := o.Send(ctx, m); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+	}
+	for _, tc := range []struct {
+		to    string
+		limit int
+		want  string
+	}{
+		{"a@example.com", 0, "4,2,0"}, // newest first, the address exactly
+		{"a@example.com", 2, "4,2"},
+		{"b@example.com", 10, "1"},
+		{"c@example.com", 10, ""},
+	} {
+		msgs, err := o.ListTo(ctx, tc.to, tc.limit)
+		if err != nil {
+			t.Fatalf("ListTo: %v", err)
+		}
+		var got []string
+		for _, m := range msgs {
+			if m.To != tc.to {
+				t.Errorf("ListTo(%s) listed mail to %s", tc.to, m.To)
+			}
+			got = append(got, m.Subject)
+		}
+		if strings.Join(got, ",") != tc.want {
+			t.Errorf("ListTo(%s, %d): got %v, want %s", tc.to, tc.limit, got, tc.want)
+		}
 	}
 }
