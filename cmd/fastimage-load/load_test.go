@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/db/dbtest"
 )
 
@@ -100,6 +101,56 @@ func TestLoadRefusesAServerWithoutTheOutbox(t *testing.T) {
 	}
 }
 
+// TestLoadCancelsWhatTheEndCutsShort: a round the end of the run catches
+// is reported as cut short, not as an error, and its generation is
+// canceled rather than left running for nobody.
+func TestLoadCancelsWhatTheEndCutsShort(t *testing.T) {
+	// 8 steps of 10 s: the generation is still running when the run ends.
+	srv := startServer(t, "--local-step-delay", "10s")
+	opt, err := parseOptions([]string{
+		"-url", srv.url, "-metrics-url", srv.metrics,
+		"-users", "1", "-duration", "20s", "-grace", "0", "-ramp", "0", "-size", "64",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(t.Context(), opt, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var follow OpReport
+	for _, o := range rep.Ops {
+		if o.Name == opFollow {
+			follow = o
+		}
+	}
+	if rep.ErrorsTotal != 0 || rep.Joined != 1 || follow.Interrupted != 1 || follow.Count != 0 {
+		t.Fatalf("report: %d errors %v, %d joined, followEvents %+v; want no error, one user, one follow cut short", rep.ErrorsTotal, rep.Errors, rep.Joined, follow)
+	}
+	bdb, err := db.Open(t.Context(), dbtest.Config(srv.dbURL), "load-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	var status string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if err := bdb.NewRaw("SELECT status FROM generations").Scan(t.Context(), &status); err != nil {
+			t.Fatal(err)
+		}
+		if status != "queued" && status != "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if status != "canceled" {
+		t.Errorf("the cut-short generation is %s, want canceled", status)
+	}
+}
+
 func testOptions(t *testing.T, srv *server) options {
 	t.Helper()
 	opt, err := parseOptions([]string{
@@ -113,8 +164,8 @@ func testOptions(t *testing.T, srv *server) options {
 }
 
 type server struct {
-	url, metrics string
-	log          *syncBuffer
+	url, metrics, dbURL string
+	log                 *syncBuffer
 }
 
 // startServer runs `fastimage serve` on free loopback ports; the public
@@ -127,8 +178,8 @@ func startServer(t *testing.T, args ...string) *server {
 		"--http-addr", "127.0.0.1:" + port, "--public-url", "http://127.0.0.1:" + port,
 		"--metrics-addr", "127.0.0.1:" + metricsPort,
 		"--storage-dir", t.TempDir(), "--local-step-delay", "10ms"}, args...)...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbtest.NewURL(t), "LOG_FORMAT=json")
-	s := &server{log: &syncBuffer{}}
+	s := &server{log: &syncBuffer{}, dbURL: dbtest.NewURL(t)}
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+s.dbURL, "LOG_FORMAT=json")
 	cmd.Stderr = s.log
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -161,7 +161,9 @@ func run(ctx context.Context, opt options, log io.Writer) (*Report, error) {
 	}
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
-	r.progress(hard, finished, started, probe.http, sampler)
+	// The progress lines keep reading the server's metrics after the hard
+	// stop, while the last rounds wind down: they read under ctx, not hard.
+	r.progress(ctx, finished, started, probe.http, sampler)
 	elapsed := time.Since(started)
 	r.stopNow()
 
