@@ -55,6 +55,15 @@ func transportCode(err error) string {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return "transport: timeout"
 	}
+	// The innermost cause, without the addresses and ports that would
+	// make every connection's failure a code of its own.
+	if oe, ok := errors.AsType[*net.OpError](err); ok {
+		inner := error(oe)
+		for next := errors.Unwrap(inner); next != nil; next = errors.Unwrap(inner) {
+			inner = next
+		}
+		return "transport: " + oe.Op + ": " + inner.Error()
+	}
 	return "transport: " + err.Error()
 }
 

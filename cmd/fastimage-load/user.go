@@ -264,8 +264,8 @@ func (u *user) iterate(ctx context.Context) {
 	if works.Viewer.Credits.Available < u.price {
 		for _, e := range works.Viewer.Works.Edges {
 			if e.Node.Status == "SUCCEEDED" && len(e.Node.Images) > 0 {
-				url := e.Node.Images[rand.IntN(len(e.Node.Images))].URL
-				_ = u.timed(ctx, opGallery, func(ctx context.Context) error { _, err := u.c.download(ctx, url); return err })
+				image := e.Node.Images[rand.IntN(len(e.Node.Images))].URL
+				_ = u.timed(ctx, opGallery, func(ctx context.Context) error { _, err := u.c.download(ctx, image); return err })
 				return
 			}
 		}
