@@ -210,6 +210,7 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.MetricsAddr == "" { // otherwise served there alone (metrics.Serve)
 		handle("GET /metrics", "/metrics", metrics.Handler(s.metrics, s.log))
 	}
+	s.sitePages(handle)
 	handle("GET /{$}", "/", http.HandlerFunc(s.index))
 	handle("/", "other", http.HandlerFunc(notFound))
 	return s.recoverHTTP(s.withRequestID(securityHeaders(mux)))
