@@ -993,6 +993,10 @@ type WorkFilter struct {
 	Status *work.Status `json:"status,omitempty"`
 	// Only works whose title or prompt contains this text (case-insensitive).
 	Query *string `json:"query,omitempty"`
+	// True lists the works in your bin instead (those deleteWorks moved there
+	// that can still be restored), newest first; false or omitted lists the
+	// others.
+	InBin *bool `json:"inBin,omitempty"`
 }
 
 // A result that returns a work.

@@ -520,6 +520,23 @@ func TestViewerEventsFeed(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("feed %v, want %v", got, want)
 	}
+	// A client reads the state and the feed's head in one query, then
+	// follows from there.
+	var head struct {
+		Viewer struct{ LastViewerEventSeq int }
+	}
+	me.must(`{ viewer { lastViewerEventSeq } }`, nil, &head)
+	if head.Viewer.LastViewerEventSeq != lastSeq {
+		t.Errorf("lastViewerEventSeq = %d, want %d (the last entry streamed)", head.Viewer.LastViewerEventSeq, lastSeq)
+	}
+	other, _ := mustSignUp(t, s, "feed-other@example.com")
+	var fresh struct {
+		Viewer struct{ LastViewerEventSeq int }
+	}
+	other.must(`{ viewer { lastViewerEventSeq } }`, nil, &fresh)
+	if fresh.Viewer.LastViewerEventSeq >= lastSeq {
+		t.Errorf("another user's lastViewerEventSeq = %d, want their own (below %d)", fresh.Viewer.LastViewerEventSeq, lastSeq)
+	}
 }
 
 func TestProviderTimeoutReleasesCredits(t *testing.T) {
