@@ -293,6 +293,7 @@ type ComplexityRoot struct {
 
 	Integration struct {
 		Enabled  func(childComplexity int) int
+		Message  func(childComplexity int) int
 		Provider func(childComplexity int) int
 	}
 
@@ -1791,6 +1792,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Integration.Enabled(childComplexity), true
+	case "Integration.message":
+		if e.ComplexityRoot.Integration.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Integration.Message(childComplexity), true
 	case "Integration.provider":
 		if e.ComplexityRoot.Integration.Provider == nil {
 			break
@@ -4238,6 +4245,12 @@ type Integration {
   enabled: Boolean!
   "Which provider serves it when enabled, e.g. \"gcs\", \"local\", \"stripe\"; null when disabled."
   provider: String
+  """
+  When disabled, the sentence the features that need it answer with, to
+  show people before they try (payments: PAYMENTS_DISABLED's); null when
+  enabled, or when nothing depends on it.
+  """
+  message: String
 }
 
 "Public limits of this API."
@@ -4727,6 +4740,8 @@ func (ec *executionContext) childFields_Integration(ctx context.Context, field g
 		return ec.fieldContext_Integration_enabled(ctx, field)
 	case "provider":
 		return ec.fieldContext_Integration_provider(ctx, field)
+	case "message":
+		return ec.fieldContext_Integration_message(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Integration", field.Name)
 }
@@ -10081,6 +10096,29 @@ func (ec *executionContext) _Integration_provider(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_Integration_provider(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Integration", field, false, false, "String")
+}
+
+func (ec *executionContext) _Integration_message(ctx context.Context, field graphql.CollectedField, obj *model.Integration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Integration_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Integration_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Integration", field, false, false, "String")
 }
 
@@ -24097,6 +24135,11 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 			}
 		case "provider":
 			out.Values[i] = ec._Integration_provider(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._Integration_message(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

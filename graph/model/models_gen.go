@@ -441,6 +441,10 @@ type Integration struct {
 	Enabled bool `json:"enabled"`
 	// Which provider serves it when enabled, e.g. "gcs", "local", "stripe"; null when disabled.
 	Provider *string `json:"provider,omitempty"`
+	// When disabled, the sentence the features that need it answer with, to
+	// show people before they try (payments: PAYMENTS_DISABLED's); null when
+	// enabled, or when nothing depends on it.
+	Message *string `json:"message,omitempty"`
 }
 
 // The integrations of this deployment. A disabled one has `enabled: false` and
