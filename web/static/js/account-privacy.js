@@ -82,7 +82,7 @@ export function privacy(ctx, section, viewer) {
         ctx.showError(objectionStatus, err);
       }
     });
-    return h("div", { class: "check" }, box, " ", h("label", { for: id, text: name }), " ", h("small", { class: "hint", id: id + "-hint", text: hint }));
+    return h("label", { class: "check", for: id }, box, h("span", {}, h("span", { class: "check-name", text: name }), h("small", { class: "hint", id: id + "-hint", text: hint })));
   });
   const objections = h("fieldset", { id: "objections", class: "checks" },
     h("legend", { text: "I object to this processing of my data" }), boxes, objectionStatus);
@@ -110,17 +110,6 @@ export function privacy(ctx, section, viewer) {
     } catch (err) {
       ctx.showError(status, err);
     }
-  });
-
-  // The requests, kept up to date from the live feed.
-  const p = pager(ctx, {
-    list, errors: status, moreId: "privacy-more", countEl: count, empty: "You have made no privacy requests.",
-    load: async (after) => {
-      const conn = (await ctx.gql(REQUESTS, { after })).viewer.privacyRequests;
-      if (!after) rows.clear();
-      return conn;
-    },
-    render: (r) => row(r),
   });
 
   function row(r) {
@@ -202,6 +191,16 @@ export function privacy(ctx, section, viewer) {
     h("div", { class: "cols" }, objections, correction),
     h("div", { class: "danger-zone" }, h("h3", { text: "Delete your account" }),
       h("p", { class: "muted small", text: "Deletes your account, works and images for good." }), deleteBtn));
+  // The requests, kept up to date from the live feed.
+  const p = pager(ctx, {
+    list, errors: status, moreId: "privacy-more", countEl: count, empty: "You have made no privacy requests.",
+    load: async (after) => {
+      const conn = (await ctx.gql(REQUESTS, { after })).viewer.privacyRequests;
+      if (!after) rows.clear();
+      return conn;
+    },
+    render: (r) => row(r),
+  });
   p.reload();
   return onEvent;
 }
