@@ -160,7 +160,10 @@ export function privacy(ctx, section, viewer) {
   function upsert(r, isNew = false) {
     const li = rows.get(r.id);
     if (li) fill(li, r);
-    else if (isNew || list.children.length < 10) list.prepend(row(r));
+    else if (isNew || list.children.length < 10) {
+      list.prepend(row(r));
+      count.textContent = String(Number(count.textContent || 0) + 1);
+    }
     list.nextElementSibling?.nextElementSibling?.setAttribute("hidden", ""); // the "no requests" line
   }
 
@@ -176,7 +179,9 @@ export function privacy(ctx, section, viewer) {
     }
     try {
       const d = await ctx.gql(ONE_REQUEST, { id: ev.privacyRequestId });
-      if (d.node) upsert(d.node, !li);
+      if (!d.node) return;
+      upsert(d.node, !li);
+      if (d.node.kind === "EXPORT" && d.node.export) notice(status, "Your data is ready: download it below.");
     } catch (err) {
       ctx.showError(status, err);
     }
