@@ -416,6 +416,11 @@ func TestSubmitRules(t *testing.T) {
 	if e := est.EstimateGeneration; e.CreditsPerImage != 4 || e.TotalCredits != 12 || e.Width != 1344 || e.Height != 768 {
 		t.Errorf("estimate %+v", e)
 	}
+	// The editor shows the cost before a prompt is typed.
+	me.must(`{ estimateGeneration(input: {prompt: "", aspectRatio: "16:9", count: 3}) { creditsPerImage totalCredits width height } }`, nil, &est)
+	if e := est.EstimateGeneration; e.TotalCredits != 12 {
+		t.Errorf("estimate without a prompt %+v, want 12 credits", e)
+	}
 
 	// Unverified users, and other users' generations.
 	s.client(t).must(signUpMutation, map[string]any{"email": "unverified@example.com", "password": goodPassword}, nil)
