@@ -241,6 +241,7 @@ export function legal(ctx, section) {
           { input: { documents: docs.map((x) => ({ kind: x.kind, version: x.version })) } }));
         draw(d.acceptLegalDocuments.pendingLegalDocuments);
         notice(status, "Thank you: your acceptance is recorded.");
+        ctx.refreshViewer?.(); // the shell's reminder goes away
       } catch (err) {
         ctx.showError(status, err);
       }
