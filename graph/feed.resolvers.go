@@ -24,3 +24,13 @@ func (r *subscriptionResolver) ViewerEvents(ctx context.Context, afterSeq *int) 
 	}
 	return translate(ctx, entries, feedModel), nil
 }
+
+// LastViewerEventSeq is the resolver for the lastViewerEventSeq field.
+func (r *userResolver) LastViewerEventSeq(ctx context.Context, obj *account.User) (int, error) {
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return 0, err
+	}
+	seq, err := r.Feed.LastSeq(ctx, a, obj.ID)
+	return int(seq), err
+}

@@ -207,6 +207,20 @@ func (s *Service) after(ctx context.Context, userID uuid.UUID, afterSeq int64) (
 	return out, nil
 }
 
+// LastSeq returns the seq of owner's latest feed entry (0 when none), from
+// which a client that has just read the state subscribes.
+// Returns FORBIDDEN for a key without the events:read scope, or for an
+// actor other than owner.
+func (s *Service) LastSeq(ctx context.Context, a actor.Actor, owner uuid.UUID) (int64, error) {
+	if err := a.RequireScope(actor.ScopeEventsRead); err != nil {
+		return 0, err
+	}
+	if err := a.OwnAccount(owner); err != nil {
+		return 0, err
+	}
+	return s.lastSeq(ctx, owner)
+}
+
 // Stream replays the actor's entries after afterSeq, then streams new ones
 // as they commit, until ctx ends. Only the actor's own feed can be followed.
 // The followers of one user in this process share their doorbell, their
