@@ -38,6 +38,7 @@ type service struct {
 	URL    string // http://127.0.0.1:port, also the public URL in emailed links
 	DB     *bun.DB
 	outbox *mail.Outbox
+	bucket *local.Bucket
 	conns  *connTracker
 }
 
@@ -156,7 +157,7 @@ func startService(t *testing.T, opts serviceOptions) *service {
 		_ = a.Close()
 		bdb.Close()
 	})
-	return &service{URL: public.String(), DB: bdb, outbox: outbox, conns: conns}
+	return &service{URL: public.String(), DB: bdb, outbox: outbox, bucket: bucket, conns: conns}
 }
 
 type testLog struct{ t *testing.T }
