@@ -247,7 +247,9 @@ func (s *service) upload(t *testing.T, token, filename string, data []byte, titl
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	var out struct{ UploadImage struct{ Work struct{ ID string } } }
+	var out struct {
+		UploadImage struct{ Work struct{ ID string } }
+	}
 	s.send(t, req, token, &out)
 	return out.UploadImage.Work.ID
 }
