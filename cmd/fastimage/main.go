@@ -140,7 +140,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("FastImage API listening",
 		"addr", ln.Addr().String(), "version", buildVersion(), "env", string(cfg.Env),
 		"graphql", base+"/graphql", "graphiql", graphiql, "ready", base+"/readyz", "metrics", metricsURL, "public_url", cfg.PublicURL.String())
-	fmt.Fprintf(stdout, "FastImage API is up.\n  GraphQL:  %s/graphql\n  GraphiQL: %s\n  Ready:    %s/readyz\n  Metrics:  %s\n", base, graphiql, base, metricsURL)
+	fmt.Fprintf(stdout, "FastImage API is up.\n  Editor:   %s/\n  GraphQL:  %s/graphql\n  GraphiQL: %s\n  Ready:    %s/readyz\n  Metrics:  %s\n", base, base, graphiql, base, metricsURL)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}

@@ -37,12 +37,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "version": s.version})
 }
 
-// index lists what this address serves: GraphiQL and /metrics only when
-// they are served here.
+// index lists, at /api, what this address serves to programs: GraphiQL and
+// /metrics only when they are served here. Browsers get the editor at /.
 func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
 	links := map[string]any{
 		"service": "FastImage API",
 		"version": s.version,
+		"editor":  "/",
 		"graphql": "/graphql",
 		"health":  "/healthz",
 		"ready":   "/readyz",

@@ -233,7 +233,7 @@ func TestSchemaFile(t *testing.T) {
 	}
 
 	var index map[string]any
-	if resp, err := http.Get(s.URL + "/"); err != nil {
+	if resp, err := http.Get(s.URL + "/api"); err != nil {
 		t.Fatal(err)
 	} else {
 		_ = json.NewDecoder(resp.Body).Decode(&index)

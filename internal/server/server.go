@@ -118,6 +118,7 @@ type Server struct {
 	ws      *wsAcceptor
 	limits  *streamLimits
 	handler http.Handler
+	web     *webApp
 
 	// streams ends SSE streams at shutdown; WebSockets are closed through ws.
 	streams     context.Context
@@ -174,6 +175,11 @@ func New(d Deps) *Server {
 	}
 	s.limits = newStreamLimits(d.Config.Streams, reg)
 	s.ws = newWSAcceptor(s.origins, d.Config.WSInitTimeout, d.Config.WSWriteTimeout, d.Config.WSPingInterval, wsOpen, d.Log)
+	var public string
+	if u := d.Config.PublicURL; u != nil {
+		public = u.Scheme + "://" + u.Host
+	}
+	s.web = mustNewWebApp(webOrigins(public, d.Config.Storage.Backend == "gcs"))
 	s.handler = s.routes()
 	return s
 }
@@ -188,9 +194,10 @@ func (s *Server) routes() http.Handler {
 	}
 	handle("/graphql", "/graphql", s.cors(s.checkUpgradeOrigin(s.limitBody(s.limitStreams(s.authenticate(s.graphqlHandler()))))))
 	handle("GET "+SchemaPath, SchemaPath, s.schemaFileHandler())
-	handle("GET /verify-email", "/verify-email", linkPage(verifyEmailPage))
-	handle("GET /reset-password", "/reset-password", linkPage(resetPasswordPage))
-	handle("GET /confirm-email", "/confirm-email", linkPage(confirmEmailPage))
+	for _, p := range webAppPaths {
+		handle("GET "+p, p, http.HandlerFunc(s.web.servePage))
+	}
+	handle("GET "+webStaticPrefix, webStaticPrefix, http.HandlerFunc(s.web.serveStatic))
 	if s.blobs != nil {
 		handle("/blobs/", "/blobs", s.blobs)
 	}
@@ -210,7 +217,8 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.MetricsAddr == "" { // otherwise served there alone (metrics.Serve)
 		handle("GET /metrics", "/metrics", metrics.Handler(s.metrics, s.log))
 	}
-	handle("GET /{$}", "/", http.HandlerFunc(s.index))
+	handle("GET /api", "/api", http.HandlerFunc(s.index))
+	handle("GET /{$}", "/", http.HandlerFunc(s.web.servePage))
 	handle("/", "other", http.HandlerFunc(notFound))
 	return s.recoverHTTP(s.withRequestID(securityHeaders(mux)))
 }

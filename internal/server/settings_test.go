@@ -45,7 +45,7 @@ func TestProductionSettings(t *testing.T) {
 			}
 		}
 		var index map[string]any
-		if resp, err := http.Get(s.URL + "/"); err != nil {
+		if resp, err := http.Get(s.URL + "/api"); err != nil {
 			t.Fatal(err)
 		} else {
 			err := json.NewDecoder(resp.Body).Decode(&index)
