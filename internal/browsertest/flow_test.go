@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// signIn signs the user in through #signin-form and waits for the editor.
+// signIn signs the user in through #signin-form and waits for the signed-in
+// shell on the editor's route.
 func signIn(tb *tab, email string) {
 	tb.t.Helper()
 	tb.goTo("/#/signin")
@@ -15,8 +16,8 @@ func signIn(tb *tab, email string) {
 	tb.typeInto("#signin-email", email)
 	tb.typeInto("#signin-password", password)
 	tb.click("#signin-form button[type=submit]")
-	tb.waitVisible("#generate-form")
-	tb.waitFor("the address to show the editor", `location.hash === "#/editor"`, 5*time.Second)
+	tb.waitVisible("#nav")
+	tb.waitFor("the address to show the editor", `location.hash === "#/editor"`, 10*time.Second)
 }
 
 // balance is the credits badge's balance; it waits until it shows one.

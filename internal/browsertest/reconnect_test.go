@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -125,4 +126,39 @@ func TestReconnectMidGenerationMissesNoEvent(t *testing.T) {
 		}
 	}
 	t.Logf("%d events before going offline, %d in all", seenBefore, len(stored))
+}
+
+// The service drops the page's WebSocket (a restart, a proxy that gives up)
+// while the network stays up. The page notices, says it is reconnecting,
+// comes back live by itself, and the credits badge still follows the
+// account: a generation started elsewhere takes its credits off live.
+func TestLiveFeedRecoversWhenTheServiceDropsTheSocket(t *testing.T) {
+	t.Parallel()
+	svc := startService(t, serviceOptions{})
+	token := svc.signUpVerified(t, "radia@example.com", "Radia Perlman")
+	tb := openTab(t, svc)
+	signIn(tb, "radia@example.com")
+	liveJS := `(document.querySelector("#live-status") || {dataset: {}}).dataset.state === "live"`
+	tb.waitFor(`#live-status data-state="live"`, liveJS, 10*time.Second)
+	before := balance(tb)
+	eval[bool](tb, `(() => {
+		const states = window.__states = [];
+		const e = document.querySelector("#live-status");
+		new MutationObserver(() => states.push(e.dataset.state)).observe(e, {attributes: true, attributeFilter: ["data-state"]});
+		return true;
+	})()`)
+
+	if n := svc.conns.dropAll(); n == 0 {
+		t.Fatalf("the page holds no connection to the service to drop")
+	}
+	tb.waitFor("the page to notice and come back live", `window.__states.includes("reconnecting") && `+liveJS, 15*time.Second)
+	t.Logf("#live-status went through %v", eval[[]string](tb, `window.__states`))
+
+	var out struct {
+		GenerateImage struct{ Generation struct{ ID string } }
+	}
+	svc.gql(t, token, `mutation { generateImage(input: {prompt: "a red kite", width: 256, height: 256}) { generation { id } } }`, nil, &out)
+	tb.waitFor("the credits badge to drop below "+strconv.Itoa(before)+" by itself",
+		`Number(document.querySelector("#credits").dataset.balance) < `+strconv.Itoa(before), 15*time.Second)
+	tb.screens("live-again")
 }
