@@ -24,3 +24,13 @@ func (r *subscriptionResolver) ViewerEvents(ctx context.Context, afterSeq *int) 
 	}
 	return translate(ctx, entries, feedModel), nil
 }
+
+// LastEventSeq is the resolver for the lastEventSeq field.
+func (r *userResolver) LastEventSeq(ctx context.Context, obj *account.User) (int, error) {
+	a, err := account.Actor(ctx)
+	if err != nil {
+		return 0, err
+	}
+	seq, err := r.Feed.LastSeq(ctx, a, obj.ID)
+	return int(seq), err
+}

@@ -622,6 +622,7 @@ type ComplexityRoot struct {
 		EmailVerified         func(childComplexity int) int
 		Generations           func(childComplexity int, first *int, after *string, status *work.Status) int
 		ID                    func(childComplexity int) int
+		LastEventSeq          func(childComplexity int) int
 		Name                  func(childComplexity int) int
 		Objections            func(childComplexity int) int
 		PendingLegalDocuments func(childComplexity int) int
@@ -905,6 +906,7 @@ type UserResolver interface {
 	CreditHolds(ctx context.Context, obj *account.User, first *int, after *string, status *credit.HoldStatus) (*model.CreditHoldConnection, error)
 	Credits(ctx context.Context, obj *account.User) (*credit.Balance, error)
 	CreditEntries(ctx context.Context, obj *account.User, first *int, after *string) (*model.CreditEntryConnection, error)
+	LastEventSeq(ctx context.Context, obj *account.User) (int, error)
 	Generations(ctx context.Context, obj *account.User, first *int, after *string, status *work.Status) (*model.GenerationConnection, error)
 	PendingLegalDocuments(ctx context.Context, obj *account.User) ([]*legal.Document, error)
 	PrivacyRequests(ctx context.Context, obj *account.User, first *int, after *string) (*model.PrivacyRequestConnection, error)
@@ -3417,6 +3419,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.ID(childComplexity), true
+	case "User.lastEventSeq":
+		if e.ComplexityRoot.User.LastEventSeq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.LastEventSeq(childComplexity), true
 	case "User.name":
 		if e.ComplexityRoot.User.Name == nil {
 			break
@@ -5223,6 +5231,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_credits(ctx, field)
 	case "creditEntries":
 		return ec.fieldContext_User_creditEntries(ctx, field)
+	case "lastEventSeq":
+		return ec.fieldContext_User_lastEventSeq(ctx, field)
 	case "generations":
 		return ec.fieldContext_User_generations(ctx, field)
 	case "pendingLegalDocuments":
@@ -16905,6 +16915,29 @@ func (ec *executionContext) fieldContext_User_creditEntries(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _User_lastEventSeq(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_lastEventSeq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().LastEventSeq(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_lastEventSeq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "Int")
+}
+
 func (ec *executionContext) _User_generations(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -26327,6 +26360,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_creditEntries(ctx, field, obj)
+				})
+		case "lastEventSeq":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_lastEventSeq(ctx, field, obj)
 				})
 		case "generations":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,

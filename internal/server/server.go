@@ -217,6 +217,7 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.MetricsAddr == "" { // otherwise served there alone (metrics.Serve)
 		handle("GET /metrics", "/metrics", metrics.Handler(s.metrics, s.log))
 	}
+	s.sitePages(handle)
 	handle("GET /api", "/api", http.HandlerFunc(s.index))
 	handle("GET /{$}", "/", http.HandlerFunc(s.web.servePage))
 	handle("/", "other", http.HandlerFunc(notFound))
