@@ -3,8 +3,10 @@ package browsertest
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -21,7 +23,18 @@ var chromium struct {
 	profile string
 }
 
+// parallelTests is how many tests run at once unless -test.parallel says
+// otherwise: they mostly wait for the browser and the service, so more
+// than GOMAXPROCS of them keep two cores busy without crowding them.
+const parallelTests = 4
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", strconv.Itoa(parallelTests))
+	}
 	code := m.Run()
 	if chromium.stop != nil {
 		chromium.stop()
