@@ -76,7 +76,7 @@ func TestReconnectMidGenerationMissesNoEvent(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var status string
-		svc.scan(t, `SELECT status FROM generations WHERE id = $1`, []any{genID}, &status)
+		svc.scan(t, `SELECT status FROM generations WHERE id = ?`, []any{genID}, &status)
 		if status == "succeeded" {
 			break
 		}
@@ -86,7 +86,7 @@ func TestReconnectMidGenerationMissesNoEvent(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	var stored []int
-	rows, err := svc.DB.QueryContext(context.Background(), `SELECT seq FROM generation_events WHERE generation_id = $1 ORDER BY seq`, genID)
+	rows, err := svc.DB.QueryContext(context.Background(), `SELECT seq FROM generation_events WHERE generation_id = ? ORDER BY seq`, genID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -245,7 +245,19 @@ func (tb *tab) click(sel string) {
 func (tb *tab) typeInto(sel, text string) {
 	tb.t.Helper()
 	tb.waitVisible(sel)
-	tb.do(chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
+	// Select what is there, as a user does before typing over it (a
+	// number field cannot be selected: empty it instead).
+	eval[bool](tb, fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q);
+		e.focus();
+		try { e.select(); } catch { }
+		if (e.type === "number" && e.value !== "") {
+			e.value = "";
+			e.dispatchEvent(new Event("input", {bubbles: true}));
+		}
+		return true;
+	})()`, sel))
+	tb.do(chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
 // pressEnter sends the Enter key to the focused element.
