@@ -47,6 +47,12 @@ func openTab(t *testing.T, svc *service) *tab {
 		cancel()
 		t.Fatalf("open a tab: %v", err)
 	}
+	// Screenshots of an earlier run of this test would mislead.
+	if old, err := filepath.Glob(filepath.Join(filepath.Dir(screenPath(t, "x")), unsafeInName.ReplaceAllString(t.Name(), "_")+"-*.png")); err == nil {
+		for _, f := range old {
+			_ = os.Remove(f)
+		}
+	}
 	actx, cancelActions := context.WithTimeout(ctx, tabTimeout)
 	tb.ctx = actx
 	t.Cleanup(func() {
@@ -315,6 +321,21 @@ func (tb *tab) screens(name string) {
 		tb.do(chromedp.EmulateViewport(vp.width, vp.height, opts...))
 		// Let the page lay itself out at the new size (two frames).
 		eval[bool](tb, `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`)
+		// A screen that is wider than the phone scrolls sideways: say
+		// which element sticks out.
+		if wide := eval[string](tb, `(() => {
+			const vw = document.documentElement.clientWidth;
+			if (document.documentElement.scrollWidth <= vw) return "";
+			let worst = null, right = vw;
+			for (const e of document.body.querySelectorAll("*")) {
+				const r = e.getBoundingClientRect();
+				if (r.width > 0 && r.right > right + 0.5) { worst = e; right = r.right; }
+			}
+			const name = worst ? worst.tagName.toLowerCase() + (worst.id ? "#" + worst.id : "") + (worst.className && typeof worst.className === "string" ? "." + worst.className.trim().split(/\s+/).join(".") : "") : "?";
+			return name + " reaches " + Math.round(right) + "px of " + vw + "px";
+		})()`); wide != "" {
+			tb.t.Errorf("screen %q at %s size (%dx%d) scrolls sideways: %s", name, vp.name, vp.width, vp.height, wide)
+		}
 		buf, err := chromedp.Run(tb.ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			tb.fatalf("screenshot %s: %v", name, err)
