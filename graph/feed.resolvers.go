@@ -25,8 +25,8 @@ func (r *subscriptionResolver) ViewerEvents(ctx context.Context, afterSeq *int) 
 	return translate(ctx, entries, feedModel), nil
 }
 
-// LastEventSeq is the resolver for the lastEventSeq field.
-func (r *userResolver) LastEventSeq(ctx context.Context, obj *account.User) (int, error) {
+// LastViewerEventSeq is the resolver for the lastViewerEventSeq field.
+func (r *userResolver) LastViewerEventSeq(ctx context.Context, obj *account.User) (int, error) {
 	a, err := account.Actor(ctx)
 	if err != nil {
 		return 0, err

@@ -293,6 +293,7 @@ type ComplexityRoot struct {
 
 	Integration struct {
 		Enabled  func(childComplexity int) int
+		Message  func(childComplexity int) int
 		Provider func(childComplexity int) int
 	}
 
@@ -622,7 +623,7 @@ type ComplexityRoot struct {
 		EmailVerified         func(childComplexity int) int
 		Generations           func(childComplexity int, first *int, after *string, status *work.Status) int
 		ID                    func(childComplexity int) int
-		LastEventSeq          func(childComplexity int) int
+		LastViewerEventSeq    func(childComplexity int) int
 		Name                  func(childComplexity int) int
 		Objections            func(childComplexity int) int
 		PendingLegalDocuments func(childComplexity int) int
@@ -717,15 +718,17 @@ type ComplexityRoot struct {
 	}
 
 	Work struct {
-		CreatedAt  func(childComplexity int) int
-		ID         func(childComplexity int) int
-		Images     func(childComplexity int) int
-		Kind       func(childComplexity int) int
-		Prompt     func(childComplexity int) int
-		SourceWork func(childComplexity int) int
-		Status     func(childComplexity int) int
-		Title      func(childComplexity int) int
-		UpdatedAt  func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		DeletedAt       func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Images          func(childComplexity int) int
+		Kind            func(childComplexity int) int
+		Prompt          func(childComplexity int) int
+		RestorableUntil func(childComplexity int) int
+		SourceWork      func(childComplexity int) int
+		Status          func(childComplexity int) int
+		Title           func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
 	}
 
 	WorkConnection struct {
@@ -906,7 +909,7 @@ type UserResolver interface {
 	CreditHolds(ctx context.Context, obj *account.User, first *int, after *string, status *credit.HoldStatus) (*model.CreditHoldConnection, error)
 	Credits(ctx context.Context, obj *account.User) (*credit.Balance, error)
 	CreditEntries(ctx context.Context, obj *account.User, first *int, after *string) (*model.CreditEntryConnection, error)
-	LastEventSeq(ctx context.Context, obj *account.User) (int, error)
+	LastViewerEventSeq(ctx context.Context, obj *account.User) (int, error)
 	Generations(ctx context.Context, obj *account.User, first *int, after *string, status *work.Status) (*model.GenerationConnection, error)
 	PendingLegalDocuments(ctx context.Context, obj *account.User) ([]*legal.Document, error)
 	PrivacyRequests(ctx context.Context, obj *account.User, first *int, after *string) (*model.PrivacyRequestConnection, error)
@@ -934,6 +937,8 @@ type WorkResolver interface {
 
 	SourceWork(ctx context.Context, obj *work.Work) (*work.Work, error)
 	Images(ctx context.Context, obj *work.Work) ([]*work.Image, error)
+
+	RestorableUntil(ctx context.Context, obj *work.Work) (*time.Time, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1787,6 +1792,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Integration.Enabled(childComplexity), true
+	case "Integration.message":
+		if e.ComplexityRoot.Integration.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Integration.Message(childComplexity), true
 	case "Integration.provider":
 		if e.ComplexityRoot.Integration.Provider == nil {
 			break
@@ -3419,12 +3430,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.ID(childComplexity), true
-	case "User.lastEventSeq":
-		if e.ComplexityRoot.User.LastEventSeq == nil {
+	case "User.lastViewerEventSeq":
+		if e.ComplexityRoot.User.LastViewerEventSeq == nil {
 			break
 		}
 
-		return e.ComplexityRoot.User.LastEventSeq(childComplexity), true
+		return e.ComplexityRoot.User.LastViewerEventSeq(childComplexity), true
 	case "User.name":
 		if e.ComplexityRoot.User.Name == nil {
 			break
@@ -3850,6 +3861,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Work.CreatedAt(childComplexity), true
+	case "Work.deletedAt":
+		if e.ComplexityRoot.Work.DeletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Work.DeletedAt(childComplexity), true
 	case "Work.id":
 		if e.ComplexityRoot.Work.ID == nil {
 			break
@@ -3874,6 +3891,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Work.Prompt(childComplexity), true
+	case "Work.restorableUntil":
+		if e.ComplexityRoot.Work.RestorableUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Work.RestorableUntil(childComplexity), true
 	case "Work.sourceWork":
 		if e.ComplexityRoot.Work.SourceWork == nil {
 			break
@@ -4222,6 +4245,12 @@ type Integration {
   enabled: Boolean!
   "Which provider serves it when enabled, e.g. \"gcs\", \"local\", \"stripe\"; null when disabled."
   provider: String
+  """
+  When disabled, the sentence the features that need it answer with, to
+  show people before they try (payments: PAYMENTS_DISABLED's); null when
+  enabled, or when nothing depends on it.
+  """
+  message: String
 }
 
 "Public limits of this API."
@@ -4711,6 +4740,8 @@ func (ec *executionContext) childFields_Integration(ctx context.Context, field g
 		return ec.fieldContext_Integration_enabled(ctx, field)
 	case "provider":
 		return ec.fieldContext_Integration_provider(ctx, field)
+	case "message":
+		return ec.fieldContext_Integration_message(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Integration", field.Name)
 }
@@ -5231,8 +5262,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_credits(ctx, field)
 	case "creditEntries":
 		return ec.fieldContext_User_creditEntries(ctx, field)
-	case "lastEventSeq":
-		return ec.fieldContext_User_lastEventSeq(ctx, field)
+	case "lastViewerEventSeq":
+		return ec.fieldContext_User_lastViewerEventSeq(ctx, field)
 	case "generations":
 		return ec.fieldContext_User_generations(ctx, field)
 	case "pendingLegalDocuments":
@@ -5425,6 +5456,10 @@ func (ec *executionContext) childFields_Work(ctx context.Context, field graphql.
 		return ec.fieldContext_Work_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Work_updatedAt(ctx, field)
+	case "deletedAt":
+		return ec.fieldContext_Work_deletedAt(ctx, field)
+	case "restorableUntil":
+		return ec.fieldContext_Work_restorableUntil(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Work", field.Name)
 }
@@ -10061,6 +10096,29 @@ func (ec *executionContext) _Integration_provider(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_Integration_provider(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Integration", field, false, false, "String")
+}
+
+func (ec *executionContext) _Integration_message(ctx context.Context, field graphql.CollectedField, obj *model.Integration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Integration_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Integration_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Integration", field, false, false, "String")
 }
 
@@ -16915,16 +16973,16 @@ func (ec *executionContext) fieldContext_User_creditEntries(ctx context.Context,
 	return fc, nil
 }
 
-func (ec *executionContext) _User_lastEventSeq(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
+func (ec *executionContext) _User_lastViewerEventSeq(ctx context.Context, field graphql.CollectedField, obj *account.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_User_lastEventSeq(ctx, field)
+			return ec.fieldContext_User_lastViewerEventSeq(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.User().LastEventSeq(ctx, obj)
+			return ec.Resolvers.User().LastViewerEventSeq(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
@@ -16934,7 +16992,7 @@ func (ec *executionContext) _User_lastEventSeq(ctx context.Context, field graphq
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_User_lastEventSeq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_User_lastViewerEventSeq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, true, true, "Int")
 }
 
@@ -18655,6 +18713,52 @@ func (ec *executionContext) _Work_updatedAt(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_Work_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Work", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Work_deletedAt(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Work_deletedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Work_deletedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Work", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Work_restorableUntil(ctx context.Context, field graphql.CollectedField, obj *work.Work) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Work_restorableUntil(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Work().RestorableUntil(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Work_restorableUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Work", field, true, true, "DateTime")
 }
 
 func (ec *executionContext) _WorkConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.WorkConnection) (ret graphql.Marshaler) {
@@ -22337,7 +22441,7 @@ func (ec *executionContext) unmarshalInputWorkFilter(ctx context.Context, obj an
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"kind", "status", "query"}
+	fieldsInOrder := [...]string{"kind", "status", "query", "inBin"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -22365,6 +22469,13 @@ func (ec *executionContext) unmarshalInputWorkFilter(ctx context.Context, obj an
 				return it, err
 			}
 			it.Query = data
+		case "inBin":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inBin"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InBin = data
 		}
 	}
 	return it, nil
@@ -24024,6 +24135,11 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 			}
 		case "provider":
 			out.Values[i] = ec._Integration_provider(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._Integration_message(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -26361,11 +26477,11 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_creditEntries(ctx, field, obj)
 				})
-		case "lastEventSeq":
+		case "lastViewerEventSeq":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
-					return ec._User_lastEventSeq(ctx, field, obj)
+					return ec._User_lastViewerEventSeq(ctx, field, obj)
 				})
 		case "generations":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -26995,6 +27111,17 @@ func (ec *executionContext) _Work(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "deletedAt":
+			out.Values[i] = ec._Work_deletedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "restorableUntil":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Work_restorableUntil(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

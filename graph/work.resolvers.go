@@ -170,6 +170,7 @@ func (r *userResolver) Works(ctx context.Context, obj *account.User, first *int,
 		}
 		f.Status = deref(filter.Status, "")
 		f.Query = deref(filter.Query, "")
+		f.InBin = deref(filter.InBin, false)
 	}
 	page, err := r.Gallery.List(ctx, a, obj.ID, f, n, cursor)
 	if err != nil {
@@ -215,6 +216,11 @@ func (r *workResolver) SourceWork(ctx context.Context, obj *work.Work) (*work.Wo
 // Images is the resolver for the images field.
 func (r *workResolver) Images(ctx context.Context, obj *work.Work) ([]*work.Image, error) {
 	return loadersFrom(ctx).images.Load(ctx, obj.ID)
+}
+
+// RestorableUntil is the resolver for the restorableUntil field.
+func (r *workResolver) RestorableUntil(ctx context.Context, obj *work.Work) (*time.Time, error) {
+	return r.Gallery.RestorableUntil(obj), nil
 }
 
 // Image returns ImageResolver implementation.

@@ -441,6 +441,10 @@ type Integration struct {
 	Enabled bool `json:"enabled"`
 	// Which provider serves it when enabled, e.g. "gcs", "local", "stripe"; null when disabled.
 	Provider *string `json:"provider,omitempty"`
+	// When disabled, the sentence the features that need it answer with, to
+	// show people before they try (payments: PAYMENTS_DISABLED's); null when
+	// enabled, or when nothing depends on it.
+	Message *string `json:"message,omitempty"`
 }
 
 // The integrations of this deployment. A disabled one has `enabled: false` and
@@ -993,6 +997,10 @@ type WorkFilter struct {
 	Status *work.Status `json:"status,omitempty"`
 	// Only works whose title or prompt contains this text (case-insensitive).
 	Query *string `json:"query,omitempty"`
+	// True lists the works in your bin instead (those deleteWorks moved there
+	// that can still be restored), newest first; false or omitted lists the
+	// others.
+	InBin *bool `json:"inBin,omitempty"`
 }
 
 // A result that returns a work.

@@ -153,10 +153,22 @@ func (s *Service) TaxEnabled() bool { return s.api != nil && s.cfg.Tax }
 // Catalog returns what is on sale.
 func (s *Service) Catalog() *Catalog { return s.catalog }
 
+// disabledMessage is PAYMENTS_DISABLED's sentence.
+const disabledMessage = "Payments are not enabled on this server: the operator sets STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET (or --stripe-secret-key and --stripe-webhook-secret) to turn them on."
+
+// DisabledMessage is the sentence payment calls answer with on a server
+// without payments, for clients to show before anyone tries; "" when
+// payments are enabled.
+func (s *Service) DisabledMessage() string {
+	if s.api != nil {
+		return ""
+	}
+	return disabledMessage
+}
+
 func (s *Service) requireEnabled() error {
 	if s.api == nil {
-		return apperr.Errorf(PaymentsDisabled,
-			"Payments are not enabled on this server: the operator sets STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET (or --stripe-secret-key and --stripe-webhook-secret) to turn them on.")
+		return apperr.Errorf(PaymentsDisabled, "%s", disabledMessage)
 	}
 	return nil
 }

@@ -207,6 +207,20 @@ func (s *Service) after(ctx context.Context, userID uuid.UUID, afterSeq int64) (
 	return out, nil
 }
 
+// LastSeq returns the seq of owner's latest feed entry (0 when none), from
+// which a client that has just read the state subscribes.
+// Returns FORBIDDEN for a key without the events:read scope, or for an
+// actor other than owner.
+func (s *Service) LastSeq(ctx context.Context, a actor.Actor, owner uuid.UUID) (int64, error) {
+	if err := a.RequireScope(actor.ScopeEventsRead); err != nil {
+		return 0, err
+	}
+	if err := a.OwnAccount(owner); err != nil {
+		return 0, err
+	}
+	return s.lastSeq(ctx, owner)
+}
+
 // Stream replays the actor's entries after afterSeq, then streams new ones
 // as they commit, until ctx ends. Only the actor's own feed can be followed.
 // The followers of one user in this process share their doorbell, their
@@ -261,23 +275,4 @@ func visibleTo(ctx context.Context, a actor.Actor, in <-chan Entry) <-chan Entry
 		}
 	}()
 	return out
-}
-
-// LastSeq returns the seq of userID's latest entry, 0 before the first: a
-// client that shows the present state subscribes with it as afterSeq to get
-// only what changes from then on, instead of replaying the whole feed.
-// Returns FORBIDDEN unless the actor is that user (with events:read, for a
-// key) or an admin.
-func (s *Service) LastSeq(ctx context.Context, a actor.Actor, userID uuid.UUID) (int64, error) {
-	if err := a.RequireScope(actor.ScopeEventsRead); err != nil {
-		return 0, err
-	}
-	if err := a.ReadAccount(userID); err != nil {
-		return 0, err
-	}
-	var seq int64
-	if err := s.db.NewRaw("SELECT coalesce(max(last_seq), 0) FROM viewer_feeds WHERE user_id = ?", userID).Scan(ctx, &seq); err != nil {
-		return 0, fmt.Errorf("read last feed seq: %w", err)
-	}
-	return seq, nil
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/fastimage/api/internal/actor"
-	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/db/dbtest"
 	"github.com/fastimage/api/internal/events"
 	"github.com/fastimage/api/internal/feed"
@@ -518,40 +517,5 @@ func TestStreamShowsAKeyOnlyWhatItsScopesAllow(t *testing.T) {
 	}
 	if got, want := kindsSeen(creditsKey), []feed.Kind{feed.KindGeneration, feed.KindCredits, feed.KindPurchase, feed.KindSubscription, feed.KindGeneration}; !slices.Equal(got, want) {
 		t.Errorf("an events:read + credits:read key saw %v, want %v", got, want)
-	}
-}
-
-func TestLastSeq(t *testing.T) {
-	t.Parallel()
-	db := dbtest.New(t)
-	log := slog.New(slog.DiscardHandler)
-	svc := feed.New(db, events.New(db, log), log, time.Hour)
-	ctx := context.Background()
-	alice, bob := newUser(t, db), newUser(t, db)
-	owner := actor.Actor{UserID: alice}
-
-	got, err := svc.LastSeq(ctx, owner, alice)
-	if err != nil || got != 0 {
-		t.Fatalf("before any entry: got %d, %v, want 0", got, err)
-	}
-	for i := range 3 {
-		appendOne(t, db, alice, credits(int64(i+1)))
-	}
-	appendOne(t, db, bob, credits(9))
-	if got, err := svc.LastSeq(ctx, owner, alice); err != nil || got != 3 {
-		t.Fatalf("after three entries: got %d, %v, want 3", got, err)
-	}
-
-	for name, a := range map[string]actor.Actor{
-		"another user":            {UserID: bob},
-		"a key without the scope": {UserID: alice, Scopes: []actor.Scope{actor.ScopeCreditsRead}},
-	} {
-		if _, err := svc.LastSeq(ctx, a, alice); apperr.CodeOf(err) != apperr.Forbidden {
-			t.Errorf("%s: got %v, want FORBIDDEN", name, err)
-		}
-	}
-	key := actor.Actor{UserID: alice, Scopes: []actor.Scope{actor.ScopeEventsRead}}
-	if got, err := svc.LastSeq(ctx, key, alice); err != nil || got != 3 {
-		t.Errorf("a key with events:read: got %d, %v, want 3", got, err)
 	}
 }

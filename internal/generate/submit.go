@@ -62,17 +62,19 @@ var aspectRatios = map[string][2]int{
 	"3:4": {896, 1152}, "16:9": {1344, 768}, "9:16": {768, 1344},
 }
 
-// normalize validates r and fills its defaults.
+// normalize validates r and fills its defaults. An estimate may leave the
+// prompt empty: the price does not depend on it, and the editor shows the
+// cost before anything is typed.
 // Returns VALIDATION (with the field) or NOT_FOUND for a source or mask that
 // is not the user's.
-func (s *Service) normalize(ctx context.Context, a actor.Actor, r *Request) error {
+func (s *Service) normalize(ctx context.Context, a actor.Actor, r *Request, estimate bool) error {
 	bad := func(field, format string, args ...any) error {
 		return apperr.Errorf(apperr.Validation, format, args...).With("field", field)
 	}
 	r.Prompt = strings.TrimSpace(r.Prompt)
 	r.NegativePrompt = strings.TrimSpace(r.NegativePrompt)
 	switch n := utf8.RuneCountInString(r.Prompt); {
-	case n == 0:
+	case n == 0 && !estimate:
 		return bad("prompt", "Describe what you want in the prompt.")
 	case n > 4000:
 		return bad("prompt", "Keep the prompt to 4000 characters; it has %d.", n)
@@ -180,7 +182,7 @@ func (s *Service) Estimate(ctx context.Context, a actor.Actor, r Request) (perIm
 	if err := a.RequireScope(actor.ScopeGenerate); err != nil {
 		return 0, 0, 0, 0, err
 	}
-	if err := s.normalize(ctx, a, &r); err != nil {
+	if err := s.normalize(ctx, a, &r, true); err != nil {
 		return 0, 0, 0, 0, err
 	}
 	perImage, err = price(ctx, s.db, r.Kind, r.Width*r.Height)
@@ -212,7 +214,7 @@ func (s *Service) Submit(ctx context.Context, a actor.Actor, r Request) (*Genera
 	if err := a.RequireVerified(); err != nil {
 		return nil, err
 	}
-	if err := s.normalize(ctx, a, &r); err != nil {
+	if err := s.normalize(ctx, a, &r, false); err != nil {
 		return nil, err
 	}
 	hash := r.hash()

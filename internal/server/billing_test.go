@@ -60,16 +60,25 @@ func TestPaymentsDisabled(t *testing.T) {
 	me, _ := mustSignUp(t, s, "nopay@example.com")
 	var info struct {
 		ServerInfo struct {
-			Integrations struct{ Payments struct{ Enabled bool } }
+			Integrations struct {
+				Payments struct {
+					Enabled bool
+					Message *string
+				}
+			}
 		}
 	}
-	me.must(`{ serverInfo { integrations { payments { enabled } } } }`, nil, &info)
+	me.must(`{ serverInfo { integrations { payments { enabled message } } } }`, nil, &info)
 	if info.ServerInfo.Integrations.Payments.Enabled {
 		t.Error("serverInfo says payments are enabled")
 	}
 	e := me.fails("PAYMENTS_DISABLED", `mutation { createCheckoutSession(input: {planCode: "pack-100", idempotencyKey: "k1", successPath: "/done", cancelPath: "/"}) { url } }`, nil)
 	if !strings.Contains(e.Message, "STRIPE_SECRET_KEY") || !strings.Contains(e.Message, "STRIPE_WEBHOOK_SECRET") {
 		t.Errorf("the sentence does not name the settings: %q", e.Message)
+	}
+	// Clients show the same sentence before anyone tries.
+	if m := info.ServerInfo.Integrations.Payments.Message; m == nil || *m != e.Message {
+		t.Errorf("serverInfo payments message %v, want PAYMENTS_DISABLED's sentence %q", m, e.Message)
 	}
 	me.fails("PAYMENTS_DISABLED", `mutation { createBillingPortalSession(input: {returnPath: "/"}) { url } }`, nil)
 	var v struct {
@@ -139,6 +148,20 @@ func TestBuyCreditPack(t *testing.T) {
 	t.Parallel()
 	s := start(t, paymentsConfig(t))
 	me, userID := mustSignUp(t, s, "buyer@example.com")
+	var info struct {
+		ServerInfo struct {
+			Integrations struct {
+				Payments struct {
+					Enabled bool
+					Message *string
+				}
+			}
+		}
+	}
+	me.must(`{ serverInfo { integrations { payments { enabled message } } } }`, nil, &info)
+	if p := info.ServerInfo.Integrations.Payments; !p.Enabled || p.Message != nil {
+		t.Errorf("serverInfo payments: enabled %v, message %v; want enabled, no message", p.Enabled, p.Message)
+	}
 	const checkout = `mutation($key: String!, $ok: String!) { createCheckoutSession(input: {planCode: "pack-100", idempotencyKey: $key, successPath: $ok, cancelPath: "/billing"}) {
 		url sessionId purchase { id status credits amount { amount currency } } } }`
 	var c struct {

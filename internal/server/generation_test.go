@@ -416,6 +416,11 @@ func TestSubmitRules(t *testing.T) {
 	if e := est.EstimateGeneration; e.CreditsPerImage != 4 || e.TotalCredits != 12 || e.Width != 1344 || e.Height != 768 {
 		t.Errorf("estimate %+v", e)
 	}
+	// The editor shows the cost before a prompt is typed.
+	me.must(`{ estimateGeneration(input: {prompt: "", aspectRatio: "16:9", count: 3}) { creditsPerImage totalCredits width height } }`, nil, &est)
+	if e := est.EstimateGeneration; e.TotalCredits != 12 {
+		t.Errorf("estimate without a prompt %+v, want 12 credits", e)
+	}
 
 	// Unverified users, and other users' generations.
 	s.client(t).must(signUpMutation, map[string]any{"email": "unverified@example.com", "password": goodPassword}, nil)
@@ -519,6 +524,23 @@ func TestViewerEventsFeed(t *testing.T) {
 	want := []string{"CREDITS:25/0", "CREDITS:25/4", "GENERATION:QUEUED", "GENERATION:RUNNING", "CREDITS:21/0", "GENERATION:SUCCEEDED"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("feed %v, want %v", got, want)
+	}
+	// A client reads the state and the feed's head in one query, then
+	// follows from there.
+	var head struct {
+		Viewer struct{ LastViewerEventSeq int }
+	}
+	me.must(`{ viewer { lastViewerEventSeq } }`, nil, &head)
+	if head.Viewer.LastViewerEventSeq != lastSeq {
+		t.Errorf("lastViewerEventSeq = %d, want %d (the last entry streamed)", head.Viewer.LastViewerEventSeq, lastSeq)
+	}
+	other, _ := mustSignUp(t, s, "feed-other@example.com")
+	var fresh struct {
+		Viewer struct{ LastViewerEventSeq int }
+	}
+	other.must(`{ viewer { lastViewerEventSeq } }`, nil, &fresh)
+	if fresh.Viewer.LastViewerEventSeq >= lastSeq {
+		t.Errorf("another user's lastViewerEventSeq = %d, want their own (below %d)", fresh.Viewer.LastViewerEventSeq, lastSeq)
 	}
 }
 

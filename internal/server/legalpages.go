@@ -1,7 +1,6 @@
 package server
 
 import (
-	_ "embed"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -19,7 +18,6 @@ import (
 func (s *Server) sitePages(handle func(pattern, route string, h http.Handler)) {
 	handle("GET /privacy", "/privacy", s.legalPage(legal.PrivacyPolicy))
 	handle("GET /terms", "/terms", s.legalPage(legal.Terms))
-	handle("GET /legal.css", "/legal.css", legalStyles)
 	handle("GET /account", "/account", toScreen("account"))
 	handle("GET /buy", "/buy", toScreen("buy"))
 }
@@ -47,8 +45,10 @@ func toScreen(screen string) http.Handler {
 // legalPageData is what a legal page shows.
 type legalPageData struct {
 	Title string
-	Text  legal.BuiltInText
-	Other struct{ Title, Path string }
+	// Styles is the page's stylesheet, one of the editor's files.
+	Styles string
+	Text   legal.BuiltInText
+	Other  struct{ Title, Path string }
 	// Processors and Privacy are shown under the privacy policy: who gets
 	// data as this server is configured now, and where to use one's rights.
 	Privacy    bool
@@ -81,7 +81,8 @@ var legalTemplate = template.Must(template.New("legal").Funcs(template.FuncMap{
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{{.Title}} · FastImage</title>
-<link rel="stylesheet" href="/legal.css">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="{{.Styles}}">
 </head><body>
 <header><a class="brand" href="/">FastImage</a><nav aria-label="Legal"><a href="{{.Other.Path}}">{{.Other.Title}}</a></nav></header>
 <main id="legal-text" data-kind="{{.Text.Kind}}" data-version="{{.Text.Version}}">
@@ -104,7 +105,7 @@ var legalTemplate = template.Must(template.New("legal").Funcs(template.FuncMap{
 </body></html>`))
 
 // legalPageCSP lets the page load its stylesheet and nothing else.
-const legalPageCSP = "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+const legalPageCSP = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // legalPage serves the built-in text of kind.
 func (s *Server) legalPage(kind legal.Kind) http.Handler {
@@ -116,7 +117,7 @@ func (s *Server) legalPage(kind legal.Kind) http.Handler {
 	if !ok {
 		panic("legal: no built-in text of " + string(kind))
 	}
-	data := legalPageData{Title: legalTitles[kind].Title, Text: text, Support: s.cfg.Privacy.SupportEmail}
+	data := legalPageData{Title: legalTitles[kind].Title, Styles: webStaticPrefix + "legal.css", Text: text, Support: s.cfg.Privacy.SupportEmail}
 	for k, t := range legalTitles {
 		if k != kind {
 			data.Other = t
@@ -136,13 +137,3 @@ func (s *Server) legalPage(kind legal.Kind) http.Handler {
 		}
 	})
 }
-
-//go:embed legal.css
-var legalCSS []byte
-
-var legalStyles = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-	h := w.Header()
-	h.Set("Content-Type", "text/css; charset=utf-8")
-	h.Set("Cache-Control", "public, max-age=3600")
-	_, _ = w.Write(legalCSS)
-})

@@ -237,7 +237,7 @@ func (s *Server) serverInfo() *model.ServerInfo {
 	if s.jobs != nil {
 		ai = &model.Integration{Enabled: true, Provider: ptr(s.jobs.ProviderName())}
 	}
-	payments := &model.Integration{}
+	payments := &model.Integration{Message: ptr(s.billing.DisabledMessage())}
 	if s.billing.Enabled() {
 		payments = &model.Integration{Enabled: true, Provider: ptr("stripe")}
 	}

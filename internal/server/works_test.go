@@ -375,6 +375,43 @@ func TestDeleteRestorePurge(t *testing.T) {
 		t.Fatal("the deleted work is still listed")
 	}
 	me.fails("NOT_FOUND", `query($id: ID!) { work(id: $id) { id } }`, map[string]any{"id": b.ID})
+	// The bin lists it, with its images and until when it can come back.
+	var bin struct {
+		Viewer struct {
+			Works struct {
+				TotalCount int
+				Edges      []struct {
+					Node struct {
+						ID, Title                  string
+						DeletedAt, RestorableUntil *time.Time
+						Images                     []struct{ ThumbnailURL string }
+					}
+				}
+			}
+		}
+	}
+	me.must(`{ viewer { works(filter: {inBin: true}) { totalCount edges { node { id title deletedAt restorableUntil images { thumbnailUrl } } } } } }`, nil, &bin)
+	if got := bin.Viewer.Works; got.TotalCount != 1 || len(got.Edges) != 1 || got.Edges[0].Node.ID != b.ID {
+		t.Fatalf("bin = %+v, want only %s", got, b.ID)
+	}
+	if n := bin.Viewer.Works.Edges[0].Node; n.DeletedAt == nil || n.RestorableUntil == nil || !n.RestorableUntil.After(*n.DeletedAt) || len(n.Images) == 0 || n.Images[0].ThumbnailURL == "" {
+		t.Errorf("binned work = %+v, want deletedAt, a later restorableUntil and its thumbnails", n)
+	}
+	var kept struct {
+		Viewer struct {
+			Works struct {
+				Edges []struct {
+					Node struct {
+						DeletedAt, RestorableUntil *time.Time
+					}
+				}
+			}
+		}
+	}
+	me.must(`{ viewer { works(filter: {inBin: false}) { edges { node { deletedAt restorableUntil } } } } }`, nil, &kept)
+	if e := kept.Viewer.Works.Edges; len(e) != 1 || e[0].Node.DeletedAt != nil || e[0].Node.RestorableUntil != nil {
+		t.Errorf("works outside the bin = %+v, want one without deletedAt and restorableUntil", e)
+	}
 	me.must(`mutation($ids: [ID!]!) { restoreWorks(input: {workIds: $ids}) { works { id title } } }`, map[string]any{"ids": []string{b.ID}}, nil)
 	if count() != 2 {
 		t.Fatal("the restored work is not back")
@@ -389,6 +426,12 @@ func TestDeleteRestorePurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	me.fails("NOT_FOUND", `mutation($ids: [ID!]!) { restoreWorks(input: {workIds: $ids}) { works { id } } }`, map[string]any{"ids": []string{b.ID}})
+	var expired struct {
+		Viewer struct{ Works struct{ TotalCount int } }
+	}
+	if me.must(`{ viewer { works(filter: {inBin: true}) { totalCount } } }`, nil, &expired); expired.Viewer.Works.TotalCount != 0 {
+		t.Errorf("the bin lists %d works past their restore date, want 0", expired.Viewer.Works.TotalCount)
+	}
 	n, err := s.gallery.Purge(context.Background())
 	if err != nil || n != 1 {
 		t.Fatalf("purged %d (%v), want 1", n, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -20,9 +21,13 @@ type Filter struct {
 	Status Status // "" for any
 	// Query matches title or prompt, case-insensitively.
 	Query string
+	// InBin lists the works in the bin that can still be restored instead
+	// of the others.
+	InBin bool
 }
 
-// List returns up to first of owner's works (not deleted) older than after
+// List returns up to first of owner's works (not deleted, or with
+// f.InBin those in the bin that can still be restored) older than after
 // (nil: the newest), newest first, with the total that match.
 // Returns FORBIDDEN unless the actor is owner.
 func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, f Filter, first int, after *uuid.UUID) (*db.Page[Work], error) {
@@ -33,7 +38,12 @@ func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, f Fi
 		return nil, err
 	}
 	return db.ListPage[Work](ctx, s.db, "w.id", func(q *bun.SelectQuery) *bun.SelectQuery {
-		q = q.ModelTableExpr("works AS w").ColumnExpr("w.*").Where("w.user_id = ? AND w.deleted_at IS NULL", owner)
+		q = q.ModelTableExpr("works AS w").ColumnExpr("w.*").Where("w.user_id = ?", owner)
+		if f.InBin {
+			q = q.Where("w.deleted_at IS NOT NULL AND w.deleted_at > now() - ?::interval", db.Interval(s.cfg.Retention))
+		} else {
+			q = q.Where("w.deleted_at IS NULL")
+		}
 		if f.Kind != "" {
 			q = q.Where("w.kind = ?", f.Kind)
 		}
@@ -46,6 +56,16 @@ func (s *Service) List(ctx context.Context, a actor.Actor, owner uuid.UUID, f Fi
 		}
 		return q
 	}, first, after)
+}
+
+// RestorableUntil is when w leaves the bin for good; nil when w is not in
+// the bin.
+func (s *Service) RestorableUntil(w *Work) *time.Time {
+	if w.DeletedAt == nil {
+		return nil
+	}
+	t := w.DeletedAt.Add(s.cfg.Retention)
+	return &t
 }
 
 func escapeLike(s string) string {

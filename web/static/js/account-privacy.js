@@ -82,7 +82,7 @@ export function privacy(ctx, section, viewer) {
         ctx.showError(objectionStatus, err);
       }
     });
-    return h("div", { class: "check" }, box, " ", h("label", { for: id, text: name }), " ", h("small", { class: "hint", id: id + "-hint", text: hint }));
+    return h("label", { class: "check", for: id }, box, h("span", {}, h("span", { class: "check-name", text: name }), h("small", { class: "hint", id: id + "-hint", text: hint })));
   });
   const objections = h("fieldset", { id: "objections", class: "checks" },
     h("legend", { text: "I object to this processing of my data" }), boxes, objectionStatus);
@@ -110,17 +110,6 @@ export function privacy(ctx, section, viewer) {
     } catch (err) {
       ctx.showError(status, err);
     }
-  });
-
-  // The requests, kept up to date from the live feed.
-  const p = pager(ctx, {
-    list, errors: status, moreId: "privacy-more", countEl: count, empty: "You have made no privacy requests.",
-    load: async (after) => {
-      const conn = (await ctx.gql(REQUESTS, { after })).viewer.privacyRequests;
-      if (!after) rows.clear();
-      return conn;
-    },
-    render: (r) => row(r),
   });
 
   function row(r) {
@@ -171,7 +160,10 @@ export function privacy(ctx, section, viewer) {
   function upsert(r, isNew = false) {
     const li = rows.get(r.id);
     if (li) fill(li, r);
-    else if (isNew || list.children.length < 10) list.prepend(row(r));
+    else if (isNew || list.children.length < 10) {
+      list.prepend(row(r));
+      count.textContent = String(Number(count.textContent || 0) + 1);
+    }
     list.nextElementSibling?.nextElementSibling?.setAttribute("hidden", ""); // the "no requests" line
   }
 
@@ -187,7 +179,9 @@ export function privacy(ctx, section, viewer) {
     }
     try {
       const d = await ctx.gql(ONE_REQUEST, { id: ev.privacyRequestId });
-      if (d.node) upsert(d.node, !li);
+      if (!d.node) return;
+      upsert(d.node, !li);
+      if (d.node.kind === "EXPORT" && d.node.export) notice(status, "Your data is ready: download it below.");
     } catch (err) {
       ctx.showError(status, err);
     }
@@ -202,6 +196,16 @@ export function privacy(ctx, section, viewer) {
     h("div", { class: "cols" }, objections, correction),
     h("div", { class: "danger-zone" }, h("h3", { text: "Delete your account" }),
       h("p", { class: "muted small", text: "Deletes your account, works and images for good." }), deleteBtn));
+  // The requests, kept up to date from the live feed.
+  const p = pager(ctx, {
+    list, errors: status, moreId: "privacy-more", countEl: count, empty: "You have made no privacy requests.",
+    load: async (after) => {
+      const conn = (await ctx.gql(REQUESTS, { after })).viewer.privacyRequests;
+      if (!after) rows.clear();
+      return conn;
+    },
+    render: (r) => row(r),
+  });
   p.reload();
   return onEvent;
 }
@@ -237,6 +241,7 @@ export function legal(ctx, section) {
           { input: { documents: docs.map((x) => ({ kind: x.kind, version: x.version })) } }));
         draw(d.acceptLegalDocuments.pendingLegalDocuments);
         notice(status, "Thank you: your acceptance is recorded.");
+        ctx.refreshViewer?.(); // the shell's reminder goes away
       } catch (err) {
         ctx.showError(status, err);
       }

@@ -24,7 +24,7 @@ export function profile(ctx, section, viewer) {
   const verified = viewer.emailVerified
     ? h("span", { class: "badge ok", text: "Verified" })
     : h("span", { class: "badge warn", text: "Not verified" });
-  const resend = viewer.emailVerified ? null : h("button", { type: "button", id: "resend-verification", class: "secondary", text: "Send the verification link again" });
+  const resend = viewer.emailVerified ? null : h("button", { type: "button", id: "profile-resend-verification", class: "secondary", text: "Send the verification link again" });
   resend?.addEventListener("click", async () => {
     ctx.clearError(status);
     try {
@@ -152,6 +152,29 @@ export function describeAgent(ua) {
   return browser || os || ua.slice(0, 60);
 }
 
+// What each security event says, in the past tense.
+const EVENT_TEXT = {
+  SIGN_UP: "Account created",
+  SIGN_UP_ATTEMPT_EXISTING: "Someone tried to sign up again with your address",
+  VERIFICATION_REQUESTED: "Verification link sent",
+  EMAIL_VERIFIED: "Email verified",
+  SIGN_IN: "Signed in",
+  SIGN_IN_FAILED: "Sign-in failed: wrong password",
+  SIGN_OUT: "Signed out",
+  PASSWORD_RESET_REQUESTED: "Password reset link sent",
+  PASSWORD_RESET_COMPLETED: "Password reset",
+  PASSWORD_CHANGED: "Password changed",
+  PASSWORD_HASH_UPGRADED: "Stored password made stronger",
+  EMAIL_CHANGE_REQUESTED: "Email change asked for",
+  EMAIL_CHANGED: "Email changed",
+  SESSION_REVOKED: "A session was signed out from another",
+  RATE_LIMITED: "Requests refused for going too fast",
+  CAPTCHA_FAILED: "CAPTCHA refused",
+  SUSPENDED: "Account suspended",
+  UNSUSPENDED: "Suspension lifted",
+  PROFILE_UPDATED: "Name changed",
+};
+
 const EVENTS = `query($after: String) { viewer { id securityEvents(first: 10, after: $after) {
   totalCount pageInfo { hasNextPage endCursor } edges { node { id kind ip userAgent createdAt } } } } }`;
 
@@ -165,7 +188,7 @@ export function securityEvents(ctx, section) {
     list, errors: status, moreId: "security-more", countEl: count, empty: "Nothing recorded yet.",
     load: async (after) => (await ctx.gql(EVENTS, { after })).viewer.securityEvents,
     render: (ev) => h("li", { class: "security-event row", dataset: { kind: ev.kind } },
-      h("div", { class: "row-main" }, h("strong", { text: label(ev.kind) }),
+      h("div", { class: "row-main" }, h("strong", { text: EVENT_TEXT[ev.kind] || label(ev.kind) }),
         h("div", { class: "muted small" }, when(ev.createdAt), ` · ${ev.ip} · ${describeAgent(ev.userAgent)}`))),
   });
   p.reload();

@@ -62,11 +62,11 @@ export function money(m) {
 // bytes writes a size for people.
 export function bytes(n) {
   if (n === null || n === undefined) return "";
-  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  const units = ["bytes", "KB", "MB", "GB", "TB"]; // of 1024, as storage is counted
   let i = 0;
   let v = Number(n);
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
     i++;
   }
   return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;

@@ -10,9 +10,9 @@ import { privacy, legal } from "./account-privacy.js";
 import { subscription, purchases, credits } from "./account-billing.js";
 import { followViewerEvents } from "./account-live.js";
 
-// lastEventSeq is read before any part loads, so the live feed resumes
+// lastViewerEventSeq is read before any part loads, so the live feed resumes
 // from before what they show.
-const VIEWER = `query { viewer { id email name emailVerified objections lastEventSeq } }`;
+const VIEWER = `query { viewer { id email name emailVerified objections lastViewerEventSeq } }`;
 
 const PARTS = [
   ["profile", "Profile"],
@@ -72,7 +72,7 @@ export function mount(root, ctx) {
     for (const s of Object.values(sections)) s.querySelector("h2")?.setAttribute("tabindex", "-1");
     if (stopped) return;
 
-    cleanups.push(followViewerEvents(ctx, viewer.lastEventSeq, (ev) => handlers.forEach((fn) => fn(ev))));
+    cleanups.push(followViewerEvents(ctx, viewer.lastViewerEventSeq, (ev) => handlers.forEach((fn) => fn(ev))));
   })();
 
   return () => {

@@ -6,7 +6,7 @@ import { gql, gqlUpload, showError, clearError, ApiError } from "./api.js";
 import * as live from "./live.js";
 
 const VIEWER_QUERY = `query Viewer {
-  viewer { id email name emailVerified role status
+  viewer { id email name emailVerified role status lastViewerEventSeq
     pendingLegalDocuments { kind version url effectiveAt inEffect } }
 }`;
 const CREDITS_QUERY = `query Credits { viewer { credits { balance available held } } }`;

@@ -7,10 +7,10 @@
 import { h, money, bytes, busy, newKey, hashQuery } from "./account-ui.js";
 import { followViewerEvents } from "./account-live.js";
 
-const PLANS = `query { serverInfo { integrations { payments { enabled } } }
+const PLANS = `query { serverInfo { integrations { payments { enabled message } } }
   plans { code name kind interval credits price { amount currency } storageQuotaBytes runningJobsLimit } }`;
 
-const VIEWER = `query { viewer { id emailVerified lastEventSeq credits { available }
+const VIEWER = `query { viewer { id emailVerified lastViewerEventSeq credits { available }
   subscription { planCode status cancelAtPeriodEnd }
   purchases(first: 1) { edges { node { id status credits planCode plan { name } createdAt } } } } }`;
 
@@ -124,11 +124,11 @@ export function mount(root, ctx) {
       for (const p of pd.plans) (p.kind === "SUBSCRIPTION" ? planGrid : packGrid).append(card(p));
       packs.hidden = !packGrid.children.length;
       plans.hidden = !planGrid.children.length;
-      if (!paymentsOn) showOff("Buying is not available on this server yet: payments are not set up. Your credits and works are not affected.");
+      if (!paymentsOn) showOff(pd.serverInfo.integrations.payments.message || "Payments are not enabled on this server.");
       const latest = viewer?.purchases?.edges?.[0]?.node;
       const waiting = checkoutReturn(latest);
       if (viewer && waiting) {
-        stopLive = followViewerEvents(ctx, viewer.lastEventSeq, (ev) => {
+        stopLive = followViewerEvents(ctx, viewer.lastViewerEventSeq, (ev) => {
           if (ev.kind === "PURCHASE" && ev.purchaseStatus === "PAID" && result.dataset.state !== "paid") paid(null, null);
           if (ev.kind === "CREDITS" && (ev.cause === "PURCHASE" || ev.cause === "SUBSCRIPTION_GRANT") && ev.credits) {
             paid(null, ev.credits.available);
