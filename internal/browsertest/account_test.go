@@ -34,8 +34,9 @@ func TestAccountAndBuyScreens(t *testing.T) {
 	tb.screens("account")
 
 	tb.click(`#sessions .session[data-current="false"] .revoke`)
-	confirmIfAsked(tb)
-	tb.waitFor("the other session to leave the list", `document.querySelectorAll("#sessions .session").length === 1`, 10*time.Second)
+	one := `document.querySelectorAll("#sessions .session").length === 1`
+	confirmIfAsked(tb, one)
+	tb.waitFor("the other session to leave the list", one, 10*time.Second)
 	var revoked int
 	svc.scan(t, `SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL`, nil, &revoked)
 	if revoked != 1 {

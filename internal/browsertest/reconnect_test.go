@@ -73,7 +73,7 @@ func TestReconnectMidGenerationMissesNoEvent(t *testing.T) {
 	tb.screens("reconnecting")
 
 	// The job goes on without the page and finishes.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(slowdown * 20 * time.Second)
 	for {
 		var status string
 		svc.scan(t, `SELECT status FROM generations WHERE id = ?`, []any{genID}, &status)
@@ -140,7 +140,7 @@ func TestLiveFeedRecoversWhenTheServiceDropsTheSocket(t *testing.T) {
 	signIn(tb, "radia@example.com")
 	liveJS := `(document.querySelector("#live-status") || {dataset: {}}).dataset.state === "live"`
 	tb.waitFor(`#live-status data-state="live"`, liveJS, 10*time.Second)
-	before := balance(tb)
+	badge := tb.text("#credits")
 	eval[bool](tb, `(() => {
 		const states = window.__states = [];
 		const e = document.querySelector("#live-status");
@@ -158,7 +158,9 @@ func TestLiveFeedRecoversWhenTheServiceDropsTheSocket(t *testing.T) {
 		GenerateImage struct{ Generation struct{ ID string } }
 	}
 	svc.gql(t, token, `mutation { generateImage(input: {prompt: "a red kite", width: 256, height: 256}) { generation { id } } }`, nil, &out)
-	tb.waitFor("the credits badge to drop below "+strconv.Itoa(before)+" by itself",
-		`Number(document.querySelector("#credits").dataset.balance) < `+strconv.Itoa(before), 15*time.Second)
+	// The job holds its credits at once, and takes them when it is done:
+	// either way the badge changes by itself.
+	tb.waitFor("the credits badge to change by itself from "+strconv.Quote(badge),
+		`document.querySelector("#credits").innerText !== `+strconv.Quote(badge), 15*time.Second)
 	tb.screens("live-again")
 }

@@ -20,7 +20,12 @@ import (
 )
 
 // tabTimeout bounds everything one test does in its tab.
-const tabTimeout = 90 * time.Second
+const tabTimeout = 5 * time.Minute
+
+// slowdown stretches every wait: under the race detector on a crowded
+// machine a password hash or a generator step takes many times longer, and
+// a wait only lasts its full length when the test is failing anyway.
+const slowdown = 4
 
 // tab is one test's page in a fresh browser context (its own cookies and
 // storage, like an incognito window). It records every problem the page
@@ -202,6 +207,7 @@ func firstLineOf(s string) string {
 // problem meanwhile. what says what the user would be waiting for.
 func (tb *tab) waitFor(what, expr string, timeout time.Duration) {
 	tb.t.Helper()
+	timeout *= slowdown
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool](`!!(`+expr+`)`))

@@ -37,8 +37,9 @@ func TestDeleteAndRestoreInMyWorks(t *testing.T) {
 		t.Errorf("%d works titled %q in the database, want the renamed one", titles, "First steps")
 	}
 	tb.click(workCard(tb, "First steps") + " .delete")
-	confirmIfAsked(tb)
-	tb.waitFor("the deleted work to leave My Works", fmt.Sprintf(`!%s && document.querySelectorAll("#works-grid .work[data-id]").length === 1`, workCardJS("First steps")), 10*time.Second)
+	gone := fmt.Sprintf(`!%s && document.querySelectorAll("#works-grid .work[data-id]").length === 1`, workCardJS("First steps"))
+	confirmIfAsked(tb, gone)
+	tb.waitFor("the deleted work to leave My Works", gone, 10*time.Second)
 
 	tb.goTo("/#/works/bin")
 	tb.waitFor("the deleted work in the bin", fmt.Sprintf(`!!%s`, workCardJS("First steps")), 10*time.Second)
@@ -56,18 +57,19 @@ func TestDeleteAndRestoreInMyWorks(t *testing.T) {
 
 	// Delete again and empty the bin: then it is gone for good.
 	tb.click(workCard(tb, "First steps") + " .delete")
-	confirmIfAsked(tb)
-	tb.waitFor("the deleted work to leave My Works", fmt.Sprintf(`!%s`, workCardJS("First steps")), 10*time.Second)
+	confirmIfAsked(tb, "!"+workCardJS("First steps"))
+	tb.waitFor("the deleted work to leave My Works", "!"+workCardJS("First steps"), 10*time.Second)
 	tb.goTo("/#/works/bin")
 	tb.waitFor("the deleted work in the bin", fmt.Sprintf(`!!%s`, workCardJS("First steps")), 10*time.Second)
 	tb.click("#empty-bin")
-	confirmIfAsked(tb)
-	tb.waitFor("an empty bin", `document.querySelectorAll("#works-grid .work[data-id]").length === 0`, 10*time.Second)
+	empty := `document.querySelectorAll("#works-grid .work[data-id]").length === 0`
+	confirmIfAsked(tb, empty)
+	tb.waitFor("an empty bin", empty, 10*time.Second)
 	tb.screens("bin-empty")
-	var gone, left int
-	svc.scan(t, `SELECT count(*) FILTER (WHERE title = 'First steps'), count(*) FILTER (WHERE deleted_at IS NULL) FROM works`, nil, &gone, &left)
-	if gone != 0 {
-		t.Errorf("the emptied work is still in the database (%d rows), want it erased", gone)
+	var rows, left int
+	svc.scan(t, `SELECT count(*) FILTER (WHERE title = 'First steps'), count(*) FILTER (WHERE deleted_at IS NULL) FROM works`, nil, &rows, &left)
+	if rows != 0 {
+		t.Errorf("the emptied work is still in the database (%d rows), want it erased", rows)
 	}
 	if left != 1 {
 		t.Errorf("%d works left in My Works after emptying the bin, want the other one", left)
@@ -91,16 +93,12 @@ func workCard(tb *tab, title string) string {
 	return fmt.Sprintf(`#works-grid .work[data-id=%q]`, id)
 }
 
-// confirmIfAsked presses the .confirm button of an open <dialog> when one
-// shows within a moment (a confirmation the UI may ask for).
-func confirmIfAsked(tb *tab) {
+// confirmIfAsked presses the .confirm button of an open <dialog> if the UI
+// asks for a confirmation before done (a JavaScript expression) is true.
+func confirmIfAsked(tb *tab, done string) {
 	tb.t.Helper()
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		if eval[bool](tb, visibleJS("dialog[open] .confirm")) {
-			tb.click("dialog[open] .confirm")
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	tb.waitFor("a confirmation or the result", visibleJS("dialog[open] .confirm")+" || ("+done+")", 10*time.Second)
+	if eval[bool](tb, visibleJS("dialog[open] .confirm")) {
+		tb.click("dialog[open] .confirm")
 	}
 }
