@@ -123,6 +123,8 @@ function startFeed() {
   stopFeed = live.followSeq(VIEWER_EVENTS, "viewerEvents", {}, viewer.lastViewerEventSeq ?? null, {
     onEvent(ev) {
       if (ev.kind === "CREDITS" && ev.credits) setCredits(ev.credits);
+      // Verified in another tab: the bonus arrives here first.
+      if (ev.cause === "SIGNUP_BONUS" && viewer && !viewer.emailVerified) ctx.refreshViewer();
       for (const fn of feedListeners) fn(ev);
     },
     error(err) {
