@@ -55,6 +55,8 @@ export function profile(ctx, section, viewer) {
 
   const passwordForm = h("form", { id: "password-form", class: "stack" },
     h("h3", { text: "Change password" }),
+    // For password managers: which account the new password belongs to.
+    h("input", { type: "email", name: "username", autocomplete: "username", value: viewer.email, hidden: true, readonly: true, tabindex: -1 }),
     field("Current password", { id: "password-current", name: "currentPassword", type: "password", required: true, autocomplete: "current-password", maxlength: 128 }),
     field("New password", { id: "password-new", name: "newPassword", type: "password", required: true, autocomplete: "new-password", minlength: 8, maxlength: 128 },
       "8 to 128 characters. Every other session is signed out."),

@@ -132,7 +132,8 @@ function openDialog(ctx, { title, body = [], confirmLabel, danger = false, input
     });
     document.body.append(dialog);
     dialog.showModal();
-    (inputs.length ? dialog.querySelector("input") : confirm).focus();
+    // A destructive question starts on Cancel, so Enter does no harm.
+    (inputs.length ? dialog.querySelector("input") : danger ? cancel : confirm).focus();
   });
 }
 
