@@ -2,7 +2,8 @@
 # runs every test. Both find or start PostgreSQL themselves (.ci/ensure-postgres);
 # DATABASE_URL / TEST_DATABASE_URL override that. `make test` and `make bench` also
 # install the pinned stripe-mock once (.ci/ensure-stripe-mock); STRIPE_MOCK_BIN
-# overrides it.
+# overrides it. `make test` also installs Debian's chromium when it is missing, for
+# the browser tests (.ci/ensure-chromium); CHROMIUM_BIN overrides it.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 GO ?= go
@@ -20,9 +21,10 @@ run:
 test: lint
 	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
 	stripe_mock="$${STRIPE_MOCK_BIN:-$$(.ci/ensure-stripe-mock)}"; \
+	chromium="$${CHROMIUM_BIN:-$$(.ci/ensure-chromium)}"; \
 	echo "testing against $$url"; \
 	start=$$(date +%s); \
-	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" $(GO) test -race -count=1 -timeout 15m ./...; \
+	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" CHROMIUM_BIN="$$chromium" $(GO) test -race -count=1 -timeout 15m ./...; \
 	echo "make test: all packages passed in $$(( $$(date +%s) - start ))s"
 
 lint:

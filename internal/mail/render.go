@@ -74,6 +74,7 @@ var outboxPage = template.Must(template.New("outbox").Parse(`<!doctype html>
 <meta charset="utf-8">
 <meta name="robots" content="noindex">
 <title>Mail outbox</title>
+<link rel="icon" href="data:,">
 <style>
 body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; }
 article { border: 1px solid #ccc; border-radius: 6px; margin: 1rem 0; padding: 0 1rem 1rem; }
