@@ -59,7 +59,9 @@ func BenchmarkIdleSockets(b *testing.B) {
 	b.Cleanup(fleet.closeAll)
 	for _, n := range socketSteps {
 		b.Run(fmt.Sprintf("sockets=%d", n), func(b *testing.B) {
-			fleet.grow(b, n)
+			if err := fleet.grow(n); err != nil {
+				b.Fatalf("%v; the server logged:\n%s", err, complaints(p.stderr.String()))
+			}
 			waitFor(b, 60*time.Second, func() bool {
 				return metric(b, p.metrics, "fastimage_graphql_active_subscriptions") == float64(n)
 			}, "every subscription running")
@@ -92,8 +94,7 @@ type socketFleet struct {
 const feedSubscription = `subscription { viewerEvents { seq kind } }`
 
 // grow opens sockets until n are open.
-func (f *socketFleet) grow(b *testing.B, n int) {
-	b.Helper()
+func (f *socketFleet) grow(n int) error {
 	dialer := websocket.Dialer{Subprotocols: []string{"graphql-transport-ws"}, HandshakeTimeout: 30 * time.Second,
 		ReadBufferSize: 512, WriteBufferSize: 512}
 	start := len(f.conns)
@@ -122,9 +123,21 @@ func (f *socketFleet) grow(b *testing.B, n int) {
 	}
 	close(next)
 	wg.Wait()
-	if failure != nil {
-		b.Fatal(failure)
+	return failure
+}
+
+// complaints returns the warnings and errors in a JSON log.
+func complaints(log string) string {
+	var out []string
+	for line := range strings.SplitSeq(log, "\n") {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+			out = append(out, line)
+		}
 	}
+	if len(out) > 20 {
+		out = out[len(out)-20:]
+	}
+	return strings.Join(out, "\n")
 }
 
 // open dials one socket, signs it in, starts its subscription, and leaves a
