@@ -83,26 +83,48 @@ func (s *wsSocket) start(id string, payload json.RawMessage, read graphql.TraceT
 	s.mu.Lock()
 	s.ops[id] = op
 	s.mu.Unlock()
-	go s.run(ctx, op, rc)
+	failed := &opErrors{}
+	ctx = context.WithValue(ctx, opErrorsKey{}, failed)
+	// The operation starts (its middleware and root resolver run) here, on
+	// the message's short-lived goroutine, so that the goroutine that waits
+	// for its responses, which lives as long as the subscription, keeps a
+	// small stack.
+	responses, ctx, ok := s.dispatch(ctx, rc, failed)
+	go s.run(ctx, op, rc, responses, ok, failed)
+}
+
+// dispatch starts the operation; it reports false, with the error in
+// failed, if that panicked.
+func (s *wsSocket) dispatch(ctx context.Context, rc *graphql.OperationContext, failed *opErrors) (responses graphql.ResponseHandler, rctx context.Context, ok bool) {
+	rctx = ctx
+	defer func() {
+		if r := recover(); r != nil {
+			failed.add(recovered(ctx, rc, r))
+		}
+	}()
+	responses, rctx = s.exec.DispatchOperation(ctx, rc)
+	return responses, rctx, true
+}
+
+func recovered(ctx context.Context, rc *graphql.OperationContext, r any) *gqlerror.Error {
+	err := rc.Recover(ctx, r)
+	var gerr *gqlerror.Error
+	if !errors.As(err, &gerr) {
+		gerr = &gqlerror.Error{}
+		if err != nil {
+			gerr.Message = err.Error()
+		}
+	}
+	return gerr
 }
 
 // run sends the operation's responses, then its end: an `error` message if
 // it failed, else a `complete` (unless the socket is closing, when neither
 // is sent: a complete would tell the client that all went well).
-func (s *wsSocket) run(ctx context.Context, op *wsOp, rc *graphql.OperationContext) {
-	failed := &opErrors{}
-	ctx = context.WithValue(ctx, opErrorsKey{}, failed)
+func (s *wsSocket) run(ctx context.Context, op *wsOp, rc *graphql.OperationContext, responses graphql.ResponseHandler, started bool, failed *opErrors) {
 	defer func() {
 		if r := recover(); r != nil {
-			err := rc.Recover(ctx, r)
-			var gerr *gqlerror.Error
-			if !errors.As(err, &gerr) {
-				gerr = &gqlerror.Error{}
-				if err != nil {
-					gerr.Message = err.Error()
-				}
-			}
-			failed.add(gerr)
+			failed.add(recovered(ctx, rc, r))
 		}
 		if errs := failed.list(); len(errs) > 0 {
 			s.sendErrors(op, op.id, errs)
@@ -116,8 +138,7 @@ func (s *wsSocket) run(ctx context.Context, op *wsOp, rc *graphql.OperationConte
 		s.mu.Unlock()
 		op.cancel()
 	}()
-	responses, ctx := s.exec.DispatchOperation(ctx, rc)
-	for {
+	for started {
 		resp := responses(ctx)
 		if resp == nil {
 			return

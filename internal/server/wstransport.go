@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -88,16 +89,35 @@ func (t wsTransport) read(s *wsSocket) {
 			s.protocolError(`The message is not JSON.`)
 			return
 		}
-		var ok bool
-		if s.legacy {
-			ok = t.legacyMessage(s, f, readTiming(start))
-		} else {
-			ok = t.transportWSMessage(s, f, readTiming(start))
-		}
-		if !ok {
+		if !s.onFreshStack(func() bool {
+			if s.legacy {
+				return t.legacyMessage(s, f, readTiming(start))
+			}
+			return t.transportWSMessage(s, f, readTiming(start))
+		}) {
 			return
 		}
 	}
+}
+
+// onFreshStack runs f on a short-lived goroutine and returns its result.
+// Handling a message goes deep (authentication, parsing and validating an
+// operation, its resolvers); a goroutine's stack that grew stays grown for
+// a while after, and the reader of an idle socket should not pay for the
+// deepest message it ever handled. A panic closes the socket, as it would
+// have ended the request.
+func (s *wsSocket) onFreshStack(f func() bool) bool {
+	done := make(chan bool, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.acceptor.log.Error("websocket message handler panicked", "panic", r, "stack", string(debug.Stack()))
+				done <- false
+			}
+		}()
+		done <- f()
+	}()
+	return <-done
 }
 
 // transportWSMessage handles one message of graphql-transport-ws; it
