@@ -9,7 +9,7 @@ GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test lint generate check-generate schema-check schema-update bench build
+.PHONY: run test lint generate check-generate schema-check schema-update bench bench-sockets build
 
 ## run: start the service on local defaults (migrations applied at start)
 run:
@@ -56,6 +56,11 @@ bench:
 	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
 	stripe_mock="$${STRIPE_MOCK_BIN:-$$(.ci/ensure-stripe-mock)}"; \
 	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+
+## bench-sockets: only the idle-WebSocket memory benchmark (a real serve process, 10,000 sockets)
+bench-sockets:
+	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
+	TEST_DATABASE_URL="$$url" $(GO) test -run '^$$' -bench IdleSockets -benchtime 2s ./cmd/fastimage
 
 ## build: the binary in bin/
 build:
