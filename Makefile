@@ -10,7 +10,7 @@ GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test lint generate check-generate schema-check schema-update bench build load
+.PHONY: run test lint generate check-generate schema-check schema-update bench bench-sockets build load
 
 ## run: start the service on local defaults (migrations applied at start)
 run:
@@ -65,6 +65,11 @@ bench:
 LOAD_FLAGS ?= -users 200 -duration 60s
 load:
 	$(GO) run ./cmd/fastimage-load $(LOAD_FLAGS)
+
+## bench-sockets: only the idle-WebSocket memory benchmark (a real serve process, 10,000 sockets)
+bench-sockets:
+	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
+	TEST_DATABASE_URL="$$url" $(GO) test -run '^$$' -bench IdleSockets -benchtime 2s ./cmd/fastimage
 
 ## build: the binary in bin/
 build:

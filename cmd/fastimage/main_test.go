@@ -29,7 +29,7 @@ var (
 	buildErr  error
 )
 
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "fastimage-bin")
@@ -67,7 +67,7 @@ type process struct {
 
 // startServe runs `fastimage serve` with args and waits for it to print its
 // address.
-func startServe(t *testing.T, dbURL string, args ...string) *process {
+func startServe(t testing.TB, dbURL string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(buildBinary(t), append([]string{"serve", "--http-addr", "127.0.0.1:0", "--storage-dir", t.TempDir()}, args...)...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_FORMAT=json")

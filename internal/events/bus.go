@@ -34,7 +34,11 @@ type Bus struct {
 
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
+	calls   map[string]map[*call]struct{}
 }
+
+// call is a waiter that is a function (see SubscribeFunc).
+type call struct{ f func() }
 
 // Pauses of the listener after connection trouble.
 const (
@@ -44,7 +48,7 @@ const (
 
 // New returns a Bus; Run must be running for it to ring.
 func New(db *bun.DB, log *slog.Logger) *Bus {
-	return &Bus{db: db, log: log, pause: sleep, waiters: make(map[string]map[chan struct{}]struct{})}
+	return &Bus{db: db, log: log, pause: sleep, waiters: make(map[string]map[chan struct{}]struct{}), calls: make(map[string]map[*call]struct{})}
 }
 
 // Topic keys.
@@ -90,12 +94,40 @@ func (b *Bus) Subscribe(topic string) (<-chan struct{}, func()) {
 	}
 }
 
+// SubscribeFunc calls f whenever topic may have news, until the function it
+// returns is called. Unlike Subscribe's channel, it needs no goroutine
+// waiting on it, which matters to a waiter held by every open WebSocket. f
+// runs on the bus's own goroutine with the bus locked: it must return at
+// once (start a goroutine for anything slow) and not call the bus.
+func (b *Bus) SubscribeFunc(topic string, f func()) func() {
+	c := &call{f: f}
+	b.mu.Lock()
+	set := b.calls[topic]
+	if set == nil {
+		set = make(map[*call]struct{})
+		b.calls[topic] = set
+	}
+	set[c] = struct{}{}
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.calls[topic], c)
+		if len(b.calls[topic]) == 0 {
+			delete(b.calls, topic)
+		}
+	}
+}
+
 // Waiters returns how many waiters are subscribed, for metrics.
 func (b *Bus) Waiters() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := 0
 	for _, set := range b.waiters {
+		n += len(set)
+	}
+	for _, set := range b.calls {
 		n += len(set)
 	}
 	return n
@@ -110,6 +142,9 @@ func (b *Bus) wake(topic string) {
 		default: // a wake-up is already pending
 		}
 	}
+	for c := range b.calls[topic] {
+		c.f()
+	}
 }
 
 func (b *Bus) wakeAll() {
@@ -121,6 +156,11 @@ func (b *Bus) wakeAll() {
 			case ch <- struct{}{}:
 			default:
 			}
+		}
+	}
+	for _, set := range b.calls {
+		for c := range set {
+			c.f()
 		}
 	}
 }

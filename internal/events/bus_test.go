@@ -414,3 +414,29 @@ func TestRunStopsWithItsContext(t *testing.T) {
 		return n == 0
 	})
 }
+
+// A function waiter is called for its topic's rings only, and no more once
+// stopped.
+func TestSubscribeFuncIsCalledForItsTopic(t *testing.T) {
+	t.Parallel()
+	bdb := dbtest.New(t)
+	b := newBus(bdb)
+	var calls atomic.Int64
+	stop := b.SubscribeFunc(SessionsTopic("u"), func() { calls.Add(1) })
+	other := b.SubscribeFunc(SessionsTopic("v"), func() {})
+	defer other()
+	start(t, b)
+	listenerPID(t, bdb, 0)
+	before := calls.Load() // the first LISTEN wakes every waiter
+	if err := Ring(context.Background(), bdb, SessionsTopic("u")); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the function to be called", func() bool { return calls.Load() > before })
+	if got := b.Waiters(); got != 2 {
+		t.Errorf("Waiters() = %d, want 2", got)
+	}
+	stop()
+	if got := b.Waiters(); got != 1 {
+		t.Errorf("after stop, Waiters() = %d, want 1", got)
+	}
+}

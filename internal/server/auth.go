@@ -166,7 +166,7 @@ func (j cookieJar) Clear(ctx context.Context) {
 // API key), falling back to what the
 // upgrade request carried (cookie or header). A token that does not work
 // refuses the connection with close code 4401 (4403 for a suspended account).
-func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (context.Context, error) {
 	token := payload.GetString("token")
 	if token == "" {
 		if scheme, t, ok := strings.Cut(payload.Authorization(), " "); ok && strings.EqualFold(scheme, "Bearer") {
@@ -176,12 +176,11 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 	if token != "" {
 		v, err := s.authenticateToken(ctx, token)
 		if err != nil {
-			code, reason := closeFrame(err)
-			return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, code), reason), nil, err
+			return ctx, err
 		}
 		ctx = account.WithAuth(ctx, v, nil)
 	}
-	return s.watchSession(ctx), nil, nil
+	return s.watchSession(ctx), nil
 }
 
 // watchSession returns ctx, ended as soon as the viewer's session (or API
@@ -199,45 +198,29 @@ func (s *Server) watchSession(ctx context.Context) context.Context {
 		return ctx
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	// A key's streams end when it is revoked (its topic) and when its user
-	// is suspended (the user's sessions topic, rung then too).
-	var rang, keyRang <-chan struct{}
-	stopListening, stopKey := func() {}, func() {}
-	if s.bus != nil {
-		rang, stopListening = s.bus.Subscribe(events.SessionsTopic(v.User.ID.String()))
-		if v.Key != nil {
-			keyRang, stopKey = s.bus.Subscribe(apikey.Topic(v.Key.ID))
-		}
-	}
 	stillValid := s.accounts.StillValid
 	if v.Key != nil {
 		stillValid = s.keys.StillValid
 	}
-	go func() {
-		defer cancel()
-		defer stopListening()
-		defer stopKey()
-		t := time.NewTicker(s.cfg.Accounts.SessionRecheck)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			case <-rang:
-			case <-keyRang:
-			}
-			err := stillValid(ctx, v)
-			if err == nil {
-				continue
-			}
-			if apperr.CodeOf(err) == apperr.Internal {
-				s.log.WarnContext(ctx, "could not recheck session", "err", err)
-				continue
-			}
-			end.end(err)
-			return
+	w := &sessionWatch{ctx: ctx, every: s.cfg.Accounts.SessionRecheck, check: func(ctx context.Context) error { return stillValid(ctx, v) }, log: s.log}
+	w.ended = func(err error) {
+		end.end(err)
+		cancel()
+	}
+	// A key's streams end when it is revoked (its topic) and when its user
+	// is suspended (the user's sessions topic, rung then too).
+	if s.bus != nil {
+		ring := func() { go w.recheck() }
+		stops := []func(){s.bus.SubscribeFunc(events.SessionsTopic(v.User.ID.String()), ring)}
+		if v.Key != nil {
+			stops = append(stops, s.bus.SubscribeFunc(apikey.Topic(v.Key.ID), ring))
 		}
-	}()
+		context.AfterFunc(ctx, func() {
+			for _, stop := range stops {
+				stop()
+			}
+		})
+	}
+	w.start()
 	return ctx
 }

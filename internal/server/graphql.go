@@ -42,20 +42,7 @@ func (s *Server) graphqlHandler() http.Handler {
 	es := graph.NewExecutableSchema(cfg)
 	h := handler.New(es)
 
-	readLimit := s.cfg.WSMaxMessage
-	h.AddTransport(wsTransport{transport.Websocket{
-		// The adapter closes a socket without connection_init in time
-		// itself: gqlgen would use 1002, which ends the reference client.
-		Implementation: s.ws,
-		// graphql-ws (legacy) clients expect "ka" messages; graphql-transport-ws
-		// clients get protocol pings. Dead peers are found by the adapter's
-		// WebSocket-level ping/pong on both.
-		KeepAlivePingInterval: s.cfg.WSPingInterval,
-		PingPongInterval:      s.cfg.WSPingInterval,
-		MissingPongOk:         true,
-		PayloadReadLimit:      &readLimit,
-		InitFunc:              s.wsInit,
-	}, s.cfg.WSMaxOperations})
+	h.AddTransport(wsTransport{sockets: s.ws, init: s.wsInit, readLimit: s.cfg.WSMaxMessage, maxOperations: s.cfg.WSMaxOperations})
 	h.AddTransport(sseTransport{SSE: transport.SSE{KeepAlivePingInterval: sseKeepAlive}, streams: s.streams, watch: s.watchSession})
 	h.AddTransport(multipartTransport{maxFile: s.cfg.MaxUploadBytes, maxFields: s.cfg.MaxBodyBytes, maxMemory: 1 << 20, log: s.log})
 	h.AddTransport(httpTransport{})
@@ -83,22 +70,6 @@ func (s *Server) graphqlHandler() http.Handler {
 	h.SetErrorPresenter(present)
 	h.SetRecoverFunc(recoverPanic(s.log))
 	return h
-}
-
-// wsTransport is gqlgen's WebSocket transport with a sessionEnd for each
-// socket, which the adapter reads to close it with 4401 or 4403, and a bound
-// on the queries and mutations each socket runs at once.
-type wsTransport struct {
-	transport.Websocket
-	maxOperations int
-}
-
-func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	if a, _ := t.Implementation.(*wsAcceptor); !checkUpgrade(w, r, a) {
-		return
-	}
-	ctx := withSocketOps(withSessionEnd(r.Context(), true), t.maxOperations)
-	t.Websocket.Do(w, r.WithContext(ctx), exec)
 }
 
 // sseTransport is gqlgen's SSE transport with streams that end at shutdown

@@ -151,7 +151,7 @@ func (s *Server) limitSubscriptions(present graphql.ErrorPresenterFunc) graphql.
 				refused = true
 				gerr := present(rctx, err)
 				if socket != nil {
-					transport.AddSubscriptionError(rctx, gerr)
+					addOperationError(rctx, gerr)
 					return nil
 				}
 				return &graphql.Response{Errors: gqlerror.List{gerr}}

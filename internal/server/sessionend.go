@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/fastimage/api/graph"
@@ -119,7 +118,7 @@ func endOperations(present graphql.ErrorPresenterFunc) graphql.OperationMiddlewa
 			reported = true
 			gerr := present(rctx, err)
 			if end.websocket {
-				transport.AddSubscriptionError(rctx, gerr)
+				addOperationError(rctx, gerr)
 				return nil
 			}
 			return &graphql.Response{Errors: gqlerror.List{gerr}}

@@ -96,9 +96,3 @@ func headerHas(r *http.Request, name, token string) bool {
 	}
 	return false
 }
-
-func (a *wsAcceptor) shuttingDown() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.shutdown
-}

@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/gorilla/websocket"
+)
+
+// wsSocket is one GraphQL WebSocket: its connection, its subprotocol's state
+// and its running operations. An idle socket costs a parked reader (the
+// request's goroutine), one goroutine per running operation, a 1 KiB read
+// buffer and two runtime timers — pings and keep-alives need no goroutine
+// of their own, and no write buffer is held between messages.
+//
+// Every write has a deadline, so a client that stops reading is dropped
+// instead of stalling the goroutines that write to it; WebSocket-level pings
+// find dead peers on either subprotocol.
+type wsSocket struct {
+	ws       *websocket.Conn
+	acceptor *wsAcceptor
+	legacy   bool // graphql-ws; graphql-transport-ws otherwise
+	exec     graphql.GraphExecutor
+	headers  http.Header
+	session  *sessionEnd
+
+	// life is done when the socket closes (cancel). ctx, the parent of its
+	// operations, is life until connection_init; from then on it carries the
+	// viewer and also ends when their session does (see Server.wsInit). Only
+	// the read loop sets it, before any operation starts.
+	life   context.Context
+	cancel context.CancelFunc
+	ctx    context.Context
+
+	pings       *time.Timer
+	initTimeout *time.Timer
+
+	// writeMu orders whole messages; checking that an operation may still
+	// speak happens under it too, so that nothing is sent for an operation
+	// after the read loop has forgotten it.
+	writeMu sync.Mutex
+
+	mu        sync.Mutex
+	initSeen  bool
+	acked     bool
+	closeSent bool
+	ops       map[string]*wsOp
+}
+
+// startTimers arms the pings, and the close of a socket that sends no
+// connection_init in time. A peer silent for two ping intervals (no pong,
+// no message) is dropped by the reader.
+func (s *wsSocket) startTimers() {
+	a := s.acceptor
+	s.alive()
+	s.ws.SetPongHandler(func(string) error { s.alive(); return nil })
+	s.pings = time.AfterFunc(a.pingInterval, s.ping)
+	s.initTimeout = time.AfterFunc(a.initTimeout, s.initTimedOut)
+}
+
+// alive extends the read deadline after a sign of life from the peer; only
+// the reader calls it.
+func (s *wsSocket) alive() {
+	_ = s.ws.SetReadDeadline(time.Now().Add(2 * s.acceptor.pingInterval))
+}
+
+// ping sends a WebSocket ping and the subprotocol's keep-alive: legacy
+// clients expect "ka" messages, and graphql-transport-ws clients in a
+// browser see only the protocol's own ping.
+func (s *wsSocket) ping() {
+	if s.life.Err() != nil {
+		return
+	}
+	if err := s.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.acceptor.writeTimeout)); err != nil {
+		_ = s.ws.Close()
+		return
+	}
+	s.mu.Lock()
+	acked := s.acked
+	s.mu.Unlock()
+	if acked {
+		if s.legacy {
+			_ = s.send(nil, "", legacyKeepAlive, nil)
+		} else {
+			_ = s.send(nil, "", msgPing, nil)
+		}
+	}
+	s.pings.Reset(s.acceptor.pingInterval)
+}
+
+func (s *wsSocket) initTimedOut() {
+	s.mu.Lock()
+	seen := s.initSeen
+	s.mu.Unlock()
+	if seen {
+		return
+	}
+	if s.legacy {
+		s.closeWith(closeProtocolError, reasonInitTimeout)
+		return
+	}
+	s.closeWith(closeInitTimeout, reasonInitTimeout)
+}
+
+// send writes one message; for an operation's message (op not nil), only
+// while the operation is still the one the client knows under its id. A
+// write that fails closes the socket.
+func (s *wsSocket) send(op *wsOp, id, typ string, payload []byte) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if op != nil && !s.current(op) {
+		return nil
+	}
+	_ = s.ws.SetWriteDeadline(time.Now().Add(s.acceptor.writeTimeout))
+	if err := s.ws.WriteMessage(websocket.TextMessage, encodeFrame(id, typ, payload)); err != nil {
+		// A write that timed out leaves the socket unusable; closing it also
+		// ends the read loop, which stops every operation on it.
+		s.acceptor.log.Debug("websocket write failed; closing", "err", err)
+		_ = s.ws.Close()
+		return err
+	}
+	return nil
+}
+
+// readMessage returns the next message, read whole; gorilla bounds its size
+// by the read limit (and answers a bigger one with 1009 itself).
+func (s *wsSocket) readMessage() ([]byte, error) {
+	_, r, err := s.ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
+}
+
+// closeWith sends the close frame that ends the socket, once, then closes
+// the connection, which ends the read loop. A normal closure (1000) when
+// the viewer's session has ended becomes 4401 or 4403 with a reason instead,
+// so that the client signs in again rather than reconnecting as if nothing
+// happened.
+func (s *wsSocket) closeWith(code int, reason string) {
+	s.mu.Lock()
+	sent := s.closeSent
+	s.closeSent = true
+	s.mu.Unlock()
+	if !sent {
+		if s.session != nil && code == closeNormal {
+			if err := s.session.err(); err != nil {
+				code, reason = closeFrame(err)
+			}
+		}
+		_ = s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, closeReason(reason)), time.Now().Add(time.Second))
+	}
+	_ = s.ws.Close()
+}
+
+// closeReason cuts a reason to the 123 bytes a close frame can carry (on a
+// rune boundary): a longer one makes gorilla refuse to send the frame at all,
+// and the client would see 1006 instead of the code.
+func closeReason(s string) string {
+	const max = 123
+	if len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
+}
+
+// finish releases what the socket holds once its read loop has ended.
+func (s *wsSocket) finish() {
+	s.pings.Stop()
+	s.initTimeout.Stop()
+	s.cancel() // ends every operation
+	_ = s.ws.Close()
+	s.acceptor.remove(s)
+}

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// wsOp is one operation running on a socket under the client's id. The
+// read loop forgets it (deletes it from wsSocket.ops) when the client
+// completes it or reuses its id; from then on nothing more is sent for it,
+// so a client may reuse an id at once without hearing the old operation.
+type wsOp struct {
+	id     string
+	cancel context.CancelFunc
+}
+
+// current reports whether op is still the operation of its id.
+func (s *wsSocket) current(op *wsOp) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ops[op.id] == op
+}
+
+// running reports whether an operation runs under id.
+func (s *wsSocket) running(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.ops[id]
+	return ok
+}
+
+// stop cancels the operation of id; forget also drops it at once, so that
+// nothing more is sent for it (graphql-transport-ws wants nothing after the
+// client's complete; legacy clients expect a complete after their stop).
+func (s *wsSocket) stop(id string, forget bool) {
+	s.mu.Lock()
+	op := s.ops[id]
+	if op != nil && forget {
+		delete(s.ops, id)
+	}
+	s.mu.Unlock()
+	if op != nil {
+		op.cancel()
+	}
+}
+
+// start runs the operation payload describes under id, in a goroutine of
+// its own, until it ends or is stopped.
+func (s *wsSocket) start(id string, payload json.RawMessage, read graphql.TraceTiming) {
+	ctx := graphql.StartOperationTrace(s.ctx)
+	params := &graphql.RawParams{}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(params); err != nil {
+		s.endWith(id, gqlerror.List{{Message: "invalid json"}})
+		return
+	}
+	read.End = graphql.Now()
+	params.ReadTime = read
+	params.Headers = s.headers
+
+	rc, errs := s.exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		resp := s.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
+		if errcode.GetErrorKind(errs) == errcode.KindProtocol {
+			s.endWith(id, resp.Errors)
+			return
+		}
+		s.sendResponse(nil, id, &graphql.Response{Errors: errs})
+		s.sendComplete(nil, id)
+		return
+	}
+	ctx, cancel := context.WithCancel(graphql.WithOperationContext(ctx, rc))
+	op := &wsOp{id: id, cancel: cancel}
+	s.mu.Lock()
+	s.ops[id] = op
+	s.mu.Unlock()
+	failed := &opErrors{}
+	ctx = context.WithValue(ctx, opErrorsKey{}, failed)
+	// The operation starts (its middleware and root resolver run) here, on
+	// the message's short-lived goroutine, so that the goroutine that waits
+	// for its responses, which lives as long as the subscription, keeps a
+	// small stack.
+	responses, ctx, ok := s.dispatch(ctx, rc, failed)
+	go s.run(ctx, op, rc, responses, ok, failed)
+}
+
+// dispatch starts the operation; it reports false, with the error in
+// failed, if that panicked.
+func (s *wsSocket) dispatch(ctx context.Context, rc *graphql.OperationContext, failed *opErrors) (responses graphql.ResponseHandler, rctx context.Context, ok bool) {
+	rctx = ctx
+	defer func() {
+		if r := recover(); r != nil {
+			failed.add(recovered(ctx, rc, r))
+		}
+	}()
+	responses, rctx = s.exec.DispatchOperation(ctx, rc)
+	return responses, rctx, true
+}
+
+func recovered(ctx context.Context, rc *graphql.OperationContext, r any) *gqlerror.Error {
+	err := rc.Recover(ctx, r)
+	var gerr *gqlerror.Error
+	if !errors.As(err, &gerr) {
+		gerr = &gqlerror.Error{}
+		if err != nil {
+			gerr.Message = err.Error()
+		}
+	}
+	return gerr
+}
+
+// run sends the operation's responses, then its end: an `error` message if
+// it failed, else a `complete` (unless the socket is closing, when neither
+// is sent: a complete would tell the client that all went well).
+func (s *wsSocket) run(ctx context.Context, op *wsOp, rc *graphql.OperationContext, responses graphql.ResponseHandler, started bool, failed *opErrors) {
+	defer func() {
+		if r := recover(); r != nil {
+			failed.add(recovered(ctx, rc, r))
+		}
+		if errs := failed.list(); len(errs) > 0 {
+			s.sendErrors(op, op.id, errs)
+		} else if s.ctx.Err() == nil {
+			s.sendComplete(op, op.id)
+		}
+		s.mu.Lock()
+		if s.ops[op.id] == op {
+			delete(s.ops, op.id)
+		}
+		s.mu.Unlock()
+		op.cancel()
+	}()
+	for started {
+		resp := responses(ctx)
+		if resp == nil {
+			return
+		}
+		s.sendResponse(op, op.id, resp)
+	}
+}
+
+// endWith ends the operation of id, which never ran, with errs.
+func (s *wsSocket) endWith(id string, errs gqlerror.List) {
+	s.sendErrors(nil, id, errs)
+	if s.legacy {
+		s.sendComplete(nil, id)
+	}
+}
+
+func (s *wsSocket) sendResponse(op *wsOp, id string, resp *graphql.Response) {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		panic(err)
+	}
+	typ := msgNext
+	if s.legacy {
+		typ = legacyData
+	}
+	_ = s.send(op, id, typ, b)
+}
+
+func (s *wsSocket) sendErrors(op *wsOp, id string, errs gqlerror.List) {
+	b, err := json.Marshal(errs)
+	if err != nil {
+		panic(err)
+	}
+	_ = s.send(op, id, msgError, b)
+}
+
+func (s *wsSocket) sendComplete(op *wsOp, id string) {
+	_ = s.send(op, id, msgComplete, nil)
+}
+
+// opErrors are the errors an operation on a WebSocket ends with instead of
+// a normal end; the operation middleware adds them (addOperationError).
+type opErrors struct {
+	mu   sync.Mutex
+	errs gqlerror.List
+}
+
+type opErrorsKey struct{}
+
+func (e *opErrors) add(err *gqlerror.Error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.errs = append(e.errs, err)
+}
+
+func (e *opErrors) list() gqlerror.List {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.errs
+}
+
+// addOperationError makes the WebSocket operation of ctx end with an `error`
+// message carrying err once its responses end. It reports false outside a
+// WebSocket operation.
+func addOperationError(ctx context.Context, err *gqlerror.Error) bool {
+	e, ok := ctx.Value(opErrorsKey{}).(*opErrors)
+	if ok {
+		e.add(err)
+	}
+	return ok
+}
+
+// readTiming starts the trace timing of a message read at start.
+func readTiming(start time.Time) graphql.TraceTiming {
+	return graphql.TraceTiming{Start: start}
+}
