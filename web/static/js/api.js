@@ -81,9 +81,6 @@ export function showError(container, err) {
   const code = err && err.code ? err.code : "ERROR";
   p.dataset.code = code;
   p.textContent = err && err.message ? err.message : String(err);
-  if (err && err.details && err.details.retryAfter) {
-    p.textContent += ` Try again in ${Math.ceil(err.details.retryAfter)} s.`;
-  }
   container.prepend(p);
   return p;
 }
