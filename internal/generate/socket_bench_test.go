@@ -95,8 +95,8 @@ func raiseFileLimit(b *testing.B) {
 type socketFanOut struct {
 	db        *bun.DB
 	serverPID int
-	gens []uuid.UUID
-	subs int // sockets per generation
+	gens      []uuid.UUID
+	subs      int // sockets per generation
 
 	// committed[g][seq] is when event seq of generation g was committed.
 	mu        sync.Mutex
