@@ -49,12 +49,13 @@ import (
 // is its arrival at the client minus that time, on the same clock.
 func BenchmarkFanOutWebSocket(b *testing.B) {
 	raiseFileLimit(b)
+	bin := buildServer(b)
 	for _, shape := range []struct {
 		name             string
 		gens, subsPerGen int
 	}{{"1gen-1000subs", 1, 1000}, {"1000gens-10000subs", 1000, 10}} {
 		b.Run(shape.name, func(b *testing.B) {
-			f := newSocketFanOut(b, shape.gens, shape.subsPerGen)
+			f := newSocketFanOut(b, bin, shape.gens, shape.subsPerGen)
 			var lat []time.Duration
 			cpuBefore := processCPU(b, f.serverPID)
 			for b.Loop() {
@@ -112,7 +113,7 @@ type arrival struct {
 	at       time.Time
 }
 
-func newSocketFanOut(b *testing.B, gens, subsPerGen int) *socketFanOut {
+func newSocketFanOut(b *testing.B, bin string, gens, subsPerGen int) *socketFanOut {
 	ctx := context.Background()
 	url := dbtest.NewURL(b)
 	bdb, err := db.Open(ctx, dbtest.Config(url), "fastimage-bench")
@@ -150,7 +151,7 @@ func newSocketFanOut(b *testing.B, gens, subsPerGen int) *socketFanOut {
 		b.Fatal(err)
 	}
 
-	base, pid := startServer(b, url, gens*subsPerGen)
+	base, pid := startServer(b, bin, url, gens*subsPerGen)
 	f.serverPID = pid
 	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/graphql"
 	start := time.Now()
@@ -201,12 +202,11 @@ func sessionToken(bdb *bun.DB, user uuid.UUID) (string, error) {
 	return token, nil
 }
 
-// startServer builds ./cmd/fastimage and runs `fastimage serve` on the
-// database at url, without workers, allowing subs subscriptions from one IP
-// and one user; it returns the server's base URL.
-func startServer(b *testing.B, url string, subs int) (string, int) {
+// startServer runs `fastimage serve` (bin) on the database at url, without
+// workers, allowing subs subscriptions from one IP and one user; it returns
+// the server's base URL and process id.
+func startServer(b *testing.B, bin, url string, subs int) (string, int) {
 	dir := b.TempDir()
-	bin := buildServer(b)
 	limit := strconv.Itoa(subs + 100)
 	cmd := osexec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--storage-dir", filepath.Join(dir, "blobs"), "--workers", "0",
 		"--max-streams-per-ip", limit, "--max-subscriptions-per-user", limit)
@@ -269,23 +269,11 @@ func processCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
 
-var serverBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "fastimage-bench")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "fastimage")
-	if out, err := osexec.Command("go", "build", "-o", bin, "github.com/fastimage/api/cmd/fastimage").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w\n%s", err, out)
-	}
-	return bin, nil
-})
-
-// buildServer builds ./cmd/fastimage once per test binary run.
+// buildServer builds ./cmd/fastimage into a folder of b's.
 func buildServer(b *testing.B) string {
-	bin, err := serverBinary()
-	if err != nil {
-		b.Fatal(err)
+	bin := filepath.Join(b.TempDir(), "fastimage")
+	if out, err := osexec.Command("go", "build", "-o", bin, "github.com/fastimage/api/cmd/fastimage").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
 }
