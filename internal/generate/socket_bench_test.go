@@ -223,6 +223,8 @@ func startServer(b *testing.B, bin, url string, subs int) (string, int) {
 	cmd := osexec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--storage-dir", filepath.Join(dir, "blobs"), "--workers", "0",
 		"--max-streams-per-ip", limit, "--max-subscriptions-per-user", limit)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+url, "LOG_LEVEL=warn")
+	// A benchmark that is killed takes its server with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
