@@ -425,8 +425,8 @@ func (f *socketFanOut) round(b *testing.B) []time.Duration {
 	}
 	select {
 	case <-f.done:
-	case <-time.After(60 * time.Second):
-		b.Fatalf("round: %d of %d events arrived within a minute", f.seen.Load(), f.want.Load())
+	case <-time.After(5 * time.Minute): // a machine busy with other work is slow, not wrong
+		b.Fatalf("round: %d of %d events arrived within five minutes", f.seen.Load(), f.want.Load())
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
