@@ -359,26 +359,32 @@ func (f *socketFanOut) follow(b *testing.B, wsURL, token string, gi int) error {
 	return nil
 }
 
-// readEvent returns the seq of the next event on c, noting the time first.
+// readEvent returns the seq of the next event on c, skipping the
+// protocol's pings and pongs (the server pings every 25 s).
 func readEvent(c *websocket.Conn) (int, error) {
-	_, data, err := c.ReadMessage()
-	if err != nil {
-		return 0, err
-	}
-	var m struct {
-		Type    string
-		Payload struct {
-			Data   struct{ GenerationEvents struct{ Seq int } }
-			Errors []json.RawMessage
+	for {
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			return 0, err
 		}
+		var m struct {
+			Type    string
+			Payload struct {
+				Data   struct{ GenerationEvents struct{ Seq int } }
+				Errors []json.RawMessage
+			}
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			return 0, err
+		}
+		if m.Type == "ping" || m.Type == "pong" {
+			continue
+		}
+		if m.Type != "next" || len(m.Payload.Errors) > 0 {
+			return 0, fmt.Errorf("got %s", data)
+		}
+		return m.Payload.Data.GenerationEvents.Seq, nil
 	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return 0, err
-	}
-	if m.Type != "next" || len(m.Payload.Errors) > 0 {
-		return 0, fmt.Errorf("got %s", data)
-	}
-	return m.Payload.Data.GenerationEvents.Seq, nil
 }
 
 func (f *socketFanOut) arrive(a arrival) {
