@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fastimage/api/graph/fanout"
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/apperr"
@@ -165,7 +166,7 @@ func (r *subscriptionResolver) GenerationEvents(ctx context.Context, id string, 
 	if err != nil {
 		return nil, err
 	}
-	return translate(ctx, in, func(e generate.Event) (*model.GenerationEvent, error) { return r.eventModel(ctx, e) }), nil
+	return fanout.Share(ctx, translate(ctx, in, func(e generate.Event) (*model.GenerationEvent, error) { return r.sharedEventModel(ctx, e) })), nil
 }
 
 // Generations is the resolver for the generations field.

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/vikstrous/dataloadgen"
 
+	"github.com/fastimage/api/graph/fanout"
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/actor"
@@ -71,12 +72,15 @@ type Resolver struct {
 	// nodes finds the objects of each Node type for node(id:) and
 	// nodes(ids:), keyed by GraphQL type name.
 	nodes map[string]nodeFinder
+	// eventModels shares one model of a generation event among the
+	// subscribers that take it at once (see sharedEventModel).
+	eventModels *fanout.Recent[eventKey, madeEvent]
 }
 
 // NewResolver returns the root resolver with the node finders of every
 // domain registered.
 func NewResolver(info *model.ServerInfo, accounts *account.Service, credits *credit.Ledger, gallery *work.Service, jobs *generate.Service, fd *feed.Service, bill *billing.Service, priv *privacy.Service, cookies SessionCookies) *Resolver {
-	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Gallery: gallery, Jobs: jobs, Feed: fd, Billing: bill, Privacy: priv, Cookies: cookies}
+	r := &Resolver{ServerInfo: info, Accounts: accounts, Ledger: credits, Gallery: gallery, Jobs: jobs, Feed: fd, Billing: bill, Privacy: priv, Cookies: cookies, eventModels: newEventModels()}
 	r.nodes = map[string]nodeFinder{
 		"User":                finder(accounts.UsersByIDs, func(u *account.User) uuid.UUID { return u.ID }),
 		"Session":             finder(accounts.SessionsByIDs, func(s *account.Session) uuid.UUID { return s.ID }),

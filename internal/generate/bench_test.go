@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/url"
 	"runtime"
 	"slices"
 	"sync"
@@ -42,6 +43,7 @@ func newRig(b *testing.B, workers int) *rig {
 	}
 	cfg := &config.Serve{
 		Env:                 config.Development,
+		PublicURL:           &url.URL{Scheme: "http", Host: "localhost"}, // app.New derives addresses from it
 		MaxUploadBytes:      20 << 20,
 		MaintenanceInterval: time.Minute,
 		Works:               config.Works{MaxPixels: 40e6, QuotaBytes: 1 << 40, URLTTL: time.Hour, Retention: time.Hour},

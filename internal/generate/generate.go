@@ -146,6 +146,9 @@ type Service struct {
 	provider provider.Provider
 	log      *slog.Logger
 	reads    events.SharedReads[Event]
+	// following shares the reads and the safety-net poll of the
+	// generations this process's subscribers follow (see watch).
+	following following
 }
 
 // New returns a Service.

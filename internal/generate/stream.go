@@ -2,7 +2,6 @@ package generate
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/google/uuid"
 
@@ -22,21 +21,11 @@ func (s *Service) Stream(ctx context.Context, a actor.Actor, genID uuid.UUID, af
 	if _, err := s.get(ctx, a, genID); err != nil {
 		return nil, err
 	}
+	w := s.watch(genID, int64(afterSeq))
 	return events.Follow(ctx, s.bus, s.log, events.Stream[Event]{
 		Topic: events.GenerationTopic(genID.String()),
-		Read: func(ctx context.Context, after int64) ([]Event, error) {
-			return s.sharedEventsAfter(ctx, genID, int(after))
-		},
-		Seq:  func(e Event) (int64, bool) { return int64(e.Seq), e.Final() },
-		Poll: s.cfg.PollInterval,
+		Read:  w.read,
+		Seq:   func(e Event) (int64, bool) { return int64(e.Seq), e.Final() },
+		Wake:  func() (<-chan struct{}, func()) { return w.wake, func() { s.unwatch(w) } },
 	}, int64(afterSeq)), nil
-}
-
-// sharedEventsAfter is EventsAfter with one query for every subscriber of
-// this process that asks for the same generation from the same position at
-// once: a thousand viewers of one job woken by one doorbell cost one read,
-// not a thousand. Readers only range over the shared slice.
-func (s *Service) sharedEventsAfter(ctx context.Context, genID uuid.UUID, afterSeq int) ([]Event, error) {
-	key := genID.String() + ":" + strconv.Itoa(afterSeq)
-	return s.reads.Do(ctx, key, func(ctx context.Context) ([]Event, error) { return s.EventsAfter(ctx, genID, afterSeq) })
 }

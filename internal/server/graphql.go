@@ -16,6 +16,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/fastimage/api/graph"
+	"github.com/fastimage/api/graph/fanout"
 	"github.com/fastimage/api/internal/persisted"
 )
 
@@ -39,7 +40,9 @@ func (s *Server) graphqlHandler() http.Handler {
 	// Lists cost their size and expensive fields what they cost, so that
 	// aliases and big pages cannot multiply work within the limit.
 	graph.SetCosts(&cfg.Complexity)
-	es := graph.NewExecutableSchema(cfg)
+	// Subscribers of one event with the same operation and authorization
+	// class share its execution (graph/fanout).
+	es := fanout.Wrap(graph.NewExecutableSchema(cfg), graph.AuthClass)
 	h := handler.New(es)
 
 	h.AddTransport(wsTransport{sockets: s.ws, init: s.wsInit, readLimit: s.cfg.WSMaxMessage, maxOperations: s.cfg.WSMaxOperations})

@@ -1,0 +1,77 @@
+package fanout
+
+import (
+	"encoding/json"
+
+	"github.com/99designs/gqlgen/graphql"
+)
+
+// AppendResponse appends resp as the JSON a transport sends, the same
+// bytes as json.Marshal(resp), but copies resp.Data as it is: gqlgen's
+// executor wrote it as compact, valid JSON, and subscribers sharing one
+// execution share those bytes, so encoding/json's check and compaction of
+// a RawMessage would only repeat, once per subscriber, work done once per
+// event. Errors and extensions, small and per subscriber, go through
+// encoding/json.
+func AppendResponse(dst []byte, resp *graphql.Response) ([]byte, error) {
+	if resp.Label != "" || resp.Path != nil || resp.HasNext != nil {
+		// Incremental delivery (@defer) is rare: encoding/json writes it.
+		b, err := json.Marshal(resp)
+		return append(dst, b...), err
+	}
+	dst = append(dst, '{')
+	if len(resp.Errors) > 0 {
+		b, err := json.Marshal(resp.Errors)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(append(dst, `"errors":`...), b...)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"data":`...)
+	if len(resp.Data) > 0 {
+		dst = append(dst, resp.Data...)
+	} else {
+		dst = append(dst, "null"...)
+	}
+	if len(resp.Extensions) > 0 {
+		b, err := json.Marshal(resp.Extensions)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(append(dst, `,"extensions":`...), b...)
+	}
+	return append(dst, '}'), nil
+}
+
+// AppendMessage appends a WebSocket message of either GraphQL subprotocol,
+// {"id":…,"type":…,"payload":…} (id and payload left out when empty), with
+// payload (JSON written by AppendResponse or encoding/json) copied as it
+// is.
+func AppendMessage(dst []byte, id, typ string, payload []byte) []byte {
+	dst = append(dst, '{')
+	if id != "" {
+		dst = appendString(append(dst, `"id":`...), id)
+		dst = append(dst, ',')
+	}
+	dst = appendString(append(dst, `"type":`...), typ)
+	if len(payload) > 0 {
+		dst = append(append(dst, `,"payload":`...), payload...)
+	}
+	return append(dst, '}')
+}
+
+// appendString appends s as a JSON string, as encoding/json writes it.
+// Ids are chosen by clients: anything but plain printable ASCII goes
+// through encoding/json.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always marshals
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}

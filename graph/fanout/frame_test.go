@@ -1,0 +1,86 @@
+package fanout
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+func TestAppendResponseWritesWhatEncodingJSONWrites(t *testing.T) {
+	yes := true
+	tests := []struct {
+		name string
+		resp *graphql.Response
+	}{
+		{"data", &graphql.Response{Data: []byte(`{"generationEvents":{"seq":2,"kind":"PROGRESS","fraction":0.5}}`)}},
+		{"no data", &graphql.Response{}},
+		{"errors", &graphql.Response{Errors: gqlerror.List{{Message: "Not found.", Extensions: map[string]any{"code": "NOT_FOUND"}}}}},
+		{"extensions", &graphql.Response{Data: []byte(`{"a":1}`), Extensions: map[string]any{"cost": map[string]any{"requested": 3, "remaining": 19997}}}},
+		{"everything", &graphql.Response{Data: []byte(`{"a":null}`), Errors: gqlerror.List{{Message: "<b>&"}}, Extensions: map[string]any{"x": "y"}}},
+		{"deferred", &graphql.Response{Data: []byte(`{"a":1}`), Label: "l", Path: ast.Path{ast.PathName("a")}, HasNext: &yes}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := json.Marshal(tc.resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := AppendResponse([]byte("prefix"), tc.resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != "prefix"+string(want) {
+				t.Errorf("got %s, want prefix%s", got, want)
+			}
+		})
+	}
+}
+
+func TestAppendMessageWritesWhatEncodingJSONWrites(t *testing.T) {
+	type message struct {
+		ID      string          `json:"id,omitempty"`
+		Type    string          `json:"type"`
+		Payload json.RawMessage `json:"payload,omitempty"`
+	}
+	for _, m := range []message{
+		{ID: "1", Type: "next", Payload: json.RawMessage(`{"data":{"a":1}}`)},
+		{ID: `a "quoted" <id>\ é ` + "\x01", Type: "next", Payload: json.RawMessage(`{"data":null}`)},
+		{Type: "connection_ack"},
+		{ID: "7", Type: "complete"},
+	} {
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendMessage(nil, m.ID, m.Type, m.Payload); string(got) != string(want) {
+			t.Errorf("got %s, want %s", got, want)
+		}
+	}
+}
+
+func BenchmarkEncodeNext(b *testing.B) {
+	resp := &graphql.Response{
+		Data:       []byte(`{"generationEvents":{"seq":12,"kind":"PROGRESS","generationId":"R2VuZXJhdGlvbjowMTkzYjQ0Mi1hYWFhLTdiYmItOGNjYy0xMjM0NTY3ODlhYmM=","createdAt":"2026-11-30T11:00:00.123456Z","fraction":0.5,"step":1,"totalSteps":2,"message":"denoising","previewUrl":null}}`),
+		Extensions: map[string]any{"cost": map[string]any{"requested": 2, "remaining": 19998}},
+	}
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			p, _ := json.Marshal(resp)
+			_, _ = json.Marshal(struct {
+				ID      string          `json:"id,omitempty"`
+				Type    string          `json:"type"`
+				Payload json.RawMessage `json:"payload,omitempty"`
+			}{"1", "next", p})
+		}
+	})
+	b.Run("append", func(b *testing.B) {
+		var payload, msg []byte
+		for b.Loop() {
+			payload, _ = AppendResponse(payload[:0], resp)
+			msg = AppendMessage(msg[:0], "1", "next", payload)
+		}
+	})
+}

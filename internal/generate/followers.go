@@ -1,0 +1,219 @@
+package generate
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/events"
+)
+
+// watchers are this process's subscribers to one generation's events.
+// They share one doorbell subscription and their reads of the table: one
+// commit that wakes a thousand of them costs one query, not a thousand.
+// The safety-net poll is the process's (see pollFollowed): one statement
+// per interval for every generation followed, however many there are.
+type watchers struct {
+	svc     *Service
+	id      uint64 // unique in the process, unlike genID
+	genID   uuid.UUID
+	members map[*watcher]struct{} // guarded by svc.followMu
+	stop    context.CancelFunc
+	// rings counts wake-ups. A read shared under a count began after the
+	// wake-up that made it: a watcher woken by a doorbell never takes rows
+	// read before the event it announces had committed.
+	rings atomic.Int64
+
+	// last is the latest completed read, kept for the watchers that ask for
+	// the same rows after it ended (they are woken one after another).
+	lastMu   sync.Mutex
+	lastKey  string
+	lastRows []Event
+}
+
+// watcher is one subscriber: its wake-ups and how far it has read.
+type watcher struct {
+	group *watchers
+	wake  chan struct{} // one pending wake-up is kept
+	seen  atomic.Int64
+}
+
+func (w *watcher) ring() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// following is the process's registry of watched generations.
+type following struct {
+	mu      sync.Mutex
+	lastID  uint64
+	byGen   map[uuid.UUID]*watchers
+	polling bool
+}
+
+// watch adds a subscriber of genID's events that has read up to afterSeq,
+// starting the generation's shared doorbell if it is the first, and the
+// process's poll if it is the first generation followed.
+func (s *Service) watch(genID uuid.UUID, afterSeq int64) *watcher {
+	f := &s.following
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byGen == nil {
+		f.byGen = make(map[uuid.UUID]*watchers)
+	}
+	ws := f.byGen[genID]
+	if ws == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		f.lastID++
+		ws = &watchers{svc: s, id: f.lastID, genID: genID, members: make(map[*watcher]struct{}), stop: cancel}
+		f.byGen[genID] = ws
+		// Subscribed before the watcher's first read, so that nothing
+		// committed after that read goes unannounced.
+		rang, stop := s.bus.Subscribe(events.GenerationTopic(genID.String()))
+		go ws.run(ctx, rang, stop)
+	}
+	if !f.polling {
+		f.polling = true
+		go s.pollFollowed()
+	}
+	w := &watcher{group: ws, wake: make(chan struct{}, 1)}
+	w.seen.Store(afterSeq)
+	ws.members[w] = struct{}{}
+	return w
+}
+
+// unwatch removes w, stopping its generation's doorbell after the last.
+func (s *Service) unwatch(w *watcher) {
+	f := &s.following
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ws := w.group
+	delete(ws.members, w)
+	if len(ws.members) == 0 {
+		ws.stop()
+		delete(f.byGen, ws.genID)
+	}
+}
+
+// read returns the generation's events after afterSeq, shared with the
+// watchers reading from there since the same wake-up, and records how far
+// w has read.
+func (w *watcher) read(ctx context.Context, afterSeq int64) ([]Event, error) {
+	ws := w.group
+	key := strconv.FormatUint(ws.id, 10) + ":" + strconv.FormatInt(ws.rings.Load(), 10) + ":" + strconv.FormatInt(afterSeq, 10)
+	ws.lastMu.Lock()
+	rows, found := ws.lastRows, ws.lastKey == key
+	ws.lastMu.Unlock()
+	if !found {
+		var err error
+		rows, err = ws.svc.reads.Do(ctx, key, func(ctx context.Context) ([]Event, error) {
+			return ws.svc.EventsAfter(ctx, ws.genID, int(afterSeq))
+		})
+		if err != nil {
+			return nil, err
+		}
+		ws.lastMu.Lock()
+		ws.lastKey, ws.lastRows = key, rows
+		ws.lastMu.Unlock()
+	}
+	if len(rows) > 0 {
+		afterSeq = int64(rows[len(rows)-1].Seq)
+	}
+	w.seen.Store(afterSeq)
+	return rows, nil
+}
+
+// run rings every watcher when the doorbell rings (or the bus reconnects),
+// until ctx ends; then it stops the doorbell.
+func (ws *watchers) run(ctx context.Context, rang <-chan struct{}, stop func()) {
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-rang:
+			ws.ring(-1)
+		}
+	}
+}
+
+// ring wakes the watchers that have read less than head; all of them when
+// head is negative.
+func (ws *watchers) ring(head int64) {
+	ws.rings.Add(1)
+	ws.svc.following.mu.Lock()
+	defer ws.svc.following.mu.Unlock()
+	for w := range ws.members {
+		if head < 0 || w.seen.Load() < head {
+			w.ring()
+		}
+	}
+}
+
+// pollPage bounds the generations one poll statement asks about.
+const pollPage = 1000
+
+// pollFollowed is the safety net behind the doorbells: every poll interval
+// it reads the last seq of every generation followed in this process and
+// wakes the watchers behind it. It stops when no generation is followed.
+func (s *Service) pollFollowed() {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for range t.C {
+		f := &s.following
+		f.mu.Lock()
+		if len(f.byGen) == 0 {
+			f.polling = false
+			f.mu.Unlock()
+			return
+		}
+		groups := make(map[uuid.UUID]*watchers, len(f.byGen))
+		for id, ws := range f.byGen {
+			groups[id] = ws
+		}
+		f.mu.Unlock()
+
+		ids := make([]uuid.UUID, 0, len(groups))
+		for id := range groups {
+			ids = append(ids, id)
+		}
+		for len(ids) > 0 {
+			page := ids[:min(pollPage, len(ids))]
+			ids = ids[len(page):]
+			heads, err := s.lastSeqs(page)
+			if err != nil {
+				s.log.Warn("follow generations: poll", "generations", len(page), "err", err)
+				continue
+			}
+			for id, head := range heads {
+				groups[id].ring(head)
+			}
+		}
+	}
+}
+
+// lastSeqs returns the seq of the last event of each generation in ids.
+func (s *Service) lastSeqs(ids []uuid.UUID) (map[uuid.UUID]int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PollInterval)
+	defer cancel()
+	var rows []struct {
+		ID      uuid.UUID `bun:"id"`
+		LastSeq int64     `bun:"last_seq"`
+	}
+	if err := s.db.NewRaw("SELECT id, last_seq FROM generations WHERE id IN (?)", bun.In(ids)).Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("read generation heads: %w", err)
+	}
+	heads := make(map[uuid.UUID]int64, len(rows))
+	for _, r := range rows {
+		heads[r.ID] = r.LastSeq
+	}
+	return heads, nil
+}
