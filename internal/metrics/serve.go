@@ -22,10 +22,10 @@ func Serve(ctx context.Context, ln net.Listener, r *prometheus.Registry, log *sl
 		ReadTimeout:       10 * time.Second,
 		// Longer than the 30 s CPU profile that go tool pprof asks for by
 		// default, which pprof refuses when it would outlast the timeout.
-		WriteTimeout:      2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		WriteTimeout:   2 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
