@@ -25,7 +25,7 @@ import (
 // transport hands it and refuses them all, as validation would, so that a
 // fuzzed request goes through every step of a transport but execution.
 type recordingExec struct {
-	params *graphql.RawParams
+	params   *graphql.RawParams
 	temps    []string // the uploads that went to temporary files
 	problems []string // what was wrong with the uploads
 }
