@@ -64,15 +64,17 @@ bench:
 	url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
 	stripe_mock="$${STRIPE_MOCK_BIN:-$$(.ci/ensure-stripe-mock)}"; \
 	start=$$(date +%s); \
+	status=0; \
 	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem \
-		-benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 60m ./... | tee bench/latest.txt; \
+		-benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 60m ./... | tee bench/latest.txt || status=$$?; \
 	echo "make bench: ran in $$(( $$(date +%s) - start ))s; results in bench/latest.txt"; \
 	if [ -f bench/baseline.txt ]; then \
 		echo; echo "== benchstat bench/baseline.txt bench/latest.txt"; \
 		$(GO) tool benchstat bench/baseline.txt bench/latest.txt; \
 	else \
 		echo "no bench/baseline.txt to compare with; make bench-baseline makes one"; \
-	fi
+	fi; \
+	if [ "$$status" != 0 ]; then echo "make bench: a benchmark failed (see above)"; exit "$$status"; fi
 
 ## bench-baseline: make the last `make bench` results the baseline (commit it)
 bench-baseline:
