@@ -53,12 +53,12 @@ schema-update:
 
 ## bench: run every benchmark BENCHCOUNT times into bench/latest.txt, then
 ## compare it with the committed bench/baseline.txt (benchstat, pinned in
-## go.mod's tool block). Five runs of 1s each give benchstat enough samples to
-## call a change significant (p < 0.05) at about the time one 2s run per
-## benchmark took. BENCH picks benchmarks by name, e.g. make bench BENCH=Upload.
+## go.mod's tool block). Six runs of 1s each are the fewest for which benchstat
+## gives a 95% confidence interval and can call a change significant, at three
+## times what one 2s run per benchmark took. BENCH picks benchmarks by name.
 BENCH ?= .
 BENCHTIME ?= 1s
-BENCHCOUNT ?= 5
+BENCHCOUNT ?= 6
 bench:
 	@mkdir -p bench; \
 	url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
