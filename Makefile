@@ -10,7 +10,7 @@ GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test lint generate check-generate schema-check schema-update bench bench-sockets build load
+.PHONY: run test lint generate check-generate schema-check schema-update bench bench-baseline bench-sockets fuzz build load
 
 ## run: start the service on local defaults (migrations applied at start)
 run:
@@ -53,11 +53,45 @@ schema-check:
 schema-update:
 	@$(GO) run ./cmd/schemacheck -update
 
-## bench: run the benchmarks and print their figures
+## bench: run every benchmark BENCHCOUNT times into bench/latest.txt, then
+## compare it with the committed bench/baseline.txt (benchstat, pinned in
+## go.mod's tool block). Six runs of 1s each are the fewest for which benchstat
+## gives a 95% confidence interval and can call a change significant, at three
+## times what one 2s run per benchmark took. BENCH picks benchmarks by name.
+BENCH ?= .
+BENCHTIME ?= 1s
+BENCHCOUNT ?= 6
 bench:
+	@mkdir -p bench; \
+	url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
+	stripe_mock="$${STRIPE_MOCK_BIN:-$$(.ci/ensure-stripe-mock)}"; \
+	start=$$(date +%s); \
+	status=0; \
+	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem \
+		-benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 60m ./... | tee bench/latest.txt || status=$$?; \
+	echo "make bench: ran in $$(( $$(date +%s) - start ))s; results in bench/latest.txt"; \
+	if [ -f bench/baseline.txt ]; then \
+		echo; echo "== benchstat bench/baseline.txt bench/latest.txt"; \
+		$(GO) tool benchstat bench/baseline.txt bench/latest.txt; \
+	else \
+		echo "no bench/baseline.txt to compare with; make bench-baseline makes one"; \
+	fi; \
+	if [ "$$status" != 0 ]; then echo "make bench: a benchmark failed (see above)"; exit "$$status"; fi
+
+## bench-baseline: make the last `make bench` results the baseline (commit it)
+bench-baseline:
+	@test -s bench/latest.txt || { echo "no bench/latest.txt: run make bench first"; exit 1; }
+	cp bench/latest.txt bench/baseline.txt
+	@echo "bench/baseline.txt updated; commit it, saying on what machine it ran"
+
+## fuzz: run every fuzz target for FUZZTIME each (default 30s), one after
+## another; FUZZ picks targets by name. `make test` replays the seeds only.
+FUZZTIME ?= 30s
+FUZZ ?= .
+fuzz:
 	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
 	stripe_mock="$${STRIPE_MOCK_BIN:-$$(.ci/ensure-stripe-mock)}"; \
-	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" $(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" FUZZTIME='$(FUZZTIME)' FUZZ='$(FUZZ)' GO='$(GO)' .ci/fuzz
 
 ## load: play editor users against a server already running on this machine
 ## (`make run` in another terminal); LOAD_FLAGS overrides the run, e.g.

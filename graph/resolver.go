@@ -149,8 +149,8 @@ func (r *Resolver) fetchNodes(ctx context.Context, ids []string) ([]relay.Node, 
 		if err != nil {
 			return nil, err
 		}
-		u, perr := uuid.Parse(key)
-		if _, known := r.nodes[typ]; !known || perr != nil {
+		u, ok := keyUUID(key)
+		if _, known := r.nodes[typ]; !known || !ok {
 			at[i] = -1
 			continue
 		}
@@ -261,11 +261,20 @@ func uuidOf(id, typ string) (uuid.UUID, error) {
 	if err != nil {
 		return uuid.Nil, err
 	}
-	u, err := uuid.Parse(key)
-	if err != nil {
+	u, ok := keyUUID(key)
+	if !ok {
 		return uuid.Nil, apperr.Errorf(apperr.NotFound, "No %s has this id.", typ)
 	}
 	return u, nil
+}
+
+// keyUUID reads the key of a global id as a UUID, in the one spelling ids
+// carry (lower-case, with hyphens): uuid.Parse would also take upper case,
+// braces and urn:uuid:, so that one object would answer to several ids and
+// come back under another id than the one asked for.
+func keyUUID(key string) (uuid.UUID, bool) {
+	u, err := uuid.Parse(key)
+	return u, err == nil && u.String() == key
 }
 
 // cursorOf decodes a connection's `after` cursor: the global id of the last

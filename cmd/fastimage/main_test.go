@@ -343,6 +343,43 @@ func TestMetricsOnTheirOwnAddress(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	// The runtime profiles are served beside the metrics, never on the
+	// public port.
+	admin := strings.TrimSuffix(p.metrics, "/metrics")
+	if body := getOK(t, admin+"/debug/pprof/"); !strings.Contains(body, "goroutine") {
+		t.Errorf("/debug/pprof/ on the metrics address lists no goroutine profile:\n%s", body)
+	}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline"} {
+		resp, err := http.Get(p.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s on the API's address: %d, want 404", path, resp.StatusCode)
+		}
+	}
+}
+
+// Without METRICS_ADDR the API's address serves /metrics, but still no
+// profiles.
+func TestNoProfilesOnThePublicAddress(t *testing.T) {
+	t.Parallel()
+	p := startServe(t, dbtest.NewEmptyURL(t), "--migrate")
+	if !strings.HasPrefix(p.metrics, p.url+"/") {
+		t.Fatalf("metrics at %s, not on the API's address %s", p.metrics, p.url)
+	}
+	getOK(t, p.metrics)
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1"} {
+		resp, err := http.Get(p.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s on the API's address: %d, want 404", path, resp.StatusCode)
+		}
+	}
 }
 
 // getOK fetches url, which must answer 200, and returns its body.

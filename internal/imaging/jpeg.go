@@ -35,7 +35,8 @@ const (
 // entropy-coded data of each scan through to EOI. What it keeps:
 //   - APP0 "JFIF", with its embedded thumbnail removed (a thumbnail can show
 //     what was cropped out of the main image); Go's decoder reads JFIF to
-//     pick the colour transform. Other APP0 (JFXX thumbnails, AVI1) go.
+//     pick the colour transform, so a JFIF segment too short to hold a
+//     thumbnail stays as it is. Other APP0 (JFXX thumbnails, AVI1) go.
 //   - APP2 "ICC_PROFILE": the colour profile. Other APP2 (MPF, FlashPix) go.
 //   - APP14 "Adobe": says whether the data is YCbCr, RGB or YCCK.
 //   - every non-APP segment: tables, frame and scan headers, restart interval.
@@ -133,8 +134,11 @@ func stripJPEG(src *source, out io.Writer, maxPixels, maxDecodeBytes int64) (Inf
 			}
 			seenSOS = true
 		case marker == markerAPP0:
-			keep = bytes.HasPrefix(payload, []byte("JFIF\x00")) && len(payload) >= 14
-			if keep {
+			// Even a JFIF segment too short to be valid stays: Go's
+			// decoder takes the bare "JFIF\0" as saying the data is YCbCr,
+			// and without it reads components named R, G, B as RGB.
+			keep = bytes.HasPrefix(payload, []byte("JFIF\x00"))
+			if keep && len(payload) >= 14 {
 				// Version, units and density stay; the thumbnail's size
 				// becomes 0 × 0 and its pixels are left out.
 				payload = payload[:14]

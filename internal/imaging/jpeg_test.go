@@ -111,3 +111,30 @@ func TestProcessCopiesProgressiveAndRestartScans(t *testing.T) {
 		t.Errorf("output: got % X, want % X", out[len(head):], want.Bytes()[len(head):])
 	}
 }
+
+// A JFIF segment too short to hold a thumbnail still tells the decoder that
+// the data is YCbCr, even when the components are named R, G and B; before
+// the fix Process dropped it, and the copy decoded as RGB: other colours.
+// FuzzProcess's pixel check catches it; its corpus holds this image.
+func TestShortJFIFIsKept(t *testing.T) {
+	in := shortJFIFJPEG(t)
+	_, out := mustProcess(t, in, testLimits())
+	if !samePixels(mustDecode(t, JPEG, in), mustDecode(t, JPEG, out)) {
+		t.Error("the cleaned copy decodes to other colours than the upload")
+	}
+}
+
+// shortJFIFJPEG is a YCbCr JPEG whose components are named R, G and B, with
+// a bare JFIF segment that says it is YCbCr all the same.
+func shortJFIFJPEG(t testing.TB) []byte {
+	base := encodeJPEG(t, gradient(16, 16, false), 90)
+	// Name the components R, G, B in the frame and the scan header.
+	sof := bytes.Index(base, []byte{0xFF, markerSOF0})
+	sos := bytes.Index(base, []byte{0xFF, markerSOS})
+	rgb := bytes.Clone(base)
+	for i, id := range []byte("RGB") {
+		rgb[sof+10+3*i] = id
+		rgb[sos+5+2*i] = id
+	}
+	return withJPEGSegments(rgb, jpegSegment(markerAPP0, []byte("JFIF\x00")))
+}

@@ -1,8 +1,10 @@
 package metrics_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -89,5 +91,49 @@ func BenchmarkHistogramObserve(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.WithLabelValues("/graphql", "POST").Observe(0.042)
+	}
+}
+
+// The admin listener serves the runtime profiles beside /metrics.
+func TestServeProfiles(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- metrics.Serve(ctx, ln, metrics.NewRegistry(), slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	base := "http://" + ln.Addr().String()
+	for _, c := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/debug/pprof/", http.StatusOK, "goroutine"},
+		{"/debug/pprof/heap?debug=1", http.StatusOK, "heap profile"},
+		{"/debug/pprof/goroutine?debug=1", http.StatusOK, "goroutine profile"},
+		{"/debug/pprof/cmdline", http.StatusOK, ""},
+		{"/debug/pprof/profile?seconds=1", http.StatusOK, ""},
+		{"/metrics", http.StatusOK, "go_goroutines"},
+		{"/other", http.StatusNotFound, ""},
+	} {
+		resp, err := http.Get(base + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != c.status || !strings.Contains(string(body), c.want) {
+			t.Errorf("GET %s: got %d with %d bytes, want %d holding %q", c.path, resp.StatusCode, len(body), c.status, c.want)
+		}
 	}
 }

@@ -16,12 +16,15 @@ func ID(typ, key string) string {
 }
 
 // ParseID splits a global id into its type name and key.
-// Returns Validation when id was not made by ID.
+// Returns Validation when id was not made by ID. Only the spelling ID
+// writes is accepted: the base64 decoder alone would also take an id with
+// line breaks in it or with other bits in its last character, and one
+// object must not have two ids that pass for different ones.
 func ParseID(id string) (typ, key string, err error) {
 	raw, derr := base64.RawURLEncoding.DecodeString(id)
 	if derr == nil {
 		typ, key, ok := strings.Cut(string(raw), ":")
-		if ok && typ != "" && key != "" {
+		if ok && typ != "" && key != "" && ID(typ, key) == id {
 			return typ, key, nil
 		}
 	}
