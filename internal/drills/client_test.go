@@ -194,7 +194,9 @@ func (u user) submit(ctx context.Context, prompt, key string) (string, error) {
 	if len(r.Errors) > 0 {
 		return "", fmt.Errorf("%s: %s", r.code(), r.Errors[0].Message)
 	}
-	var out struct{ GenerateImage struct{ Generation struct{ ID string } } }
+	var out struct {
+		GenerateImage struct{ Generation struct{ ID string } }
+	}
 	if err := json.Unmarshal(r.Data, &out); err != nil {
 		return "", err
 	}
