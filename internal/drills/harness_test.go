@@ -151,7 +151,7 @@ func settings(storageDir string, extra ...string) []string {
 		"--user-running-limit", "64",
 		"--queue-cap", "100000",
 		"--max-streams-per-ip", "20000",
-		"--max-subscriptions-per-user", "20000",
+		"--max-subscriptions-per-user", "100000",
 		"--cost-limit-key-size", "0",
 		"--cost-limit-session-size", "0",
 		"--cost-limit-anonymous-size", "0",

@@ -23,14 +23,14 @@ import (
 
 const heartbeatSubscription = `subscription { heartbeat(intervalMs: 250) { seq serverTime } }`
 
-// Clients that stop reading (each with a hundred fast subscriptions and a
+// Clients that stop reading (each with a thousand fast subscriptions and a
 // tiny receive buffer) are dropped by the server once a write waits past
 // the write deadline; meanwhile the other subscribers keep receiving every
 // tick on time, and the server's memory stays bounded.
 func TestDrillClientStopsReading(t *testing.T) {
 	t.Parallel()
-	const writeTimeout = 2 * time.Second
-	healthyN, slowN := size(10, 100), size(4, 40)
+	const writeTimeout, perSocket = 2 * time.Second, 1000
+	healthyN, slowN := size(10, 100), size(4, 20)
 	dbURL := dbtest.NewURL(t)
 	vdb, err := db.Open(context.Background(), dbtest.Config(dbURL), "drills")
 	if err != nil {
@@ -38,7 +38,8 @@ func TestDrillClientStopsReading(t *testing.T) {
 	}
 	defer vdb.Close()
 	env := []string{"DATABASE_URL=" + dbURL}
-	api := startServe(t, "api", env, settings(t.TempDir(), "--workers", "0", "--ws-write-timeout", writeTimeout.String())...)
+	api := startServe(t, "api", env, settings(t.TempDir(), "--workers", "0", "--ws-write-timeout", writeTimeout.String(),
+		"--max-subscriptions-per-socket", strconv.Itoa(perSocket))...)
 	u := signUp(t, newClient(api.url), vdb)
 	ctx, stop := stopper(t)
 
@@ -69,7 +70,7 @@ func TestDrillClientStopsReading(t *testing.T) {
 		h.reset()
 	}
 
-	// The slow clients: a 4 KiB receive buffer, a hundred subscriptions
+	// The slow clients: a 4 KiB receive buffer, a thousand subscriptions
 	// ticking four times a second, and never another read.
 	tiny := &websocket.Dialer{HandshakeTimeout: 20 * time.Second, NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -78,7 +79,6 @@ func TestDrillClientStopsReading(t *testing.T) {
 		}
 		return serr
 	}}).DialContext}
-	const perSocket = 100
 	slow := make([]*socket, slowN)
 	for i := range slow {
 		s, err := dialSocket(ctx, api.url, u.api.token, tiny)
@@ -150,7 +150,7 @@ func TestDrillClientStopsReading(t *testing.T) {
 		t.Errorf("server RSS grew %.1f MiB while %d clients did not read, want at most %d MiB", float64(peakRSS-baseRSS)/(1<<20), slowN, rssBound>>20)
 	}
 	report(t, fmt.Sprintf("%d clients stop reading, %d keep on", slowN, healthyN), gaps+broken+notClosed,
-		fmt.Sprintf("%d slow sockets dropped (write deadline %v), %d left open; healthy: %d ticks, %d gaps, %d broken, latency p50 %v p99 %v max %v; server RSS +%.1f MiB peak, +%.1f MiB after",
+		fmt.Sprintf("%d slow sockets dropped (write deadline %v), %d left open; healthy: %d ticks, %d gaps, %d broken, latency p50 %v p99 %v max %v; server RSS %+.1f MiB at the peak, %+.1f MiB after",
 			slowN-notClosed, writeTimeout, notClosed, len(lat), gaps, broken, p50.Round(time.Millisecond), p99.Round(time.Millisecond), worst.Round(time.Millisecond),
 			float64(peakRSS-baseRSS)/(1<<20), float64(afterRSS-baseRSS)/(1<<20)), dropped)
 }

@@ -245,7 +245,9 @@ func upload(t *testing.T, u user) (string, string) {
 	if len(r.Errors) > 0 {
 		return "", r.code()
 	}
-	var out struct{ UploadImage struct{ Work struct{ ID string } } }
+	var out struct {
+		UploadImage struct{ Work struct{ ID string } }
+	}
 	if err := json.Unmarshal(r.Data, &out); err != nil {
 		t.Fatalf("uploadImage: %v", err)
 	}
