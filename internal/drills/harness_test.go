@@ -331,6 +331,17 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	return time.Since(started)
 }
 
+// eventually polls cond every 50 ms until it holds or timeout passes, and
+// says which; for waits whose failure the drill then explains itself.
+func eventually(timeout time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(timeout); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			return false
+		}
+	}
+	return true
+}
+
 // errStopped is the cause of contexts the drills cancel themselves.
 var errStopped = errors.New("drill stopped")
 

@@ -35,7 +35,7 @@ func TestDrillPostgresRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer vdb.Close()
+	defer func() { vdb.Close() }()
 	env := []string{"DATABASE_URL=" + pg.url}
 	api := startServe(t, "api", env, settings(t.TempDir(), "--migrate", "--workers", "2", "--local-step-delay", "50ms")...)
 	u := signUp(t, newClient(api.url), vdb)
@@ -107,14 +107,21 @@ func TestDrillPostgresRestart(t *testing.T) {
 	stop()
 	wg.Wait()
 
-	waitFor(t, 2*time.Minute, "every followed generation to end", func() bool {
+	if !eventually(2*time.Minute, func() bool {
 		for _, f := range fs {
 			if !f.finished() {
 				return false
 			}
 		}
 		return true
-	})
+	}) {
+		t.Errorf("after 2m some subscribers have not seen their generation end")
+	}
+	// The drill's own pool still holds connections the restart ended.
+	vdb.Close()
+	if vdb, err = db.Open(context.Background(), dbtest.Config(pg.url), "drills"); err != nil {
+		t.Fatal(err)
+	}
 	keys := make([]uuid.UUID, len(fs))
 	resumes := 0
 	for i, f := range fs {

@@ -88,14 +88,16 @@ func TestDrillStorageOutage(t *testing.T) {
 		firstUpload = time.Since(healed)
 		return code == ""
 	})
-	waitFor(t, 2*time.Minute, "every generation to end", func() bool {
+	if !eventually(2*time.Minute, func() bool {
 		for _, f := range fs {
 			if !f.finished() {
 				return false
 			}
 		}
 		return true
-	})
+	}) {
+		t.Errorf("after 2m some subscribers have not seen their generation end")
+	}
 	var lastEnd time.Time
 	if err := vdb.NewRaw(`SELECT max(finished_at) FROM generations`).Scan(context.Background(), &lastEnd); err != nil {
 		t.Fatal(err)

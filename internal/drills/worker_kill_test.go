@@ -59,14 +59,16 @@ func TestDrillWorkerKilled(t *testing.T) {
 	killed := time.Now()
 	startWorker(t, "worker B", env, append(flags, "--workers", fmt.Sprint(workers))...)
 
-	waitFor(t, 2*time.Minute, "every generation to end", func() bool {
+	if !eventually(2*time.Minute, func() bool {
 		for _, f := range fs {
 			if !f.finished() {
 				return false
 			}
 		}
 		return true
-	})
+	}) {
+		t.Errorf("after 2m some subscribers have not seen their generation end")
+	}
 	// Recovery: from the kill to the end of the last job that was running
 	// on the killed worker.
 	var lastEnd time.Time
