@@ -218,6 +218,15 @@ func start(t *testing.T, name string, env, args []string) *proc {
 	}()
 	t.Cleanup(func() {
 		p.kill()
+		if t.Failed() {
+			// The whole log, for whoever looks into the failure.
+			f, err := os.CreateTemp("", "fastimage-drill-*.log")
+			if err == nil {
+				_, _ = f.WriteString(p.logs.all())
+				f.Close()
+				t.Logf("%s's log: %s", name, f.Name())
+			}
+		}
 		if strings.Contains(p.logs.all(), `"level":"ERROR"`) || strings.Contains(p.logs.all(), "panic:") {
 			t.Logf("%s logged errors (expected while something is broken):\n%s", name, p.logs.errors())
 		}
