@@ -146,6 +146,10 @@ type proc struct {
 func settings(storageDir string, extra ...string) []string {
 	return append([]string{
 		"--storage-dir", storageDir,
+		// Few connections each: the drills share the test PostgreSQL
+		// with every other test running.
+		"--db-max-open-conns", "8",
+		"--db-max-idle-conns", "4",
 		"--signup-bonus-credits", "1000000",
 		"--job-lease", "2s",
 		"--user-running-limit", "64",

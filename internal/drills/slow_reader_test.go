@@ -23,14 +23,14 @@ import (
 
 const heartbeatSubscription = `subscription { heartbeat(intervalMs: 250) { seq serverTime } }`
 
-// Clients that stop reading (each with a thousand fast subscriptions and a
+// Clients that stop reading (each with five hundred fast subscriptions and a
 // tiny receive buffer) are dropped by the server once a write waits past
 // the write deadline; meanwhile the other subscribers keep receiving every
 // tick on time, and the server's memory stays bounded.
 func TestDrillClientStopsReading(t *testing.T) {
 	t.Parallel()
-	const writeTimeout, perSocket = 2 * time.Second, 1000
-	healthyN, slowN := size(10, 100), size(4, 20)
+	const writeTimeout, perSocket = 2 * time.Second, 500
+	healthyN, slowN := size(10, 100), size(2, 8)
 	dbURL := dbtest.NewURL(t)
 	vdb, err := db.Open(context.Background(), dbtest.Config(dbURL), "drills")
 	if err != nil {
@@ -70,7 +70,7 @@ func TestDrillClientStopsReading(t *testing.T) {
 		h.reset()
 	}
 
-	// The slow clients: a 4 KiB receive buffer, a thousand subscriptions
+	// The slow clients: a 4 KiB receive buffer, five hundred subscriptions
 	// ticking four times a second, and never another read.
 	tiny := &websocket.Dialer{HandshakeTimeout: 20 * time.Second, NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -86,6 +86,8 @@ func TestDrillClientStopsReading(t *testing.T) {
 			t.Fatalf("slow socket %d: %v", i, err)
 		}
 		slow[i] = s
+	}
+	for _, s := range slow {
 		for j := range perSocket {
 			if err := s.subscribe(strconv.Itoa(j), heartbeatSubscription, nil); err != nil {
 				t.Fatal(err)
