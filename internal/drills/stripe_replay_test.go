@@ -49,10 +49,10 @@ func TestDrillStripeWebhooksReplayed(t *testing.T) {
 	// Load: every buyer generates all along.
 	ctx, stop := stopper(t)
 	var (
-		mu   sync.Mutex
+		mu      sync.Mutex
 		gens    = map[uuid.UUID][]string{}
 		refused = map[string]int{}
-		wg   sync.WaitGroup
+		wg      sync.WaitGroup
 	)
 	for _, u := range users {
 		wg.Go(func() {
