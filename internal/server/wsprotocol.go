@@ -17,6 +17,7 @@ const (
 	closeDuplicateID     = 4409 // subscribe with an id already running
 	closeTooManyInits    = 4429 // a second connection_init
 	closeProtocolError   = 1002 // legacy graphql-ws has no codes of its own
+	closeTryAgainLater   = 1013 // RFC 6455 registry: retry; the reference client reconnects
 	subprotoTransportWS  = "graphql-transport-ws"
 	reasonInitTimeout    = "Connection initialisation timeout"
 	reasonBadRequest     = "Invalid message received"
