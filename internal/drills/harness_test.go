@@ -221,6 +221,15 @@ func start(t *testing.T, name string, env, args []string) *proc {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
+		if t.Failed() && p.cmd.Process != nil {
+			// SIGQUIT makes a Go process print every goroutine's stack:
+			// where whatever the drill found stuck is waiting.
+			_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-p.done:
+			case <-time.After(5 * time.Second):
+			}
+		}
 		p.kill()
 		if t.Failed() {
 			// The whole log, for whoever looks into the failure.
