@@ -40,7 +40,10 @@ func TestDrillPostgresRestart(t *testing.T) {
 	api := startServe(t, "api", env, settings(t.TempDir(), "--migrate", "--workers", "2", "--local-step-delay", "50ms")...)
 	u := signUp(t, newClient(api.url), vdb)
 
+	// The load stops before the drill's end; the subscribers follow on
+	// until their generations end.
 	ctx, stop := stopper(t)
+	followCtx, stopFollowing := stopper(t)
 	var (
 		mu        sync.Mutex
 		fs        []*follower
@@ -67,7 +70,7 @@ func TestDrillPostgresRestart(t *testing.T) {
 				mu.Lock()
 				if _, seen := accepted[id]; !seen {
 					accepted[id] = time.Now()
-					fs = append(fs, follow(ctx, id, u.api.token, func() string { return api.url }))
+					fs = append(fs, follow(followCtx, id, u.api.token, func() string { return api.url }))
 					submitted++
 				}
 				mu.Unlock()
@@ -117,6 +120,7 @@ func TestDrillPostgresRestart(t *testing.T) {
 	}) {
 		t.Errorf("after 2m some subscribers have not seen their generation end")
 	}
+	stopFollowing()
 	// The drill's own pool still holds connections the restart ended.
 	vdb.Close()
 	if vdb, err = db.Open(context.Background(), dbtest.Config(pg.url), "drills"); err != nil {
