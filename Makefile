@@ -10,7 +10,7 @@ GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test lint generate check-generate schema-check schema-update bench bench-baseline bench-sockets fuzz build load
+.PHONY: run test lint generate check-generate schema-check schema-update bench bench-baseline bench-sockets fuzz build load drills
 
 ## run: start the service on local defaults (migrations applied at start)
 run:
@@ -108,3 +108,10 @@ bench-sockets:
 ## build: the binary in bin/
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/fastimage ./cmd/fastimage
+
+## drills: the fault drills at full size (internal/drills), ending with a table of
+## what each lost (it must be nothing) and how long recovery took
+drills:
+	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
+	stripe_mock="$${STRIPE_MOCK_BIN:-$$(.ci/ensure-stripe-mock)}"; \
+	cd internal/drills && DRILLS_FULL=1 TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" $(GO) test -count=1 -timeout 40m

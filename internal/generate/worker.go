@@ -16,8 +16,13 @@ import (
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/events"
 	"github.com/fastimage/api/internal/generate/provider"
+	"github.com/fastimage/api/internal/storage"
 	"github.com/fastimage/api/internal/work"
 )
+
+// storagePause is how long a worker waits after giving a job back because
+// object storage was unavailable.
+const storagePause = time.Second
 
 var (
 	errLeaseLost = errors.New("generate: lease lost to another worker")
@@ -137,6 +142,15 @@ func (s *Service) run(ctx context.Context, owner string, g *Generation) {
 		// queue for a moment it answers again, this attempt uncounted.
 		log.WarnContext(ctx, "database unavailable; giving the job back", "err", err)
 		s.giveBack(context.WithoutCancel(ctx), owner, g)
+	case errors.Is(err, storage.ErrUnavailable):
+		// Object storage did not take the images (or give the source) even
+		// after its own retries: as with the database, the job waits in the
+		// queue, this attempt uncounted, rather than fail for good.
+		log.WarnContext(ctx, "storage unavailable; giving the job back", "err", err)
+		s.giveBack(context.WithoutCancel(ctx), owner, g)
+		// This worker waits before its next claim, so that a long outage
+		// costs a try every few seconds, not a busy loop of them.
+		events.WaitFor(ctx, nil, storagePause)
 	case err != nil:
 		var ae *apperr.Error
 		if !errors.As(err, &ae) {

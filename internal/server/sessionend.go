@@ -128,13 +128,21 @@ func endOperations(present graphql.ErrorPresenterFunc) graphql.OperationMiddlewa
 
 // closeFrame is the WebSocket close code and reason for a session that ended
 // with err: 4403 for a suspended account, 4401 otherwise, and the error's
-// message.
+// message. An error that is no verdict on the session — the database did
+// not answer while it was checked (INTERNAL, UNAVAILABLE) — closes with
+// 1013 (try again later) instead, which clients, the reference one
+// included, answer by reconnecting rather than by signing the user out
+// (found by the idle-subscriptions drill, internal/drills, when the
+// database refused connections).
 func closeFrame(err error) (int, string) {
 	reason := "Your session has ended. Sign in again."
 	if ae := (*apperr.Error)(nil); errors.As(err, &ae) {
 		reason = ae.Message
 	}
-	if apperr.CodeOf(err) == apperr.AccountSuspended {
+	switch apperr.CodeOf(err) {
+	case apperr.Internal, apperr.Unavailable:
+		return closeTryAgainLater, "Your session could not be checked just now; reconnect in a moment."
+	case apperr.AccountSuspended:
 		return 4403, reason
 	}
 	return 4401, reason

@@ -25,6 +25,7 @@ const (
 	closeProtocolError = 1002 // legacy graphql-ws has no codes of its own
 	closeNormal        = 1000
 	closeGoingAway     = 1001
+	closeTryAgainLater = 1013 // RFC 6455 registry: retry; the reference client reconnects
 
 	reasonInitTimeout  = "Connection initialisation timeout"
 	reasonBadRequest   = "Invalid message received"

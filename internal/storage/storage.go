@@ -17,6 +17,13 @@ import (
 // ErrNotFound is returned (wrapped) for a key with no object.
 var ErrNotFound = errors.New("storage: object not found")
 
+// ErrUnavailable is returned (wrapped) when the store did not answer, or
+// answered that it cannot serve now (a timeout, 429, a 5xx), after the
+// implementation's own retries: the same call may well work in a moment,
+// so callers give the work back or tell the user to try again rather than
+// fail it for good.
+var ErrUnavailable = errors.New("storage: unavailable")
+
 // Bucket stores blobs by key. Implementations stream: no method holds a
 // whole object in memory.
 type Bucket interface {

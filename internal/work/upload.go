@@ -22,6 +22,13 @@ import (
 	"github.com/fastimage/api/internal/storage"
 )
 
+// storageUnavailable is the answer to an upload that object storage did
+// not take: nothing was kept, and the same upload may work in a moment.
+func storageUnavailable(cause error) error {
+	return apperr.Wrap(cause, apperr.Unavailable, "Image storage is not answering just now, so your image was not saved; please try again in a moment.").
+		With("retryAfter", 5)
+}
+
 // UploadInput is an image a user sends through the API.
 type UploadInput struct {
 	File io.Reader
@@ -82,6 +89,9 @@ func (s *Service) ingest(ctx context.Context, userID uuid.UUID, src io.Reader, t
 			if _, derr := s.bucket.DeletePrefix(context.WithoutCancel(ctx), prefix); derr != nil {
 				err = errors.Join(err, fmt.Errorf("clean up %s: %w", prefix, derr))
 			}
+		}
+		if errors.Is(err, storage.ErrUnavailable) && apperr.CodeOf(err) == apperr.Internal {
+			err = storageUnavailable(err)
 		}
 	}()
 

@@ -166,7 +166,8 @@ func (b *Bucket) Name() string { return "gcs" }
 // When a retried upload finds its precondition failed because its own first
 // attempt had succeeded (the response was lost), Put recognises its bytes by
 // size and CRC32C and reports success.
-func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) (storage.ObjectInfo, error) {
+func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, opts storage.PutOptions) (_ storage.ObjectInfo, err error) {
+	defer markUnavailable(&err)
 	if err := checkKey(key); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("gcs: put: %w", err)
 	}
@@ -218,7 +219,8 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, opts storage.
 // the bytes come from the same generation: Open reads the attributes first
 // and pins the read to their generation. The reader is bound to ctx. Returns
 // storage.ErrNotFound (wrapped) for a missing key.
-func (b *Bucket) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, storage.ObjectInfo, error) {
+func (b *Bucket) Open(ctx context.Context, key string, offset, length int64) (_ io.ReadCloser, _ storage.ObjectInfo, err error) {
+	defer markUnavailable(&err)
 	if err := checkKey(key); err != nil {
 		return nil, storage.ObjectInfo{}, fmt.Errorf("gcs: open: %w", err)
 	}
@@ -257,7 +259,8 @@ func (b *Bucket) Open(ctx context.Context, key string, offset, length int64) (io
 
 // Stat describes the object at key. Returns storage.ErrNotFound (wrapped)
 // for a missing key.
-func (b *Bucket) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+func (b *Bucket) Stat(ctx context.Context, key string) (_ storage.ObjectInfo, err error) {
+	defer markUnavailable(&err)
 	if err := checkKey(key); err != nil {
 		return storage.ObjectInfo{}, fmt.Errorf("gcs: stat: %w", err)
 	}
@@ -269,11 +272,12 @@ func (b *Bucket) Stat(ctx context.Context, key string) (storage.ObjectInfo, erro
 }
 
 // Delete removes the object at key; a missing key is not an error.
-func (b *Bucket) Delete(ctx context.Context, key string) error {
+func (b *Bucket) Delete(ctx context.Context, key string) (err error) {
+	defer markUnavailable(&err)
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("gcs: delete: %w", err)
 	}
-	err := b.bucket.Object(key).Delete(ctx)
+	err = b.bucket.Object(key).Delete(ctx)
 	if err != nil && !errors.Is(err, cloudstorage.ErrObjectNotExist) {
 		return fmt.Errorf("gcs: delete %q: %w", key, err)
 	}
@@ -285,7 +289,8 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 // many it removed (objects that vanished on their own before their delete are
 // not counted). It stops at the first error, returning the count so far.
 // An empty prefix is refused: it would erase the whole bucket.
-func (b *Bucket) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+func (b *Bucket) DeletePrefix(ctx context.Context, prefix string) (_ int, err error) {
+	defer markUnavailable(&err)
 	if prefix == "" {
 		return 0, errors.New("gcs: delete prefix: refusing an empty prefix, which would erase the whole bucket")
 	}
@@ -330,7 +335,8 @@ func (b *Bucket) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 
 // List describes every object whose key starts with prefix, in key order
 // (GCS lists in lexicographic byte order).
-func (b *Bucket) List(ctx context.Context, prefix string) ([]storage.ObjectInfo, error) {
+func (b *Bucket) List(ctx context.Context, prefix string) (_ []storage.ObjectInfo, err error) {
+	defer markUnavailable(&err)
 	it := b.bucket.Objects(ctx, b.query(prefix, "Name", "Size", "ContentType", "MD5", "Etag", "Updated"))
 	var infos []storage.ObjectInfo
 	for {
@@ -380,6 +386,15 @@ func mapErr(op, key string, err error) error {
 		return fmt.Errorf("gcs: %s %q: %w", op, key, storage.ErrNotFound)
 	}
 	return fmt.Errorf("gcs: %s %q: %w", op, key, err)
+}
+
+// markUnavailable wraps an error that the SDK's retries would retry (a
+// timeout, 408, 429, a 5xx, a broken connection) with
+// storage.ErrUnavailable: they ran out, but the same call may work later.
+func markUnavailable(err *error) {
+	if *err != nil && !errors.Is(*err, storage.ErrNotFound) && !errors.Is(*err, context.Canceled) && cloudstorage.ShouldRetry(*err) {
+		*err = fmt.Errorf("%w: %w", storage.ErrUnavailable, *err)
+	}
 }
 
 func isPreconditionFailed(err error) bool {

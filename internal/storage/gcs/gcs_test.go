@@ -517,6 +517,11 @@ func TestRetriesGiveUp(t *testing.T) {
 	if err == nil || errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Stat: got %v, want the 503", err)
 	}
+	// Retries that ran out on an error worth retrying say so, for callers
+	// that try again later (found by the storage drill, internal/drills).
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("Stat: got %v, want it to wrap storage.ErrUnavailable", err)
+	}
 	if seen := f.count(r); seen != cfg.MaxAttempts {
 		t.Errorf("attempts: got %v, want %v", seen, cfg.MaxAttempts)
 	}
