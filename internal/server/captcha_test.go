@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,30 @@ func TestDevOutboxPageOnlyInDevelopment(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 404 {
 			t.Errorf("production %s: %d, want 404", path, resp.StatusCode)
+		}
+	}
+}
+
+// TestDevOutboxOnlyOnThisMachine: APP_ENV defaults to development, so a
+// server deployed under a public name without APP_ENV=production (and
+// without SMTP) would otherwise list everyone's reset links to anyone:
+// requestPasswordReset for a victim, then /dev/outbox.json?to=victim.
+// The outbox is served only when the public URL is on this machine.
+func TestDevOutboxOnlyOnThisMachine(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	public, _ := url.Parse("https://fastimage.example")
+	cfg.PublicURL = public
+	s := start(t, cfg)
+	mustSignUp(t, s, "exposed@example.com")
+	for _, path := range []string{"/dev/outbox", "/dev/outbox.json?to=exposed%40example.com"} {
+		resp, err := http.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("development server at %s: %s answered %d, want 404", public, path, resp.StatusCode)
 		}
 	}
 }

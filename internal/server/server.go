@@ -202,7 +202,7 @@ func (s *Server) routes() http.Handler {
 	if s.blobs != nil {
 		handle("/blobs/", "/blobs", s.blobs)
 	}
-	if s.cfg.Env == config.Development && s.outbox != nil {
+	if s.servesDevOutbox() {
 		handle("GET /dev/outbox", "/dev/outbox", http.HandlerFunc(s.devOutbox))
 		handle("GET /dev/outbox.json", "/dev/outbox.json", http.HandlerFunc(s.devOutboxJSON))
 	}
