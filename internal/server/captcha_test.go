@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fastimage/api/internal/db/dbtest"
 )
 
 // turnstile is an httptest peer that speaks Cloudflare Turnstile's siteverify
@@ -182,6 +185,47 @@ func TestDevOutboxOnlyOnThisMachine(t *testing.T) {
 		}
 	}
 }
+
+// TestDevOutboxOnlyToThisMachine: a development server made reachable from
+// elsewhere (HTTP_ADDR=0.0.0.0:8080, PUBLIC_URL left at localhost) shows
+// the outbox only to requests from this machine.
+func TestDevOutboxOnlyToThisMachine(t *testing.T) {
+	t.Parallel()
+	far := &net.TCPAddr{IP: net.ParseIP("203.0.113.50"), Port: 40000}
+	s := startWithListener(t, testConfig(), dbtest.NewURL(t), func(ln net.Listener) net.Listener { return peerListener{ln, far} })
+	mustSignUp(t, s, "far@example.com")
+	for _, path := range []string{"/dev/outbox", "/dev/outbox.json?to=far%40example.com"} {
+		resp, err := http.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("%s from %s answered %d, want 404", path, far, resp.StatusCode)
+		}
+	}
+}
+
+// peerListener's connections say they come from addr.
+type peerListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (l peerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return peerConn{c, l.addr}, nil
+}
+
+type peerConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c peerConn) RemoteAddr() net.Addr { return c.addr }
 
 // TestDevOutboxJSON: programs read the development outbox as JSON, all of
 // it or only one address's mail, newest first, within bounds.

@@ -30,6 +30,21 @@ func (s *Server) servesDevOutbox() bool {
 	return err == nil && ip.Unmap().IsLoopback()
 }
 
+// onlyFromThisMachine answers 404 to a peer that is not a loopback address
+// (the connection's own peer: X-Forwarded-For is not asked), for a
+// development server made reachable from elsewhere (HTTP_ADDR=0.0.0.0:…)
+// with PUBLIC_URL left at localhost.
+func onlyFromThisMachine(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !peer.Addr().Unmap().IsLoopback() {
+			notFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // devOutbox lists the mail the local outbox holds; it exists only in
 // development, where no mail leaves the machine.
 func (s *Server) devOutbox(w http.ResponseWriter, r *http.Request) {

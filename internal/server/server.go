@@ -203,8 +203,8 @@ func (s *Server) routes() http.Handler {
 		handle("/blobs/", "/blobs", s.blobs)
 	}
 	if s.servesDevOutbox() {
-		handle("GET /dev/outbox", "/dev/outbox", http.HandlerFunc(s.devOutbox))
-		handle("GET /dev/outbox.json", "/dev/outbox.json", http.HandlerFunc(s.devOutboxJSON))
+		handle("GET /dev/outbox", "/dev/outbox", onlyFromThisMachine(http.HandlerFunc(s.devOutbox)))
+		handle("GET /dev/outbox.json", "/dev/outbox.json", onlyFromThisMachine(http.HandlerFunc(s.devOutboxJSON)))
 	}
 	// Stripe signs its webhooks: no session, no CORS; the handler reads the
 	// raw body itself, up to its own cap.
