@@ -2,12 +2,16 @@ package server_test
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fastimage/api/internal/db/dbtest"
 )
 
 // turnstile is an httptest peer that speaks Cloudflare Turnstile's siteverify
@@ -157,6 +161,71 @@ func TestDevOutboxPageOnlyInDevelopment(t *testing.T) {
 		}
 	}
 }
+
+// TestDevOutboxOnlyOnThisMachine: APP_ENV defaults to development, so a
+// server deployed under a public name without APP_ENV=production (and
+// without SMTP) would otherwise list everyone's reset links to anyone:
+// requestPasswordReset for a victim, then /dev/outbox.json?to=victim.
+// The outbox is served only when the public URL is on this machine.
+func TestDevOutboxOnlyOnThisMachine(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	public, _ := url.Parse("https://fastimage.example")
+	cfg.PublicURL = public
+	s := start(t, cfg)
+	mustSignUp(t, s, "exposed@example.com")
+	for _, path := range []string{"/dev/outbox", "/dev/outbox.json?to=exposed%40example.com"} {
+		resp, err := http.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("development server at %s: %s answered %d, want 404", public, path, resp.StatusCode)
+		}
+	}
+}
+
+// TestDevOutboxOnlyToThisMachine: a development server made reachable from
+// elsewhere (HTTP_ADDR=0.0.0.0:8080, PUBLIC_URL left at localhost) shows
+// the outbox only to requests from this machine.
+func TestDevOutboxOnlyToThisMachine(t *testing.T) {
+	t.Parallel()
+	far := &net.TCPAddr{IP: net.ParseIP("203.0.113.50"), Port: 40000}
+	s := startWithListener(t, testConfig(), dbtest.NewURL(t), func(ln net.Listener) net.Listener { return peerListener{ln, far} })
+	mustSignUp(t, s, "far@example.com")
+	for _, path := range []string{"/dev/outbox", "/dev/outbox.json?to=far%40example.com"} {
+		resp, err := http.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("%s from %s answered %d, want 404", path, far, resp.StatusCode)
+		}
+	}
+}
+
+// peerListener's connections say they come from addr.
+type peerListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (l peerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return peerConn{c, l.addr}, nil
+}
+
+type peerConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c peerConn) RemoteAddr() net.Addr { return c.addr }
 
 // TestDevOutboxJSON: programs read the development outbox as JSON, all of
 // it or only one address's mail, newest first, within bounds.

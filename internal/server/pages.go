@@ -3,12 +3,47 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/config"
 	"github.com/fastimage/api/internal/mail"
 )
+
+// servesDevOutbox reports whether /dev/outbox is served: in development,
+// with mail kept local, and only when the public URL is on this machine.
+// APP_ENV defaults to development, so a server put under a public name
+// without APP_ENV=production would otherwise show anyone every user's
+// reset and verification links.
+func (s *Server) servesDevOutbox() bool {
+	if s.cfg.Env != config.Development || s.outbox == nil || s.cfg.PublicURL == nil {
+		return false
+	}
+	host := strings.ToLower(strings.TrimSuffix(s.cfg.PublicURL.Hostname(), "."))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// onlyFromThisMachine answers 404 to a peer that is not a loopback address
+// (the connection's own peer: X-Forwarded-For is not asked), for a
+// development server made reachable from elsewhere (HTTP_ADDR=0.0.0.0:…)
+// with PUBLIC_URL left at localhost.
+func onlyFromThisMachine(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !peer.Addr().Unmap().IsLoopback() {
+			notFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // devOutbox lists the mail the local outbox holds; it exists only in
 // development, where no mail leaves the machine.

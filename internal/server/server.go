@@ -202,9 +202,9 @@ func (s *Server) routes() http.Handler {
 	if s.blobs != nil {
 		handle("/blobs/", "/blobs", s.blobs)
 	}
-	if s.cfg.Env == config.Development && s.outbox != nil {
-		handle("GET /dev/outbox", "/dev/outbox", http.HandlerFunc(s.devOutbox))
-		handle("GET /dev/outbox.json", "/dev/outbox.json", http.HandlerFunc(s.devOutboxJSON))
+	if s.servesDevOutbox() {
+		handle("GET /dev/outbox", "/dev/outbox", onlyFromThisMachine(http.HandlerFunc(s.devOutbox)))
+		handle("GET /dev/outbox.json", "/dev/outbox.json", onlyFromThisMachine(http.HandlerFunc(s.devOutboxJSON)))
 	}
 	// Stripe signs its webhooks: no session, no CORS; the handler reads the
 	// raw body itself, up to its own cap.
