@@ -111,13 +111,18 @@ func (s *wsSocket) initTimedOut() {
 // while the operation is still the one the client knows under its id. A
 // write that fails closes the socket.
 func (s *wsSocket) send(op *wsOp, id, typ string, payload []byte) error {
+	return s.write(op, encodeFrame(id, typ, payload))
+}
+
+// write sends one encoded message; see send.
+func (s *wsSocket) write(op *wsOp, frame []byte) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if op != nil && !s.current(op) {
 		return nil
 	}
 	_ = s.ws.SetWriteDeadline(time.Now().Add(s.acceptor.writeTimeout))
-	if err := s.ws.WriteMessage(websocket.TextMessage, encodeFrame(id, typ, payload)); err != nil {
+	if err := s.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 		// A write that timed out leaves the socket unusable; closing it also
 		// ends the read loop, which stops every operation on it.
 		s.acceptor.log.Debug("websocket write failed; closing", "err", err)
