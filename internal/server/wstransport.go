@@ -203,7 +203,8 @@ func (t wsTransport) legacyMessage(s *wsSocket, f wsFrame, read graphql.TraceTim
 
 // initialise answers connection_init: it signs the socket in with the
 // payload's token (or the request's cookie session) and acknowledges, or
-// closes with 4401/4403 and the reason when the token is refused.
+// closes with 4401/4403 and the reason when the token is refused, or with
+// 4500 (legacy: 1011) when the token could not be checked.
 func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 	s.initTimeout.Stop()
 	var payload transport.InitPayload
@@ -215,6 +216,19 @@ func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 	}
 	ctx, err := t.init(s.ctx, payload)
 	if err != nil {
+		if serverFailed(err) {
+			// Not the client's fault: the token could not be checked (the
+			// database failed or timed out). 4401 would send the user to sign
+			// in again; 4500 (1011) makes the client retry.
+			s.acceptor.log.Warn("websocket connection_init: could not check the token", "err", err)
+			if s.legacy {
+				s.connectionError("The server could not check your sign-in; connect again.")
+				s.closeWith(closeServerError, reasonInternal)
+				return false
+			}
+			s.closeWith(closeInternalError, reasonInternal)
+			return false
+		}
 		code, reason := closeFrame(err)
 		if s.legacy {
 			s.connectionError(err.Error())
@@ -234,6 +248,17 @@ func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 		_ = s.send(nil, "", legacyKeepAlive, nil)
 	}
 	return true
+}
+
+// serverFailed reports whether err is the server's failure (a database
+// error, a timeout, an unavailable dependency) rather than a refusal of the
+// client's credentials.
+func serverFailed(err error) bool {
+	switch apperr.CodeOf(err) {
+	case apperr.Internal, apperr.Unavailable, apperr.RequestTimeout:
+		return true
+	}
+	return false
 }
 
 // protocolError closes the socket for a message its subprotocol does not
