@@ -35,7 +35,16 @@ type Stream[R any] struct {
 // lost and nothing repeats. The channel closes after a final row or when ctx
 // ends.
 func Follow[R any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], last int64) <-chan R {
-	out := make(chan R)
+	return FollowAs(ctx, b, log, s, last, func(r R) (R, bool, error) { return r, true, nil }, nil)
+}
+
+// FollowAs is Follow with each row turned into what the channel carries by
+// conv, on the follower's own goroutine: a stream that needs its rows in
+// another shape (a GraphQL model) costs no second goroutine and channel per
+// follower. conv skips a row by reporting false; a row it fails on ends
+// the stream, after fail (if not nil) learns why.
+func FollowAs[R, Out any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], last int64, conv func(R) (Out, bool, error), fail func(error)) <-chan Out {
+	out := make(chan Out)
 	var (
 		wake <-chan struct{}
 		stop func()
@@ -63,10 +72,19 @@ func Follow[R any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], l
 				log.WarnContext(ctx, "follow events", "topic", s.Topic, "err", err)
 			}
 			for _, row := range rows {
-				select {
-				case out <- row:
-				case <-ctx.Done():
+				m, send, err := conv(row)
+				if err != nil {
+					if fail != nil {
+						fail(err)
+					}
 					return
+				}
+				if send {
+					select {
+					case out <- m:
+					case <-ctx.Done():
+						return
+					}
 				}
 				n, final := s.Seq(row)
 				last = n
