@@ -13,8 +13,8 @@ import (
 )
 
 // wsSocket is one GraphQL WebSocket: its connection, its subprotocol's state
-// and its running operations. An idle socket costs a parked reader (the
-// request's goroutine), one goroutine per running operation, a 1 KiB read
+// and its running operations. An idle socket costs a parked reader (a
+// goroutine of its own, with a shallow stack), one goroutine per running operation, a 1 KiB read
 // buffer and two runtime timers — pings and keep-alives need no goroutine
 // of their own, and no write buffer is held between messages.
 //
@@ -28,6 +28,7 @@ type wsSocket struct {
 	exec     graphql.GraphExecutor
 	headers  http.Header
 	session  *sessionEnd
+	release  func() // gives back the client IP's stream slot (see limitStreams)
 
 	// life is done when the socket closes (cancel). ctx, the parent of its
 	// operations, is life until connection_init; from then on it carries the
@@ -185,4 +186,5 @@ func (s *wsSocket) finish() {
 	s.cancel() // ends every operation
 	_ = s.ws.Close()
 	s.acceptor.remove(s)
+	s.release()
 }

@@ -51,9 +51,9 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	if t.readLimit > 0 {
 		c.SetReadLimit(t.readLimit)
 	}
-	// The request's context ends when this handler returns, which it does
-	// when the socket closes.
-	ctx, cancel := context.WithCancel(withSocketOps(withSessionEnd(r.Context(), true), t.maxOperations))
+	// The socket outlives this handler (see below): its context keeps the
+	// request's values, but not its end, and ends when the socket closes.
+	ctx, cancel := context.WithCancel(withSocketOps(withSessionEnd(context.WithoutCancel(r.Context()), true), t.maxOperations))
 	s := &wsSocket{
 		ws:       c,
 		acceptor: t.sockets,
@@ -70,9 +70,17 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		cancel()
 		return
 	}
+	s.release = keepStreamSlot(r.Context())
 	s.startTimers()
-	defer s.finish()
-	t.read(s)
+	// The socket is read on a goroutine of its own and this handler
+	// returns: the handler's goroutine has a deep stack (net/http, the
+	// middleware, gqlgen), and while it runs net/http keeps the connection's
+	// buffers, several KiB that a hijacked connection no longer uses. An
+	// idle socket then costs a shallow reader and nothing more.
+	go func() {
+		defer s.finish()
+		t.read(s)
+	}()
 }
 
 // read handles the client's messages until the socket closes.
