@@ -67,7 +67,7 @@ func FollowAs[R, Out any](ctx context.Context, b *Bus, log *slog.Logger, s Strea
 		defer close(out)
 		defer stop()
 		for {
-			rows, err := s.Read(ctx, last)
+			rows, err := readOnFreshStack(ctx, s.Read, last)
 			if err != nil && ctx.Err() == nil {
 				log.WarnContext(ctx, "follow events", "topic", s.Topic, "err", err)
 			}
@@ -101,6 +101,25 @@ func FollowAs[R, Out any](ctx context.Context, b *Bus, log *slog.Logger, s Strea
 		}
 	}()
 	return out
+}
+
+// readOnFreshStack runs read on a short-lived goroutine. A read goes deep
+// (the ORM, the database driver) and a goroutine's stack that grew stays
+// grown; the follower's goroutine, which waits most of its life, should not
+// pay for the deepest read it ever made. A goroutine per read costs far
+// less than the query.
+func readOnFreshStack[R any](ctx context.Context, read func(context.Context, int64) ([]R, error), after int64) ([]R, error) {
+	type result struct {
+		rows []R
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rows, err := read(ctx, after)
+		done <- result{rows, err}
+	}()
+	r := <-done
+	return r.rows, r.err
 }
 
 // WaitFor blocks until a wake-up, the poll interval, or the end of ctx
