@@ -10,6 +10,7 @@ import (
 
 	"github.com/fastimage/api/graph/model"
 	"github.com/fastimage/api/internal/account"
+	"github.com/fastimage/api/internal/feed"
 )
 
 // ViewerEvents is the resolver for the viewerEvents field.
@@ -18,11 +19,7 @@ func (r *subscriptionResolver) ViewerEvents(ctx context.Context, afterSeq *int) 
 	if err != nil {
 		return nil, err
 	}
-	entries, err := r.Feed.Stream(ctx, a, int64(deref(afterSeq, 0)))
-	if err != nil {
-		return nil, err
-	}
-	return translate(ctx, entries, feedModel), nil
+	return feed.StreamAs(ctx, r.Feed, a, int64(deref(afterSeq, 0)), feedModel, failStream(ctx))
 }
 
 // LastViewerEventSeq is the resolver for the lastViewerEventSeq field.

@@ -31,6 +31,16 @@ func translate[In, Out any](ctx context.Context, in <-chan In, f func(In) (Out, 
 	return out
 }
 
+// failStream returns what records the error that ends the subscription of
+// ctx, for a stream that translates its rows itself (see feed.StreamAs).
+func failStream(ctx context.Context) func(error) {
+	fs, ok := ctx.Value(streamFailureKey{}).(*streamFailure)
+	if !ok {
+		return nil
+	}
+	return fs.set
+}
+
 type streamFailure struct {
 	mu  sync.Mutex
 	err error

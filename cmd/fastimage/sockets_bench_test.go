@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -39,7 +41,7 @@ const socketUsers = 10
 func BenchmarkIdleSockets(b *testing.B) {
 	total := socketSteps[len(socketSteps)-1]
 	perUser := strconv.Itoa(total/socketUsers + 1)
-	p := startServe(b, dbtest.NewURL(b), "--workers", "0",
+	p := startServe(b, dbtest.NewURL(b), "--workers", "0", "--metrics-addr", "127.0.0.1:0",
 		"--max-streams-per-ip", strconv.Itoa(total+100),
 		"--max-subscriptions-per-user", perUser,
 		// Signing ten users up and opening thousands of subscriptions from
@@ -78,6 +80,7 @@ func BenchmarkIdleSockets(b *testing.B) {
 			// spans in use (live objects and what the GC has yet to free).
 			b.ReportMetric((metric(b, p.metrics, "go_memstats_stack_inuse_bytes")-baseStack)/1024/float64(n), "stack-KiB/socket")
 			b.ReportMetric((metric(b, p.metrics, "go_memstats_heap_inuse_bytes")-baseHeap)/1024/float64(n), "heap-KiB/socket")
+			saveProfiles(b, p.metrics, n)
 		})
 	}
 }
@@ -348,5 +351,30 @@ func waitFor(b *testing.B, d time.Duration, ok func() bool, what string) {
 			b.Fatalf("gave up waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// saveProfiles writes the server's heap and goroutine profiles, at n
+// sockets, into the folder SOCKET_BENCH_PROFILES names (nothing without
+// it), for `go tool pprof` to say where a socket's memory goes.
+func saveProfiles(b *testing.B, metricsURL string, n int) {
+	dir := os.Getenv("SOCKET_BENCH_PROFILES")
+	if dir == "" {
+		return
+	}
+	base := strings.TrimSuffix(metricsURL, "/metrics")
+	for name, path := range map[string]string{"heap": "/debug/pprof/heap", "goroutine.txt": "/debug/pprof/goroutine?debug=1"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("%s: %v %s", path, err, resp.Status)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.%s", strings.TrimSuffix(name, ".txt"), n, map[bool]string{true: "txt", false: "pb.gz"}[strings.HasSuffix(name, ".txt")])), body, 0o644); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

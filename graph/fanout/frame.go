@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -30,7 +31,7 @@ func AppendResponse(dst []byte, resp *graphql.Response) ([]byte, error) {
 	}
 	dst = append(dst, `"data":`...)
 	if len(resp.Data) > 0 {
-		dst = append(dst, resp.Data...)
+		dst = appendHTMLEscaped(dst, resp.Data)
 	} else {
 		dst = append(dst, "null"...)
 	}
@@ -74,4 +75,17 @@ func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	dst = append(dst, s...)
 	return append(dst, '"')
+}
+
+// appendHTMLEscaped appends data, valid JSON, escaping <, >, & and U+2028/9
+// inside strings as encoding/json does for a RawMessage (gqlgen writes them
+// as they are), so that frames stay byte for byte what they were. Most
+// events hold none, and are copied as they are.
+func appendHTMLEscaped(dst, data []byte) []byte {
+	if !bytes.ContainsAny(data, "<>&\u2028\u2029") {
+		return append(dst, data...)
+	}
+	b := bytes.NewBuffer(dst)
+	json.HTMLEscape(b, data)
+	return b.Bytes()
 }

@@ -20,6 +20,7 @@ func TestAppendResponseWritesWhatEncodingJSONWrites(t *testing.T) {
 		{"errors", &graphql.Response{Errors: gqlerror.List{{Message: "Not found.", Extensions: map[string]any{"code": "NOT_FOUND"}}}}},
 		{"extensions", &graphql.Response{Data: []byte(`{"a":1}`), Extensions: map[string]any{"cost": map[string]any{"requested": 3, "remaining": 19997}}}},
 		{"everything", &graphql.Response{Data: []byte(`{"a":null}`), Errors: gqlerror.List{{Message: "<b>&"}}, Extensions: map[string]any{"x": "y"}}},
+		{"html in data", &graphql.Response{Data: []byte("{\"prompt\":\"<cat> & dog \u2028\u2029\"}")}},
 		{"deferred", &graphql.Response{Data: []byte(`{"a":1}`), Label: "l", Path: ast.Path{ast.PathName("a")}, HasNext: &yes}},
 	}
 	for _, tc := range tests {

@@ -35,7 +35,16 @@ type Stream[R any] struct {
 // lost and nothing repeats. The channel closes after a final row or when ctx
 // ends.
 func Follow[R any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], last int64) <-chan R {
-	out := make(chan R)
+	return FollowAs(ctx, b, log, s, last, func(r R) (R, bool, error) { return r, true, nil }, nil)
+}
+
+// FollowAs is Follow with each row turned into what the channel carries by
+// conv, on the follower's own goroutine: a stream that needs its rows in
+// another shape (a GraphQL model) costs no second goroutine and channel per
+// follower. conv skips a row by reporting false; a row it fails on ends
+// the stream, after fail (if not nil) learns why.
+func FollowAs[R, Out any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], last int64, conv func(R) (Out, bool, error), fail func(error)) <-chan Out {
+	out := make(chan Out)
 	var (
 		wake <-chan struct{}
 		stop func()
@@ -58,15 +67,24 @@ func Follow[R any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], l
 		defer close(out)
 		defer stop()
 		for {
-			rows, err := s.Read(ctx, last)
+			rows, err := readOnFreshStack(ctx, s.Read, last)
 			if err != nil && ctx.Err() == nil {
 				log.WarnContext(ctx, "follow events", "topic", s.Topic, "err", err)
 			}
 			for _, row := range rows {
-				select {
-				case out <- row:
-				case <-ctx.Done():
+				m, send, err := conv(row)
+				if err != nil {
+					if fail != nil {
+						fail(err)
+					}
 					return
+				}
+				if send {
+					select {
+					case out <- m:
+					case <-ctx.Done():
+						return
+					}
 				}
 				n, final := s.Seq(row)
 				last = n
@@ -83,6 +101,25 @@ func Follow[R any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], l
 		}
 	}()
 	return out
+}
+
+// readOnFreshStack runs read on a short-lived goroutine. A read goes deep
+// (the ORM, the database driver) and a goroutine's stack that grew stays
+// grown; the follower's goroutine, which waits most of its life, should not
+// pay for the deepest read it ever made. A goroutine per read costs far
+// less than the query.
+func readOnFreshStack[R any](ctx context.Context, read func(context.Context, int64) ([]R, error), after int64) ([]R, error) {
+	type result struct {
+		rows []R
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rows, err := read(ctx, after)
+		done <- result{rows, err}
+	}()
+	r := <-done
+	return r.rows, r.err
 }
 
 // WaitFor blocks until a wake-up, the poll interval, or the end of ctx

@@ -227,52 +227,53 @@ func (s *Service) LastSeq(ctx context.Context, a actor.Actor, owner uuid.UUID) (
 // safety-net poll and their reads (see followers).
 // Returns FORBIDDEN for a key without the events:read scope.
 func (s *Service) Stream(ctx context.Context, a actor.Actor, afterSeq int64) (<-chan Entry, error) {
+	return StreamAs(ctx, s, a, afterSeq, func(e Entry) (Entry, error) { return e, nil }, nil)
+}
+
+// StreamAs is Stream with each entry turned into what the channel carries by
+// conv, on the follower's goroutine (see events.FollowAs): a GraphQL
+// subscription gets its models without a goroutine of its own. An entry conv
+// fails on ends the stream, after fail learns why.
+func StreamAs[Out any](ctx context.Context, s *Service, a actor.Actor, afterSeq int64, conv func(Entry) (Out, error), fail func(error)) (<-chan Out, error) {
 	if err := a.RequireScope(actor.ScopeEventsRead); err != nil {
 		return nil, err
 	}
 	userID := a.UserID
+	visible := func(Entry) bool { return true }
+	if a.IsKey() {
+		visible = visibleTo(a)
+	}
 	f := s.join(userID, afterSeq)
-	entries := events.Follow(ctx, s.bus, s.log, events.Stream[Entry]{
+	return events.FollowAs(ctx, s.bus, s.log, events.Stream[Entry]{
 		Topic: Topic(userID),
 		Read:  f.read,
 		Seq:   func(e Entry) (int64, bool) { return e.Seq, false },
 		Wake:  func() (<-chan struct{}, func()) { return f.wake, func() { s.leave(f) } },
-	}, afterSeq)
-	if !a.IsKey() {
-		return entries, nil
-	}
-	return visibleTo(ctx, a, entries), nil
+	}, afterSeq, func(e Entry) (Out, bool, error) {
+		if !visible(e) {
+			var none Out
+			return none, false, nil
+		}
+		m, err := conv(e)
+		return m, true, err
+	}, fail), nil
 }
 
-// visibleTo passes on the entries a key may read by their fields: events:read
+// visibleTo says which entries a key may read by their fields: events:read
 // opens the stream, but balances, purchases and the subscription need
 // credits:read, and privacy requests are never a key's. The others are
 // skipped (their seqs just go missing, as a resuming client expects of
 // entries it was not shown).
-func visibleTo(ctx context.Context, a actor.Actor, in <-chan Entry) <-chan Entry {
+func visibleTo(a actor.Actor) func(Entry) bool {
 	credits := a.RequireScope(actor.ScopeCreditsRead) == nil
-	out := make(chan Entry)
-	go func() {
-		defer close(out)
-		for e := range in {
-			switch e.Kind {
-			case KindGeneration:
-			case KindCredits, KindPurchase, KindSubscription:
-				if !credits {
-					continue
-				}
-			default: // privacy requests, and kinds added later until allowed here
-				continue
-			}
-			select {
-			case out <- e:
-			case <-ctx.Done():
-				// Drain in so that Follow's sender, also ending, never blocks.
-				for range in {
-				}
-				return
-			}
+	return func(e Entry) bool {
+		switch e.Kind {
+		case KindGeneration:
+			return true
+		case KindCredits, KindPurchase, KindSubscription:
+			return credits
+		default: // privacy requests, and kinds added later until allowed here
+			return false
 		}
-	}()
-	return out
+	}
 }

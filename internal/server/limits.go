@@ -99,12 +99,40 @@ func (s *Server) limitStreams(next http.Handler) http.Handler {
 				fmt.Sprintf("%d WebSockets and SSE streams are already open from your address, the most allowed at once. Close one before opening another; one WebSocket can carry many subscriptions.", s.limits.cfg.PerIP))
 			return
 		}
-		defer s.limits.closeStream(ip)
+		slot := &streamSlot{release: sync.OnceFunc(func() { s.limits.closeStream(ip) })}
+		defer func() {
+			if !slot.kept {
+				slot.release()
+			}
+		}()
+		ctx := context.WithValue(r.Context(), streamSlotKey{}, slot)
 		if websocket {
-			r = r.WithContext(context.WithValue(r.Context(), socketSubsKey{}, &socketSubs{slots: slots{}}))
+			ctx = context.WithValue(ctx, socketSubsKey{}, &socketSubs{slots: slots{}})
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// streamSlot is a stream's place in its client IP's count. The handler
+// gives it back when it returns, unless the stream kept it: a WebSocket
+// outlives its handshake's handler (see wsTransport.Do) and gives it back
+// when it closes.
+type streamSlot struct {
+	release func() // once
+	kept    bool   // set on the handler's goroutine only
+}
+
+type streamSlotKey struct{}
+
+// keepStreamSlot takes over the stream slot of ctx from the handler, which
+// must not have returned yet, and returns what gives it back.
+func keepStreamSlot(ctx context.Context) func() {
+	slot, ok := ctx.Value(streamSlotKey{}).(*streamSlot)
+	if !ok {
+		return func() {}
+	}
+	slot.kept = true
+	return slot.release
 }
 
 func (l *streamLimits) openStream(ip string) bool {

@@ -13,8 +13,8 @@ import (
 )
 
 // wsSocket is one GraphQL WebSocket: its connection, its subprotocol's state
-// and its running operations. An idle socket costs a parked reader (the
-// request's goroutine), one goroutine per running operation, a 1 KiB read
+// and its running operations. An idle socket costs a parked reader (a
+// goroutine of its own, with a shallow stack), one goroutine per running operation, a 1 KiB read
 // buffer and two runtime timers — pings and keep-alives need no goroutine
 // of their own, and no write buffer is held between messages.
 //
@@ -28,6 +28,7 @@ type wsSocket struct {
 	exec     graphql.GraphExecutor
 	headers  http.Header
 	session  *sessionEnd
+	release  func() // gives back the client IP's stream slot (see limitStreams)
 
 	// life is done when the socket closes (cancel). ctx, the parent of its
 	// operations, is life until connection_init; from then on it carries the
@@ -111,13 +112,18 @@ func (s *wsSocket) initTimedOut() {
 // while the operation is still the one the client knows under its id. A
 // write that fails closes the socket.
 func (s *wsSocket) send(op *wsOp, id, typ string, payload []byte) error {
+	return s.write(op, encodeFrame(id, typ, payload))
+}
+
+// write sends one encoded message; see send.
+func (s *wsSocket) write(op *wsOp, frame []byte) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if op != nil && !s.current(op) {
 		return nil
 	}
 	_ = s.ws.SetWriteDeadline(time.Now().Add(s.acceptor.writeTimeout))
-	if err := s.ws.WriteMessage(websocket.TextMessage, encodeFrame(id, typ, payload)); err != nil {
+	if err := s.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 		// A write that timed out leaves the socket unusable; closing it also
 		// ends the read loop, which stops every operation on it.
 		s.acceptor.log.Debug("websocket write failed; closing", "err", err)
@@ -180,4 +186,5 @@ func (s *wsSocket) finish() {
 	s.cancel() // ends every operation
 	_ = s.ws.Close()
 	s.acceptor.remove(s)
+	s.release()
 }

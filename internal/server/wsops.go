@@ -11,6 +11,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/fastimage/api/graph/fanout"
 )
 
 // wsOp is one operation running on a socket under the client's id. The
@@ -155,8 +157,12 @@ func (s *wsSocket) endWith(id string, errs gqlerror.List) {
 	}
 }
 
+// sendResponse sends one result of an operation. The frame is written by
+// graph/fanout's encoders, which copy the data the executor wrote instead of
+// having encoding/json check and re-encode it, twice, for every subscriber
+// of an event; the bytes are the same.
 func (s *wsSocket) sendResponse(op *wsOp, id string, resp *graphql.Response) {
-	b, err := json.Marshal(resp)
+	payload, err := fanout.AppendResponse(nil, resp)
 	if err != nil {
 		panic(err)
 	}
@@ -164,7 +170,7 @@ func (s *wsSocket) sendResponse(op *wsOp, id string, resp *graphql.Response) {
 	if s.legacy {
 		typ = legacyData
 	}
-	_ = s.send(op, id, typ, b)
+	_ = s.write(op, fanout.AppendMessage(make([]byte, 0, len(payload)+len(id)+32), id, typ, payload))
 }
 
 func (s *wsSocket) sendErrors(op *wsOp, id string, errs gqlerror.List) {

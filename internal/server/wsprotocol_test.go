@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -209,5 +210,30 @@ func TestLegacyWebSocketDuplicateIDReplaces(t *testing.T) {
 		if m := wsNext(t, c, 5*time.Second); m.Type == "complete" && m.ID == "a" {
 			break
 		}
+	}
+}
+
+// A token the server could not check (here the database fails the session
+// lookup) is not a token that was refused: the socket closes with 4500
+// (legacy: 1011), which clients retry, and not with 4401, which sends the
+// user to sign in again.
+func TestWebSocketInitServerFailureIsNotSignOut(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	c, _ := mustSignUp(t, s, "init-failure@example.com")
+	if _, err := s.db.ExecContext(context.Background(), `ALTER TABLE sessions RENAME TO sessions_unreachable`); err != nil {
+		t.Fatal(err)
+	}
+	for proto, want := range map[string]int{"graphql-transport-ws": 4500, "graphql-ws": 1011} {
+		t.Run(proto, func(t *testing.T) {
+			ws, _, err := wsDial(t, s.URL, proto, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wsSend(t, ws, wsMessage{Type: "connection_init", Payload: mustJSON(map[string]any{"token": c.token})})
+			if got := wsCloseCode(t, ws, 5*time.Second); got != want {
+				t.Errorf("close code %d, want %d", got, want)
+			}
+		})
 	}
 }

@@ -51,9 +51,9 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	if t.readLimit > 0 {
 		c.SetReadLimit(t.readLimit)
 	}
-	// The request's context ends when this handler returns, which it does
-	// when the socket closes.
-	ctx, cancel := context.WithCancel(withSocketOps(withSessionEnd(r.Context(), true), t.maxOperations))
+	// The socket outlives this handler (see below): its context keeps the
+	// request's values, but not its end, and ends when the socket closes.
+	ctx, cancel := context.WithCancel(withSocketOps(withSessionEnd(context.WithoutCancel(r.Context()), true), t.maxOperations))
 	s := &wsSocket{
 		ws:       c,
 		acceptor: t.sockets,
@@ -70,9 +70,17 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		cancel()
 		return
 	}
+	s.release = keepStreamSlot(r.Context())
 	s.startTimers()
-	defer s.finish()
-	t.read(s)
+	// The socket is read on a goroutine of its own and this handler
+	// returns: the handler's goroutine has a deep stack (net/http, the
+	// middleware, gqlgen), and while it runs net/http keeps the connection's
+	// buffers, several KiB that a hijacked connection no longer uses. An
+	// idle socket then costs a shallow reader and nothing more.
+	go func() {
+		defer s.finish()
+		t.read(s)
+	}()
 }
 
 // read handles the client's messages until the socket closes.
@@ -203,7 +211,8 @@ func (t wsTransport) legacyMessage(s *wsSocket, f wsFrame, read graphql.TraceTim
 
 // initialise answers connection_init: it signs the socket in with the
 // payload's token (or the request's cookie session) and acknowledges, or
-// closes with 4401/4403 and the reason when the token is refused.
+// closes with 4401/4403 and the reason when the token is refused, or with
+// 4500 (legacy: 1011) when the token could not be checked.
 func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 	s.initTimeout.Stop()
 	var payload transport.InitPayload
@@ -215,6 +224,19 @@ func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 	}
 	ctx, err := t.init(s.ctx, payload)
 	if err != nil {
+		if serverFailed(err) {
+			// Not the client's fault: the token could not be checked (the
+			// database failed or timed out). 4401 would send the user to sign
+			// in again; 4500 (1011) makes the client retry.
+			s.acceptor.log.Warn("websocket connection_init: could not check the token", "err", err)
+			if s.legacy {
+				s.connectionError("The server could not check your sign-in; connect again.")
+				s.closeWith(closeServerError, reasonInternal)
+				return false
+			}
+			s.closeWith(closeInternalError, reasonInternal)
+			return false
+		}
 		code, reason := closeFrame(err)
 		if s.legacy {
 			s.connectionError(err.Error())
@@ -234,6 +256,17 @@ func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 		_ = s.send(nil, "", legacyKeepAlive, nil)
 	}
 	return true
+}
+
+// serverFailed reports whether err is the server's failure (a database
+// error, a timeout, an unavailable dependency) rather than a refusal of the
+// client's credentials.
+func serverFailed(err error) bool {
+	switch apperr.CodeOf(err) {
+	case apperr.Internal, apperr.Unavailable, apperr.RequestTimeout:
+		return true
+	}
+	return false
 }
 
 // protocolError closes the socket for a message its subprotocol does not
