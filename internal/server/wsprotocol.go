@@ -22,9 +22,7 @@ const (
 	closeInitTimeout   = 4408 // no connection_init in time
 	closeDuplicateID   = 4409 // subscribe with an id already running
 	closeTooManyInits  = 4429 // a second connection_init
-	closeInternalError = 4500 // the server failed; the client should retry
 	closeProtocolError = 1002 // legacy graphql-ws has no codes of its own
-	closeServerError   = 1011 // legacy graphql-ws: the server failed
 	closeNormal        = 1000
 	closeGoingAway     = 1001
 	closeTryAgainLater = 1013 // RFC 6455 registry: retry; the reference client reconnects

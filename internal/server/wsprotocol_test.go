@@ -214,9 +214,10 @@ func TestLegacyWebSocketDuplicateIDReplaces(t *testing.T) {
 }
 
 // A token the server could not check (here the database fails the session
-// lookup) is not a token that was refused: the socket closes with 4500
-// (legacy: 1011), which clients retry, and not with 4401, which sends the
-// user to sign in again.
+// lookup) is not a token that was refused: the socket closes with 1013 (try
+// again later), which the reference client retries, and not with 4401, which
+// sends the user to sign in again (nor 4500 or 1011, after which that client
+// gives up).
 func TestWebSocketInitServerFailureIsNotSignOut(t *testing.T) {
 	t.Parallel()
 	s := start(t, testConfig())
@@ -224,7 +225,7 @@ func TestWebSocketInitServerFailureIsNotSignOut(t *testing.T) {
 	if _, err := s.db.ExecContext(context.Background(), `ALTER TABLE sessions RENAME TO sessions_unreachable`); err != nil {
 		t.Fatal(err)
 	}
-	for proto, want := range map[string]int{"graphql-transport-ws": 4500, "graphql-ws": 1011} {
+	for proto, want := range map[string]int{"graphql-transport-ws": 1013, "graphql-ws": 1013} {
 		t.Run(proto, func(t *testing.T) {
 			ws, _, err := wsDial(t, s.URL, proto, "")
 			if err != nil {

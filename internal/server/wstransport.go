@@ -212,7 +212,7 @@ func (t wsTransport) legacyMessage(s *wsSocket, f wsFrame, read graphql.TraceTim
 // initialise answers connection_init: it signs the socket in with the
 // payload's token (or the request's cookie session) and acknowledges, or
 // closes with 4401/4403 and the reason when the token is refused, or with
-// 4500 (legacy: 1011) when the token could not be checked.
+// 1013 (try again later) when the token could not be checked.
 func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 	s.initTimeout.Stop()
 	var payload transport.InitPayload
@@ -227,14 +227,14 @@ func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 		if serverFailed(err) {
 			// Not the client's fault: the token could not be checked (the
 			// database failed or timed out). 4401 would send the user to sign
-			// in again; 4500 (1011) makes the client retry.
+			// in again, and the reference client gives up for good after
+			// 4500 or 1011; after 1013 it reconnects, as a socket whose
+			// session check fails later does (closeFrame).
 			s.acceptor.log.Warn("websocket connection_init: could not check the token", "err", err)
 			if s.legacy {
 				s.connectionError("The server could not check your sign-in; connect again.")
-				s.closeWith(closeServerError, reasonInternal)
-				return false
 			}
-			s.closeWith(closeInternalError, reasonInternal)
+			s.closeWith(closeTryAgainLater, reasonInternal)
 			return false
 		}
 		code, reason := closeFrame(err)
