@@ -17,6 +17,7 @@ import (
 
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/db/dbtest"
+	"github.com/fastimage/api/internal/proctest"
 )
 
 // TestLoadAgainstTheRealServer builds `fastimage`, runs `serve` as `make run`
@@ -172,7 +173,7 @@ type server struct {
 // URL names the real port, since image URLs are built from it.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	bin := buildServer(t)
+	bin := proctest.Binary(t)
 	port, metricsPort := freePort(t), freePort(t)
 	cmd := exec.Command(bin, append([]string{"serve", "--migrate",
 		"--http-addr", "127.0.0.1:" + port, "--public-url", "http://127.0.0.1:" + port,
@@ -222,35 +223,9 @@ func startServer(t *testing.T, args ...string) *server {
 	return s
 }
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildOut  []byte
-	buildErr  error
-)
-
-func buildServer(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "fastimage-load-test")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "fastimage")
-		buildOut, buildErr = exec.Command("go", "build", "-o", binary, "github.com/fastimage/api/cmd/fastimage").CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build ./cmd/fastimage: %v\n%s", buildErr, buildOut)
-	}
-	return binary
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binary != "" {
-		os.RemoveAll(filepath.Dir(binary))
-	}
+	proctest.Cleanup()
 	os.Exit(code)
 }
 

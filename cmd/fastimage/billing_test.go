@@ -13,6 +13,7 @@ import (
 
 	"github.com/fastimage/api/internal/billing"
 	"github.com/fastimage/api/internal/billing/stripemock"
+	"github.com/fastimage/api/internal/proctest"
 )
 
 // runBilling runs the built binary with args and only the Stripe and billing
@@ -20,7 +21,7 @@ import (
 // output.
 func runBilling(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(buildBinary(t), args...)
+	cmd := exec.Command(proctest.Binary(t), args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "STRIPE_") && !strings.HasPrefix(kv, "BILLING_") {
 			cmd.Env = append(cmd.Env, kv)

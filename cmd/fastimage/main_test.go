@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,42 +18,14 @@ import (
 
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/db/dbtest"
+	"github.com/fastimage/api/internal/proctest"
 )
 
 // binary is the fastimage command built once for the tests that run it as a
 // real process.
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-func buildBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "fastimage-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "fastimage")
-		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-		if err != nil {
-			buildErr = err
-			binary = string(out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, binary)
-	}
-	return binary
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binary != "" {
-		os.RemoveAll(filepath.Dir(binary))
-	}
+	proctest.Cleanup()
 	os.Exit(code)
 }
 
@@ -69,7 +40,7 @@ type process struct {
 // address.
 func startServe(t testing.TB, dbURL string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(buildBinary(t), append([]string{"serve", "--http-addr", "127.0.0.1:0", "--storage-dir", t.TempDir()}, args...)...)
+	cmd := exec.Command(proctest.Binary(t), append([]string{"serve", "--http-addr", "127.0.0.1:0", "--storage-dir", t.TempDir()}, args...)...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_FORMAT=json")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -135,7 +106,7 @@ func (b *logBuffer) String() string {
 func TestTwoReplicasMigrateOnce(t *testing.T) {
 	t.Parallel()
 	dbURL := dbtest.NewEmptyURL(t)
-	buildBinary(t)
+	proctest.Binary(t)
 	var (
 		wg    sync.WaitGroup
 		procs [2]*process
@@ -285,7 +256,7 @@ func TestWorkerCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"worker", "--database-url", dbURL, "--workers", "0"}, &stdout, &stderr); code != 2 {
 		t.Fatalf("worker --workers 0: exit %d (%s), want 2", code, stderr.String())
 	}
-	cmd := exec.Command(buildBinary(t), "worker", "--workers", "1", "--storage-dir", t.TempDir(), "--metrics-addr", "127.0.0.1:0")
+	cmd := exec.Command(proctest.Binary(t), "worker", "--workers", "1", "--storage-dir", t.TempDir(), "--metrics-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_FORMAT=json")
 	logs := &logBuffer{}
 	cmd.Stderr = logs

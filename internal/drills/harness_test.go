@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fastimage/api/internal/proctest"
 )
 
 // full is true under `make drills` (DRILLS_FULL=1): the drills run at the
@@ -97,38 +98,8 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	printSummary()
-	if binary != "" {
-		os.RemoveAll(filepath.Dir(binary))
-	}
+	proctest.Cleanup()
 	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-// buildBinary builds ./cmd/fastimage once, without -race, so that the
-// processes the drills break behave as in production.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "fastimage-drills-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "fastimage")
-		out, err := exec.Command("go", "build", "-o", binary, "github.com/fastimage/api/cmd/fastimage").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("%w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build ./cmd/fastimage: %v", buildErr)
-	}
-	return binary
 }
 
 // proc is one running fastimage process.
@@ -198,7 +169,7 @@ var listening = regexp.MustCompile(`GraphQL:\s+(http://\S+)/graphql`)
 
 func start(t *testing.T, name string, env, args []string) *proc {
 	t.Helper()
-	cmd := exec.Command(buildBinary(t), args...)
+	cmd := exec.Command(proctest.Binary(t), args...)
 	cmd.Env = append(os.Environ(), append([]string{"LOG_FORMAT=json"}, env...)...)
 	p := &proc{name: name, cmd: cmd, logs: newLogBuffer("FastImage workers running"), done: make(chan struct{})}
 	cmd.Stderr = p.logs

@@ -36,6 +36,7 @@ import (
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/db/dbtest"
 	"github.com/fastimage/api/internal/generate"
+	"github.com/fastimage/api/internal/proctest"
 	"github.com/fastimage/api/internal/relay"
 	"github.com/fastimage/api/internal/storage/local"
 )
@@ -49,7 +50,7 @@ import (
 // is its arrival at the client minus that time, on the same clock.
 func BenchmarkFanOutWebSocket(b *testing.B) {
 	raiseFileLimit(b)
-	bin := buildServer(b)
+	bin := proctest.Binary(b)
 	for _, shape := range []struct {
 		name             string
 		gens, subsPerGen int
@@ -281,15 +282,6 @@ func processCPU(b *testing.B, pid int) time.Duration {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	const ticksPerSecond = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond
-}
-
-// buildServer builds ./cmd/fastimage into a folder of b's.
-func buildServer(b *testing.B) string {
-	bin := filepath.Join(b.TempDir(), "fastimage")
-	if out, err := osexec.Command("go", "build", "-o", bin, "github.com/fastimage/api/cmd/fastimage").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 type syncBuffer struct {
