@@ -162,11 +162,12 @@ func (r *subscriptionResolver) GenerationEvents(ctx context.Context, id string, 
 	if err != nil {
 		return nil, err
 	}
-	in, err := r.Jobs.Stream(ctx, a, gid, deref(afterSeq, 0))
+	out, err := generate.StreamAs(ctx, r.Jobs, a, gid, deref(afterSeq, 0),
+		func(e generate.Event) (*model.GenerationEvent, error) { return r.sharedEventModel(ctx, e) }, failStream(ctx))
 	if err != nil {
 		return nil, err
 	}
-	return fanout.Share(ctx, translate(ctx, in, func(e generate.Event) (*model.GenerationEvent, error) { return r.sharedEventModel(ctx, e) })), nil
+	return fanout.Share(ctx, out), nil
 }
 
 // Generations is the resolver for the generations field.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/fastimage/api/internal/account"
@@ -20,9 +21,9 @@ const (
 	loaderBatch = 500
 )
 
-// loaders batch the nested fields of one operation into one query per kind,
-// whatever the page size. They are made fresh for every operation (a
-// subscription's operations included), so nothing is cached across them.
+// loaders batch the nested fields of one response into one query per kind,
+// whatever the page size. They are made fresh for every operation, and for
+// every event of a subscription, so nothing is cached across them.
 type loaders struct {
 	images *dataloadgen.Loader[uuid.UUID, []*work.Image]
 	works  *dataloadgen.Loader[uuid.UUID, *work.Work]
@@ -30,7 +31,7 @@ type loaders struct {
 	// type and key (a ledger row's reference, a generation's retryOf): one
 	// query per type for all of them in an operation, however many aliases.
 	nodes *dataloadgen.Loader[nodeKey, relay.Node]
-	// urlExpires is when the image URLs of this operation expire: one value
+	// urlExpires is when the image URLs of this response expire: one value
 	// for the whole response, so every url agrees with its urlExpiresAt.
 	urlExpires time.Time
 }
@@ -38,8 +39,22 @@ type loaders struct {
 type loadersKey struct{}
 
 // WithLoaders is gqlgen operation middleware that gives each operation its
-// own loaders.
+// own loaders. A subscription lives for hours: each of its events gets
+// loaders of its own instead, so that an event neither reads what an earlier
+// one cached nor gets image URLs that expire counting from the subscribe,
+// and an idle subscription holds none. (Subscription root resolvers do not
+// load through them.)
 func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	if op := graphql.GetOperationContext(ctx); op.Operation != nil && op.Operation.Operation == ast.Subscription {
+		responses := next(ctx)
+		return func(ctx context.Context) *graphql.Response {
+			return responses(context.WithValue(ctx, loadersKey{}, r.newLoaders()))
+		}
+	}
+	return next(context.WithValue(ctx, loadersKey{}, r.newLoaders()))
+}
+
+func (r *Resolver) newLoaders() *loaders {
 	l := &loaders{
 		images: dataloadgen.NewMappedLoader(r.fetchImages, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)),
 		works:  dataloadgen.NewMappedLoader(r.fetchWorks, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)),
@@ -48,7 +63,7 @@ func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandle
 	if r.Gallery != nil {
 		l.urlExpires = r.Gallery.URLExpiry()
 	}
-	return next(context.WithValue(ctx, loadersKey{}, l))
+	return l
 }
 
 func loadersFrom(ctx context.Context) *loaders {

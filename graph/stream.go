@@ -5,34 +5,11 @@ import (
 	"sync"
 )
 
-// translate turns a domain stream into a GraphQL one. A row that cannot be
-// translated ends the stream: the error is kept for the transport (see
-// StreamFailure), which sends it to the client instead of a normal end, so
-// that a client never mistakes a broken stream for a finished one.
-func translate[In, Out any](ctx context.Context, in <-chan In, f func(In) (Out, error)) <-chan Out {
-	out := make(chan Out)
-	go func() {
-		defer close(out)
-		for row := range in {
-			m, err := f(row)
-			if err != nil {
-				if fs, ok := ctx.Value(streamFailureKey{}).(*streamFailure); ok {
-					fs.set(err)
-				}
-				return
-			}
-			select {
-			case out <- m:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out
-}
-
 // failStream returns what records the error that ends the subscription of
-// ctx, for a stream that translates its rows itself (see feed.StreamAs).
+// ctx, for a stream that turns its rows into models (feed.StreamAs,
+// generate.StreamAs) and ends on one it cannot turn. The transport sends the
+// error to the client instead of a normal end (see StreamFailure), so that
+// a client never mistakes a broken stream for a finished one.
 func failStream(ctx context.Context) func(error) {
 	fs, ok := ctx.Value(streamFailureKey{}).(*streamFailure)
 	if !ok {

@@ -83,6 +83,20 @@ func startServe(t testing.TB, dbURL string, args ...string) *process {
 	return p
 }
 
+// stop ends the process as an operator would (SIGTERM) and waits for it.
+func (p *process) stop(t testing.TB) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		t.Fatalf("serve did not stop within 30s of SIGTERM; stderr:\n%s", p.stderr)
+	}
+}
+
 // logBuffer collects a process's stderr while the test reads it.
 type logBuffer struct {
 	mu  sync.Mutex

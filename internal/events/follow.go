@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -22,16 +23,17 @@ type Stream[R any] struct {
 	// Poll is the safety net behind the doorbell.
 	Poll time.Duration
 	// Wake, when set, replaces both the doorbell of Topic and the Poll
-	// timer: it returns the follower's wake-ups and a function, called when
-	// the follower ends, that stops them. A source shared by many followers
-	// can then ring the doorbell and run the safety net once for all of
-	// them (see feed).
-	Wake func() (<-chan struct{}, func())
+	// timer: it is given the follower's ring, to call whenever the table
+	// may have news, and returns a function, called when the follower
+	// ends, that stops the ringing. A source shared by many followers can
+	// then ring the doorbell and run the safety net once for all of them
+	// (see feed). Read is called only after Wake.
+	Wake func(ring func()) (stop func())
 }
 
 // Follow sends the rows after last, then each row appended later, re-reading
 // the table after the last row sent every time the doorbell rings or the
-// poll interval passes (or, with s.Wake, whenever that wakes it). Nothing is
+// poll interval passes (or, with s.Wake, whenever that rings). Nothing is
 // lost and nothing repeats. The channel closes after a final row or when ctx
 // ends.
 func Follow[R any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], last int64) <-chan R {
@@ -39,87 +41,147 @@ func Follow[R any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], l
 }
 
 // FollowAs is Follow with each row turned into what the channel carries by
-// conv, on the follower's own goroutine: a stream that needs its rows in
-// another shape (a GraphQL model) costs no second goroutine and channel per
-// follower. conv skips a row by reporting false; a row it fails on ends
-// the stream, after fail (if not nil) learns why.
+// conv: a stream that needs its rows in another shape (a GraphQL model)
+// costs no second goroutine and channel per follower. conv skips a row by
+// reporting false; a row it fails on ends the stream, after fail (if not
+// nil) learns why.
+//
+// A follower has no goroutine while it waits: a ring starts a short-lived
+// one that reads and delivers what is new, then ends. Under a Push (see
+// WithPush) it also hands each value to the consumer itself.
 func FollowAs[R, Out any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], last int64, conv func(R) (Out, bool, error), fail func(error)) <-chan Out {
-	out := make(chan Out)
-	var (
-		wake <-chan struct{}
-		stop func()
-	)
-	wait := func() bool { return WaitFor(ctx, wake, s.Poll) }
+	f := &streamFollower[R, Out]{ctx: ctx, log: log, s: s, last: last, conv: conv, fail: fail,
+		out: make(chan Out, 1), notify: claimPush(ctx)}
+	// The first read starts once the rings are set up; a ring before then
+	// asks for another.
+	f.running = true
 	if s.Wake != nil {
-		wake, stop = s.Wake()
-		wait = func() bool {
-			select {
-			case <-ctx.Done():
-				return false
-			case <-wake:
-				return true
-			}
-		}
+		f.stopWake = s.Wake(f.ring)
 	} else {
-		wake, stop = b.Subscribe(s.Topic)
+		f.stopWake = b.SubscribeFunc(s.Topic, f.ring)
+		f.poll = time.AfterFunc(s.Poll, f.ring)
 	}
-	go func() {
-		defer close(out)
-		defer stop()
-		for {
-			rows, err := readOnFreshStack(ctx, s.Read, last)
-			if err != nil && ctx.Err() == nil {
-				log.WarnContext(ctx, "follow events", "topic", s.Topic, "err", err)
-			}
-			for _, row := range rows {
-				m, send, err := conv(row)
-				if err != nil {
-					if fail != nil {
-						fail(err)
-					}
-					return
+	f.stopCtx = context.AfterFunc(ctx, f.ring)
+	go f.run()
+	return f.out
+}
+
+// streamFollower is one FollowAs stream.
+type streamFollower[R, Out any] struct {
+	ctx    context.Context
+	log    *slog.Logger
+	s      Stream[R]
+	conv   func(R) (Out, bool, error)
+	fail   func(error)
+	out    chan Out
+	notify func() // the consumer's, under a Push; nil otherwise
+
+	stopWake func()
+	stopCtx  func() bool
+	poll     *time.Timer // without s.Wake
+
+	last int64 // the seq of the last row handled; only the running read uses it
+
+	mu      sync.Mutex
+	running bool // a goroutine is reading and delivering
+	again   bool // rung while running: read once more before stopping
+	done    bool
+}
+
+// ring asks for a read: at once on a goroutine of its own, or, while one
+// runs, once more after it.
+func (f *streamFollower[R, Out]) ring() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.done:
+	case f.running:
+		f.again = true
+	default:
+		f.running = true
+		go f.run()
+	}
+}
+
+// run reads and delivers until nothing more is new, then ends, leaving
+// the follower to its ring; or ends the stream.
+func (f *streamFollower[R, Out]) run() {
+	for {
+		if f.ctx.Err() != nil {
+			f.finish()
+			return
+		}
+		rows, err := f.s.Read(f.ctx, f.last)
+		if err != nil && f.ctx.Err() == nil {
+			f.log.WarnContext(f.ctx, "follow events", "topic", f.s.Topic, "err", err)
+		}
+		for _, row := range rows {
+			m, send, err := f.conv(row)
+			if err != nil {
+				if f.fail != nil {
+					f.fail(err)
 				}
-				if send {
-					select {
-					case out <- m:
-					case <-ctx.Done():
-						return
-					}
-				}
-				n, final := s.Seq(row)
-				last = n
-				if final {
-					return
-				}
+				f.finish()
+				return
 			}
-			if len(rows) == ReadPage {
-				continue // more are waiting
+			if send && !f.deliver(m) {
+				f.finish()
+				return
 			}
-			if !wait() {
+			n, final := f.s.Seq(row)
+			f.last = n
+			if final {
+				f.finish()
 				return
 			}
 		}
-	}()
-	return out
+		if len(rows) == ReadPage {
+			continue // more are waiting
+		}
+		f.mu.Lock()
+		if f.again {
+			f.again = false
+			f.mu.Unlock()
+			continue
+		}
+		f.running = false
+		f.mu.Unlock()
+		if f.poll != nil {
+			f.poll.Reset(f.s.Poll)
+		}
+		return
+	}
 }
 
-// readOnFreshStack runs read on a short-lived goroutine. A read goes deep
-// (the ORM, the database driver) and a goroutine's stack that grew stays
-// grown; the follower's goroutine, which waits most of its life, should not
-// pay for the deepest read it ever made. A goroutine per read costs far
-// less than the query.
-func readOnFreshStack[R any](ctx context.Context, read func(context.Context, int64) ([]R, error), after int64) ([]R, error) {
-	type result struct {
-		rows []R
-		err  error
+// deliver puts m on the channel, waiting while the consumer is behind, and
+// tells a pushed consumer; false when ctx ended first.
+func (f *streamFollower[R, Out]) deliver(m Out) bool {
+	select {
+	case f.out <- m:
+	case <-f.ctx.Done():
+		return false
 	}
-	done := make(chan result, 1)
-	go func() {
-		rows, err := read(ctx, after)
-		done <- result{rows, err}
-	}()
-	r := <-done
-	return r.rows, r.err
+	if f.notify != nil {
+		f.notify()
+	}
+	return true
+}
+
+// finish ends the stream: no more rings, the channel closed, and a pushed
+// consumer told. Only the running goroutine calls it.
+func (f *streamFollower[R, Out]) finish() {
+	f.mu.Lock()
+	f.done = true
+	f.mu.Unlock()
+	f.stopCtx()
+	f.stopWake()
+	if f.poll != nil {
+		f.poll.Stop()
+	}
+	close(f.out)
+	if f.notify != nil {
+		f.notify()
+	}
 }
 
 // WaitFor blocks until a wake-up, the poll interval, or the end of ctx

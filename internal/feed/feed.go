@@ -243,12 +243,15 @@ func StreamAs[Out any](ctx context.Context, s *Service, a actor.Actor, afterSeq 
 	if a.IsKey() {
 		visible = visibleTo(a)
 	}
-	f := s.join(userID, afterSeq)
+	var f *follower
 	return events.FollowAs(ctx, s.bus, s.log, events.Stream[Entry]{
 		Topic: Topic(userID),
-		Read:  f.read,
+		Read:  func(ctx context.Context, after int64) ([]Entry, error) { return f.read(ctx, after) },
 		Seq:   func(e Entry) (int64, bool) { return e.Seq, false },
-		Wake:  func() (<-chan struct{}, func()) { return f.wake, func() { s.leave(f) } },
+		Wake: func(ring func()) func() {
+			f = s.join(userID, afterSeq, ring)
+			return func() { s.leave(f) }
+		},
 	}, afterSeq, func(e Entry) (Out, bool, error) {
 		if !visible(e) {
 			var none Out

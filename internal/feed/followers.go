@@ -27,23 +27,17 @@ type followers struct {
 	rings atomic.Int64
 }
 
-// follower is one subscriber: its wake-ups and how far it has read.
+// follower is one subscriber: how to wake it and how far it has read.
 type follower struct {
 	users *followers
-	wake  chan struct{} // one pending wake-up is kept
+	ring  func() // must not block: it is called under svc.mu
 	seen  atomic.Int64
 }
 
-func (f *follower) ring() {
-	select {
-	case f.wake <- struct{}{}:
-	default: // a wake-up is already pending
-	}
-}
-
-// join adds a follower of userID's feed that has read up to afterSeq,
-// starting the user's shared doorbell and poll if it is the first.
-func (s *Service) join(userID uuid.UUID, afterSeq int64) *follower {
+// join adds a follower of userID's feed that has read up to afterSeq and is
+// woken by ring, starting the user's shared doorbell and poll if it is the
+// first.
+func (s *Service) join(userID uuid.UUID, afterSeq int64, ring func()) *follower {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fs := s.following[userID]
@@ -57,7 +51,7 @@ func (s *Service) join(userID uuid.UUID, afterSeq int64) *follower {
 		rang, stop := s.bus.Subscribe(Topic(userID))
 		go fs.run(ctx, rang, stop)
 	}
-	f := &follower{users: fs, wake: make(chan struct{}, 1)}
+	f := &follower{users: fs, ring: ring}
 	f.seen.Store(afterSeq)
 	fs.members[f] = struct{}{}
 	return f

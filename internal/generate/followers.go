@@ -37,18 +37,11 @@ type watchers struct {
 	lastRows []Event
 }
 
-// watcher is one subscriber: its wake-ups and how far it has read.
+// watcher is one subscriber: how to wake it and how far it has read.
 type watcher struct {
 	group *watchers
-	wake  chan struct{} // one pending wake-up is kept
+	ring  func() // must not block: it is called under following.mu
 	seen  atomic.Int64
-}
-
-func (w *watcher) ring() {
-	select {
-	case w.wake <- struct{}{}:
-	default: // a wake-up is already pending
-	}
 }
 
 // following is the process's registry of watched generations.
@@ -59,10 +52,10 @@ type following struct {
 	polling bool
 }
 
-// watch adds a subscriber of genID's events that has read up to afterSeq,
-// starting the generation's shared doorbell if it is the first, and the
+// watch adds a subscriber of genID's events that has read up to afterSeq
+// and is woken by ring, starting the generation's shared doorbell if it is the first, and the
 // process's poll if it is the first generation followed.
-func (s *Service) watch(genID uuid.UUID, afterSeq int64) *watcher {
+func (s *Service) watch(genID uuid.UUID, afterSeq int64, ring func()) *watcher {
 	f := &s.following
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -84,7 +77,7 @@ func (s *Service) watch(genID uuid.UUID, afterSeq int64) *watcher {
 		f.polling = true
 		go s.pollFollowed()
 	}
-	w := &watcher{group: ws, wake: make(chan struct{}, 1)}
+	w := &watcher{group: ws, ring: ring}
 	w.seen.Store(afterSeq)
 	ws.members[w] = struct{}{}
 	return w

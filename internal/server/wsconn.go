@@ -14,9 +14,10 @@ import (
 
 // wsSocket is one GraphQL WebSocket: its connection, its subprotocol's state
 // and its running operations. An idle socket costs a parked reader (a
-// goroutine of its own, with a shallow stack), one goroutine per running operation, a 1 KiB read
-// buffer and two runtime timers — pings and keep-alives need no goroutine
-// of their own, and no write buffer is held between messages.
+// goroutine of its own, with a shallow stack), a 1 KiB read buffer and two
+// runtime timers: pings and keep-alives need no goroutine of their own, a
+// subscription whose stream pushes needs none either (see wsOp.pump), and
+// no write buffer is held between messages.
 //
 // Every write has a deadline, so a client that stops reading is dropped
 // instead of stalling the goroutines that write to it; WebSocket-level pings

@@ -13,6 +13,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/fastimage/api/graph/fanout"
+	"github.com/fastimage/api/internal/events"
 )
 
 // wsOp is one operation running on a socket under the client's id. The
@@ -22,6 +23,22 @@ import (
 type wsOp struct {
 	id     string
 	cancel context.CancelFunc
+
+	// A subscription whose stream pushes (events.WithPush) has no goroutine
+	// of its own: the stream's goroutine takes each response as it tells
+	// of it (pump). Set before the first pump, never changed after.
+	sock      *wsSocket
+	ctx       context.Context
+	rc        *graphql.OperationContext
+	responses graphql.ResponseHandler
+	failed    *opErrors
+
+	mu      sync.Mutex
+	pending int  // values the stream told of and no pump has taken yet
+	started bool // responses is set: pumps may run
+	ending  bool // ctx ended: the next pump takes the end
+	pumping bool // a goroutine is pumping; others leave the work to it
+	over    bool // the end was taken: nothing more is pumped
 }
 
 // current reports whether op is still the operation of its id.
@@ -81,18 +98,94 @@ func (s *wsSocket) start(id string, payload json.RawMessage, read graphql.TraceT
 		return
 	}
 	ctx, cancel := context.WithCancel(graphql.WithOperationContext(ctx, rc))
-	op := &wsOp{id: id, cancel: cancel}
+	failed := &opErrors{}
+	op := &wsOp{id: id, cancel: cancel, sock: s, rc: rc, failed: failed}
 	s.mu.Lock()
 	s.ops[id] = op
 	s.mu.Unlock()
-	failed := &opErrors{}
 	ctx = context.WithValue(ctx, opErrorsKey{}, failed)
+	ctx, push := events.WithPush(ctx, op.notify)
 	// The operation starts (its middleware and root resolver run) here, on
-	// the message's short-lived goroutine, so that the goroutine that waits
-	// for its responses, which lives as long as the subscription, keeps a
-	// small stack.
+	// the message's short-lived goroutine. A subscription whose stream
+	// pushes then needs no goroutine while it waits; any other operation
+	// gets one that waits for its responses.
 	responses, ctx, ok := s.dispatch(ctx, rc, failed)
+	if ok && push.Claimed() {
+		op.begin(ctx, responses)
+		return
+	}
 	go s.run(ctx, op, rc, responses, ok, failed)
+}
+
+// notify is the pushing stream's word that a value waits: the caller's
+// goroutine takes it (and any that follow) unless another already pumps.
+func (op *wsOp) notify() {
+	op.mu.Lock()
+	op.pending++
+	op.mu.Unlock()
+	op.pump()
+}
+
+// begin lets pumps run once the operation has started, takes what the
+// stream told of meanwhile, and has the end of ctx pumped too.
+func (op *wsOp) begin(ctx context.Context, responses graphql.ResponseHandler) {
+	op.mu.Lock()
+	op.ctx, op.responses, op.started = ctx, responses, true
+	op.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		op.mu.Lock()
+		op.ending = true
+		op.mu.Unlock()
+		op.pump()
+	})
+	op.pump()
+}
+
+// pump sends the responses the stream has told of, one at a time, then
+// the operation's end once its stream closes or ctx ends. Only one
+// goroutine pumps an operation at once (gqlgen's handler is not safe for
+// more); the others leave their work to it.
+func (op *wsOp) pump() {
+	op.mu.Lock()
+	if op.pumping || !op.started || op.over {
+		op.mu.Unlock()
+		return
+	}
+	op.pumping = true
+	for op.pending > 0 || op.ending {
+		if op.pending > 0 {
+			op.pending--
+		}
+		op.mu.Unlock()
+		resp, ok := op.next()
+		op.mu.Lock()
+		if !ok {
+			op.over = true
+			break
+		}
+		op.mu.Unlock()
+		op.sock.sendResponse(op, op.id, resp)
+		op.mu.Lock()
+	}
+	op.pumping = false
+	over := op.over
+	op.mu.Unlock()
+	if over {
+		op.sock.end(op, op.failed)
+	}
+}
+
+// next takes one response; false at the end of the operation (its stream
+// closed, its ctx ended, or it panicked).
+func (op *wsOp) next() (resp *graphql.Response, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			op.failed.add(recovered(op.ctx, op.rc, r))
+			resp, ok = nil, false
+		}
+	}()
+	resp = op.responses(op.ctx)
+	return resp, resp != nil
 }
 
 // dispatch starts the operation; it reports false, with the error in
@@ -120,25 +213,15 @@ func recovered(ctx context.Context, rc *graphql.OperationContext, r any) *gqlerr
 	return gerr
 }
 
-// run sends the operation's responses, then its end: an `error` message if
-// it failed, else a `complete` (unless the socket is closing, when neither
-// is sent: a complete would tell the client that all went well).
+// run waits for the operation's responses and sends them, then its end
+// (see end), on a goroutine of its own: a query, a mutation, or a
+// subscription whose stream does not push.
 func (s *wsSocket) run(ctx context.Context, op *wsOp, rc *graphql.OperationContext, responses graphql.ResponseHandler, started bool, failed *opErrors) {
 	defer func() {
 		if r := recover(); r != nil {
 			failed.add(recovered(ctx, rc, r))
 		}
-		if errs := failed.list(); len(errs) > 0 {
-			s.sendErrors(op, op.id, errs)
-		} else if s.ctx.Err() == nil {
-			s.sendComplete(op, op.id)
-		}
-		s.mu.Lock()
-		if s.ops[op.id] == op {
-			delete(s.ops, op.id)
-		}
-		s.mu.Unlock()
-		op.cancel()
+		s.end(op, failed)
 	}()
 	for started {
 		resp := responses(ctx)
@@ -147,6 +230,24 @@ func (s *wsSocket) run(ctx context.Context, op *wsOp, rc *graphql.OperationConte
 		}
 		s.sendResponse(op, op.id, resp)
 	}
+}
+
+// end sends the end of an operation whose responses are over, and forgets
+// it: an `error` message if it failed, else a `complete` (unless the socket
+// is closing, when neither is sent: a complete would tell the client that
+// all went well).
+func (s *wsSocket) end(op *wsOp, failed *opErrors) {
+	if errs := failed.list(); len(errs) > 0 {
+		s.sendErrors(op, op.id, errs)
+	} else if s.ctx.Err() == nil {
+		s.sendComplete(op, op.id)
+	}
+	s.mu.Lock()
+	if s.ops[op.id] == op {
+		delete(s.ops, op.id)
+	}
+	s.mu.Unlock()
+	op.cancel()
 }
 
 // endWith ends the operation of id, which never ran, with errs.
