@@ -209,18 +209,14 @@ func (s *Server) watchSession(ctx context.Context) context.Context {
 	}
 	// A key's streams end when it is revoked (its topic) and when its user
 	// is suspended (the user's sessions topic, rung then too).
+	var stops []func()
 	if s.bus != nil {
 		ring := func() { go w.recheck() }
-		stops := []func(){s.bus.SubscribeFunc(events.SessionsTopic(v.User.ID.String()), ring)}
+		stops = append(stops, s.bus.SubscribeFunc(events.SessionsTopic(v.User.ID.String()), ring))
 		if v.Key != nil {
 			stops = append(stops, s.bus.SubscribeFunc(apikey.Topic(v.Key.ID), ring))
 		}
-		context.AfterFunc(ctx, func() {
-			for _, stop := range stops {
-				stop()
-			}
-		})
 	}
-	w.start()
+	w.start(stops...)
 	return ctx
 }

@@ -29,8 +29,9 @@ type sessionEnd struct {
 	ended     context.Context // done when the session ends; its cause says why
 	cancel    context.CancelCauseFunc
 
-	mu  sync.Mutex // orders ops.Add before ops.Wait
-	ops sync.WaitGroup
+	mu      sync.Mutex // orders running.Add before running.Wait; guards ops
+	ops     map[*context.CancelFunc]struct{}
+	running sync.WaitGroup
 }
 
 type sessionEndKey struct{}
@@ -53,17 +54,32 @@ func (e *sessionEnd) err() error {
 	return context.Cause(e.ended)
 }
 
-// join counts an operation that runs until ctx is done; it reports false,
-// counting nothing, once the session has ended.
-func (e *sessionEnd) join(ctx context.Context) bool {
+// join counts an operation that runs until ctx is done, and returns the
+// context it is to run on: ctx, ended also when the session ends. ok is
+// false, counting nothing, once the session has ended.
+func (e *sessionEnd) join(ctx context.Context) (opCtx context.Context, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ended.Err() != nil {
-		return false
+		return ctx, false
 	}
-	e.ops.Add(1)
-	context.AfterFunc(ctx, e.ops.Done)
-	return true
+	// One cancel and one callback per operation: a socket holds many for
+	// hours, and an AfterFunc on e.ended for each would cost as much again.
+	opCtx, cancel := context.WithCancel(ctx)
+	m := &cancel
+	if e.ops == nil {
+		e.ops = make(map[*context.CancelFunc]struct{})
+	}
+	e.ops[m] = struct{}{}
+	e.running.Add(1)
+	context.AfterFunc(ctx, func() {
+		e.mu.Lock()
+		delete(e.ops, m)
+		e.mu.Unlock()
+		cancel()
+		e.running.Done()
+	})
+	return opCtx, true
 }
 
 // end records why the session ended, which ends every operation joined to
@@ -71,10 +87,13 @@ func (e *sessionEnd) join(ctx context.Context) bool {
 func (e *sessionEnd) end(err error) {
 	e.mu.Lock()
 	e.cancel(err)
+	for cancel := range e.ops {
+		(*cancel)()
+	}
 	e.mu.Unlock()
 	reported := make(chan struct{})
 	go func() {
-		e.ops.Wait()
+		e.running.Wait()
 		close(reported)
 	}()
 	select {
@@ -96,10 +115,7 @@ func endOperations(present graphql.ErrorPresenterFunc) graphql.OperationMiddlewa
 		}
 		ctx = graph.WithStreamFailure(ctx)
 		responses := func(context.Context) *graphql.Response { return nil } // the session has already ended
-		if end.join(ctx) {
-			opCtx, cancel := context.WithCancel(ctx)
-			stop := context.AfterFunc(end.ended, cancel)
-			context.AfterFunc(ctx, func() { stop() })
+		if opCtx, ok := end.join(ctx); ok {
 			responses = next(opCtx)
 		}
 		reported := false

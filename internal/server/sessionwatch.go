@@ -24,12 +24,19 @@ type sessionWatch struct {
 	timer *time.Timer
 }
 
-func (w *sessionWatch) start() {
+// start arms the timer; when the connection's context ends, the timer
+// stops, and so does each of stops (its doorbells).
+func (w *sessionWatch) start(stops ...func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.timer = time.AfterFunc(w.every, w.recheck)
 	t := w.timer
-	context.AfterFunc(w.ctx, func() { t.Stop() })
+	context.AfterFunc(w.ctx, func() {
+		t.Stop()
+		for _, stop := range stops {
+			stop()
+		}
+	})
 }
 
 // recheck checks the session now, and again after the interval while it

@@ -16,7 +16,7 @@ import (
 // that every idle socket holds is small; a write buffer is taken from a pool
 // for each message and given back after it, so an idle socket holds none.
 const (
-	wsReadBuffer  = 1 << 10
+	wsReadBuffer  = 512
 	wsWriteBuffer = 4 << 10
 )
 

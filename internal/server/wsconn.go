@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"io"
-	"net/http"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -14,8 +13,8 @@ import (
 
 // wsSocket is one GraphQL WebSocket: its connection, its subprotocol's state
 // and its running operations. An idle socket costs a parked reader (a
-// goroutine of its own, with a shallow stack), a 1 KiB read buffer and two
-// runtime timers: pings and keep-alives need no goroutine of their own, a
+// goroutine of its own, with a shallow stack), a 512 B read buffer and a
+// runtime timer: pings and keep-alives need no goroutine of their own, a
 // subscription whose stream pushes needs none either (see wsOp.pump), and
 // no write buffer is held between messages.
 //
@@ -27,7 +26,6 @@ type wsSocket struct {
 	acceptor *wsAcceptor
 	legacy   bool // graphql-ws; graphql-transport-ws otherwise
 	exec     graphql.GraphExecutor
-	headers  http.Header
 	session  *sessionEnd
 	release  func() // gives back the client IP's stream slot (see limitStreams)
 
@@ -40,7 +38,7 @@ type wsSocket struct {
 	ctx    context.Context
 
 	pings       *time.Timer
-	initTimeout *time.Timer
+	initTimeout *time.Timer // nil once connection_init has come; only the read loop touches it
 
 	// writeMu orders whole messages; checking that an operation may still
 	// speak happens under it too, so that nothing is sent for an operation
@@ -93,6 +91,15 @@ func (s *wsSocket) ping() {
 		}
 	}
 	s.pings.Reset(s.acceptor.pingInterval)
+}
+
+// stopInitTimeout stops the init time-out, and lets its timer go: a socket
+// signed in has no more use for it.
+func (s *wsSocket) stopInitTimeout() {
+	if s.initTimeout != nil {
+		s.initTimeout.Stop()
+		s.initTimeout = nil
+	}
 }
 
 func (s *wsSocket) initTimedOut() {
@@ -183,7 +190,7 @@ func closeReason(s string) string {
 // finish releases what the socket holds once its read loop has ended.
 func (s *wsSocket) finish() {
 	s.pings.Stop()
-	s.initTimeout.Stop()
+	s.stopInitTimeout()
 	s.cancel() // ends every operation
 	_ = s.ws.Close()
 	s.acceptor.remove(s)

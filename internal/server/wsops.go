@@ -84,7 +84,6 @@ func (s *wsSocket) start(id string, payload json.RawMessage, read graphql.TraceT
 	}
 	read.End = graphql.Now()
 	params.ReadTime = read
-	params.Headers = s.headers
 
 	rc, errs := s.exec.CreateOperationContext(ctx, params)
 	if errs != nil {

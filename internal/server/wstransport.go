@@ -11,7 +11,9 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/logging"
 )
 
 // wsTransport serves GraphQL over WebSocket, both subprotocols, on gorilla.
@@ -51,15 +53,13 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	if t.readLimit > 0 {
 		c.SetReadLimit(t.readLimit)
 	}
-	// The socket outlives this handler (see below): its context keeps the
-	// request's values, but not its end, and ends when the socket closes.
-	ctx, cancel := context.WithCancel(withSocketOps(withSessionEnd(context.WithoutCancel(r.Context()), true), t.maxOperations))
+	// The socket outlives this handler (see below) and ends when it closes.
+	ctx, cancel := context.WithCancel(withSocketOps(withSessionEnd(socketContext(r), true), t.maxOperations))
 	s := &wsSocket{
 		ws:       c,
 		acceptor: t.sockets,
 		legacy:   c.Subprotocol() != subprotoTransportWS,
 		exec:     exec,
-		headers:  r.Header,
 		session:  sessionEndFrom(ctx),
 		life:     ctx,
 		cancel:   cancel,
@@ -81,6 +81,28 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		defer s.finish()
 		t.read(s)
 	}()
+}
+
+// socketContext returns what a socket's operations use of the request that
+// opened it: its id (for the logs), the client, the sign-in its cookie
+// carried, and the socket's subscription count (see limitStreams). Nothing
+// else: the request's own context would keep the request, its headers, its
+// response writer and net/http's contexts alive for as long as the socket,
+// several KiB that no idle socket needs.
+func socketContext(r *http.Request) context.Context {
+	src := r.Context()
+	ctx := context.Background()
+	if id := logging.RequestID(src); id != "" {
+		ctx = logging.WithRequestID(ctx, id)
+	}
+	ctx = account.WithClient(ctx, account.ClientFrom(src))
+	if v, err := account.Optional(src); v != nil || err != nil {
+		ctx = account.WithAuth(ctx, v, err)
+	}
+	if subs, ok := src.Value(socketSubsKey{}).(*socketSubs); ok {
+		ctx = context.WithValue(ctx, socketSubsKey{}, subs)
+	}
+	return ctx
 }
 
 // read handles the client's messages until the socket closes.
@@ -214,7 +236,7 @@ func (t wsTransport) legacyMessage(s *wsSocket, f wsFrame, read graphql.TraceTim
 // closes with 4401/4403 and the reason when the token is refused, or with
 // 1013 (try again later) when the token could not be checked.
 func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
-	s.initTimeout.Stop()
+	s.stopInitTimeout()
 	var payload transport.InitPayload
 	if len(raw) > 0 && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &payload); err != nil {
