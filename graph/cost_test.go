@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"sort"
 	"strings"
 	"testing"
@@ -138,6 +139,30 @@ func TestExpensiveMutationsCostTheirWork(t *testing.T) {
 		got, ok := es.Complexity(context.Background(), "Mutation", field, 1, map[string]any{"input": map[string]any{}})
 		if !ok || got < want {
 			t.Errorf("Mutation.%s costs %d (custom %v); want at least %d", field, got, ok, want)
+		}
+	}
+}
+
+// The cost sent with every response of an operation is written once, and
+// as encoding/json writes it.
+func TestOperationCostAppendsItsJSON(t *testing.T) {
+	for _, c := range []*OperationCost{
+		{RequestedQueryCost: 3, ActualQueryCost: 3},
+		{RequestedQueryCost: 12, ActualQueryCost: 12, ThrottleStatus: &ThrottleStatus{MaximumAvailable: 1000, CurrentlyAvailable: 987.5, RestoreRate: 50}},
+	} {
+		type plain OperationCost
+		want, err := json.Marshal((*plain)(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // made, then kept
+			got, err := c.AppendJSON([]byte("x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != "x"+string(want) {
+				t.Fatalf("AppendJSON = %s, want x%s", got, want)
+			}
 		}
 	}
 }

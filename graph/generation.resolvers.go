@@ -45,7 +45,7 @@ func (r *generationResolver) QueuePosition(ctx context.Context, obj *generate.Ge
 
 // Work is the resolver for the work field.
 func (r *generationResolver) Work(ctx context.Context, obj *generate.Generation) (*work.Work, error) {
-	w, err := loadersFrom(ctx).works.Load(ctx, obj.WorkID)
+	w, err := loadersFrom(ctx).Works().Load(ctx, obj.WorkID)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -25,6 +26,10 @@ const (
 // whatever the page size. They are made fresh for every operation, and for
 // every event of a subscription, so nothing is cached across them.
 type loaders struct {
+	r *Resolver
+	// Each loader is made when first used: most responses use none, and a
+	// subscription makes a set for every event.
+	once   [3]sync.Once
 	images *dataloadgen.Loader[uuid.UUID, []*work.Image]
 	works  *dataloadgen.Loader[uuid.UUID, *work.Work]
 	// nodes serves node, nodes and every field that names an object by
@@ -35,6 +40,23 @@ type loaders struct {
 	// for the whole response, so every url agrees with its urlExpiresAt.
 	urlExpires time.Time
 }
+
+func (l *loaders) Images() *dataloadgen.Loader[uuid.UUID, []*work.Image] {
+	l.once[0].Do(func() { l.images = dataloadgen.NewMappedLoader(l.r.fetchImages, loaderOptions...) })
+	return l.images
+}
+
+func (l *loaders) Works() *dataloadgen.Loader[uuid.UUID, *work.Work] {
+	l.once[1].Do(func() { l.works = dataloadgen.NewMappedLoader(l.r.fetchWorks, loaderOptions...) })
+	return l.works
+}
+
+func (l *loaders) Nodes() *dataloadgen.Loader[nodeKey, relay.Node] {
+	l.once[2].Do(func() { l.nodes = dataloadgen.NewMappedLoader(l.r.fetchNodeKeys, loaderOptions...) })
+	return l.nodes
+}
+
+var loaderOptions = []dataloadgen.Option{dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)}
 
 type loadersKey struct{}
 
@@ -55,11 +77,7 @@ func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandle
 }
 
 func (r *Resolver) newLoaders() *loaders {
-	l := &loaders{
-		images: dataloadgen.NewMappedLoader(r.fetchImages, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)),
-		works:  dataloadgen.NewMappedLoader(r.fetchWorks, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)),
-		nodes:  dataloadgen.NewMappedLoader(r.fetchNodeKeys, dataloadgen.WithWait(loaderWait), dataloadgen.WithBatchCapacity(loaderBatch)),
-	}
+	l := &loaders{r: r}
 	if r.Gallery != nil {
 		l.urlExpires = r.Gallery.URLExpiry()
 	}
@@ -149,7 +167,7 @@ func primeWorks(ctx context.Context, works []work.Work) {
 		for i, w := range works {
 			ids[i] = w.ID
 		}
-		l.images.LoadAllThunk(ctx, ids)
+		l.Images().LoadAllThunk(ctx, ids)
 	}
 	if requested(ctx, workConnectionTypes, "edges", "node", "sourceWork") {
 		var ids []uuid.UUID
@@ -159,7 +177,7 @@ func primeWorks(ctx context.Context, works []work.Work) {
 			}
 		}
 		if len(ids) > 0 {
-			l.works.LoadAllThunk(ctx, ids)
+			l.Works().LoadAllThunk(ctx, ids)
 		}
 	}
 }
@@ -169,7 +187,7 @@ func primeWorks(ctx context.Context, works []work.Work) {
 // primeWorks for why).
 func primeReferences(ctx context.Context, types []string, refs []nodeKey) {
 	if len(refs) > 0 && requested(ctx, types, "edges", "node", "reference") {
-		loadersFrom(ctx).nodes.LoadAllThunk(ctx, refs)
+		loadersFrom(ctx).Nodes().LoadAllThunk(ctx, refs)
 	}
 }
 

@@ -2,6 +2,8 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -20,6 +22,26 @@ type OperationCost struct {
 	// ThrottleStatus is nil when no bucket was charged: the operation was
 	// refused for its size first, or no cost limit applies to its caller.
 	ThrottleStatus *ThrottleStatus `json:"throttleStatus,omitempty"`
+
+	// encoded is the JSON of the cost, made on the first response: a
+	// subscription sends the same cost with every event (see AppendJSON).
+	encoded atomic.Pointer[[]byte]
+}
+
+// AppendJSON appends the cost as encoding/json writes it (fanout's
+// JSONAppender). The cost is complete before the operation runs, so its
+// JSON is made once.
+func (c *OperationCost) AppendJSON(dst []byte) ([]byte, error) {
+	if b := c.encoded.Load(); b != nil {
+		return append(dst, *b...), nil
+	}
+	type plain OperationCost // without this method, and no copy of encoded in the JSON
+	b, err := json.Marshal((*plain)(c))
+	if err != nil {
+		return dst, err
+	}
+	c.encoded.Store(&b)
+	return append(dst, b...), nil
 }
 
 // ThrottleStatus is the caller's bucket after the charge (or, refused,

@@ -160,7 +160,7 @@ func (r *Resolver) fetchNodes(ctx context.Context, ids []string) ([]relay.Node, 
 	if _, err := account.Actor(ctx); err != nil {
 		return nil, err
 	}
-	found, err := loadersFrom(ctx).nodes.LoadAll(ctx, keys)
+	found, err := loadersFrom(ctx).Nodes().LoadAll(ctx, keys)
 	if err != nil {
 		return nil, firstError(err)
 	}
@@ -203,7 +203,7 @@ func (r *Resolver) reference(ctx context.Context, typ, key *string) (relay.Node,
 	if !ok {
 		return nil, nil
 	}
-	return loadersFrom(ctx).nodes.Load(ctx, k)
+	return loadersFrom(ctx).Nodes().Load(ctx, k)
 }
 
 // actorAnd is the opening of most resolvers that act on one object: the

@@ -210,12 +210,12 @@ func (r *workResolver) SourceWork(ctx context.Context, obj *work.Work) (*work.Wo
 	if obj.SourceWorkID == nil {
 		return nil, nil
 	}
-	return loadersFrom(ctx).works.Load(ctx, *obj.SourceWorkID)
+	return loadersFrom(ctx).Works().Load(ctx, *obj.SourceWorkID)
 }
 
 // Images is the resolver for the images field.
 func (r *workResolver) Images(ctx context.Context, obj *work.Work) ([]*work.Image, error) {
-	return loadersFrom(ctx).images.Load(ctx, obj.ID)
+	return loadersFrom(ctx).Images().Load(ctx, obj.ID)
 }
 
 // RestorableUntil is the resolver for the restorableUntil field.

@@ -3,6 +3,7 @@ package fanout
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 
 	"github.com/99designs/gqlgen/graphql"
 )
@@ -36,11 +37,47 @@ func AppendResponse(dst []byte, resp *graphql.Response) ([]byte, error) {
 		dst = append(dst, "null"...)
 	}
 	if len(resp.Extensions) > 0 {
-		b, err := json.Marshal(resp.Extensions)
+		var err error
+		if dst, err = appendExtensions(append(dst, `,"extensions":`...), resp.Extensions); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// JSONAppender is an extension value that writes its own JSON, the bytes
+// encoding/json would write for it: one that is the same in every response
+// of an operation (its cost) then costs no reflection per event and
+// subscriber.
+type JSONAppender interface {
+	AppendJSON(dst []byte) ([]byte, error)
+}
+
+// appendExtensions appends ext as encoding/json writes a map: keys sorted.
+func appendExtensions(dst []byte, ext map[string]any) ([]byte, error) {
+	keys := make([]string, 0, len(ext))
+	for k := range ext {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(appendString(dst, k), ':')
+		if a, ok := ext[k].(JSONAppender); ok {
+			var err error
+			if dst, err = a.AppendJSON(dst); err != nil {
+				return dst, err
+			}
+			continue
+		}
+		b, err := json.Marshal(ext[k])
 		if err != nil {
 			return dst, err
 		}
-		dst = append(append(dst, `,"extensions":`...), b...)
+		dst = append(dst, b...)
 	}
 	return append(dst, '}'), nil
 }

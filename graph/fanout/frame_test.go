@@ -21,6 +21,7 @@ func TestAppendResponseWritesWhatEncodingJSONWrites(t *testing.T) {
 		{"extensions", &graphql.Response{Data: []byte(`{"a":1}`), Extensions: map[string]any{"cost": map[string]any{"requested": 3, "remaining": 19997}}}},
 		{"everything", &graphql.Response{Data: []byte(`{"a":null}`), Errors: gqlerror.List{{Message: "<b>&"}}, Extensions: map[string]any{"x": "y"}}},
 		{"html in data", &graphql.Response{Data: []byte("{\"prompt\":\"<cat> & dog \u2028\u2029\"}")}},
+		{"extensions that write themselves", &graphql.Response{Data: []byte(`{"a":1}`), Extensions: map[string]any{"z": 1, "cost": selfWritten(`{"requestedQueryCost":3}`), "a<b": "c"}}},
 		{"deferred", &graphql.Response{Data: []byte(`{"a":1}`), Label: "l", Path: ast.Path{ast.PathName("a")}, HasNext: &yes}},
 	}
 	for _, tc := range tests {
@@ -39,6 +40,12 @@ func TestAppendResponseWritesWhatEncodingJSONWrites(t *testing.T) {
 		})
 	}
 }
+
+// selfWritten is an extension value that writes its own JSON both ways.
+type selfWritten string
+
+func (s selfWritten) MarshalJSON() ([]byte, error)          { return []byte(s), nil }
+func (s selfWritten) AppendJSON(dst []byte) ([]byte, error) { return append(dst, s...), nil }
 
 func TestAppendMessageWritesWhatEncodingJSONWrites(t *testing.T) {
 	type message struct {

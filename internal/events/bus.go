@@ -37,8 +37,8 @@ type Bus struct {
 	calls   map[string]map[*call]struct{}
 }
 
-// call is a waiter that is a function (see SubscribeFunc).
-type call struct{ f func() }
+// call is a waiter that is a function (see SubscribeNews).
+type call struct{ f func(news string) }
 
 // Pauses of the listener after connection trouble.
 const (
@@ -97,9 +97,17 @@ func (b *Bus) Subscribe(topic string) (<-chan struct{}, func()) {
 // SubscribeFunc calls f whenever topic may have news, until the function it
 // returns is called. Unlike Subscribe's channel, it needs no goroutine
 // waiting on it, which matters to a waiter held by every open WebSocket. f
-// runs on the bus's own goroutine with the bus locked: it must return at
-// once (start a goroutine for anything slow) and not call the bus.
+// runs on the bus's own goroutine: it must return at once (start a
+// goroutine for anything slow). It may be called once more just after its
+// subscription stopped.
 func (b *Bus) SubscribeFunc(topic string, f func()) func() {
+	return b.SubscribeNews(topic, func(string) { f() })
+}
+
+// SubscribeNews is SubscribeFunc for a waiter that also wants what the
+// ringer said (RingNews): f gets it, or "" when nothing was said, as when
+// the bus rings every topic after its connection came back.
+func (b *Bus) SubscribeNews(topic string, f func(news string)) func() {
 	c := &call{f: f}
 	b.mu.Lock()
 	set := b.calls[topic]
@@ -133,23 +141,29 @@ func (b *Bus) Waiters() int {
 	return n
 }
 
-func (b *Bus) wake(topic string) {
+// wake rings topic's waiters. The functions are called after the bus is
+// unlocked, so that they may take locks under which their owners
+// subscribe and unsubscribe.
+func (b *Bus) wake(topic, news string) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	for ch := range b.waiters[topic] {
 		select {
 		case ch <- struct{}{}:
 		default: // a wake-up is already pending
 		}
 	}
+	calls := make([]*call, 0, len(b.calls[topic]))
 	for c := range b.calls[topic] {
-		c.f()
+		calls = append(calls, c)
+	}
+	b.mu.Unlock()
+	for _, c := range calls {
+		c.f(news)
 	}
 }
 
 func (b *Bus) wakeAll() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	for _, set := range b.waiters {
 		for ch := range set {
 			select {
@@ -158,10 +172,15 @@ func (b *Bus) wakeAll() {
 			}
 		}
 	}
+	var calls []*call
 	for _, set := range b.calls {
 		for c := range set {
-			c.f()
+			calls = append(calls, c)
 		}
+	}
+	b.mu.Unlock()
+	for _, c := range calls {
+		c.f("")
 	}
 }
 
@@ -199,16 +218,23 @@ func (b *Bus) receive(ctx context.Context, ln *pgdriver.Listener) {
 			}
 			return
 		}
-		b.wake(topicOf(payload))
+		b.wake(splitPayload(payload))
 	}
 }
 
-func topicOf(payload string) string {
+// splitPayload splits a notification "<kind>:<id>[:<news>]" into its
+// topic and news ("queue" is a topic of its own).
+func splitPayload(payload string) (topic, news string) {
 	parts := strings.SplitN(payload, ":", 3)
-	if len(parts) >= 2 {
-		return parts[0] + ":" + parts[1]
+	if len(parts) == 3 {
+		return parts[0] + ":" + parts[1], parts[2]
 	}
-	return payload
+	return payload, ""
+}
+
+func topicOf(payload string) string {
+	topic, _ := splitPayload(payload)
+	return topic
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -225,4 +251,21 @@ func sleep(ctx context.Context, d time.Duration) {
 func Ring(ctx context.Context, idb bun.IDB, topic string) error {
 	_, err := idb.ExecContext(ctx, "SELECT pg_notify(?, ?)", Channel, topic)
 	return err
+}
+
+// MaxNews bounds what RingNews may say: Postgres refuses a notification of
+// 8000 bytes or more, and with it the transaction.
+const MaxNews = 7000
+
+// RingNews is Ring saying news to the topic's SubscribeNews waiters (at
+// most MaxNews bytes, or nothing is said). The table stays the truth:
+// news is only what a waiter may use instead of reading it again.
+func RingNews(ctx context.Context, idb bun.IDB, topic, news string) error {
+	if len(news) > MaxNews {
+		news = ""
+	}
+	if news == "" {
+		return Ring(ctx, idb, topic)
+	}
+	return Ring(ctx, idb, topic+":"+news)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -438,5 +439,46 @@ func TestSubscribeFuncIsCalledForItsTopic(t *testing.T) {
 	stop()
 	if got := b.Waiters(); got != 1 {
 		t.Errorf("after stop, Waiters() = %d, want 1", got)
+	}
+}
+
+// What a ringer says reaches the topic's SubscribeNews waiters as it was
+// said, colons and all; a plain ring and the bus's own wake-up after it
+// connects say nothing, and news too long for Postgres is left unsaid
+// rather than failing the ringer's transaction.
+func TestRingNewsReachesNewsWaiters(t *testing.T) {
+	t.Parallel()
+	bdb := dbtest.New(t)
+	ctx := context.Background()
+	b := newBus(bdb)
+	heard := make(chan string, 8)
+	stop := b.SubscribeNews(GenerationTopic("a"), func(news string) { heard <- news })
+	defer stop()
+	start(t, b)
+	next := func() string {
+		t.Helper()
+		select {
+		case n := <-heard:
+			return n
+		case <-time.After(deadline):
+			t.Fatal("the news waiter was not called")
+			return ""
+		}
+	}
+	if n := next(); n != "" {
+		t.Fatalf("the wake-up on connecting said %q, want nothing", n)
+	}
+	listenerPID(t, bdb, 0)
+	for _, tt := range []struct{ say, want string }{
+		{`7:{"k":"PROGRESS","t":"2026-11-30T14:00:00Z"}`, `7:{"k":"PROGRESS","t":"2026-11-30T14:00:00Z"}`},
+		{"", ""},
+		{strings.Repeat("x", MaxNews+1), ""},
+	} {
+		if err := RingNews(ctx, bdb, GenerationTopic("a"), tt.say); err != nil {
+			t.Fatalf("RingNews(%.20q…): %v", tt.say, err)
+		}
+		if n := next(); n != tt.want {
+			t.Fatalf("RingNews(%.20q…) was heard as %.40q…, want %q", tt.say, n, tt.want)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -165,10 +167,49 @@ func appendEvent(ctx context.Context, tx bun.Tx, genID uuid.UUID, data EventData
 	if _, err := tx.NewInsert().Model(ev).Returning("created_at").Exec(ctx); err != nil {
 		return nil, fmt.Errorf("write %s event: %w", ev.Kind, err)
 	}
-	if err := events.Ring(ctx, tx, fmt.Sprintf("%s:%d", events.GenerationTopic(genID.String()), ev.Seq)); err != nil {
+	if err := events.RingNews(ctx, tx, events.GenerationTopic(genID.String()), eventNews(ev)); err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
 	}
 	return ev, nil
+}
+
+// An event rides in its own notification, "<seq>:<JSON>", so that the
+// watchers of a generation, however many, need not read the table to learn
+// it (see watchers.news); an event too big to ride says only its seq.
+type newsEvent struct {
+	Kind      EventKind       `json:"k"`
+	Payload   json.RawMessage `json:"p"`
+	CreatedAt time.Time       `json:"t"`
+}
+
+func eventNews(ev *Event) string {
+	seq := strconv.Itoa(ev.Seq)
+	b, err := json.Marshal(newsEvent{Kind: ev.Kind, Payload: ev.Payload, CreatedAt: ev.CreatedAt})
+	if err != nil || len(seq)+1+len(b) > events.MaxNews {
+		return seq
+	}
+	return seq + ":" + string(b)
+}
+
+// parseNews returns the event a notification of genID carried, if it did.
+// The generation has ended after its event only when that one is final:
+// an event read later from the table says whether it had ended by then.
+func parseNews(genID uuid.UUID, news string) (*Event, bool) {
+	seqText, body, ok := strings.Cut(news, ":")
+	if !ok {
+		return nil, false
+	}
+	seq, err := strconv.Atoi(seqText)
+	if err != nil {
+		return nil, false
+	}
+	var n newsEvent
+	if err := json.Unmarshal([]byte(body), &n); err != nil {
+		return nil, false
+	}
+	e := &Event{GenerationID: genID, Seq: seq, Kind: n.Kind, Payload: n.Payload, CreatedAt: n.CreatedAt}
+	e.GenerationEnded = e.Final()
+	return e, true
 }
 
 // feedStatus tells the owner's live feed that a generation changed status.

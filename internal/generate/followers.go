@@ -23,8 +23,8 @@ type watchers struct {
 	svc     *Service
 	id      uint64 // unique in the process, unlike genID
 	genID   uuid.UUID
-	members map[*watcher]struct{} // guarded by svc.followMu
-	stop    context.CancelFunc
+	members map[*watcher]struct{} // guarded by svc.following.mu
+	stop    func()                // stops the doorbell
 	// rings counts wake-ups. A read shared under a count began after the
 	// wake-up that made it: a watcher woken by a doorbell never takes rows
 	// read before the event it announces had committed.
@@ -35,6 +35,10 @@ type watchers struct {
 	lastMu   sync.Mutex
 	lastKey  string
 	lastRows []Event
+	// pushed is the newest event a doorbell carried (see eventNews), as a
+	// read's rows: watchers that have read up to the one before it take it
+	// without reading the table. Guarded by lastMu.
+	pushed []Event
 }
 
 // watcher is one subscriber: how to wake it and how far it has read.
@@ -64,14 +68,14 @@ func (s *Service) watch(genID uuid.UUID, afterSeq int64, ring func()) *watcher {
 	}
 	ws := f.byGen[genID]
 	if ws == nil {
-		ctx, cancel := context.WithCancel(context.Background())
 		f.lastID++
-		ws = &watchers{svc: s, id: f.lastID, genID: genID, members: make(map[*watcher]struct{}), stop: cancel}
+		ws = &watchers{svc: s, id: f.lastID, genID: genID, members: make(map[*watcher]struct{})}
 		f.byGen[genID] = ws
 		// Subscribed before the watcher's first read, so that nothing
-		// committed after that read goes unannounced.
-		rang, stop := s.bus.Subscribe(events.GenerationTopic(genID.String()))
-		go ws.run(ctx, rang, stop)
+		// committed after that read goes unannounced. (The bus calls
+		// news unlocked, so taking following.mu there cannot deadlock
+		// with this.)
+		ws.stop = s.bus.SubscribeNews(events.GenerationTopic(genID.String()), ws.news)
 	}
 	if !f.polling {
 		f.polling = true
@@ -96,13 +100,19 @@ func (s *Service) unwatch(w *watcher) {
 	}
 }
 
-// read returns the generation's events after afterSeq, shared with the
-// watchers reading from there since the same wake-up, and records how far
-// w has read.
+// read returns the generation's events after afterSeq: the event the
+// doorbell carried when it is the next one, else the rows of a read shared
+// with the watchers reading from there since the same wake-up. It records
+// how far w has read.
 func (w *watcher) read(ctx context.Context, afterSeq int64) ([]Event, error) {
 	ws := w.group
 	key := strconv.FormatUint(ws.id, 10) + ":" + strconv.FormatInt(ws.rings.Load(), 10) + ":" + strconv.FormatInt(afterSeq, 10)
 	ws.lastMu.Lock()
+	if p := ws.pushed; len(p) == 1 && int64(p[0].Seq) == afterSeq+1 {
+		ws.lastMu.Unlock()
+		w.seen.Store(afterSeq + 1)
+		return p, nil
+	}
 	rows, found := ws.lastRows, ws.lastKey == key
 	ws.lastMu.Unlock()
 	if !found {
@@ -124,18 +134,17 @@ func (w *watcher) read(ctx context.Context, afterSeq int64) ([]Event, error) {
 	return rows, nil
 }
 
-// run rings every watcher when the doorbell rings (or the bus reconnects),
-// until ctx ends; then it stops the doorbell.
-func (ws *watchers) run(ctx context.Context, rang <-chan struct{}, stop func()) {
-	defer stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-rang:
-			ws.ring(-1)
+// news is the doorbell: it keeps the event the notification carried, if
+// it is newer than the one kept, and wakes every watcher.
+func (ws *watchers) news(news string) {
+	if e, ok := parseNews(ws.genID, news); ok {
+		ws.lastMu.Lock()
+		if len(ws.pushed) == 0 || e.Seq > ws.pushed[0].Seq {
+			ws.pushed = []Event{*e}
 		}
+		ws.lastMu.Unlock()
 	}
+	ws.ring(-1)
 }
 
 // ring wakes the watchers that have read less than head; all of them when
