@@ -119,10 +119,27 @@ func appendString(dst []byte, s string) []byte {
 // as they are), so that frames stay byte for byte what they were. Most
 // events hold none, and are copied as they are.
 func appendHTMLEscaped(dst, data []byte) []byte {
-	if !bytes.ContainsAny(data, "<>&\u2028\u2029") {
+	if !needsHTMLEscape(data) {
 		return append(dst, data...)
 	}
 	b := bytes.NewBuffer(dst)
 	json.HTMLEscape(b, data)
 	return b.Bytes()
+}
+
+// htmlSpecial marks the bytes that may need escaping: <, > and &, and
+// 0xE2, which begins U+2028 and U+2029 in UTF-8.
+var htmlSpecial = [256]bool{'<': true, '>': true, '&': true, 0xE2: true}
+
+// needsHTMLEscape reports whether data may hold what appendHTMLEscaped
+// escapes: one pass over the bytes, as every subscriber's frame is
+// checked (bytes.ContainsAny takes a slow path for a set with runes
+// beyond ASCII).
+func needsHTMLEscape(data []byte) bool {
+	for _, c := range data {
+		if htmlSpecial[c] {
+			return true
+		}
+	}
+	return false
 }
