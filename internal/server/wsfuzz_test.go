@@ -114,8 +114,8 @@ func FuzzWebSocketMessages(f *testing.F) {
 		}
 
 		// The ids the client started operations under, as the server
-		// decodes its frames.
-		ids := map[string]bool{}
+		// decodes its frames, and how often.
+		ids := map[string]int{}
 		closedEarly := false
 		for _, fr := range frames {
 			if len(fr) > wsFuzzMaxFrame {
@@ -123,7 +123,7 @@ func FuzzWebSocketMessages(f *testing.F) {
 			}
 			var m struct{ ID, Type string }
 			if json.Unmarshal(fr, &m) == nil && (m.Type == "subscribe" || legacy && m.Type == "start") {
-				ids[m.ID] = true
+				ids[m.ID]++
 			}
 			if err := c.WriteMessage(websocket.TextMessage, fr); err != nil {
 				closedEarly = true // the server closed already; its close frame tells why
@@ -142,7 +142,7 @@ func FuzzWebSocketMessages(f *testing.F) {
 		var waitType string
 		if !closedEarly {
 			if legacy {
-				ids[sentinelID] = true
+				ids[sentinelID]++
 				waitType = "complete"
 				err = c.WriteJSON(wsMessage{ID: sentinelID, Type: "start", Payload: json.RawMessage(`{"query":1}`)})
 			} else {
@@ -168,10 +168,22 @@ func FuzzWebSocketMessages(f *testing.F) {
 			switch {
 			case !ok:
 				t.Fatalf("server sent type %q, not one of %s: %q", m.Type, proto, m.raw)
-			case wantID && !ids[m.ID]:
+			case wantID && ids[m.ID] == 0:
 				t.Fatalf("server sent %s for id %q, which the client never started: %q", m.Type, m.ID, m.raw)
 			case !wantID && m.ID != "":
 				t.Fatalf("server sent %s with an id: %q", m.Type, m.raw)
+			}
+		}
+		// Each operation ends at most once: with error or complete on
+		// graphql-transport-ws; on graphql-ws with complete (after an error,
+		// or a stop, or its last data).
+		ends := map[string]int{}
+		for _, m := range got {
+			if m.Type == "complete" || !legacy && m.Type == "error" {
+				ends[m.ID]++
+				if ends[m.ID] > ids[m.ID] {
+					t.Fatalf("server ended id %q %d times, but the client started it only %d times (last: %q)", m.ID, ends[m.ID], ids[m.ID], m.raw)
+				}
 			}
 		}
 		if closeErr != nil {
