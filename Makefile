@@ -85,13 +85,15 @@ bench-baseline:
 	@echo "bench/baseline.txt updated; commit it, saying on what machine it ran"
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s), one after
-## another; FUZZ picks targets by name. `make test` replays the seeds only.
+## another; FUZZ picks targets by name; FUZZMINIMIZETIME (e.g. 20x) bounds
+## the minimizing of each new input. `make test` replays the seeds only.
 FUZZTIME ?= 30s
 FUZZ ?= .
+FUZZMINIMIZETIME ?=
 fuzz:
 	@url="$${TEST_DATABASE_URL:-$$(.ci/ensure-postgres postgres)}"; \
 	stripe_mock="$${STRIPE_MOCK_BIN:-$$(.ci/ensure-stripe-mock)}"; \
-	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" FUZZTIME='$(FUZZTIME)' FUZZ='$(FUZZ)' GO='$(GO)' .ci/fuzz
+	TEST_DATABASE_URL="$$url" STRIPE_MOCK_BIN="$$stripe_mock" FUZZTIME='$(FUZZTIME)' FUZZ='$(FUZZ)' FUZZMINIMIZETIME='$(FUZZMINIMIZETIME)' GO='$(GO)' .ci/fuzz
 
 ## load: play editor users against a server already running on this machine
 ## (`make run` in another terminal); LOAD_FLAGS overrides the run, e.g.

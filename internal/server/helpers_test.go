@@ -167,7 +167,9 @@ func startWithListener(t testing.TB, cfg *config.Serve, dbURL string, wrap func(
 	// secret ever reaches the log.
 	logs := &logBuffer{}
 	var out io.Writer = logs
-	if testing.Verbose() {
+	// A fuzz target's server outlives the calls of its fuzz function, where
+	// the *testing.F must not log.
+	if _, fuzz := t.(*testing.F); testing.Verbose() && !fuzz {
 		out = io.MultiWriter(logs, &testWriter{t})
 	}
 	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
