@@ -166,7 +166,9 @@ func (j cookieJar) Clear(ctx context.Context) {
 // API key), falling back to what the
 // upgrade request carried (cookie or header). A token that does not work
 // refuses the connection with close code 4401 (4403 for a suspended account).
-func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (context.Context, error) {
+// When the viewer's session stops working later, its operations report
+// that and then ended is called, to close the socket (see watchSessionThen).
+func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload, ended func()) (context.Context, error) {
 	token := payload.GetString("token")
 	if token == "" {
 		if scheme, t, ok := strings.Cut(payload.Authorization(), " "); ok && strings.EqualFold(scheme, "Bearer") {
@@ -180,7 +182,8 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 		}
 		ctx = account.WithAuth(ctx, v, nil)
 	}
-	return s.watchSession(ctx), nil
+	s.watchSessionThen(ctx, ended)
+	return ctx, nil
 }
 
 // watchSession returns ctx, ended as soon as the viewer's session (or API
@@ -192,12 +195,24 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 // Anonymous contexts, and those of connections without a sessionEnd, are
 // returned as they are.
 func (s *Server) watchSession(ctx context.Context) context.Context {
-	v, _ := account.Optional(ctx)
-	end := sessionEndFrom(ctx)
-	if v == nil || end == nil {
+	if v, _ := account.Optional(ctx); v == nil || sessionEndFrom(ctx) == nil {
 		return ctx
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	s.watchSessionThen(ctx, cancel)
+	return ctx
+}
+
+// watchSessionThen is watchSession for a connection that ends itself: when
+// the session stops working, its sessionEnd learns why, its operations
+// report it, and then ended is called. The watch stops when ctx ends. A
+// WebSocket passes its close, and so holds no context of its own for it.
+func (s *Server) watchSessionThen(ctx context.Context, ended func()) {
+	v, _ := account.Optional(ctx)
+	end := sessionEndFrom(ctx)
+	if v == nil || end == nil {
+		return
+	}
 	stillValid := s.accounts.StillValid
 	if v.Key != nil {
 		stillValid = s.keys.StillValid
@@ -205,7 +220,7 @@ func (s *Server) watchSession(ctx context.Context) context.Context {
 	w := &sessionWatch{ctx: ctx, every: s.cfg.Accounts.SessionRecheck, check: func(ctx context.Context) error { return stillValid(ctx, v) }, log: s.log}
 	w.ended = func(err error) {
 		end.end(err)
-		cancel()
+		ended()
 	}
 	// A key's streams end when it is revoked (its topic) and when its user
 	// is suspended (the user's sessions topic, rung then too).
@@ -218,5 +233,4 @@ func (s *Server) watchSession(ctx context.Context) context.Context {
 		}
 	}
 	w.start(stops...)
-	return ctx
 }

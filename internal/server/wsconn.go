@@ -31,8 +31,9 @@ type wsSocket struct {
 
 	// life is done when the socket closes (cancel). ctx, the parent of its
 	// operations, is life until connection_init; from then on it carries the
-	// viewer and also ends when their session does (see Server.wsInit). Only
-	// the read loop sets it, before any operation starts.
+	// viewer too, and the end of their session closes the socket (see
+	// Server.wsInit). Only the read loop sets it, before any operation
+	// starts.
 	life   context.Context
 	cancel context.CancelFunc
 	ctx    context.Context

@@ -24,7 +24,7 @@ import (
 // are read, pings ride runtime timers, and ids are the client's own.
 type wsTransport struct {
 	sockets       *wsAcceptor
-	init          func(ctx context.Context, payload transport.InitPayload) (context.Context, error)
+	init          func(ctx context.Context, payload transport.InitPayload, ended func()) (context.Context, error)
 	readLimit     int64
 	maxOperations int // queries and mutations at once per socket (see socketOps)
 }
@@ -244,7 +244,8 @@ func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 			return false
 		}
 	}
-	ctx, err := t.init(s.ctx, payload)
+	// The session's end closes the socket with its code (see closeWith).
+	ctx, err := t.init(s.ctx, payload, func() { s.closeWith(closeNormal, "terminated") })
 	if err != nil {
 		if serverFailed(err) {
 			// Not the client's fault: the token could not be checked (the
@@ -266,9 +267,6 @@ func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 		s.closeWith(code, reason)
 		return false
 	}
-	// The session's end (ctx done before the socket's) closes the socket
-	// with its code; see closeWith.
-	context.AfterFunc(ctx, func() { s.closeWith(closeNormal, "terminated") })
 	s.ctx = ctx
 	s.mu.Lock()
 	s.acked = true
