@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bufio"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -41,7 +43,7 @@ func newWSAcceptor(origins *originList, initTimeout, writeTimeout, pingInterval 
 	return &wsAcceptor{
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout: 10 * time.Second,
-			ReadBufferSize:   wsReadBuffer,
+			ReadBufferSize:   0, // gorilla keeps ours (see hijackReader)
 			WriteBufferSize:  wsWriteBuffer,
 			WriteBufferPool:  &sync.Pool{},
 			Subprotocols:     []string{subprotoLegacy, subprotoTransportWS},
@@ -61,13 +63,36 @@ func newWSAcceptor(origins *originList, initTimeout, writeTimeout, pingInterval 
 	}
 }
 
-// accept upgrades the request and registers the socket; it refuses during
-// shutdown.
-func (a *wsAcceptor) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+// accept upgrades the request; it refuses during shutdown. The socket's
+// reads go through the idle reader it also returns (see idleReader).
+func (a *wsAcceptor) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, *idleReader, error) {
 	if a.shuttingDown() {
-		return nil, errShuttingDown
+		return nil, nil, errShuttingDown
 	}
-	return a.upgrader.Upgrade(w, r, nil)
+	h := &hijackReader{ResponseWriter: w}
+	c, err := a.upgrader.Upgrade(h, r, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, newIdleReader(c.UnderlyingConn(), h.br), nil
+}
+
+// hijackReader hands gorilla, when it hijacks the connection, a read
+// buffer of wsReadBuffer bytes that we made, so that we can see how much of
+// it is left (gorilla keeps the buffer it is given when its own
+// ReadBufferSize is 0 and the given one holds more than 256 bytes).
+type hijackReader struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+func (h *hijackReader) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil || rw.Reader.Buffered() > 0 { // gorilla refuses the latter
+		return c, rw, err
+	}
+	h.br = bufio.NewReaderSize(c, wsReadBuffer)
+	return c, bufio.NewReadWriter(h.br, rw.Writer), nil
 }
 
 // add registers s; it reports false, having closed s with 1001, once

@@ -23,6 +23,7 @@ import (
 // find dead peers on either subprotocol.
 type wsSocket struct {
 	ws       *websocket.Conn
+	idle     *idleReader
 	acceptor *wsAcceptor
 	legacy   bool // graphql-ws; graphql-transport-ws otherwise
 	exec     graphql.GraphExecutor

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -237,4 +238,59 @@ func TestWebSocketInitServerFailureIsNotSignOut(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Messages that reach the server in one TCP segment are each handled at
+// once: the reader waits for the client with a shallow stack (see
+// idleReader), and must not wait while bytes sit in its buffer.
+func TestWebSocketMessagesInOneSegment(t *testing.T) {
+	t.Parallel()
+	s := start(t, testConfig())
+	for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
+		t.Run(proto, func(t *testing.T) {
+			c := wsAck(t, s.URL, proto)
+			defer c.Close()
+			var segment []byte
+			var want []string
+			if proto == "graphql-transport-ws" {
+				for i := range 3 {
+					segment = append(segment, maskedTextFrame(`{"type":"ping","payload":{"n":`+strconv.Itoa(i)+`}}`)...)
+					want = append(want, "pong")
+				}
+			} else {
+				for i := range 3 {
+					segment = append(segment, maskedTextFrame(`{"id":"`+strconv.Itoa(i)+`","type":"start","payload":{"query":"{ __typename }"}}`)...)
+					want = append(want, "data", "complete")
+				}
+			}
+			if _, err := c.UnderlyingConn().Write(segment); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			for len(got) < len(want) {
+				var m wsMessage
+				if err := c.ReadJSON(&m); err != nil {
+					t.Fatalf("after %v: %v", got, err)
+				}
+				if m.Type != "ka" {
+					got = append(got, m.Type)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("answers %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// maskedTextFrame is one final text frame as a client sends it (masked),
+// for a payload under 126 bytes.
+func maskedTextFrame(payload string) []byte {
+	mask := [4]byte{0x1f, 0x2e, 0x3d, 0x4c}
+	f := []byte{0x81, 0x80 | byte(len(payload)), mask[0], mask[1], mask[2], mask[3]}
+	for i := range len(payload) {
+		f = append(f, payload[i]^mask[i%4])
+	}
+	return f
 }

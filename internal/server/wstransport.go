@@ -37,7 +37,7 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	if !checkUpgrade(w, r, t.sockets) {
 		return
 	}
-	c, err := t.sockets.accept(w, r)
+	c, idle, err := t.sockets.accept(w, r)
 	if err != nil {
 		if err == errShuttingDown {
 			w.Header().Set("Retry-After", "1")
@@ -57,6 +57,7 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 	ctx, cancel := context.WithCancel(withSocketOps(withSessionEnd(socketContext(r), true), t.maxOperations))
 	s := &wsSocket{
 		ws:       c,
+		idle:     idle,
 		acceptor: t.sockets,
 		legacy:   c.Subprotocol() != subprotoTransportWS,
 		exec:     exec,
@@ -105,37 +106,45 @@ func socketContext(r *http.Request) context.Context {
 	return ctx
 }
 
-// read handles the client's messages until the socket closes.
+// read handles the client's messages until the socket closes. It waits
+// for each with a shallow stack (see idleReader), then reads and handles it
+// on a short-lived goroutine: reading a frame and handling a message go
+// deep (gorilla, JSON, authentication, parsing and validating an operation,
+// its resolvers), a goroutine's stack that grew stays grown for a while
+// after, and the reader of an idle socket should not pay for the deepest
+// message it ever handled.
 func (t wsTransport) read(s *wsSocket) {
 	for {
-		data, err := s.readMessage()
-		if err != nil {
-			return
-		}
-		s.alive()
-		start := graphql.Now()
-		var f wsFrame
-		if err := json.Unmarshal(data, &f); err != nil {
-			s.protocolError(`The message is not JSON.`)
-			return
-		}
-		if !s.onFreshStack(func() bool {
-			if s.legacy {
-				return t.legacyMessage(s, f, readTiming(start))
-			}
-			return t.transportWSMessage(s, f, readTiming(start))
-		}) {
+		s.idle.wait()
+		if !s.onFreshStack(func() bool { return t.message(s) }) {
 			return
 		}
 	}
 }
 
-// onFreshStack runs f on a short-lived goroutine and returns its result.
-// Handling a message goes deep (authentication, parsing and validating an
-// operation, its resolvers); a goroutine's stack that grew stays grown for
-// a while after, and the reader of an idle socket should not pay for the
-// deepest message it ever handled. A panic closes the socket, as it would
-// have ended the request.
+// message reads and handles the client's next message; it reports false
+// when the socket is to close.
+func (t wsTransport) message(s *wsSocket) bool {
+	data, err := s.readMessage()
+	if err != nil {
+		return false
+	}
+	s.alive()
+	start := graphql.Now()
+	var f wsFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		s.protocolError(`The message is not JSON.`)
+		return false
+	}
+	if s.legacy {
+		return t.legacyMessage(s, f, readTiming(start))
+	}
+	return t.transportWSMessage(s, f, readTiming(start))
+}
+
+// onFreshStack runs f on a short-lived goroutine and returns its result
+// (see read). A panic closes the socket, as it would have ended the
+// request.
 func (s *wsSocket) onFreshStack(f func() bool) bool {
 	done := make(chan bool, 1)
 	go func() {
