@@ -28,6 +28,15 @@ import (
 // server's memory; the sockets of one step stay open through the next.
 var socketSteps = []int{1_000, 5_000, 10_000}
 
+// pingInterval is the server's WebSocket ping period in the benchmark, and
+// pingSettle how long the sockets of each step idle before they are
+// measured: long enough for every one of them to have been pinged, and to
+// have answered, twice.
+const (
+	pingInterval = 5 * time.Second
+	pingSettle   = 2*pingInterval + time.Second
+)
+
 // socketUsers is how many accounts hold the sockets, as many editor tabs of
 // few users would: each user's sockets count against their own limits.
 const socketUsers = 10
@@ -47,7 +56,11 @@ func BenchmarkIdleSockets(b *testing.B) {
 		"--max-subscriptions-per-user", perUser,
 		// Signing ten users up and opening thousands of subscriptions from
 		// one address would empty its cost bucket; that is not measured here.
-		"--cost-limit-anonymous-size", "0", "--cost-limit-session-size", "0"}
+		"--cost-limit-anonymous-size", "0", "--cost-limit-session-size", "0",
+		// Pings come often enough that every socket has answered some
+		// before it is measured: an idle socket's steady state includes
+		// them (see pingSettle).
+		"--ws-ping-interval", pingInterval.String()}
 	// The users sign up through another process: hashing their passwords
 	// takes tens of MiB that the measured process would give back to the
 	// system only slowly, during the run, and the sockets would seem to cost
@@ -76,6 +89,7 @@ func BenchmarkIdleSockets(b *testing.B) {
 			waitFor(b, 60*time.Second, func() bool {
 				return metric(b, p.metrics, "fastimage_graphql_active_subscriptions") == float64(n)
 			}, "every subscription running")
+			time.Sleep(pingSettle)
 			waitQuiet(b, pid)
 			var rss float64
 			for b.Loop() {

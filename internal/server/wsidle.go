@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"net"
 	"syscall"
+
+	"github.com/gorilla/websocket"
 )
 
 // idleReader lets a socket's reader wait for the client's next message
@@ -32,12 +34,47 @@ func newIdleReader(c net.Conn, br *bufio.Reader) *idleReader {
 
 // wait returns once the connection may have something to read: bytes left
 // in gorilla's buffer, bytes (or the end) in the kernel's, an error, or the
-// read deadline. gorilla's read then finds them at once, or the error.
-func (r *idleReader) wait() {
-	if r == nil || r.raw == nil || r.br.Buffered() > 0 {
+// read deadline; gorilla's read then finds them at once. A pong, the
+// client's answer to our ping, is taken here and reported to pong: gorilla
+// would take it inside its wait for the next message, deep in its read
+// path, where an idle socket would then wait until its next message.
+func (r *idleReader) wait(pong func()) {
+	if r == nil || r.raw == nil {
 		return
 	}
-	_ = r.raw.Read(readable)
+	for {
+		if r.br.Buffered() == 0 {
+			_ = r.raw.Read(readable)
+		}
+		if !r.skipPong() {
+			return
+		}
+		pong()
+	}
+}
+
+// Pong frames as a client sends them: final, masked, with at most 125
+// bytes of payload (RFC 6455, 5.5).
+const (
+	finPong       = 0x80 | websocket.PongMessage
+	maskBit       = 0x80
+	maxControlLen = 125
+)
+
+// skipPong takes the next frame from gorilla's buffer if it is a whole
+// pong, and reports whether it did; anything else (a message, a ping, a
+// close, a malformed frame, an error) is left for gorilla.
+func (r *idleReader) skipPong() bool {
+	h, err := r.br.Peek(2)
+	if err != nil || h[0] != finPong || h[1]&maskBit == 0 || int(h[1]&^maskBit) > maxControlLen {
+		return false
+	}
+	n := 2 + 4 + int(h[1]&^maskBit) // header, mask, payload
+	if _, err := r.br.Peek(n); err != nil {
+		return false
+	}
+	_, _ = r.br.Discard(n)
+	return true
 }
 
 // readable peeks at the socket without taking anything: false, to be

@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -293,4 +295,74 @@ func maskedTextFrame(payload string) []byte {
 		f = append(f, payload[i]^mask[i%4])
 	}
 	return f
+}
+
+// A socket whose client answers our pings for a while, and sends nothing
+// else, is held by one reader waiting with a shallow stack: the pongs are
+// taken before gorilla's read path (see idleReader), which would otherwise
+// keep a goroutine waiting deep inside it until the next message. The
+// socket still answers afterwards. Not parallel: it reads the goroutines
+// of the whole process.
+func TestWebSocketIdleAfterPongs(t *testing.T) {
+	cfg := testConfig()
+	cfg.WSPingInterval = 100 * time.Millisecond
+	s := start(t, cfg)
+	c := wsAck(t, s.URL, "graphql-transport-ws")
+	defer c.Close()
+	pongs := make(chan struct{}, 100)
+	c.SetPingHandler(func(data string) error {
+		err := c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		pongs <- struct{}{}
+		return err
+	})
+	answers := make(chan wsMessage, 10)
+	go func() {
+		defer close(answers)
+		for {
+			var m wsMessage
+			if err := c.ReadJSON(&m); err != nil {
+				return
+			}
+			if m.Type != "ping" { // the subprotocol's keep-alive, which this client ignores
+				answers <- m
+			}
+		}
+	}()
+	for i := range 5 {
+		select {
+		case <-pongs:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("ping %d never came", i+1)
+		}
+	}
+	deep := -1
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end) && deep != 0; time.Sleep(20 * time.Millisecond) {
+		deep = deepSocketReaders()
+	}
+	if deep != 0 {
+		t.Errorf("%d goroutines wait in gorilla's read path for an idle socket's next message; want none", deep)
+	}
+	wsSend(t, c, wsMessage{Type: "ping", Payload: mustJSON(map[string]int{"n": 1})})
+	select {
+	case m, ok := <-answers:
+		if !ok || m.Type != "pong" {
+			t.Fatalf("after the pongs the socket answered %+v (open: %v), want a pong", m, ok)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("after the pongs the socket no longer answers")
+	}
+}
+
+// deepSocketReaders counts the server's goroutines that wait for a
+// socket's next message inside gorilla's read path.
+func deepSocketReaders() int {
+	var b bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+	n := 0
+	for g := range strings.SplitSeq(b.String(), "\n\n") {
+		if strings.Contains(g, "websocket.(*Conn).NextReader") && strings.Contains(g, "internal/server.wsTransport.message") {
+			n++
+		}
+	}
+	return n
 }

@@ -115,7 +115,7 @@ func socketContext(r *http.Request) context.Context {
 // message it ever handled.
 func (t wsTransport) read(s *wsSocket) {
 	for {
-		s.idle.wait()
+		s.idle.wait(s.alive)
 		if !s.onFreshStack(func() bool { return t.message(s) }) {
 			return
 		}
