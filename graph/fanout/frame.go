@@ -87,16 +87,29 @@ func appendExtensions(dst []byte, ext map[string]any) ([]byte, error) {
 // payload (JSON written by AppendResponse or encoding/json) copied as it
 // is.
 func AppendMessage(dst []byte, id, typ string, payload []byte) []byte {
+	dst = appendMessageHead(dst, id, typ)
+	if len(payload) > 0 {
+		dst = append(append(dst, `,"payload":`...), payload...)
+	}
+	return append(dst, '}')
+}
+
+// appendMessageHead appends a message up to its payload.
+func appendMessageHead(dst []byte, id, typ string) []byte {
 	dst = append(dst, '{')
 	if id != "" {
 		dst = appendString(append(dst, `"id":`...), id)
 		dst = append(dst, ',')
 	}
-	dst = appendString(append(dst, `"type":`...), typ)
-	if len(payload) > 0 {
-		dst = append(append(dst, `,"payload":`...), payload...)
-	}
-	return append(dst, '}')
+	return appendString(append(dst, `"type":`...), typ)
+}
+
+// AppendResponseMessage appends AppendMessage(dst, id, typ,
+// AppendResponse(resp)) without a buffer for the payload of its own: the
+// transport writes one of these for every event and subscriber.
+func AppendResponseMessage(dst []byte, id, typ string, resp *graphql.Response) ([]byte, error) {
+	dst, err := AppendResponse(append(appendMessageHead(dst, id, typ), `,"payload":`...), resp)
+	return append(dst, '}'), err
 }
 
 // appendString appends s as a JSON string, as encoding/json writes it.

@@ -85,10 +85,27 @@ func BenchmarkEncodeNext(b *testing.B) {
 		}
 	})
 	b.Run("append", func(b *testing.B) {
-		var payload, msg []byte
+		var msg []byte
 		for b.Loop() {
-			payload, _ = AppendResponse(payload[:0], resp)
-			msg = AppendMessage(msg[:0], "1", "next", payload)
+			msg, _ = AppendResponseMessage(msg[:0], "1", "next", resp)
 		}
 	})
+}
+
+func TestAppendResponseMessageIsAppendMessageOfAppendResponse(t *testing.T) {
+	resp := &graphql.Response{Data: []byte(`{"generationEvents":{"seq":2,"note":"<b>"}}`), Extensions: map[string]any{"cost": selfWritten(`{"requestedQueryCost":3}`)}}
+	for _, id := range []string{"", "7", `"quoted"<id>`} {
+		payload, err := AppendResponse(nil, resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := AppendMessage([]byte("x"), id, "next", payload)
+		got, err := AppendResponseMessage([]byte("x"), id, "next", resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("id %q: got %s, want %s", id, got, want)
+		}
+	}
 }

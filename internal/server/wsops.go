@@ -260,18 +260,30 @@ func (s *wsSocket) endWith(id string, errs gqlerror.List) {
 // sendResponse sends one result of an operation. The frame is written by
 // graph/fanout's encoders, which copy the data the executor wrote instead of
 // having encoding/json check and re-encode it, twice, for every subscriber
-// of an event; the bytes are the same.
+// of an event; the bytes are the same. The frame is built in a pooled
+// buffer, which gorilla copies before write returns.
 func (s *wsSocket) sendResponse(op *wsOp, id string, resp *graphql.Response) {
-	payload, err := fanout.AppendResponse(nil, resp)
-	if err != nil {
-		panic(err)
-	}
 	typ := msgNext
 	if s.legacy {
 		typ = legacyData
 	}
-	_ = s.write(op, fanout.AppendMessage(make([]byte, 0, len(payload)+len(id)+32), id, typ, payload))
+	buf := framePool.Get().(*[]byte)
+	frame, err := fanout.AppendResponseMessage((*buf)[:0], id, typ, resp)
+	if err != nil {
+		panic(err)
+	}
+	_ = s.write(op, frame)
+	if cap(frame) <= maxPooledFrame {
+		*buf = frame[:0]
+		framePool.Put(buf)
+	}
 }
+
+// framePool holds the buffers response frames are built in; one bigger
+// than maxPooledFrame (a rare, large result) is left to the collector.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledFrame = 64 << 10
 
 func (s *wsSocket) sendErrors(op *wsOp, id string, errs gqlerror.List) {
 	b, err := json.Marshal(errs)
