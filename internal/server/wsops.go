@@ -156,15 +156,12 @@ func (op *wsOp) pump() {
 			op.pending--
 		}
 		op.mu.Unlock()
-		resp, ok := op.next()
+		ok := op.step()
 		op.mu.Lock()
 		if !ok {
 			op.over = true
 			break
 		}
-		op.mu.Unlock()
-		op.sock.sendResponse(op, op.id, resp)
-		op.mu.Lock()
 	}
 	op.pumping = false
 	over := op.over
@@ -174,17 +171,22 @@ func (op *wsOp) pump() {
 	}
 }
 
-// next takes one response; false at the end of the operation (its stream
-// closed, its ctx ended, or it panicked).
-func (op *wsOp) next() (resp *graphql.Response, ok bool) {
+// step takes one response and sends it; false at the end of the
+// operation (its stream closed, its ctx ended, or it panicked: the pumping
+// goroutine is the stream's, which a panic must not take down).
+func (op *wsOp) step() (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			op.failed.add(recovered(op.ctx, op.rc, r))
-			resp, ok = nil, false
+			ok = false
 		}
 	}()
-	resp = op.responses(op.ctx)
-	return resp, resp != nil
+	resp := op.responses(op.ctx)
+	if resp == nil {
+		return false
+	}
+	op.sock.sendResponse(op, op.id, resp)
+	return true
 }
 
 // dispatch starts the operation; it reports false, with the error in
