@@ -26,6 +26,20 @@ type OperationCost struct {
 	// encoded is the JSON of the cost, made on the first response: a
 	// subscription sends the same cost with every event (see AppendJSON).
 	encoded atomic.Pointer[[]byte]
+	// extensions is {"cost": c}, made on the first response (Extensions).
+	extensions atomic.Pointer[map[string]any]
+}
+
+// Extensions returns the extensions of a response that carries only the
+// cost: one map for all the responses of the operation, which nobody may
+// change.
+func (c *OperationCost) Extensions() map[string]any {
+	if m := c.extensions.Load(); m != nil {
+		return *m
+	}
+	m := map[string]any{"cost": c}
+	c.extensions.Store(&m)
+	return m
 }
 
 // AppendJSON appends the cost as encoding/json writes it (fanout's

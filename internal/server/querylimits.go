@@ -82,11 +82,21 @@ func (q *queryLimits) MutateOperationContext(ctx context.Context, opCtx *graphql
 	return q.costs.charge(ctx, cost)
 }
 
+// InterceptResponse adds the operation's cost to each of its responses. A
+// response with no other extension gets the operation's own extensions map
+// (OperationCost.Extensions), not a new one: a subscription sends one for
+// every event.
 func (q *queryLimits) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	if cost := graph.OperationCostOf(ctx); cost != nil {
-		graphql.RegisterExtension(ctx, "cost", cost)
+	resp := next(ctx)
+	cost := graph.OperationCostOf(ctx)
+	switch {
+	case resp == nil || cost == nil:
+	case len(resp.Extensions) == 0:
+		resp.Extensions = cost.Extensions()
+	default:
+		resp.Extensions["cost"] = cost
 	}
-	return next(ctx)
+	return resp
 }
 
 // selectionDepth is the deepest nesting of fields in set. Introspection
