@@ -39,6 +39,10 @@ type watchers struct {
 	// read's rows: watchers that have read up to the one before it take it
 	// without reading the table. Guarded by lastMu.
 	pushed []Event
+
+	// polledHead is the generation's last seq at the previous poll; only
+	// pollFollowed uses it.
+	polledHead int64
 }
 
 // watcher is one subscriber: how to wake it and how far it has read.
@@ -165,7 +169,9 @@ const pollPage = 1000
 
 // pollFollowed is the safety net behind the doorbells: every poll interval
 // it reads the last seq of every generation followed in this process and
-// wakes the watchers behind it. It stops when no generation is followed.
+// wakes the watchers still behind the seq it read the time before (a lost
+// doorbell is made good within two intervals). It stops when no generation
+// is followed.
 func (s *Service) pollFollowed() {
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
@@ -196,7 +202,16 @@ func (s *Service) pollFollowed() {
 				continue
 			}
 			for id, head := range heads {
-				groups[id].ring(head)
+				// Only watchers still behind what had committed by the
+				// previous poll are rung: their doorbell was lost. Those
+				// behind an event that has just committed will hear its
+				// doorbell in a moment; ringing them now would have every
+				// watcher of a busy moment read the table at once.
+				ws := groups[id]
+				if behind := ws.polledHead; behind > 0 {
+					ws.ring(behind)
+				}
+				ws.polledHead = head
 			}
 		}
 	}

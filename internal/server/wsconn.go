@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"io"
+	"math/rand/v2"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -56,12 +57,15 @@ type wsSocket struct {
 
 // startTimers arms the pings, and the close of a socket that sends no
 // connection_init in time. A peer silent for two ping intervals (no pong,
-// no message) is dropped by the reader.
+// no message) is dropped by the reader. The first ping comes after a
+// random half to whole interval and the next ones an interval apart, so
+// that sockets opened together (every editor reconnecting after a deploy)
+// are not all pinged together for as long as they last.
 func (s *wsSocket) startTimers() {
 	a := s.acceptor
 	s.alive()
 	s.ws.SetPongHandler(func(string) error { s.alive(); return nil })
-	s.pings = time.AfterFunc(a.pingInterval, s.ping)
+	s.pings = time.AfterFunc(a.pingInterval/2+rand.N(a.pingInterval/2+1), s.ping)
 	s.initTimeout = time.AfterFunc(a.initTimeout, s.initTimedOut)
 }
 
