@@ -132,12 +132,7 @@ func (c *client) graphql(ctx context.Context, query string, vars map[string]any,
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	status, raw, err := c.fetch(req)
 	if err != nil {
 		return err
 	}
@@ -146,16 +141,16 @@ func (c *client) graphql(ctx context.Context, query string, vars map[string]any,
 		Errors []gqlError      `json:"errors"`
 	}
 	if err := json.Unmarshal(raw, &answer); err != nil {
-		if resp.StatusCode != http.StatusOK {
-			return &opError{code: fmt.Sprintf("HTTP %d", resp.StatusCode), msg: snippet(raw)}
+		if status != http.StatusOK {
+			return &opError{code: fmt.Sprintf("HTTP %d", status), msg: snippet(raw)}
 		}
 		return &opError{code: "bad response", msg: err.Error()}
 	}
 	if len(answer.Errors) > 0 {
 		return answer.Errors[0].opError()
 	}
-	if resp.StatusCode != http.StatusOK {
-		return &opError{code: fmt.Sprintf("HTTP %d", resp.StatusCode), msg: snippet(raw)}
+	if status != http.StatusOK {
+		return &opError{code: fmt.Sprintf("HTTP %d", status), msg: snippet(raw)}
 	}
 	if out == nil {
 		return nil
@@ -164,6 +159,18 @@ func (c *client) graphql(ctx context.Context, query string, vars map[string]any,
 		return &opError{code: "bad response", msg: err.Error()}
 	}
 	return nil
+}
+
+// fetch sends req and returns the status and the body, read up to
+// maxResponseBytes.
+func (c *client) fetch(req *http.Request) (int, []byte, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	return resp.StatusCode, raw, err
 }
 
 // getJSON fetches a JSON document from path on the server.
@@ -176,21 +183,16 @@ func (c *client) getJSON(ctx context.Context, pathAndQuery string, out any) erro
 	if err != nil {
 		return err
 	}
-	resp, err := c.http.Do(req)
+	status, raw, err := c.fetch(req)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
+	if status != http.StatusOK {
 		var answer struct{ Errors []gqlError }
 		if json.Unmarshal(raw, &answer) == nil && len(answer.Errors) > 0 && answer.Errors[0].Extensions.Code != "" {
 			return answer.Errors[0].opError()
 		}
-		return &opError{code: fmt.Sprintf("HTTP %d", resp.StatusCode), msg: snippet(raw)}
+		return &opError{code: fmt.Sprintf("HTTP %d", status), msg: snippet(raw)}
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return &opError{code: "bad response", msg: err.Error()}

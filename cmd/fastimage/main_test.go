@@ -334,8 +334,14 @@ func TestMetricsOnTheirOwnAddress(t *testing.T) {
 	if body := getOK(t, admin+"/debug/pprof/"); !strings.Contains(body, "goroutine") {
 		t.Errorf("/debug/pprof/ on the metrics address lists no goroutine profile:\n%s", body)
 	}
-	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline"} {
-		resp, err := http.Get(p.url + path)
+	wantNotFound(t, p.url, "/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline")
+}
+
+// wantNotFound checks that each path on base answers 404.
+func wantNotFound(t *testing.T, base string, paths ...string) {
+	t.Helper()
+	for _, path := range paths {
+		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,16 +361,7 @@ func TestNoProfilesOnThePublicAddress(t *testing.T) {
 		t.Fatalf("metrics at %s, not on the API's address %s", p.metrics, p.url)
 	}
 	getOK(t, p.metrics)
-	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1"} {
-		resp, err := http.Get(p.url + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound {
-			t.Errorf("GET %s on the API's address: %d, want 404", path, resp.StatusCode)
-		}
-	}
+	wantNotFound(t, p.url, "/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1")
 }
 
 // getOK fetches url, which must answer 200, and returns its body.

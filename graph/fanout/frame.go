@@ -82,18 +82,6 @@ func appendExtensions(dst []byte, ext map[string]any) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-// AppendMessage appends a WebSocket message of either GraphQL subprotocol,
-// {"id":…,"type":…,"payload":…} (id and payload left out when empty), with
-// payload (JSON written by AppendResponse or encoding/json) copied as it
-// is.
-func AppendMessage(dst []byte, id, typ string, payload []byte) []byte {
-	dst = appendMessageHead(dst, id, typ)
-	if len(payload) > 0 {
-		dst = append(append(dst, `,"payload":`...), payload...)
-	}
-	return append(dst, '}')
-}
-
 // appendMessageHead appends a message up to its payload.
 func appendMessageHead(dst []byte, id, typ string) []byte {
 	dst = append(dst, '{')
@@ -104,9 +92,11 @@ func appendMessageHead(dst []byte, id, typ string) []byte {
 	return appendString(append(dst, `"type":`...), typ)
 }
 
-// AppendResponseMessage appends AppendMessage(dst, id, typ,
-// AppendResponse(resp)) without a buffer for the payload of its own: the
-// transport writes one of these for every event and subscriber.
+// AppendResponseMessage appends a WebSocket message of either GraphQL
+// subprotocol carrying resp, {"id":…,"type":…,"payload":…} (the id left
+// out when empty), the bytes encoding/json would write for it, with the
+// payload written by AppendResponse in place: the transport writes one of
+// these for every event and subscriber.
 func AppendResponseMessage(dst []byte, id, typ string, resp *graphql.Response) ([]byte, error) {
 	dst, err := AppendResponse(append(appendMessageHead(dst, id, typ), `,"payload":`...), resp)
 	return append(dst, '}'), err

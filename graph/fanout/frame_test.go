@@ -47,24 +47,28 @@ type selfWritten string
 func (s selfWritten) MarshalJSON() ([]byte, error)          { return []byte(s), nil }
 func (s selfWritten) AppendJSON(dst []byte) ([]byte, error) { return append(dst, s...), nil }
 
-func TestAppendMessageWritesWhatEncodingJSONWrites(t *testing.T) {
+func TestAppendResponseMessageWritesWhatEncodingJSONWrites(t *testing.T) {
 	type message struct {
 		ID      string          `json:"id,omitempty"`
 		Type    string          `json:"type"`
 		Payload json.RawMessage `json:"payload,omitempty"`
 	}
-	for _, m := range []message{
-		{ID: "1", Type: "next", Payload: json.RawMessage(`{"data":{"a":1}}`)},
-		{ID: `a "quoted" <id>\ é ` + "\x01", Type: "next", Payload: json.RawMessage(`{"data":null}`)},
-		{Type: "connection_ack"},
-		{ID: "7", Type: "complete"},
-	} {
-		want, err := json.Marshal(m)
+	resp := &graphql.Response{Data: []byte(`{"generationEvents":{"seq":2,"note":"<b>"}}`), Extensions: map[string]any{"cost": selfWritten(`{"requestedQueryCost":3}`)}}
+	payload, err := json.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"", "1", `a "quoted" <id>\ é ` + "\x01"} {
+		want, err := json.Marshal(message{ID: id, Type: "next", Payload: payload})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := AppendMessage(nil, m.ID, m.Type, m.Payload); string(got) != string(want) {
-			t.Errorf("got %s, want %s", got, want)
+		got, err := AppendResponseMessage([]byte("x"), id, "next", resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "x"+string(want) {
+			t.Errorf("id %q: got %s, want x%s", id, got, want)
 		}
 	}
 }
@@ -90,22 +94,4 @@ func BenchmarkEncodeNext(b *testing.B) {
 			msg, _ = AppendResponseMessage(msg[:0], "1", "next", resp)
 		}
 	})
-}
-
-func TestAppendResponseMessageIsAppendMessageOfAppendResponse(t *testing.T) {
-	resp := &graphql.Response{Data: []byte(`{"generationEvents":{"seq":2,"note":"<b>"}}`), Extensions: map[string]any{"cost": selfWritten(`{"requestedQueryCost":3}`)}}
-	for _, id := range []string{"", "7", `"quoted"<id>`} {
-		payload, err := AppendResponse(nil, resp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := AppendMessage([]byte("x"), id, "next", payload)
-		got, err := AppendResponseMessage([]byte("x"), id, "next", resp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(want) {
-			t.Errorf("id %q: got %s, want %s", id, got, want)
-		}
-	}
 }

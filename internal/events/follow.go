@@ -11,56 +11,42 @@ import (
 // page is followed by another read at once.
 const ReadPage = 500
 
-// Stream describes a followed table: where its doorbell rings, how to read
-// its rows after a sequence number, and how to number them.
+// Stream describes a followed table: how to read its rows after a sequence
+// number, how to number them, and who rings when rows are appended.
 type Stream[R any] struct {
-	// Topic is the doorbell rung when rows are appended.
+	// Topic names the stream in the logs.
 	Topic string
 	// Read returns up to ReadPage rows after seq, in order.
 	Read func(ctx context.Context, after int64) ([]R, error)
 	// Seq numbers a row; final says no row follows it.
 	Seq func(R) (seq int64, final bool)
-	// Poll is the safety net behind the doorbell.
-	Poll time.Duration
-	// Wake, when set, replaces both the doorbell of Topic and the Poll
-	// timer: it is given the follower's ring, to call whenever the table
-	// may have news, and returns a function, called when the follower
-	// ends, that stops the ringing. A source shared by many followers can
-	// then ring the doorbell and run the safety net once for all of them
-	// (see feed). Read is called only after Wake.
+	// Wake is given the follower's ring, to call whenever the table may
+	// have news (its doorbell, a safety-net poll), and returns a function,
+	// called when the follower ends, that stops the ringing. A source
+	// shared by many followers rings them all from one doorbell and one
+	// poll (see feed and generate). Read is called only after Wake.
 	Wake func(ring func()) (stop func())
 }
 
-// Follow sends the rows after last, then each row appended later, re-reading
-// the table after the last row sent every time the doorbell rings or the
-// poll interval passes (or, with s.Wake, whenever that rings). Nothing is
-// lost and nothing repeats. The channel closes after a final row or when ctx
-// ends.
-func Follow[R any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], last int64) <-chan R {
-	return FollowAs(ctx, b, log, s, last, func(r R) (R, bool, error) { return r, true, nil }, nil)
-}
-
-// FollowAs is Follow with each row turned into what the channel carries by
-// conv: a stream that needs its rows in another shape (a GraphQL model)
-// costs no second goroutine and channel per follower. conv skips a row by
-// reporting false; a row it fails on ends the stream, after fail (if not
-// nil) learns why.
+// FollowAs sends the rows after last, turned into what the channel carries
+// by conv, then each row appended later, re-reading the table after the
+// last row sent every time s.Wake rings. Nothing is lost and nothing
+// repeats. The channel closes after a final row or when ctx ends. conv
+// skips a row by reporting false; a row it fails on ends the stream, after
+// fail (if not nil) learns why. Turning rows here, on the follower's
+// goroutine, spares a stream that needs another shape (a GraphQL model) a
+// second goroutine and channel.
 //
 // A follower has no goroutine while it waits: a ring starts a short-lived
 // one that reads and delivers what is new, then ends. Under a Push (see
 // WithPush) it also hands each value to the consumer itself.
-func FollowAs[R, Out any](ctx context.Context, b *Bus, log *slog.Logger, s Stream[R], last int64, conv func(R) (Out, bool, error), fail func(error)) <-chan Out {
+func FollowAs[R, Out any](ctx context.Context, log *slog.Logger, s Stream[R], last int64, conv func(R) (Out, bool, error), fail func(error)) <-chan Out {
 	f := &streamFollower[R, Out]{ctx: ctx, log: log, s: s, last: last, conv: conv, fail: fail,
 		out: make(chan Out, 1), notify: claimPush(ctx)}
 	// The first read starts once the rings are set up; a ring before then
 	// asks for another.
 	f.running = true
-	if s.Wake != nil {
-		f.stopWake = s.Wake(f.ring)
-	} else {
-		f.stopWake = b.SubscribeFunc(s.Topic, f.ring)
-		f.poll = time.AfterFunc(s.Poll, f.ring)
-	}
+	f.stopWake = s.Wake(f.ring)
 	f.stopCtx = context.AfterFunc(ctx, f.ring)
 	go f.run()
 	return f.out
@@ -78,7 +64,6 @@ type streamFollower[R, Out any] struct {
 
 	stopWake func()
 	stopCtx  func() bool
-	poll     *time.Timer // without s.Wake
 
 	last int64 // the seq of the last row handled; only the running read uses it
 
@@ -146,9 +131,6 @@ func (f *streamFollower[R, Out]) run() {
 		}
 		f.running = false
 		f.mu.Unlock()
-		if f.poll != nil {
-			f.poll.Reset(f.s.Poll)
-		}
 		return
 	}
 }
@@ -175,9 +157,6 @@ func (f *streamFollower[R, Out]) finish() {
 	f.mu.Unlock()
 	f.stopCtx()
 	f.stopWake()
-	if f.poll != nil {
-		f.poll.Stop()
-	}
 	close(f.out)
 	if f.notify != nil {
 		f.notify()

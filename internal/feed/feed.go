@@ -244,7 +244,7 @@ func StreamAs[Out any](ctx context.Context, s *Service, a actor.Actor, afterSeq 
 		visible = visibleTo(a)
 	}
 	var f *follower
-	return events.FollowAs(ctx, s.bus, s.log, events.Stream[Entry]{
+	return events.FollowAs(ctx, s.log, events.Stream[Entry]{
 		Topic: Topic(userID),
 		Read:  func(ctx context.Context, after int64) ([]Entry, error) { return f.read(ctx, after) },
 		Seq:   func(e Entry) (int64, bool) { return e.Seq, false },

@@ -30,7 +30,7 @@ func StreamAs[Out any](ctx context.Context, s *Service, a actor.Actor, genID uui
 		return nil, err
 	}
 	var w *watcher
-	return events.FollowAs(ctx, s.bus, s.log, events.Stream[Event]{
+	return events.FollowAs(ctx, s.log, events.Stream[Event]{
 		Topic: events.GenerationTopic(genID.String()),
 		Read:  func(ctx context.Context, after int64) ([]Event, error) { return w.read(ctx, after) },
 		Seq:   func(e Event) (int64, bool) { return int64(e.Seq), e.Final() },
