@@ -379,14 +379,17 @@ func waitFor(b *testing.B, d time.Duration, ok func() bool, what string) {
 
 // saveProfiles writes the server's heap and goroutine profiles, at n
 // sockets, into the folder SOCKET_BENCH_PROFILES names (nothing without
-// it), for `go tool pprof` to say where a socket's memory goes.
+// it), for `go tool pprof` to say where a socket's memory goes. The heap
+// profile is taken after a collection, so that it shows what is live and
+// not what the last collection before it saw; the next step's numbers then
+// start from a collected heap.
 func saveProfiles(b *testing.B, metricsURL string, n int) {
 	dir := os.Getenv("SOCKET_BENCH_PROFILES")
 	if dir == "" {
 		return
 	}
 	base := strings.TrimSuffix(metricsURL, "/metrics")
-	for name, path := range map[string]string{"heap": "/debug/pprof/heap", "goroutine.txt": "/debug/pprof/goroutine?debug=1"} {
+	for name, path := range map[string]string{"heap": "/debug/pprof/heap?gc=1", "goroutine.txt": "/debug/pprof/goroutine?debug=1"} {
 		resp, err := http.Get(base + path)
 		if err != nil {
 			b.Fatal(err)

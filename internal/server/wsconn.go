@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -13,11 +14,11 @@ import (
 )
 
 // wsSocket is one GraphQL WebSocket: its connection, its subprotocol's state
-// and its running operations. An idle socket costs a parked reader (a
-// goroutine of its own, with a shallow stack), a 512 B read buffer and a
-// runtime timer: pings and keep-alives need no goroutine of their own, a
-// subscription whose stream pushes needs none either (see wsOp.pump), and
-// no write buffer is held between messages.
+// and its running operations. An idle socket costs no goroutine: its reader
+// is parked with the process's poller (see idleReader), pings and
+// keep-alives ride a runtime timer, a subscription whose stream pushes is
+// run by the stream's own goroutine (see wsOp.pump), and no write buffer is
+// held between messages; what remains is a 512 B read buffer.
 //
 // Every write has a deadline, so a client that stops reading is dropped
 // instead of stalling the goroutines that write to it; WebSocket-level pings
@@ -30,6 +31,7 @@ type wsSocket struct {
 	exec     graphql.GraphExecutor
 	session  *sessionEnd
 	release  func() // gives back the client IP's stream slot (see limitStreams)
+	resume   func() // reads the socket again once it was parked (see idleReader)
 
 	// life is done when the socket closes (cancel). ctx, the parent of its
 	// operations, is life until connection_init; from then on it carries the
@@ -41,7 +43,8 @@ type wsSocket struct {
 	ctx    context.Context
 
 	pings       *time.Timer
-	initTimeout *time.Timer // nil once connection_init has come; only the read loop touches it
+	heard       atomic.Int64 // when the peer last showed a sign of life (Unix ns)
+	initTimeout *time.Timer  // nil once connection_init has come; only the read loop touches it
 
 	// writeMu orders whole messages; checking that an operation may still
 	// speak happens under it too, so that nothing is sent for an operation
@@ -57,7 +60,8 @@ type wsSocket struct {
 
 // startTimers arms the pings, and the close of a socket that sends no
 // connection_init in time. A peer silent for two ping intervals (no pong,
-// no message) is dropped by the reader. The first ping comes after a
+// no message) is dropped: by the read deadline when it stops halfway
+// through a frame, by the next ping otherwise. The first ping comes after a
 // random half to whole interval and the next ones an interval apart, so
 // that sockets opened together (every editor reconnecting after a deploy)
 // are not all pinged together for as long as they last.
@@ -72,7 +76,16 @@ func (s *wsSocket) startTimers() {
 // alive extends the read deadline after a sign of life from the peer; only
 // the reader calls it.
 func (s *wsSocket) alive() {
-	_ = s.ws.SetReadDeadline(time.Now().Add(2 * s.acceptor.pingInterval))
+	now := time.Now()
+	s.heard.Store(now.UnixNano())
+	_ = s.ws.SetReadDeadline(now.Add(2 * s.acceptor.pingInterval))
+}
+
+// silent reports whether the peer has shown no sign of life for two ping
+// intervals. A parked socket is read by nobody, so its read deadline
+// passes unnoticed; the ping notices instead.
+func (s *wsSocket) silent() bool {
+	return time.Since(time.Unix(0, s.heard.Load())) >= 2*s.acceptor.pingInterval
 }
 
 // ping sends a WebSocket ping and the subprotocol's keep-alive: legacy
@@ -82,8 +95,12 @@ func (s *wsSocket) ping() {
 	if s.life.Err() != nil {
 		return
 	}
+	if s.silent() {
+		s.closeConn()
+		return
+	}
 	if err := s.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.acceptor.writeTimeout)); err != nil {
-		_ = s.ws.Close()
+		s.closeConn()
 		return
 	}
 	s.mu.Lock()
@@ -141,7 +158,7 @@ func (s *wsSocket) write(op *wsOp, frame []byte) error {
 		// A write that timed out leaves the socket unusable; closing it also
 		// ends the read loop, which stops every operation on it.
 		s.acceptor.log.Debug("websocket write failed; closing", "err", err)
-		_ = s.ws.Close()
+		s.closeConn()
 		return err
 	}
 	return nil
@@ -175,7 +192,14 @@ func (s *wsSocket) closeWith(code int, reason string) {
 		}
 		_ = s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, closeReason(reason)), time.Now().Add(time.Second))
 	}
+	s.closeConn()
+}
+
+// closeConn closes the connection; a parked reader is woken to find that
+// and end the socket (see finish).
+func (s *wsSocket) closeConn() {
 	_ = s.ws.Close()
+	s.idle.wake()
 }
 
 // closeReason cuts a reason to the 123 bytes a close frame can carry (on a
@@ -193,12 +217,12 @@ func closeReason(s string) string {
 	return s[:i]
 }
 
-// finish releases what the socket holds once its read loop has ended.
+// finish releases what the socket holds once its reader has found it closed.
 func (s *wsSocket) finish() {
 	s.pings.Stop()
 	s.stopInitTimeout()
 	s.cancel() // ends every operation
-	_ = s.ws.Close()
+	s.closeConn()
 	s.acceptor.remove(s)
 	s.release()
 }

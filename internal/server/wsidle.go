@@ -8,16 +8,19 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// idleReader lets a socket's reader wait for the client's next message
-// with a shallow stack. gorilla waits for a frame deep in its read path
-// (frame parsing, bufio, net), and the runtime keeps a goroutine's stack as
-// large as the depth it waits at: every idle socket would hold 4 KiB of
-// stack for that alone. Waiting here first, until the kernel has bytes for
-// the socket, lets the collector shrink an idle reader's stack to the
-// smallest size.
+// idleReader lets a socket wait for the client's next message without a
+// goroutine: on Linux it is parked with the process's readPoller, and a
+// new goroutine reads once the client has sent something. Elsewhere (and
+// should the poller refuse it) its reader waits here, with a shallow stack:
+// gorilla waits for a frame deep in its read path (frame parsing, bufio,
+// net), and the runtime keeps a goroutine's stack as large as the depth it
+// waits at.
 type idleReader struct {
 	raw syscall.RawConn // nil when the connection has no descriptor (TLS, tests)
 	br  *bufio.Reader   // gorilla's read buffer; nil if it is not ours
+
+	poller *readPoller // nil where there is none
+	token  uint64      // the socket's name to the poller
 }
 
 func newIdleReader(c net.Conn, br *bufio.Reader) *idleReader {
@@ -29,27 +32,54 @@ func newIdleReader(c net.Conn, br *bufio.Reader) *idleReader {
 	if err != nil {
 		return &idleReader{}
 	}
-	return &idleReader{raw: raw, br: br}
+	r := &idleReader{raw: raw, br: br, poller: sharedPoller()}
+	if r.poller != nil {
+		r.token = r.poller.token()
+	}
+	return r
 }
 
-// wait returns once the connection may have something to read: bytes left
-// in gorilla's buffer, bytes (or the end) in the kernel's, an error, or the
-// read deadline; gorilla's read then finds them at once. A pong, the
-// client's answer to our ping, is taken here and reported to pong: gorilla
-// would take it inside its wait for the next message, deep in its read
-// path, where an idle socket would then wait until its next message.
-func (r *idleReader) wait(pong func()) {
+// wait returns false once the connection may have something to read: bytes
+// left in gorilla's buffer, bytes (or the end) in the kernel's, an error,
+// or the read deadline; gorilla's read then finds them at once. It returns
+// true when it parked the socket instead: resume is then called on a new
+// goroutine once there is something to read (or the server closed the
+// socket, see wake), and the caller must leave the socket to it.
+//
+// A pong, the client's answer to our ping, is taken here and reported to
+// pong: gorilla would take it inside its wait for the next message, deep in
+// its read path, where the socket would then wait until its next message.
+func (r *idleReader) wait(pong, resume func()) (parked bool) {
 	if r == nil || r.raw == nil {
-		return
+		return false
 	}
 	for {
 		if r.br.Buffered() == 0 {
+			if r.poller != nil && !r.kernelHasBytes() && r.poller.park(r, resume) {
+				return true
+			}
 			_ = r.raw.Read(readable)
 		}
 		if !r.skipPong() {
-			return
+			return false
 		}
 		pong()
+	}
+}
+
+// kernelHasBytes reports whether a read would not wait: the kernel holds
+// bytes for the socket, or its end, or the connection is closed.
+func (r *idleReader) kernelHasBytes() bool {
+	has := true
+	_ = r.raw.Control(func(fd uintptr) { has = readable(fd) })
+	return has
+}
+
+// wake ends the wait of a parked socket whose connection the server
+// closed: its resume runs, and its reader finds the close.
+func (r *idleReader) wake() {
+	if r != nil && r.poller != nil {
+		r.poller.wake(r.token)
 	}
 }
 

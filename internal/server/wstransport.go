@@ -72,16 +72,13 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		return
 	}
 	s.release = keepStreamSlot(r.Context())
+	s.resume = func() { t.read(s) }
 	s.startTimers()
-	// The socket is read on a goroutine of its own and this handler
+	// The socket is read on goroutines of its own and this handler
 	// returns: the handler's goroutine has a deep stack (net/http, the
 	// middleware, gqlgen), and while it runs net/http keeps the connection's
-	// buffers, several KiB that a hijacked connection no longer uses. An
-	// idle socket then costs a shallow reader and nothing more.
-	go func() {
-		defer s.finish()
-		t.read(s)
-	}()
+	// buffers, several KiB that a hijacked connection no longer uses.
+	go t.read(s)
 }
 
 // socketContext returns what a socket's operations use of the request that
@@ -106,17 +103,22 @@ func socketContext(r *http.Request) context.Context {
 	return ctx
 }
 
-// read handles the client's messages until the socket closes. It waits
-// for each with a shallow stack (see idleReader), then reads and handles it
-// on a short-lived goroutine: reading a frame and handling a message go
-// deep (gorilla, JSON, authentication, parsing and validating an operation,
-// its resolvers), a goroutine's stack that grew stays grown for a while
-// after, and the reader of an idle socket should not pay for the deepest
-// message it ever handled.
+// read handles the client's messages until the socket closes, then
+// releases it. While the client sends nothing the socket is parked (see
+// idleReader) and no goroutine reads it: read runs again, on a new one,
+// when the client sends more. Each message is read and handled on a
+// short-lived goroutine: reading a frame and handling a message go deep
+// (gorilla, JSON, authentication, parsing and validating an operation, its
+// resolvers), a goroutine's stack that grew stays grown for a while after,
+// and a reader that waits where there is no poller should not pay for the
+// deepest message it ever handled.
 func (t wsTransport) read(s *wsSocket) {
 	for {
-		s.idle.wait(s.alive)
+		if s.idle.wait(s.alive, s.resume) {
+			return
+		}
 		if !s.onFreshStack(func() bool { return t.message(s) }) {
+			s.finish()
 			return
 		}
 	}
