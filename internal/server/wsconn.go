@@ -40,6 +40,10 @@ type wsSocket struct {
 	cancel context.CancelFunc
 	ctx    context.Context
 
+	// unwatch stops the watch on the viewer's session (see Server.wsInit);
+	// nil until connection_init. Only the read loop sets it.
+	unwatch func()
+
 	pings       *time.Timer
 	initTimeout *time.Timer // nil once connection_init has come; only the read loop touches it
 
@@ -198,6 +202,9 @@ func (s *wsSocket) finish() {
 	s.pings.Stop()
 	s.stopInitTimeout()
 	s.cancel() // ends every operation
+	if s.unwatch != nil {
+		s.unwatch()
+	}
 	_ = s.ws.Close()
 	s.acceptor.remove(s)
 	s.release()
