@@ -170,35 +170,44 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Viewer, erro
 	return &Viewer{User: u, Session: &sess}, nil
 }
 
-// StillValid reports whether a viewer's session still works, for long-lived
-// connections that authenticated once.
-// Returns UNAUTHENTICATED or ACCOUNT_SUSPENDED when it does not.
-func (s *Service) StillValid(ctx context.Context, v *Viewer) error {
-	if v.Session == nil { // an API key's viewer: apikey.Service.StillValid checks those
-		return sessionEnded()
+// StillValidSessions rechecks sessions that long-lived connections
+// authenticated once, all in one query: the result holds, for each of ids
+// that no longer works, why — UNAUTHENTICATED (unknown, revoked, expired,
+// user deleted) or ACCOUNT_SUSPENDED; ids that still work have no entry.
+// The idle timeout is not checked: a connection that stays open is in use.
+// Callers bound len(ids), which all go into the query.
+func (s *Service) StillValidSessions(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]error, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	var st struct {
-		RevokedAt  *time.Time
-		ExpiresAt  time.Time
-		LastSeenAt time.Time
-		Status     string
+	var rows []struct {
+		ID        uuid.UUID
+		RevokedAt *time.Time
+		ExpiresAt time.Time
+		Status    string
 	}
-	err := s.db.NewSelect().ColumnExpr("s.revoked_at, s.expires_at, s.last_seen_at, u.status").
+	err := s.db.NewSelect().ColumnExpr("s.id, s.revoked_at, s.expires_at, u.status").
 		TableExpr("sessions AS s").Join("JOIN users AS u ON u.id = s.user_id").
-		Where("s.id = ?", v.Session.ID).Scan(ctx, &st.RevokedAt, &st.ExpiresAt, &st.LastSeenAt, &st.Status)
-	if errors.Is(err, sql.ErrNoRows) {
-		return sessionEnded()
-	}
+		Where("s.id IN (?)", bun.In(ids)).Scan(ctx, &rows)
 	if err != nil {
-		return fmt.Errorf("check session: %w", err)
+		return nil, fmt.Errorf("check sessions: %w", err)
 	}
-	if st.Status == StatusSuspended {
-		return suspendedError()
+	ended := make(map[uuid.UUID]error)
+	for _, id := range ids {
+		ended[id] = sessionEnded() // unless its row says otherwise, below
 	}
-	if st.RevokedAt != nil || st.Status != StatusActive || !time.Now().Before(st.ExpiresAt) {
-		return sessionEnded()
+	now := time.Now()
+	for _, r := range rows {
+		switch {
+		case r.Status == StatusSuspended:
+			ended[r.ID] = suspendedError()
+		case r.RevokedAt != nil || r.Status != StatusActive || !now.Before(r.ExpiresAt):
+			ended[r.ID] = sessionEnded()
+		default:
+			delete(ended, r.ID)
+		}
 	}
-	return nil
+	return ended, nil
 }
 
 // SignOut ends the viewer's current session.

@@ -275,28 +275,44 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*account.View
 	return &account.Viewer{User: u, Key: &account.KeyGrant{ID: k.ID, Scopes: k.Scopes()}}, nil
 }
 
-// StillValid reports whether the key of a viewer that authenticated once
-// (a long-lived stream) still works.
-// Returns UNAUTHENTICATED or ACCOUNT_SUSPENDED when it does not.
-func (s *Service) StillValid(ctx context.Context, v *account.Viewer) error {
-	var st struct {
+// StillValidKeys rechecks keys that long-lived streams authenticated
+// once, all in one query: the result holds, for each of ids that no longer
+// works, why — UNAUTHENTICATED (unknown, revoked, expired, user deleted) or
+// ACCOUNT_SUSPENDED, as Authenticate would say; ids that still work have no
+// entry. Callers bound len(ids), which all go into the query.
+func (s *Service) StillValidKeys(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]error, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var rows []struct {
+		ID        uuid.UUID
 		RevokedAt *time.Time
 		ExpiresAt *time.Time
 		Status    string
 	}
-	err := s.db.NewSelect().ColumnExpr("k.revoked_at, k.expires_at, u.status").
+	err := s.db.NewSelect().ColumnExpr("k.id, k.revoked_at, k.expires_at, u.status").
 		TableExpr("api_keys AS k").Join("JOIN users AS u ON u.id = k.user_id").
-		Where("k.id = ?", v.Key.ID).Scan(ctx, &st.RevokedAt, &st.ExpiresAt, &st.Status)
-	if errors.Is(err, sql.ErrNoRows) {
-		return invalidKey()
-	}
+		Where("k.id IN (?)", bun.In(ids)).Scan(ctx, &rows)
 	if err != nil {
-		return fmt.Errorf("check key: %w", err)
+		return nil, fmt.Errorf("check keys: %w", err)
 	}
-	if err := usable(&Key{RevokedAt: st.RevokedAt, ExpiresAt: st.ExpiresAt}, time.Now()); err != nil {
-		return err
+	ended := make(map[uuid.UUID]error)
+	for _, id := range ids {
+		ended[id] = invalidKey() // unless its row says otherwise, below
 	}
-	return userUsable(st.Status)
+	now := time.Now()
+	for _, r := range rows {
+		err := usable(&Key{RevokedAt: r.RevokedAt, ExpiresAt: r.ExpiresAt}, now)
+		if err == nil {
+			err = userUsable(r.Status)
+		}
+		if err != nil {
+			ended[r.ID] = err
+		} else {
+			delete(ended, r.ID)
+		}
+	}
+	return ended, nil
 }
 
 func usable(k *Key, now time.Time) error {

@@ -120,7 +120,11 @@ func TestKeysActForTheirUserWithinTheirScopes(t *testing.T) {
 	}
 	_, err = keys.Authenticate(ctx, c.Token)
 	wantCode(t, err, apperr.Unauthenticated, "revoked key")
-	wantCode(t, keys.StillValid(ctx, v), apperr.Unauthenticated, "StillValid of a revoked key")
+	ended, err := keys.StillValidKeys(ctx, []uuid.UUID{v.Key.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, ended[v.Key.ID], apperr.Unauthenticated, "StillValidKeys of a revoked key")
 	if l, err := keys.List(ctx, me, me.UserID); err != nil || len(l) != 0 {
 		t.Errorf("list after revocation: %v %v", l, err)
 	}

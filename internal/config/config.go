@@ -524,7 +524,7 @@ func ParseServe(args []string, out io.Writer) (*Serve, error) {
 	var proxies, captchaHosts string
 	s.duration(&cfg.Accounts.SessionIdleTimeout, "session-idle-timeout", "SESSION_IDLE_TIMEOUT", 7*24*time.Hour, "a session unused this long ends")
 	s.duration(&cfg.Accounts.SessionLifetime, "session-lifetime", "SESSION_LIFETIME", 30*24*time.Hour, "every session ends this long after sign-in")
-	s.duration(&cfg.Accounts.SessionRecheck, "session-recheck", "SESSION_RECHECK_INTERVAL", time.Minute, "safety net: how often open subscriptions recheck their session (revocations end them at once)")
+	s.duration(&cfg.Accounts.SessionRecheck, "session-recheck", "SESSION_RECHECK_INTERVAL", time.Minute, "safety net: how often the server rechecks the sessions and keys of open subscriptions, all in a few queries (revocations end them at once)")
 	s.duration(&cfg.Accounts.VerifyLinkTTL, "verify-link-ttl", "VERIFY_LINK_TTL", 48*time.Hour, "how long an email verification link works")
 	s.duration(&cfg.Accounts.EmailChangeLinkTTL, "email-change-link-ttl", "EMAIL_CHANGE_LINK_TTL", 24*time.Hour, "how long an email change confirmation link works")
 	s.int64(&cfg.Credits.SignupBonus, "signup-bonus-credits", "SIGNUP_BONUS_CREDITS", 25, "credits granted when a user verifies their email (0: none)")

@@ -13,7 +13,6 @@ import (
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/apikey"
 	"github.com/fastimage/api/internal/apperr"
-	"github.com/fastimage/api/internal/events"
 )
 
 // sessionCookie is the browser's session cookie.
@@ -167,8 +166,9 @@ func (j cookieJar) Clear(ctx context.Context) {
 // upgrade request carried (cookie or header). A token that does not work
 // refuses the connection with close code 4401 (4403 for a suspended account).
 // When the viewer's session stops working later, its operations report
-// that and then ended is called, to close the socket (see watchSessionThen).
-func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload, ended func()) (context.Context, error) {
+// that and then ended is called, to close the socket (see watchSessionThen);
+// the socket calls stop when it closes.
+func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload, ended func()) (_ context.Context, stop func(), _ error) {
 	token := payload.GetString("token")
 	if token == "" {
 		if scheme, t, ok := strings.Cut(payload.Authorization(), " "); ok && strings.EqualFold(scheme, "Bearer") {
@@ -178,12 +178,11 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload, ende
 	if token != "" {
 		v, err := s.authenticateToken(ctx, token)
 		if err != nil {
-			return ctx, err
+			return ctx, nil, err
 		}
 		ctx = account.WithAuth(ctx, v, nil)
 	}
-	s.watchSessionThen(ctx, ended)
-	return ctx, nil
+	return ctx, s.watchSessionThen(ctx, ended), nil
 }
 
 // watchSession returns ctx, ended as soon as the viewer's session (or API
@@ -199,38 +198,20 @@ func (s *Server) watchSession(ctx context.Context) context.Context {
 		return ctx
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s.watchSessionThen(ctx, cancel)
+	context.AfterFunc(ctx, s.watchSessionThen(ctx, cancel))
 	return ctx
 }
 
 // watchSessionThen is watchSession for a connection that ends itself: when
 // the session stops working, its sessionEnd learns why, its operations
-// report it, and then ended is called. The watch stops when ctx ends. A
-// WebSocket passes its close, and so holds no context of its own for it.
-func (s *Server) watchSessionThen(ctx context.Context, ended func()) {
+// report it, and then ended is called. The watch lasts until stop is
+// called (a no-op for a connection nothing watches): a WebSocket calls it
+// when it closes, and so holds no context callback for it.
+func (s *Server) watchSessionThen(ctx context.Context, ended func()) (stop func()) {
 	v, _ := account.Optional(ctx)
 	end := sessionEndFrom(ctx)
 	if v == nil || end == nil {
-		return
+		return func() {}
 	}
-	stillValid := s.accounts.StillValid
-	if v.Key != nil {
-		stillValid = s.keys.StillValid
-	}
-	w := &sessionWatch{ctx: ctx, every: s.cfg.Accounts.SessionRecheck, check: func(ctx context.Context) error { return stillValid(ctx, v) }, log: s.log}
-	w.ended = func(err error) {
-		end.end(err)
-		ended()
-	}
-	// A key's streams end when it is revoked (its topic) and when its user
-	// is suspended (the user's sessions topic, rung then too).
-	var stops []func()
-	if s.bus != nil {
-		ring := func() { go w.recheck() }
-		stops = append(stops, s.bus.SubscribeFunc(events.SessionsTopic(v.User.ID.String()), ring))
-		if v.Key != nil {
-			stops = append(stops, s.bus.SubscribeFunc(apikey.Topic(v.Key.ID), ring))
-		}
-	}
-	w.start(stops...)
+	return s.sessions.join(v, end, ended)
 }

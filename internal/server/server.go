@@ -115,11 +115,12 @@ type Server struct {
 
 	persisted *persisted.Manifest
 
-	origins *originList
-	ws      *wsAcceptor
-	limits  *streamLimits
-	handler http.Handler
-	web     *webApp
+	origins  *originList
+	ws       *wsAcceptor
+	limits   *streamLimits
+	sessions *sessionWatcher
+	handler  http.Handler
+	web      *webApp
 
 	// streams ends SSE streams at shutdown; WebSockets are closed through ws.
 	streams     context.Context
@@ -164,6 +165,7 @@ func New(d Deps) *Server {
 		s.keys = apikey.New(d.DB, d.Log, nil)
 	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
+	s.sessions = newSessionWatcher(d.Config.Accounts.SessionRecheck, s.accounts.StillValidSessions, s.keys.StillValidKeys, s.bus, s.log)
 	reg := promauto.With(s.metrics)
 	s.requests = reg.NewCounterVec(prometheus.CounterOpts{Name: "fastimage_http_requests_total", Help: "HTTP requests by route, method and status."}, []string{"route", "method", "status"})
 	s.latency = reg.NewHistogramVec(prometheus.HistogramOpts{Name: "fastimage_http_request_duration_seconds", Help: "Time to answer HTTP requests (streams excluded).", Buckets: metrics.LatencyBuckets()}, []string{"route", "method"})

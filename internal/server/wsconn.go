@@ -42,6 +42,10 @@ type wsSocket struct {
 	cancel context.CancelFunc
 	ctx    context.Context
 
+	// unwatch stops the watch on the viewer's session (see Server.wsInit);
+	// nil until connection_init. Only the reader sets it.
+	unwatch func()
+
 	pings       *time.Timer
 	heard       atomic.Int64 // when the peer last showed a sign of life (Unix ns)
 	initTimeout *time.Timer  // nil once connection_init has come; only the read loop touches it
@@ -222,6 +226,9 @@ func (s *wsSocket) finish() {
 	s.pings.Stop()
 	s.stopInitTimeout()
 	s.cancel() // ends every operation
+	if s.unwatch != nil {
+		s.unwatch()
+	}
 	s.closeConn()
 	s.acceptor.remove(s)
 	s.release()

@@ -24,7 +24,7 @@ import (
 // are read, pings ride runtime timers, and ids are the client's own.
 type wsTransport struct {
 	sockets       *wsAcceptor
-	init          func(ctx context.Context, payload transport.InitPayload, ended func()) (context.Context, error)
+	init          func(ctx context.Context, payload transport.InitPayload, ended func()) (_ context.Context, stop func(), _ error)
 	readLimit     int64
 	maxOperations int // queries and mutations at once per socket (see socketOps)
 }
@@ -256,7 +256,7 @@ func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 		}
 	}
 	// The session's end closes the socket with its code (see closeWith).
-	ctx, err := t.init(s.ctx, payload, func() { s.closeWith(closeNormal, "terminated") })
+	ctx, unwatch, err := t.init(s.ctx, payload, func() { s.closeWith(closeNormal, "terminated") })
 	if err != nil {
 		if serverFailed(err) {
 			// Not the client's fault: the token could not be checked (the
@@ -279,6 +279,7 @@ func (t wsTransport) initialise(s *wsSocket, raw json.RawMessage) bool {
 		return false
 	}
 	s.ctx = ctx
+	s.unwatch = unwatch
 	s.mu.Lock()
 	s.acked = true
 	s.mu.Unlock()
