@@ -37,7 +37,7 @@ func (c *OperationCost) Extensions() map[string]any {
 	if m := c.extensions.Load(); m != nil {
 		return *m
 	}
-	m := map[string]any{"cost": c}
+	m := map[string]any{CostExtension: c}
 	c.extensions.Store(&m)
 	return m
 }
@@ -68,6 +68,9 @@ type ThrottleStatus struct {
 
 const operationCostStat = "OperationCost"
 
+// CostExtension is the name of the cost among a response's extensions.
+const CostExtension = "cost"
+
 // SetOperationCost records c as the cost of opCtx's operation.
 func SetOperationCost(opCtx *graphql.OperationContext, c *OperationCost) {
 	opCtx.Stats.SetExtension(operationCostStat, c)
@@ -78,7 +81,12 @@ func OperationCostOf(ctx context.Context) *OperationCost {
 	if !graphql.HasOperationContext(ctx) {
 		return nil
 	}
-	c, _ := graphql.GetOperationContext(ctx).Stats.GetExtension(operationCostStat).(*OperationCost)
+	return CostOf(graphql.GetOperationContext(ctx))
+}
+
+// CostOf returns the cost recorded for opCtx's operation, or nil.
+func CostOf(opCtx *graphql.OperationContext) *OperationCost {
+	c, _ := opCtx.Stats.GetExtension(operationCostStat).(*OperationCost)
 	return c
 }
 

@@ -16,6 +16,19 @@ import (
 // event. Errors and extensions, small and per subscriber, go through
 // encoding/json.
 func AppendResponse(dst []byte, resp *graphql.Response) ([]byte, error) {
+	return appendResponse(dst, resp, Extension{})
+}
+
+// Extension is one entry of a response's extensions that a transport
+// writes itself, not from resp.Extensions: the same value for every
+// response of an operation (its cost), which then needs no map of its own
+// for as long as the operation lasts.
+type Extension struct {
+	Name  string
+	Value JSONAppender // nil: none
+}
+
+func appendResponse(dst []byte, resp *graphql.Response, only Extension) ([]byte, error) {
 	if resp.Label != "" || resp.Path != nil || resp.HasNext != nil {
 		// Incremental delivery (@defer) is rare: encoding/json writes it.
 		b, err := json.Marshal(resp)
@@ -36,11 +49,19 @@ func AppendResponse(dst []byte, resp *graphql.Response) ([]byte, error) {
 	} else {
 		dst = append(dst, "null"...)
 	}
-	if len(resp.Extensions) > 0 {
+	switch {
+	case len(resp.Extensions) > 0:
 		var err error
 		if dst, err = appendExtensions(append(dst, `,"extensions":`...), resp.Extensions); err != nil {
 			return dst, err
 		}
+	case only.Value != nil:
+		dst = appendString(append(dst, `,"extensions":{`...), only.Name)
+		var err error
+		if dst, err = only.Value.AppendJSON(append(dst, ':')); err != nil {
+			return dst, err
+		}
+		dst = append(dst, '}')
 	}
 	return append(dst, '}'), nil
 }
@@ -96,9 +117,10 @@ func appendMessageHead(dst []byte, id, typ string) []byte {
 // subprotocol carrying resp, {"id":…,"type":…,"payload":…} (the id left
 // out when empty), the bytes encoding/json would write for it, with the
 // payload written by AppendResponse in place: the transport writes one of
-// these for every event and subscriber.
-func AppendResponseMessage(dst []byte, id, typ string, resp *graphql.Response) ([]byte, error) {
-	dst, err := AppendResponse(append(appendMessageHead(dst, id, typ), `,"payload":`...), resp)
+// these for every event and subscriber. A response without extensions gets
+// only as its one extension, when only has a value.
+func AppendResponseMessage(dst []byte, id, typ string, resp *graphql.Response, only Extension) ([]byte, error) {
+	dst, err := appendResponse(append(appendMessageHead(dst, id, typ), `,"payload":`...), resp, only)
 	return append(dst, '}'), err
 }
 

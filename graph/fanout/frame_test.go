@@ -63,12 +63,23 @@ func TestAppendResponseMessageWritesWhatEncodingJSONWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := AppendResponseMessage([]byte("x"), id, "next", resp)
+		got, err := AppendResponseMessage([]byte("x"), id, "next", resp, Extension{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if string(got) != "x"+string(want) {
 			t.Errorf("id %q: got %s, want x%s", id, got, want)
+		}
+		// The same extension given apart from the response, as the
+		// transport gives an operation's cost, writes the same bytes.
+		bare := *resp
+		bare.Extensions = nil
+		got, err = AppendResponseMessage([]byte("x"), id, "next", &bare, Extension{Name: "cost", Value: resp.Extensions["cost"].(JSONAppender)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "x"+string(want) {
+			t.Errorf("id %q, extension apart: got %s, want x%s", id, got, want)
 		}
 	}
 }
@@ -91,7 +102,7 @@ func BenchmarkEncodeNext(b *testing.B) {
 	b.Run("append", func(b *testing.B) {
 		var msg []byte
 		for b.Loop() {
-			msg, _ = AppendResponseMessage(msg[:0], "1", "next", resp)
+			msg, _ = AppendResponseMessage(msg[:0], "1", "next", resp, Extension{})
 		}
 	})
 }

@@ -47,7 +47,7 @@ func FollowAs[R, Out any](ctx context.Context, log *slog.Logger, s Stream[R], la
 	// asks for another.
 	f.running = true
 	f.stopWake = s.Wake(f.ring)
-	f.stopCtx = context.AfterFunc(ctx, f.ring)
+	f.stopCtx = AtEnd(ctx, f.ring)
 	go f.run()
 	return f.out
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/fastimage/api/internal/account"
 	"github.com/fastimage/api/internal/apperr"
 	"github.com/fastimage/api/internal/config"
+	"github.com/fastimage/api/internal/events"
 )
 
 // streamLimits bounds what clients hold open in this process: streams
@@ -185,7 +186,7 @@ func (s *Server) limitSubscriptions(present graphql.ErrorPresenterFunc) graphql.
 				return &graphql.Response{Errors: gqlerror.List{gerr}}
 			}
 		}
-		context.AfterFunc(ctx, func() { s.limits.endSubscription(sl) })
+		events.AtEnd(ctx, func() { s.limits.endSubscription(sl) })
 		return next(ctx)
 	}
 }

@@ -85,16 +85,19 @@ func (q *queryLimits) MutateOperationContext(ctx context.Context, opCtx *graphql
 // InterceptResponse adds the operation's cost to each of its responses. A
 // response with no other extension gets the operation's own extensions map
 // (OperationCost.Extensions), not a new one: a subscription sends one for
-// every event.
+// every event. A WebSocket operation's transport writes that extension
+// itself (see wsSocket.sendResponse), and the operation keeps no map.
 func (q *queryLimits) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	resp := next(ctx)
 	cost := graph.OperationCostOf(ctx)
 	switch {
 	case resp == nil || cost == nil:
 	case len(resp.Extensions) == 0:
-		resp.Extensions = cost.Extensions()
+		if wsOpFrom(ctx) == nil {
+			resp.Extensions = cost.Extensions()
+		}
 	default:
-		resp.Extensions["cost"] = cost
+		resp.Extensions[graph.CostExtension] = cost
 	}
 	return resp
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/fastimage/api/graph"
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/events"
 )
 
 // sessionEndGrace bounds how long a connection whose session ended waits for
@@ -30,7 +32,7 @@ type sessionEnd struct {
 	cancel    context.CancelCauseFunc
 
 	mu      sync.Mutex // orders running.Add before running.Wait; guards ops
-	ops     map[*context.CancelFunc]struct{}
+	ops     []*func()  // the cancel of each operation joined; a few per connection
 	running sync.WaitGroup
 }
 
@@ -65,18 +67,25 @@ func (e *sessionEnd) join(ctx context.Context) (opCtx context.Context, ok bool) 
 	}
 	// One cancel and one callback per operation: a socket holds many for
 	// hours, and an AfterFunc on e.ended for each would cost as much again.
-	opCtx, cancel := context.WithCancel(ctx)
-	m := &cancel
-	if e.ops == nil {
-		e.ops = make(map[*context.CancelFunc]struct{})
+	// A WebSocket operation is halted instead (see wsOp.halt), and the
+	// callback runs once it has reported.
+	opCtx, cancel, release := ctx, func() {}, func() {}
+	if op := wsOpFrom(ctx); op != nil {
+		cancel = op.halt
+	} else {
+		opCtx, cancel = context.WithCancel(ctx)
+		release = cancel
 	}
-	e.ops[m] = struct{}{}
+	m := &cancel
+	e.ops = append(e.ops, m)
 	e.running.Add(1)
-	context.AfterFunc(ctx, func() {
+	events.AtEnd(ctx, func() {
 		e.mu.Lock()
-		delete(e.ops, m)
+		if i := slices.Index(e.ops, m); i >= 0 {
+			e.ops = slices.Delete(e.ops, i, i+1)
+		}
 		e.mu.Unlock()
-		cancel()
+		release()
 		e.running.Done()
 	})
 	return opCtx, true
@@ -87,7 +96,7 @@ func (e *sessionEnd) join(ctx context.Context) (opCtx context.Context, ok bool) 
 func (e *sessionEnd) end(err error) {
 	e.mu.Lock()
 	e.cancel(err)
-	for cancel := range e.ops {
+	for _, cancel := range e.ops {
 		(*cancel)()
 	}
 	e.mu.Unlock()

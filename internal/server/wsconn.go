@@ -225,7 +225,16 @@ func closeReason(s string) string {
 func (s *wsSocket) finish() {
 	s.pings.Stop()
 	s.stopInitTimeout()
-	s.cancel() // ends every operation
+	s.cancel()
+	s.mu.Lock()
+	ops := make([]*wsOp, 0, len(s.ops))
+	for _, op := range s.ops {
+		ops = append(ops, op)
+	}
+	s.mu.Unlock()
+	for _, op := range ops {
+		op.cancel() // its context is not the socket's child (see start)
+	}
 	if s.unwatch != nil {
 		s.unwatch()
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/fastimage/api/graph"
 	"github.com/fastimage/api/graph/fanout"
 	"github.com/fastimage/api/internal/events"
 )
@@ -21,8 +22,9 @@ import (
 // completes it or reuses its id; from then on nothing more is sent for it,
 // so a client may reuse an id at once without hearing the old operation.
 type wsOp struct {
-	id     string
-	cancel context.CancelFunc
+	id   string
+	stop context.CancelFunc // ends ctx; see cancel
+	push *events.Push       // ctx's: runs what waits for the end (events.AtEnd)
 
 	// A subscription whose stream pushes (events.WithPush) has no goroutine
 	// of its own: the stream's goroutine takes each response as it tells
@@ -96,25 +98,62 @@ func (s *wsSocket) start(id string, payload json.RawMessage, read graphql.TraceT
 		s.sendComplete(nil, id)
 		return
 	}
-	ctx, cancel := context.WithCancel(graphql.WithOperationContext(ctx, rc))
+	// The operation's context is not a child of the socket's: every end of
+	// an operation goes through its cancel (the socket's end cancels each,
+	// see finish), which also runs what waits for it (events.AtEnd). A child
+	// would cost the socket a child map, and each part of the operation
+	// that waits for its end a context.AfterFunc.
+	ctx, stop := context.WithCancel(graphql.WithOperationContext(context.WithoutCancel(ctx), rc))
 	failed := &opErrors{}
-	op := &wsOp{id: id, cancel: cancel, sock: s, rc: rc, failed: failed}
+	op := &wsOp{id: id, stop: stop, sock: s, rc: rc, failed: failed}
+	ctx = context.WithValue(ctx, wsOpKey{}, op)
+	ctx, op.push = events.WithPush(ctx, op.notify)
 	s.mu.Lock()
 	s.ops[id] = op
 	s.mu.Unlock()
-	ctx = context.WithValue(ctx, opErrorsKey{}, failed)
-	ctx, push := events.WithPush(ctx, op.notify)
 	// The operation starts (its middleware and root resolver run) here, on
 	// the message's short-lived goroutine. A subscription whose stream
 	// pushes then needs no goroutine while it waits; any other operation
 	// gets one that waits for its responses.
 	responses, ctx, ok := s.dispatch(ctx, rc, failed)
-	if ok && push.Claimed() {
+	if ok && op.push.Claimed() {
 		op.begin(ctx, responses)
 		return
 	}
 	go s.run(ctx, op, rc, responses, ok, failed)
 }
+
+// cancel ends the operation's context, then runs what waits for that
+// (its pump, the release of its slots, its stream's end).
+func (op *wsOp) cancel() {
+	op.stop()
+	op.push.End()
+}
+
+// halt ends the operation's context and has its end pumped, but leaves
+// what waits for the end until the operation has reported it (end cancels
+// it then): the session's end halts each operation, and waits for them all
+// to report before the socket closes (see sessionEnd).
+func (op *wsOp) halt() {
+	op.stop()
+	go op.wake()
+}
+
+// wake has the end of the operation pumped once it has begun.
+func (op *wsOp) wake() {
+	op.mu.Lock()
+	op.ending = true
+	op.mu.Unlock()
+	op.pump()
+}
+
+// wsOpFrom returns the WebSocket operation ctx runs under; nil outside one.
+func wsOpFrom(ctx context.Context) *wsOp {
+	op, _ := ctx.Value(wsOpKey{}).(*wsOp)
+	return op
+}
+
+type wsOpKey struct{}
 
 // notify is the pushing stream's word that a value waits: the caller's
 // goroutine takes it (and any that follow) unless another already pumps.
@@ -131,12 +170,7 @@ func (op *wsOp) begin(ctx context.Context, responses graphql.ResponseHandler) {
 	op.mu.Lock()
 	op.ctx, op.responses, op.started = ctx, responses, true
 	op.mu.Unlock()
-	context.AfterFunc(ctx, func() {
-		op.mu.Lock()
-		op.ending = true
-		op.mu.Unlock()
-		op.pump()
-	})
+	events.AtEnd(ctx, op.wake)
 	op.pump()
 }
 
@@ -263,14 +297,22 @@ func (s *wsSocket) endWith(id string, errs gqlerror.List) {
 // graph/fanout's encoders, which copy the data the executor wrote instead of
 // having encoding/json check and re-encode it, twice, for every subscriber
 // of an event; the bytes are the same. The frame is built in a pooled
-// buffer, which gorilla copies before write returns.
+// buffer, which gorilla copies before write returns. The operation's cost
+// is written here when it is the response's only extension (see
+// queryLimits.InterceptResponse).
 func (s *wsSocket) sendResponse(op *wsOp, id string, resp *graphql.Response) {
 	typ := msgNext
 	if s.legacy {
 		typ = legacyData
 	}
+	var cost fanout.Extension
+	if op != nil {
+		if c := graph.CostOf(op.rc); c != nil {
+			cost = fanout.Extension{Name: graph.CostExtension, Value: c}
+		}
+	}
 	buf := framePool.Get().(*[]byte)
-	frame, err := fanout.AppendResponseMessage((*buf)[:0], id, typ, resp)
+	frame, err := fanout.AppendResponseMessage((*buf)[:0], id, typ, resp, cost)
 	if err != nil {
 		panic(err)
 	}
@@ -306,8 +348,6 @@ type opErrors struct {
 	errs gqlerror.List
 }
 
-type opErrorsKey struct{}
-
 func (e *opErrors) add(err *gqlerror.Error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -324,11 +364,11 @@ func (e *opErrors) list() gqlerror.List {
 // message carrying err once its responses end. It reports false outside a
 // WebSocket operation.
 func addOperationError(ctx context.Context, err *gqlerror.Error) bool {
-	e, ok := ctx.Value(opErrorsKey{}).(*opErrors)
-	if ok {
-		e.add(err)
+	op := wsOpFrom(ctx)
+	if op != nil {
+		op.failed.add(err)
 	}
-	return ok
+	return op != nil
 }
 
 // readTiming starts the trace timing of a message read at start.
