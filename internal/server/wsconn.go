@@ -33,14 +33,16 @@ type wsSocket struct {
 	release  func() // gives back the client IP's stream slot (see limitStreams)
 	resume   func() // reads the socket again once it was parked (see idleReader)
 
-	// life is done when the socket closes (cancel). ctx, the parent of its
-	// operations, is life until connection_init; from then on it carries the
-	// viewer too, and the end of their session closes the socket (see
-	// Server.wsInit). Only the read loop sets it, before any operation
-	// starts.
-	life   context.Context
-	cancel context.CancelFunc
+	// ctx is the parent of the socket's operations: what the socket's
+	// request had (see socketContext), and from connection_init on the
+	// viewer too, whose session's end closes the socket (see
+	// Server.wsInit). Only the reader sets it, before any operation starts.
+	// It never ends: the socket's end ends each operation (see finish), and
+	// a context that could end would keep, for as long as the socket,
+	// what every query made under it leaves behind (a child map, a done
+	// channel).
 	ctx    context.Context
+	closed atomic.Bool // the socket has ended
 
 	// unwatch stops the watch on the viewer's session (see Server.wsInit);
 	// nil until connection_init. Only the reader sets it.
@@ -96,7 +98,7 @@ func (s *wsSocket) silent() bool {
 // clients expect "ka" messages, and graphql-transport-ws clients in a
 // browser see only the protocol's own ping.
 func (s *wsSocket) ping() {
-	if s.life.Err() != nil {
+	if s.closed.Load() {
 		return
 	}
 	if s.silent() {
@@ -225,7 +227,7 @@ func closeReason(s string) string {
 func (s *wsSocket) finish() {
 	s.pings.Stop()
 	s.stopInitTimeout()
-	s.cancel()
+	s.closed.Store(true)
 	s.mu.Lock()
 	ops := make([]*wsOp, 0, len(s.ops))
 	for _, op := range s.ops {
@@ -233,7 +235,7 @@ func (s *wsSocket) finish() {
 	}
 	s.mu.Unlock()
 	for _, op := range ops {
-		op.cancel() // its context is not the socket's child (see start)
+		op.cancel()
 	}
 	if s.unwatch != nil {
 		s.unwatch()

@@ -98,12 +98,11 @@ func (s *wsSocket) start(id string, payload json.RawMessage, read graphql.TraceT
 		s.sendComplete(nil, id)
 		return
 	}
-	// The operation's context is not a child of the socket's: every end of
-	// an operation goes through its cancel (the socket's end cancels each,
-	// see finish), which also runs what waits for it (events.AtEnd). A child
-	// would cost the socket a child map, and each part of the operation
-	// that waits for its end a context.AfterFunc.
-	ctx, stop := context.WithCancel(graphql.WithOperationContext(context.WithoutCancel(ctx), rc))
+	// Every end of an operation goes through its cancel (the socket's end
+	// cancels each, see finish), which also runs what waits for it
+	// (events.AtEnd): each part of the operation that waits for its end
+	// would cost a context.AfterFunc otherwise.
+	ctx, stop := context.WithCancel(graphql.WithOperationContext(ctx, rc))
 	failed := &opErrors{}
 	op := &wsOp{id: id, stop: stop, sock: s, rc: rc, failed: failed}
 	ctx = context.WithValue(ctx, wsOpKey{}, op)
@@ -274,7 +273,7 @@ func (s *wsSocket) run(ctx context.Context, op *wsOp, rc *graphql.OperationConte
 func (s *wsSocket) end(op *wsOp, failed *opErrors) {
 	if errs := failed.list(); len(errs) > 0 {
 		s.sendErrors(op, op.id, errs)
-	} else if s.ctx.Err() == nil {
+	} else if !s.closed.Load() {
 		s.sendComplete(op, op.id)
 	}
 	s.mu.Lock()

@@ -54,7 +54,7 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		c.SetReadLimit(t.readLimit)
 	}
 	// The socket outlives this handler (see below) and ends when it closes.
-	ctx, cancel := context.WithCancel(withSocketOps(withSessionEnd(socketContext(r), true), t.maxOperations))
+	ctx := withSocketOps(withSessionEnd(socketContext(r), true), t.maxOperations)
 	s := &wsSocket{
 		ws:       c,
 		idle:     idle,
@@ -62,13 +62,10 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		legacy:   c.Subprotocol() != subprotoTransportWS,
 		exec:     exec,
 		session:  sessionEndFrom(ctx),
-		life:     ctx,
-		cancel:   cancel,
 		ctx:      ctx,
 		ops:      make(map[string]*wsOp),
 	}
 	if !t.sockets.add(s) {
-		cancel()
 		return
 	}
 	s.release = keepStreamSlot(r.Context())
