@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -76,8 +77,15 @@ func newStreamLimits(cfg config.Streams, reg promauto.Factory) *streamLimits {
 }
 
 // socketSubs holds the subscriptions running on one WebSocket (guarded by
-// streamLimits.mu).
-type socketSubs struct{ slots slots }
+// streamLimits.mu): a slice, as a socket runs few (PerSocket at most) and
+// every socket holds one for as long as it lasts.
+type socketSubs struct{ slots []*slot }
+
+// live counts the slots whose operation still runs, forgetting the others.
+func (s *socketSubs) live() int {
+	s.slots = slices.DeleteFunc(s.slots, func(sl *slot) bool { return sl.ctx.Err() != nil })
+	return len(s.slots)
+}
 
 type socketSubsKey struct{}
 
@@ -108,7 +116,7 @@ func (s *Server) limitStreams(next http.Handler) http.Handler {
 		}()
 		ctx := context.WithValue(r.Context(), streamSlotKey{}, slot)
 		if websocket {
-			ctx = context.WithValue(ctx, socketSubsKey{}, &socketSubs{slots: slots{}})
+			ctx = context.WithValue(ctx, socketSubsKey{}, &socketSubs{})
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
@@ -197,7 +205,7 @@ func (s *Server) limitSubscriptions(present graphql.ErrorPresenterFunc) graphql.
 func (l *streamLimits) startSubscription(ctx context.Context, socket *socketSubs, own owner) (*slot, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if socket != nil && socket.slots.live() >= l.cfg.PerSocket {
+	if socket != nil && socket.live() >= l.cfg.PerSocket {
 		l.refused.WithLabelValues("socket").Inc()
 		return nil, apperr.Errorf(apperr.LimitExceeded, "This connection already runs %d subscriptions, the most one connection may run at once. Stop one (complete) before starting another.", l.cfg.PerSocket).
 			With("limit", l.cfg.PerSocket)
@@ -214,7 +222,7 @@ func (l *streamLimits) startSubscription(ctx context.Context, socket *socketSubs
 	}
 	sl := &slot{ctx: ctx, socket: socket, owner: own}
 	if socket != nil {
-		socket.slots[sl] = struct{}{}
+		socket.slots = append(socket.slots, sl)
 	}
 	if l.owners[own] == nil {
 		l.owners[own] = slots{}
@@ -228,7 +236,9 @@ func (l *streamLimits) endSubscription(sl *slot) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if sl.socket != nil {
-		delete(sl.socket.slots, sl)
+		if i := slices.Index(sl.socket.slots, sl); i >= 0 {
+			sl.socket.slots = slices.Delete(sl.socket.slots, i, i+1)
+		}
 	}
 	if delete(l.owners[sl.owner], sl); len(l.owners[sl.owner]) == 0 {
 		delete(l.owners, sl.owner)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,7 +62,7 @@ type wsSocket struct {
 	initSeen  bool
 	acked     bool
 	closeSent bool
-	ops       map[string]*wsOp
+	ops       wsOps
 }
 
 // startTimers arms the pings, and the close of a socket that sends no
@@ -229,10 +230,7 @@ func (s *wsSocket) finish() {
 	s.stopInitTimeout()
 	s.closed.Store(true)
 	s.mu.Lock()
-	ops := make([]*wsOp, 0, len(s.ops))
-	for _, op := range s.ops {
-		ops = append(ops, op)
-	}
+	ops := slices.Clone(s.ops)
 	s.mu.Unlock()
 	for _, op := range ops {
 		op.cancel()

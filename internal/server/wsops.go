@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,19 +44,40 @@ type wsOp struct {
 	over    bool // the end was taken: nothing more is pumped
 }
 
+// wsOps are a socket's running operations, each under its own id: a
+// slice, not a map, because a socket runs few (see socketOps and
+// limitSubscriptions) and every idle socket holds one for hours.
+type wsOps []*wsOp
+
+func (ops wsOps) index(op *wsOp) int { return slices.Index(ops, op) }
+
+func (ops wsOps) byID(id string) *wsOp {
+	for _, op := range ops {
+		if op.id == id {
+			return op
+		}
+	}
+	return nil
+}
+
+func (ops *wsOps) remove(op *wsOp) {
+	if i := ops.index(op); i >= 0 {
+		*ops = slices.Delete(*ops, i, i+1)
+	}
+}
+
 // current reports whether op is still the operation of its id.
 func (s *wsSocket) current(op *wsOp) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ops[op.id] == op
+	return s.ops.index(op) >= 0
 }
 
 // running reports whether an operation runs under id.
 func (s *wsSocket) running(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.ops[id]
-	return ok
+	return s.ops.byID(id) != nil
 }
 
 // stop cancels the operation of id; forget also drops it at once, so that
@@ -63,9 +85,9 @@ func (s *wsSocket) running(id string) bool {
 // client's complete; legacy clients expect a complete after their stop).
 func (s *wsSocket) stop(id string, forget bool) {
 	s.mu.Lock()
-	op := s.ops[id]
+	op := s.ops.byID(id)
 	if op != nil && forget {
-		delete(s.ops, id)
+		s.ops.remove(op)
 	}
 	s.mu.Unlock()
 	if op != nil {
@@ -108,7 +130,10 @@ func (s *wsSocket) start(id string, payload json.RawMessage, read graphql.TraceT
 	ctx = context.WithValue(ctx, wsOpKey{}, op)
 	ctx, op.push = events.WithPush(ctx, op.notify)
 	s.mu.Lock()
-	s.ops[id] = op
+	if old := s.ops.byID(id); old != nil { // a legacy start under a running id stopped it
+		s.ops.remove(old)
+	}
+	s.ops = append(s.ops, op)
 	s.mu.Unlock()
 	// The operation starts (its middleware and root resolver run) here, on
 	// the message's short-lived goroutine. A subscription whose stream
@@ -277,9 +302,7 @@ func (s *wsSocket) end(op *wsOp, failed *opErrors) {
 		s.sendComplete(op, op.id)
 	}
 	s.mu.Lock()
-	if s.ops[op.id] == op {
-		delete(s.ops, op.id)
-	}
+	s.ops.remove(op)
 	s.mu.Unlock()
 	op.cancel()
 }

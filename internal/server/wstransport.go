@@ -63,7 +63,6 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		exec:     exec,
 		session:  sessionEndFrom(ctx),
 		ctx:      ctx,
-		ops:      make(map[string]*wsOp),
 	}
 	if !t.sockets.add(s) {
 		return
