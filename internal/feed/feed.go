@@ -186,6 +186,7 @@ type Service struct {
 	mu        sync.Mutex
 	following map[uuid.UUID]*followers
 	lastID    uint64
+	polling   bool // pollFollowed runs
 }
 
 // New returns a Service; poll is the safety net behind the doorbell (0: 5 s).

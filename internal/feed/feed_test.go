@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -517,5 +518,37 @@ func TestStreamShowsAKeyOnlyWhatItsScopesAllow(t *testing.T) {
 	}
 	if got, want := kindsSeen(creditsKey), []feed.Kind{feed.KindGeneration, feed.KindCredits, feed.KindPurchase, feed.KindSubscription, feed.KindGeneration}; !slices.Equal(got, want) {
 		t.Errorf("an events:read + credits:read key saw %v, want %v", got, want)
+	}
+}
+
+// TestPollWakesFollowersOfEveryUserWithoutAGoroutineEach: with no doorbell
+// at all (the bus never runs), the process's one poll still brings every
+// follower of many users its new entry; and following those users costs
+// no goroutine per user. Not parallel: it counts the process's goroutines.
+func TestPollWakesFollowersOfEveryUserWithoutAGoroutineEach(t *testing.T) {
+	db := dbtest.New(t)
+	log := slog.New(slog.DiscardHandler)
+	svc := feed.New(db, events.New(db, log), log, 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	const users = 40
+	before := runtime.NumGoroutine()
+	streams := make([]*follower, users)
+	for i := range streams {
+		user := newUser(t, db)
+		streams[i] = &follower{t: t, user: user, ch: mustStream(t, svc, ctx, user, 0)}
+	}
+	time.Sleep(200 * time.Millisecond) // a few polls, every follower idle
+	if grown := runtime.NumGoroutine() - before; grown > 5 {
+		t.Errorf("following %d users' feeds added %d goroutines; want a handful for the process, none per user", users, grown)
+	}
+	for _, f := range streams {
+		appendOne(t, db, f.user, credits(1))
+	}
+	for _, f := range streams {
+		if got := f.next(1)[0].Seq; got != 1 {
+			t.Fatalf("got seq %d, want 1", got)
+		}
 	}
 }

@@ -8,23 +8,28 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/uptrace/bun"
 )
 
 // followers are this process's subscribers to one user's feed. They share
-// one doorbell subscription and one safety-net poll, which reads only the
-// feed's last seq and wakes the followers behind it; their reads of entries
-// are shared too (sharedAfter). So idle followers cost one cheap statement
-// per poll interval together, however many tabs the user has open.
+// one doorbell subscription and their reads of entries (sharedAfter). The
+// safety-net poll is the process's (see pollFollowed): one statement per
+// interval for every user followed, however many there are, and no
+// goroutine or timer per user.
 type followers struct {
 	svc     *Service
 	id      uint64 // unique in the process, unlike userID
 	userID  uuid.UUID
 	members map[*follower]struct{} // guarded by svc.mu
-	stop    context.CancelFunc
+	stop    func()                 // stops the doorbell
 	// rings counts wake-ups. A read shared under a count began after the
 	// wake-up that made it: a follower woken by a doorbell never joins a
 	// read that began before the entry it announces had committed.
 	rings atomic.Int64
+
+	// polledHead is the feed's last seq at the previous poll; only
+	// pollFollowed uses it.
+	polledHead int64
 }
 
 // follower is one subscriber: how to wake it and how far it has read.
@@ -35,21 +40,25 @@ type follower struct {
 }
 
 // join adds a follower of userID's feed that has read up to afterSeq and is
-// woken by ring, starting the user's shared doorbell and poll if it is the
-// first.
+// woken by ring, starting the user's shared doorbell if it is the first,
+// and the process's poll if it is the first user followed.
 func (s *Service) join(userID uuid.UUID, afterSeq int64, ring func()) *follower {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fs := s.following[userID]
 	if fs == nil {
-		ctx, cancel := context.WithCancel(context.Background())
 		s.lastID++
-		fs = &followers{svc: s, id: s.lastID, userID: userID, members: make(map[*follower]struct{}), stop: cancel}
+		fs = &followers{svc: s, id: s.lastID, userID: userID, members: make(map[*follower]struct{})}
 		s.following[userID] = fs
 		// Subscribed before the follower's first read, so that nothing
-		// committed after that read goes unannounced.
-		rang, stop := s.bus.Subscribe(Topic(userID))
-		go fs.run(ctx, rang, stop)
+		// committed after that read goes unannounced. The bus rings every
+		// follower after it reconnects too, and calls ring unlocked, so
+		// taking s.mu there cannot deadlock with this.
+		fs.stop = s.bus.SubscribeFunc(Topic(userID), func() { fs.ring(-1) })
+	}
+	if !s.polling {
+		s.polling = true
+		go s.pollFollowed()
 	}
 	f := &follower{users: fs, ring: ring}
 	f.seen.Store(afterSeq)
@@ -57,7 +66,7 @@ func (s *Service) join(userID uuid.UUID, afterSeq int64, ring func()) *follower 
 	return f
 }
 
-// leave removes f, stopping its user's doorbell and poll after the last.
+// leave removes f, stopping its user's doorbell after the last.
 func (s *Service) leave(f *follower) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -82,30 +91,72 @@ func (f *follower) read(ctx context.Context, afterSeq int64) ([]Entry, error) {
 	return rows, err
 }
 
-// run rings every follower when the doorbell rings (or the bus reconnects),
-// and every poll interval wakes those behind the feed's last seq, until ctx
-// ends; then it stops the doorbell.
-func (fs *followers) run(ctx context.Context, rang <-chan struct{}, stop func()) {
-	defer stop()
-	t := time.NewTicker(fs.svc.poll)
+// pollPage bounds the users one poll statement asks about.
+const pollPage = 1000
+
+// pollFollowed is the safety net behind the doorbells: every poll interval
+// it reads the last seq of every feed followed in this process and wakes
+// the followers still behind the seq it read the time before (a lost
+// doorbell is made good within two intervals). It stops when no feed is
+// followed.
+func (s *Service) pollFollowed() {
+	t := time.NewTicker(s.poll)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	for range t.C {
+		s.mu.Lock()
+		if len(s.following) == 0 {
+			s.polling = false
+			s.mu.Unlock()
 			return
-		case <-rang:
-			fs.ring(-1)
-		case <-t.C:
-			head, err := fs.svc.lastSeq(ctx, fs.userID)
+		}
+		groups := make(map[uuid.UUID]*followers, len(s.following))
+		ids := make([]uuid.UUID, 0, len(s.following))
+		for id, fs := range s.following {
+			groups[id] = fs
+			ids = append(ids, id)
+		}
+		s.mu.Unlock()
+
+		for len(ids) > 0 {
+			page := ids[:min(pollPage, len(ids))]
+			ids = ids[len(page):]
+			heads, err := s.lastSeqs(page)
 			if err != nil {
-				if ctx.Err() == nil {
-					fs.svc.log.WarnContext(ctx, "follow feed", "user", fs.userID, "err", err)
-				}
+				s.log.Warn("follow feeds: poll", "users", len(page), "err", err)
 				continue
 			}
-			fs.ring(head)
+			for _, id := range page {
+				// Only followers still behind what had committed by the
+				// previous poll are rung: their doorbell was lost. Those
+				// behind an entry that has just committed will hear its
+				// doorbell in a moment.
+				fs := groups[id]
+				if behind := fs.polledHead; behind > 0 {
+					fs.ring(behind)
+				}
+				fs.polledHead = heads[id] // 0 for a feed with no entry yet
+			}
 		}
 	}
+}
+
+// lastSeqs returns the seq of the last entry of each feed of users that
+// has one.
+func (s *Service) lastSeqs(users []uuid.UUID) (map[uuid.UUID]int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.poll)
+	defer cancel()
+	var rows []struct {
+		UserID  uuid.UUID `bun:"user_id"`
+		LastSeq int64     `bun:"last_seq"`
+	}
+	if err := s.db.NewRaw("SELECT user_id, last_seq FROM viewer_feeds WHERE user_id IN (?)", bun.In(users)).Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("read feed heads: %w", err)
+	}
+	heads := make(map[uuid.UUID]int64, len(rows))
+	for _, r := range rows {
+		heads[r.UserID] = r.LastSeq
+	}
+	return heads, nil
 }
 
 // ring wakes the followers that have read less than head; all of them when
