@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/db/dbtest"
@@ -37,41 +41,34 @@ const (
 	pingSettle   = 2*pingInterval + time.Second
 )
 
-// socketUsers is how many accounts hold the sockets, as many editor tabs of
-// few users would: each user's sockets count against their own limits.
-const socketUsers = 10
-
 // BenchmarkIdleSockets measures what an idle graphql-transport-ws socket
 // with one viewerEvents subscription costs a real `fastimage serve` process:
 // its resident memory (VmRSS, which counts goroutine stacks, buffers and
 // the heap's slack as well as live objects) and its goroutines, at 1,000,
-// 5,000 and 10,000 sockets over loopback. Nothing is forced (no GC): the
-// process is read as it is once it has gone quiet.
+// 5,000 and 10,000 sockets over loopback. Each socket is an editor tab of
+// a user of its own, with a session of its own: what a process holds per
+// user (its feed's followers, its session's watch) counts in full. Nothing
+// is forced (no GC): the process is read as it is once it has gone quiet.
 func BenchmarkIdleSockets(b *testing.B) {
 	total := socketSteps[len(socketSteps)-1]
-	perUser := strconv.Itoa(total/socketUsers + 1)
 	dbURL := dbtest.NewURL(b)
 	args := []string{"--workers", "0", "--metrics-addr", "127.0.0.1:0",
 		"--max-streams-per-ip", strconv.Itoa(total + 100),
-		"--max-subscriptions-per-user", perUser,
-		// Signing ten users up and opening thousands of subscriptions from
-		// one address would empty its cost bucket; that is not measured here.
-		"--cost-limit-anonymous-size", "0", "--cost-limit-session-size", "0",
 		// Pings come often enough that every socket has answered some
 		// before it is measured: an idle socket's steady state includes
 		// them (see pingSettle).
 		"--ws-ping-interval", pingInterval.String()}
-	// The users sign up through another process: hashing their passwords
-	// takes tens of MiB that the measured process would give back to the
-	// system only slowly, during the run, and the sockets would seem to cost
-	// less than nothing.
-	tokens := make([]string, socketUsers)
+	// One account signs up through the API, in another process: hashing a
+	// password takes tens of MiB that the measured process would give back
+	// to the system only slowly, during the run, and the sockets would seem
+	// to cost less than nothing. The others are copies of it made in SQL,
+	// each signed in once: ten thousand password hashes would take longer
+	// than the benchmark.
 	signups := startServe(b, dbURL, args...)
 	bdb := openDB(b, signups)
-	for i := range tokens {
-		tokens[i] = signUpToken(b, signups.url, bdb, fmt.Sprintf("socket-bench-%d@example.com", i))
-	}
+	signUpToken(b, signups.url, bdb, "socket-bench@example.com")
 	signups.stop(b)
+	tokens := cloneSignedIn(b, bdb, "socket-bench@example.com", total)
 
 	p := startServe(b, dbURL, args...)
 	pid := p.cmd.Process.Pid
@@ -108,8 +105,8 @@ func BenchmarkIdleSockets(b *testing.B) {
 	}
 }
 
-// socketFleet is the client side: sockets, each signed in as one of tokens
-// in turn, each running one subscription and reading whatever comes.
+// socketFleet is the client side: sockets, the i-th signed in with
+// tokens[i], each running one subscription and reading whatever comes.
 type socketFleet struct {
 	url    string
 	tokens []string
@@ -133,7 +130,7 @@ func (f *socketFleet) grow(n int) error {
 	for range 32 {
 		wg.Go(func() {
 			for i := range next {
-				c, err := f.open(&dialer, f.tokens[i%len(f.tokens)], i)
+				c, err := f.open(&dialer, f.tokens[i], i)
 				if err != nil {
 					errOnce.Do(func() { failure = fmt.Errorf("socket %d: %w", i, err) })
 					continue
@@ -228,6 +225,37 @@ func openDB(b *testing.B, p *process) *bun.DB {
 	}
 	b.Cleanup(func() { _ = bdb.Close() })
 	return bdb
+}
+
+// cloneSignedIn makes n accounts like the one of email (verified, with its
+// password hash), each with a session of its own, and returns their
+// session tokens.
+func cloneSignedIn(b *testing.B, bdb *bun.DB, email string, n int) []string {
+	b.Helper()
+	ctx := context.Background()
+	tokens := make([]string, n)
+	hashes := make([][]byte, n)
+	for i := range tokens {
+		var raw [32]byte
+		_, _ = rand.Read(raw[:])
+		tokens[i] = base64.RawURLEncoding.EncodeToString(raw[:])
+		h := sha256.Sum256([]byte(tokens[i])) // as account.hashToken
+		hashes[i] = h[:]
+	}
+	_, err := bdb.ExecContext(ctx, `
+		WITH template AS (SELECT password_hash, email_verified_at FROM users WHERE email = ?),
+		clones AS (
+			INSERT INTO users (email, name, password_hash, email_verified_at)
+			SELECT 'socket-bench-' || i || '@example.com', 'Bench', t.password_hash, t.email_verified_at
+			FROM template t, generate_series(1, ?) AS i
+			RETURNING id, email)
+		INSERT INTO sessions (user_id, token_hash, expires_at)
+		SELECT c.id, (?::bytea[])[substring(c.email FROM 'socket-bench-([0-9]+)@')::int], now() + interval '1 day'
+		FROM clones c`, email, n, pgdialect.Array(hashes))
+	if err != nil {
+		b.Fatalf("copy the benchmark's account: %v", err)
+	}
+	return tokens
 }
 
 const benchPassword = "correct horse battery staple"

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +35,7 @@ type Bus struct {
 
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
-	calls   map[string]map[*call]struct{}
+	calls   map[string][]*call // a slice: a topic has one or two (a group's)
 }
 
 // call is a waiter that is a function (see SubscribeNews).
@@ -48,7 +49,7 @@ const (
 
 // New returns a Bus; Run must be running for it to ring.
 func New(db *bun.DB, log *slog.Logger) *Bus {
-	return &Bus{db: db, log: log, pause: sleep, waiters: make(map[string]map[chan struct{}]struct{}), calls: make(map[string]map[*call]struct{})}
+	return &Bus{db: db, log: log, pause: sleep, waiters: make(map[string]map[chan struct{}]struct{}), calls: make(map[string][]*call)}
 }
 
 // Topic keys.
@@ -110,19 +111,19 @@ func (b *Bus) SubscribeFunc(topic string, f func()) func() {
 func (b *Bus) SubscribeNews(topic string, f func(news string)) func() {
 	c := &call{f: f}
 	b.mu.Lock()
-	set := b.calls[topic]
-	if set == nil {
-		set = make(map[*call]struct{})
-		b.calls[topic] = set
-	}
-	set[c] = struct{}{}
+	b.calls[topic] = append(b.calls[topic], c)
 	b.mu.Unlock()
 	return func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		delete(b.calls[topic], c)
-		if len(b.calls[topic]) == 0 {
+		calls := b.calls[topic]
+		if i := slices.Index(calls, c); i >= 0 {
+			calls = slices.Delete(calls, i, i+1)
+		}
+		if len(calls) == 0 {
 			delete(b.calls, topic)
+		} else {
+			b.calls[topic] = calls
 		}
 	}
 }
@@ -152,10 +153,7 @@ func (b *Bus) wake(topic, news string) {
 		default: // a wake-up is already pending
 		}
 	}
-	calls := make([]*call, 0, len(b.calls[topic]))
-	for c := range b.calls[topic] {
-		calls = append(calls, c)
-	}
+	calls := slices.Clone(b.calls[topic])
 	b.mu.Unlock()
 	for _, c := range calls {
 		c.f(news)
@@ -174,9 +172,7 @@ func (b *Bus) wakeAll() {
 	}
 	var calls []*call
 	for _, set := range b.calls {
-		for c := range set {
-			calls = append(calls, c)
-		}
+		calls = append(calls, set...)
 	}
 	b.mu.Unlock()
 	for _, c := range calls {

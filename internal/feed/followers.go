@@ -3,6 +3,7 @@ package feed
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -20,8 +21,8 @@ type followers struct {
 	svc     *Service
 	id      uint64 // unique in the process, unlike userID
 	userID  uuid.UUID
-	members map[*follower]struct{} // guarded by svc.mu
-	stop    func()                 // stops the doorbell
+	members []*follower // guarded by svc.mu; a slice: a user has a few tabs
+	stop    func()      // stops the doorbell
 	// rings counts wake-ups. A read shared under a count began after the
 	// wake-up that made it: a follower woken by a doorbell never joins a
 	// read that began before the entry it announces had committed.
@@ -48,7 +49,7 @@ func (s *Service) join(userID uuid.UUID, afterSeq int64, ring func()) *follower 
 	fs := s.following[userID]
 	if fs == nil {
 		s.lastID++
-		fs = &followers{svc: s, id: s.lastID, userID: userID, members: make(map[*follower]struct{})}
+		fs = &followers{svc: s, id: s.lastID, userID: userID}
 		s.following[userID] = fs
 		// Subscribed before the follower's first read, so that nothing
 		// committed after that read goes unannounced. The bus rings every
@@ -62,7 +63,7 @@ func (s *Service) join(userID uuid.UUID, afterSeq int64, ring func()) *follower 
 	}
 	f := &follower{users: fs, ring: ring}
 	f.seen.Store(afterSeq)
-	fs.members[f] = struct{}{}
+	fs.members = append(fs.members, f)
 	return f
 }
 
@@ -71,7 +72,9 @@ func (s *Service) leave(f *follower) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fs := f.users
-	delete(fs.members, f)
+	if i := slices.Index(fs.members, f); i >= 0 {
+		fs.members = slices.Delete(fs.members, i, i+1)
+	}
 	if len(fs.members) == 0 {
 		fs.stop()
 		delete(s.following, fs.userID)
@@ -165,7 +168,7 @@ func (fs *followers) ring(head int64) {
 	fs.rings.Add(1)
 	fs.svc.mu.Lock()
 	defer fs.svc.mu.Unlock()
-	for f := range fs.members {
+	for _, f := range fs.members {
 		if head < 0 || f.seen.Load() < head {
 			f.ring()
 		}

@@ -3,6 +3,7 @@ package generate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,8 @@ type watchers struct {
 	svc     *Service
 	id      uint64 // unique in the process, unlike genID
 	genID   uuid.UUID
-	members map[*watcher]struct{} // guarded by svc.following.mu
-	stop    func()                // stops the doorbell
+	members []*watcher // guarded by svc.following.mu
+	stop    func()     // stops the doorbell
 	// rings counts wake-ups. A read shared under a count began after the
 	// wake-up that made it: a watcher woken by a doorbell never takes rows
 	// read before the event it announces had committed.
@@ -73,7 +74,7 @@ func (s *Service) watch(genID uuid.UUID, afterSeq int64, ring func()) *watcher {
 	ws := f.byGen[genID]
 	if ws == nil {
 		f.lastID++
-		ws = &watchers{svc: s, id: f.lastID, genID: genID, members: make(map[*watcher]struct{})}
+		ws = &watchers{svc: s, id: f.lastID, genID: genID}
 		f.byGen[genID] = ws
 		// Subscribed before the watcher's first read, so that nothing
 		// committed after that read goes unannounced. (The bus calls
@@ -87,7 +88,7 @@ func (s *Service) watch(genID uuid.UUID, afterSeq int64, ring func()) *watcher {
 	}
 	w := &watcher{group: ws, ring: ring}
 	w.seen.Store(afterSeq)
-	ws.members[w] = struct{}{}
+	ws.members = append(ws.members, w)
 	return w
 }
 
@@ -97,7 +98,9 @@ func (s *Service) unwatch(w *watcher) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ws := w.group
-	delete(ws.members, w)
+	if i := slices.Index(ws.members, w); i >= 0 {
+		ws.members = slices.Delete(ws.members, i, i+1)
+	}
 	if len(ws.members) == 0 {
 		ws.stop()
 		delete(f.byGen, ws.genID)
@@ -157,7 +160,7 @@ func (ws *watchers) ring(head int64) {
 	ws.rings.Add(1)
 	ws.svc.following.mu.Lock()
 	defer ws.svc.following.mu.Unlock()
-	for w := range ws.members {
+	for _, w := range ws.members {
 		if head < 0 || w.seen.Load() < head {
 			w.ring()
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,6 +48,13 @@ type sessionWatcher struct {
 	wake    chan struct{} // 1-buffered: rung grew, or groups emptied
 }
 
+// watchMember is one connection of a group: how it learns why its session
+// ended, and how it is then closed.
+type watchMember struct {
+	end   *sessionEnd
+	ended func()
+}
+
 // watchKey is what a group checks: a session, or an API key.
 type watchKey struct {
 	key bool
@@ -56,10 +64,10 @@ type watchKey struct {
 // watchGroup is the connections of one session or key.
 type watchGroup struct {
 	watchKey
-	members map[*sessionEnd]func() // each connection's sessionEnd and ended
-	stops   []func()               // its doorbell subscriptions
-	rung    bool                   // in sessionWatcher.rung
-	gone    bool                   // out of the registry: it failed, or emptied
+	members []watchMember // a slice: a session has one or a few connections
+	stops   []func()      // its doorbell subscriptions
+	rung    bool          // in sessionWatcher.rung
+	gone    bool          // out of the registry: it failed, or emptied
 }
 
 func newSessionWatcher(every time.Duration, sessions, keys stillValid, bus *events.Bus, log *slog.Logger) *sessionWatcher {
@@ -86,7 +94,7 @@ func (w *sessionWatcher) join(v *account.Viewer, end *sessionEnd, ended func()) 
 	defer w.mu.Unlock()
 	g := w.groups[k]
 	if g == nil {
-		g = &watchGroup{watchKey: k, members: make(map[*sessionEnd]func())}
+		g = &watchGroup{watchKey: k}
 		if w.bus != nil {
 			// A key's streams end when it is revoked (its topic) and when
 			// its user is suspended (the user's sessions topic, rung then
@@ -104,7 +112,7 @@ func (w *sessionWatcher) join(v *account.Viewer, end *sessionEnd, ended func()) 
 			go w.run()
 		}
 	}
-	g.members[end] = ended
+	g.members = append(g.members, watchMember{end, ended})
 	return func() { w.leave(g, end) }
 }
 
@@ -116,7 +124,7 @@ func (w *sessionWatcher) leave(g *watchGroup, end *sessionEnd) {
 	if g.gone {
 		return
 	}
-	delete(g.members, end)
+	g.members = slices.DeleteFunc(g.members, func(m watchMember) bool { return m.end == end })
 	if len(g.members) == 0 {
 		w.remove(g)
 	}
@@ -249,10 +257,10 @@ func (w *sessionWatcher) fail(g *watchGroup, err error) {
 	w.mu.Unlock()
 	// Each waits for its operations to report the end (see sessionEnd.end),
 	// which must hold up neither the other connections nor the checks.
-	for end, ended := range members {
+	for _, m := range members {
 		go func() {
-			end.end(err)
-			ended()
+			m.end.end(err)
+			m.ended()
 		}()
 	}
 }
