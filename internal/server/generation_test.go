@@ -57,14 +57,7 @@ type eventStream struct {
 
 func subscribeEvents(t *testing.T, s *testServer, token, genID string, afterSeq *int) *eventStream {
 	t.Helper()
-	c, _, err := wsDial(t, s.URL, "graphql-transport-ws", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wsSend(t, c, wsMessage{Type: "connection_init", Payload: mustJSON(map[string]any{"token": token})})
-	if m := wsNext(t, c, 5*time.Second); m.Type != "connection_ack" {
-		t.Fatalf("got %s", m.Type)
-	}
+	c := wsAckAs(t, s.URL, "graphql-transport-ws", token)
 	vars := map[string]any{"id": genID}
 	if afterSeq != nil {
 		vars["after"] = *afterSeq

@@ -68,14 +68,7 @@ func TestRecheckEndsOnlyExpiredSessionsSockets(t *testing.T) {
 // and subscribes to viewerEvents under id 1.
 func openViewerEvents(t *testing.T, s *testServer, token string) *websocket.Conn {
 	t.Helper()
-	c, _, err := wsDial(t, s.URL, "graphql-transport-ws", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wsSend(t, c, wsMessage{Type: "connection_init", Payload: mustJSON(map[string]any{"token": token})})
-	if m := wsNext(t, c, 5*time.Second); m.Type != "connection_ack" {
-		t.Fatalf("got %s, want connection_ack", m.Type)
-	}
+	c := wsAckAs(t, s.URL, "graphql-transport-ws", token)
 	wsSend(t, c, wsMessage{ID: "1", Type: "subscribe", Payload: mustJSON(map[string]any{"query": viewerEventsQuery})})
 	return c
 }

@@ -35,11 +35,22 @@ func wsCloseCode(t *testing.T, c *websocket.Conn, timeout time.Duration) int {
 // wsAck opens a socket and has it acknowledged.
 func wsAck(t *testing.T, baseURL, proto string) *websocket.Conn {
 	t.Helper()
+	return wsAckAs(t, baseURL, proto, "")
+}
+
+// wsAckAs is wsAck signed in with token in the connection_init payload
+// (anonymous when it is empty).
+func wsAckAs(t *testing.T, baseURL, proto, token string) *websocket.Conn {
+	t.Helper()
 	c, _, err := wsDial(t, baseURL, proto, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wsSend(t, c, wsMessage{Type: "connection_init"})
+	init := wsMessage{Type: "connection_init"}
+	if token != "" {
+		init.Payload = mustJSON(map[string]any{"token": token})
+	}
+	wsSend(t, c, init)
 	if m := wsNext(t, c, 5*time.Second); m.Type != "connection_ack" {
 		t.Fatalf("got %q, want connection_ack", m.Type)
 	}
