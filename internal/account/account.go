@@ -162,3 +162,11 @@ func New(db *bun.DB, cfg Config, outbox *mail.Outbox, captchaVerifier captcha.Ve
 	}
 	return &Service{db: db, cfg: cfg, outbox: outbox, limiter: ratelimit.New(db, clock.System{}), captcha: captchaVerifier, log: log}
 }
+
+// WithoutPasswordHash leaves the password hash out of a query's users (a
+// Relation's apply function): a viewer lives as long as its WebSocket, for
+// hours, and nothing it serves needs the hash; a password check reads it
+// afresh.
+func WithoutPasswordHash(q *bun.SelectQuery) *bun.SelectQuery {
+	return q.ExcludeColumn("password_hash")
+}

@@ -52,11 +52,7 @@ func (s *Service) ChangePassword(ctx context.Context, v *Viewer, current, next s
 		}
 		return record(ctx, tx, &v.User.ID, &v.Session.ID, EventPasswordChanged, nil)
 	})
-	if err != nil {
-		return err
-	}
-	v.User.PasswordHash = hash
-	return nil
+	return err
 }
 
 // RequestPasswordReset emails a one-hour, single-use reset link to the
@@ -202,7 +198,15 @@ func (s *Service) checkViewerPassword(ctx context.Context, v *Viewer, pw string)
 	if err != nil {
 		return false, err
 	}
-	ok, err := s.cfg.Passwords.Verify(ctx, pw, v.User.PasswordHash)
+	// The hash is read now, not taken from the viewer: a viewer that
+	// authenticated hours ago (a WebSocket's) does not carry it, and would
+	// carry an old one after a change.
+	var hash string
+	if err := s.db.NewSelect().Model((*User)(nil)).Column("password_hash").Where("id = ?", v.User.ID).Scan(ctx, &hash); err != nil {
+		s.passwordUnchecked(ctx, attempt)
+		return false, fmt.Errorf("read password hash: %w", err)
+	}
+	ok, err := s.cfg.Passwords.Verify(ctx, pw, hash)
 	if err != nil {
 		s.passwordUnchecked(ctx, attempt)
 		return false, fmt.Errorf("verify password: %w", err)

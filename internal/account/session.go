@@ -143,7 +143,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Viewer, erro
 	}
 	hash := hashToken(token)
 	var sess Session
-	err := s.db.NewSelect().Model(&sess).Relation("User").Where("session.token_hash = ?", hash).Scan(ctx)
+	err := s.db.NewSelect().Model(&sess).Relation("User", WithoutPasswordHash).Where("session.token_hash = ?", hash).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sessionEnded()
 	}
@@ -154,6 +154,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Viewer, erro
 	if subtle.ConstantTimeCompare(sess.TokenHash, hash) != 1 {
 		return nil, sessionEnded()
 	}
+	sess.TokenHash = nil // compared; not kept for as long as the viewer lives
 	if u.Status == StatusSuspended {
 		return nil, suspendedError()
 	}

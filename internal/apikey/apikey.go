@@ -246,7 +246,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*account.View
 		return nil, invalidKey()
 	}
 	var k Key
-	err := s.db.NewSelect().Model(&k).Relation("User").Where("key.prefix = ?", prefix).Scan(ctx)
+	err := s.db.NewSelect().Model(&k).Relation("User", account.WithoutPasswordHash).Where("key.prefix = ?", prefix).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, invalidKey()
 	}
