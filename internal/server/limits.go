@@ -55,16 +55,22 @@ type slot struct {
 	owner  owner
 }
 
-type slots map[*slot]struct{}
+// slots are the subscriptions of a socket or an owner: a slice, as each
+// runs few (PerSocket, PerUser at most) and every socket and signed-in user
+// holds one for as long as they stream.
+type slots []*slot
 
-// live counts the slots whose operation still runs, forgetting the others.
-func (ss slots) live() int {
-	for sl := range ss {
-		if sl.ctx.Err() != nil {
-			delete(ss, sl)
-		}
+// live returns the slots whose operation still runs, forgetting the others.
+func (ss slots) live() slots {
+	return slices.DeleteFunc(ss, func(sl *slot) bool { return sl.ctx.Err() != nil })
+}
+
+// without returns ss without sl.
+func (ss slots) without(sl *slot) slots {
+	if i := slices.Index(ss, sl); i >= 0 {
+		return slices.Delete(ss, i, i+1)
 	}
-	return len(ss)
+	return ss
 }
 
 func newStreamLimits(cfg config.Streams, reg promauto.Factory) *streamLimits {
@@ -77,15 +83,8 @@ func newStreamLimits(cfg config.Streams, reg promauto.Factory) *streamLimits {
 }
 
 // socketSubs holds the subscriptions running on one WebSocket (guarded by
-// streamLimits.mu): a slice, as a socket runs few (PerSocket at most) and
-// every socket holds one for as long as it lasts.
-type socketSubs struct{ slots []*slot }
-
-// live counts the slots whose operation still runs, forgetting the others.
-func (s *socketSubs) live() int {
-	s.slots = slices.DeleteFunc(s.slots, func(sl *slot) bool { return sl.ctx.Err() != nil })
-	return len(s.slots)
-}
+// streamLimits.mu).
+type socketSubs struct{ slots slots }
 
 type socketSubsKey struct{}
 
@@ -205,12 +204,17 @@ func (s *Server) limitSubscriptions(present graphql.ErrorPresenterFunc) graphql.
 func (l *streamLimits) startSubscription(ctx context.Context, socket *socketSubs, own owner) (*slot, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if socket != nil && socket.live() >= l.cfg.PerSocket {
+	if socket != nil {
+		socket.slots = socket.slots.live()
+	}
+	if socket != nil && len(socket.slots) >= l.cfg.PerSocket {
 		l.refused.WithLabelValues("socket").Inc()
 		return nil, apperr.Errorf(apperr.LimitExceeded, "This connection already runs %d subscriptions, the most one connection may run at once. Stop one (complete) before starting another.", l.cfg.PerSocket).
 			With("limit", l.cfg.PerSocket)
 	}
-	if l.owners[own].live() >= l.cfg.PerUser {
+	mine := l.owners[own].live()
+	if len(mine) >= l.cfg.PerUser {
+		l.owners[own] = mine
 		if own.user == uuid.Nil {
 			l.refused.WithLabelValues("anonymous").Inc()
 			return nil, apperr.Errorf(apperr.LimitExceeded, "Your address already runs %d subscriptions without signing in, the most allowed at once. Stop one, or sign in, before starting another.", l.cfg.PerUser).
@@ -224,10 +228,7 @@ func (l *streamLimits) startSubscription(ctx context.Context, socket *socketSubs
 	if socket != nil {
 		socket.slots = append(socket.slots, sl)
 	}
-	if l.owners[own] == nil {
-		l.owners[own] = slots{}
-	}
-	l.owners[own][sl] = struct{}{}
+	l.owners[own] = append(mine, sl)
 	return sl, nil
 }
 
@@ -236,11 +237,11 @@ func (l *streamLimits) endSubscription(sl *slot) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if sl.socket != nil {
-		if i := slices.Index(sl.socket.slots, sl); i >= 0 {
-			sl.socket.slots = slices.Delete(sl.socket.slots, i, i+1)
-		}
+		sl.socket.slots = sl.socket.slots.without(sl)
 	}
-	if delete(l.owners[sl.owner], sl); len(l.owners[sl.owner]) == 0 {
+	if left := l.owners[sl.owner].without(sl); len(left) > 0 {
+		l.owners[sl.owner] = left
+	} else {
 		delete(l.owners, sl.owner)
 	}
 }
