@@ -11,6 +11,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/fastimage/api/internal/apperr"
+	"github.com/fastimage/api/internal/db"
 	"github.com/fastimage/api/internal/logging"
 )
 
@@ -40,6 +41,21 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return gerr
 		}
 		id := logging.RequestID(ctx)
+		if db.Transient(err) {
+			// The database (or another service) did not answer: not a
+			// fault the client can see or one it should report, but a
+			// moment to wait, as during a failover or a restart.
+			log.WarnContext(ctx, "GraphQL operation met an unavailable dependency", "path", gerr.Path.String(), "err", err)
+			return &gqlerror.Error{
+				Message: fmt.Sprintf("A service we depend on did not answer just now; please try again in a moment (request id %s).", id),
+				Path:    gerr.Path,
+				Extensions: map[string]any{
+					"code":       string(apperr.Unavailable),
+					"retryAfter": unavailableRetryAfter,
+					"requestId":  id,
+				},
+			}
+		}
 		if !errors.Is(err, errPanicLogged) {
 			log.ErrorContext(ctx, "internal error in GraphQL operation", "path", gerr.Path.String(), "err", err)
 		}
@@ -55,6 +71,10 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 }
 
 var errPanicLogged = errors.New("panic in resolver (logged with its stack)")
+
+// unavailableRetryAfter is the seconds a client is asked to wait when a
+// dependency did not answer: a failover or a restart takes a few.
+const unavailableRetryAfter = 2
 
 // recoverPanic logs a resolver panic with its stack; the presenter then shows
 // it as INTERNAL without logging it twice.

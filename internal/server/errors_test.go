@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -42,6 +44,16 @@ func TestPresentError(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "password authentication failed") || !strings.Contains(logs.String(), `"request_id":"req-42"`) {
 		t.Errorf("the cause was not logged: %s", logs.String())
+	}
+
+	// The database did not answer (a restart, a failover): try again.
+	down := fmt.Errorf("authenticate: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+	got = present(ctx, down)
+	if got.Extensions["code"] != "UNAVAILABLE" || got.Extensions["retryAfter"] != unavailableRetryAfter || !strings.Contains(got.Message, "req-42") {
+		t.Errorf("database down: got %q %v, want UNAVAILABLE with retryAfter and the request id", got.Message, got.Extensions)
+	}
+	if strings.Contains(got.Message, "dial") {
+		t.Errorf("the cause leaked to the client: %q", got.Message)
 	}
 
 	protocol := gqlerror.Errorf("Unexpected token")
