@@ -1,0 +1,223 @@
+package server_test
+
+// Tests that fail on purpose: each reproduces a bug found by trying to
+// break the WebSocket transport through real sockets (see the comment of
+// each for what happens and why).
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/fastimage/api/internal/config"
+	"github.com/fastimage/api/internal/db/dbtest"
+)
+
+// badHeartbeat is a subscription the server ends at once, itself: its
+// resolver refuses the interval.
+const badHeartbeat = `subscription { heartbeat(intervalMs: 1) { seq } }`
+
+// An operation the server ended is over for the client as soon as it hears
+// its end (complete or error): its id may be reused and its subscription
+// slot is free. Here each subscription is refused by its resolver and so
+// ends on the server's side; the client subscribes again under the same id
+// the moment it reads the end, on a socket allowed one subscription. It
+// must never be closed with 4409 (the id "already exists") nor refused
+// with LIMIT_EXCEEDED.
+//
+// It is: wsSocket.end sends the complete (or error) first, and only then
+// forgets the operation (s.ops) and cancels its context, which is what
+// frees its subscription slot (slot.ctx). A client that answers the
+// complete at once finds the id still running (4409) or the slot still
+// taken (LIMIT_EXCEEDED).
+func TestWebSocketServerEndedOperationFreesItsIDAndSlotAtOnce(t *testing.T) {
+	for _, sameID := range []bool{true, false} {
+		t.Run(fmt.Sprintf("same id %v", sameID), func(t *testing.T) { testServerEndedFrees(t, sameID) })
+	}
+}
+
+func testServerEndedFrees(t *testing.T, sameID bool) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Streams.PerSocket = 1
+	s := start(t, cfg)
+	// A few sockets at once, so that the race is lost within a second.
+	var wg sync.WaitGroup
+	for range 3 {
+		c := wsAck(t, s.URL, "graphql-transport-ws")
+		wg.Go(func() {
+			if err := resubscribeOnEnd(c, sameID, 3000); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// resubscribeOnEnd subscribes with badHeartbeat rounds times, each as soon
+// as the previous one has ended; it returns what went wrong.
+func resubscribeOnEnd(c *websocket.Conn, sameID bool, rounds int) error {
+	for i := range rounds {
+		id := "x"
+		if !sameID {
+			id = fmt.Sprint("x", i)
+		}
+		if err := c.WriteJSON(wsMessage{ID: id, Type: "subscribe", Payload: mustJSON(map[string]any{"query": badHeartbeat})}); err != nil {
+			return fmt.Errorf("round %d: %v", i, err)
+		}
+		for ended := false; !ended; {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var m wsMessage
+			if err := c.ReadJSON(&m); err != nil {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					return fmt.Errorf("round %d: the server closed the socket with %d %q after the client reused the id of an operation the server had ended", i, ce.Code, ce.Text)
+				}
+				return fmt.Errorf("round %d: %v", i, err)
+			}
+			switch m.Type {
+			case "ping", "pong":
+			case "next", "error":
+				if codes := payloadCodesOf(m.Payload); fmt.Sprint(codes) == "[LIMIT_EXCEEDED]" {
+					return fmt.Errorf("round %d: refused with LIMIT_EXCEEDED though the only other subscription had ended", i)
+				}
+				ended = m.Type == "error"
+			case "complete":
+				ended = true
+			default:
+				return fmt.Errorf("round %d: got %s %s", i, m.Type, m.Payload)
+			}
+		}
+	}
+	return nil
+}
+
+// Shutdown tells every healthy socket 1001 at once even when some clients
+// have stopped reading (a phone that lost its network keeps its socket's
+// buffers full until the write deadline, 10 s by default): the close of one
+// socket must not wait for another's.
+//
+// It does: wsAcceptor.closeAll closes the sockets one after another, and
+// closeWith's WriteControl of the close frame waits up to a second for a
+// socket whose buffers are full (or whose writer holds gorilla's write
+// lock); every stalled socket before a healthy one delays its 1001 by a
+// second, and the SSE streams and http.Server.Shutdown wait for them all.
+func TestWebSocketShutdownNotHeldUpByStalledSockets(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.WSWriteTimeout = 10 * time.Second // the default
+	cfg.WSPingInterval = time.Minute
+	cfg.Streams = config.Streams{PerIP: 1000, PerSocket: 100, PerUser: 1000}
+	s := startWithListener(t, cfg, dbtest.NewURL(t), func(ln net.Listener) net.Listener { return smallBuffers{ln} })
+
+	const stalled, subs = 4, 100
+	for range stalled {
+		c, _, err := stallingDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/graphql", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		wsInit(t, c, "")
+		for i := range subs {
+			subscribe(t, c, fmt.Sprint(i), heartbeatQuery)
+		}
+		// It reads nothing more from here on.
+	}
+	healthy := openIdle(t, s, "", 20, idleHeartbeat)
+	waitForSubscriptions(t, s, stalled*subs+len(healthy))
+	time.Sleep(time.Second) // the stallers' buffers fill; the server's writes to them block
+
+	begun := time.Now()
+	go func() { _ = s.stop() }()
+	var wg sync.WaitGroup
+	for i, c := range healthy {
+		wg.Go(func() {
+			_, code := readErrorsUntilClose(c, 10*time.Second)
+			if code != websocket.CloseGoingAway {
+				t.Errorf("healthy socket %d: close %d, want 1001", i, code)
+			}
+			if d := time.Since(begun); d > time.Second {
+				t.Errorf("healthy socket %d heard 1001 only %v after shutdown began", i, d.Round(10*time.Millisecond))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// A socket whose client sends WebSocket pings of its own (OkHttp's
+// pingInterval, Node's ws heartbeats and many native clients do), and
+// answers ours, is as idle as one that only answers ours: on Linux it holds
+// no goroutine (see TestWebSocketIdleAfterPongs), elsewhere none waiting in
+// gorilla's read path.
+//
+// It holds two: idleReader.wait takes only pongs before gorilla's read
+// path; a client's ping goes to gorilla's NextReader, which answers it and
+// then waits inside, deep, for the next data message, and the message's
+// goroutine and the reader waiting for it stay until that message comes.
+// The pongs extend the read deadline, so it lasts as long as the client.
+// Not parallel: it reads the goroutines of the whole process.
+func TestWebSocketIdleAfterClientPings(t *testing.T) {
+	cfg := testConfig()
+	cfg.WSPingInterval = 100 * time.Millisecond
+	s := start(t, cfg)
+	c := wsAck(t, s.URL, "graphql-transport-ws")
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Time{})
+	c.SetPingHandler(func(data string) error {
+		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	pongs := make(chan struct{}, 10)
+	c.SetPongHandler(func(string) error { pongs <- struct{}{}; return nil })
+	answers := make(chan wsMessage, 10)
+	go func() {
+		defer close(answers)
+		for {
+			var m wsMessage
+			if err := c.ReadJSON(&m); err != nil {
+				return
+			}
+			if m.Type != "ping" {
+				answers <- m
+			}
+		}
+	}()
+	for i := range 3 {
+		if err := c.WriteControl(websocket.PingMessage, []byte("client"), time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-pongs:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("the server did not answer ping %d", i+1)
+		}
+	}
+	waiting := func() int { return socketReaders("websocket.(*Conn).NextReader") }
+	what := "in gorilla's read path"
+	if runtime.GOOS == "linux" {
+		waiting = func() int { return socketReaders("internal/server.wsTransport.") }
+		what = "at all"
+	}
+	n := -1
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end) && n != 0; time.Sleep(20 * time.Millisecond) {
+		n = waiting()
+	}
+	if n != 0 {
+		t.Errorf("%d goroutines wait %s for the next message of a socket idle after its client's pings; want none", n, what)
+	}
+	wsSend(t, c, wsMessage{Type: "ping", Payload: mustJSON(map[string]int{"n": 1})})
+	select {
+	case m, ok := <-answers:
+		if !ok || m.Type != "pong" {
+			t.Fatalf("after the pings the socket answered %+v (open: %v), want a pong", m, ok)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("after the pings the socket no longer answers")
+	}
+}
