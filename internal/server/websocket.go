@@ -120,7 +120,10 @@ func (a *wsAcceptor) remove(s *wsSocket) {
 	}
 }
 
-// closeAll closes every open socket with 1001 and refuses new ones.
+// closeAll closes every open socket with 1001 and refuses new ones. The
+// sockets are closed closeAllAtOnce at a time: a client that stopped
+// reading holds its close for up to a second (see closeWith), and the
+// others, and the rest of the shutdown, must not wait behind it.
 func (a *wsAcceptor) closeAll() {
 	a.mu.Lock()
 	a.shutdown = true
@@ -129,10 +132,24 @@ func (a *wsAcceptor) closeAll() {
 		conns = append(conns, c)
 	}
 	a.mu.Unlock()
-	for _, c := range conns {
-		c.closeWith(closeGoingAway, reasonShutdown)
+	var wg sync.WaitGroup
+	next := make(chan *wsSocket)
+	for range min(closeAllAtOnce, len(conns)) {
+		wg.Go(func() {
+			for c := range next {
+				c.closeWith(closeGoingAway, reasonShutdown)
+			}
+		})
 	}
+	for _, c := range conns {
+		next <- c
+	}
+	close(next)
+	wg.Wait()
 }
+
+// closeAllAtOnce bounds the goroutines that close sockets at shutdown.
+const closeAllAtOnce = 256
 
 func (a *wsAcceptor) shuttingDown() bool {
 	a.mu.Lock()

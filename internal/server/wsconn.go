@@ -88,6 +88,16 @@ func (s *wsSocket) alive() {
 	_ = s.ws.SetReadDeadline(now.Add(2 * s.acceptor.pingInterval))
 }
 
+// answerPing answers a ping of the client's, as gorilla would: a sign of
+// life, and a pong with its payload.
+func (s *wsSocket) answerPing(payload []byte) {
+	s.alive()
+	err := s.ws.WriteControl(websocket.PongMessage, payload, time.Now().Add(s.acceptor.writeTimeout))
+	if err != nil && err != websocket.ErrCloseSent {
+		s.closeConn()
+	}
+}
+
 // silent reports whether the peer has shown no sign of life for two ping
 // intervals. A parked socket is read by nobody, so its read deadline
 // passes unnoticed; the ping notices instead.
@@ -160,6 +170,27 @@ func (s *wsSocket) write(op *wsOp, frame []byte) error {
 	if op != nil && !s.current(op) {
 		return nil
 	}
+	return s.writeLocked(frame)
+}
+
+// writeLast sends the last message of op (none when frame is nil), and
+// forgets op just before: a client that reuses its id, or takes its place
+// under the subscription limits, as soon as it reads that message finds
+// both free. Nothing is sent once the client has completed op itself.
+func (s *wsSocket) writeLast(op *wsOp, frame []byte) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	current := s.ops.index(op) >= 0
+	s.ops.remove(op)
+	s.mu.Unlock()
+	if current && frame != nil {
+		_ = s.writeLocked(frame)
+	}
+}
+
+// writeLocked writes one message under writeMu.
+func (s *wsSocket) writeLocked(frame []byte) error {
 	_ = s.ws.SetWriteDeadline(time.Now().Add(s.acceptor.writeTimeout))
 	if err := s.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 		// A write that timed out leaves the socket unusable; closing it also

@@ -46,10 +46,13 @@ func newIdleReader(c net.Conn, br *bufio.Reader) *idleReader {
 // goroutine once there is something to read (or the server closed the
 // socket, see wake), and the caller must leave the socket to it.
 //
-// A pong, the client's answer to our ping, is taken here and reported to
-// pong: gorilla would take it inside its wait for the next message, deep in
-// its read path, where the socket would then wait until its next message.
-func (r *idleReader) wait(pong, resume func()) (parked bool) {
+// Control frames between messages are taken here: a pong, the client's
+// answer to our ping, is reported to pong; a ping of the client's (many
+// native clients send their own) to ping, with its payload, to be
+// answered. gorilla would take either inside its wait for the next
+// message, deep in its read path, where the socket would then wait until
+// its next message.
+func (r *idleReader) wait(pong func(), ping func(payload []byte), resume func()) (parked bool) {
 	if r == nil || r.raw == nil {
 		return false
 	}
@@ -60,10 +63,14 @@ func (r *idleReader) wait(pong, resume func()) (parked bool) {
 			}
 			_ = r.raw.Read(readable)
 		}
-		if !r.skipPong() {
+		switch op, payload := r.takeControl(); op {
+		case websocket.PongMessage:
+			pong()
+		case websocket.PingMessage:
+			ping(payload)
+		default:
 			return false
 		}
-		pong()
 	}
 }
 
@@ -83,28 +90,38 @@ func (r *idleReader) wake() {
 	}
 }
 
-// Pong frames as a client sends them: final, masked, with at most 125
+// Control frames as a client sends them: final, masked, with at most 125
 // bytes of payload (RFC 6455, 5.5).
 const (
+	finPing       = 0x80 | websocket.PingMessage
 	finPong       = 0x80 | websocket.PongMessage
 	maskBit       = 0x80
 	maxControlLen = 125
 )
 
-// skipPong takes the next frame from gorilla's buffer if it is a whole
-// pong, and reports whether it did; anything else (a message, a ping, a
-// close, a malformed frame, an error) is left for gorilla.
-func (r *idleReader) skipPong() bool {
+// takeControl takes the next frame from gorilla's buffer if it is a whole
+// ping or pong, and returns its opcode and (unmasked) payload; anything
+// else (a message, a close, a malformed frame, an error) is left for
+// gorilla, and the opcode is 0.
+func (r *idleReader) takeControl() (op int, payload []byte) {
 	h, err := r.br.Peek(2)
-	if err != nil || h[0] != finPong || h[1]&maskBit == 0 || int(h[1]&^maskBit) > maxControlLen {
-		return false
+	if err != nil || (h[0] != finPong && h[0] != finPing) || h[1]&maskBit == 0 || int(h[1]&^maskBit) > maxControlLen {
+		return 0, nil
 	}
-	n := 2 + 4 + int(h[1]&^maskBit) // header, mask, payload
-	if _, err := r.br.Peek(n); err != nil {
-		return false
+	op, size := int(h[0]&0x0f), int(h[1]&^maskBit)
+	frame, err := r.br.Peek(2 + 4 + size) // header, mask, payload
+	if err != nil {
+		return 0, nil
 	}
-	_, _ = r.br.Discard(n)
-	return true
+	if op == websocket.PingMessage {
+		mask := frame[2:6]
+		payload = make([]byte, size)
+		for i, b := range frame[6:] {
+			payload[i] = b ^ mask[i%4]
+		}
+	}
+	_, _ = r.br.Discard(len(frame))
+	return op, payload
 }
 
 // readable peeks at the socket without taking anything: false, to be

@@ -117,7 +117,7 @@ func (s *wsSocket) start(id string, payload json.RawMessage, read graphql.TraceT
 			return
 		}
 		s.sendResponse(nil, id, &graphql.Response{Errors: errs})
-		s.sendComplete(nil, id)
+		s.sendComplete(id)
 		return
 	}
 	// Every end of an operation goes through its cancel (the socket's end
@@ -294,16 +294,18 @@ func (s *wsSocket) run(ctx context.Context, op *wsOp, rc *graphql.OperationConte
 // end sends the end of an operation whose responses are over, and forgets
 // it: an `error` message if it failed, else a `complete` (unless the socket
 // is closing, when neither is sent: a complete would tell the client that
-// all went well).
+// all went well). Its context ends first, which frees its subscription
+// slots (see slot), and it is forgotten before the message goes out (see
+// writeLast): the client may start another at once.
 func (s *wsSocket) end(op *wsOp, failed *opErrors) {
+	op.stop()
+	var last []byte
 	if errs := failed.list(); len(errs) > 0 {
-		s.sendErrors(op, op.id, errs)
+		last = encodeFrame(op.id, msgError, errorsJSON(errs))
 	} else if !s.closed.Load() {
-		s.sendComplete(op, op.id)
+		last = encodeFrame(op.id, msgComplete, nil)
 	}
-	s.mu.Lock()
-	s.ops.remove(op)
-	s.mu.Unlock()
+	s.writeLast(op, last)
 	op.cancel()
 }
 
@@ -311,7 +313,7 @@ func (s *wsSocket) end(op *wsOp, failed *opErrors) {
 func (s *wsSocket) endWith(id string, errs gqlerror.List) {
 	s.sendErrors(nil, id, errs)
 	if s.legacy {
-		s.sendComplete(nil, id)
+		s.sendComplete(id)
 	}
 }
 
@@ -352,15 +354,20 @@ var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &
 const maxPooledFrame = 64 << 10
 
 func (s *wsSocket) sendErrors(op *wsOp, id string, errs gqlerror.List) {
+	_ = s.send(op, id, msgError, errorsJSON(errs))
+}
+
+// errorsJSON is the payload of an `error` message.
+func errorsJSON(errs gqlerror.List) []byte {
 	b, err := json.Marshal(errs)
 	if err != nil {
 		panic(err)
 	}
-	_ = s.send(op, id, msgError, b)
+	return b
 }
 
-func (s *wsSocket) sendComplete(op *wsOp, id string) {
-	_ = s.send(op, id, msgComplete, nil)
+func (s *wsSocket) sendComplete(id string) {
+	_ = s.send(nil, id, msgComplete, nil)
 }
 
 // opErrors are the errors an operation on a WebSocket ends with instead of

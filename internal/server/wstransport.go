@@ -110,7 +110,7 @@ func socketContext(r *http.Request) context.Context {
 // deepest message it ever handled.
 func (t wsTransport) read(s *wsSocket) {
 	for {
-		if s.idle.wait(s.alive, s.resume) {
+		if s.idle.wait(s.alive, s.answerPing, s.resume) {
 			return
 		}
 		if !s.onFreshStack(func() bool { return t.message(s) }) {

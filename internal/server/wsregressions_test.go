@@ -1,8 +1,8 @@
 package server_test
 
-// Tests that fail on purpose: each reproduces a bug found by trying to
-// break the WebSocket transport through real sockets (see the comment of
-// each for what happens and why).
+// Regression tests: each reproduces a bug found by trying to break the
+// WebSocket transport through real sockets; the comment of each says what
+// used to happen.
 
 import (
 	"errors"
@@ -32,10 +32,10 @@ const badHeartbeat = `subscription { heartbeat(intervalMs: 1) { seq } }`
 // must never be closed with 4409 (the id "already exists") nor refused
 // with LIMIT_EXCEEDED.
 //
-// It is: wsSocket.end sends the complete (or error) first, and only then
-// forgets the operation (s.ops) and cancels its context, which is what
-// frees its subscription slot (slot.ctx). A client that answers the
-// complete at once finds the id still running (4409) or the slot still
+// It was: wsSocket.end sent the complete (or error) first, and only then
+// forgot the operation (s.ops) and canceled its context, which is what
+// frees its subscription slot (slot.ctx). A client that answered the
+// complete at once found the id still running (4409) or the slot still
 // taken (LIMIT_EXCEEDED).
 func TestWebSocketServerEndedOperationFreesItsIDAndSlotAtOnce(t *testing.T) {
 	for _, sameID := range []bool{true, false} {
@@ -104,11 +104,11 @@ func resubscribeOnEnd(c *websocket.Conn, sameID bool, rounds int) error {
 // buffers full until the write deadline, 10 s by default): the close of one
 // socket must not wait for another's.
 //
-// It does: wsAcceptor.closeAll closes the sockets one after another, and
+// It did not: wsAcceptor.closeAll closed the sockets one after another, and
 // closeWith's WriteControl of the close frame waits up to a second for a
 // socket whose buffers are full (or whose writer holds gorilla's write
-// lock); every stalled socket before a healthy one delays its 1001 by a
-// second, and the SSE streams and http.Server.Shutdown wait for them all.
+// lock); every stalled socket before a healthy one delayed its 1001 by a
+// second, and the SSE streams and http.Server.Shutdown waited for them all.
 func TestWebSocketShutdownNotHeldUpByStalledSockets(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
@@ -157,11 +157,11 @@ func TestWebSocketShutdownNotHeldUpByStalledSockets(t *testing.T) {
 // no goroutine (see TestWebSocketIdleAfterPongs), elsewhere none waiting in
 // gorilla's read path.
 //
-// It holds two: idleReader.wait takes only pongs before gorilla's read
-// path; a client's ping goes to gorilla's NextReader, which answers it and
-// then waits inside, deep, for the next data message, and the message's
-// goroutine and the reader waiting for it stay until that message comes.
-// The pongs extend the read deadline, so it lasts as long as the client.
+// It held two: idleReader.wait took only pongs before gorilla's read path;
+// a client's ping went to gorilla's NextReader, which answered it and then
+// waited inside, deep, for the next data message, and the message's
+// goroutine and the reader waiting for it stayed until that message came.
+// The pongs extended the read deadline, so it lasted as long as the client.
 // Not parallel: it reads the goroutines of the whole process.
 func TestWebSocketIdleAfterClientPings(t *testing.T) {
 	cfg := testConfig()
@@ -173,8 +173,8 @@ func TestWebSocketIdleAfterClientPings(t *testing.T) {
 	c.SetPingHandler(func(data string) error {
 		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 	})
-	pongs := make(chan struct{}, 10)
-	c.SetPongHandler(func(string) error { pongs <- struct{}{}; return nil })
+	pongs := make(chan string, 10)
+	c.SetPongHandler(func(data string) error { pongs <- data; return nil })
 	answers := make(chan wsMessage, 10)
 	go func() {
 		defer close(answers)
@@ -189,11 +189,15 @@ func TestWebSocketIdleAfterClientPings(t *testing.T) {
 		}
 	}()
 	for i := range 3 {
-		if err := c.WriteControl(websocket.PingMessage, []byte("client"), time.Now().Add(time.Second)); err != nil {
+		sent := fmt.Sprintf("client ping %d", i+1)
+		if err := c.WriteControl(websocket.PingMessage, []byte(sent), time.Now().Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		select {
-		case <-pongs:
+		case got := <-pongs:
+			if got != sent {
+				t.Errorf("pong carried %q, want the ping's %q", got, sent)
+			}
 		case <-time.After(2 * time.Second):
 			t.Fatalf("the server did not answer ping %d", i+1)
 		}
