@@ -69,9 +69,9 @@ func (e *sessionEnd) join(ctx context.Context) (opCtx context.Context, ok bool) 
 	// hours, and an AfterFunc on e.ended for each would cost as much again.
 	// A WebSocket operation is halted instead (see wsOp.halt), and the
 	// callback runs once it has reported.
-	opCtx, cancel, release := ctx, func() {}, func() {}
+	var cancel, release func()
 	if op := wsOpFrom(ctx); op != nil {
-		cancel = op.halt
+		opCtx, cancel, release = ctx, op.halt, func() {}
 	} else {
 		opCtx, cancel = context.WithCancel(ctx)
 		release = cancel

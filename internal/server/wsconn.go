@@ -51,7 +51,7 @@ type wsSocket struct {
 
 	pings       *time.Timer
 	heard       atomic.Int64 // when the peer last showed a sign of life (Unix ns)
-	initTimeout *time.Timer  // nil once connection_init has come; only the read loop touches it
+	initTimeout *time.Timer  // nil once connection_init has come; only the reader touches it
 
 	// writeMu orders whole messages; checking that an operation may still
 	// speak happens under it too, so that nothing is sent for an operation
