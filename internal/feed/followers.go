@@ -6,10 +6,11 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+
+	"github.com/fastimage/api/internal/events"
 )
 
 // followers are this process's subscribers to one user's feed. They share
@@ -94,60 +95,48 @@ func (f *follower) read(ctx context.Context, afterSeq int64) ([]Entry, error) {
 	return rows, err
 }
 
-// pollPage bounds the users one poll statement asks about.
-const pollPage = 1000
-
-// pollFollowed is the safety net behind the doorbells: every poll interval
-// it reads the last seq of every feed followed in this process and wakes
-// the followers still behind the seq it read the time before (a lost
-// doorbell is made good within two intervals). It stops when no feed is
-// followed.
+// pollFollowed is the safety net behind the doorbells (events.PollHeads):
+// a lost doorbell is made good within two intervals. It stops when no feed
+// is followed.
 func (s *Service) pollFollowed() {
-	t := time.NewTicker(s.poll)
-	defer t.Stop()
-	for range t.C {
-		s.mu.Lock()
-		if len(s.following) == 0 {
-			s.polling = false
-			s.mu.Unlock()
-			return
-		}
-		groups := make(map[uuid.UUID]*followers, len(s.following))
-		ids := make([]uuid.UUID, 0, len(s.following))
-		for id, fs := range s.following {
-			groups[id] = fs
-			ids = append(ids, id)
-		}
-		s.mu.Unlock()
+	events.PollHeads(s.poll, s.log, "feeds", s.followedUsers, s.lastSeqs, s.polled)
+}
 
-		for len(ids) > 0 {
-			page := ids[:min(pollPage, len(ids))]
-			ids = ids[len(page):]
-			heads, err := s.lastSeqs(page)
-			if err != nil {
-				s.log.Warn("follow feeds: poll", "users", len(page), "err", err)
-				continue
-			}
-			for _, id := range page {
-				// Only followers still behind what had committed by the
-				// previous poll are rung: their doorbell was lost. Those
-				// behind an entry that has just committed will hear its
-				// doorbell in a moment.
-				fs := groups[id]
-				if behind := fs.polledHead; behind > 0 {
-					fs.ring(behind)
-				}
-				fs.polledHead = heads[id] // 0 for a feed with no entry yet
-			}
-		}
+// followedUsers returns the users whose feeds are followed here; none, once
+// the poll is to stop.
+func (s *Service) followedUsers() []uuid.UUID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.following) == 0 {
+		s.polling = false
+		return nil
 	}
+	users := make([]uuid.UUID, 0, len(s.following))
+	for id := range s.following {
+		users = append(users, id)
+	}
+	return users
+}
+
+// polled wakes the followers of user still behind what had committed by
+// the previous poll: their doorbell was lost. Those behind an entry that
+// has just committed will hear its doorbell in a moment.
+func (s *Service) polled(user uuid.UUID, head int64) {
+	s.mu.Lock()
+	fs := s.following[user]
+	s.mu.Unlock()
+	if fs == nil {
+		return
+	}
+	if behind := fs.polledHead; behind > 0 {
+		fs.ring(behind)
+	}
+	fs.polledHead = head
 }
 
 // lastSeqs returns the seq of the last entry of each feed of users that
 // has one.
-func (s *Service) lastSeqs(users []uuid.UUID) (map[uuid.UUID]int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.poll)
-	defer cancel()
+func (s *Service) lastSeqs(ctx context.Context, users []uuid.UUID) (map[uuid.UUID]int64, error) {
 	var rows []struct {
 		UserID  uuid.UUID `bun:"user_id"`
 		LastSeq int64     `bun:"last_seq"`

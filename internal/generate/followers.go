@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -167,63 +166,50 @@ func (ws *watchers) ring(head int64) {
 	}
 }
 
-// pollPage bounds the generations one poll statement asks about.
-const pollPage = 1000
-
-// pollFollowed is the safety net behind the doorbells: every poll interval
-// it reads the last seq of every generation followed in this process and
-// wakes the watchers still behind the seq it read the time before (a lost
-// doorbell is made good within two intervals). It stops when no generation
-// is followed.
+// pollFollowed is the safety net behind the doorbells (events.PollHeads):
+// a lost doorbell is made good within two intervals. It stops when no
+// generation is followed.
 func (s *Service) pollFollowed() {
-	t := time.NewTicker(s.cfg.PollInterval)
-	defer t.Stop()
-	for range t.C {
-		f := &s.following
-		f.mu.Lock()
-		if len(f.byGen) == 0 {
-			f.polling = false
-			f.mu.Unlock()
-			return
-		}
-		groups := make(map[uuid.UUID]*watchers, len(f.byGen))
-		for id, ws := range f.byGen {
-			groups[id] = ws
-		}
-		f.mu.Unlock()
+	events.PollHeads(s.cfg.PollInterval, s.log, "generations", s.followedGenerations, s.lastSeqs, s.polled)
+}
 
-		ids := make([]uuid.UUID, 0, len(groups))
-		for id := range groups {
-			ids = append(ids, id)
-		}
-		for len(ids) > 0 {
-			page := ids[:min(pollPage, len(ids))]
-			ids = ids[len(page):]
-			heads, err := s.lastSeqs(page)
-			if err != nil {
-				s.log.Warn("follow generations: poll", "generations", len(page), "err", err)
-				continue
-			}
-			for id, head := range heads {
-				// Only watchers still behind what had committed by the
-				// previous poll are rung: their doorbell was lost. Those
-				// behind an event that has just committed will hear its
-				// doorbell in a moment; ringing them now would have every
-				// watcher of a busy moment read the table at once.
-				ws := groups[id]
-				if behind := ws.polledHead; behind > 0 {
-					ws.ring(behind)
-				}
-				ws.polledHead = head
-			}
-		}
+// followedGenerations returns the generations followed here; none, once
+// the poll is to stop.
+func (s *Service) followedGenerations() []uuid.UUID {
+	f := &s.following
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.byGen) == 0 {
+		f.polling = false
+		return nil
 	}
+	ids := make([]uuid.UUID, 0, len(f.byGen))
+	for id := range f.byGen {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// polled wakes the watchers of genID still behind what had committed by
+// the previous poll: their doorbell was lost. Those behind an event that
+// has just committed will hear its doorbell in a moment; ringing them now
+// would have every watcher of a busy moment read the table at once.
+func (s *Service) polled(genID uuid.UUID, head int64) {
+	f := &s.following
+	f.mu.Lock()
+	ws := f.byGen[genID]
+	f.mu.Unlock()
+	if ws == nil {
+		return
+	}
+	if behind := ws.polledHead; behind > 0 {
+		ws.ring(behind)
+	}
+	ws.polledHead = head
 }
 
 // lastSeqs returns the seq of the last event of each generation in ids.
-func (s *Service) lastSeqs(ids []uuid.UUID) (map[uuid.UUID]int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PollInterval)
-	defer cancel()
+func (s *Service) lastSeqs(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error) {
 	var rows []struct {
 		ID      uuid.UUID `bun:"id"`
 		LastSeq int64     `bun:"last_seq"`
