@@ -277,19 +277,7 @@ func TestWebSocketSubscribeCompleteRaceAtTheLimit(t *testing.T) {
 			t.Errorf("write: %v", err)
 		}
 	}
-	heard := make(chan wsMessage, 100)
-	go func() {
-		defer close(heard)
-		for {
-			var m wsMessage
-			if err := c.ReadJSON(&m); err != nil {
-				return
-			}
-			if m.Type != "ping" {
-				heard <- m
-			}
-		}
-	}()
+	heard := readAnswers(c, 100)
 
 	var wg sync.WaitGroup
 	for g := range limit {

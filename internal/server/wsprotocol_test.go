@@ -339,19 +339,7 @@ func TestWebSocketIdleAfterPongs(t *testing.T) {
 		pongs <- struct{}{}
 		return err
 	})
-	answers := make(chan wsMessage, 10)
-	go func() {
-		defer close(answers)
-		for {
-			var m wsMessage
-			if err := c.ReadJSON(&m); err != nil {
-				return
-			}
-			if m.Type != "ping" { // the subprotocol's keep-alive, which this client ignores
-				answers <- m
-			}
-		}
-	}()
+	answers := readAnswers(c, 10)
 	for i := range 5 {
 		select {
 		case <-pongs:
@@ -359,10 +347,38 @@ func TestWebSocketIdleAfterPongs(t *testing.T) {
 			t.Fatalf("ping %d never came", i+1)
 		}
 	}
+	idleThenAnswers(t, c, answers, "the pongs")
+}
+
+// readAnswers reads c's messages into the channel it returns (of size n),
+// but for the subprotocol's keep-alive pings, which these clients ignore;
+// it closes when c does.
+func readAnswers(c *websocket.Conn, n int) <-chan wsMessage {
+	answers := make(chan wsMessage, n)
+	go func() {
+		defer close(answers)
+		for {
+			var m wsMessage
+			if err := c.ReadJSON(&m); err != nil {
+				return
+			}
+			if m.Type != "ping" {
+				answers <- m
+			}
+		}
+	}()
+	return answers
+}
+
+// idleThenAnswers checks that no goroutine waits for c's next message (on
+// Linux none at all, elsewhere none in gorilla's read path), then that the
+// socket still answers a ping with a pong; after says what came before.
+func idleThenAnswers(t *testing.T, c *websocket.Conn, answers <-chan wsMessage, after string) {
+	t.Helper()
 	waiting := func() int { return socketReaders("websocket.(*Conn).NextReader") }
 	what := "in gorilla's read path"
 	if runtime.GOOS == "linux" {
-		waiting = func() int { return socketReaders("internal/server.wsTransport.read") }
+		waiting = func() int { return socketReaders("internal/server.wsTransport.") }
 		what = "at all"
 	}
 	n := -1
@@ -370,16 +386,16 @@ func TestWebSocketIdleAfterPongs(t *testing.T) {
 		n = waiting()
 	}
 	if n != 0 {
-		t.Errorf("%d goroutines wait %s for an idle socket's next message; want none", n, what)
+		t.Errorf("%d goroutines wait %s for the next message of a socket idle after %s; want none", n, what, after)
 	}
 	wsSend(t, c, wsMessage{Type: "ping", Payload: mustJSON(map[string]int{"n": 1})})
 	select {
 	case m, ok := <-answers:
 		if !ok || m.Type != "pong" {
-			t.Fatalf("after the pongs the socket answered %+v (open: %v), want a pong", m, ok)
+			t.Fatalf("after %s the socket answered %+v (open: %v), want a pong", after, m, ok)
 		}
 	case <-time.After(2 * time.Second):
-		t.Fatal("after the pongs the socket no longer answers")
+		t.Fatalf("after %s the socket no longer answers", after)
 	}
 }
 

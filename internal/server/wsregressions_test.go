@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -175,19 +174,7 @@ func TestWebSocketIdleAfterClientPings(t *testing.T) {
 	})
 	pongs := make(chan string, 10)
 	c.SetPongHandler(func(data string) error { pongs <- data; return nil })
-	answers := make(chan wsMessage, 10)
-	go func() {
-		defer close(answers)
-		for {
-			var m wsMessage
-			if err := c.ReadJSON(&m); err != nil {
-				return
-			}
-			if m.Type != "ping" {
-				answers <- m
-			}
-		}
-	}()
+	answers := readAnswers(c, 10)
 	for i := range 3 {
 		sent := fmt.Sprintf("client ping %d", i+1)
 		if err := c.WriteControl(websocket.PingMessage, []byte(sent), time.Now().Add(time.Second)); err != nil {
@@ -202,26 +189,5 @@ func TestWebSocketIdleAfterClientPings(t *testing.T) {
 			t.Fatalf("the server did not answer ping %d", i+1)
 		}
 	}
-	waiting := func() int { return socketReaders("websocket.(*Conn).NextReader") }
-	what := "in gorilla's read path"
-	if runtime.GOOS == "linux" {
-		waiting = func() int { return socketReaders("internal/server.wsTransport.") }
-		what = "at all"
-	}
-	n := -1
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end) && n != 0; time.Sleep(20 * time.Millisecond) {
-		n = waiting()
-	}
-	if n != 0 {
-		t.Errorf("%d goroutines wait %s for the next message of a socket idle after its client's pings; want none", n, what)
-	}
-	wsSend(t, c, wsMessage{Type: "ping", Payload: mustJSON(map[string]int{"n": 1})})
-	select {
-	case m, ok := <-answers:
-		if !ok || m.Type != "pong" {
-			t.Fatalf("after the pings the socket answered %+v (open: %v), want a pong", m, ok)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("after the pings the socket no longer answers")
-	}
+	idleThenAnswers(t, c, answers, "its client's pings")
 }
