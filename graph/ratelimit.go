@@ -71,22 +71,43 @@ const operationCostStat = "OperationCost"
 // CostExtension is the name of the cost among a response's extensions.
 const CostExtension = "cost"
 
-// SetOperationCost records c as the cost of opCtx's operation.
-func SetOperationCost(opCtx *graphql.OperationContext, c *OperationCost) {
+// CostSlot is where a transport that runs operations for long (a
+// WebSocket's subscriptions) keeps each one's cost, instead of the
+// operation's stats: a map that an idle subscription would hold for hours.
+type CostSlot struct{ cost *OperationCost }
+
+type costSlotKey struct{}
+
+// WithCostSlot returns ctx under which the cost of the operation made from
+// it (graphql.Executor.CreateOperationContext) is kept in the returned
+// slot.
+func WithCostSlot(ctx context.Context) (context.Context, *CostSlot) {
+	slot := &CostSlot{}
+	return context.WithValue(ctx, costSlotKey{}, slot), slot
+}
+
+// Cost returns the cost kept in the slot, or nil.
+func (s *CostSlot) Cost() *OperationCost { return s.cost }
+
+// SetOperationCost records c as the cost of opCtx's operation, made from
+// ctx: in ctx's CostSlot if it has one, else in the operation's stats.
+func SetOperationCost(ctx context.Context, opCtx *graphql.OperationContext, c *OperationCost) {
+	if slot, ok := ctx.Value(costSlotKey{}).(*CostSlot); ok {
+		slot.cost = c
+		return
+	}
 	opCtx.Stats.SetExtension(operationCostStat, c)
 }
 
 // OperationCostOf returns the cost recorded for the operation of ctx, or nil.
 func OperationCostOf(ctx context.Context) *OperationCost {
+	if slot, ok := ctx.Value(costSlotKey{}).(*CostSlot); ok {
+		return slot.cost
+	}
 	if !graphql.HasOperationContext(ctx) {
 		return nil
 	}
-	return CostOf(graphql.GetOperationContext(ctx))
-}
-
-// CostOf returns the cost recorded for opCtx's operation, or nil.
-func CostOf(opCtx *graphql.OperationContext) *OperationCost {
-	c, _ := opCtx.Stats.GetExtension(operationCostStat).(*OperationCost)
+	c, _ := graphql.GetOperationContext(ctx).Stats.GetExtension(operationCostStat).(*OperationCost)
 	return c
 }
 

@@ -52,14 +52,14 @@ func (q *queryLimits) MutateOperationContext(ctx context.Context, opCtx *graphql
 	// walk exponential (a 2 KB document took minutes of CPU).
 	if n := expandedFields(opCtx.Operation.SelectionSet, map[string]int{}); n > q.maxComplexity {
 		// The count, a floor of the cost, is what is reported.
-		graph.SetOperationCost(opCtx, &graph.OperationCost{RequestedQueryCost: n, ActualQueryCost: n})
+		graph.SetOperationCost(ctx, opCtx, &graph.OperationCost{RequestedQueryCost: n, ActualQueryCost: n})
 		err := gqlerror.Errorf("This operation selects %s fields once its fragments are spread; the limit is %d. Ask for fewer fields, or split it into several operations.", countText(n), q.maxComplexity)
 		errcode.Set(err, string(apperr.QueryTooComplex))
 		return err
 	}
 	points := complexity.Calculate(ctx, q.es, opCtx.Operation, opCtx.Variables)
 	cost := &graph.OperationCost{RequestedQueryCost: points, ActualQueryCost: points}
-	graph.SetOperationCost(opCtx, cost)
+	graph.SetOperationCost(ctx, opCtx, cost)
 	if depth := selectionDepth(opCtx.Operation.SelectionSet); depth > q.maxDepth {
 		err := gqlerror.Errorf("This operation nests fields %d levels deep; the limit is %d. Select fewer nested fields, or split it into several operations.", depth, q.maxDepth)
 		errcode.Set(err, string(apperr.QueryTooDeep))

@@ -33,6 +33,7 @@ type wsOp struct {
 	sock      *wsSocket
 	ctx       context.Context
 	rc        *graphql.OperationContext
+	cost      *graph.CostSlot
 	responses graphql.ResponseHandler
 	failed    *opErrors
 
@@ -98,7 +99,7 @@ func (s *wsSocket) stop(id string, forget bool) {
 // start runs the operation payload describes under id, in a goroutine of
 // its own, until it ends or is stopped.
 func (s *wsSocket) start(id string, payload json.RawMessage, read graphql.TraceTiming) {
-	ctx := graphql.StartOperationTrace(s.ctx)
+	ctx, cost := graph.WithCostSlot(graphql.StartOperationTrace(s.ctx))
 	params := &graphql.RawParams{}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
@@ -126,7 +127,7 @@ func (s *wsSocket) start(id string, payload json.RawMessage, read graphql.TraceT
 	// would cost a context.AfterFunc otherwise.
 	ctx, stop := context.WithCancel(graphql.WithOperationContext(ctx, rc))
 	failed := &opErrors{}
-	op := &wsOp{id: id, stop: stop, sock: s, rc: rc, failed: failed}
+	op := &wsOp{id: id, stop: stop, sock: s, rc: rc, cost: cost, failed: failed}
 	ctx = context.WithValue(ctx, wsOpKey{}, op)
 	ctx, op.push = events.WithPush(ctx, op.notify)
 	s.mu.Lock()
@@ -331,7 +332,7 @@ func (s *wsSocket) sendResponse(op *wsOp, id string, resp *graphql.Response) {
 	}
 	var cost fanout.Extension
 	if op != nil {
-		if c := graph.CostOf(op.rc); c != nil {
+		if c := op.cost.Cost(); c != nil {
 			cost = fanout.Extension{Name: graph.CostExtension, Value: c}
 		}
 	}
