@@ -28,10 +28,9 @@ const sessionEndGrace = 5 * time.Second
 // watchSession ends it; endOperations and the WebSocket adapter read it.
 type sessionEnd struct {
 	websocket bool
-	ended     context.Context // done when the session ends; its cause says why
-	cancel    context.CancelCauseFunc
 
-	mu      sync.Mutex // orders running.Add before running.Wait; guards ops
+	mu      sync.Mutex // orders running.Add before running.Wait; guards why and ops
+	why     error      // why the session ended; nil while it works
 	ops     []*func()  // the cancel of each operation joined; a few per connection
 	running sync.WaitGroup
 }
@@ -39,8 +38,7 @@ type sessionEnd struct {
 type sessionEndKey struct{}
 
 func withSessionEnd(ctx context.Context, websocket bool) context.Context {
-	ended, cancel := context.WithCancelCause(context.Background())
-	return context.WithValue(ctx, sessionEndKey{}, &sessionEnd{websocket: websocket, ended: ended, cancel: cancel})
+	return context.WithValue(ctx, sessionEndKey{}, &sessionEnd{websocket: websocket})
 }
 
 func sessionEndFrom(ctx context.Context) *sessionEnd {
@@ -50,10 +48,9 @@ func sessionEndFrom(ctx context.Context) *sessionEnd {
 
 // err is why the session ended, or nil while it works.
 func (e *sessionEnd) err() error {
-	if e.ended.Err() == nil {
-		return nil
-	}
-	return context.Cause(e.ended)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.why
 }
 
 // join counts an operation that runs until ctx is done, and returns the
@@ -62,11 +59,11 @@ func (e *sessionEnd) err() error {
 func (e *sessionEnd) join(ctx context.Context) (opCtx context.Context, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.ended.Err() != nil {
+	if e.why != nil {
 		return ctx, false
 	}
 	// One cancel and one callback per operation: a socket holds many for
-	// hours, and an AfterFunc on e.ended for each would cost as much again.
+	// hours.
 	// A WebSocket operation is halted instead (see wsOp.halt), and the
 	// callback runs once it has reported.
 	var cancel, release func()
@@ -95,7 +92,9 @@ func (e *sessionEnd) join(ctx context.Context) (opCtx context.Context, ok bool) 
 // it, and waits (within sessionEndGrace) until they have all reported it.
 func (e *sessionEnd) end(err error) {
 	e.mu.Lock()
-	e.cancel(err)
+	if e.why == nil {
+		e.why = err
+	}
 	for _, cancel := range e.ops {
 		(*cancel)()
 	}

@@ -29,6 +29,7 @@ type wsAcceptor struct {
 	initTimeout  time.Duration
 	writeTimeout time.Duration
 	pingInterval time.Duration
+	pings        *pingWheel
 	open         prometheus.Gauge
 	log          *slog.Logger
 
@@ -57,6 +58,7 @@ func newWSAcceptor(origins *originList, initTimeout, writeTimeout, pingInterval 
 		initTimeout:  initTimeout,
 		writeTimeout: writeTimeout,
 		pingInterval: pingInterval,
+		pings:        &pingWheel{interval: pingInterval},
 		open:         open,
 		log:          log,
 		conns:        make(map[*wsSocket]struct{}),

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"io"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,9 +16,10 @@ import (
 // wsSocket is one GraphQL WebSocket: its connection, its subprotocol's state
 // and its running operations. An idle socket costs no goroutine: its reader
 // is parked with the process's poller (see idleReader), pings and
-// keep-alives ride a runtime timer, a subscription whose stream pushes is
-// run by the stream's own goroutine (see wsOp.pump), and no write buffer is
-// held between messages; what remains is a 512 B read buffer.
+// keep-alives come from the acceptor's ping wheel (see pingWheel), a
+// subscription whose stream pushes is run by the stream's own goroutine
+// (see wsOp.pump), and no write buffer is held between messages; what
+// remains is a 512 B read buffer.
 //
 // Every write has a deadline, so a client that stops reading is dropped
 // instead of stalling the goroutines that write to it; WebSocket-level pings
@@ -49,7 +49,8 @@ type wsSocket struct {
 	// nil until connection_init. Only the reader sets it.
 	unwatch func()
 
-	pings       *time.Timer
+	pingSlot    int          // on the acceptor's pingWheel, guarded by it
+	pingPos     int          // -1 once off the wheel
 	heard       atomic.Int64 // when the peer last showed a sign of life (Unix ns)
 	initTimeout *time.Timer  // nil once connection_init has come; only the reader touches it
 
@@ -65,18 +66,16 @@ type wsSocket struct {
 	ops       wsOps
 }
 
-// startTimers arms the pings, and the close of a socket that sends no
-// connection_init in time. A peer silent for two ping intervals (no pong,
-// no message) is dropped: by the read deadline when it stops halfway
-// through a frame, by the next ping otherwise. The first ping comes after a
-// random half to whole interval and the next ones an interval apart, so
-// that sockets opened together (every editor reconnecting after a deploy)
-// are not all pinged together for as long as they last.
+// startTimers puts the socket on the acceptor's ping wheel (see
+// pingWheel), and arms the close of a socket that sends no connection_init
+// in time. A peer silent for two ping intervals (no pong, no message) is
+// dropped: by the read deadline when it stops halfway through a frame, by
+// the next ping otherwise.
 func (s *wsSocket) startTimers() {
 	a := s.acceptor
 	s.alive()
 	s.ws.SetPongHandler(func(string) error { s.alive(); return nil })
-	s.pings = time.AfterFunc(a.pingInterval/2+rand.N(a.pingInterval/2+1), s.ping)
+	a.pings.add(s)
 	s.initTimeout = time.AfterFunc(a.initTimeout, s.initTimedOut)
 }
 
@@ -130,7 +129,6 @@ func (s *wsSocket) ping() {
 			_ = s.send(nil, "", msgPing, nil)
 		}
 	}
-	s.pings.Reset(s.acceptor.pingInterval)
 }
 
 // stopInitTimeout stops the init time-out, and lets its timer go: a socket
@@ -257,7 +255,7 @@ func closeReason(s string) string {
 
 // finish releases what the socket holds once its reader has found it closed.
 func (s *wsSocket) finish() {
-	s.pings.Stop()
+	s.acceptor.pings.remove(s)
 	s.stopInitTimeout()
 	s.closed.Store(true)
 	s.mu.Lock()

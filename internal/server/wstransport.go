@@ -63,6 +63,7 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		exec:     exec,
 		session:  sessionEndFrom(ctx),
 		ctx:      ctx,
+		pingPos:  -1,
 	}
 	if !t.sockets.add(s) {
 		return
