@@ -21,8 +21,8 @@ func FuzzTakeControl(f *testing.F) {
 		append(maskedFrame(websocket.PingMessage, bytes.Repeat([]byte{'x'}, 125)), maskedFrame(websocket.TextMessage, []byte(`{"type":"ping"}`))...),
 		maskedFrame(websocket.PingMessage, []byte("cut"))[:5],
 		{0x89, 0x05, 'h', 'e', 'l', 'l', 'o'}, // unmasked
-		{0x09, 0x80, 0, 0, 0, 0},             // not final
-		{0x89, 0xfe, 0, 0x7e},                // a 16-bit length
+		{0x09, 0x80, 0, 0, 0, 0},              // not final
+		{0x89, 0xfe, 0, 0x7e},                 // a 16-bit length
 	} {
 		f.Add(seed)
 	}
