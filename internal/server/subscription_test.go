@@ -206,17 +206,7 @@ func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 
 	// The staller opens many fast subscriptions and then never reads, so the
 	// server's writes to it fill the socket buffers and block.
-	d := websocket.Dialer{
-		Subprotocols: []string{"graphql-transport-ws"},
-		NetDial: func(network, addr string) (net.Conn, error) {
-			c, err := net.Dial(network, addr)
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetReadBuffer(4096)
-			}
-			return c, err
-		},
-	}
-	staller, _, err := d.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/graphql", nil)
+	staller, _, err := stallingDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/graphql", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

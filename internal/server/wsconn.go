@@ -179,10 +179,12 @@ func (s *wsSocket) writeLast(op *wsOp, frame []byte) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
-	current := s.ops.index(op) >= 0
-	s.ops.remove(op)
+	i := s.ops.index(op)
+	if i >= 0 {
+		s.ops = slices.Delete(s.ops, i, i+1)
+	}
 	s.mu.Unlock()
-	if current && frame != nil {
+	if i >= 0 && frame != nil {
 		_ = s.writeLocked(frame)
 	}
 }

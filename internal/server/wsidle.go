@@ -57,8 +57,8 @@ func (r *idleReader) wait(pong func(), ping func(payload []byte), resume func())
 		return false
 	}
 	for {
-		if r.br.Buffered() == 0 {
-			if r.poller != nil && !r.kernelHasBytes() && r.poller.park(r, resume) {
+		if r.br.Buffered() == 0 && !r.kernelHasBytes() {
+			if r.poller != nil && r.poller.park(r, resume) {
 				return true
 			}
 			_ = r.raw.Read(readable)
